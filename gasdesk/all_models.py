@@ -1,0 +1,9 @@
+"""Imports every domain's ORM models so ``Base.metadata`` is complete (Alembic, test set-up)."""
+
+from gasdesk.audit import models as audit_models  # noqa: F401
+from gasdesk.auth import models as auth_models  # noqa: F401
+from gasdesk.branches import models as branch_models  # noqa: F401
+from gasdesk.customers import models as customer_models  # noqa: F401
+from gasdesk.db import Base
+
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Users, roles, login, API tokens and the per-route access rules."""

@@ -1,0 +1,110 @@
+"""Route access rules. Every route declares one: ``allow(Role.agent, ...)`` or ``public()``.
+
+``tests/auth/test_route_access.py`` walks the application's route table and fails
+for any route that declares neither, so a new endpoint cannot forget its roles.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.auth.service import user_for_token
+from gasdesk.db import get_session
+from gasdesk.errors import NotAuthenticated, PermissionDenied
+
+SESSION_USER_KEY = "uid"
+SESSION_EPOCH_KEY = "ep"
+
+
+async def current_user_or_none(
+    request: Request, session: Annotated[AsyncSession, Depends(get_session, scope="function")]
+) -> User | None:
+    """The caller: bearer token first (API clients), then the signed cookie session (pages)."""
+    user: User | None = None
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        user = await user_for_token(session, header[7:].strip())
+        if user is None:
+            raise NotAuthenticated("令牌无效或已过期", code="invalid_token")
+    elif "session" in request.scope:
+        uid = request.session.get(SESSION_USER_KEY)
+        if uid is not None:
+            candidate = await session.get(User, int(uid))
+            if (
+                candidate is not None
+                and candidate.is_active
+                and candidate.session_epoch == request.session.get(SESSION_EPOCH_KEY)
+            ):
+                user = candidate
+            else:
+                request.session.clear()
+    request.state.user = user  # lets the error handler and templates know who is asking
+    return user
+
+
+class AccessRule:
+    """A dependency that authenticates the caller and checks the role; also a marker for the route walk."""
+
+    def __init__(self, roles: frozenset[Role] | None) -> None:
+        self.roles = roles  # None means public
+
+    @property
+    def is_public(self) -> bool:
+        return self.roles is None
+
+    async def __call__(self, user: Annotated[User | None, Depends(current_user_or_none)]) -> User | None:
+        if self.roles is None:
+            return user
+        if user is None:
+            raise NotAuthenticated("请先登录", code="not_authenticated")
+        if Role(user.role) not in self.roles:
+            raise PermissionDenied("当前角色无权访问此功能", code="forbidden")
+        return user
+
+    def __repr__(self) -> str:
+        return "public" if self.roles is None else f"allow({', '.join(sorted(self.roles))})"
+
+
+def allow(*roles: Role) -> Any:
+    """Dependency: the caller must be logged in with one of ``roles``. Resolves to the User."""
+    if not roles:
+        raise ValueError("allow() needs at least one role; use public() for open routes")
+    return Depends(AccessRule(frozenset(roles)))
+
+
+def public() -> Any:
+    """Dependency for routes anyone may call (resident pages, health checks, login)."""
+    return Depends(AccessRule(None))
+
+
+def access_rules_of(route: Any) -> list[AccessRule]:
+    """All AccessRule dependencies declared on a route (used by the route-table test and /docs)."""
+    found: list[AccessRule] = []
+
+    def walk(dependant: Any) -> None:
+        if isinstance(dependant.call, AccessRule):
+            found.append(dependant.call)
+        for sub in dependant.dependencies:
+            walk(sub)
+
+    dependant = getattr(route, "dependant", None)
+    if dependant is not None:
+        walk(dependant)
+    return found
+
+
+def iter_routes(routes: Any) -> list[Any]:
+    """Flatten an app's route table, descending into included routers (FastAPI may include them lazily)."""
+    flat: list[Any] = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            flat.extend(iter_routes(inner.routes))
+        else:
+            flat.append(route)
+    return flat

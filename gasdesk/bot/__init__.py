@@ -1,0 +1,1 @@
+"""Resident-facing bot: understanding, dialogue and replies."""

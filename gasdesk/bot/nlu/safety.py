@@ -1,0 +1,74 @@
+"""Rule layer that flags possible gas leaks; it overrides the classifier.
+
+A missed leak can kill, a false alarm costs a phone call, so the rules lean towards firing. Sensory
+cues (smell, hissing, dizziness, fire) always fire, even when negated or asked about in general.
+Words that only *name* a leak (漏气, 泄漏) or an alarm going off are ignored inside a clause that is
+plainly hypothetical or about prevention/detection in general ("万一漏气怎么办", "怎么检测漏气").
+"""
+
+from __future__ import annotations
+
+import re
+
+from gasdesk.bot.nlu.normalize import normalize
+
+# Sensory or emergency evidence of a present leak: fires regardless of context.
+_SENSORY = re.compile(
+    "|".join(
+        (
+            r"(燃气|煤气|天然气|液化气|沼气|气|臭|怪|异|刺鼻的?)味",
+            r"臭鸡蛋",
+            r"闻到|闻着|能闻|闻见|刺鼻",
+            r"一股.{0,6}味",
+            r"有(一?股|点|些)?(怪|臭|异)?味(道|儿)?",
+            r"味(道|儿)?(很|特别|有点|好|太|挺|比较|越来越)?(大|重|冲|浓|难闻|怪)",
+            r"嘶嘶|呲呲|滋滋|丝丝|咝咝|哧哧|嗤嗤|(吱吱|呼呼).{0,3}(声|响)|漏气声|气流声",
+            r"(头晕|头疼|头痛|恶心|想吐|胸闷|晕倒|昏迷).{0,12}(燃气|煤气|味)|(燃气|煤气|味).{0,12}(头晕|头疼|头痛|恶心|想吐|胸闷|晕倒|昏迷)",
+            r"(燃气|煤气)中毒|一氧化碳",
+            r"爆炸|爆燃|起火|(?<![不没能])着火了|火苗窜|窜火|回火",
+        )
+    )
+)
+
+# An alarm that is going off now (not one being bought or installed).
+_ALARM = re.compile(r"(报警器|警报器|探测器|报警装置).{0,8}?(响|叫|鸣|滴滴|嘀嘀|哔哔|报警|闪|红灯)|报警声|警报声|警报响")
+
+# Words naming a leak.
+_LEAK_WORD = re.compile(
+    r"漏气|泄漏|泄露|跑气|漏燃气|漏煤气|(燃气|煤气|气)(在|往外)?漏|冒气|往外冒气"
+    r"|(管子|管道|阀门|接口|接头|软管|胶管|燃气表|气表|灶|热水器|壁挂炉).{0,4}漏(?![水电费])"
+)
+# Leak words that are about something else entirely.
+_NOT_GAS = re.compile(r"轮胎|车胎|气球|充气|篮球|足球|自行车|电动车|空调")
+# Heating pipes leak water, not gas: a bare pipe leak in a heating message is not a gas leak.
+_HEATING_ONLY = re.compile(r"暖气|供暖|采暖|地暖|供热")
+_GAS_CONTEXT = re.compile(r"燃气|煤气|天然气|液化气|漏气|泄漏|泄露|跑气")
+
+# Clauses that talk about a leak without reporting one.
+_GENERAL = re.compile(
+    r"万一|如果|假如|要是|一旦|假设|以防|预防|防止|避免|防范|杜绝|平时|日常|注意事项|常识|知识|原因|宣传|演练|培训"
+    r"|(怎么|如何|怎样|咋|什么方法|什么办法|用什么).{0,6}(检查|检测|判断|发现|知道|辨别|识别|自查|测|查)"
+    r"|肥皂水"
+)
+_CLAUSE_SPLIT = re.compile(r"[,.!?;:，。！？；：\s]+")
+
+
+def _clause_reports_leak(clause: str, whole: str) -> bool:
+    """Leak or alarm words in one clause, unless the clause is hypothetical/general."""
+    alarm = _ALARM.search(clause)
+    leak = _LEAK_WORD.search(clause)
+    if leak and _NOT_GAS.search(clause):
+        leak = None
+    if leak and _HEATING_ONLY.search(whole) and not _GAS_CONTEXT.search(whole):
+        leak = None
+    if not (alarm or leak):
+        return False
+    return not _GENERAL.search(clause)
+
+
+def is_gas_leak(text: str) -> bool:
+    """True when the message may describe a gas leak happening now. Errs on the side of True."""
+    clean = normalize(text)
+    if _SENSORY.search(clean):
+        return True
+    return any(_clause_reports_leak(clause, clean) for clause in _CLAUSE_SPLIT.split(clean) if clause)

@@ -1,0 +1,135 @@
+"""Branch hours, the holiday schedule, and admin changes to branches (audited)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from gasdesk.audit.service import Actor, record_audit
+from gasdesk.branches.models import BranchHoliday, ServiceBranch
+from gasdesk.clock import to_local, utcnow
+from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.events import emit
+
+HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+WEEKDAYS = ("1", "2", "3", "4", "5", "6", "7")
+WEEKDAY_LABELS = {"1": "周一", "2": "周二", "3": "周三", "4": "周四", "5": "周五", "6": "周六", "7": "周日"}
+
+
+def check_hours(value: str) -> str:
+    value = (value or "").strip().replace("：", ":").replace("—", "-").replace("～", "-").replace("~", "-")
+    if value == "":
+        return ""
+    if not HOURS_RE.match(value):
+        raise InvalidInput(f"营业时间格式应为 08:30-17:00，收到 {value!r}", code="invalid_hours")
+    start, end = value.split("-")
+    if start >= end:
+        raise InvalidInput(f"营业时间的开始必须早于结束: {value}", code="invalid_hours")
+    return value
+
+
+def check_weekly_hours(hours: dict[str, str]) -> dict[str, str]:
+    unknown = set(hours) - set(WEEKDAYS)
+    if unknown:
+        raise InvalidInput(f"未知的星期: {sorted(unknown)}（用 1–7 表示周一到周日）", code="invalid_hours")
+    return {day: check_hours(hours.get(day, "")) for day in WEEKDAYS}
+
+
+@dataclass(frozen=True)
+class OpeningStatus:
+    is_open: bool
+    hours_today: str
+    note: str
+
+
+def hours_on(branch: ServiceBranch, day: date) -> tuple[str, str]:
+    """(hours, note) on a given local date, honouring the holiday schedule."""
+    for holiday in branch.holidays:
+        if holiday.day == day:
+            return holiday.hours, holiday.note
+    return branch.weekly_hours.get(str(day.isoweekday()), ""), ""
+
+
+def opening_status(branch: ServiceBranch, moment: datetime | None = None) -> OpeningStatus:
+    local = to_local(moment or utcnow())
+    assert local is not None
+    hours, note = hours_on(branch, local.date())
+    if not hours:
+        return OpeningStatus(False, "", note or "今日休息")
+    start, end = (time.fromisoformat(x) for x in hours.split("-"))
+    return OpeningStatus(start <= local.time() < end, hours, note)
+
+
+async def list_branches(session: AsyncSession, district: str | None = None) -> list[ServiceBranch]:
+    query = select(ServiceBranch).options(selectinload(ServiceBranch.holidays)).where(ServiceBranch.is_active)
+    if district:
+        query = query.where(ServiceBranch.district == district)
+    return list(await session.scalars(query.order_by(ServiceBranch.district, ServiceBranch.name)))
+
+
+async def access_branch(session: AsyncSession, branch_id: int) -> ServiceBranch:
+    branch = await session.scalar(
+        select(ServiceBranch).options(selectinload(ServiceBranch.holidays)).where(ServiceBranch.id == branch_id)
+    )
+    if branch is None:
+        raise NotFound("营业网点不存在", code="branch_not_found")
+    return branch
+
+
+async def do_save_branch(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    branch: ServiceBranch | None,
+    name: str,
+    district: str,
+    address: str,
+    phone: str,
+    weekly_hours: dict[str, str],
+    services: list[str] | None = None,
+    is_active: bool = True,
+) -> ServiceBranch:
+    """Create (branch=None) or update a branch; audited as configuration."""
+    name = name.strip()
+    if not name or not district.strip() or not address.strip() or not phone.strip():
+        raise InvalidInput("网点名称、区、地址和电话都不能为空", code="invalid_branch")
+    hours = check_weekly_hours(weekly_hours)
+    clash = await session.scalar(select(ServiceBranch).where(ServiceBranch.name == name))
+    if clash is not None and clash is not branch:
+        raise Conflict(f"网点名称 {name} 已存在", code="branch_name_taken")
+    before = branch.snapshot() if branch else None
+    if branch is None:
+        branch = ServiceBranch(holidays=[])
+        session.add(branch)
+    branch.name, branch.district, branch.address, branch.phone = name, district.strip(), address.strip(), phone.strip()
+    branch.weekly_hours = hours
+    branch.services = list(services or [])
+    branch.is_active = is_active
+    await session.flush()
+    record_audit(session, actor, "branch.update" if before else "branch.create", "branch", branch.id,
+                 before=before, after=branch.snapshot())
+    emit(session, "branch.saved", {"branch_id": branch.id})
+    return branch
+
+
+async def do_set_holiday(
+    session: AsyncSession, actor: Actor, branch: ServiceBranch, day: date, hours: str, note: str
+) -> BranchHoliday:
+    """Set special hours for one day ("" = closed), replacing any earlier entry for that day."""
+    hours = check_hours(hours)
+    existing = next((h for h in branch.holidays if h.day == day), None)
+    before = {"day": day.isoformat(), "hours": existing.hours, "note": existing.note} if existing else None
+    if existing is None:
+        existing = BranchHoliday(day=day, hours=hours, note=note.strip()[:60])
+        branch.holidays.append(existing)
+    else:
+        existing.hours, existing.note = hours, note.strip()[:60]
+    await session.flush()
+    record_audit(session, actor, "branch.holiday", "branch", branch.id, before=before,
+                 after={"day": day.isoformat(), "hours": hours, "note": existing.note})
+    return existing

@@ -1,0 +1,85 @@
+"""Customer REST API: search, 360, create/update (all audited)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from gasdesk.audit.service import Actor
+from gasdesk.auth.access import allow
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.customers import service
+from gasdesk.customers.billing import billing_system_for
+from gasdesk.customers.schemas import (
+    AccountIn,
+    AccountOut,
+    AddressIn,
+    AddressOut,
+    Customer360,
+    CustomerIn,
+    CustomerPatch,
+    CustomerSummary,
+)
+from gasdesk.db import DbSession
+from gasdesk.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+
+READERS = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
+WRITERS = (Role.admin, Role.supervisor, Role.agent)
+
+
+@router.get("", response_model=list[CustomerSummary])
+async def search_customers(
+    session: DbSession,
+    phone: str | None = Query(None, max_length=20),
+    account_no: str | None = Query(None, max_length=20),
+    name: str | None = Query(None, max_length=60),
+    address: str | None = Query(None, max_length=120),
+    q: str | None = Query(None, max_length=120, description="自动识别：手机号、户号、地址或姓名"),
+    limit: int = Query(20, ge=1, le=100),
+    _: User = allow(*READERS),
+) -> list[CustomerSummary]:
+    """Search by phone, 户号, exact name or address (normalised), or one free-text ``q``."""
+    query = service.CustomerQuery(phone=phone, account_no=account_no, name=name, address=address, q=q)
+    if not any([phone, account_no, name, address, q]):
+        raise InvalidInput("请至少提供一个查询条件：phone、account_no、name、address 或 q", code="missing_query")
+    return [service.summarize(c) for c in await service.find_customers(session, query, limit=limit)]
+
+
+@router.post("", response_model=Customer360, status_code=201)
+async def create_customer(body: CustomerIn, session: DbSession, user: User = allow(*WRITERS)) -> Customer360:
+    customer = await service.do_create_customer(session, Actor.of(user, "api"), body)
+    return await service.customer_360(customer, billing_system_for(session))
+
+
+@router.get("/{customer_id}", response_model=Customer360)
+async def get_customer(customer_id: int, session: DbSession, _: User = allow(*READERS)) -> Customer360:
+    """Customer 360: accounts, addresses and the billing summary of each account."""
+    customer = await service.access_customer(session, customer_id)
+    return await service.customer_360(customer, billing_system_for(session))
+
+
+@router.patch("/{customer_id}", response_model=Customer360)
+async def update_customer(customer_id: int, body: CustomerPatch, session: DbSession,
+                          user: User = allow(*WRITERS)) -> Customer360:
+    customer = await service.access_customer(session, customer_id)
+    await service.do_update_customer(session, Actor.of(user, "api"), customer, body)
+    return await service.customer_360(customer, billing_system_for(session))
+
+
+@router.post("/{customer_id}/addresses", response_model=AddressOut, status_code=201)
+async def add_address(customer_id: int, body: AddressIn, session: DbSession, user: User = allow(*WRITERS)) -> AddressOut:
+    customer = await service.access_customer(session, customer_id)
+    address = await service.do_add_address(session, Actor.of(user, "api"), customer, body)
+    return AddressOut(id=address.id, district=address.district, street=address.street or "",
+                      community=address.community, building=address.building or "", unit=address.unit or "",
+                      room=address.room or "", display=service.address_parts(address).display())
+
+
+@router.post("/{customer_id}/accounts", response_model=AccountOut, status_code=201)
+async def open_account(customer_id: int, body: AccountIn, session: DbSession,
+                       user: User = allow(Role.admin, Role.supervisor)) -> AccountOut:
+    customer = await service.access_customer(session, customer_id)
+    account = await service.do_open_account(session, Actor.of(user, "api"), customer, body)
+    return service.account_out(account)

@@ -1,0 +1,32 @@
+"""Agent-facing customer pages: search and the customer 360 card."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gasdesk.auth.access import allow
+from gasdesk.auth.models import User
+from gasdesk.customers import service
+from gasdesk.customers.api import READERS
+from gasdesk.customers.billing import billing_system_for
+from gasdesk.db import DbSession
+from gasdesk.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/customers")
+async def customers_page(request: Request, session: DbSession, q: str = "", _: User = allow(*READERS)) -> Response:
+    results = []
+    if q.strip():
+        results = [service.summarize(c) for c in await service.find_customers(session, service.CustomerQuery(q=q[:120]))]
+    template = "customer_results.html" if request.headers.get("hx-request") else "customers.html"
+    return render(request, template, {"q": q, "results": results, "searched": bool(q.strip())})
+
+
+@router.get("/customers/{customer_id}")
+async def customer_page(request: Request, customer_id: int, session: DbSession, _: User = allow(*READERS)) -> Response:
+    customer = await service.access_customer(session, customer_id)
+    view = await service.customer_360(customer, billing_system_for(session))
+    return render(request, "customer_360.html", {"c": view})

@@ -1,0 +1,1 @@
+"""Cryptography for personal data at rest and password hashing."""

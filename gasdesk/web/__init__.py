@@ -1,0 +1,1 @@
+"""The ASGI application, shared page templates and static files."""

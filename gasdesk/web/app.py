@@ -1,0 +1,63 @@
+"""Application factory: wires every domain's routers, sessions, static files and error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from gasdesk import __version__
+from gasdesk.config import Settings, get_settings
+from gasdesk.db import dispose_engine
+from gasdesk.web.errors import install_error_handlers
+
+log = logging.getLogger(__name__)
+
+
+def _routers() -> list:
+    # Imported here so that importing gasdesk.web.app stays cheap for the CLI.
+    from gasdesk.audit.api import router as audit_router
+    from gasdesk.auth.api import router as auth_api
+    from gasdesk.auth.pages import router as auth_pages
+    from gasdesk.branches.api import router as branches_router
+    from gasdesk.customers.api import router as customers_api
+    from gasdesk.customers.pages import router as customers_pages
+    from gasdesk.system.api import router as system_router
+
+    return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app. Refuses production mode with development secrets."""
+    settings = settings or get_settings()
+    settings.check_production_safety()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await dispose_engine()
+
+    app = FastAPI(
+        title="gasdesk API",
+        version=__version__,
+        description="热力燃气智能客服平台 REST API。用 `POST /api/v1/auth/token` 换取 Bearer 令牌。",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=settings.session_cookie,
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for router in _routers():
+        app.include_router(router)
+    install_error_handlers(app)
+    return app

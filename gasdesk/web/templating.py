@@ -1,0 +1,30 @@
+"""Jinja2 templates shared by every domain's pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from gasdesk.auth.roles import ROLE_LABELS, Role
+from gasdesk.clock import format_local
+
+TEMPLATE_DIRS = [str(Path(__file__).parent / "templates")]
+templates = Jinja2Templates(directory=TEMPLATE_DIRS)
+templates.env.filters["local"] = format_local
+templates.env.globals["role_label"] = lambda role: ROLE_LABELS.get(Role(role), role) if role else ""
+
+
+def add_template_dir(path: Path) -> None:
+    """Domains keep their page templates beside their code and register the folder here."""
+    if str(path) not in TEMPLATE_DIRS:
+        TEMPLATE_DIRS.append(str(path))
+        templates.env.loader.searchpath.append(str(path))  # type: ignore[union-attr]
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+    ctx = {"user": getattr(request.state, "user", None), **(context or {})}
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)

@@ -1,0 +1,113 @@
+"""Test set-up: every test gets a freshly migrated database on SQLite, or on PostgreSQL when
+``GASDESK_TEST_DATABASE_URL`` is set (``make test`` runs the suite on both)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from gasdesk import clock, db
+from gasdesk.all_models import metadata
+from gasdesk.config import reset_settings_cache
+from gasdesk.events import Event, bus
+from gasdesk.migrations.runner import upgrade
+from tests.factories import Factory
+
+PG_URL = os.environ.get("GASDESK_TEST_DATABASE_URL")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"gasdesk database backend: {'postgresql' if PG_URL else 'sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Run the real Alembic migrations once per session: on PostgreSQL in place, on SQLite into a template file."""
+    if PG_URL:
+        engine_url = PG_URL
+        import asyncio
+
+        async def reset_schema() -> None:
+            engine = create_async_engine(engine_url)
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            await engine.dispose()
+
+        asyncio.run(reset_schema())
+        upgrade(engine_url)
+        return engine_url
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture
+def database_url(migrated_template: str, tmp_path: Path) -> Iterator[str]:
+    if PG_URL:
+        yield PG_URL
+        return
+    target = tmp_path / "gasdesk.db"
+    shutil.copyfile(migrated_template, target)
+    yield f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture(autouse=True)
+async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Point Settings at the test database; empty every table between tests on PostgreSQL."""
+    monkeypatch.setenv("GASDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("GASDESK_ENV", "test")
+    monkeypatch.setenv("GASDESK_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.delenv("GASDESK_BILLING_URL", raising=False)
+    reset_settings_cache()
+    await db.dispose_engine()
+    if PG_URL:
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        async with db.get_engine().begin() as conn:
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield
+    clock.set_now(None)
+    await db.dispose_engine()
+    reset_settings_cache()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[AsyncSession]:
+    async with db.sessionmaker()() as s:
+        yield s
+        await db.rollback(s)
+
+
+@pytest.fixture
+def events() -> Iterator[list[Event]]:
+    """Every event published (after commit) during the test."""
+    seen: list[Event] = []
+    unsubscribe = bus.subscribe(seen.append)
+    yield seen
+    unsubscribe()
+
+
+@pytest.fixture
+def app():
+    from gasdesk.web.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def factory(session: AsyncSession) -> Factory:
+    return Factory(session)
