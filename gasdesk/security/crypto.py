@@ -32,12 +32,14 @@ def _derive(purpose: bytes, master: bytes) -> bytes:
 
 
 @lru_cache(maxsize=4)
-def _keys(master: bytes) -> tuple[AESGCM, bytes]:
+def _keys(data_key: str) -> tuple[AESGCM, bytes]:
+    master = base64.urlsafe_b64decode(data_key.encode())
     return AESGCM(_derive(b"field-encryption", master)), _derive(b"blind-index", master)
 
 
 def _current_keys() -> tuple[AESGCM, bytes]:
-    return _keys(get_settings().data_key_bytes)
+    # Keyed by the configured string so tests that change GASDESK_DATA_KEY get new keys.
+    return _keys(get_settings().data_key)
 
 
 def encrypt_text(plaintext: str) -> str:

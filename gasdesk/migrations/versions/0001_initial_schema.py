@@ -201,17 +201,18 @@ def upgrade() -> None:
 
 
 # The audit log is append-only in the database too, not only in the ORM.
-_PG_AUDIT_GUARD = """
-CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger AS $$
-BEGIN RAISE EXCEPTION 'audit_entries is append-only'; END; $$ LANGUAGE plpgsql;
-CREATE TRIGGER audit_entries_no_update BEFORE UPDATE OR DELETE ON audit_entries
-FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only();
-"""
+_PG_AUDIT_GUARD = [
+    "CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit_entries is append-only'; END; $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER audit_entries_no_update BEFORE UPDATE OR DELETE ON audit_entries "
+    "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()",
+]
 
 
 def _audit_append_only() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_PG_AUDIT_GUARD)
+        for statement in _PG_AUDIT_GUARD:
+            op.execute(statement)
     else:
         op.execute("CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries "
                    "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END;")

@@ -1,0 +1,49 @@
+# gasdesk — two commands on a fresh machine:  make run   |   make test
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install test-deps lint test-sqlite test-postgres test-browser bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: install, migrate, seed demo data once, serve on http://127.0.0.1:8000
+run: install
+	$(BIN)/gasdesk db upgrade
+	$(BIN)/gasdesk seed-demo
+	@echo "gasdesk 已启动: http://$(HOST):$(PORT)  （演示账号见上方，或首页）"
+	$(BIN)/gasdesk serve --host $(HOST) --port $(PORT)
+
+## test-deps: Debian packages the tests need (PostgreSQL server, Redis, Chromium, CJK fonts)
+test-deps:
+	@bash scripts/install-test-deps.sh
+
+lint: install
+	$(BIN)/ruff check gasdesk tests bench
+
+test-sqlite: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-postgres: install
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"
+
+## test: everything, on SQLite and on a throwaway PostgreSQL cluster
+test: install test-deps lint test-sqlite test-postgres
+
+bench: install
+	$(BIN)/python bench/import_customers.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

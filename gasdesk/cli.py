@@ -1,0 +1,162 @@
+"""The ``gasdesk`` command line. Every command calls the same service functions as the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gasdesk.errors import GasdeskError
+
+app = typer.Typer(help="gasdesk 热力燃气智能客服平台", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+user_app = typer.Typer(help="Staff users", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk imports", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(import_app, name="import")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"错误: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def run(coro):  # noqa: ANN001, ANN201 - thin wrapper
+    """Run a coroutine, turning domain errors into a clear message and a non-zero exit."""
+    from gasdesk.db import dispose_engine
+
+    async def main():  # noqa: ANN202
+        try:
+            return await coro
+        finally:
+            await dispose_engine()
+
+    try:
+        return asyncio.run(main())
+    except GasdeskError as exc:
+        fail(exc.message)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (scale-out needs PostgreSQL + Redis)")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development)")] = False,
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    from gasdesk.config import InsecureConfiguration, get_settings
+
+    settings = get_settings()
+    try:
+        settings.check_production_safety()
+    except InsecureConfiguration as exc:
+        fail(str(exc))
+    if workers > 1 and settings.is_sqlite:
+        fail("多进程模式需要 PostgreSQL（GASDESK_DATABASE_URL）和 Redis（GASDESK_REDIS_URL）")
+    uvicorn.run(
+        "gasdesk.web.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+        workers=workers, reload=reload, log_level="info",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Apply database migrations (Alembic)."""
+    from gasdesk.migrations.runner import upgrade
+
+    upgrade(revision=revision)
+    typer.echo("数据库已升级到最新版本")
+
+
+@app.command("seed-demo")
+def seed_demo(
+    customers: Annotated[int, typer.Option(help="Number of demo customers")] = 2400,
+    force: Annotated[bool, typer.Option(help="Seed even if demo data exists")] = False,
+) -> None:
+    """Create a believable demo utility (once): districts, customers, branches, users."""
+    from gasdesk.seed.demo import seed_demo_data
+
+    result = run(seed_demo_data(customers=customers, force=force))
+    if result is None:
+        typer.echo("演示数据已存在，跳过（使用 --force 重新生成）")
+        return
+    typer.echo(f"演示数据已生成: {result.customers} 位客户, {result.accounts} 个户号, {result.branches} 个营业网点")
+    typer.echo("演示账号（用户名 / 密码）:")
+    for username, password, label in result.logins:
+        typer.echo(f"  {label:<8} {username:<12} {password}")
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option(help="admin | supervisor | agent | dispatcher | field_crew")],
+    display_name: Annotated[str | None, typer.Option(help="Name shown in the UI")] = None,
+    password: Annotated[str | None, typer.Option(help="Password (prompted if omitted; or GASDESK_NEW_PASSWORD)")] = None,
+) -> None:
+    """Create a staff user."""
+    from gasdesk.audit.service import Actor
+    from gasdesk.auth.service import do_create_user
+    from gasdesk.db import transaction
+
+    secret = password or os.environ.get("GASDESK_NEW_PASSWORD")
+    if not secret:
+        if not sys.stdin.isatty():
+            fail("请用 --password 或环境变量 GASDESK_NEW_PASSWORD 提供密码")
+        secret = getpass.getpass("密码: ")
+        if secret != getpass.getpass("再次输入密码: "):
+            fail("两次输入的密码不一致")
+
+    async def create():  # noqa: ANN202
+        async with transaction() as session:
+            user = await do_create_user(session, Actor.system("cli"), username=username, password=secret,
+                                        role=role, display_name=display_name)
+            return user.username, user.role
+
+    name, role_value = run(create())
+    typer.echo(f"已创建用户 {name}（{role_value}）")
+
+
+@import_app.command("customers")
+def import_customers_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV file (UTF-8 or GBK)")],
+    errors: Annotated[Path | None, typer.Option(help="Where to write rejected rows")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction")] = 2000,
+) -> None:
+    """Import customers and accounts from CSV; re-running updates instead of duplicating."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gasdesk.audit.service import Actor
+    from gasdesk.customers.importer import import_customers
+
+    if batch_size < 1:
+        fail("--batch-size 必须大于 0")
+    with Progress(TextColumn("导入客户"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False) as progress:
+        task = progress.add_task("import", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = run(import_customers(file, Actor.system("cli-import"), error_path=errors, batch_size=batch_size,
+                                      on_progress=on_progress))
+    typer.echo(
+        f"共 {report.total} 行：新建客户 {report.created_customers}，更新客户 {report.updated_customers}，"
+        f"新建户号 {report.created_accounts}，更新户号 {report.updated_accounts}，未变化 {report.unchanged}，"
+        f"拒绝 {report.rejected}（用时 {report.seconds:.1f} 秒）"
+    )
+    if report.error_file:
+        typer.secho(f"有 {report.rejected} 行被拒绝，行号及原因已写入: {report.error_file}", fg=typer.colors.YELLOW)
+        raise typer.Exit(3)  # distinct from hard failures (1): the good rows were imported
+
+
+def main() -> None:
+    app()
