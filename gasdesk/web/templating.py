@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from gasdesk.clock import format_local
 TEMPLATE_DIRS = [str(Path(__file__).parent / "templates")]
 templates = Jinja2Templates(directory=TEMPLATE_DIRS)
 templates.env.filters["local"] = format_local
+# Readable JSON for people (Chinese stays Chinese); Jinja's autoescape still applies.
+templates.env.filters["readable_json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 templates.env.globals["role_label"] = lambda role: ROLE_LABELS.get(Role(role), role) if role else ""
 
 

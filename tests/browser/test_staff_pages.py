@@ -1,0 +1,65 @@
+"""An agent logs in, finds a customer by phone and by address, and opens the customer 360;
+an admin browses the audit log. All in a real browser, in Chinese."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from gasdesk.customers.models import BillingBalance
+from gasdesk.db import commit
+from tests.browser.conftest import screenshot
+from tests.factories import TEST_PASSWORD
+
+
+async def _login(page, base: str, username: str) -> None:
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", TEST_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+
+
+async def test_agent_finds_customer_and_opens_360(live_server, browser, factory, session) -> None:
+    agent = await factory.user("agent", username="agentzhao")
+    customer = await factory.customer(
+        name="刘芳", phones=["13912345678"], account_no="2109876543", meter_type="ic_card",
+        address={"district": "和平区", "community": "幸福里小区", "building": "3", "unit": "2", "room": "501"},
+    )
+    session.add(BillingBalance(account_id=customer.accounts[0].id, balance=Decimal("88.50"), arrears=Decimal("0")))
+    await commit(session)
+
+    page = await browser.new_page()
+    await _login(page, live_server, agent.username)
+    await page.goto(live_server + "/customers")
+    await page.fill("input[name=q]", "139 1234 5678")
+    await page.click("button:has-text('查询')")
+    await page.wait_for_selector("text=刘芳")
+    await page.fill("input[name=q]", "和平区幸福里三栋二单元501")
+    await page.click("button:has-text('查询')")
+    await page.wait_for_selector("#results a:has-text('刘芳')")
+    await page.click("#results a:has-text('刘芳')")
+    await page.wait_for_selector("text=2109876543")
+    body = await page.inner_text("body")
+    assert "IC卡表" in body and "¥88.50" in body and "和平区幸福里小区3号楼2单元501室" in body
+    await screenshot(page, "customer-360")
+
+
+async def test_admin_browses_audit_log(live_server, browser, factory) -> None:
+    admin = await factory.user("admin", username="adminqian")
+    await factory.customer(name="陈静")
+    page = await browser.new_page()
+    await _login(page, live_server, admin.username)
+    await page.goto(live_server + "/admin/audit?entity_type=customer")
+    await page.wait_for_selector("text=customer.create")
+    assert "陈静" in await page.inner_text("table")  # decrypted for the admin, encrypted at rest
+    await screenshot(page, "audit-log")
+
+
+async def test_wrong_password_shows_chinese_error(live_server, browser, factory) -> None:
+    user = await factory.user("agent", username="agentsun")
+    page = await browser.new_page()
+    await page.goto(live_server + "/login")
+    await page.fill("input[name=username]", user.username)
+    await page.fill("input[name=password]", "wrong-password")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("text=用户名或密码错误")
