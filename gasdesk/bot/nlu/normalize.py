@@ -39,10 +39,10 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _NOISE.sub(" ", text)
     text = _REPEATED_PUNCT.sub(r"\1", text)
-    text = _apply("typos.tsv", text)
+    text = _apply("typos.txt", text)
     return _SPACES.sub(" ", text).strip()
 
 
 def canonicalize(text: str) -> str:
     """``normalize`` plus synonym folding; the classifier's view of a message."""
-    return _apply("synonyms.tsv", normalize(text))
+    return _apply("synonyms.txt", normalize(text))

@@ -1,7 +1,8 @@
 """Rule layer that flags possible gas leaks; it overrides the classifier.
 
 A missed leak can kill, a false alarm costs a phone call, so the rules lean towards firing. Sensory
-cues (smell, hissing, dizziness, fire) always fire, even when negated or asked about in general.
+cues (smell, hissing, dizziness, fire) always fire, even when asked about in general; only a smell
+that is explicitly denied ("没闻到味道") is set aside.
 Words that only *name* a leak (漏气, 泄漏) or an alarm going off are ignored inside a clause that is
 plainly hypothetical or about prevention/detection in general ("万一漏气怎么办", "怎么检测漏气").
 """
@@ -12,22 +13,37 @@ import re
 
 from gasdesk.bot.nlu.normalize import normalize
 
-# Sensory or emergency evidence of a present leak: fires regardless of context.
-_SENSORY = re.compile(
+# A smell, the commonest way a leak is noticed; checked after explicit denials are removed.
+_SMELL = re.compile(
     "|".join(
         (
             r"(燃气|煤气|天然气|液化气|沼气|气|臭|怪|异|刺鼻的?)味",
             r"臭鸡蛋",
             r"闻到|闻着|能闻|闻见|刺鼻",
-            r"一股.{0,6}味",
-            r"有(一?股|点|些)?(怪|臭|异)?味(道|儿)?",
-            r"味(道|儿)?(很|特别|有点|好|太|挺|比较|越来越)?(大|重|冲|浓|难闻|怪)",
-            r"嘶嘶|呲呲|滋滋|丝丝|咝咝|哧哧|嗤嗤|(吱吱|呼呼).{0,3}(声|响)|漏气声|气流声",
-            r"(头晕|头疼|头痛|恶心|想吐|胸闷|晕倒|昏迷).{0,12}(燃气|煤气|味)|(燃气|煤气|味).{0,12}(头晕|头疼|头痛|恶心|想吐|胸闷|晕倒|昏迷)",
-            r"(燃气|煤气)中毒|一氧化碳",
-            r"爆炸|爆燃|起火|(?<![不没能])着火了|火苗窜|窜火|回火",
+            r"[有一]股.{0,6}味",
+            r"有(点|些)?(怪|臭|异)?味(道|儿)?",
+            r"(怪怪?|臭|异|难闻|刺鼻|奇怪)的?(气味|味道|味儿|味)",
+            r"味(道|儿)?(很|特别|有点|好|太|挺|比较|越来越)?(大|重|冲|浓|难闻|怪|不对|不正常)",
         )
     )
+)
+
+# Other sensory or emergency evidence of a present leak: fires regardless of context.
+_SENSORY = re.compile(
+    "|".join(
+        (
+            r"嘶嘶|呲呲|滋滋|丝丝|咝咝|哧哧|嗤嗤|(吱吱|呼呼).{0,3}(声|响)|漏气声|气流声",
+            r"(头晕|头疼|头痛|恶心|想吐|胸闷|晕倒|昏迷).{0,12}(燃气|煤气|味)|(燃气|煤气|味).{0,12}(头晕|头疼|头痛|恶心|想吐|胸闷|晕倒|昏迷)",
+            r"爆炸|爆燃|起火|(?<![不没能])着火了|火苗.{0,3}窜|窜火|回火|关了.{0,4}火.{0,3}(还|没灭|不灭)",
+        )
+    )
+)
+
+# "没闻到什么味道" states the absence of a smell. Only tight, adjacent negations are removed, so
+# "没多久就闻到煤气味" still counts as a smell.
+_NEGATED_SMELL = re.compile(
+    r"(并?没有?|也没有?|未|无)(闻到|闻见|闻着|发现|有)?(什么|任何|啥|一点|半点)?(异|怪|臭|刺鼻的?|燃气|煤气|天然气)?(气味|味道|味儿|味)"
+    r"|闻不到.{0,4}味|(没|无)(异|怪)味"
 )
 
 # An alarm that is going off now (not one being bought or installed).
@@ -35,7 +51,9 @@ _ALARM = re.compile(r"(报警器|警报器|探测器|报警装置).{0,8}?(响|�
 
 # Words naming a leak.
 _LEAK_WORD = re.compile(
-    r"漏气|泄漏|泄露|跑气|漏燃气|漏煤气|(燃气|煤气|气)(在|往外)?漏|冒气|往外冒气"
+    r"漏气|泄漏|泄露|跑气|漏燃气|漏煤气|中毒|一氧化碳|冒气|往外冒气"
+    r"|(燃气|煤气|天然气|气)(好像|似乎|可能|是不是|在|往外|有点)?漏(?![水电费])"
+    r"|(管道|管子|燃气管|软管|胶管).{0,4}(断了|挖断|挖破|破了|裂了|爆了|裂开)"
     r"|(管子|管道|阀门|接口|接头|软管|胶管|燃气表|气表|灶|热水器|壁挂炉).{0,4}漏(?![水电费])"
 )
 # Leak words that are about something else entirely.
@@ -69,6 +87,6 @@ def _clause_reports_leak(clause: str, whole: str) -> bool:
 def is_gas_leak(text: str) -> bool:
     """True when the message may describe a gas leak happening now. Errs on the side of True."""
     clean = normalize(text)
-    if _SENSORY.search(clean):
+    if _SENSORY.search(clean) or _SMELL.search(_NEGATED_SMELL.sub("，", clean)):
         return True
     return any(_clause_reports_leak(clause, clean) for clause in _CLAUSE_SPLIT.split(clean) if clause)

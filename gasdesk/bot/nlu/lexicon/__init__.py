@@ -11,7 +11,7 @@ USERDICT_PATH = LEXICON_DIR / "userdict.txt"
 
 @cache
 def load_pairs(name: str) -> dict[str, str]:
-    """Read a ``key<TAB>value`` table, skipping blank lines and ``#`` comments."""
+    """Read a ``key<TAB>value`` table (``.txt`` so packaging ships it), skipping blank lines and ``#`` comments."""
     pairs: dict[str, str] = {}
     for raw in (LEXICON_DIR / name).read_text(encoding="utf-8").splitlines():
         line = raw.strip()
@@ -20,3 +20,10 @@ def load_pairs(name: str) -> dict[str, str]:
         key, value = line.split("\t")
         pairs[key] = value
     return pairs
+
+
+@cache
+def load_words(name: str) -> tuple[str, ...]:
+    """Read a one-word-per-line list, skipping blank lines and ``#`` comments."""
+    lines = (LEXICON_DIR / name).read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))

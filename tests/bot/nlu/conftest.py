@@ -1,0 +1,20 @@
+from pathlib import Path
+
+import pytest
+
+from gasdesk.bot.nlu.evaluate import EvalReport, evaluate
+
+DEV_EVAL = Path("/work/shared/dev-eval/utterances.jsonl")
+HELDOUT = Path(__file__).resolve().parent / "heldout.jsonl"
+
+
+@pytest.fixture(scope="session")
+def dev_report() -> EvalReport:
+    if not DEV_EVAL.is_file():
+        pytest.skip("shared dev-eval set not present")
+    return evaluate(DEV_EVAL)
+
+
+@pytest.fixture(scope="session")
+def heldout_report() -> EvalReport:
+    return evaluate(HELDOUT)

@@ -1,0 +1,68 @@
+import pytest
+
+from gasdesk.bot.nlu import is_gas_leak, understand
+
+LEAKS = [
+    "厨房一股臭鸡蛋味",
+    "家里有煤汽味",
+    "闻到天然气的味道了",
+    "燃气表那边有嘶嘶的声音",
+    "报警器一直在叫",
+    "燃气报警器滴滴滴响个不停",
+    "报警器亮红灯了",
+    "好像漏气了",
+    "管子接口在跑气",
+    "燃气泄露了",
+    "屋里有点味，人有点头晕",
+    "没有煤气味，但是报警器突然响了",
+    "我本来想约个师傅装报警器，结果刚才报警器响了",
+    "燃气灶着火了",
+    # A long story with the leak buried in the middle.
+    "我是幸福里小区的，户号2103345678，上周刚交了燃气费，今天中午回家做饭，进门就觉得有股怪怪的味道，"
+    "开了窗户，现在在楼下，麻烦问一下我家这个月账单多少",
+    "我想问下暖气费怎么交，顺便说一下楼道里好像一直有燃气味",
+]
+
+NOT_LEAKS = [
+    "想装个燃气报警器",
+    "报警器安装多少钱",
+    "怎么预防燃气泄漏",
+    "怎么检查软管是否老化",
+    "燃气热水器安全使用要注意什么",
+    "装个报警器，万一漏气能报警",
+    "用肥皂水怎么检测漏气",
+    "灶打不着火了",
+    "暖气片漏水了",
+    "暖气管子漏了，地上全是水",
+    "自行车轮胎漏气了",
+    "是不是停气了",
+    "拧开灶怎么都打不着火，也没闻到什么味道",
+]
+
+
+@pytest.mark.parametrize("text", LEAKS)
+def test_leak_rules_fire(text):
+    assert is_gas_leak(text)
+    result = understand(text)
+    assert result.intent == "gas_leak"
+    assert result.confidence == 1.0
+
+
+@pytest.mark.parametrize("text", NOT_LEAKS)
+def test_leak_rules_stay_quiet(text):
+    assert not is_gas_leak(text)
+
+
+def test_alarm_installation_is_a_booking_not_a_leak():
+    result = understand("想约师傅来家里装个燃气报警器")
+    assert result.intent == "appointment_book"
+    assert result.slots["service_type"] == "报警器安装"
+
+
+def test_prevention_question_is_safety_knowledge():
+    assert understand("怎么预防燃气泄漏").intent == "safety_knowledge"
+
+
+def test_leak_overrides_whatever_else_the_message_asks():
+    assert understand("我想查余额，另外厨房有股煤气味").intent == "gas_leak"
+    assert understand("取消明天的安检，报警器在叫").intent == "gas_leak"

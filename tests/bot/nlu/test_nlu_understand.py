@@ -1,0 +1,77 @@
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+
+from gasdesk.bot.nlu import INTENTS, Understanding, understand
+from gasdesk.bot.nlu.classifier import load_examples
+
+NOW = datetime(2024, 11, 27, 10, 0)
+
+
+def test_intents_are_the_agreed_set():
+    assert len(INTENTS) == 21 and len(set(INTENTS)) == 21
+    assert {"gas_leak", "out_of_scope", "appointment_book", "heating_not_warm"} <= set(INTENTS)
+
+
+def test_training_data_is_rich_and_covers_every_intent():
+    texts, labels = load_examples()
+    assert len(texts) > 2500
+    assert set(labels) == set(INTENTS)
+    assert min(labels.count(intent) for intent in INTENTS) >= 120
+
+
+def test_understanding_shape_and_to_dict():
+    result = understand("想预约入户安检，户号2107654321，明天下午家里有人", NOW)
+    assert isinstance(result, Understanding)
+    assert result.intent == "appointment_book"
+    assert type(result.intent) is str
+    assert 0.0 < result.confidence <= 1.0
+    data = result.to_dict()
+    assert set(data) == {"intent", "confidence", "slots"}
+    assert data["slots"]["date"] == "2024-11-28"
+    json.dumps(data, ensure_ascii=False)  # plain types only
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("天燃气打不找火了", "no_gas"),
+        ("暖器一点都不热", "heating_not_warm"),
+        ("我忘了户好了", "account_number_query"),
+        ("帮我查下燃汽费余额", "balance_query"),
+        ("ＩＣ卡表插卡没反应", "meter_guidance"),
+    ],
+)
+def test_typos_and_full_width_do_not_hurt(text, intent):
+    assert understand(text).intent == intent
+
+
+def test_empty_message_is_out_of_scope_with_zero_confidence():
+    assert understand("   ") == Understanding("out_of_scope", 0.0, {})
+
+
+@pytest.mark.parametrize("text", ["电费欠了多少", "家里停水了", "帮我查一下快递到哪了"])
+def test_other_utilities_are_out_of_scope(text):
+    assert understand(text).intent == "out_of_scope"
+
+
+def test_thread_safe_and_deterministic():
+    texts = ["转人工", "营业厅几点开门", "暖气不热", "报警器响了", "明天停气吗"] * 20
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(understand, texts))
+    assert [r.intent for r in results] == [understand(t).intent for t in texts]
+
+
+def test_dev_eval_targets(dev_report):
+    assert dev_report.accuracy >= 0.95
+    assert dev_report.leak_recall == 1.0
+    assert dev_report.slot_accuracy is not None and dev_report.slot_accuracy >= 0.9
+
+
+def test_heldout_targets(heldout_report):
+    assert heldout_report.total >= 200
+    assert heldout_report.accuracy >= 0.88
+    assert heldout_report.leak_recall == 1.0
+    assert heldout_report.slot_accuracy is not None and heldout_report.slot_accuracy >= 0.9
