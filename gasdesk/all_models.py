@@ -3,7 +3,10 @@
 from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401
 from gasdesk.branches import models as branch_models  # noqa: F401
+from gasdesk.conversations import attachments as attachment_models  # noqa: F401
+from gasdesk.conversations import models as conversation_models  # noqa: F401
 from gasdesk.customers import models as customer_models  # noqa: F401
 from gasdesk.db import Base
+from gasdesk.routing import models as routing_models  # noqa: F401
 
 metadata = Base.metadata

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket, WebSocketException
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.auth.service import user_for_token
-from gasdesk.db import get_session
+from gasdesk.db import get_session, transaction
 from gasdesk.errors import NotAuthenticated, PermissionDenied
 
 SESSION_USER_KEY = "uid"
 SESSION_EPOCH_KEY = "ep"
 
 
-async def current_user_or_none(
-    request: Request, session: Annotated[AsyncSession, Depends(get_session, scope="function")]
-) -> User | None:
-    """The caller: bearer token first (API clients), then the signed cookie session (pages)."""
+async def user_from_connection(session: AsyncSession, request: HTTPConnection) -> User | None:
+    """The caller of an HTTP request or WebSocket: bearer token first (API clients), then the cookie session."""
     user: User | None = None
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -43,6 +42,13 @@ async def current_user_or_none(
                 user = candidate
             else:
                 request.session.clear()
+    return user
+
+
+async def current_user_or_none(
+    request: Request, session: Annotated[AsyncSession, Depends(get_session, scope="function")]
+) -> User | None:
+    user = await user_from_connection(session, request)
     request.state.user = user  # lets the error handler and templates know who is asking
     return user
 
@@ -68,6 +74,32 @@ class AccessRule:
 
     def __repr__(self) -> str:
         return "public" if self.roles is None else f"allow({', '.join(sorted(self.roles))})"
+
+
+class WebSocketAccessRule(AccessRule):
+    """The same declaration for WebSocket routes. Uses its own short transaction: a socket lives long,
+    and must not hold a database session. Refusals close the socket with 4401 / 4403."""
+
+    async def __call__(self, websocket: WebSocket) -> User | None:  # type: ignore[override]
+        if self.roles is None:
+            return None
+        async with transaction() as session:
+            user = await user_from_connection(session, websocket)
+        if user is None:
+            raise WebSocketException(code=4401, reason="not_authenticated")
+        if Role(user.role) not in self.roles:
+            raise WebSocketException(code=4403, reason="forbidden")
+        return user
+
+
+def ws_allow(*roles: Role) -> Any:
+    """WebSocket route dependency: staff with one of ``roles`` (cookie session or bearer token)."""
+    return Depends(WebSocketAccessRule(frozenset(roles)))
+
+
+def ws_public() -> Any:
+    """WebSocket route open to anyone; the protocol itself authenticates (e.g. a visitor token)."""
+    return Depends(WebSocketAccessRule(None))
 
 
 def allow(*roles: Role) -> Any:

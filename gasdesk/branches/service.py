@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,29 +14,7 @@ from gasdesk.branches.models import BranchHoliday, ServiceBranch
 from gasdesk.clock import to_local, utcnow
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.events import emit
-
-HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
-WEEKDAYS = ("1", "2", "3", "4", "5", "6", "7")
-WEEKDAY_LABELS = {"1": "周一", "2": "周二", "3": "周三", "4": "周四", "5": "周五", "6": "周六", "7": "周日"}
-
-
-def check_hours(value: str) -> str:
-    value = (value or "").strip().replace("：", ":").replace("—", "-").replace("～", "-").replace("~", "-")
-    if value == "":
-        return ""
-    if not HOURS_RE.match(value):
-        raise InvalidInput(f"营业时间格式应为 08:30-17:00，收到 {value!r}", code="invalid_hours")
-    start, end = value.split("-")
-    if start >= end:
-        raise InvalidInput(f"营业时间的开始必须早于结束: {value}", code="invalid_hours")
-    return value
-
-
-def check_weekly_hours(hours: dict[str, str]) -> dict[str, str]:
-    unknown = set(hours) - set(WEEKDAYS)
-    if unknown:
-        raise InvalidInput(f"未知的星期: {sorted(unknown)}（用 1–7 表示周一到周日）", code="invalid_hours")
-    return {day: check_hours(hours.get(day, "")) for day in WEEKDAYS}
+from gasdesk.opening_hours import check_hours, check_weekly_hours, within
 
 
 @dataclass(frozen=True)
@@ -61,8 +38,7 @@ def opening_status(branch: ServiceBranch, moment: datetime | None = None) -> Ope
     hours, note = hours_on(branch, local.date())
     if not hours:
         return OpeningStatus(False, "", note or "今日休息")
-    start, end = (time.fromisoformat(x) for x in hours.split("-"))
-    return OpeningStatus(start <= local.time() < end, hours, note)
+    return OpeningStatus(within(hours, local.time()), hours, note)
 
 
 async def list_branches(session: AsyncSession, district: str | None = None) -> list[ServiceBranch]:

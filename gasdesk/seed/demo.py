@@ -22,6 +22,8 @@ from gasdesk.clock import utcnow
 from gasdesk.customers.importer import import_customers
 from gasdesk.customers.models import Account, BillingBalance, UsageRecord
 from gasdesk.db import transaction
+from gasdesk.routing.models import SkillGroup
+from gasdesk.routing.service import agent_group_ids, do_set_skills
 from gasdesk.system.api import DEMO_LOGINS
 
 DISTRICTS = {
@@ -121,6 +123,13 @@ async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResu
             if not await session.scalar(select(User.id).where(User.username == username)):
                 await do_create_user(session, actor, username=username, password=password, role=roles[username],
                                      display_name=names[username])
+        skills = {"agent1": ["gas", "heating", "billing"], "agent2": ["gas", "billing", "complaint"],
+                  "supervisor": ["gas", "heating", "billing", "complaint"]}
+        groups = {g.code: g.id for g in await session.scalars(select(SkillGroup))}
+        for username, codes in skills.items():
+            user = await session.scalar(select(User).where(User.username == username))
+            if user is not None and not await agent_group_ids(session, user.id):
+                await do_set_skills(session, user, [groups[c] for c in codes if c in groups], max_concurrent=5)
         for name, district, address, phone in BRANCHES:
             if await session.scalar(select(ServiceBranch.id).where(ServiceBranch.name == name)):
                 continue

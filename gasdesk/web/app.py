@@ -15,6 +15,7 @@ from gasdesk import __version__
 from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
 from gasdesk.web.errors import install_error_handlers
+from gasdesk.web.templating import add_template_dir
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,25 @@ def _routers() -> list:
     from gasdesk.auth.api import router as auth_api
     from gasdesk.auth.pages import router as auth_pages
     from gasdesk.branches.api import router as branches_router
+    from gasdesk.channels.webchat.api import router as webchat_api
+    from gasdesk.channels.webchat.socket import router as webchat_socket
+    from gasdesk.conversations.agent_socket import router as agent_socket
+    from gasdesk.conversations.api import router as conversations_api
+    from gasdesk.conversations.pages import router as conversations_pages
     from gasdesk.customers.api import router as customers_api
     from gasdesk.customers.pages import router as customers_pages
+    from gasdesk.routing.api import router as routing_api
     from gasdesk.system.api import router as system_router
 
-    return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router]
+    return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router,
+            webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api]
+
+
+# Domains keep templates and static files beside their code.
+DOMAIN_ASSETS = {
+    "webchat": Path(__file__).resolve().parent.parent / "channels" / "webchat",
+    "agent": Path(__file__).resolve().parent.parent / "conversations",
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    for name, folder in DOMAIN_ASSETS.items():
+        add_template_dir(folder / "templates")
+        app.mount(f"/static/{name}", StaticFiles(directory=folder / "static"), name=f"static-{name}")
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in _routers():
         app.include_router(router)

@@ -1,0 +1,1 @@
+"""The web/H5 chat widget and its WebSocket transport."""

@@ -1,0 +1,81 @@
+"""HTTP side of the web widget: visitor tokens, uploads, files, and the /chat and /widget.js pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from sqlalchemy import select
+
+from gasdesk.auth.access import current_user_or_none, public
+from gasdesk.auth.roles import MANAGERS, Role
+from gasdesk.channels.webchat.identity import issue_visitor_token, visitor_from_token
+from gasdesk.conversations import service
+from gasdesk.conversations.attachments import ALLOWED, Attachment, do_store_upload
+from gasdesk.conversations.models import Conversation
+from gasdesk.db import DbSession
+from gasdesk.errors import NotAuthenticated, NotFound
+from gasdesk.web.templating import render
+
+router = APIRouter(tags=["webchat"])
+STATIC = Path(__file__).parent / "static"
+MAX_UPLOAD = max(k.max_bytes for k in ALLOWED.values())
+
+
+@router.post("/api/v1/webchat/visitors", dependencies=[public()])
+async def new_visitor() -> dict[str, str]:
+    """A fresh anonymous resident identity for the chat widget (kept in the browser)."""
+    visitor_id, token = issue_visitor_token()
+    return {"visitor_id": visitor_id, "token": token}
+
+
+@router.post("/api/v1/webchat/uploads", status_code=201, dependencies=[public()])
+async def upload(
+    session: DbSession,
+    conversation_id: Annotated[int, Form()],
+    file: Annotated[UploadFile, File()],
+    x_visitor_token: Annotated[str | None, Header()] = None,
+) -> dict[str, object]:
+    """Upload an image or file into the resident's own conversation (type and size checked)."""
+    visitor_id = visitor_from_token(x_visitor_token)
+    if visitor_id is None:
+        raise NotAuthenticated("访客凭证无效", code="invalid_visitor_token")
+    conversation = await service.access_conversation_for_visitor(session, visitor_id, conversation_id)
+    data = await file.read(MAX_UPLOAD + 1)
+    attachment = await do_store_upload(session, conversation, file.filename or "", data, visitor_id=visitor_id)
+    return attachment.to_payload()
+
+
+@router.get("/api/v1/files/{token}", dependencies=[public()])
+async def download(request: Request, token: str, session: DbSession, v: str | None = None) -> Response:
+    """A chat attachment, for the resident of that conversation (visitor token) or staff who may read it."""
+    attachment = await session.scalar(select(Attachment).where(Attachment.token == token))
+    if attachment is None or attachment.conversation_id is None:
+        raise NotFound("文件不存在", code="file_not_found")
+    conversation = await session.get(Conversation, attachment.conversation_id)
+    visitor_id = visitor_from_token(v or request.headers.get("x-visitor-token"))
+    allowed = conversation is not None and visitor_id is not None and conversation.visitor_id == visitor_id
+    if not allowed:
+        user = await current_user_or_none(request, session)
+        if user is None:
+            raise NotAuthenticated("请先登录", code="not_authenticated")
+        allowed = Role(user.role) in MANAGERS or (conversation is not None and conversation.agent_id == user.id)
+    if not allowed:
+        raise NotFound("文件不存在", code="file_not_found")
+    disposition = "inline" if attachment.kind == "image" else "attachment"
+    return FileResponse(attachment.path, media_type=attachment.mime, filename=attachment.name,
+                        content_disposition_type=disposition)
+
+
+@router.get("/chat", include_in_schema=False, dependencies=[public()])
+async def chat_page(request: Request) -> Response:
+    """The resident chat (mobile-first); also the iframe behind widget.js and the WeChat webview."""
+    return render(request, "chat.html", {})
+
+
+@router.get("/widget.js", include_in_schema=False, dependencies=[public()])
+async def widget_js() -> Response:
+    """One <script> tag embeds the chat in any page."""
+    return FileResponse(STATIC / "widget.js", media_type="application/javascript")

@@ -1,0 +1,32 @@
+"""Anonymous resident identity for the web widget: a signed visitor token kept in the browser."""
+
+from __future__ import annotations
+
+import secrets
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from gasdesk.config import get_settings
+
+VISITOR_TOKEN_MAX_AGE_S = 90 * 24 * 3600
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(get_settings().secret_key, salt="gasdesk-webchat-visitor")
+
+
+def issue_visitor_token() -> tuple[str, str]:
+    """A new visitor id and the token that proves it."""
+    visitor_id = "v_" + secrets.token_urlsafe(16)
+    return visitor_id, _serializer().dumps({"v": visitor_id})
+
+
+def visitor_from_token(token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        data = _serializer().loads(token, max_age=VISITOR_TOKEN_MAX_AGE_S)
+    except BadSignature:
+        return None
+    visitor = data.get("v") if isinstance(data, dict) else None
+    return visitor if isinstance(visitor, str) else None

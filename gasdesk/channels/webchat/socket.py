@@ -1,0 +1,230 @@
+"""The resident side of the web/H5 chat over WebSocket. Protocol: docs/chat-protocol.md.
+
+Every frame that changes something runs in its own transaction; the acknowledgement is sent only
+after commit, so an acknowledged message is a stored message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from gasdesk.auth.access import ws_public
+from gasdesk.channels.webchat.identity import visitor_from_token
+from gasdesk.conversations import history, pipeline, service
+from gasdesk.conversations.models import ContentType, Conversation, ConversationState
+from gasdesk.db import transaction
+from gasdesk.errors import GasdeskError, InvalidInput
+from gasdesk.events import Event, bus
+from gasdesk.realtime.hub import Connection, get_hub
+from gasdesk.realtime.ratelimit import TokenBucket
+from gasdesk.routing.models import SkillGroup
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+MAX_FRAME = 16_000
+
+
+class ResidentSession:
+    """State of one resident socket: who they are and which conversation they are in."""
+
+    def __init__(self, websocket: WebSocket, visitor_id: str) -> None:
+        self.websocket = websocket
+        self.visitor_id = visitor_id
+        self.conn = Connection(websocket, kind="resident", visitor_id=visitor_id)
+        self.conversation_id: int | None = None
+        self.limiter = TokenBucket(rate_per_s=5, burst=20)
+
+    async def send(self, data: dict[str, Any]) -> None:
+        await self.conn.send(data)
+
+    async def attach(self, conversation: Conversation, after_seq: int, session: Any) -> None:
+        hub = get_hub()
+        if self.conversation_id is not None and self.conversation_id != conversation.id:
+            hub.unfollow(self.conn, self.conversation_id)
+        self.conversation_id = conversation.id
+        hub.follow(self.conn, conversation.id)
+        wire = await service.conversation_wire(session, conversation)
+        backlog = await service.messages_after(session, conversation.id, after_seq)
+        spot = await service.queue_spot(session, conversation)
+        await self.send({"type": "welcome", "visitor_id": self.visitor_id, "conversation": wire})
+        for message in backlog:
+            await self.send({"type": "message", "message": message.to_wire()})
+        if spot is not None:
+            await self.send({"type": "queue", "conversation_id": conversation.id, "position": spot.position,
+                             "waiting": spot.waiting, "estimated_wait_s": spot.estimated_wait_s})
+
+    async def conversation(self, session: Any) -> Conversation:
+        if self.conversation_id is None:
+            raise InvalidInput("请先发送 hello", code="no_conversation")
+        return await service.access_conversation_for_visitor(session, self.visitor_id, self.conversation_id)
+
+    # ------------------------------------------------------------ frames
+
+    async def on_hello(self, frame: dict[str, Any]) -> None:
+        after_seq = int(frame.get("after_seq") or 0)
+        wanted = frame.get("conversation_id")
+        async with transaction() as session:
+            conversation = None
+            if wanted:
+                conversation = await service.access_conversation_for_visitor(session, self.visitor_id, int(wanted))
+            if conversation is None:
+                conversation = await service.open_conversation_of(session, self.visitor_id, "webchat")
+            if conversation is None:
+                conversation = await pipeline.start_conversation(session, channel="webchat",
+                                                                 visitor_id=self.visitor_id)
+                after_seq = 0
+        async with transaction() as session:
+            conversation = await service.access_conversation_for_visitor(session, self.visitor_id, conversation.id)
+            await self.attach(conversation, after_seq, session)
+
+    async def on_resume(self, frame: dict[str, Any]) -> None:
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            for message in await service.messages_after(session, conversation.id, int(frame.get("after_seq") or 0)):
+                await self.send({"type": "message", "message": message.to_wire()})
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        client_msg_id = frame.get("client_msg_id")
+        kind = frame.get("content_type") or "text"
+        if kind not in ("text", "image", "file"):
+            raise InvalidInput("不支持的消息类型", code="invalid_content_type")
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            payload = frame.get("payload") if isinstance(frame.get("payload"), dict) else None
+            if kind != "text":
+                from gasdesk.conversations.attachments import check_attachment_payload
+
+                payload = await check_attachment_payload(session, conversation, payload)
+            posted = await pipeline.receive_resident_message(
+                session, conversation, text=frame.get("text"), client_msg_id=client_msg_id, payload=payload,
+                content_type=ContentType(kind),
+            )
+            ack = {"type": "ack", "client_msg_id": client_msg_id, "seq": posted.message.seq,
+                   "message_id": posted.message.id, "duplicate": not posted.created}
+        await self.send(ack)
+
+    async def on_handoff(self, frame: dict[str, Any]) -> None:
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            if conversation.state == ConversationState.closed.value:
+                conversation = await pipeline.start_conversation(session, channel="webchat",
+                                                                 visitor_id=self.visitor_id)
+                self.conversation_id = conversation.id
+            await pipeline.request_handoff(session, conversation)
+        async with transaction() as session:
+            await self.attach(await self.conversation(session), 10**9, session)
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        if self.conversation_id is None:
+            return
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            agent_id = conversation.agent_id
+        await bus.publish(Event("conversation.typing", {"conversation_id": self.conversation_id, "from": "resident",
+                                                        "agent_id": agent_id}))
+
+    async def on_rate(self, frame: dict[str, Any]) -> None:
+        score = frame.get("score")
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            await service.do_rate(session, conversation, score if isinstance(score, int) else -1,
+                                  str(frame.get("comment") or ""))
+
+    async def on_close(self, frame: dict[str, Any]) -> None:
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            await service.do_close(session, conversation, by="resident")
+
+    async def on_new_conversation(self, frame: dict[str, Any]) -> None:
+        async with transaction() as session:
+            current = await service.open_conversation_of(session, self.visitor_id, "webchat")
+            conversation = current or await pipeline.start_conversation(session, channel="webchat",
+                                                                         visitor_id=self.visitor_id)
+        async with transaction() as session:
+            await self.attach(await service.access_conversation_for_visitor(session, self.visitor_id,
+                                                                             conversation.id), 0, session)
+
+    async def on_leave_message(self, frame: dict[str, Any]) -> None:
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            group_id = frame.get("skill_group_id")
+            group = await session.get(SkillGroup, int(group_id)) if group_id else None
+            await service.do_leave_message(session, conversation, phone=str(frame.get("phone") or ""),
+                                           content=str(frame.get("content") or ""), name=frame.get("name"),
+                                           reason=str(frame.get("reason") or "no_agent")[:20], group=group)
+
+    async def on_identify(self, frame: dict[str, Any]) -> None:
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            name = await history.do_identify_resident(session, conversation, str(frame.get("account_no") or ""),
+                                                      str(frame.get("phone_last4") or ""))
+        await self.send({"type": "identified", "name": name})
+
+    async def on_history(self, frame: dict[str, Any]) -> None:
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            if frame.get("conversation_id"):
+                transcript = await history.resident_transcript(session, conversation, int(frame["conversation_id"]))
+                await self.send({"type": "history_transcript", "conversation_id": int(frame["conversation_id"]),
+                                 "messages": [m.to_wire() for m in transcript]})
+                return
+            items = await history.resident_history(session, conversation)
+        await self.send({"type": "history", "conversations": items})
+
+
+HANDLERS = {name[3:]: getattr(ResidentSession, name) for name in dir(ResidentSession) if name.startswith("on_")}
+
+
+@router.websocket("/ws/webchat", dependencies=[ws_public()])
+async def webchat_socket(websocket: WebSocket) -> None:
+    """Resident chat socket. The first frame is ``hello`` carrying the visitor token from
+    ``POST /api/v1/webchat/visitors`` (not the URL: URLs end up in access logs)."""
+    await websocket.accept()
+    try:
+        first = json.loads(await websocket.receive_text())
+    except (WebSocketDisconnect, ValueError):
+        await websocket.close(code=4400, reason="expected hello")
+        return
+    visitor_id = visitor_from_token(first.get("token") if isinstance(first, dict) else None)
+    if visitor_id is None or first.get("type") != "hello":
+        await websocket.close(code=4401, reason="invalid visitor token")
+        return
+    resident = ResidentSession(websocket, visitor_id)
+    hub = get_hub()
+    try:
+        await _run_frame(resident, first)
+        while True:
+            await _run_frame(resident, await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.remove(resident.conn)
+
+
+async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> None:
+    """Apply one frame; domain errors and bad frames are answered, never fatal to the socket."""
+    frame: dict[str, Any] = {}
+    try:
+        if isinstance(raw, str) and len(raw) > MAX_FRAME:
+            raise InvalidInput("消息过大", code="frame_too_large")
+        frame = raw if isinstance(raw, dict) else json.loads(raw)
+        if not isinstance(frame, dict) or frame.get("type") not in HANDLERS:
+            raise InvalidInput("未知的消息类型", code="unknown_frame")
+        if frame["type"] in ("message", "leave_message", "identify") and not resident.limiter.allow():
+            raise InvalidInput("发送太频繁，请稍后再试", code="rate_limited")
+        await HANDLERS[frame["type"]](resident, frame)
+    except GasdeskError as exc:
+        await resident.send({"type": "error", "code": exc.code, "message": exc.message,
+                             "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None})
+    except (ValueError, TypeError) as exc:
+        await resident.send({"type": "error", "code": "invalid_frame", "message": f"消息格式错误: {exc}"[:200]})
+    except WebSocketDisconnect:
+        raise
+    except Exception:  # keep the socket: one failed frame must not drop the resident
+        log.exception("webchat frame failed")
+        await resident.send({"type": "error", "code": "internal_error", "message": "服务器繁忙，请稍后重试",
+                             "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None})

@@ -1,0 +1,1 @@
+"""Conversations across every channel: messages, the lifecycle state machine, satisfaction, history."""

@@ -1,0 +1,102 @@
+"""The staff side over WebSocket: live messages, typing, assignments and queue hints for the console."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from gasdesk.auth.access import ws_allow
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.conversations import service
+from gasdesk.conversations.models import SenderType
+from gasdesk.db import transaction
+from gasdesk.errors import GasdeskError, InvalidInput
+from gasdesk.events import Event, bus
+from gasdesk.realtime.hub import Connection, get_hub
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+DESK = (Role.agent, Role.supervisor, Role.admin)
+
+
+async def _user(user_id: int, session: Any) -> User:
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise InvalidInput("账号已停用", code="inactive")
+    return user
+
+
+async def handle_staff_frame(conn: Connection, frame: dict[str, Any]) -> dict[str, Any] | None:
+    """Apply one frame from a staff socket; returns the reply frame (ack) if any."""
+    kind = frame.get("type")
+    cid = int(frame.get("conversation_id") or 0)
+    if kind == "message":
+        async with transaction() as session:
+            user = await _user(conn.user_id, session)  # type: ignore[arg-type]
+            conversation = await service.access_conversation_for_user(session, user, cid)
+            posted = await service.do_post_message(session, conversation, SenderType.agent, text=frame.get("text"),
+                                                   client_msg_id=frame.get("client_msg_id"), user=user)
+            ack = {"type": "ack", "client_msg_id": frame.get("client_msg_id"), "conversation_id": cid,
+                   "seq": posted.message.seq, "message_id": posted.message.id, "duplicate": not posted.created}
+        return ack
+    if kind == "typing":
+        async with transaction() as session:
+            user = await _user(conn.user_id, session)  # type: ignore[arg-type]
+            await service.access_conversation_for_user(session, user, cid)
+        await bus.publish(Event("conversation.typing", {"conversation_id": cid, "from": "staff",
+                                                        "agent_id": conn.user_id}))
+        return None
+    if kind == "read":
+        async with transaction() as session:
+            user = await _user(conn.user_id, session)  # type: ignore[arg-type]
+            conversation = await service.access_conversation_for_user(session, user, cid)
+            await service.do_mark_read(session, conversation, int(frame.get("seq") or 0))
+        return None
+    if kind in ("watch", "unwatch"):
+        async with transaction() as session:
+            user = await _user(conn.user_id, session)  # type: ignore[arg-type]
+            await service.access_conversation_for_user(session, user, cid)
+        hub = get_hub()
+        (hub.follow if kind == "watch" else hub.unfollow)(conn, cid)
+        return None
+    if kind == "ping":
+        return {"type": "pong"}
+    raise InvalidInput("未知的消息类型", code="unknown_frame")
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(websocket: WebSocket, user: User = ws_allow(*DESK)) -> None:
+    await websocket.accept()
+    hub = get_hub()
+    conn = Connection(websocket, kind="staff", user_id=user.id, role=user.role)
+    hub.add_staff(conn)
+    await conn.send({"type": "hello", "user_id": user.id, "name": user.display_name, "role": user.role})
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            frame: dict[str, Any] = {}
+            try:
+                frame = json.loads(raw)
+                if not isinstance(frame, dict):
+                    raise InvalidInput("消息格式错误", code="invalid_frame")
+                reply = await handle_staff_frame(conn, frame)
+                if reply is not None:
+                    await conn.send(reply)
+            except GasdeskError as exc:
+                await conn.send({"type": "error", "code": exc.code, "message": exc.message,
+                                 "client_msg_id": frame.get("client_msg_id")})
+            except (ValueError, TypeError) as exc:
+                await conn.send({"type": "error", "code": "invalid_frame", "message": str(exc)[:200]})
+            except WebSocketDisconnect:
+                raise
+            except Exception:
+                log.exception("agent frame failed")
+                await conn.send({"type": "error", "code": "internal_error", "message": "服务器繁忙，请稍后重试"})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.remove(conn)

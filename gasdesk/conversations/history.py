@@ -1,0 +1,90 @@
+"""Earlier conversations: for residents (after an identity check) and for agents in the customer 360."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.conversations.models import (
+    CHANNEL_LABELS,
+    STATE_LABELS,
+    Channel,
+    Conversation,
+    ConversationState,
+    Message,
+)
+from gasdesk.customers.lookup_keys import account_no_key
+from gasdesk.customers.models import Account, Customer
+from gasdesk.customers.validation import normalize_account_no
+from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.events import emit
+
+
+async def do_identify_resident(session: AsyncSession, conversation: Conversation, account_no: str,
+                               phone_last4: str) -> str:
+    """Link a conversation to a customer when 户号 and the last 4 digits of a registered phone match.
+
+    Returns the customer's name masked for display (王**). The same vague error for every failure, so the
+    check cannot be used to probe which 户号 exist.
+    """
+    account_no = normalize_account_no(account_no)
+    phone_last4 = (phone_last4 or "").strip()
+    if not account_no or len(phone_last4) != 4 or not phone_last4.isdigit():
+        raise InvalidInput("请输入户号和预留手机号后四位", code="identify_input")
+    account = await session.scalar(select(Account).where(Account.account_no_index == account_no_key(account_no)))
+    customer = await session.get(Customer, account.customer_id) if account else None
+    if customer is not None:
+        await session.refresh(customer, ["phones"])
+    if customer is None or not any(p.phone.endswith(phone_last4) for p in customer.phones):
+        raise InvalidInput("户号或手机号后四位不匹配，请核对后再试", code="identify_failed")
+    conversation.customer_id = customer.id
+    emit(session, "conversation.state", {"conversation_id": conversation.id, "state": conversation.state,
+                                         "agent_id": conversation.agent_id, "customer_id": customer.id})
+    return customer.name[0] + "*" * (len(customer.name) - 1)
+
+
+def _same_resident(conversation: Conversation) -> Any:
+    clauses = [Conversation.visitor_id == conversation.visitor_id]
+    if conversation.customer_id is not None:
+        clauses.append(Conversation.customer_id == conversation.customer_id)
+    return or_(*clauses)
+
+
+async def _summaries(session: AsyncSession, conversations: list[Conversation]) -> list[dict[str, Any]]:
+    items = []
+    for c in conversations:
+        first = await session.scalar(select(Message).where(Message.conversation_id == c.id,
+                                                           Message.sender_type == "resident")
+                                     .order_by(Message.seq).limit(1))
+        items.append({
+            "id": c.id, "channel": c.channel, "channel_label": CHANNEL_LABELS[Channel(c.channel)],
+            "state": c.state, "state_label": STATE_LABELS[ConversationState(c.state)],
+            "created_at": c.created_at.isoformat(), "closed_at": c.closed_at.isoformat() if c.closed_at else None,
+            "rating": c.rating, "preview": (first.text or "")[:60] if first else "",
+        })
+    return items
+
+
+async def resident_history(session: AsyncSession, conversation: Conversation, limit: int = 20) -> list[dict[str, Any]]:
+    """Earlier conversations of this resident: same visitor, or same verified customer."""
+    rows = await session.scalars(select(Conversation).where(_same_resident(conversation),
+                                                            Conversation.id != conversation.id)
+                                 .order_by(Conversation.id.desc()).limit(limit))
+    return await _summaries(session, list(rows))
+
+
+async def resident_transcript(session: AsyncSession, conversation: Conversation, other_id: int) -> list[Message]:
+    other = await session.scalar(select(Conversation).where(Conversation.id == other_id, _same_resident(conversation)))
+    if other is None:
+        raise NotFound("会话不存在", code="conversation_not_found")
+    return list(await session.scalars(select(Message).where(Message.conversation_id == other.id)
+                                      .order_by(Message.seq)))
+
+
+async def customer_conversations(session: AsyncSession, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """A customer's conversations, newest first (agents' customer 360)."""
+    rows = await session.scalars(select(Conversation).where(Conversation.customer_id == customer_id)
+                                 .order_by(Conversation.id.desc()).limit(limit))
+    return await _summaries(session, list(rows))

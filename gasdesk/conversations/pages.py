@@ -1,0 +1,18 @@
+"""The agent console page (/agent); it runs on the REST API and the staff WebSocket."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gasdesk.auth.access import allow
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/agent")
+async def agent_console(request: Request, user: User = allow(Role.agent, Role.supervisor, Role.admin)) -> Response:
+    return render(request, "agent.html", {})

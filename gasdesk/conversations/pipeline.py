@@ -1,0 +1,122 @@
+"""What happens when a resident writes, on any channel: store the message, let the bot answer while
+the conversation is the bot's, and apply the hand-off rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.bot.base import Bot, BotContext, BotMessage, BotReply
+from gasdesk.conversations import service
+from gasdesk.conversations.models import ContentType, Conversation, ConversationState, SenderType
+from gasdesk.routing.handoff import HandoffDecision, decide_handoff
+
+BOT_NAME = "智能客服小暖"
+OVERFLOW_TEXT = {
+    "after_hours": "现在是非工作时间，人工客服暂不在线。您可以留下联系方式和问题，我们会在下一个班次尽快联系您。",
+    "no_agent": "抱歉，目前没有空闲的人工客服在线。您可以留下联系方式和问题，我们会尽快联系您。",
+    "queue_full": "当前排队人数已满，请稍后再试，或留下联系方式和问题，我们会尽快联系您。",
+}
+
+
+def current_bot() -> Bot:
+    """The configured bot (rule-based until the NLU bot is switched on)."""
+    from gasdesk.bot.rule_bot import RuleBot
+
+    return RuleBot()
+
+
+async def _post_bot_messages(session: AsyncSession, conversation: Conversation, messages: list[BotMessage]) -> None:
+    for message in messages:
+        payload: dict[str, Any] = {}
+        if message.quick_replies:
+            payload["quick_replies"] = message.quick_replies
+        if message.card:
+            payload["card"] = message.card
+        await service.do_post_message(
+            session, conversation, SenderType.bot, text=message.text, payload=payload or None,
+            content_type=ContentType.card if message.card else ContentType.text, sender_name=BOT_NAME,
+        )
+
+
+def queue_text(spot: service.acd.QueueSpot | None, group_name: str) -> str:
+    if spot is None:
+        return f"正在为您接通{group_name}人工客服，请稍候。"
+    minutes = max(1, round(spot.estimated_wait_s / 60))
+    return f"已为您转接{group_name}人工客服，您前面还有 {spot.position - 1} 位，预计等待约 {minutes} 分钟。"
+
+
+async def apply_handoff(session: AsyncSession, conversation: Conversation, decision: HandoffDecision,
+                        reply: BotReply | None) -> service.HandoffOutcome:
+    """Queue the conversation per the decision, or offer to leave a message (overflow)."""
+    summary = None
+    if reply is not None and (reply.intent or reply.slots):
+        summary = {"intent": reply.intent, "confidence": reply.confidence, "slots": reply.slots,
+                   "rule": decision.rule_name}
+    outcome = await service.do_handoff(session, conversation, group=decision.group, reason=decision.reason,
+                                       priority=decision.priority, summary=summary)
+    if outcome.queued:
+        spot = outcome.spot
+        text = queue_text(spot, decision.group.name) if conversation.state == ConversationState.queued.value \
+            else f"已为您接通{decision.group.name}人工客服，客服即将为您服务。"
+        await service.post_system(session, conversation, text, payload={
+            "event": "queued", "position": spot.position if spot else None,
+            "estimated_wait_s": spot.estimated_wait_s if spot else None,
+        })
+    else:
+        await service.do_post_message(
+            session, conversation, SenderType.bot, text=OVERFLOW_TEXT[outcome.reason or "no_agent"],
+            content_type=ContentType.card, sender_name=BOT_NAME,
+            payload={"card": {"kind": "leave_message", "reason": outcome.reason, "skill_group_id": decision.group.id}},
+        )
+    return outcome
+
+
+async def start_conversation(session: AsyncSession, *, channel: str, visitor_id: str,
+                             customer_id: int | None = None) -> Conversation:
+    """Open a conversation and let the bot greet."""
+    conversation = await service.do_start_conversation(session, channel=channel, visitor_id=visitor_id,
+                                                       customer_id=customer_id)
+    bot = current_bot()
+    greeting = await bot.greet(BotContext(session, conversation, dict(conversation.bot_state or {})))
+    await _post_bot_messages(session, conversation, greeting.messages)
+    return conversation
+
+
+async def receive_resident_message(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    text: str | None,
+    client_msg_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    content_type: ContentType = ContentType.text,
+    channel_meta: dict[str, Any] | None = None,
+) -> service.Posted:
+    """Store a resident message; while the bot holds the conversation, run one bot turn and the hand-off rules."""
+    posted = await service.do_post_message(
+        session, conversation, SenderType.resident, text=text, client_msg_id=client_msg_id, payload=payload,
+        content_type=content_type, channel_meta=channel_meta,
+    )
+    if not posted.created or conversation.state != ConversationState.bot.value:
+        return posted  # a resend, or people already handle the conversation
+    ctx = BotContext(session, conversation, dict(conversation.bot_state or {}))
+    reply = await current_bot().reply(ctx, text or "", payload)
+    conversation.bot_state = ctx.state or None
+    conversation.bot_misses = 0 if reply.understood else conversation.bot_misses + 1
+    await _post_bot_messages(session, conversation, reply.messages)
+    decision = await decide_handoff(session, conversation, text or "", reply)
+    if decision is not None:
+        await apply_handoff(session, conversation, decision, reply)
+    return posted
+
+
+async def request_handoff(session: AsyncSession, conversation: Conversation) -> service.HandoffOutcome | None:
+    """The always-visible 转人工 button: skip the bot, apply the request rule."""
+    if conversation.state != ConversationState.bot.value:
+        return None
+    decision = await decide_handoff(session, conversation, "", None, requested=True)
+    if decision is None:
+        return None
+    return await apply_handoff(session, conversation, decision, None)

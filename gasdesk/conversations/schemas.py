@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class AgentMessageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+    client_msg_id: str | None = Field(default=None, max_length=64)
+
+
+class TransferIn(BaseModel):
+    to_agent_id: int | None = None
+    to_group_id: int | None = None
+    note: str = Field(default="", max_length=200)
+
+
+class LinkCustomerIn(BaseModel):
+    customer_id: int
+
+
+class PresenceIn(BaseModel):
+    presence: str
+
+
+class CannedRenderIn(BaseModel):
+    conversation_id: int | None = None

@@ -1,0 +1,1 @@
+"""Live delivery: WebSocket connections of residents and staff, fed by committed events."""

@@ -1,0 +1,1 @@
+"""Automatic call distribution (ACD): skill groups, agent presence, hand-off rules and assignment."""

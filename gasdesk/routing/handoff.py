@@ -1,0 +1,58 @@
+"""Hand-off rules are data: evaluated in order, the first match names the skill group and priority."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.bot.base import BotReply
+from gasdesk.conversations.models import Conversation
+from gasdesk.routing.models import HandoffKind, HandoffRule, SkillGroup
+
+
+@dataclass(frozen=True)
+class HandoffDecision:
+    group: SkillGroup
+    priority: int
+    reason: str  # the rule kind that fired
+    rule_name: str
+
+
+async def _group_for(session: AsyncSession, rule: HandoffRule, reply: BotReply | None) -> SkillGroup | None:
+    if rule.params.get("use_skill_hint") and reply is not None and reply.skill_hint:
+        hinted = await session.scalar(select(SkillGroup).where(SkillGroup.code == reply.skill_hint))
+        if hinted is not None:
+            return hinted
+    return await session.get(SkillGroup, rule.skill_group_id)
+
+
+def _matches(rule: HandoffRule, conversation: Conversation, text: str, reply: BotReply | None,
+             requested: bool) -> bool:
+    kind = HandoffKind(rule.kind)
+    if kind is HandoffKind.emergency:
+        return bool(reply and reply.emergency)
+    if kind is HandoffKind.request:
+        words = rule.params.get("keywords") or []
+        return requested or bool(reply and reply.handoff_requested) or any(w in text for w in words)
+    if kind is HandoffKind.keyword:
+        return any(w in text for w in rule.params.get("keywords") or [])
+    if kind is HandoffKind.bot_misses:
+        return conversation.bot_misses >= int(rule.params.get("threshold", 2))
+    if kind is HandoffKind.intent:
+        return bool(reply and reply.intent in (rule.params.get("intents") or []))
+    return False
+
+
+async def decide_handoff(session: AsyncSession, conversation: Conversation, text: str,
+                         reply: BotReply | None, *, requested: bool = False) -> HandoffDecision | None:
+    """The first enabled rule that matches this turn, or None (the bot keeps the conversation)."""
+    rules = await session.scalars(select(HandoffRule).where(HandoffRule.enabled.is_(True))
+                                  .order_by(HandoffRule.position, HandoffRule.id))
+    for rule in rules:
+        if _matches(rule, conversation, text, reply, requested):
+            group = await _group_for(session, rule, reply)
+            if group is not None:
+                return HandoffDecision(group, rule.priority, rule.kind, rule.name)
+    return None

@@ -1,0 +1,251 @@
+"""ACD: who is available, where a conversation queues, and which agent gets it.
+
+Assignment is a conditional UPDATE (``… WHERE state='queued'``) plus a row lock on the agent's
+profile, so two app processes can never hand the same conversation out twice or push an agent past
+``max_concurrent``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.clock import to_local, utcnow
+from gasdesk.conversations.models import Conversation, ConversationState
+from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.events import emit
+from gasdesk.opening_hours import within
+from gasdesk.routing.models import AgentProfile, AgentSkill, Presence, RoutingMode, SkillGroup
+
+S = ConversationState
+OPEN_STATES = (S.assigned.value,)
+
+
+@dataclass(frozen=True)
+class QueueSpot:
+    position: int  # 1 = next
+    waiting: int
+    estimated_wait_s: int
+
+
+async def get_group(session: AsyncSession, code_or_id: str | int) -> SkillGroup:
+    if isinstance(code_or_id, int):
+        group = await session.get(SkillGroup, code_or_id)
+    else:
+        group = await session.scalar(select(SkillGroup).where(SkillGroup.code == code_or_id))
+    if group is None:
+        raise NotFound(f"技能组 {code_or_id} 不存在", code="skill_group_not_found")
+    return group
+
+
+async def default_group(session: AsyncSession) -> SkillGroup:
+    group = await session.scalar(select(SkillGroup).order_by(SkillGroup.id).limit(1))
+    if group is None:
+        raise NotFound("尚未配置任何技能组", code="skill_group_not_found")
+    return group
+
+
+def is_group_open(group: SkillGroup, moment: datetime | None = None) -> bool:
+    """Inside the group's working hours (local time)? Empty hours for a day = closed that day."""
+    local = to_local(moment or utcnow())
+    assert local is not None
+    return within((group.working_hours or {}).get(str(local.isoweekday()), ""), local.time())
+
+
+async def agent_profile(session: AsyncSession, user_id: int, *, lock: bool = False) -> AgentProfile:
+    query = select(AgentProfile).where(AgentProfile.user_id == user_id)
+    if lock:
+        query = query.with_for_update()
+    profile = await session.scalar(query)
+    if profile is None:
+        profile = AgentProfile(user_id=user_id, presence=Presence.offline.value, max_concurrent=5)
+        session.add(profile)
+        await session.flush()
+    return profile
+
+
+async def active_count(session: AsyncSession, user_id: int) -> int:
+    return int(await session.scalar(
+        select(func.count()).select_from(Conversation).where(
+            Conversation.agent_id == user_id, Conversation.state == S.assigned.value)
+    ) or 0)
+
+
+async def do_set_presence(session: AsyncSession, user: User, presence: str) -> AgentProfile:
+    """Change an agent's presence; going online pulls waiting conversations."""
+    try:
+        value = Presence(presence)
+    except ValueError:
+        raise InvalidInput(f"未知的在线状态: {presence}", code="invalid_presence") from None
+    profile = await agent_profile(session, user.id)
+    if profile.presence != value.value:
+        profile.presence = value.value
+        profile.presence_changed_at = utcnow()
+        if value is Presence.online and profile.last_released_at is None:
+            profile.last_released_at = utcnow()
+        emit(session, "agent.presence", {"user_id": user.id, "presence": value.value})
+    if value is Presence.online:
+        for group_id in await agent_group_ids(session, user.id):
+            await try_assign(session, group_id)
+    return profile
+
+
+async def agent_group_ids(session: AsyncSession, user_id: int) -> list[int]:
+    return list(await session.scalars(select(AgentSkill.skill_group_id).where(AgentSkill.user_id == user_id)))
+
+
+async def do_set_skills(session: AsyncSession, user: User, group_ids: list[int], max_concurrent: int | None = None) -> None:
+    await session.execute(AgentSkill.__table__.delete().where(AgentSkill.user_id == user.id))
+    for gid in dict.fromkeys(group_ids):
+        session.add(AgentSkill(user_id=user.id, skill_group_id=gid))
+    if max_concurrent is not None:
+        if not 1 <= max_concurrent <= 50:
+            raise InvalidInput("最大并发会话数应在 1–50 之间", code="invalid_max_concurrent")
+        (await agent_profile(session, user.id)).max_concurrent = max_concurrent
+    await session.flush()
+
+
+async def available_agents(session: AsyncSession, group_id: int) -> list[tuple[AgentProfile, int]]:
+    """Online agents with the skill and free capacity, with their current load."""
+    load = (
+        select(Conversation.agent_id, func.count().label("n"))
+        .where(Conversation.state == S.assigned.value, Conversation.agent_id.is_not(None))
+        .group_by(Conversation.agent_id).subquery()
+    )
+    rows = await session.execute(
+        select(AgentProfile, func.coalesce(load.c.n, 0))
+        .join(AgentSkill, AgentSkill.user_id == AgentProfile.user_id)
+        .join(User, User.id == AgentProfile.user_id)
+        .outerjoin(load, load.c.agent_id == AgentProfile.user_id)
+        .where(AgentSkill.skill_group_id == group_id, AgentProfile.presence == Presence.online.value,
+               User.is_active.is_(True), User.role.in_([Role.agent.value, Role.supervisor.value]))
+    )
+    return [(profile, int(n)) for profile, n in rows if int(n) < profile.max_concurrent]
+
+
+async def staffed(session: AsyncSession, group_id: int) -> bool:
+    """Is anyone online or busy in this group (so a queued resident will eventually be served)?"""
+    count = await session.scalar(
+        select(func.count()).select_from(AgentProfile)
+        .join(AgentSkill, AgentSkill.user_id == AgentProfile.user_id)
+        .where(AgentSkill.skill_group_id == group_id,
+               AgentProfile.presence.in_([Presence.online.value, Presence.busy.value]))
+    )
+    return bool(count)
+
+
+def _order_candidates(group: SkillGroup, candidates: list[tuple[AgentProfile, int]]) -> list[AgentProfile]:
+    epoch = datetime.min.replace(tzinfo=utcnow().tzinfo)
+    mode = RoutingMode(group.routing_mode)
+    if mode is RoutingMode.least_active:
+        key = lambda c: (c[1], c[0].last_assigned_at or epoch)  # noqa: E731
+    elif mode is RoutingMode.round_robin:
+        key = lambda c: (c[0].last_assigned_at or epoch, c[0].user_id)  # noqa: E731
+    else:  # longest idle: idle since they last finished (or came online), then since last assignment
+        key = lambda c: (c[1] > 0, c[0].last_released_at or epoch, c[0].last_assigned_at or epoch)  # noqa: E731
+    return [profile for profile, _ in sorted(candidates, key=key)]
+
+
+async def _last_agent_for(session: AsyncSession, conversation: Conversation) -> int | None:
+    """The agent who last served this resident (same visitor or same customer)."""
+    who = (Conversation.customer_id == conversation.customer_id) if conversation.customer_id else (
+        Conversation.visitor_id == conversation.visitor_id)
+    return await session.scalar(
+        select(Conversation.agent_id).where(who, Conversation.id != conversation.id,
+                                            Conversation.agent_id.is_not(None))
+        .order_by(Conversation.id.desc()).limit(1)
+    )
+
+
+async def queued_in_order(session: AsyncSession, group_id: int) -> list[Conversation]:
+    return list(await session.scalars(
+        select(Conversation).where(Conversation.state == S.queued.value, Conversation.skill_group_id == group_id)
+        .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
+    ))
+
+
+async def assign_to(session: AsyncSession, conversation: Conversation, agent_id: int) -> bool:
+    """Atomically give a queued conversation to an agent; False if someone else got it first."""
+    now = utcnow()
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation.id, Conversation.state == S.queued.value)
+        .values(state=S.assigned.value, agent_id=agent_id, assigned_at=now, accepted_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    await session.refresh(conversation)
+    profile = await agent_profile(session, agent_id)
+    profile.last_assigned_at = now
+    return True
+
+
+async def try_assign(session: AsyncSession, group_id: int) -> list[tuple[int, int]]:
+    """Hand waiting conversations of a group to free agents, in queue order. Returns (conversation, agent) pairs."""
+    from gasdesk.conversations.service import announce_assignment  # conversation side effects live there
+
+    group = await session.get(SkillGroup, group_id)
+    if group is None:
+        return []
+    made: list[tuple[int, int]] = []
+    for conversation in await queued_in_order(session, group_id):
+        candidates = await available_agents(session, group_id)
+        if not candidates:
+            break
+        ordered = _order_candidates(group, candidates)
+        if group.sticky_returning:
+            last = await _last_agent_for(session, conversation)
+            if last is not None and any(p.user_id == last for p in ordered):
+                ordered = [p for p in ordered if p.user_id == last] + [p for p in ordered if p.user_id != last]
+        for profile in ordered:
+            locked = await agent_profile(session, profile.user_id, lock=True)
+            if locked.presence != Presence.online.value or await active_count(session, locked.user_id) >= \
+                    locked.max_concurrent:
+                continue
+            if await assign_to(session, conversation, locked.user_id):
+                await announce_assignment(session, conversation, previous_agent_id=None)
+                made.append((conversation.id, locked.user_id))
+            break
+    if made:
+        emit(session, "queue.changed", {"skill_group_id": group_id})
+    return made
+
+
+async def average_handle_s(session: AsyncSession, group: SkillGroup) -> int:
+    """Mean handling time of the group's last 50 closed conversations (or the configured default)."""
+    rows = list(await session.execute(
+        select(Conversation.assigned_at, Conversation.closed_at)
+        .where(Conversation.skill_group_id == group.id, Conversation.state == S.closed.value,
+               Conversation.assigned_at.is_not(None))
+        .order_by(Conversation.id.desc()).limit(50)
+    ))
+    spans = [(c - a).total_seconds() for a, c in rows if a and c and c > a]
+    return int(sum(spans) / len(spans)) if len(spans) >= 5 else group.default_handle_s
+
+
+async def queue_spots(session: AsyncSession, group_id: int) -> dict[int, QueueSpot]:
+    """Position and estimated wait of every queued conversation of a group."""
+    group = await session.get(SkillGroup, group_id)
+    if group is None:
+        return {}
+    queued = await queued_in_order(session, group_id)
+    if not queued:
+        return {}
+    handle = await average_handle_s(session, group)
+    agents = await session.execute(
+        select(AgentProfile.max_concurrent)
+        .join(AgentSkill, AgentSkill.user_id == AgentProfile.user_id)
+        .where(AgentSkill.skill_group_id == group_id,
+               AgentProfile.presence.in_([Presence.online.value, Presence.busy.value]))
+    )
+    slots = max(1, sum(n for (n,) in agents))
+    return {
+        c.id: QueueSpot(position=i + 1, waiting=len(queued), estimated_wait_s=int(handle * (i + 1) / slots))
+        for i, c in enumerate(queued)
+    }
