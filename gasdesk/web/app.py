@@ -54,8 +54,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await dispose_engine()
+        from gasdesk.events import bus
+        from gasdesk.realtime.hub import get_hub
+
+        get_hub()  # subscribe the hub before the first event
+        bridge = None
+        if settings.redis_url:
+            from gasdesk.realtime.redis_bridge import RedisBridge
+
+            bridge = RedisBridge(settings.redis_url, bus)
+            await bridge.start()
+        try:
+            yield
+        finally:
+            if bridge is not None:
+                await bridge.stop()
+            await dispose_engine()
 
     app = FastAPI(
         title="gasdesk API",
