@@ -43,10 +43,36 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 
         asyncio.run(reset_schema())
         upgrade(engine_url)
+        asyncio.run(_snapshot_seed_rows(engine_url))
         return engine_url
     path = tmp_path_factory.mktemp("template") / "template.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
     return str(path)
+
+
+# Rows the migrations insert (default skill groups, rules…), restored after each TRUNCATE on PostgreSQL.
+_SEED_ROWS: dict[str, list[dict]] = {}
+
+
+async def _snapshot_seed_rows(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            rows = [dict(r._mapping) for r in await conn.execute(table.select())]
+            if rows:
+                _SEED_ROWS[table.name] = rows
+    await engine.dispose()
+
+
+async def _restore_seed_rows(conn) -> None:
+    for table in metadata.sorted_tables:
+        rows = _SEED_ROWS.get(table.name)
+        if not rows:
+            continue
+        await conn.execute(table.insert(), rows)
+        if "id" in table.c:
+            await conn.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), (SELECT max(id) FROM {table.name}))"))
 
 
 @pytest.fixture
@@ -72,6 +98,7 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
         names = ", ".join(t.name for t in metadata.sorted_tables)
         async with db.get_engine().begin() as conn:
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            await _restore_seed_rows(conn)
     yield
     clock.set_now(None)
     await db.dispose_engine()

@@ -127,7 +127,7 @@ def upgrade() -> None:
     sa.Column('note', sa.String(length=60), nullable=False),
     sa.ForeignKeyConstraint(['branch_id'], ['service_branches.id'], name=op.f('fk_branch_holidays_branch_id_service_branches'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_branch_holidays')),
-    sa.UniqueConstraint('branch_id', 'day', name=op.f('uq_branch_holidays_branch_id'))
+    sa.UniqueConstraint('branch_id', 'day', name=op.f('uq_branch_holidays_branch_id_day'))
     )
     with op.batch_alter_table('branch_holidays', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_branch_holidays_branch_id'), ['branch_id'], unique=False)
@@ -140,7 +140,7 @@ def upgrade() -> None:
     sa.Column('is_primary', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_phones_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_phones')),
-    sa.UniqueConstraint('customer_id', 'phone_index', name=op.f('uq_customer_phones_customer_id'))
+    sa.UniqueConstraint('customer_id', 'phone_index', name=op.f('uq_customer_phones_customer_id_phone_index'))
     )
     with op.batch_alter_table('customer_phones', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_phones_customer_id'), ['customer_id'], unique=False)
@@ -191,7 +191,7 @@ def upgrade() -> None:
     sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_usage_records_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_records')),
-    sa.UniqueConstraint('account_id', 'period', 'kind', name=op.f('uq_usage_records_account_id'))
+    sa.UniqueConstraint('account_id', 'period', 'kind', name=op.f('uq_usage_records_account_id_period_kind'))
     )
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_usage_records_account_id'), ['account_id'], unique=False)

@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['skill_group_id'], ['skill_groups.id'], name=op.f('fk_agent_skills_skill_group_id_skill_groups'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_agent_skills_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_skills')),
-    sa.UniqueConstraint('user_id', 'skill_group_id', name=op.f('uq_agent_skills_user_id'))
+    sa.UniqueConstraint('user_id', 'skill_group_id', name=op.f('uq_agent_skills_user_id_skill_group_id'))
     )
     with op.batch_alter_table('agent_skills', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_agent_skills_skill_group_id'), ['skill_group_id'], unique=False)
@@ -173,8 +173,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_messages_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sender_user_id'], ['users.id'], name=op.f('fk_messages_sender_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
-    sa.UniqueConstraint('conversation_id', 'client_msg_id', name=op.f('uq_messages_conversation_id')),
-    sa.UniqueConstraint('conversation_id', 'seq', name=op.f('uq_messages_conversation_id'))
+    sa.UniqueConstraint('conversation_id', 'client_msg_id', name=op.f('uq_messages_conversation_id_client_msg_id')),
+    sa.UniqueConstraint('conversation_id', 'seq', name=op.f('uq_messages_conversation_id_seq'))
     )
     # ### end Alembic commands ###
     _seed_defaults()
