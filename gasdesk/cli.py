@@ -17,9 +17,11 @@ app = typer.Typer(help="gasdesk 热力燃气智能客服平台", no_args_is_help
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 user_app = typer.Typer(help="Staff users", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk imports", no_args_is_help=True)
+bot_app = typer.Typer(help="The resident bot", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
+app.add_typer(bot_app, name="bot")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -156,6 +158,16 @@ def import_customers_cmd(
     if report.error_file:
         typer.secho(f"有 {report.rejected} 行被拒绝，行号及原因已写入: {report.error_file}", fg=typer.colors.YELLOW)
         raise typer.Exit(3)  # distinct from hard failures (1): the good rows were imported
+
+
+@bot_app.command("eval")
+def bot_eval(file: Annotated[Path, typer.Argument(help='JSONL lines {"text", "intent", "slots"?}')]) -> None:
+    """Accuracy, per-intent precision/recall, slot accuracy, confusions and latency, with a TF-IDF+LR baseline."""
+    from gasdesk.bot.nlu.evaluate import run_eval_cli
+
+    code = run_eval_cli(str(file))
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ def _routers() -> list:
     from gasdesk.audit.api import router as audit_router
     from gasdesk.auth.api import router as auth_api
     from gasdesk.auth.pages import router as auth_pages
+    from gasdesk.bot.api import router as bot_router
     from gasdesk.branches.api import router as branches_router
     from gasdesk.channels.webchat.api import router as webchat_api
     from gasdesk.channels.webchat.socket import router as webchat_socket
@@ -37,7 +38,7 @@ def _routers() -> list:
     from gasdesk.system.api import router as system_router
 
     return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router,
-            webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api]
+            webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api, bot_router]
 
 
 # Domains keep templates and static files beside their code.
