@@ -23,7 +23,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/gasdesk db upgrade
 	$(BIN)/gasdesk seed-demo
-	@echo "gasdesk 已启动: http://$(HOST):$(PORT)  （演示账号见上方，或首页）"
+	@echo "gasdesk 正在启动: http://$(HOST):$(PORT)  （演示账号见上方，或首页）"
 	$(BIN)/gasdesk serve --host $(HOST) --port $(PORT)
 
 ## test-deps: Debian packages the tests need (PostgreSQL server, Redis, Chromium, CJK fonts)
