@@ -1,5 +1,6 @@
 """Imports every domain's ORM models so ``Base.metadata`` is complete (Alembic, test set-up)."""
 
+from gasdesk.appointments import models as appointment_models  # noqa: F401
 from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401
 from gasdesk.branches import models as branch_models  # noqa: F401
@@ -7,6 +8,11 @@ from gasdesk.conversations import attachments as attachment_models  # noqa: F401
 from gasdesk.conversations import models as conversation_models  # noqa: F401
 from gasdesk.customers import models as customer_models  # noqa: F401
 from gasdesk.db import Base
+from gasdesk.followups import models as followup_models  # noqa: F401
+from gasdesk.jobs import models as job_models  # noqa: F401
+from gasdesk.notifications import models as notification_models  # noqa: F401
 from gasdesk.routing import models as routing_models  # noqa: F401
+from gasdesk.tickets import models as ticket_models  # noqa: F401
+from gasdesk.webhooks import models as webhook_models  # noqa: F401
 
 metadata = Base.metadata

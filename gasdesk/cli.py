@@ -70,6 +70,19 @@ def serve(
     )
 
 
+@app.command()
+def worker(poll: Annotated[float, typer.Option(help="Seconds between polls when idle")] = 5.0) -> None:
+    """Run background jobs and periodic tasks (SLA scan, follow-ups, webhooks) in this process.
+    Set GASDESK_RUN_WORKER=false on the web processes when you run dedicated workers."""
+    from gasdesk.jobs.queue import worker_loop
+
+    typer.echo("后台任务进程已启动（Ctrl-C 退出）")
+    try:
+        run(worker_loop(poll_s=poll))
+    except KeyboardInterrupt:
+        pass
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Apply database migrations (Alembic)."""

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_s: int = 15 * 60
     upload_dir: Path = PROJECT_ROOT / "var" / "uploads"
+    # Each app process runs the background worker (jobs, SLA scan, follow-ups) unless turned off,
+    # e.g. when a separate `gasdesk worker` process does it.
+    run_worker: bool = True
     import_batch_size: int = Field(default=2000, ge=1, le=100_000)
     # Billing: empty = built-in local ledger; otherwise the utility's billing system over HTTP.
     billing_url: str | None = None

@@ -51,6 +51,7 @@ class Attachment(Base):
     token: Mapped[str] = mapped_column(String(40), unique=True)  # unguessable id used in URLs
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"),
                                                         index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
     owner_visitor_id: Mapped[str | None] = mapped_column(String(64))
     owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(EncryptedString)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 def _routers() -> list:
     # Imported here so that importing gasdesk.web.app stays cheap for the CLI.
+    from gasdesk.appointments.api import router as appointments_api
     from gasdesk.audit.api import router as audit_router
     from gasdesk.auth.api import router as auth_api
     from gasdesk.auth.pages import router as auth_pages
@@ -34,11 +35,15 @@ def _routers() -> list:
     from gasdesk.conversations.pages import router as conversations_pages
     from gasdesk.customers.api import router as customers_api
     from gasdesk.customers.pages import router as customers_pages
+    from gasdesk.followups.api import router as followups_api
     from gasdesk.routing.api import router as routing_api
     from gasdesk.system.api import router as system_router
+    from gasdesk.tickets.api import router as tickets_api
+    from gasdesk.webhooks.api import router as webhooks_api
 
     return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router,
-            webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api, bot_router]
+            webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api, bot_router,
+            tickets_api, appointments_api, followups_api, webhooks_api]
 
 
 # Domains keep templates and static files beside their code.
@@ -65,9 +70,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             bridge = RedisBridge(settings.redis_url, bus)
             await bridge.start()
+        worker = None
+        if settings.run_worker:
+            import asyncio
+
+            from gasdesk.jobs.queue import worker_loop
+
+            stop = asyncio.Event()
+            worker = (stop, asyncio.create_task(worker_loop(stop=stop), name="gasdesk-worker"))
         try:
             yield
         finally:
+            if worker is not None:
+                worker[0].set()
+                worker[1].cancel()
             if bridge is not None:
                 await bridge.stop()
             await dispose_engine()

@@ -34,11 +34,31 @@ def _apply(table: str, text: str) -> str:
     return pattern.sub(lambda m: pairs[m.group(0)], text)
 
 
+@cache
+def _english() -> tuple[re.Pattern[str], dict[str, str]]:
+    pairs = load_pairs("english.txt")
+    keys = sorted(pairs, key=len, reverse=True)
+    alternatives = "|".join(re.escape(key).replace(r"\ ", r"\s+") for key in keys)
+    return re.compile(rf"(?<![a-z])(?:{alternatives})(?![a-z])"), pairs
+
+
+def _translate(text: str) -> str:
+    """Whole English words mixed into a message -> their Chinese equivalents ("gas leak" -> 燃气漏气)."""
+    if not _HAS_LATIN.search(text):
+        return text
+    pattern, pairs = _english()
+    return pattern.sub(lambda m: pairs[_SPACES.sub(" ", m.group(0))], text)
+
+
+_HAS_LATIN = re.compile(r"[a-z]{2}")
+
+
 def normalize(text: str) -> str:
-    """Half-width, lower-case, emoji-free, typo-corrected text with single spaces."""
+    """Half-width, lower-case, emoji-free, typo-corrected text with single spaces; English words translated."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = _NOISE.sub(" ", text)
     text = _REPEATED_PUNCT.sub(r"\1", text)
+    text = _translate(text)
     text = _apply("typos.txt", text)
     return _SPACES.sub(" ", text).strip()
 

@@ -16,7 +16,13 @@ from gasdesk.bot.nlu.normalize import normalize
 # (e.g. 阀管改造 also contains 管 and 改).
 _SERVICE_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("报警器安装", re.compile(r"(装|安|买|配|加|换).{0,6}报警器|报警器.{0,6}(安装|装上|装一个|加装)")),
-    ("阀管改造", re.compile(r"阀管|阀门改造|管阀改造|(换|更换|装|安装|加装)(个|一个)?(自闭阀|新阀门|阀门)|管道老化.{0,6}(换|改造)")),
+    (
+        "阀管改造",
+        re.compile(
+            r"阀管|阀门改造|管阀改造|(换|更换|装|安装|加装)(个|一个)?(自闭阀|新阀门|阀门)|管道老化.{0,6}(换|改造)"
+            r"|自闭阀.{0,2}(安装|改造|更换|加装)"
+        ),
+    ),
     ("旧改施工", re.compile(r"旧改|老旧小区改造|旧小区改造|老小区改造|小区改造")),
     (
         "改线",
@@ -26,7 +32,7 @@ _SERVICE_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|改.{0,4}(燃气管|管道|管子)|(燃气管|管道|管子).{0,4}(走向|位置)"
         ),
     ),
-    ("开栓", re.compile(r"开栓|通气|开气|开通.{0,4}(燃气|煤气|天然气)|(燃气|煤气|天然气).{0,4}开通|接通(燃气|煤气|天然气)")),
+    ("开栓", re.compile(r"开栓|通气|开气|开(一下|下|个)气|开通.{0,4}(燃气|煤气|天然气)|(燃气|煤气|天然气).{0,4}开通|接通(燃气|煤气|天然气)")),
     ("安检", re.compile(r"安检|安全检查|入户检查|上门检查|燃气检查|年检")),
     ("维修", re.compile(r"维修|修理|报修|来修|修一下|修修|上门修|派人修|修灶|修好|检修|修[^改]|坏了|故障")),
 )
@@ -49,6 +55,8 @@ _LANDLINE = re.compile(r"(?<![\d])(0\d{2,3})-?(\d{7,8})(?!\d)")
 _LOCAL_LINE = re.compile(r"(?:电话|座机|固话|联系方式)[^\d]{0,4}(\d{7,8})(?!\d)")
 _DIGITS = re.compile(r"(?<![\da-z])(\d{8,12})(?!\d)")
 _ACCOUNT_CONTEXT = re.compile(r"(户号|用户号|账号|账户|编号|卡号|户头)[^\d]{0,6}$")
+# "户号查不到，我电话是139..." names the number as a phone even after an account word.
+_PHONE_CONTEXT = re.compile(r"(电话|手机|手机号|联系方式|联系人|打)[^\d]{0,4}$")
 _ISO_LIKE = re.compile(r"20\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
 
 _CHUNK = re.compile(r"[^\s,.!?;:，。！？；：、()（）\"'“”]+")
@@ -79,7 +87,7 @@ def _earliest(table: tuple[tuple[str, re.Pattern[str]], ...], text: str) -> str 
 def extract_phone(text: str) -> str | None:
     if match := _MOBILE.search(text):
         before = text[: match.start()]
-        if not _ACCOUNT_CONTEXT.search(before):
+        if not _ACCOUNT_CONTEXT.search(before) or _PHONE_CONTEXT.search(before):
             return "".join(match.groups())
     if match := _LANDLINE.search(text):
         return f"{match[1]}-{match[2]}"
@@ -92,7 +100,8 @@ def extract_account_no(text: str, phone: str | None = None) -> str | None:
     candidates = []
     for match in _DIGITS.finditer(text):
         digits = match[1]
-        has_context = bool(_ACCOUNT_CONTEXT.search(text[: match.start()]))
+        before = text[: match.start()]
+        has_context = bool(_ACCOUNT_CONTEXT.search(before)) and not _PHONE_CONTEXT.search(before)
         looks_like_phone = (len(digits) == 11 and digits[:2] in {"13", "14", "15", "16", "17", "18", "19"}) or (
             phone is not None and digits in phone.replace("-", "")
         )

@@ -157,6 +157,19 @@ class ResidentSession:
                                            content=str(frame.get("content") or ""), name=frame.get("name"),
                                            reason=str(frame.get("reason") or "no_agent")[:20], group=group)
 
+    async def on_followup_answer(self, frame: dict[str, Any]) -> None:
+        from gasdesk.followups.service import do_answer_followup
+
+        score = frame.get("score")
+        async with transaction() as session:
+            await do_answer_followup(session, int(frame.get("followup_id") or 0),
+                                     score=score if isinstance(score, int) else -1,
+                                     solved=bool(frame.get("solved")), comment=str(frame.get("comment") or ""),
+                                     visitor_id=self.visitor_id)
+            conversation = await self.conversation(session)
+            await service.post_system(session, conversation, "感谢您参与回访，您的意见我们已记录。",
+                                      payload={"event": "followup_answered"})
+
     async def on_identify(self, frame: dict[str, Any]) -> None:
         async with transaction() as session:
             conversation = await self.conversation(session)
@@ -214,7 +227,8 @@ async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> No
         frame = raw if isinstance(raw, dict) else json.loads(raw)
         if not isinstance(frame, dict) or frame.get("type") not in HANDLERS:
             raise InvalidInput("未知的消息类型", code="unknown_frame")
-        if frame["type"] in ("message", "leave_message", "identify") and not resident.limiter.allow():
+        if frame["type"] in ("message", "leave_message", "identify", "followup_answer") and \
+                not resident.limiter.allow():
             raise InvalidInput("发送太频繁，请稍后再试", code="rate_limited")
         await HANDLERS[frame["type"]](resident, frame)
     except GasdeskError as exc:

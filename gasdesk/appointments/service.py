@@ -1,0 +1,245 @@
+"""Booking on-site services against slot capacity.
+
+Capacity is taken with one conditional UPDATE (``booked = booked + 1 WHERE booked < capacity``), so
+parallel bookings can never overbook a slot, on SQLite or across PostgreSQL connections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.appointments.models import Appointment, AppointmentSlot, ServiceOffering
+from gasdesk.audit.service import Actor, record_audit
+from gasdesk.clock import local_zone, to_local, utcnow
+from gasdesk.customers.models import Address, Customer
+from gasdesk.customers.schemas import AddressIn
+from gasdesk.customers.service import address_parts, do_add_address
+from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.tickets.models import Ticket, TicketStatus
+from gasdesk.tickets.schemas import TicketCreate
+from gasdesk.tickets.service import do_create_ticket, do_ticket_action
+
+CHANGE_CUTOFF = timedelta(hours=2)
+
+
+async def access_offering(session: AsyncSession, code: str) -> ServiceOffering:
+    offering = await session.get(ServiceOffering, code)
+    if offering is None or not offering.active:
+        raise NotFound(f"没有“{code}”这项服务", code="service_not_found")
+    return offering
+
+
+def guidance(offering: ServiceOffering) -> dict[str, Any]:
+    """What a resident needs for a service that cannot be booked online."""
+    return {"service": offering.code, "name": offering.name, "bookable": offering.bookable,
+            "description": offering.description, "materials": offering.materials,
+            "where_to_go": offering.where_to_go, "phone": offering.phone, "hours": offering.hours,
+            "fee_note": offering.fee_note}
+
+
+async def available_slots(session: AsyncSession, district: str, service_code: str, *,
+                          days: int = 14, now: datetime | None = None) -> list[AppointmentSlot]:
+    """Slots with free capacity in the district, starting at least the change cut-off from now."""
+    now = now or utcnow()
+    rows = await session.scalars(select(AppointmentSlot).where(
+        AppointmentSlot.district == district, AppointmentSlot.start >= now + CHANGE_CUTOFF,
+        AppointmentSlot.start < now + timedelta(days=days), AppointmentSlot.booked < AppointmentSlot.capacity,
+    ).order_by(AppointmentSlot.start))
+    return [s for s in rows if not s.services or service_code in s.services]
+
+
+def slot_label(slot: AppointmentSlot) -> str:
+    start, end = to_local(slot.start), to_local(slot.end)
+    weekday = "一二三四五六日"[start.weekday()]  # type: ignore[union-attr]
+    return f"{start:%m月%d日}（周{weekday}）{start:%H:%M}-{end:%H:%M}"  # type: ignore[union-attr]
+
+
+async def _take_capacity(session: AsyncSession, slot_id: int) -> None:
+    result = await session.execute(
+        update(AppointmentSlot).where(AppointmentSlot.id == slot_id, AppointmentSlot.booked < AppointmentSlot.capacity)
+        .values(booked=AppointmentSlot.booked + 1).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict("该时段已约满，请选择其他时段", code="slot_full")
+
+
+async def _release_capacity(session: AsyncSession, slot_id: int) -> None:
+    await session.execute(update(AppointmentSlot).where(AppointmentSlot.id == slot_id, AppointmentSlot.booked > 0)
+                          .values(booked=AppointmentSlot.booked - 1).execution_options(synchronize_session=False))
+
+
+@dataclass(frozen=True)
+class Booking:
+    appointment: Appointment
+    ticket: Ticket
+    slot: AppointmentSlot
+
+
+async def book_appointment(
+    session: AsyncSession, actor: Actor, *, customer_id: int, service_code: str, slot_id: int,
+    address_id: int | None = None, new_address: AddressIn | None = None, contact_phone: str | None = None,
+    note: str = "", channel: str | None = None, conversation_id: int | None = None,
+) -> Booking:
+    """Book a bookable service at a slot for one of the customer's addresses (or a new one); the booking
+    is a ``service_appointment`` ticket."""
+    offering = await access_offering(session, service_code)
+    if not offering.bookable:
+        raise InvalidInput(f"“{offering.name}”不支持在线预约，请按指引办理：{offering.where_to_go}",
+                           code="guidance_only", details=guidance(offering))
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("客户不存在", code="customer_not_found")
+    await session.refresh(customer, ["addresses"])
+    if new_address is not None:
+        address = await do_add_address(session, actor, customer, new_address)
+    elif address_id is not None:
+        address = next((a for a in customer.addresses if a.id == address_id), None)
+        if address is None:
+            raise InvalidInput("请选择该客户名下的地址", code="invalid_address")
+    elif len(customer.addresses) == 1:
+        address = customer.addresses[0]
+    else:
+        raise InvalidInput("请选择上门地址", code="address_required")
+    slot = await session.get(AppointmentSlot, slot_id)
+    if slot is None:
+        raise NotFound("预约时段不存在", code="slot_not_found")
+    if slot.district != address.district:
+        raise InvalidInput(f"该时段属于{slot.district}，与上门地址所在的{address.district}不符", code="slot_district")
+    if slot.services and service_code not in slot.services:
+        raise InvalidInput("该时段不提供此项服务", code="slot_service")
+    if slot.start < utcnow() + CHANGE_CUTOFF:
+        raise InvalidInput("只能预约 2 小时以后的时段", code="slot_too_soon")
+    await _take_capacity(session, slot.id)
+    await session.refresh(slot)
+    ticket = await do_create_ticket(session, actor, TicketCreate(
+        type="service_appointment", service_type=service_code, customer_id=customer.id, address_id=address.id,
+        contact_phone=contact_phone, channel=channel, conversation_id=conversation_id,
+        title=f"预约{offering.name} - {slot_label(slot)}",
+        description=(note.strip() + "\n" if note.strip() else "") + f"预约时段：{slot_label(slot)}"))
+    appointment = Appointment(ticket_id=ticket.id, slot_id=slot.id, service_code=service_code, customer_id=customer.id,
+                              address_id=address.id, contact_phone=ticket.contact_phone, status="booked",
+                              created_at=utcnow())
+    session.add(appointment)
+    await session.flush()
+    record_audit(session, actor, "appointment.book", "appointment", appointment.id,
+                 after={"ticket": ticket.number, "slot": slot_label(slot), "service": service_code,
+                        "address": address_parts(address).display()})
+    from gasdesk.webhooks.service import publish
+
+    await publish(session, "appointment.booked", {
+        "appointment_id": appointment.id, "ticket_id": ticket.id, "ticket_number": ticket.number,
+        "service": service_code, "district": slot.district, "slot_start": slot.start.isoformat(),
+        "slot_end": slot.end.isoformat()})
+    return Booking(appointment, ticket, slot)
+
+
+async def access_appointment(session: AsyncSession, appointment_id: int) -> Appointment:
+    appointment = await session.get(Appointment, appointment_id)
+    if appointment is None:
+        raise NotFound("预约不存在", code="appointment_not_found")
+    return appointment
+
+
+async def _check_changeable(session: AsyncSession, appointment: Appointment) -> AppointmentSlot:
+    if appointment.status != "booked":
+        raise Conflict("该预约已取消或已完成，不能再修改", code="appointment_closed")
+    slot = await session.get(AppointmentSlot, appointment.slot_id)
+    assert slot is not None
+    if slot.start - utcnow() < CHANGE_CUTOFF:
+        raise Conflict("距离上门时间不足 2 小时，不能在线改约或取消，请致电客服", code="too_late_to_change")
+    return slot
+
+
+async def do_reschedule(session: AsyncSession, actor: Actor, appointment: Appointment, new_slot_id: int) -> Appointment:
+    old = await _check_changeable(session, appointment)
+    new = await session.get(AppointmentSlot, new_slot_id)
+    if new is None or new.id == old.id:
+        raise InvalidInput("请选择一个新的时段", code="invalid_slot")
+    if new.district != old.district or new.start < utcnow() + CHANGE_CUTOFF:
+        raise InvalidInput("新时段须在同一区域且在 2 小时以后", code="invalid_slot")
+    await _take_capacity(session, new.id)
+    await _release_capacity(session, old.id)
+    appointment.slot_id = new.id
+    ticket = await session.get(Ticket, appointment.ticket_id)
+    record_audit(session, actor, "appointment.reschedule", "appointment", appointment.id,
+                 before={"slot": slot_label(old)}, after={"slot": slot_label(new)})
+    if ticket is not None:
+        from gasdesk.tickets.service import _event, _publish
+
+        ticket.title = ticket.title.split(" - ")[0] + f" - {slot_label(new)}"
+        _event(ticket, actor, "reschedule", ticket.status, note=f"改约：{slot_label(old)} → {slot_label(new)}")
+        await _publish(session, "ticket.updated", ticket)
+    return appointment
+
+
+async def do_cancel_appointment(session: AsyncSession, actor: Actor, appointment: Appointment,
+                                reason: str = "居民取消") -> Appointment:
+    slot = await _check_changeable(session, appointment)
+    await _release_capacity(session, slot.id)
+    appointment.status, appointment.cancelled_at = "cancelled", utcnow()
+    ticket = await session.get(Ticket, appointment.ticket_id)
+    if ticket is not None and ticket.status not in (TicketStatus.cancelled.value, TicketStatus.closed.value,
+                                                    TicketStatus.resolved.value):
+        await session.refresh(ticket, ["events"])
+        await do_ticket_action(session, actor, ticket, "cancel", note=reason or "居民取消")
+    record_audit(session, actor, "appointment.cancel", "appointment", appointment.id,
+                 before={"status": "booked"}, after={"status": "cancelled", "reason": reason})
+    return appointment
+
+
+async def progress_for(session: AsyncSession, *, phone: str | None = None,
+                       account_no: str | None = None) -> list[dict[str, Any]]:
+    """Recent tickets/appointments of the customer behind a phone or 户号: status, slot and assigned crew."""
+    from gasdesk.auth.models import User
+    from gasdesk.customers.service import CustomerQuery, find_customers
+    from gasdesk.tickets.models import STATUS_LABELS, TYPE_LABELS, TicketType
+
+    customers = await find_customers(session, CustomerQuery(phone=phone, account_no=account_no), limit=5)
+    if not customers:
+        return []
+    tickets = await session.scalars(select(Ticket).where(Ticket.customer_id.in_([c.id for c in customers]))
+                                    .order_by(Ticket.id.desc()).limit(10))
+    items = []
+    for ticket in tickets:
+        appointment = await session.scalar(select(Appointment).where(Appointment.ticket_id == ticket.id))
+        slot = await session.get(AppointmentSlot, appointment.slot_id) if appointment else None
+        crew = await session.get(User, ticket.crew_id) if ticket.crew_id else None
+        items.append({
+            "ticket_number": ticket.number, "type": ticket.type, "type_label": TYPE_LABELS[TicketType(ticket.type)],
+            "status": ticket.status, "status_label": STATUS_LABELS[TicketStatus(ticket.status)],
+            "title": ticket.title, "service": ticket.service_type,
+            "appointment_id": appointment.id if appointment else None,
+            "appointment_status": appointment.status if appointment else None,
+            "slot": slot_label(slot) if slot else None, "crew": crew.display_name if crew else None,
+        })
+    return items
+
+
+async def do_generate_slots(session: AsyncSession, *, district: str, first_day: date, days: int,
+                            windows: list[tuple[str, str]], capacity: int) -> int:
+    """Create slots (local-time windows like ("09:00", "12:00")) for a district; existing ones are kept."""
+    if capacity < 1 or days < 1 or days > 120:
+        raise InvalidInput("容量须 ≥ 1，天数 1–120", code="invalid_slots")
+    zone = local_zone()
+    made = 0
+    for offset in range(days):
+        day = first_day + timedelta(days=offset)
+        for start_s, end_s in windows:
+            start = datetime.combine(day, time.fromisoformat(start_s), zone).astimezone(utcnow().tzinfo)
+            end = datetime.combine(day, time.fromisoformat(end_s), zone).astimezone(utcnow().tzinfo)
+            exists = await session.scalar(select(AppointmentSlot.id).where(
+                AppointmentSlot.district == district, AppointmentSlot.start == start))
+            if exists is None:
+                session.add(AppointmentSlot(district=district, start=start, end=end, capacity=capacity, booked=0,
+                                            services=[]))
+                made += 1
+    await session.flush()
+    return made
+
+
+async def customer_addresses(session: AsyncSession, customer_id: int) -> list[Address]:
+    return list(await session.scalars(select(Address).where(Address.customer_id == customer_id)))

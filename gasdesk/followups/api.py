@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from gasdesk.auth.access import allow
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.clock import utcnow
+from gasdesk.db import DbSession
+from gasdesk.followups.models import FollowUpSurvey
+from gasdesk.followups.service import followup_outcomes
+
+router = APIRouter(prefix="/api/v1", tags=["followups"])
+
+
+@router.get("/followups")
+async def list_followups(session: DbSession, status: str | None = None, ticket_id: int | None = None,
+                         _: User = allow(Role.admin, Role.supervisor, Role.agent)) -> list[dict[str, Any]]:
+    query = select(FollowUpSurvey).order_by(FollowUpSurvey.id.desc()).limit(200)
+    if status:
+        query = query.where(FollowUpSurvey.status == status)
+    if ticket_id:
+        query = query.where(FollowUpSurvey.ticket_id == ticket_id)
+    return [{"id": f.id, "ticket_id": f.ticket_id, "channel": f.channel, "status": f.status, "attempts": f.attempts,
+             "due_at": f.due_at, "score": f.score, "solved": f.solved, "comment": f.comment, "outcome": f.outcome,
+             "category": f.category, "answered_at": f.answered_at} for f in await session.scalars(query)]
+
+
+@router.get("/reports/followups")
+async def outcomes(session: DbSession, days: int = Query(30, ge=1, le=366),
+                   _: User = allow(Role.admin, Role.supervisor)) -> dict[str, Any]:
+    """Satisfaction trend per day and per problem category."""
+    until = utcnow()
+    return await followup_outcomes(session, until - timedelta(days=days), until)

@@ -1,0 +1,1 @@
+"""Background jobs: durable, retried, after-commit; run by a worker loop in each app process or `gasdesk worker`."""

@@ -1,0 +1,194 @@
+"""Enqueueing and running jobs.
+
+``enqueue(session, "webhooks.deliver", {...})`` adds a Job row to the current transaction and,
+after commit, wakes the workers (in-process, and over Redis in scale-out mode). Workers claim due
+jobs with an atomic conditional UPDATE, run the registered handler in its own transaction, and
+retry failures with exponential backoff up to ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.clock import utcnow
+from gasdesk.db import after_commit, transaction
+from gasdesk.jobs.models import Job, Lease
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+PERIODIC: dict[str, tuple[int, Callable[[AsyncSession], Awaitable[Any]]]] = {}
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+STALE_AFTER = timedelta(minutes=10)
+
+_wake = asyncio.Event()
+remote_wake: Callable[[], Awaitable[None]] | None = None
+
+
+def job(name: str) -> Callable[[Handler], Handler]:
+    """Register a job handler: ``@job("followups.send")``."""
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def periodic(name: str, every_s: int) -> Callable[[Callable[[AsyncSession], Awaitable[Any]]], Any]:
+    """Register a periodic task (SLA scan, follow-up dispatch). One process runs it at a time."""
+
+    def register(fn: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+        PERIODIC[name] = (every_s, fn)
+        return fn
+
+    return register
+
+
+def enqueue(session: AsyncSession, name: str, payload: dict[str, Any], *, run_at: datetime | None = None,
+            max_attempts: int = 5) -> Job:
+    """Add a job to the current transaction; workers are woken after commit."""
+    item = Job(name=name, payload=payload, status="pending", attempts=0, max_attempts=max_attempts,
+               run_at=run_at or utcnow(), created_at=utcnow())
+    session.add(item)
+    after_commit(session, wake_workers)
+    return item
+
+
+async def wake_workers() -> None:
+    _wake.set()
+    if remote_wake is not None:
+        await remote_wake()
+
+
+def backoff(attempt: int) -> timedelta:
+    """30 s, 2 min, 8 min, 32 min, … capped at 6 h."""
+    return timedelta(seconds=min(30 * 4 ** (attempt - 1), 6 * 3600))
+
+
+async def _claim(limit: int) -> list[int]:
+    now = utcnow()
+    async with transaction() as session:
+        candidates = list(await session.scalars(
+            select(Job.id).where(
+                or_(Job.status == "pending", (Job.status == "running") & (Job.locked_at < now - STALE_AFTER)),
+                Job.run_at <= now,
+            ).order_by(Job.run_at, Job.id).limit(limit)
+        ))
+        claimed = []
+        for job_id in candidates:
+            # Conditional update: another worker that read the same row loses the race cleanly.
+            result = await session.execute(
+                update(Job).where(Job.id == job_id, Job.status.in_(["pending", "running"]),
+                                  or_(Job.locked_at.is_(None), Job.locked_at < now - STALE_AFTER,
+                                      Job.status == "pending"))
+                .values(status="running", locked_by=WORKER_ID, locked_at=now, attempts=Job.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                claimed.append(job_id)
+    return claimed
+
+
+async def _run_one(job_id: int) -> None:
+    async with transaction() as session:
+        item = await session.get(Job, job_id)
+        if item is None:
+            return
+        name, payload, attempts, max_attempts = item.name, dict(item.payload), item.attempts, item.max_attempts
+    handler = HANDLERS.get(name)
+    error = None
+    if handler is None:
+        error = f"no handler registered for {name}"
+    else:
+        try:
+            async with transaction() as session:
+                await handler(session, payload)
+        except Exception:
+            error = traceback.format_exc(limit=5)
+            log.warning("job %s #%s failed (attempt %s/%s)", name, job_id, attempts, max_attempts)
+    async with transaction() as session:
+        item = await session.get(Job, job_id)
+        if item is None:
+            return
+        item.locked_by = None
+        item.locked_at = None
+        if error is None:
+            item.status, item.finished_at, item.last_error = "done", utcnow(), None
+        elif attempts >= max_attempts:
+            item.status, item.finished_at, item.last_error = "failed", utcnow(), error[-4000:]
+        else:
+            item.status, item.run_at, item.last_error = "pending", utcnow() + backoff(attempts), error[-4000:]
+
+
+async def run_due_jobs(limit: int = 50) -> int:
+    """Run every job that is due now (tests call this directly). Returns how many ran."""
+    ran = 0
+    while True:
+        claimed = await _claim(limit)
+        if not claimed:
+            return ran
+        for job_id in claimed:
+            await _run_one(job_id)
+            ran += 1
+
+
+async def _take_lease(name: str, seconds: int) -> bool:
+    now = utcnow()
+    async with transaction() as session:
+        lease = await session.get(Lease, name, with_for_update=True)
+        if lease is None:
+            session.add(Lease(name=name, holder=WORKER_ID, expires_at=now + timedelta(seconds=seconds)))
+            try:
+                await session.flush()
+            except Exception:  # another process created it first
+                return False
+            return True
+        if lease.holder != WORKER_ID and lease.expires_at > now:
+            return False
+        lease.holder, lease.expires_at = WORKER_ID, now + timedelta(seconds=seconds)
+        return True
+
+
+async def run_periodic_once(force: bool = False) -> list[str]:
+    """Run the periodic tasks this process holds the lease for (tests pass force=True)."""
+    ran = []
+    for name, (every_s, fn) in PERIODIC.items():
+        if force or await _take_lease(name, every_s):
+            async with transaction() as session:
+                await fn(session)
+            ran.append(name)
+    return ran
+
+
+async def worker_loop(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:
+    """Forever: run due jobs, run periodic tasks when their lease is ours, sleep until woken or polled."""
+    import gasdesk.jobs.registry  # noqa: F401 - registers every domain's handlers
+
+    stop = stop or asyncio.Event()
+    last_periodic = 0.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            await run_due_jobs()
+            if loop.time() - last_periodic >= min((e for e, _ in PERIODIC.values()), default=60):
+                await run_periodic_once()
+                last_periodic = loop.time()
+        except Exception:
+            log.exception("worker iteration failed")
+        _wake.clear()
+        try:
+            await asyncio.wait_for(_wake.wait(), timeout=poll_s)
+        except TimeoutError:
+            pass

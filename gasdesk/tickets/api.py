@@ -1,0 +1,204 @@
+"""Ticket REST API: create (also from a conversation draft or a left message), list with filters,
+detail with history, state actions, crew write-back, photos, SLA compliance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, UploadFile
+from sqlalchemy import func, or_, select
+
+from gasdesk.audit.service import Actor
+from gasdesk.auth.access import allow
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.clock import utcnow
+from gasdesk.conversations.attachments import ALLOWED, Attachment, check_upload
+from gasdesk.conversations.models import LeftMessage
+from gasdesk.conversations.service import access_conversation_for_user
+from gasdesk.db import DbSession
+from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.tickets import service, sla
+from gasdesk.tickets.draft import draft_from_conversation
+from gasdesk.tickets.lifecycle import allowed_actions
+from gasdesk.tickets.models import (
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    TYPE_LABELS,
+    Priority,
+    Team,
+    Ticket,
+    TicketStatus,
+    TicketType,
+)
+from gasdesk.tickets.schemas import CrewWriteback, TicketAction, TicketCreate
+
+router = APIRouter(prefix="/api/v1", tags=["tickets"])
+STAFF = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
+EVERYONE = (*STAFF, Role.field_crew)
+
+
+async def ticket_out(session: Any, ticket: Ticket, *, with_events: bool = False) -> dict[str, Any]:
+    team = await session.get(Team, ticket.team_id) if ticket.team_id else None
+    crew = await session.get(User, ticket.crew_id) if ticket.crew_id else None
+    handler = await session.get(User, ticket.handler_id) if ticket.handler_id else None
+    out = {
+        "id": ticket.id, "number": ticket.number, "type": ticket.type, "type_label": TYPE_LABELS[TicketType(ticket.type)],
+        "priority": ticket.priority, "priority_label": PRIORITY_LABELS[Priority(ticket.priority)],
+        "status": ticket.status, "status_label": STATUS_LABELS[TicketStatus(ticket.status)],
+        "title": ticket.title, "description": ticket.description, "service_type": ticket.service_type,
+        "customer_id": ticket.customer_id, "account_id": ticket.account_id, "district": ticket.district,
+        "address": ticket.address_text, "contact_name": ticket.contact_name, "contact_phone": ticket.contact_phone,
+        "channel": ticket.channel, "conversation_id": ticket.conversation_id, "team": team.name if team else None,
+        "team_id": ticket.team_id, "crew_id": ticket.crew_id, "crew": crew.display_name if crew else None,
+        "handler_id": ticket.handler_id, "handler": handler.display_name if handler else None,
+        "routing_rule": ticket.routing_rule, "sla_state": ticket.sla_state, "escalation_level": ticket.escalation_level,
+        "respond_by": ticket.respond_by, "resolve_by": ticket.resolve_by, "responded_at": ticket.responded_at,
+        "resolved_at": ticket.resolved_at, "closed_at": ticket.closed_at, "created_at": ticket.created_at,
+        "reopen_count": ticket.reopen_count, "result": ticket.result, "parent_ticket_id": ticket.parent_ticket_id,
+        "actions": allowed_actions(ticket.status),
+    }
+    if with_events:
+        out["events"] = [{"at": e.at, "actor": e.actor_name, "action": e.action, "from": e.from_status,
+                          "to": e.to_status, "note": e.note, "data": e.data} for e in ticket.events]
+    return out
+
+
+@router.post("/tickets", status_code=201)
+async def create_ticket(body: TicketCreate, session: DbSession, user: User = allow(*STAFF)) -> dict[str, Any]:
+    """Create a ticket (from the console, a conversation draft, or a left message)."""
+    if body.conversation_id is not None:
+        conversation = await access_conversation_for_user(session, user, body.conversation_id)
+        body.channel = body.channel or conversation.channel
+        body.customer_id = body.customer_id or conversation.customer_id
+    left = None
+    if body.left_message_id is not None:
+        left = await session.get(LeftMessage, body.left_message_id)
+        if left is None:
+            raise NotFound("留言不存在", code="left_message_not_found")
+        if left.status == "ticketed":
+            raise Conflict(f"该留言已生成工单 #{left.ticket_id}", code="already_ticketed")
+        body.contact_phone = body.contact_phone or left.phone
+        body.contact_name = body.contact_name or left.name
+        body.description = body.description or left.content
+        body.conversation_id = body.conversation_id or left.conversation_id
+    ticket = await service.do_create_ticket(session, Actor.of(user, "api"), body)
+    if left is not None:
+        left.status, left.ticket_id, left.handled_at = "ticketed", ticket.id, utcnow()
+    return await ticket_out(session, ticket, with_events=True)
+
+
+@router.get("/conversations/{conversation_id}/ticket-draft")
+async def ticket_draft(conversation_id: int, session: DbSession,
+                       user: User = allow(Role.agent, Role.supervisor, Role.admin)) -> dict[str, Any]:
+    """A ticket draft extracted offline from the transcript (type, address, phone, 户号, service, time)."""
+    conversation = await access_conversation_for_user(session, user, conversation_id)
+    return (await draft_from_conversation(session, conversation)).to_dict()
+
+
+@router.get("/tickets")
+async def list_tickets(
+    session: DbSession,
+    status: Annotated[list[str] | None, Query()] = None,
+    type: Annotated[list[str] | None, Query()] = None,
+    priority: str | None = None,
+    district: str | None = None,
+    team_id: int | None = None,
+    crew_id: int | None = None,
+    sla_state: str | None = None,
+    customer_id: int | None = None,
+    mine: bool = False,
+    q: str | None = Query(None, max_length=40),
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0),
+    user: User = allow(*EVERYONE),
+) -> dict[str, Any]:
+    """Filtered list (newest first). Field crews only ever see their own tickets."""
+    query = select(Ticket)
+    if Role(user.role) is Role.field_crew:
+        query = query.where(Ticket.crew_id == user.id)
+    elif mine:
+        query = query.where(or_(Ticket.crew_id == user.id, Ticket.handler_id == user.id))
+    for values, column in ((status, Ticket.status), (type, Ticket.type)):
+        if values:
+            query = query.where(column.in_(values))
+    for value, column in ((priority, Ticket.priority), (district, Ticket.district), (team_id, Ticket.team_id),
+                          (crew_id, Ticket.crew_id), (sla_state, Ticket.sla_state), (customer_id, Ticket.customer_id)):
+        if value is not None and value != "":
+            query = query.where(column == value)
+    if q:
+        query = query.where(or_(Ticket.number.contains(q), Ticket.title.contains(q)))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(Ticket.id.desc()).limit(limit).offset(offset))
+    return {"total": int(total or 0), "items": [await ticket_out(session, t) for t in rows]}
+
+
+@router.get("/tickets/{ticket_id}")
+async def get_ticket(ticket_id: int, session: DbSession, user: User = allow(*EVERYONE)) -> dict[str, Any]:
+    ticket = await service.access_ticket(session, user, ticket_id)
+    return await ticket_out(session, ticket, with_events=True)
+
+
+@router.post("/tickets/{ticket_id}/actions")
+async def ticket_action(ticket_id: int, body: TicketAction, session: DbSession,
+                        user: User = allow(*EVERYONE)) -> dict[str, Any]:
+    """assign (crew_id / handler_id) · start · resolve · close · reopen (note) · cancel (note)."""
+    ticket = await service.access_ticket(session, user, ticket_id)
+    await service.do_ticket_action(session, Actor.of(user, "api"), ticket, body.action, note=body.note,
+                                   crew_id=body.crew_id, handler_id=body.handler_id, user=user)
+    return await ticket_out(session, ticket, with_events=True)
+
+
+@router.post("/tickets/{ticket_id}/writeback")
+async def crew_writeback(ticket_id: int, body: CrewWriteback, session: DbSession,
+                         user: User = allow(Role.field_crew, Role.admin)) -> dict[str, Any]:
+    """The crew's result: arrival, result, materials, photos (upload first), resident signature name."""
+    ticket = await service.access_ticket(session, user, ticket_id)
+    await service.do_crew_writeback(session, user, ticket, body)
+    return await ticket_out(session, ticket, with_events=True)
+
+
+@router.post("/tickets/{ticket_id}/photos", status_code=201)
+async def upload_photo(ticket_id: int, session: DbSession, file: Annotated[UploadFile, File()],
+                       user: User = allow(*EVERYONE)) -> dict[str, Any]:
+    """Attach a photo to a ticket (jpg/png/webp ≤ 5 MB)."""
+    import secrets
+    from pathlib import Path
+
+    from gasdesk.config import get_settings
+
+    ticket = await service.access_ticket(session, user, ticket_id)
+    data = await file.read(max(k.max_bytes for k in ALLOWED.values()) + 1)
+    kind = check_upload(file.filename or "", data)
+    if kind.kind != "image":
+        raise InvalidInput("工单照片只支持图片", code="file_type")
+    token = secrets.token_urlsafe(18)
+    folder = Path(get_settings().upload_dir) / "tickets" / utcnow().strftime("%Y/%m")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{token}{Path(file.filename or '').suffix.lower()}"
+    path.write_bytes(data)
+    photo = Attachment(token=token, ticket_id=ticket.id, owner_user_id=user.id, name=Path(file.filename or "").name,
+                       mime=kind.mime, kind="image", size=len(data), path=str(path), created_at=utcnow())
+    session.add(photo)
+    await session.flush()
+    return photo.to_payload()
+
+
+@router.get("/reports/sla-compliance")
+async def sla_compliance(session: DbSession, days: int = Query(30, ge=1, le=366),
+                         _: User = allow(Role.admin, Role.supervisor, Role.dispatcher)) -> list[dict[str, Any]]:
+    """SLA compliance per team over the last ``days`` days."""
+    until = utcnow()
+    return await sla.sla_compliance(session, until - timedelta(days=days), until)
+
+
+@router.get("/teams")
+async def teams(session: DbSession, _: User = allow(*STAFF)) -> list[dict[str, Any]]:
+    crews = await session.scalars(select(User).where(User.role == Role.field_crew.value, User.is_active.is_(True))
+                                  .order_by(User.display_name))
+    rows = await session.scalars(select(Team).order_by(Team.id))
+    return [{"id": t.id, "code": t.code, "name": t.name, "kind": t.kind} for t in rows] + \
+        [{"id": None, "crew_user_id": c.id, "name": c.display_name, "kind": "crew_user"} for c in crews]
+
+

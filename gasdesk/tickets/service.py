@@ -1,0 +1,295 @@
+"""Creating tickets, moving them through the state machine, crew write-back. Every change writes a
+TicketEvent (history), an audit row, a domain event and the outbound webhook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.audit.service import Actor, record_audit
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.clock import utcnow
+from gasdesk.customers.models import Account, Address, Customer
+from gasdesk.customers.service import address_parts
+from gasdesk.customers.validation import check_phone
+from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
+from gasdesk.events import emit
+from gasdesk.tickets import sla
+from gasdesk.tickets.lifecycle import next_status
+from gasdesk.tickets.models import (
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    TYPE_LABELS,
+    Priority,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+    TicketType,
+)
+from gasdesk.tickets.routing import route_ticket
+from gasdesk.tickets.schemas import CrewWriteback, TicketCreate
+
+SERVICE_TYPES = ("开栓", "维修", "改线", "安检", "阀管改造", "旧改施工", "报警器安装")
+DEFAULT_PRIORITY = {TicketType.gas_leak: Priority.urgent, TicketType.no_gas: Priority.high,
+                    TicketType.complaint: Priority.high}
+
+
+def check_ticket_type(value: str) -> TicketType:
+    try:
+        return TicketType(value)
+    except ValueError:
+        options = "、".join(f"{TYPE_LABELS[t]}({t.value})" for t in TicketType)
+        raise InvalidInput(f"未知工单类型 {value!r}；可选: {options}", code="invalid_ticket_type") from None
+
+
+def check_priority(value: str) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError:
+        raise InvalidInput(f"未知优先级 {value!r}；可选: urgent/high/normal/low", code="invalid_priority") from None
+
+
+def check_service_type(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in SERVICE_TYPES:
+        raise InvalidInput(f"未知服务类型 {value!r}；可选: {'、'.join(SERVICE_TYPES)}", code="invalid_service_type")
+    return value
+
+
+def ticket_snapshot(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "number": ticket.number, "type": ticket.type, "priority": ticket.priority, "status": ticket.status,
+        "team_id": ticket.team_id, "handler_id": ticket.handler_id, "crew_id": ticket.crew_id,
+        "customer_id": ticket.customer_id, "service_type": ticket.service_type,
+    }
+
+
+def ticket_webhook_data(ticket: Ticket) -> dict[str, Any]:
+    return {
+        **ticket_snapshot(ticket), "id": ticket.id, "title": ticket.title,
+        "district": ticket.district, "channel": ticket.channel, "sla_state": ticket.sla_state,
+        "respond_by": ticket.respond_by.isoformat() if ticket.respond_by else None,
+        "resolve_by": ticket.resolve_by.isoformat() if ticket.resolve_by else None,
+        "created_at": ticket.created_at.isoformat() if ticket.created_at else None,
+    }
+
+
+async def _publish(session: AsyncSession, event: str, ticket: Ticket) -> None:
+    from gasdesk.webhooks.service import publish
+
+    emit(session, event, {"ticket_id": ticket.id, "status": ticket.status, "crew_id": ticket.crew_id,
+                          "handler_id": ticket.handler_id})
+    await publish(session, event, ticket_webhook_data(ticket))
+
+
+def _event(ticket: Ticket, actor: Actor, action: str, from_status: str | None, note: str | None = None,
+           data: dict[str, Any] | None = None) -> TicketEvent:
+    event = TicketEvent(at=utcnow(), actor_id=actor.user_id, actor_name=actor.name, action=action,
+                        from_status=from_status, to_status=ticket.status, note=note or None, data=data)
+    ticket.events.append(event)
+    return event
+
+
+async def access_ticket(session: AsyncSession, user: User, ticket_id: int) -> Ticket:
+    """Field crews see only tickets given to them; other staff see all."""
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound("工单不存在", code="ticket_not_found")
+    if Role(user.role) is Role.field_crew and ticket.crew_id != user.id:
+        raise PermissionDenied("该工单未派给您", code="ticket_not_yours")
+    await session.refresh(ticket, ["events"])
+    return ticket
+
+
+@dataclass(frozen=True)
+class _Where:
+    customer: Customer | None
+    account: Account | None
+    address: Address | None
+
+
+async def _resolve_links(session: AsyncSession, data: TicketCreate) -> _Where:
+    customer = await session.get(Customer, data.customer_id) if data.customer_id else None
+    if data.customer_id and customer is None:
+        raise InvalidInput("客户不存在", code="customer_not_found")
+    account = await session.get(Account, data.account_id) if data.account_id else None
+    if data.account_id and (account is None or (customer and account.customer_id != customer.id)):
+        raise InvalidInput("户号不存在或不属于该客户", code="account_mismatch")
+    if account is not None and customer is None:
+        customer = await session.get(Customer, account.customer_id)
+    if account is None and customer is not None and not data.address_id:
+        # The customer's only (or first) account is the one the request is about unless told otherwise.
+        account = await session.scalar(select(Account).where(Account.customer_id == customer.id)
+                                       .order_by(Account.id).limit(1))
+    address = await session.get(Address, data.address_id) if data.address_id else None
+    if data.address_id and (address is None or (customer and address.customer_id != customer.id)):
+        raise InvalidInput("地址不存在或不属于该客户", code="address_mismatch")
+    if address is None and account is not None and account.address_id:
+        address = await session.get(Address, account.address_id)
+    return _Where(customer, account, address)
+
+
+async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCreate) -> Ticket:
+    """Validate, route, set SLA deadlines and store a new ticket."""
+    ticket_type = check_ticket_type(data.type)
+    where = await _resolve_links(session, data)
+    phone = check_phone(data.contact_phone) if data.contact_phone else None
+    if phone is None and where.customer is not None:
+        await session.refresh(where.customer, ["phones"])
+        phone = where.customer.phones[0].phone if where.customer.phones else None
+    district = data.district or (where.address.district if where.address else None)
+    address_text = data.address_text or (address_parts(where.address).display() if where.address else None)
+    description = (data.description or "").strip()
+    if data.preferred_time:
+        description = (description + f"\n期望上门时间：{data.preferred_time}").strip()
+    tags = list(where.customer.tags or []) if where.customer else []
+    decision = await route_ticket(session, ticket_type=ticket_type.value, district=district,
+                                  text=(data.title or "") + description, customer_tags=tags)
+    priority = check_priority(data.priority) if data.priority else (
+        Priority(decision.priority) if decision.priority else DEFAULT_PRIORITY.get(ticket_type, Priority.normal))
+    now = utcnow()
+    respond_by, resolve_by, _ = await sla.deadlines(session, ticket_type.value, priority.value, now)
+    service_type = check_service_type(data.service_type)
+    title = (data.title or "").strip() or f"{TYPE_LABELS[ticket_type]}{'·' + service_type if service_type else ''}" \
+        + (f" - {district}" if district else "")
+    ticket = Ticket(
+        number="pending", type=ticket_type.value, priority=priority.value, status=TicketStatus.new.value,
+        title=title[:120], description=description or None, service_type=service_type,
+        customer_id=where.customer.id if where.customer else None,
+        account_id=where.account.id if where.account else None,
+        address_id=where.address.id if where.address else None, district=district, address_text=address_text,
+        contact_name=(data.contact_name or (where.customer.name if where.customer else None)),
+        contact_phone=phone, channel=data.channel, conversation_id=data.conversation_id,
+        left_message_id=data.left_message_id, team_id=decision.team_id, handler_id=decision.handler_id,
+        routing_rule=decision.rule.name if decision.rule else None, respond_by=respond_by, resolve_by=resolve_by,
+        sla_state="ok", escalation_level=0, reopen_count=0, created_by_id=actor.user_id, created_at=now,
+        updated_at=now, events=[],
+    )
+    session.add(ticket)
+    await session.flush()
+    # Human-friendly, unique and sortable: GD + local date + id.
+    from gasdesk.clock import to_local
+
+    ticket.number = f"GD{to_local(now).strftime('%Y%m%d')}{ticket.id:05d}"  # type: ignore[union-attr]
+    _event(ticket, actor, "create", None, note=f"来源：{data.channel or '人工创建'}",
+           data={"routing_rule": ticket.routing_rule, "team_id": ticket.team_id})
+    await session.flush()
+    record_audit(session, actor, "ticket.create", "ticket", ticket.id, after=ticket_snapshot(ticket))
+    if ticket.handler_id:
+        from gasdesk.notifications.service import do_notify
+
+        do_notify(session, ticket.handler_id, "ticket.new", f"新工单 {ticket.number}", ticket.title,
+                  link=f"/tickets/{ticket.id}")
+    await _publish(session, "ticket.created", ticket)
+    return ticket
+
+
+def check_may_act(user: User, ticket: Ticket, action: str) -> None:
+    """Role rules on top of the state machine: crews start/resolve their own; agents close/reopen/cancel."""
+    role = Role(user.role)
+    if role is Role.field_crew and action not in ("start", "resolve"):
+        raise PermissionDenied("外勤人员只能开始处理或办结派给自己的工单", code="forbidden_action")
+    if role is Role.field_crew and ticket.crew_id != user.id:
+        raise PermissionDenied("该工单未派给您", code="ticket_not_yours")
+    if role is Role.agent and action not in ("close", "reopen", "cancel"):
+        raise PermissionDenied("坐席不能派单或办结工单，请联系调度", code="forbidden_action")
+
+
+async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, action: str, *, note: str = "",
+                           crew_id: int | None = None, handler_id: int | None = None,
+                           user: User | None = None) -> Ticket:
+    """Apply one state-machine action (history, audit, events, webhook). ``user`` (when a person acts, not a
+    job) is checked against the role rules."""
+    if user is not None:
+        check_may_act(user, ticket, action)
+    before = ticket_snapshot(ticket)
+    previous = ticket.status
+    target = next_status(ticket.status, action)
+    now = utcnow()
+    data: dict[str, Any] = {}
+    if action == "assign":
+        if crew_id is None and handler_id is None:
+            raise InvalidInput("派单需要指定外勤人员或处理人", code="assignee_required")
+        for uid, roles in ((crew_id, {Role.field_crew}),
+                           (handler_id, {Role.dispatcher, Role.agent, Role.supervisor, Role.admin})):
+            if uid is None:
+                continue
+            person = await session.get(User, uid)
+            if person is None or not person.is_active or Role(person.role) not in roles:
+                raise InvalidInput("指定的人员不存在、已停用或角色不符", code="invalid_assignee")
+        if crew_id is not None:
+            ticket.crew_id = crew_id
+            data["crew_id"] = crew_id
+        if handler_id is not None:
+            ticket.handler_id = handler_id
+            data["handler_id"] = handler_id
+    if action in ("cancel", "reopen") and not note.strip():
+        raise InvalidInput("取消或重新打开工单需要填写原因", code="note_required")
+    ticket.status = target.value
+    if action in ("assign", "start", "resolve") and ticket.responded_at is None:
+        ticket.responded_at = now
+    if action == "resolve":
+        ticket.resolved_at = now
+    if action == "close":
+        ticket.closed_at = now
+    if action == "reopen":
+        ticket.reopen_count += 1
+        ticket.resolved_at = None
+        ticket.closed_at = None
+        ticket.sla_state = "ok"
+        _, ticket.resolve_by, _ = await sla.deadlines(session, ticket.type, ticket.priority, now)
+    ticket.updated_at = now
+    _event(ticket, actor, action, previous, note=note.strip() or None, data=data or None)
+    record_audit(session, actor, f"ticket.{action}", "ticket", ticket.id, before=before, after=ticket_snapshot(ticket))
+    if action == "assign" and crew_id is not None:
+        from gasdesk.notifications.service import do_notify
+
+        do_notify(session, crew_id, "ticket.assigned", f"新派工单 {ticket.number}", ticket.title,
+                  link=f"/crew/tickets/{ticket.id}")
+    if action == "resolve":
+        from gasdesk.followups.service import schedule_followup
+
+        await schedule_followup(session, ticket)
+    await _publish(session, "ticket.updated", ticket)
+    return ticket
+
+
+async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, body: CrewWriteback) -> Ticket:
+    """A field crew records arrival, result, materials, photos and the resident's signature name."""
+    if ticket.crew_id != crew.id and Role(crew.role) is not Role.admin:
+        raise PermissionDenied("该工单未派给您", code="ticket_not_yours")
+    if ticket.status not in (TicketStatus.assigned.value, TicketStatus.in_progress.value):
+        raise InvalidInput(f"工单当前为“{STATUS_LABELS[TicketStatus(ticket.status)]}”，不能回写结果",
+                           code="invalid_transition")
+    photos = []
+    if body.photo_tokens:
+        from gasdesk.conversations.attachments import Attachment
+
+        for token in body.photo_tokens:
+            photo = await session.scalar(select(Attachment).where(Attachment.token == token))
+            if photo is None or photo.ticket_id != ticket.id:
+                raise InvalidInput("照片不存在或不属于该工单", code="invalid_photo")
+            photos.append(photo.to_payload())
+    result = {
+        "arrived_at": (body.arrived_at or utcnow()).isoformat(), "result": body.result.strip(),
+        "materials": body.materials, "photos": photos, "signature_name": (body.signature_name or "").strip() or None,
+        "by": crew.display_name, "recorded_at": utcnow().isoformat(),
+    }
+    ticket.result = result
+    actor = Actor.of(crew, "crew")
+    if ticket.status == TicketStatus.assigned.value:
+        await do_ticket_action(session, actor, ticket, "start", note="到达现场", user=crew)
+    _event(ticket, actor, "writeback", ticket.status, note=body.result.strip(), data=result)
+    if body.resolved:
+        await do_ticket_action(session, actor, ticket, "resolve", note="现场处理完成", user=crew)
+    else:
+        await _publish(session, "ticket.updated", ticket)
+    return ticket
+
+
+LABELS = {"type": TYPE_LABELS, "status": STATUS_LABELS, "priority": PRIORITY_LABELS}

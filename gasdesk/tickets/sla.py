@@ -1,0 +1,127 @@
+"""SLA: deadlines per type and priority, and the periodic scan that flags at-risk and breached tickets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.clock import utcnow
+from gasdesk.events import emit
+from gasdesk.jobs.queue import periodic
+from gasdesk.notifications.service import do_notify
+from gasdesk.tickets.models import OPEN_STATUSES, Priority, SlaPolicy, Team, Ticket, TicketEvent, TicketStatus
+
+# Fallback when no policy row matches: minutes to respond, minutes to resolve.
+DEFAULT_MINUTES = {Priority.urgent: (15, 240), Priority.high: (60, 24 * 60), Priority.normal: (240, 72 * 60),
+                   Priority.low: (24 * 60, 7 * 24 * 60)}
+ESCALATE = {Priority.low: Priority.normal, Priority.normal: Priority.high, Priority.high: Priority.urgent}
+
+
+async def deadlines(session: AsyncSession, ticket_type: str, priority: str,
+                    start: datetime) -> tuple[datetime, datetime, int]:
+    """(respond_by, resolve_by, at-risk percentage) for a new ticket."""
+    policy = await session.scalar(select(SlaPolicy).where(SlaPolicy.ticket_type == ticket_type,
+                                                          SlaPolicy.priority == priority))
+    if policy is not None:
+        return (start + timedelta(minutes=policy.respond_minutes),
+                start + timedelta(minutes=policy.resolve_minutes), policy.at_risk_ratio_pct)
+    respond, resolve = DEFAULT_MINUTES[Priority(priority)]
+    return start + timedelta(minutes=respond), start + timedelta(minutes=resolve), 80
+
+
+def _state_of(ticket: Ticket, now: datetime, at_risk_pct: int) -> tuple[str, str | None]:
+    """("ok" | "at_risk" | "breached", which deadline)."""
+    worst, which = "ok", None
+    checks = []
+    if ticket.responded_at is None and ticket.respond_by is not None:
+        checks.append(("respond", ticket.created_at, ticket.respond_by))
+    if ticket.resolved_at is None and ticket.resolve_by is not None:
+        checks.append(("resolve", ticket.created_at, ticket.resolve_by))
+    for name, start, due in checks:
+        if now >= due:
+            return "breached", name
+        span = (due - start).total_seconds()
+        if span > 0 and (now - start).total_seconds() >= span * at_risk_pct / 100 and worst == "ok":
+            worst, which = "at_risk", name
+    return worst, which
+
+
+async def _people_to_tell(session: AsyncSession, ticket: Ticket) -> list[int]:
+    """The owner (handler or crew) and their supervisor (team lead, else every supervisor)."""
+    people = [uid for uid in (ticket.handler_id, ticket.crew_id) if uid]
+    team = await session.get(Team, ticket.team_id) if ticket.team_id else None
+    if team is not None and team.lead_user_id:
+        people.append(team.lead_user_id)
+    else:
+        people.extend(await session.scalars(select(User.id).where(User.role == Role.supervisor.value,
+                                                                  User.is_active.is_(True))))
+    return list(dict.fromkeys(people))
+
+
+async def scan_sla(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
+    """Flag open tickets at risk or breached; notify owner and supervisor; escalate breaches once per level."""
+    now = now or utcnow()
+    counts = {"at_risk": 0, "breached": 0, "escalated": 0}
+    tickets = await session.scalars(select(Ticket).where(Ticket.status.in_([s.value for s in OPEN_STATUSES])))
+    for ticket in tickets:
+        policy = await session.scalar(select(SlaPolicy).where(SlaPolicy.ticket_type == ticket.type,
+                                                              SlaPolicy.priority == ticket.priority))
+        state, which = _state_of(ticket, now, policy.at_risk_ratio_pct if policy else 80)
+        if state == ticket.sla_state or state == "ok":
+            continue
+        previous = ticket.sla_state
+        ticket.sla_state = state
+        counts[state] += 1
+        label = "响应" if which == "respond" else "办结"
+        title = f"工单 {ticket.number} {'即将超时' if state == 'at_risk' else '已超时'}（{label}时限）"
+        for uid in await _people_to_tell(session, ticket):
+            do_notify(session, uid, f"sla.{state}", title, ticket.title, link=f"/tickets/{ticket.id}")
+        data = {"deadline": which, "from": previous}
+        if state == "breached":
+            ticket.escalation_level += 1
+            raised = ESCALATE.get(Priority(ticket.priority))
+            if raised is not None:
+                data["priority"] = [ticket.priority, raised.value]
+                ticket.priority = raised.value
+            counts["escalated"] += 1
+        session.add(TicketEvent(ticket_id=ticket.id, at=now, actor_id=None, actor_name="SLA",
+                                action=f"sla_{state}", from_status=ticket.status, to_status=ticket.status,
+                                note=title, data=data))
+        emit(session, "ticket.sla", {"ticket_id": ticket.id, "sla_state": state, "deadline": which})
+    return counts
+
+
+@periodic("tickets.sla_scan", every_s=60)
+async def sla_scan_job(session: AsyncSession) -> None:
+    await scan_sla(session)
+
+
+async def sla_compliance(session: AsyncSession, since: datetime, until: datetime) -> list[dict[str, object]]:
+    """Per team: tickets created in [since, until), how many met the respond and resolve deadlines."""
+    rows = await session.execute(
+        select(Ticket.team_id, Team.name, Ticket.respond_by, Ticket.responded_at, Ticket.resolve_by,
+               Ticket.resolved_at, Ticket.status)
+        .outerjoin(Team, Team.id == Ticket.team_id)
+        .where(Ticket.created_at >= since, Ticket.created_at < until)
+    )
+    now = utcnow()
+    per_team: dict[object, dict[str, object]] = {}
+    for team_id, name, respond_by, responded_at, resolve_by, resolved_at, status in rows:
+        entry = per_team.setdefault(team_id, {"team_id": team_id, "team": name or "未分配", "total": 0,
+                                              "responded_in_time": 0, "resolved_in_time": 0, "open_breached": 0})
+        entry["total"] += 1  # type: ignore[operator]
+        if respond_by and responded_at and responded_at <= respond_by:
+            entry["responded_in_time"] += 1  # type: ignore[operator]
+        if resolve_by and resolved_at and resolved_at <= resolve_by:
+            entry["resolved_in_time"] += 1  # type: ignore[operator]
+        if status != TicketStatus.cancelled.value and resolved_at is None and resolve_by and now > resolve_by:
+            entry["open_breached"] += 1  # type: ignore[operator]
+    for entry in per_team.values():
+        total = entry["total"] or 1
+        entry["respond_rate"] = round(entry["responded_in_time"] / total, 3)  # type: ignore[operator]
+        entry["resolve_rate"] = round(entry["resolved_in_time"] / total, 3)  # type: ignore[operator]
+    return sorted(per_team.values(), key=lambda e: str(e["team"]))
