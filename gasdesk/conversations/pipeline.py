@@ -21,7 +21,13 @@ OVERFLOW_TEXT = {
 
 
 def current_bot() -> Bot:
-    """The configured bot (rule-based until the NLU bot is switched on)."""
+    """The configured bot (``GASDESK_BOT_ENGINE``)."""
+    from gasdesk.config import get_settings
+
+    if get_settings().bot_engine == "nlu":
+        from gasdesk.bot.nlu_bot import NluBot
+
+        return NluBot()
     from gasdesk.bot.rule_bot import RuleBot
 
     return RuleBot()
