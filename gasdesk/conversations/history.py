@@ -19,7 +19,6 @@ from gasdesk.customers.lookup_keys import account_no_key
 from gasdesk.customers.models import Account, Customer
 from gasdesk.customers.validation import normalize_account_no
 from gasdesk.errors import InvalidInput, NotFound
-from gasdesk.events import emit
 
 
 async def do_identify_resident(session: AsyncSession, conversation: Conversation, account_no: str,
@@ -40,8 +39,9 @@ async def do_identify_resident(session: AsyncSession, conversation: Conversation
     if customer is None or not any(p.phone.endswith(phone_last4) for p in customer.phones):
         raise InvalidInput("户号或手机号后四位不匹配，请核对后再试", code="identify_failed")
     conversation.customer_id = customer.id
-    emit(session, "conversation.state", {"conversation_id": conversation.id, "state": conversation.state,
-                                         "agent_id": conversation.agent_id, "customer_id": customer.id})
+    from gasdesk.conversations.service import publish_state
+
+    publish_state(session, conversation)
     return customer.name[0] + "*" * (len(customer.name) - 1)
 
 

@@ -93,11 +93,13 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
         "last_seq": conversation.last_seq, "rating": conversation.rating,
         "handoff_reason": conversation.handoff_reason, "handoff_summary": conversation.handoff_summary,
         "created_at": conversation.created_at.isoformat(),
+        "assigned_at": conversation.assigned_at.isoformat() if conversation.assigned_at else None,
+        "accepted_at": conversation.accepted_at.isoformat() if conversation.accepted_at else None,
         "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None,
     }
 
 
-def _publish_state(session: AsyncSession, conversation: Conversation, *, previous_agent_id: int | None = None,
+def publish_state(session: AsyncSession, conversation: Conversation, *, previous_agent_id: int | None = None,
                    event: str = "conversation.state") -> None:
     emit(session, event, {
         "conversation_id": conversation.id, "state": conversation.state, "agent_id": conversation.agent_id,
@@ -212,7 +214,7 @@ async def do_start_conversation(session: AsyncSession, *, channel: str, visitor_
                                 priority=0, created_at=utcnow())
     session.add(conversation)
     await session.flush()
-    _publish_state(session, conversation, event="conversation.started")
+    publish_state(session, conversation, event="conversation.started")
     return conversation
 
 
@@ -256,7 +258,7 @@ async def do_handoff(
     conversation.handoff_reason = reason
     conversation.handoff_summary = summary
     await session.flush()
-    _publish_state(session, conversation)
+    publish_state(session, conversation)
     emit(session, "queue.changed", {"skill_group_id": group.id})
     await acd.try_assign(session, group.id)
     return HandoffOutcome(conversation.state == S.queued.value or conversation.state == S.assigned.value,
@@ -272,7 +274,7 @@ async def queue_spot(session: AsyncSession, conversation: Conversation) -> acd.Q
 async def announce_assignment(session: AsyncSession, conversation: Conversation, *,
                               previous_agent_id: int | None) -> None:
     """Tell everyone a conversation now has an agent (called by the ACD and by transfers)."""
-    _publish_state(session, conversation, previous_agent_id=previous_agent_id)
+    publish_state(session, conversation, previous_agent_id=previous_agent_id)
     emit(session, "conversation.assigned", {"conversation_id": conversation.id, "agent_id": conversation.agent_id})
 
 
@@ -298,7 +300,7 @@ async def do_accept(session: AsyncSession, agent: User, conversation: Conversati
         conversation.accepted_at = utcnow()
         await post_system(session, conversation, f"客服 {agent.display_name} 为您服务，请问有什么可以帮您？",
                           payload={"event": "agent_joined", "agent_name": agent.display_name})
-        _publish_state(session, conversation)
+        publish_state(session, conversation)
     return conversation
 
 
@@ -336,9 +338,9 @@ async def do_transfer(
         conversation.queued_at = utcnow()
         await post_system(session, conversation, f"正在为您转接到{group.name}，请稍候",
                           payload={"event": "transfer", "to_group": group.name, "note": note})
-        _publish_state(session, conversation, previous_agent_id=previous)
+        publish_state(session, conversation, previous_agent_id=previous)
         emit(session, "queue.changed", {"skill_group_id": group.id})
-        await acd.try_assign(session, group.id)
+        await acd.try_assign(session, group.id, exclude=(conversation.id, previous) if previous else None)
     if previous is not None:
         await _release_agent(session, previous)
     record_audit(session, Actor.of(actor), "conversation.transfer", "conversation", conversation.id,
@@ -372,7 +374,7 @@ async def do_close(session: AsyncSession, conversation: Conversation, *, by: str
     if previous_state == S.assigned.value:
         await post_system(session, conversation, SATISFACTION_CARD["title"], payload=SATISFACTION_CARD,
                           content_type=ContentType.card)
-    _publish_state(session, conversation)
+    publish_state(session, conversation)
     if previous_state == S.queued.value and conversation.skill_group_id:
         emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})
     if previous_state == S.assigned.value and conversation.agent_id:
@@ -428,7 +430,7 @@ async def do_link_customer(session: AsyncSession, user: User, conversation: Conv
     conversation.customer_id = customer_id
     record_audit(session, Actor.of(user), "conversation.link_customer", "conversation", conversation.id,
                  before={"customer_id": before}, after={"customer_id": customer_id})
-    _publish_state(session, conversation)
+    publish_state(session, conversation)
 
 
 async def do_mark_read(session: AsyncSession, conversation: Conversation, seq: int) -> None:

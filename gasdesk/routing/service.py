@@ -186,8 +186,12 @@ async def assign_to(session: AsyncSession, conversation: Conversation, agent_id:
     return True
 
 
-async def try_assign(session: AsyncSession, group_id: int) -> list[tuple[int, int]]:
-    """Hand waiting conversations of a group to free agents, in queue order. Returns (conversation, agent) pairs."""
+async def try_assign(session: AsyncSession, group_id: int, *,
+                     exclude: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """Hand waiting conversations of a group to free agents, in queue order. Returns (conversation, agent) pairs.
+
+    ``exclude=(conversation_id, agent_id)`` keeps a conversation away from one agent (the one who just
+    transferred it out)."""
     from gasdesk.conversations.service import announce_assignment  # conversation side effects live there
 
     group = await session.get(SkillGroup, group_id)
@@ -199,6 +203,10 @@ async def try_assign(session: AsyncSession, group_id: int) -> list[tuple[int, in
         if not candidates:
             break
         ordered = _order_candidates(group, candidates)
+        if exclude is not None and exclude[0] == conversation.id:
+            ordered = [p for p in ordered if p.user_id != exclude[1]]
+            if not ordered:
+                continue
         if group.sticky_returning:
             last = await _last_agent_for(session, conversation)
             if last is not None and any(p.user_id == last for p in ordered):

@@ -425,8 +425,8 @@
       if (m.text) bubble.append(h("div", { text: m.text }));
     } else if (isCard) {
       const kind = p.kind || (p.card && p.card.kind);
-      const label = kind === "rating" ? "[满意度评价卡片] " : kind === "leave_message" ? "[留言卡片] " : "[卡片] ";
-      bubble.append(label + (m.text || p.title || ""));
+      const label = { rating: "[满意度评价卡片] ", leave_message: "[留言卡片] ", followup: "[回访问卷] " }[kind] || "[卡片] ";
+      bubble.append(label + (m.text || p.title || (p.card && p.card.title) || ""));
     } else {
       bubble.textContent = m.text || "";
       if (system) bubble.append(h("span", { class: "muted", text: "  " + fmtTime(m.created_at) }));
