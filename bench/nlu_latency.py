@@ -1,7 +1,7 @@
 """Benchmark the bot's NLU: training time, understand() latency percentiles, baseline comparison.
 
 Run: .venv/bin/python bench/nlu_latency.py [EVAL.jsonl ...]
-Defaults to the shared dev-eval set (when present) and the project's held-out set.
+Defaults to the shared dev-eval set (when present) and the project's held-out sets (heldout, heldout2).
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from gasdesk.bot.nlu.classifier import get_classifier
 from gasdesk.bot.nlu.evaluate import evaluate, load_eval_file
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SETS = (Path("/work/shared/dev-eval/utterances.jsonl"), ROOT / "tests/bot/nlu/heldout.jsonl")
+DEFAULT_SETS = (
+    Path("/work/shared/dev-eval/utterances.jsonl"),
+    ROOT / "tests/bot/nlu/heldout.jsonl",
+    ROOT / "tests/bot/nlu/heldout2.jsonl",
+)
 ROUNDS = 5  # each set is run several times so p99 means something
 
 

@@ -1,7 +1,8 @@
 """Intent classifier: char n-grams + jieba words -> linear SVM with calibrated probabilities.
 
-Trained at first use from the shipped ``data/train.jsonl`` (about a second on two cores), so no
-binary model is ever checked in and editing the training file is all it takes to retrain.
+Trained at first use from the shipped ``data/train.jsonl`` (about two seconds on two cores), so no
+binary model is ever checked in. ``train.jsonl`` is generated: edit ``data/seed.jsonl`` or the
+paraphrase families in ``data/generate.py`` and run ``python -m gasdesk.bot.nlu.data.generate``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from gasdesk.bot.nlu.evaluate import EvalReport, evaluate
 
 DEV_EVAL = Path("/work/shared/dev-eval/utterances.jsonl")
 HELDOUT = Path(__file__).resolve().parent / "heldout.jsonl"
+# Written independently of the training data (colloquial, dialect, typos, English-mixed, long stories).
+HELDOUT2 = Path(__file__).resolve().parent / "heldout2.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +20,8 @@ def dev_report() -> EvalReport:
 @pytest.fixture(scope="session")
 def heldout_report() -> EvalReport:
     return evaluate(HELDOUT)
+
+
+@pytest.fixture(scope="session")
+def heldout2_report() -> EvalReport:
+    return evaluate(HELDOUT2)

@@ -66,3 +66,8 @@ def test_prevention_question_is_safety_knowledge():
 def test_leak_overrides_whatever_else_the_message_asks():
     assert understand("我想查余额，另外厨房有股煤气味").intent == "gas_leak"
     assert understand("取消明天的安检，报警器在叫").intent == "gas_leak"
+
+
+@pytest.mark.parametrize("text", ["灶台旋钮拧回去了火还是灭不了", "关了阀门还一直有火", "smell gas in the kitchen"])
+def test_flame_that_will_not_go_out_and_english_are_leaks(text):
+    assert is_gas_leak(text)
