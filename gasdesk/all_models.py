@@ -11,6 +11,7 @@ from gasdesk.db import Base
 from gasdesk.followups import models as followup_models  # noqa: F401
 from gasdesk.jobs import models as job_models  # noqa: F401
 from gasdesk.notifications import models as notification_models  # noqa: F401
+from gasdesk.outages import models as outage_models  # noqa: F401
 from gasdesk.routing import models as routing_models  # noqa: F401
 from gasdesk.tickets import models as ticket_models  # noqa: F401
 from gasdesk.webhooks import models as webhook_models  # noqa: F401

@@ -67,6 +67,8 @@ def serve(
     uvicorn.run(
         "gasdesk.web.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
         workers=workers, reload=reload, log_level="info",
+        # Chat frames are small: compressing each costs more CPU than it saves on a LAN.
+        ws_per_message_deflate=False,
     )
 
 

@@ -161,6 +161,8 @@ async def do_reschedule(session: AsyncSession, actor: Actor, appointment: Appoin
         raise InvalidInput("请选择一个新的时段", code="invalid_slot")
     if new.district != old.district or new.start < utcnow() + CHANGE_CUTOFF:
         raise InvalidInput("新时段须在同一区域且在 2 小时以后", code="invalid_slot")
+    if new.services and appointment.service_code not in new.services:
+        raise InvalidInput("该时段不提供此项服务", code="slot_service")
     await _take_capacity(session, new.id)
     await _release_capacity(session, old.id)
     appointment.slot_id = new.id
@@ -168,8 +170,9 @@ async def do_reschedule(session: AsyncSession, actor: Actor, appointment: Appoin
     record_audit(session, actor, "appointment.reschedule", "appointment", appointment.id,
                  before={"slot": slot_label(old)}, after={"slot": slot_label(new)})
     if ticket is not None:
-        from gasdesk.tickets.service import _event, _publish
+        from gasdesk.tickets.service import _event, _publish, load_history
 
+        await load_history(session, ticket)
         ticket.title = ticket.title.split(" - ")[0] + f" - {slot_label(new)}"
         _event(ticket, actor, "reschedule", ticket.status, note=f"改约：{slot_label(old)} → {slot_label(new)}")
         await _publish(session, "ticket.updated", ticket)
@@ -184,7 +187,6 @@ async def do_cancel_appointment(session: AsyncSession, actor: Actor, appointment
     ticket = await session.get(Ticket, appointment.ticket_id)
     if ticket is not None and ticket.status not in (TicketStatus.cancelled.value, TicketStatus.closed.value,
                                                     TicketStatus.resolved.value):
-        await session.refresh(ticket, ["events"])
         await do_ticket_action(session, actor, ticket, "cancel", note=reason or "居民取消")
     record_audit(session, actor, "appointment.cancel", "appointment", appointment.id,
                  before={"status": "booked"}, after={"status": "cancelled", "reason": reason})

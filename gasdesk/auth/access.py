@@ -85,9 +85,12 @@ class WebSocketAccessRule(AccessRule):
             return None
         async with transaction() as session:
             user = await user_from_connection(session, websocket)
-        if user is None:
-            raise WebSocketException(code=4401, reason="not_authenticated")
-        if Role(user.role) not in self.roles:
+        if user is None or Role(user.role) not in self.roles:
+            # Accept first: a close before the handshake reaches browsers as a bare HTTP 403, and the
+            # console needs 4401/4403 to tell "log in again" from a network drop.
+            await websocket.accept()
+            if user is None:
+                raise WebSocketException(code=4401, reason="not_authenticated")
             raise WebSocketException(code=4403, reason="forbidden")
         return user
 

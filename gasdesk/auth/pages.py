@@ -23,7 +23,8 @@ router = APIRouter(include_in_schema=False)
 
 def _safe_next(target: str | None) -> str:
     # Only same-site relative paths: never redirect to another host after login.
-    if not target or not target.startswith("/") or target.startswith("//") or urlparse(target).netloc:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or urlparse(target).netloc):
         return "/"
     return target
 

@@ -28,14 +28,16 @@ class RuleBot:
         return BotReply([BotMessage(GREETING, quick_replies=MENU)], understood=True, intent="greeting")
 
     async def reply(self, ctx: BotContext, text: str, payload: dict[str, Any] | None = None) -> BotReply:
+        remembered = ctx.state.get("skill_hint")
         if (payload or {}).get("action") == "handoff" or HUMAN_RE.search(text):
-            return BotReply([], handoff_requested=True, intent="human_agent")
+            return BotReply([], handoff_requested=True, intent="human_agent", skill_hint=remembered)
         for key, (answer, skill) in TOPICS.items():
             if key in text:
+                ctx.state["skill_hint"] = skill  # the topic the resident picked routes a later hand-off
                 return BotReply([BotMessage(answer, quick_replies=MENU)], intent=key, skill_hint=skill)
         if re.search(r"你好|您好|在吗|hi|hello", text, re.I):
             return BotReply([BotMessage(GREETING, quick_replies=MENU)], intent="greeting")
         return BotReply(
             [BotMessage("抱歉，我没有理解您的问题。您可以换个说法，或选择下面的服务：", quick_replies=MENU)],
-            understood=False,
+            understood=False, skill_hint=remembered,
         )

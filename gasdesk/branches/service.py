@@ -108,4 +108,5 @@ async def do_set_holiday(
     await session.flush()
     record_audit(session, actor, "branch.holiday", "branch", branch.id, before=before,
                  after={"day": day.isoformat(), "hours": hours, "note": existing.note})
+    emit(session, "branch.saved", {"branch_id": branch.id})
     return existing

@@ -79,6 +79,27 @@ async def apply_handoff(session: AsyncSession, conversation: Conversation, decis
     return outcome
 
 
+def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: bool, flow_done: str | None,
+                    handed_off: bool) -> None:
+    """Keep intent, confidence and outcome of a bot turn (for reports) in the resident message's channel_meta."""
+    if reply.emergency:
+        outcome = "emergency"
+    elif handed_off or reply.handoff_requested:
+        outcome = "handoff"
+    elif in_flow:
+        outcome = "flow_step"
+    elif flow_done:
+        outcome = "flow_done"
+    elif had_flow:
+        outcome = "flow_cancelled"
+    else:
+        outcome = "answered" if reply.understood else "clarify"
+    turn = {"intent": reply.intent, "confidence": reply.confidence, "outcome": outcome, "understood": reply.understood}
+    if flow_done:
+        turn["flow"] = flow_done
+    message.channel_meta = {**(message.channel_meta or {}), "bot_turn": turn}
+
+
 async def start_conversation(session: AsyncSession, *, channel: str, visitor_id: str,
                              customer_id: int | None = None) -> Conversation:
     """Open a conversation and let the bot greet."""
@@ -108,13 +129,20 @@ async def receive_resident_message(
     if not posted.created or conversation.state != ConversationState.bot.value:
         return posted  # a resend, or people already handle the conversation
     ctx = BotContext(session, conversation, dict(conversation.bot_state or {}))
+    had_flow = bool(ctx.state.get("flow_state"))
     reply = await current_bot().reply(ctx, text or "", payload)
+    flow_done = ctx.state.pop("flow_done", None)
     conversation.bot_state = ctx.state or None
     conversation.bot_misses = 0 if reply.understood else conversation.bot_misses + 1
     await _post_bot_messages(session, conversation, reply.messages)
     decision = await decide_handoff(session, conversation, text or "", reply)
+    record_bot_turn(posted.message, reply, had_flow=had_flow, in_flow=bool(ctx.state.get("flow_state")),
+                    flow_done=flow_done, handed_off=decision is not None)
     if decision is not None:
         await apply_handoff(session, conversation, decision, reply)
+    elif reply.handoff_requested:
+        # Asked for a person but no rule routes it (rules switched off): say so rather than stay silent.
+        await _post_bot_messages(session, conversation, [BotMessage(OVERFLOW_TEXT["no_agent"])])
     return posted
 
 

@@ -142,6 +142,25 @@ async def _next_seq(session: AsyncSession, conversation: Conversation) -> int:
     return int(seq)
 
 
+async def message_by_client_id(session: AsyncSession, conversation_id: int, client_msg_id: str | None) -> Message | None:
+    if not client_msg_id:
+        return None
+    return await session.scalar(select(Message).where(Message.conversation_id == conversation_id,
+                                                      Message.client_msg_id == client_msg_id))
+
+
+async def _give_back_seq(session: AsyncSession, conversation: Conversation) -> None:
+    """Undo ``_next_seq`` while we still hold the lock, keeping seqs gap-free."""
+    seq = await session.scalar(
+        update(Conversation).where(Conversation.id == conversation.id)
+        .values(last_seq=Conversation.last_seq - 1).returning(Conversation.last_seq)
+        .execution_options(synchronize_session=False)
+    )
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    set_committed_value(conversation, "last_seq", int(seq))
+
+
 @dataclass(frozen=True)
 class Posted:
     message: Message
@@ -163,16 +182,20 @@ async def do_post_message(
 ) -> Posted:
     """Persist one message (idempotent by ``client_msg_id``) and publish it after commit."""
     client_msg_id = check_client_msg_id(client_msg_id)
-    if client_msg_id:
-        existing = await session.scalar(select(Message).where(
-            Message.conversation_id == conversation.id, Message.client_msg_id == client_msg_id))
+    if conversation.state == S.closed.value and sender in (SenderType.resident, SenderType.agent):
+        existing = await message_by_client_id(session, conversation.id, client_msg_id)
         if existing is not None:
             return Posted(existing, False)
-    if conversation.state == S.closed.value and sender in (SenderType.resident, SenderType.agent):
         raise Conflict("会话已结束，不能再发送消息", code="conversation_closed")
     if content_type in (ContentType.text,) and sender in (SenderType.resident, SenderType.agent):
         text = check_text(text)
+    # Take the next seq first: the UPDATE locks the conversation (row lock on PostgreSQL, the write lock on
+    # SQLite), so a resend racing its original waits here and then sees the committed original below.
     seq = await _next_seq(session, conversation)
+    existing = await message_by_client_id(session, conversation.id, client_msg_id)
+    if existing is not None:
+        await _give_back_seq(session, conversation)
+        return Posted(existing, False)
     message = Message(
         conversation_id=conversation.id, seq=seq, sender_type=sender.value,
         sender_user_id=user.id if user else None,

@@ -68,6 +68,8 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 REQUIRED = ("account_no", "name", "phone", "district", "community")
 FIELD_LABELS = {key: aliases[0] for key, aliases in HEADER_ALIASES.items()}
 LIST_SPLIT = str.maketrans({"；": ";", "，": ";", ",": ";", "/": ";", "、": ";", "|": ";", " ": ";"})
+# Phones are written with spaces inside ("139 0000 5678"), so spaces do not separate phones.
+PHONE_SPLIT = str.maketrans({"；": ";", "，": ";", ",": ";", "/": ";", "、": ";", "|": ";"})
 
 
 @dataclass
@@ -192,8 +194,8 @@ def check_row(line: int, original: dict[str, str], row: dict[str, str]) -> Impor
     account_no = attempt(lambda: check_account_no(row["account_no"])) if row.get("account_no") else None
     name = attempt(lambda: check_name(row["name"])) if row.get("name") else None
     phones: list[str] = []
-    for raw_phone in row.get("phone", "").translate(LIST_SPLIT).split(";"):
-        if raw_phone:
+    for raw_phone in row.get("phone", "").translate(PHONE_SPLIT).split(";"):
+        if raw_phone.strip():
             phone = attempt(lambda p=raw_phone: check_phone(p))
             if phone and phone not in phones:
                 phones.append(phone)
@@ -295,10 +297,13 @@ class _BatchWriter:
         if groups:
             values = []
             for group in groups:
-                first = new_customer_rows[group][0]
+                members = new_customer_rows[group]
+                # Same merge rule as for stored customers below: last name wins, tags accumulate.
+                name = members[-1].name
+                tags = list(dict.fromkeys(t for r in members for t in r.tags))
                 values.append({
-                    "name": first.name, "name_index": name_key(first.name), "id_card": first.id_card,
-                    "id_card_index": id_card_key(first.id_card) if first.id_card else None, "tags": first.tags,
+                    "name": name, "name_index": name_key(name), "id_card": members[0].id_card,
+                    "id_card_index": id_card_key(members[0].id_card) if members[0].id_card else None, "tags": tags,
                 })
             ids = await _insert_returning_ids(s, Customer, values, ("name", "name_index", "id_card_index", "tags"))
             group_id = dict(zip(groups, ids, strict=True))
@@ -306,7 +311,7 @@ class _BatchWriter:
                 self.report.created_customers += 1
                 self.audit.append({"action": "customer.import_create", "entity_type": "customer", "entity_id": cid,
                                    "after": {"name": value["name"], "id_card": value["id_card"], "tags": value["tags"],
-                                             "phones": new_customer_rows[group][0].phones}})
+                                             "phones": [p for r in new_customer_rows[group] for p in r.phones]}})
             for line, ref in list(row_customer.items()):
                 if isinstance(ref, str):
                     row_customer[line] = group_id[ref]
@@ -330,13 +335,17 @@ class _BatchWriter:
         ):
             addresses[cid][key] = aid
         customer_updates: dict[int, dict[str, Any]] = {}
+        rows_of: dict[int, list[ImportRow]] = {}
         for row in rows:
-            cid = int(row_customer[row.line])
+            rows_of.setdefault(int(row_customer[row.line]), []).append(row)
+        for cid, members in rows_of.items():
             before = existing.get(cid)
             if before is None:
                 continue
-            after = {"name": row.name, "id_card": row.id_card or before["id_card"],
-                     "tags": list(dict.fromkeys([*before["tags"], *row.tags]))}
+            # The customer's state after this batch, decided once from all its rows (so a re-run is a no-op).
+            after = {"name": members[-1].name,
+                     "id_card": next((r.id_card for r in members if r.id_card), None) or before["id_card"],
+                     "tags": list(dict.fromkeys([*before["tags"], *(t for r in members for t in r.tags)]))}
             if after != before:
                 customer_updates[cid] = {"b_id": cid, "name": after["name"], "name_index": name_key(after["name"]),
                                          "id_card": after["id_card"],
@@ -344,7 +353,6 @@ class _BatchWriter:
                                          "tags": after["tags"]}
                 self.audit.append({"action": "customer.import_update", "entity_type": "customer", "entity_id": cid,
                                    "before": before, "after": after})
-                existing[cid] = after
         if customer_updates:
             table = Customer.__table__
             await s.execute(update(table).where(table.c.id == bindparam("b_id")), list(customer_updates.values()))

@@ -126,10 +126,10 @@ class CustomerQuery:
         if not self.q:
             return self
         text = to_halfwidth(self.q).strip()
-        digits = re.sub(r"[\s-]", "", text)
+        digits = re.sub(r"[\s\-()+]", "", text)
         if digits.isdigit():
-            if re.fullmatch(r"1[3-9]\d{9}", digits) or digits.startswith("0"):
-                return CustomerQuery(phone=digits)
+            if text.startswith("+") or re.fullmatch(r"(86)?1[3-9]\d{9}", digits) or digits.startswith("0"):
+                return CustomerQuery(phone=normalize_phone(digits if not text.startswith("+") else "+" + digits))
             if ACCOUNT_NO_RE.match(digits):
                 return CustomerQuery(account_no=digits, phone=digits)
             return CustomerQuery(phone=digits)
@@ -163,7 +163,7 @@ async def find_customers(session: AsyncSession, query: CustomerQuery, *, limit: 
             # Area-level fallback: community names are stored plain, so partial matches work there.
             needle = normalize_community(query.address)
             if needle:
-                await add(select(Address.customer_id).where(Address.community.contains(needle)))
+                await add(select(Address.customer_id).where(Address.community.contains(needle, autoescape=True)))
     if not ids:
         return []
     rows = await session.scalars(_with_details(select(Customer).where(Customer.id.in_(ids[:limit]))))

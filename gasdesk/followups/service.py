@@ -196,6 +196,7 @@ async def followup_outcomes(session: AsyncSession, since: datetime, until: datet
         FollowUpSurvey.created_at < until))
     return {
         "trend": [{"day": d, "answered": len(s), "avg_score": round(sum(s) / len(s), 2)} for d, s in sorted(by_day.items())],
-        "categories": [{**e, "avg_score": round(e.pop("score_sum") / e["answered"], 2)} for e in by_category.values()],
+        "categories": [{"category": e["category"], "answered": e["answered"], "unsolved": e["unsolved"],
+                        "avg_score": round(e["score_sum"] / e["answered"], 2)} for e in by_category.values()],
         "answered": len(rows), "unreachable": int(unreachable or 0),
     }

@@ -90,7 +90,7 @@ async def _claim(limit: int) -> list[int]:
         for job_id in candidates:
             # Conditional update: another worker that read the same row loses the race cleanly.
             result = await session.execute(
-                update(Job).where(Job.id == job_id, Job.status.in_(["pending", "running"]),
+                update(Job).where(Job.id == job_id, Job.status.in_(["pending", "running"]), Job.run_at <= now,
                                   or_(Job.locked_at.is_(None), Job.locked_at < now - STALE_AFTER,
                                       Job.status == "pending"))
                 .values(status="running", locked_by=WORKER_ID, locked_at=now, attempts=Job.attempts + 1)

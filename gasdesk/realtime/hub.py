@@ -32,9 +32,22 @@ class Connection:
         self.conversations: set[int] = set()
         self._lock = asyncio.Lock()
         self.closed = False
+        self._held: list[dict[str, Any]] | None = None
 
-    async def send(self, data: dict[str, Any]) -> None:
+    def hold(self) -> None:
+        """Buffer live pushes (e.g. while ``welcome`` and the replay are sent, so they come first)."""
+        self._held = []
+
+    async def release(self) -> None:
+        held, self._held = self._held or [], None
+        for data in held:
+            await self.send(data)
+
+    async def send(self, data: dict[str, Any], *, direct: bool = False) -> None:
         if self.closed:
+            return
+        if self._held is not None and not direct:
+            self._held.append(data)
             return
         text = json.dumps(data, ensure_ascii=False, default=str)
         async with self._lock:

@@ -20,9 +20,12 @@ class HandoffDecision:
     rule_name: str
 
 
-async def _group_for(session: AsyncSession, rule: HandoffRule, reply: BotReply | None) -> SkillGroup | None:
-    if rule.params.get("use_skill_hint") and reply is not None and reply.skill_hint:
-        hinted = await session.scalar(select(SkillGroup).where(SkillGroup.code == reply.skill_hint))
+async def _group_for(session: AsyncSession, rule: HandoffRule, reply: BotReply | None,
+                     conversation: Conversation) -> SkillGroup | None:
+    if rule.params.get("use_skill_hint"):
+        # This turn's hint, else the topic the bot remembered from earlier turns (e.g. the 热力业务 button).
+        hint = (reply.skill_hint if reply is not None else None) or (conversation.bot_state or {}).get("skill_hint")
+        hinted = await session.scalar(select(SkillGroup).where(SkillGroup.code == hint)) if hint else None
         if hinted is not None:
             return hinted
     return await session.get(SkillGroup, rule.skill_group_id)
@@ -52,7 +55,7 @@ async def decide_handoff(session: AsyncSession, conversation: Conversation, text
                                   .order_by(HandoffRule.position, HandoffRule.id))
     for rule in rules:
         if _matches(rule, conversation, text, reply, requested):
-            group = await _group_for(session, rule, reply)
+            group = await _group_for(session, rule, reply, conversation)
             if group is not None:
                 return HandoffDecision(group, rule.priority, rule.kind, rule.name)
     return None

@@ -58,8 +58,15 @@ def is_group_open(group: SkillGroup, moment: datetime | None = None) -> bool:
 
 
 async def agent_profile(session: AsyncSession, user_id: int, *, lock: bool = False) -> AgentProfile:
+    """The agent's ACD row. ``lock=True`` serialises capacity checks for this agent until commit:
+    FOR UPDATE on PostgreSQL; on SQLite a no-op UPDATE takes the database write lock first (its
+    SELECTs run outside the transaction, so the count that follows sees every committed assignment)."""
     query = select(AgentProfile).where(AgentProfile.user_id == user_id)
     if lock:
+        if session.bind.dialect.name == "sqlite":
+            await session.execute(update(AgentProfile).where(AgentProfile.user_id == user_id)
+                                  .values(max_concurrent=AgentProfile.max_concurrent)
+                                  .execution_options(synchronize_session=False))
         query = query.with_for_update()
     profile = await session.scalar(query)
     if profile is None:

@@ -7,18 +7,16 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
-from gasdesk.conversations.attachments import ALLOWED, Attachment, check_upload
-from gasdesk.conversations.models import LeftMessage
+from gasdesk.conversations.attachments import ALLOWED
 from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.db import DbSession
-from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.tickets import service, sla
 from gasdesk.tickets.draft import draft_from_conversation
 from gasdesk.tickets.lifecycle import allowed_actions
@@ -68,24 +66,10 @@ async def ticket_out(session: Any, ticket: Ticket, *, with_events: bool = False)
 @router.post("/tickets", status_code=201)
 async def create_ticket(body: TicketCreate, session: DbSession, user: User = allow(*STAFF)) -> dict[str, Any]:
     """Create a ticket (from the console, a conversation draft, or a left message)."""
-    if body.conversation_id is not None:
-        conversation = await access_conversation_for_user(session, user, body.conversation_id)
-        body.channel = body.channel or conversation.channel
-        body.customer_id = body.customer_id or conversation.customer_id
-    left = None
-    if body.left_message_id is not None:
-        left = await session.get(LeftMessage, body.left_message_id)
-        if left is None:
-            raise NotFound("留言不存在", code="left_message_not_found")
-        if left.status == "ticketed":
-            raise Conflict(f"该留言已生成工单 #{left.ticket_id}", code="already_ticketed")
-        body.contact_phone = body.contact_phone or left.phone
-        body.contact_name = body.contact_name or left.name
-        body.description = body.description or left.content
-        body.conversation_id = body.conversation_id or left.conversation_id
+    left = await service.link_ticket_sources(session, user, body)
     ticket = await service.do_create_ticket(session, Actor.of(user, "api"), body)
     if left is not None:
-        left.status, left.ticket_id, left.handled_at = "ticketed", ticket.id, utcnow()
+        service.mark_left_message_ticketed(left, ticket)
     return await ticket_out(session, ticket, with_events=True)
 
 
@@ -115,22 +99,9 @@ async def list_tickets(
     user: User = allow(*EVERYONE),
 ) -> dict[str, Any]:
     """Filtered list (newest first). Field crews only ever see their own tickets."""
-    query = select(Ticket)
-    if Role(user.role) is Role.field_crew:
-        query = query.where(Ticket.crew_id == user.id)
-    elif mine:
-        query = query.where(or_(Ticket.crew_id == user.id, Ticket.handler_id == user.id))
-    for values, column in ((status, Ticket.status), (type, Ticket.type)):
-        if values:
-            query = query.where(column.in_(values))
-    for value, column in ((priority, Ticket.priority), (district, Ticket.district), (team_id, Ticket.team_id),
-                          (crew_id, Ticket.crew_id), (sla_state, Ticket.sla_state), (customer_id, Ticket.customer_id)):
-        if value is not None and value != "":
-            query = query.where(column == value)
-    if q:
-        query = query.where(or_(Ticket.number.contains(q), Ticket.title.contains(q)))
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(Ticket.id.desc()).limit(limit).offset(offset))
+    total, rows = await service.search_tickets(session, user, service.TicketFilters(
+        status=status, type=type, priority=priority, district=district, team_id=team_id, crew_id=crew_id,
+        sla_state=sla_state, customer_id=customer_id, mine=mine, q=q), limit=limit, offset=offset)
     return {"total": int(total or 0), "items": [await ticket_out(session, t) for t in rows]}
 
 
@@ -163,25 +134,9 @@ async def crew_writeback(ticket_id: int, body: CrewWriteback, session: DbSession
 async def upload_photo(ticket_id: int, session: DbSession, file: Annotated[UploadFile, File()],
                        user: User = allow(*EVERYONE)) -> dict[str, Any]:
     """Attach a photo to a ticket (jpg/png/webp ≤ 5 MB)."""
-    import secrets
-    from pathlib import Path
-
-    from gasdesk.config import get_settings
-
     ticket = await service.access_ticket(session, user, ticket_id)
     data = await file.read(max(k.max_bytes for k in ALLOWED.values()) + 1)
-    kind = check_upload(file.filename or "", data)
-    if kind.kind != "image":
-        raise InvalidInput("工单照片只支持图片", code="file_type")
-    token = secrets.token_urlsafe(18)
-    folder = Path(get_settings().upload_dir) / "tickets" / utcnow().strftime("%Y/%m")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{token}{Path(file.filename or '').suffix.lower()}"
-    path.write_bytes(data)
-    photo = Attachment(token=token, ticket_id=ticket.id, owner_user_id=user.id, name=Path(file.filename or "").name,
-                       mime=kind.mime, kind="image", size=len(data), path=str(path), created_at=utcnow())
-    session.add(photo)
-    await session.flush()
+    photo = await service.do_store_ticket_photo(session, user, ticket, file.filename or "", data)
     return photo.to_payload()
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,7 +26,7 @@ class TicketCreate(BaseModel):
 
 
 class TicketAction(BaseModel):
-    action: str
+    action: Literal["assign", "start", "resolve", "close", "reopen", "cancel"]
     note: str = Field(default="", max_length=1000)
     crew_id: int | None = None
     handler_id: int | None = None

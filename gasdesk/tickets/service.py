@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,6 +86,12 @@ async def _publish(session: AsyncSession, event: str, ticket: Ticket) -> None:
     emit(session, event, {"ticket_id": ticket.id, "status": ticket.status, "crew_id": ticket.crew_id,
                           "handler_id": ticket.handler_id})
     await publish(session, event, ticket_webhook_data(ticket))
+
+
+async def load_history(session: AsyncSession, ticket: Ticket) -> None:
+    """Make sure ``ticket.events`` is loaded before appending to it (async sessions cannot lazy-load)."""
+    if "events" in sa_inspect(ticket).unloaded:
+        await session.refresh(ticket, ["events"])
 
 
 def _event(ticket: Ticket, actor: Actor, action: str, from_status: str | None, note: str | None = None,
@@ -207,6 +214,7 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
     job) is checked against the role rules."""
     if user is not None:
         check_may_act(user, ticket, action)
+    await load_history(session, ticket)
     before = ticket_snapshot(ticket)
     previous = ticket.status
     target = next_status(ticket.status, action)
@@ -233,6 +241,9 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
     ticket.status = target.value
     if action in ("assign", "start", "resolve") and ticket.responded_at is None:
         ticket.responded_at = now
+        # The respond deadline is settled: clear its flag; the next SLA scan judges the resolve deadline
+        # on its own (and flags it afresh if it is at risk).
+        ticket.sla_state = "ok"
     if action == "resolve":
         ticket.resolved_at = now
     if action == "close":
@@ -261,6 +272,7 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
 
 async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, body: CrewWriteback) -> Ticket:
     """A field crew records arrival, result, materials, photos and the resident's signature name."""
+    await load_history(session, ticket)
     if ticket.crew_id != crew.id and Role(crew.role) is not Role.admin:
         raise PermissionDenied("该工单未派给您", code="ticket_not_yours")
     if ticket.status not in (TicketStatus.assigned.value, TicketStatus.in_progress.value):
@@ -293,3 +305,145 @@ async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, b
 
 
 LABELS = {"type": TYPE_LABELS, "status": STATUS_LABELS, "priority": PRIORITY_LABELS}
+
+
+# ---------------------------------------------------------------- where a ticket comes from
+
+
+async def link_ticket_sources(session: AsyncSession, user: User, body: TicketCreate) -> Any:
+    """Fill a new ticket from its source: the conversation (channel, customer) the user may read, or
+    a left message (contact, content). Returns the LeftMessage to mark once the ticket exists."""
+    from gasdesk.conversations.models import LeftMessage
+    from gasdesk.conversations.service import access_conversation_for_user
+    from gasdesk.errors import Conflict
+
+    if body.conversation_id is not None:
+        conversation = await access_conversation_for_user(session, user, body.conversation_id)
+        body.channel = body.channel or conversation.channel
+        body.customer_id = body.customer_id or conversation.customer_id
+    if body.left_message_id is None:
+        return None
+    left = await session.get(LeftMessage, body.left_message_id)
+    if left is None:
+        raise NotFound("留言不存在", code="left_message_not_found")
+    if left.status == "ticketed":
+        raise Conflict(f"该留言已生成工单 #{left.ticket_id}", code="already_ticketed")
+    body.contact_phone = body.contact_phone or left.phone
+    body.contact_name = body.contact_name or left.name
+    body.description = body.description or left.content
+    body.conversation_id = body.conversation_id or left.conversation_id
+    return left
+
+
+def mark_left_message_ticketed(left: Any, ticket: Ticket) -> None:
+    left.status, left.ticket_id, left.handled_at = "ticketed", ticket.id, utcnow()
+
+
+# ---------------------------------------------------------------- list pages: filtered search, saved views, photos
+
+
+@dataclass
+class TicketFilters:
+    """The list filters shared by the REST list and the ticket pages."""
+
+    status: list[str] | None = None
+    type: list[str] | None = None
+    priority: str | None = None
+    district: str | None = None
+    team_id: int | None = None
+    crew_id: int | None = None
+    sla_state: str | None = None
+    customer_id: int | None = None
+    mine: bool = False
+    q: str | None = None
+
+
+async def search_tickets(session: AsyncSession, user: User, filters: TicketFilters, *, limit: int = 50,
+                         offset: int = 0) -> tuple[int, list[Ticket]]:
+    """(total, page) newest first; field crews only ever see their own tickets."""
+    from sqlalchemy import func, or_
+
+    query = select(Ticket)
+    if Role(user.role) is Role.field_crew:
+        query = query.where(Ticket.crew_id == user.id)
+    elif filters.mine:
+        query = query.where(or_(Ticket.crew_id == user.id, Ticket.handler_id == user.id))
+    for values, column in ((filters.status, Ticket.status), (filters.type, Ticket.type)):
+        if values:
+            query = query.where(column.in_(values))
+    for value, column in ((filters.priority, Ticket.priority), (filters.district, Ticket.district),
+                          (filters.team_id, Ticket.team_id), (filters.crew_id, Ticket.crew_id),
+                          (filters.sla_state, Ticket.sla_state), (filters.customer_id, Ticket.customer_id)):
+        if value is not None and value != "":
+            query = query.where(column == value)
+    if filters.q:
+        query = query.where(or_(Ticket.number.contains(filters.q), Ticket.title.contains(filters.q)))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(Ticket.id.desc()).limit(limit).offset(offset))
+    return int(total or 0), list(rows)
+
+
+def check_view_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 40:
+        raise InvalidInput("视图名称须为 1–40 个字", code="invalid_view_name")
+    return name
+
+
+async def saved_views(session: AsyncSession, user: User, page: str) -> list[Any]:
+    from gasdesk.tickets.models import SavedView
+
+    return list(await session.scalars(select(SavedView).where(SavedView.user_id == user.id, SavedView.page == page)
+                                      .order_by(SavedView.name)))
+
+
+async def do_save_view(session: AsyncSession, user: User, page: str, name: str, query_string: str) -> Any:
+    """Save (or overwrite by name) the user's filter set for a list page."""
+    from gasdesk.tickets.models import SavedView
+
+    name = check_view_name(name)
+    if len(query_string) > 1000:
+        raise InvalidInput("筛选条件过长，无法保存", code="view_too_long")
+    view = await session.scalar(select(SavedView).where(SavedView.user_id == user.id, SavedView.page == page,
+                                                        SavedView.name == name))
+    if view is None:
+        view = SavedView(user_id=user.id, page=page, name=name, query_string=query_string, created_at=utcnow())
+        session.add(view)
+    else:
+        view.query_string = query_string
+    await session.flush()
+    return view
+
+
+async def do_delete_view(session: AsyncSession, user: User, view_id: int) -> None:
+    from gasdesk.tickets.models import SavedView
+
+    view = await session.get(SavedView, view_id)
+    if view is None or view.user_id != user.id:
+        raise NotFound("视图不存在", code="view_not_found")
+    await session.delete(view)
+    await session.flush()
+
+
+async def do_store_ticket_photo(session: AsyncSession, user: User, ticket: Ticket, filename: str,
+                                data: bytes) -> Any:
+    """Store an uploaded photo for a ticket (jpg/png/webp, checked) and return its Attachment."""
+    import secrets
+    from pathlib import Path
+
+    from gasdesk.config import get_settings
+    from gasdesk.conversations.attachments import Attachment, check_upload
+
+    kind = check_upload(filename or "", data)
+    if kind.kind != "image":
+        raise InvalidInput("工单照片只支持图片", code="file_type")
+    token = secrets.token_urlsafe(18)
+    folder = Path(get_settings().upload_dir) / "tickets" / utcnow().strftime("%Y/%m")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{token}{Path(filename or '').suffix.lower()}"
+    path.write_bytes(data)
+    photo = Attachment(token=token, ticket_id=ticket.id, owner_user_id=user.id, name=Path(filename or "").name,
+                       mime=kind.mime, kind="image", size=len(data), path=str(path), created_at=utcnow())
+    session.add(photo)
+    await session.flush()
+    return photo

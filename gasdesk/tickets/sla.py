@@ -71,7 +71,12 @@ async def scan_sla(session: AsyncSession, now: datetime | None = None) -> dict[s
         policy = await session.scalar(select(SlaPolicy).where(SlaPolicy.ticket_type == ticket.type,
                                                               SlaPolicy.priority == ticket.priority))
         state, which = _state_of(ticket, now, policy.at_risk_ratio_pct if policy else 80)
-        if state == ticket.sla_state or state == "ok":
+        if state == "ok":
+            # The deadline that caused the flag was met (e.g. responded in time): clear it quietly, so a
+            # later problem with the other deadline is flagged again.
+            ticket.sla_state = "ok"
+            continue
+        if state == ticket.sla_state:
             continue
         previous = ticket.sla_state
         ticket.sla_state = state

@@ -12,6 +12,7 @@ from gasdesk.bot.nlu import Understanding
 
 CANCEL_RE = re.compile(r"^(取消|算了|不用了|不要了|不办了|不约了|退出|结束|没事了|先不了?)[了吧啊呀。！!.]*$|不用了|算了吧|先不(约|办|弄)了")
 YES_RE = re.compile(r"^(是|是的|对|对的|好|好的|确认|可以|行|嗯|没错|确定|ok|OK|yes)[的啊呀吧。！!]*$")
+FLOW_DONE_KEY = "flow_done"
 NO_RE = re.compile(r"^(不是|不对|错了|不行|否|no|NO|不)[的啊呀吧。！!]*$")
 
 
@@ -87,3 +88,4 @@ class Flow:
 
     def finish(self, ctx: BotContext) -> None:
         ctx.state.pop("flow_state", None)
+        ctx.state[FLOW_DONE_KEY] = self.name  # the pipeline takes it off to record the turn's outcome

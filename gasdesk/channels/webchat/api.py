@@ -52,7 +52,11 @@ async def upload(
 async def download(request: Request, token: str, session: DbSession, v: str | None = None) -> Response:
     """A chat attachment, for the resident of that conversation (visitor token) or staff who may read it."""
     attachment = await session.scalar(select(Attachment).where(Attachment.token == token))
-    if attachment is None or attachment.conversation_id is None:
+    if attachment is None:
+        raise NotFound("文件不存在", code="file_not_found")
+    if attachment.ticket_id is not None:
+        return await _ticket_photo(request, session, attachment)
+    if attachment.conversation_id is None:
         raise NotFound("文件不存在", code="file_not_found")
     conversation = await session.get(Conversation, attachment.conversation_id)
     visitor_id = visitor_from_token(v or request.headers.get("x-visitor-token"))
@@ -67,6 +71,18 @@ async def download(request: Request, token: str, session: DbSession, v: str | No
     disposition = "inline" if attachment.kind == "image" else "attachment"
     return FileResponse(attachment.path, media_type=attachment.mime, filename=attachment.name,
                         content_disposition_type=disposition)
+
+
+async def _ticket_photo(request: Request, session: DbSession, attachment: Attachment) -> Response:
+    """Photos of residents' homes are for staff only (crews: their own tickets)."""
+    from gasdesk.tickets.service import access_ticket
+
+    user = await current_user_or_none(request, session)
+    if user is None:
+        raise NotAuthenticated("请先登录", code="not_authenticated")
+    await access_ticket(session, user, attachment.ticket_id)  # type: ignore[arg-type]
+    return FileResponse(attachment.path, media_type=attachment.mime, filename=attachment.name,
+                        content_disposition_type="inline")
 
 
 @router.get("/chat", include_in_schema=False, dependencies=[public()])

@@ -46,16 +46,22 @@ class ResidentSession:
         if self.conversation_id is not None and self.conversation_id != conversation.id:
             hub.unfollow(self.conn, self.conversation_id)
         self.conversation_id = conversation.id
+        # Follow first (nothing committed from now on is missed), but hold live pushes until the
+        # welcome and the replay are out; the client drops the duplicates by seq.
+        self.conn.hold()
         hub.follow(self.conn, conversation.id)
-        wire = await service.conversation_wire(session, conversation)
-        backlog = await service.messages_after(session, conversation.id, after_seq)
-        spot = await service.queue_spot(session, conversation)
-        await self.send({"type": "welcome", "visitor_id": self.visitor_id, "conversation": wire})
-        for message in backlog:
-            await self.send({"type": "message", "message": message.to_wire()})
-        if spot is not None:
-            await self.send({"type": "queue", "conversation_id": conversation.id, "position": spot.position,
-                             "waiting": spot.waiting, "estimated_wait_s": spot.estimated_wait_s})
+        try:
+            wire = await service.conversation_wire(session, conversation)
+            backlog = await service.messages_after(session, conversation.id, after_seq)
+            spot = await service.queue_spot(session, conversation)
+            await self.conn.send({"type": "welcome", "visitor_id": self.visitor_id, "conversation": wire}, direct=True)
+            for message in backlog:
+                await self.conn.send({"type": "message", "message": message.to_wire()}, direct=True)
+            if spot is not None:
+                await self.conn.send({"type": "queue", "conversation_id": conversation.id, "position": spot.position,
+                                      "waiting": spot.waiting, "estimated_wait_s": spot.estimated_wait_s}, direct=True)
+        finally:
+            await self.conn.release()
 
     async def conversation(self, session: Any) -> Conversation:
         if self.conversation_id is None:

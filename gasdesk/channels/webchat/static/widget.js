@@ -28,7 +28,7 @@
     ".gdw *{box-sizing:border-box}",
     ".gdw-btn{position:fixed;z-index:2147483000;right:calc(16px + env(safe-area-inset-right,0px));",
     "bottom:calc(16px + env(safe-area-inset-bottom,0px));display:flex;align-items:center;gap:6px;border:0;",
-    "border-radius:999px;background:var(--c);color:#fff;font:600 15px/1 inherit;font-family:inherit;padding:12px 18px;",
+    "border-radius:999px;background:var(--c);color:#fff;font-family:inherit;font-size:15px;font-weight:600;line-height:1;padding:12px 18px;",
     "box-shadow:0 6px 20px rgba(0,0,0,.22);cursor:pointer;min-height:48px;touch-action:manipulation}",
     ".gdw-btn:focus-visible,.gdw-close:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}",
     ".gdw-btn svg{width:22px;height:22px;fill:currentColor}",
@@ -38,11 +38,12 @@
     "background:#fff;border-radius:14px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.28);display:flex;flex-direction:column}",
     ".gdw-panel[hidden],.gdw-btn[hidden],.gdw-dot[hidden]{display:none}",
     ".gdw-head{flex:none;display:flex;align-items:center;justify-content:space-between;background:var(--c);color:#fff;",
-    "padding:calc(6px + env(safe-area-inset-top,0px)) 8px 6px 14px;font:700 15px/1.4 inherit;font-family:inherit}",
+    "padding:calc(6px + env(safe-area-inset-top,0px)) 8px 6px 14px;font-size:15px;font-weight:700;line-height:1.4}",
     ".gdw-close{border:0;background:transparent;color:#fff;font-size:26px;line-height:1;width:44px;height:40px;cursor:pointer;border-radius:6px}",
     ".gdw-frame{flex:1;width:100%;border:0;display:block;background:#f3f5f7}",
     "@media (max-width:600px),(max-height:560px){.gdw-panel{inset:0;right:0;bottom:0;width:100%;height:100%;",
-    "max-height:none;border-radius:0}}"
+    "max-height:none;border-radius:0}}",
+    ".gdw-panel.gdw-full{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-height:none;border-radius:0}"
   ].join("");
 
   var host = document.createElement("div");
@@ -93,7 +94,13 @@
   var isOpen = false;
   var savedOverflow = null;
 
-  function small() { return window.matchMedia && window.matchMedia("(max-width:600px),(max-height:560px)").matches; }
+  function small() {
+    if (!window.matchMedia) return false;
+    if (window.matchMedia("(max-width:600px),(max-height:560px)").matches) return true;
+    // A phone showing a page without a viewport meta has a ~980px layout viewport: go by the device instead.
+    var s = window.screen || {};
+    return window.matchMedia("(pointer:coarse)").matches && Math.min(s.width || 9999, s.height || 9999) <= 600;
+  }
 
   function open() {
     if (!frame) {
@@ -106,6 +113,7 @@
       panel.appendChild(frame);
     }
     isOpen = true;
+    panel.classList.toggle("gdw-full", small());
     panel.hidden = false;
     button.hidden = small();
     dot.hidden = true;

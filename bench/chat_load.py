@@ -1,0 +1,926 @@
+"""Chat load benchmark: N residents and M agents over WebSockets against a real gasdesk server, and the same
+client pattern against a bare ``websockets`` relay on this machine, with the ratio.
+
+Run: .venv/bin/python bench/chat_load.py                       # defaults: 1000 residents, 50 agents, 30 s
+     .venv/bin/python bench/chat_load.py -n 100 -m 10 --duration 10 --saturate
+     .venv/bin/python bench/chat_load.py --json                 # machine-readable figures on stdout
+
+What it does, per target (gasdesk, then the bare relay):
+1. gasdesk only: a fresh SQLite database in a temp dir (or ``--database-url``), migrations, M agent users
+   with every skill group and ``max_concurrent = ceil(N/M) + 5``; the server is ``uvicorn`` in a subprocess.
+2. Agents log in (``POST /login``), go online (``PUT /api/v1/agent/presence``) and open ``/ws/agent``.
+   Residents get a visitor token, open ``/ws/webchat``, send ``hello`` then ``handoff``, and wait until
+   their conversation is ``assigned``. Connections are ramped up in batches; set-up time is reported apart.
+3. Fixed-rate phase: every resident sends ``--rate`` text messages/s (jittered) for ``--warmup`` +
+   ``--duration`` seconds. Latency = time the agent's socket receives the ``message`` frame − time the
+   resident sent it (one process, one clock). Lost = sent in the phase and acked-or-not, never seen by the
+   agent within ``--grace`` seconds after the end.
+4. ``--saturate``: every resident keeps ``--window`` messages in flight (the next one goes when an ack comes
+   back), capped at ``--saturate-max-rate`` per resident (below the server's 5 msg/s per-socket limit), so
+   the figure is the maximum sustained throughput rather than the offered rate.
+
+The bare relay (``--_relay-server``) speaks the same frames with no framework and no database: ``hello`` →
+``welcome``; ``handoff`` → assign to the least-loaded agent socket, ``state assigned``; ``message`` → ``ack``
+and the message object to the resident and its agent. Client and servers share this machine's cores, so the
+script also reports the CPU seconds each server process used per 1,000 messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT_PASSWORD = "bench-agent-password-1"
+TEXT = "您好，我家燃气表显示余额不足，请问怎么在线缴费？"
+SERVER_RATE_LIMIT = 5.0  # gasdesk's per-resident-socket token bucket (realtime/ratelimit.py): 5/s, burst 20
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile(wanted: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(max(soft, wanted), hard) if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its direct children (uvicorn --workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == pid:
+                        pids.append(int(entry))
+    for p in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def log(message: str, *, quiet: bool = False) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- server processes
+
+
+class ServerProcess:
+    """A server subprocess in its own process group; stopped (TERM, then KILL) however the run ends."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.profiler: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        if self.profiler is not None and self.profiler.poll() is None:
+            self.profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.profiler.wait(timeout=30)
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+async def wait_ready(server: ServerProcess, url: str, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if not server.alive():
+                raise RuntimeError(f"{server.name} exited during start-up:\n{server.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code < 500:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s:\n{server.tail()}")
+
+
+def prepare_gasdesk_db(env: dict[str, str], agents: int, max_concurrent: int) -> None:
+    """Migrate a fresh database and create the agents, in a child process (settings are read once per process)."""
+    code = (
+        "import asyncio, sys\n"
+        "from gasdesk.migrations.runner import upgrade\n"
+        "upgrade()\n"
+        "from gasdesk.audit.service import Actor\n"
+        "from gasdesk.auth.service import do_create_user\n"
+        "from gasdesk.db import dispose_engine, transaction\n"
+        "from gasdesk.routing.service import do_set_skills\n"
+        "from gasdesk.routing.models import SkillGroup\n"
+        "from sqlalchemy import select\n"
+        "async def main(n, cap):\n"
+        "    async with transaction() as s:\n"
+        "        groups = list(await s.scalars(select(SkillGroup.id)))\n"
+        "        for i in range(n):\n"
+        f"            u = await do_create_user(s, Actor.system('bench'), username=f'bench-agent-{{i}}',"
+        f" password={AGENT_PASSWORD!r}, role='agent', display_name=f'坐席{{i}}')\n"
+        "            await do_set_skills(s, u, groups, max_concurrent=cap)\n"
+        "    await dispose_engine()\n"
+        "asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(agents), str(max_concurrent)], env=env, cwd=ROOT, check=True)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+@dataclass
+class PhaseStats:
+    sent: int = 0
+    acked: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    late: int = 0  # delivered after the grace period had ended (counted as lost as well)
+    unexpected: int = 0
+    errors: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    ack_ms: list[float] = field(default_factory=list)
+    pending: dict[str, tuple[float, bool]] = field(default_factory=dict)  # id -> (sent at, in measured window)
+    unacked: dict[str, float] = field(default_factory=dict)
+    measured_sent: int = 0
+    measured_delivered: int = 0
+    window_delivered: int = 0  # received by an agent inside the measured window, whenever sent
+    replies_sent: int = 0
+    replies_acked: int = 0
+
+
+class Client:
+    """Residents and agents of one target, all in this process."""
+
+    def __init__(self, args: argparse.Namespace, base_http: str, base_ws: str, *, gasdesk: bool) -> None:
+        self.args = args
+        self.base_http = base_http
+        self.base_ws = base_ws
+        self.gasdesk = gasdesk
+        self.stats = PhaseStats()
+        self.residents: list[Resident] = []
+        self.agents: list[Agent] = []
+        self.close_reasons: Counter = Counter()
+        self.setup_errors: Counter = Counter()
+        self.seen: set[str] = set()
+        self.window_open = False
+        self.measure_window = (0.0, 0.0)
+
+    def ws_kwargs(self) -> dict[str, Any]:
+        return {"compression": None if self.args.no_deflate else "deflate", "ping_interval": None,
+                "open_timeout": 60, "close_timeout": 2, "max_queue": None}
+
+    # ------------------------------------------------------------ frames seen by agents and residents
+
+    def on_agent_message(self, message: dict[str, Any], received: float) -> Agent | None:
+        cmid = message.get("client_msg_id")
+        if message.get("sender") != "resident" or not cmid:
+            return None
+        st = self.stats
+        entry = st.pending.pop(cmid, None)
+        if entry is None:
+            if cmid in self.seen:
+                st.duplicates += 1
+            else:
+                st.unexpected += 1
+            return None
+        self.seen.add(cmid)
+        sent_at, measured = entry
+        st.delivered += 1
+        if self.measure_window[0] <= received <= self.measure_window[1]:
+            st.window_delivered += 1
+        if measured:
+            st.measured_delivered += 1
+            st.latencies_ms.append((received - sent_at) * 1000)
+        return None
+
+    def on_ack(self, cmid: str | None, received: float) -> None:
+        sent_at = self.stats.unacked.pop(cmid or "", None)
+        if sent_at is not None:
+            self.stats.acked += 1
+            self.stats.ack_ms.append((received - sent_at) * 1000)
+
+    def on_error(self, frame: dict[str, Any]) -> None:
+        self.stats.errors[frame.get("code") or "unknown"] += 1
+        cmid = frame.get("client_msg_id")
+        if cmid and cmid in self.stats.pending:  # refused, so it will never reach the agent: an error, not a loss
+            self.stats.pending.pop(cmid, None)
+            self.stats.unacked.pop(cmid, None)
+
+    # ------------------------------------------------------------ set-up
+
+    async def setup(self, quiet: bool) -> dict[str, Any]:
+        import httpx
+
+        args = self.args
+        started = time.perf_counter()
+        limits = httpx.Limits(max_connections=args.batch, max_keepalive_connections=args.batch)
+        async with httpx.AsyncClient(base_url=self.base_http, timeout=60, limits=limits) as http:
+            for i in range(args.agents):
+                self.agents.append(Agent(self, i))
+            for chunk in range(0, args.agents, args.batch):
+                await asyncio.gather(*(a.connect(http) for a in self.agents[chunk:chunk + args.batch]))
+            agents_done = time.perf_counter()
+            log(f"  {len(self.agents)} agents online in {agents_done - started:.1f} s", quiet=quiet)
+            for i in range(args.residents):
+                self.residents.append(Resident(self, i))
+            per_resident: list[float] = []
+            for chunk in range(0, args.residents, args.batch):
+                batch = self.residents[chunk:chunk + args.batch]
+                results = await asyncio.gather(*(r.connect(http) for r in batch), return_exceptions=True)
+                for r, result in zip(batch, results, strict=True):
+                    if isinstance(result, BaseException):
+                        self.setup_errors[type(result).__name__ + ": " + str(result)[:80]] += 1
+                        r.failed = True
+                    else:
+                        per_resident.append(result)
+                if chunk // args.batch % 5 == 4:
+                    log(f"  {chunk + len(batch)} residents connected", quiet=quiet)
+        done = time.perf_counter()
+        ready = [r for r in self.residents if not r.failed]
+        self.residents = ready
+        log(f"  {len(ready)} residents assigned in {done - agents_done:.1f} s", quiet=quiet)
+        load = Counter(r.agent_id for r in ready)
+        return {
+            "agents_s": round(agents_done - started, 2), "residents_s": round(done - agents_done, 2),
+            "residents_ready": len(ready), "resident_setup_p50_ms": _r(percentile(per_resident, 50)),
+            "resident_setup_p99_ms": _r(percentile(per_resident, 99)), "setup_errors": dict(self.setup_errors),
+            "max_conversations_per_agent": max(load.values()) if load else 0,
+        }
+
+    # ------------------------------------------------------------ phases
+
+    async def phase(self, *, saturate: bool, duration: float, quiet: bool) -> dict[str, Any]:
+        args = self.args
+        self.stats = st = PhaseStats()
+        self.seen = set()
+        for r in self.residents:
+            r.window = asyncio.Semaphore(args.window)
+            r.in_window.clear()
+        closed_before = sum(self.close_reasons.values())
+        loop_start = time.perf_counter()
+        measure_from = loop_start + args.warmup
+        stop_at = measure_from + duration
+        self.measure_window = (measure_from, stop_at)
+        live = [r for r in self.residents if r.reader is not None and not r.reader.done()]  # dropped earlier: skip
+        senders = [asyncio.create_task(r.send_loop(saturate, measure_from, stop_at)) for r in live]
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        cpu_measure_0 = (self.server_cpu(), self_cpu_seconds())
+        await asyncio.gather(*senders, return_exceptions=True)
+        cpu_measure_1 = (self.server_cpu(), self_cpu_seconds())
+        measured_elapsed = time.perf_counter() - measure_from
+        grace_end = time.perf_counter() + args.grace
+        while (st.pending or st.unacked) and time.perf_counter() < grace_end:
+            await asyncio.sleep(0.05)
+        lost = len(st.pending)
+        measured_lost = sum(1 for _, measured in st.pending.values() if measured)
+        unacked = len(st.unacked)
+        delivered_in_grace = st.delivered
+        drain_end = time.perf_counter() + args.drain  # let a backlog finish so the next phase starts clean
+        while (st.pending or st.unacked) and time.perf_counter() < drain_end and self.live_sockets():
+            await asyncio.sleep(0.1)
+        st.late = st.delivered - delivered_in_grace
+        server_cpu = cpu_measure_1[0] - cpu_measure_0[0]
+        client_cpu = cpu_measure_1[1] - cpu_measure_0[1]
+        delivered_rate = st.window_delivered / duration
+        result = {
+            "mode": "saturate" if saturate else "fixed",
+            "offered_rate_per_resident": None if saturate else args.rate,
+            "residents": len(live), "agents": len(self.agents),
+            "duration_s": round(measured_elapsed, 2),
+            "sent": st.sent, "measured_sent": st.measured_sent, "acked": st.acked,
+            "delivered": st.delivered, "measured_delivered": st.measured_delivered,
+            "msgs_per_s": round(delivered_rate, 1),
+            "p50_ms": _r(percentile(st.latencies_ms, 50)), "p90_ms": _r(percentile(st.latencies_ms, 90)),
+            "p99_ms": _r(percentile(st.latencies_ms, 99)), "max_ms": _r(max(st.latencies_ms, default=None)),
+            "ack_p50_ms": _r(percentile(st.ack_ms, 50)), "ack_p99_ms": _r(percentile(st.ack_ms, 99)),
+            "errors": sum(st.errors.values()), "error_codes": dict(st.errors),
+            "lost": lost, "measured_lost": measured_lost, "unacked": unacked, "late": st.late,
+            "never_delivered": len(st.pending), "never_acked": len(st.unacked),
+            "duplicates": st.duplicates, "unexpected": st.unexpected,
+            "sockets_closed": sum(self.close_reasons.values()) - closed_before,
+            "close_reasons": dict(self.close_reasons),
+            "replies_sent": st.replies_sent, "replies_acked": st.replies_acked,
+            "server_cpu_s": round(server_cpu, 2), "client_cpu_s": round(client_cpu, 2),
+            "server_cpu_ms_per_msg": _r(server_cpu * 1000 / st.window_delivered) if st.window_delivered else None,
+        }
+        if saturate:
+            cap = len(self.residents) * args.saturate_max_rate
+            result["client_cap_msgs_per_s"] = round(cap, 1)
+            result["hit_client_cap"] = delivered_rate >= 0.95 * cap
+        result["residents_dropped_so_far"] = len(self.residents) - len(live) + result["sockets_closed"]
+        log(f"  {result['mode']}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms,"
+            f" errors {result['errors']}, lost {lost}", quiet=quiet)
+        return result
+
+    server_pid: int | None = None
+
+    def live_sockets(self) -> int:
+        return sum(1 for p in [*self.residents, *self.agents] if p.reader is not None and not p.reader.done())
+
+    def server_cpu(self) -> float:
+        return cpu_seconds(self.server_pid) if self.server_pid else 0.0
+
+    async def close(self) -> None:
+        for peer in [*self.residents, *self.agents]:
+            if peer.reader is not None:
+                peer.reader.cancel()
+        await asyncio.gather(*(p.ws.close() for p in [*self.residents, *self.agents] if p.ws is not None),
+                             return_exceptions=True)
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+class Agent:
+    def __init__(self, client: Client, index: int) -> None:
+        self.client = client
+        self.index = index
+        self.ws: Any = None
+        self.reader: asyncio.Task | None = None
+        self.ids = count()
+
+    async def connect(self, http: Any) -> None:
+        from websockets.asyncio.client import connect
+
+        headers = {}
+        if self.client.gasdesk:
+            response = await http.post("/login", data={"username": f"bench-agent-{self.index}",
+                                                       "password": AGENT_PASSWORD, "next": "/"})
+            cookie = response.cookies.get("gasdesk_session")
+            if response.status_code != 303 or not cookie:
+                raise RuntimeError(f"agent login failed: HTTP {response.status_code}")
+            headers["Cookie"] = f"gasdesk_session={cookie}"
+            presence = await http.put("/api/v1/agent/presence", json={"presence": "online"}, headers=headers)
+            presence.raise_for_status()
+        self.ws = await connect(f"{self.client.base_ws}/ws/agent", additional_headers=headers,
+                                **self.client.ws_kwargs())
+        hello = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+        if hello.get("type") != "hello":
+            raise RuntimeError(f"unexpected first agent frame: {hello}")
+        self.reader = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        client = self.client
+        try:
+            async for raw in self.ws:
+                received = time.perf_counter()
+                frame = json.loads(raw)
+                kind = frame.get("type")
+                if kind == "message":
+                    message = frame["message"]
+                    client.on_agent_message(message, received)
+                    if (client.args.reply_fraction and message.get("sender") == "resident"
+                            and random.random() < client.args.reply_fraction and client.window_open):
+                        await self.reply(message["conversation_id"])
+                elif kind == "ack":
+                    client.stats.replies_acked += 1
+                elif kind == "error":
+                    client.stats.errors["agent:" + str(frame.get("code"))] += 1
+        except Exception as exc:  # noqa: BLE001 - a dropped socket is counted, the run goes on
+            client.close_reasons[f"{'agent' if isinstance(self, Agent) else 'resident'}: {str(exc)[:60]}"] += 1
+
+    async def reply(self, conversation_id: int) -> None:
+        self.client.stats.replies_sent += 1
+        await self.ws.send(json.dumps({"type": "message", "conversation_id": conversation_id,
+                                       "client_msg_id": f"a{self.index}.{next(self.ids)}",
+                                       "text": "好的，正在为您查询，请稍等片刻。"}, ensure_ascii=False))
+
+
+class Resident:
+    def __init__(self, client: Client, index: int) -> None:
+        self.client = client
+        self.index = index
+        self.ws: Any = None
+        self.reader: asyncio.Task | None = None
+        self.conversation_id: int | None = None
+        self.agent_id: int | None = None
+        self.assigned = asyncio.Event()
+        self.welcomed = asyncio.Event()
+        self.failed = False
+        self.window = asyncio.Semaphore(1)
+        self.in_window: set[str] = set()
+        self.ids = count()
+
+    async def connect(self, http: Any) -> float:
+        from websockets.asyncio.client import connect
+
+        started = time.perf_counter()
+        token = "bench"
+        if self.client.gasdesk:
+            response = await http.post("/api/v1/webchat/visitors")
+            response.raise_for_status()
+            token = response.json()["token"]
+        self.ws = await connect(f"{self.client.base_ws}/ws/webchat", **self.client.ws_kwargs())
+        self.reader = asyncio.create_task(self.read())
+        await self.ws.send(json.dumps({"type": "hello", "token": token}))
+        await asyncio.wait_for(self.welcomed.wait(), 60)
+        await self.ws.send(json.dumps({"type": "handoff"}))
+        await asyncio.wait_for(self.assigned.wait(), 60)
+        return (time.perf_counter() - started) * 1000
+
+    async def read(self) -> None:
+        client = self.client
+        try:
+            async for raw in self.ws:
+                received = time.perf_counter()
+                frame = json.loads(raw)
+                kind = frame.get("type")
+                if kind == "ack":
+                    cmid = frame.get("client_msg_id")
+                    client.on_ack(cmid, received)
+                    self._release(cmid)
+                elif kind == "error":
+                    client.on_error(frame)
+                    self._release(frame.get("client_msg_id"))
+                elif kind == "welcome":
+                    conversation = frame["conversation"]
+                    self.conversation_id = conversation["id"]
+                    self._state(conversation.get("state"), conversation.get("agent_id"))
+                    self.welcomed.set()
+                elif kind == "state":
+                    if frame.get("conversation_id") == self.conversation_id:
+                        self._state(frame.get("state"), frame.get("agent_id"))
+        except Exception as exc:  # noqa: BLE001 - a dropped socket is counted, the run goes on
+            client.close_reasons[f"{'agent' if isinstance(self, Agent) else 'resident'}: {str(exc)[:60]}"] += 1
+        finally:
+            self.welcomed.set()  # never leave set-up waiting on a dead socket
+
+    def _state(self, state: str | None, agent_id: int | None) -> None:
+        if state == "assigned":
+            self.agent_id = agent_id
+            self.assigned.set()
+
+    def _release(self, cmid: str | None) -> None:
+        if cmid and cmid in self.in_window:
+            self.in_window.discard(cmid)
+            self.window.release()
+
+    async def send_one(self, measured: bool) -> None:
+        now = time.perf_counter()
+        cmid = f"r{self.index}.{next(self.ids)}.{int(now * 1e6)}"  # the send time is in the id, too
+        st = self.client.stats
+        st.pending[cmid] = (now, measured)
+        st.unacked[cmid] = now
+        st.sent += 1
+        if measured:
+            st.measured_sent += 1
+        self.in_window.add(cmid)
+        try:
+            await self.ws.send(json.dumps({"type": "message", "client_msg_id": cmid, "text": TEXT},
+                                          ensure_ascii=False))
+        except Exception:  # the socket died: not sent, so not lost (the drop itself is counted)
+            st.pending.pop(cmid, None)
+            st.unacked.pop(cmid, None)
+            st.sent -= 1
+            st.measured_sent -= measured
+            raise
+
+    async def send_loop(self, saturate: bool, measure_from: float, stop_at: float) -> None:
+        args = self.client.args
+        try:
+            if saturate:
+                interval = 1.0 / args.saturate_max_rate
+                next_at = time.perf_counter() + random.uniform(0, interval)
+                while True:
+                    remaining = stop_at - time.perf_counter()
+                    if remaining <= 0:
+                        return
+                    try:
+                        await asyncio.wait_for(self.window.acquire(), remaining)
+                    except TimeoutError:
+                        return
+                    now = time.perf_counter()
+                    if next_at > now:  # client-side pacing so the server's rate limit never fires
+                        await asyncio.sleep(next_at - now)
+                    now = time.perf_counter()
+                    if now >= stop_at:
+                        return
+                    next_at = max(next_at + interval, now)
+                    await self.send_one(now >= measure_from)
+            else:
+                period = 1.0 / args.rate
+                next_at = time.perf_counter() + random.uniform(0, period)
+                while next_at < stop_at:
+                    delay = next_at - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    await self.send_one(time.perf_counter() >= measure_from)
+                    next_at += period * random.uniform(0.5, 1.5)
+        except Exception:  # noqa: BLE001 - counted as a dropped socket by the reader
+            return
+
+
+# ---------------------------------------------------------------- the bare relay server
+
+
+def relay_server_main(port: int) -> None:
+    """Same frames as gasdesk's chat sockets, no framework and no database."""
+    from websockets.asyncio.server import serve
+
+    agents: dict[int, Any] = {}
+    load: Counter = Counter()
+    conversations: dict[int, dict[str, Any]] = {}
+    ids = count(1)
+    message_ids = count(1)
+
+    async def send(ws: Any, data: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await ws.send(json.dumps(data, ensure_ascii=False, default=str))
+
+    def message_wire(conversation: dict[str, Any], sender: str, frame: dict[str, Any]) -> dict[str, Any]:
+        conversation["last_seq"] += 1
+        return {"id": next(message_ids), "conversation_id": conversation["id"], "seq": conversation["last_seq"],
+                "sender": sender, "sender_name": None, "type": "text", "text": frame.get("text"), "payload": None,
+                "client_msg_id": frame.get("client_msg_id"),
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+
+    async def agent(ws: Any) -> None:
+        user_id = next(ids)
+        agents[user_id] = ws
+        load[user_id] += 0
+        await send(ws, {"type": "hello", "user_id": user_id, "name": f"agent{user_id}", "role": "agent"})
+        try:
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame.get("type") == "message":
+                    conversation = conversations.get(int(frame.get("conversation_id") or 0))
+                    if conversation is None:
+                        await send(ws, {"type": "error", "code": "not_found", "message": "no conversation"})
+                        continue
+                    message = message_wire(conversation, "agent", frame)
+                    await send(ws, {"type": "ack", "client_msg_id": frame.get("client_msg_id"),
+                                    "conversation_id": conversation["id"], "seq": message["seq"],
+                                    "message_id": message["id"], "duplicate": False})
+                    await asyncio.gather(send(conversation["resident"], {"type": "message", "message": message}),
+                                         send(ws, {"type": "message", "message": message}))
+        finally:
+            agents.pop(user_id, None)
+            load.pop(user_id, None)
+
+    async def resident(ws: Any) -> None:
+        conversation: dict[str, Any] | None = None
+        async for raw in ws:
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind == "hello":
+                conversation = {"id": next(ids), "state": "bot", "agent_id": None, "last_seq": 0, "resident": ws}
+                conversations[conversation["id"]] = conversation
+                await send(ws, {"type": "welcome", "visitor_id": "v", "conversation": {
+                    k: v for k, v in conversation.items() if k != "resident"}})
+            elif conversation is None:
+                await send(ws, {"type": "error", "code": "no_conversation", "message": "hello first"})
+            elif kind == "handoff":
+                agent_id = min(load, key=load.__getitem__)
+                load[agent_id] += 1
+                conversation.update(state="assigned", agent_id=agent_id)
+                state = {"type": "state", "conversation_id": conversation["id"], "state": "assigned",
+                         "agent_id": agent_id, "previous_agent_id": None, "accepted": False}
+                await asyncio.gather(send(ws, state), send(agents[agent_id], {
+                    "type": "assigned", "conversation_id": conversation["id"], "agent_id": agent_id}))
+            elif kind == "message":
+                message = message_wire(conversation, "resident", frame)
+                await send(ws, {"type": "ack", "client_msg_id": frame.get("client_msg_id"), "seq": message["seq"],
+                                "message_id": message["id"], "duplicate": False})
+                targets = [ws]
+                if conversation["agent_id"] in agents:
+                    targets.append(agents[conversation["agent_id"]])
+                await asyncio.gather(*(send(t, {"type": "message", "message": message}) for t in targets))
+
+    async def handler(ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            await (agent(ws) if ws.request.path.startswith("/ws/agent") else resident(ws))
+
+    def health(connection: Any, request: Any) -> Any:
+        if request.path == "/healthz":
+            return connection.respond(200, "ok\n")
+        return None
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", port, process_request=health, max_queue=None,
+                         ping_interval=20, ping_timeout=20) as server:
+            await server.serve_forever()
+
+    try:
+        import uvloop  # same event loop as uvicorn uses when it is installed
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+# ---------------------------------------------------------------- one target
+
+
+async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    quiet = args.json
+    port = free_port()
+    load_before = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure: reported
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    gasdesk = name == "gasdesk"
+    if gasdesk:
+        db_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        env.update(GASDESK_DATABASE_URL=db_url, GASDESK_ENV="development", GASDESK_UPLOAD_DIR=str(workdir / "up"))
+        env.pop("GASDESK_REDIS_URL", None)  # one process: the in-process event bus
+        cap = math.ceil(args.residents / args.agents) + 5
+        t0 = time.perf_counter()
+        prepare_gasdesk_db(env, args.agents, cap)
+        log(f"[gasdesk] database ready in {time.perf_counter() - t0:.1f} s ({db_url.split('://')[0]})", quiet=quiet)
+        runner = [str(Path(args.server_wrapper).resolve())] if args.server_wrapper else ["-m", "uvicorn"]
+        argv = [sys.executable, *runner, "gasdesk.web.app:create_app", "--factory", "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning", "--workers", str(args.workers)]
+        if args.no_deflate:
+            argv.append("--ws-per-message-deflate=false")
+    else:
+        argv = [sys.executable, str(Path(__file__).resolve()), "--_relay-server", str(port)]
+    server = ServerProcess(name, argv, env, ROOT, workdir / f"{name}.log")
+    try:
+        await wait_ready(server, f"http://127.0.0.1:{port}/healthz")
+        if args.profile and gasdesk:
+            spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            out = Path(args.profile).resolve()
+            server.profiler = subprocess.Popen([spy, "record", "-p", str(server.pid), "-o", str(out), "-f",
+                                                args.profile_format, "-r", "100", "--subprocesses", "--threads"]
+                                               + (["--idle"] if args.profile_idle else []),
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log(f"[gasdesk] py-spy recording to {out}", quiet=quiet)
+        client = Client(args, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", gasdesk=gasdesk)
+        client.server_pid = server.pid
+        log(f"[{name}] connecting {args.agents} agents and {args.residents} residents", quiet=quiet)
+        try:
+            setup = await client.setup(quiet)
+            result: dict[str, Any] = {"setup": setup}
+            client.window_open = True
+            log(f"[{name}] fixed rate {args.rate}/s per resident for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
+            result["fixed"] = await client.phase(saturate=False, duration=args.duration, quiet=quiet)
+            if args.saturate:
+                log(f"[{name}] saturate (window {args.window}) for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
+                result["saturate"] = await client.phase(saturate=True, duration=args.duration, quiet=quiet)
+            client.window_open = False
+        finally:
+            await client.close()
+        if not server.alive():
+            raise RuntimeError(f"{name} died during the run:\n{server.tail()}")
+        tail = server.tail(200)
+        result["loadavg_1m_before_after"] = [load_before, round(os.getloadavg()[0], 2)]
+        result["server_log_errors"] = sum(1 for line in tail.splitlines() if "Traceback" in line or "ERROR" in line)
+        return result
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = None
+    with contextlib.suppress(OSError, ValueError):
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem_gib = round(mem_kb / 1024 / 1024, 1)
+    return {"cpus": os.cpu_count(), "cpu": cpu, "mem_gib": mem_gib, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def ratios(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    def div(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    return {"throughput": div(ours["msgs_per_s"], base["msgs_per_s"]), "p50": div(ours["p50_ms"], base["p50_ms"]),
+            "p99": div(ours["p99_ms"], base["p99_ms"]),
+            "server_cpu_per_msg": div(ours["server_cpu_ms_per_msg"], base["server_cpu_ms_per_msg"])}
+
+
+def print_table(report: dict[str, Any]) -> None:
+    cfg = report["config"]
+    m = report["machine"]
+    print(f"\nchat load: {cfg['residents']} residents, {cfg['agents']} agents, {cfg['duration']:g} s measured "
+          f"(+{cfg['warmup']:g} s warm-up), {cfg['rate']:g} msg/s per resident; {m['cpus']} CPUs ({m['cpu']})")
+    for name, res in report["targets"].items():
+        s = res["setup"]
+        print(f"  set-up {name:<8} agents {s['agents_s']} s, residents {s['residents_s']} s "
+              f"(p50 {s['resident_setup_p50_ms']} ms, p99 {s['resident_setup_p99_ms']} ms per resident), "
+              f"ready {s['residents_ready']}/{cfg['residents']}, errors {sum(s['setup_errors'].values())}; "
+              f"load avg before/after {res['loadavg_1m_before_after']}")
+    header = (f"{'run':<20}{'msg/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'ack p99':>9}"
+              f"{'errors':>8}{'lost':>6}{'srv cpu ms/msg':>16}")
+    print("\n" + header)
+    print("-" * len(header))
+    for mode in ("fixed", "saturate"):
+        for name, res in report["targets"].items():
+            if mode not in res:
+                continue
+            r = res[mode]
+            print(f"{name + ' ' + mode:<20}{r['msgs_per_s']:>9}{_f(r['p50_ms']):>9}{_f(r['p90_ms']):>9}"
+                  f"{_f(r['p99_ms']):>9}{_f(r['max_ms']):>9}{_f(r['ack_p99_ms']):>9}{r['errors']:>8}"
+                  f"{r['lost']:>6}{_f(r['server_cpu_ms_per_msg']):>16}")
+        if mode in report["ratios"]:
+            ra = report["ratios"][mode]
+            print(f"{'  ratio gasdesk/bare':<20}{_pct(ra['throughput']):>9}{_x(ra['p50']):>9}{'':>9}"
+                  f"{_x(ra['p99']):>9}{'':>43}{_x(ra['server_cpu_per_msg']):>16}")
+    for name, res in report["targets"].items():
+        for mode in ("fixed", "saturate"):
+            r = res.get(mode)
+            if r and (r["error_codes"] or r["unacked"] or r["duplicates"] or r["sockets_closed"] or r["late"]):
+                print(f"  {name} {mode}: error codes {r['error_codes']}, unacked after grace {r['unacked']}, "
+                      f"delivered late {r['late']}, never delivered {r['never_delivered']}, duplicates "
+                      f"{r['duplicates']}, sockets closed {r['sockets_closed']} {r['close_reasons'] or ''}")
+            if r and mode == "saturate" and r.get("hit_client_cap"):
+                print(f"  {name} saturate reached the client pacing cap ({r['client_cap_msgs_per_s']} msg/s): "
+                      "a lower bound")
+    if report.get("targets_met"):
+        print("\ntargets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in report["targets_met"].items()))
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.0f}%"
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}x"
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-n", "--residents", type=int, default=1000, help="concurrent resident sockets")
+    p.add_argument("-m", "--agents", type=int, default=50, help="agent sockets (max_concurrent = ceil(N/M)+5 ≤ 50)")
+    p.add_argument("--duration", type=float, default=30.0, help="measured seconds per phase")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of traffic before measuring, per phase")
+    p.add_argument("--rate", type=float, default=0.5, help="messages/s per resident in the fixed-rate phase")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds to wait for in-flight messages after a phase")
+    p.add_argument("--drain", type=float, default=120.0,
+                   help="after the grace period, wait up to this long for a backlog (reported as late)")
+    p.add_argument("--batch", type=int, default=50, help="connections opened concurrently during ramp-up")
+    p.add_argument("--reply-fraction", type=float, default=0.0, help="agents answer this share of messages")
+    p.add_argument("--saturate", action="store_true", help="also measure max sustained throughput")
+    p.add_argument("--window", type=int, default=1, help="saturate: unacked messages in flight per resident")
+    p.add_argument("--saturate-max-rate", type=float, default=4.5,
+                   help=f"saturate: client-side cap per resident (server limit is {SERVER_RATE_LIMIT:g}/s)")
+    p.add_argument("--target", choices=["both", "gasdesk", "bare"], default="both")
+    p.add_argument("--database-url", help="e.g. postgresql+asyncpg://… (must be an empty database)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs PostgreSQL + Redis)")
+    p.add_argument("--server-wrapper", metavar="FILE",
+                   help="start gasdesk as `python FILE <uvicorn args>` (try a server-side change without editing)")
+    p.add_argument("--no-deflate", action="store_true", help="disable permessage-deflate on both ends")
+    p.add_argument("--profile", metavar="FILE", help="record the gasdesk server with py-spy into FILE")
+    p.add_argument("--profile-format", default="speedscope", choices=["speedscope", "flamegraph", "raw"])
+    p.add_argument("--profile-idle", action="store_true", help="py-spy: include idle/waiting threads")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON on stdout (progress on stderr)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server logs)")
+    p.add_argument("--_relay-server", type=int, dest="relay_server", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.relay_server is None:
+        if args.residents < 1 or args.agents < 1 or args.rate <= 0 or args.duration <= 0 or args.batch < 1:
+            p.error("residents, agents, batch, rate and duration must be positive")
+        if math.ceil(args.residents / args.agents) + 5 > 50:
+            p.error("ceil(residents/agents)+5 exceeds gasdesk's max_concurrent limit of 50: raise --agents")
+        if args.saturate_max_rate >= SERVER_RATE_LIMIT:
+            p.error(f"--saturate-max-rate must stay below the server's {SERVER_RATE_LIMIT:g}/s limit")
+        if args.rate > SERVER_RATE_LIMIT:
+            p.error(f"--rate above {SERVER_RATE_LIMIT:g}/s would hit the server's per-socket rate limit")
+    return args
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "config": {k: v for k, v in vars(args).items() if k not in ("relay_server", "json", "keep")},
+        "machine": machine(), "targets": {}, "ratios": {},
+    }
+    names = {"both": ["gasdesk", "bare"], "gasdesk": ["gasdesk"], "bare": ["bare"]}[args.target]
+    for name in names:
+        report["targets"][name] = await run_target(name, args, workdir)
+    t = report["targets"]
+    if "gasdesk" in t and "bare" in t:
+        for mode in ("fixed", "saturate"):
+            if mode in t["gasdesk"] and mode in t["bare"]:
+                report["ratios"][mode] = ratios(t["gasdesk"][mode], t["bare"][mode])
+    if "gasdesk" in t:
+        fixed = t["gasdesk"]["fixed"]
+        met = {"p99 < 100 ms": fixed["p99_ms"] is not None and fixed["p99_ms"] < 100,
+               "0 lost": fixed["lost"] == 0 and t["gasdesk"]["setup"]["residents_ready"] == args.residents}
+        basis = "saturate" if "saturate" in report["ratios"] else "fixed"
+        if basis in report["ratios"]:
+            met[f"throughput >= 30% of bare ({basis})"] = (report["ratios"][basis]["throughput"] or 0) >= 0.3
+        report["targets_met"] = met
+    return report
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.relay_server is not None:
+        relay_server_main(args.relay_server)
+        return 0
+    fds = raise_nofile(4 * (args.residents + args.agents) + 256)
+    if fds < 2 * (args.residents + args.agents) + 100:
+        print(f"open-file limit {fds} is too low for {args.residents + args.agents} sockets", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="gasdesk-chat-load-"))
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        report = runner(run(args, workdir))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print_table(report)
+    return 0 if all(report.get("targets_met", {}).values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from gasdesk.audit.service import Actor
+from gasdesk.auth.access import allow
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import ALL_ROLES, Role
+from gasdesk.db import DbSession
+from gasdesk.outages.service import describe, do_announce_outage, outages_affecting
+
+router = APIRouter(prefix="/api/v1/outages", tags=["outages"])
+
+
+class OutageIn(BaseModel):
+    kind: str
+    district: str = Field(min_length=1, max_length=40)
+    communities: list[str] = Field(default_factory=list, max_length=100)
+    starts_at: datetime
+    ends_at: datetime
+    reason: str = Field(default="", max_length=200)
+
+
+@router.get("")
+async def current(session: DbSession, district: str | None = None, kind: str | None = None,
+                  _: User = allow(*ALL_ROLES)) -> list[dict[str, Any]]:
+    """Outages in force now or within 24 hours."""
+    return [{"id": o.id, "kind": o.kind, "district": o.district, "communities": o.communities,
+             "starts_at": o.starts_at, "ends_at": o.ends_at, "reason": o.reason, "text": describe(o)}
+            for o in await outages_affecting(session, district=district, kind=kind)]
+
+
+@router.post("", status_code=201)
+async def announce(body: OutageIn, session: DbSession, user: User = allow(Role.admin, Role.supervisor)) -> dict:
+    if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
+        from gasdesk.errors import InvalidInput
+
+        raise InvalidInput("时间需带时区，例如 2026-12-01T09:00:00+08:00", code="invalid_outage_time")
+    outage = await do_announce_outage(session, Actor.of(user, "api"), **body.model_dump())
+    return {"id": outage.id, "text": describe(outage)}

@@ -1,0 +1,670 @@
+"""Work-order pages: ticket list (filters, saved views), detail with history and actions, create form,
+dispatcher board, appointment calendar, the crew's mobile pages and the webhook admin pages.
+
+Handlers stay thin: they parse the form, call the service functions and render. A ``GasdeskError`` from
+a form post rolls the transaction back and re-renders the page with the Chinese message."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.appointments import service as appointments
+from gasdesk.appointments.models import Appointment, AppointmentSlot, ServiceOffering
+from gasdesk.audit.service import Actor
+from gasdesk.auth.access import allow
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
+from gasdesk.clock import format_local, local_zone, to_local, utcnow
+from gasdesk.db import DbSession, rollback
+from gasdesk.errors import GasdeskError, InvalidInput, PermissionDenied
+from gasdesk.tickets import service
+from gasdesk.tickets.lifecycle import ACTION_LABELS, allowed_actions
+from gasdesk.tickets.models import (
+    OPEN_STATUSES,
+    PRIORITY_LABELS,
+    PRIORITY_RANK,
+    STATUS_LABELS,
+    TYPE_LABELS,
+    Priority,
+    Team,
+    Ticket,
+    TicketStatus,
+    TicketType,
+)
+from gasdesk.tickets.schemas import CrewWriteback, TicketCreate
+from gasdesk.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+DESK = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
+EVERYONE = (*DESK, Role.field_crew)
+DISPATCH = (Role.dispatcher, Role.supervisor, Role.admin)
+SLA_LABELS = {"ok": "正常", "at_risk": "即将超时", "breached": "已超时"}
+BOARD_COLUMNS = (TicketStatus.new, TicketStatus.assigned, TicketStatus.in_progress, TicketStatus.reopened)
+PAGE_SIZE = 20
+LIST_KEYS = ("status", "type", "priority", "district", "team_id", "sla_state", "mine", "q")
+EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "writeback": "现场回写", "reschedule": "改约",
+                "sla_at_risk": "SLA 预警", "sla_breached": "SLA 超时"}
+
+
+async def _undo(session: AsyncSession, user: User) -> None:
+    """Roll back a failed change (queued events are dropped) and reload the caller for the page render."""
+    await rollback(session)
+    await session.refresh(user)
+
+
+def _labels() -> dict[str, Any]:
+    return {"TYPE_LABELS": {t.value: v for t, v in TYPE_LABELS.items()},
+            "STATUS_LABELS": {s.value: v for s, v in STATUS_LABELS.items()},
+            "PRIORITY_LABELS": {p.value: v for p, v in PRIORITY_LABELS.items()},
+            "SLA_LABELS": SLA_LABELS, "ACTION_LABELS": ACTION_LABELS, "EVENT_LABELS": EVENT_LABELS}
+
+
+def _countdown(ticket: Ticket, now: datetime) -> str:
+    """"剩余 3小时05分" / "超时 20分" against the next open deadline."""
+    due = ticket.respond_by if ticket.responded_at is None else ticket.resolve_by
+    if due is None or ticket.status not in {s.value for s in OPEN_STATUSES}:
+        return ""
+    seconds = int((due - now).total_seconds())
+    minutes = abs(seconds) // 60
+    text = (f"{minutes // 1440}天" if minutes >= 1440 else "") + \
+        (f"{minutes % 1440 // 60}小时" if minutes >= 60 else "") + f"{minutes % 60:02d}分"
+    which = "响应" if ticket.responded_at is None else "办结"
+    return f"{which}剩余 {text}" if seconds >= 0 else f"{which}超时 {text}"
+
+
+async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, str]:
+    ids.discard(None)
+    if not ids:
+        return {}
+    return {u.id: u.display_name for u in await session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+async def _crews(session: AsyncSession) -> list[User]:
+    return list(await session.scalars(select(User).where(User.role == Role.field_crew.value,
+                                                         User.is_active.is_(True)).order_by(User.display_name)))
+
+
+async def _card(session: AsyncSession, tickets: list[Ticket]) -> list[dict[str, Any]]:
+    """What list rows and board cards show."""
+    now = utcnow()
+    names = await _people(session, {t.crew_id for t in tickets} | {t.handler_id for t in tickets})
+    teams = {t.id: t.name for t in await session.scalars(select(Team))}
+    return [{
+        "t": t, "type_label": TYPE_LABELS[TicketType(t.type)], "status_label": STATUS_LABELS[TicketStatus(t.status)],
+        "priority_label": PRIORITY_LABELS[Priority(t.priority)], "sla_label": SLA_LABELS.get(t.sla_state, t.sla_state),
+        "team": teams.get(t.team_id or 0), "crew": names.get(t.crew_id or 0), "handler": names.get(t.handler_id or 0),
+        "countdown": _countdown(t, now),
+    } for t in tickets]
+
+
+# ---------------------------------------------------------------- ticket list + saved views
+
+
+def _filters_from(request: Request) -> tuple[service.TicketFilters, dict[str, Any]]:
+    params = request.query_params
+
+    def one(key: str) -> str:
+        return (params.get(key) or "").strip()
+
+    def as_int(key: str) -> int | None:
+        return int(one(key)) if one(key).isdigit() else None
+
+    raw = {"status": [s for s in params.getlist("status") if s in TicketStatus.__members__],
+           "type": one("type") if one("type") in TicketType.__members__ else "",
+           "priority": one("priority") if one("priority") in Priority.__members__ else "",
+           "district": one("district")[:40], "team_id": as_int("team_id"),
+           "sla_state": one("sla_state") if one("sla_state") in SLA_LABELS else "",
+           "mine": one("mine") in ("1", "true", "on"), "q": one("q")[:40]}
+    filters = service.TicketFilters(status=raw["status"] or None, type=[raw["type"]] if raw["type"] else None,
+                                    priority=raw["priority"] or None, district=raw["district"] or None,
+                                    team_id=raw["team_id"], sla_state=raw["sla_state"] or None, mine=raw["mine"],
+                                    q=raw["q"] or None)
+    return filters, raw
+
+
+def _query_string(raw: dict[str, Any]) -> str:
+    pairs: list[tuple[str, Any]] = [("status", s) for s in raw["status"]]
+    pairs += [(k, raw[k]) for k in ("type", "priority", "district", "team_id", "sla_state", "q") if raw[k]]
+    if raw["mine"]:
+        pairs.append(("mine", "1"))
+    return urlencode(pairs)
+
+
+async def _list_context(request: Request, session: AsyncSession, user: User) -> dict[str, Any]:
+    filters, raw = _filters_from(request)
+    page_param = request.query_params.get("page", "1")
+    page = max(1, int(page_param)) if page_param.isdigit() else 1
+    total, rows = await service.search_tickets(session, user, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    districts = [d for d in await session.scalars(select(Ticket.district).distinct().order_by(Ticket.district)) if d]
+    return {"rows": await _card(session, rows), "total": total, "page": page,
+            "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE), "f": raw, "qs": _query_string(raw),
+            "districts": districts, "teams": list(await session.scalars(select(Team).order_by(Team.id))),
+            "views": await service.saved_views(session, user, "tickets"), **_labels()}
+
+
+@router.get("/tickets")
+async def tickets_page(request: Request, session: DbSession, user: User = allow(*DESK)) -> Response:
+    context = await _list_context(request, session, user)
+    partial = request.headers.get("hx-request") and request.headers.get("hx-target") == "ticket-results"
+    return render(request, "tickets_results.html" if partial else "tickets_list.html", context)
+
+
+@router.post("/tickets/views")
+async def save_view(request: Request, session: DbSession, user: User = allow(*DESK)) -> Response:
+    form = await request.form()
+    raw = {"status": [s for s in form.getlist("status") if s in TicketStatus.__members__]}
+    for key in ("type", "priority", "district", "team_id", "sla_state", "q"):
+        raw[key] = str(form.get(key) or "").strip()[:40]
+    raw["mine"] = bool(form.get("mine"))
+    error = notice = None
+    try:
+        view = await service.do_save_view(session, user, "tickets", str(form.get("view_name") or ""),
+                                          _query_string(raw))
+        notice = f"已保存视图“{view.name}”"
+    except GasdeskError as exc:
+        await _undo(session, user)
+        error = exc.message
+    return render(request, "tickets_views.html",
+                  {"views": await service.saved_views(session, user, "tickets"), "error": error, "notice": notice})
+
+
+@router.post("/tickets/views/{view_id}/delete")
+async def delete_view(request: Request, view_id: int, session: DbSession, user: User = allow(*DESK)) -> Response:
+    await service.do_delete_view(session, user, view_id)
+    return render(request, "tickets_views.html",
+                  {"views": await service.saved_views(session, user, "tickets"), "error": None, "notice": "已删除视图"})
+
+
+# ---------------------------------------------------------------- create ticket
+
+
+async def _offerings(session: AsyncSession) -> dict[str, ServiceOffering]:
+    return {o.code: o for o in await session.scalars(select(ServiceOffering).where(ServiceOffering.active.is_(True)))}
+
+
+async def _new_context(session: AsyncSession, values: dict[str, Any], error: str | None = None) -> dict[str, Any]:
+    customer = None
+    if values.get("customer_id"):
+        from gasdesk.customers.service import access_customer, summarize
+
+        try:
+            customer = summarize(await access_customer(session, int(values["customer_id"])))
+        except GasdeskError:
+            customer = None
+    return {"v": values, "error": error, "customer": customer, "service_types": service.SERVICE_TYPES,
+            "offerings": await _offerings(session), "types": list(TicketType), **_labels()}
+
+
+@router.get("/tickets/new")
+async def new_ticket_page(request: Request, session: DbSession, conversation_id: int | None = None,
+                          left_message_id: int | None = None, user: User = allow(*DESK)) -> Response:
+    """The create form, prefilled from a conversation draft (``?conversation_id=``) or a left message."""
+    values: dict[str, Any] = {"type": TicketType.repair.value, "priority": ""}
+    notice = None
+    if conversation_id is not None:
+        from gasdesk.conversations.service import access_conversation_for_user
+        from gasdesk.tickets.draft import draft_from_conversation
+
+        conversation = await access_conversation_for_user(session, user, conversation_id)
+        draft = await draft_from_conversation(session, conversation)
+        values.update(type=draft.type, service_type=draft.service_type or "", description=draft.description,
+                      contact_phone=draft.phone or "", address_text=draft.address_text or "",
+                      district=draft.district or "", preferred_time=draft.preferred_time or "",
+                      customer_id=draft.customer_id or "", conversation_id=conversation.id)
+        notice = f"已根据会话 #{conversation.id} 预填，请核对后提交"
+    if left_message_id is not None:
+        from gasdesk.conversations.models import LeftMessage
+        from gasdesk.errors import NotFound
+
+        left = await session.get(LeftMessage, left_message_id)
+        if left is None:
+            raise NotFound("留言不存在", code="left_message_not_found")
+        values.update(contact_phone=values.get("contact_phone") or left.phone, contact_name=left.name or "",
+                      description=values.get("description") or left.content, left_message_id=left.id,
+                      customer_id=values.get("customer_id") or left.customer_id or "")
+        if left.conversation_id and not values.get("conversation_id"):
+            values["conversation_id"] = left.conversation_id
+        notice = f"已根据留言 #{left.id} 预填" + ("（该留言已生成工单）" if left.status == "ticketed" else "")
+    context = await _new_context(session, values)
+    context["notice"] = notice
+    return render(request, "ticket_new.html", context)
+
+
+@router.get("/tickets/new/customers")
+async def new_ticket_customers(request: Request, session: DbSession, customer_q: str = "",
+                               user: User = allow(*DESK)) -> Response:
+    """Customer search for the create form (phone, 户号, name or address)."""
+    from gasdesk.customers.service import CustomerQuery, find_customers, summarize
+
+    results = []
+    if customer_q.strip():
+        results = [summarize(c) for c in await find_customers(session, CustomerQuery(q=customer_q[:120]), limit=10)]
+    return render(request, "ticket_new_customers.html", {"results": results, "searched": bool(customer_q.strip())})
+
+
+@router.get("/tickets/new/service-info")
+async def new_ticket_service_info(request: Request, session: DbSession, service_type: str = "",
+                                  customer_id: str = "", user: User = allow(*DESK)) -> Response:
+    """Guidance for guidance-only services; free slots for bookable ones (when the customer is known)."""
+    offering = (await _offerings(session)).get(service_type)
+    slots: list[dict[str, Any]] = []
+    district = None
+    if offering is not None and offering.bookable and customer_id.isdigit():
+        addresses = await appointments.customer_addresses(session, int(customer_id))
+        district = addresses[0].district if addresses else None
+        if district:
+            slots = [{"id": s.id, "label": appointments.slot_label(s), "free": s.capacity - s.booked}
+                     for s in await appointments.available_slots(session, district, offering.code)]
+    return render(request, "ticket_service_info.html", {
+        "offering": offering, "guide": appointments.guidance(offering) if offering else None,
+        "slots": slots[:30], "district": district, "customer_known": customer_id.isdigit()})
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if str(value or "").strip().isdigit() else None
+
+
+@router.post("/tickets/new")
+async def create_ticket(request: Request, session: DbSession, user: User = allow(*DESK)) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k) or "").strip() for k in (
+        "type", "priority", "title", "customer_id", "service_type", "description", "contact_name", "contact_phone",
+        "address_text", "district", "preferred_time", "conversation_id", "left_message_id", "slot_id")}
+    actor = Actor.of(user, "web")
+    try:
+        try:
+            body = TicketCreate(
+                type=values["type"], priority=values["priority"] or None, title=values["title"] or None,
+                description=values["description"], customer_id=_int_or_none(values["customer_id"]),
+                address_text=values["address_text"] or None, district=values["district"] or None,
+                contact_name=values["contact_name"] or None, contact_phone=values["contact_phone"] or None,
+                service_type=values["service_type"] or None, conversation_id=_int_or_none(values["conversation_id"]),
+                left_message_id=_int_or_none(values["left_message_id"]),
+                preferred_time=values["preferred_time"] or None)
+        except ValidationError:
+            raise InvalidInput("填写内容过长或格式有误，请检查后重试", code="invalid_input") from None
+        ticket = await _create_from_form(session, user, actor, body, _int_or_none(values["slot_id"]))
+    except GasdeskError as exc:
+        await _undo(session, user)
+        return render(request, "ticket_new.html", await _new_context(session, values, exc.message), exc.status_code)
+    return RedirectResponse(f"/tickets/{ticket.id}?created=1", status_code=303)
+
+
+async def _create_from_form(session: AsyncSession, user: User, actor: Actor, body: TicketCreate,
+                            slot_id: int | None) -> Ticket:
+    """The same linking as ``POST /api/v1/tickets``; with a slot the ticket is a booking."""
+    left = await service.link_ticket_sources(session, user, body)
+    if slot_id is not None:
+        if not body.customer_id or not body.service_type:
+            raise InvalidInput("预约上门需要选择客户和服务类型", code="booking_needs_customer")
+        addresses = await appointments.customer_addresses(session, body.customer_id)
+        slot = await session.get(AppointmentSlot, slot_id)
+        address = next((a for a in addresses if slot is not None and a.district == slot.district), None)
+        booking = await appointments.book_appointment(
+            session, actor, customer_id=body.customer_id, service_code=body.service_type, slot_id=slot_id,
+            address_id=address.id if address else None, contact_phone=body.contact_phone, note=body.description,
+            channel=body.channel, conversation_id=body.conversation_id)
+        ticket = booking.ticket
+    else:
+        ticket = await service.do_create_ticket(session, actor, body)
+    if left is not None:
+        service.mark_left_message_ticketed(left, ticket)
+    return ticket
+
+
+# ---------------------------------------------------------------- ticket detail + actions
+
+
+async def _detail_context(session: AsyncSession, user: User, ticket: Ticket) -> dict[str, Any]:
+    from gasdesk.customers.models import Customer
+
+    card = (await _card(session, [ticket]))[0]
+    names = await _people(session, {e.actor_id for e in ticket.events})
+    actions = []
+    for action in allowed_actions(ticket.status):
+        try:
+            service.check_may_act(user, ticket, action)
+        except PermissionDenied:
+            continue
+        actions.append(action)
+    customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    appointment = await session.scalar(select(Appointment).where(Appointment.ticket_id == ticket.id)
+                                       .order_by(Appointment.id.desc()))
+    slot = await session.get(AppointmentSlot, appointment.slot_id) if appointment else None
+    return {"c": card, "t": ticket, "events": [{"e": e, "actor": names.get(e.actor_id or 0, e.actor_name)}
+                                              for e in ticket.events],
+            "actions": actions, "crews": await _crews(session) if "assign" in actions else [],
+            "customer": customer, "appointment": appointment, "slot_label": appointments.slot_label(slot) if slot else None,
+            "result": ticket.result, "arrived_local": _iso_local((ticket.result or {}).get("arrived_at")),
+            "is_crew": Role(user.role) is Role.field_crew, **_labels()}
+
+
+def _iso_local(value: str | None) -> str:
+    """An ISO timestamp stored in JSON (the crew result), shown in the display zone."""
+    if not value:
+        return ""
+    try:
+        return format_local(datetime.fromisoformat(value))
+    except ValueError:
+        return value
+
+
+@router.get("/tickets/{ticket_id}")
+async def ticket_page(request: Request, ticket_id: int, session: DbSession, user: User = allow(*EVERYONE)) -> Response:
+    ticket = await service.access_ticket(session, user, ticket_id)
+    context = await _detail_context(session, user, ticket)
+    context["notice"] = "工单已创建" if request.query_params.get("created") else (
+        "操作成功" if request.query_params.get("done") else None)
+    return render(request, "ticket_detail.html", context)
+
+
+@router.post("/tickets/{ticket_id}/action")
+async def ticket_action(request: Request, ticket_id: int, session: DbSession, action: Annotated[str, Form()],
+                        note: Annotated[str, Form(max_length=1000)] = "", crew_id: Annotated[str, Form()] = "",
+                        user: User = allow(*EVERYONE)) -> Response:
+    ticket = await service.access_ticket(session, user, ticket_id)
+    try:
+        if action == "assign" and not crew_id.isdigit():
+            raise InvalidInput("请选择外勤人员", code="assignee_required")
+        await service.do_ticket_action(session, Actor.of(user, "web"), ticket, action, note=note,
+                                       crew_id=int(crew_id) if crew_id.isdigit() else None, user=user)
+    except GasdeskError as exc:
+        await _undo(session, user)
+        ticket = await service.access_ticket(session, user, ticket_id)
+        context = await _detail_context(session, user, ticket)
+        context.update(error=exc.message, failed_action=action, note=note)
+        return render(request, "ticket_detail.html", context, exc.status_code)
+    return RedirectResponse(f"/tickets/{ticket.id}?done={action}", status_code=303)
+
+
+# ---------------------------------------------------------------- dispatcher board
+
+
+async def _board_context(session: AsyncSession) -> dict[str, Any]:
+    rows = list(await session.scalars(select(Ticket).where(Ticket.status.in_([s.value for s in BOARD_COLUMNS]))
+                                      .order_by(Ticket.id.desc()).limit(400)))
+    far = datetime.max.replace(tzinfo=utcnow().tzinfo)
+    rows.sort(key=lambda t: (t.crew_id is not None, PRIORITY_RANK[Priority(t.priority)], t.resolve_by or far, t.id))
+    cards = await _card(session, rows)
+    columns = [{"status": s.value, "label": STATUS_LABELS[s], "cards": [c for c in cards if c["t"].status == s.value]}
+               for s in BOARD_COLUMNS]
+    return {"columns": columns, "crews": await _crews(session), "now": utcnow(), **_labels()}
+
+
+@router.get("/dispatch")
+async def dispatch_page(request: Request, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
+    return render(request, "dispatch.html", await _board_context(session))
+
+
+@router.get("/dispatch/board")
+async def dispatch_board(request: Request, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
+    return render(request, "dispatch_board.html", await _board_context(session))
+
+
+@router.post("/dispatch/{ticket_id}/assign")
+async def dispatch_assign(request: Request, ticket_id: int, session: DbSession, crew_id: Annotated[str, Form()] = "",
+                          user: User = allow(*DISPATCH)) -> Response:
+    error = notice = None
+    try:
+        if not crew_id.isdigit():
+            raise InvalidInput("请选择外勤人员", code="assignee_required")
+        ticket = await service.access_ticket(session, user, ticket_id)
+        await service.do_ticket_action(session, Actor.of(user, "web"), ticket, "assign", crew_id=int(crew_id),
+                                       user=user)
+        names = await _people(session, {int(crew_id)})
+        notice = f"工单 {ticket.number} 已派给 {names.get(int(crew_id), '')}"
+    except GasdeskError as exc:
+        await _undo(session, user)
+        error = exc.message
+    context = await _board_context(session)
+    context.update(error=error, notice=notice)
+    return render(request, "dispatch_board.html", context)
+
+
+# ---------------------------------------------------------------- appointment calendar
+
+
+def _week_start(value: str) -> date:
+    try:
+        day = date.fromisoformat(value) if value else to_local(utcnow()).date()  # type: ignore[union-attr]
+    except ValueError:
+        day = to_local(utcnow()).date()  # type: ignore[union-attr]
+    return day - timedelta(days=day.weekday())
+
+
+async def _calendar_context(session: AsyncSession, district: str, week: str) -> dict[str, Any]:
+    districts = list(await session.scalars(select(AppointmentSlot.district).distinct().order_by(AppointmentSlot.district)))
+    district = district or (districts[0] if districts else "")
+    monday = _week_start(week)
+    start = datetime.combine(monday, time.min, local_zone())
+    slots = list(await session.scalars(select(AppointmentSlot).where(
+        AppointmentSlot.district == district, AppointmentSlot.start >= start,
+        AppointmentSlot.start < start + timedelta(days=7)).order_by(AppointmentSlot.start)))
+    bookings: dict[int, list[dict[str, Any]]] = {}
+    if slots:
+        rows = await session.execute(select(Appointment, Ticket).join(Ticket, Ticket.id == Appointment.ticket_id).where(
+            Appointment.slot_id.in_([s.id for s in slots]), Appointment.status == "booked"))
+        for appointment, ticket in rows:
+            bookings.setdefault(appointment.slot_id, []).append(
+                {"ticket_id": ticket.id, "number": ticket.number, "service": appointment.service_code,
+                 "status_label": STATUS_LABELS[TicketStatus(ticket.status)]})
+    windows: list[str] = []
+    cells: dict[tuple[str, int], dict[str, Any]] = {}
+    for slot in slots:
+        local_start, local_end = to_local(slot.start), to_local(slot.end)
+        window = f"{local_start:%H:%M}-{local_end:%H:%M}"
+        if window not in windows:
+            windows.append(window)
+        cells[(window, (local_start.date() - monday).days)] = {  # type: ignore[union-attr]
+            "slot": slot, "bookings": bookings.get(slot.id, []), "full": slot.booked >= slot.capacity}
+    windows.sort()
+    days = [{"date": monday + timedelta(days=i), "label": f"{monday + timedelta(days=i):%m-%d} 周{'一二三四五六日'[i]}"}
+            for i in range(7)]
+    return {"district": district, "districts": districts, "monday": monday, "days": days, "windows": windows,
+            "cells": cells, "prev_week": (monday - timedelta(days=7)).isoformat(),
+            "next_week": (monday + timedelta(days=7)).isoformat()}
+
+
+@router.get("/appointments/calendar")
+async def calendar_page(request: Request, session: DbSession, district: str = "", week: str = "",
+                        user: User = allow(Role.dispatcher, Role.supervisor, Role.admin, Role.agent)) -> Response:
+    context = await _calendar_context(session, district[:40], week[:10])
+    context["can_generate"] = Role(user.role) in (Role.admin, Role.dispatcher)
+    return render(request, "appointments_calendar.html", context)
+
+
+def _windows(text: str) -> list[tuple[str, str]]:
+    out = []
+    for part in text.replace("，", ",").replace("～", "-").replace("~", "-").split(","):
+        if not part.strip():
+            continue
+        bits = [b.strip() for b in part.split("-")]
+        try:
+            if len(bits) != 2 or time.fromisoformat(bits[0]) >= time.fromisoformat(bits[1]):
+                raise ValueError
+        except ValueError:
+            raise InvalidInput(f"时段格式有误：“{part.strip()}”，应如 09:00-12:00", code="invalid_slots") from None
+        out.append((bits[0], bits[1]))
+    if not out or len(out) > 6:
+        raise InvalidInput("请填写 1–6 个时段，如 09:00-12:00,14:00-17:00", code="invalid_slots")
+    return out
+
+
+@router.post("/appointments/calendar/generate")
+async def calendar_generate(request: Request, session: DbSession, district: Annotated[str, Form(max_length=40)],
+                            first_day: Annotated[str, Form()], days: Annotated[str, Form()] = "7",
+                            windows: Annotated[str, Form()] = "09:00-12:00,14:00-17:00",
+                            capacity: Annotated[str, Form()] = "4",
+                            user: User = allow(Role.admin, Role.dispatcher)) -> Response:
+    error = notice = None
+    try:
+        if not district.strip():
+            raise InvalidInput("请填写区域", code="invalid_slots")
+        try:
+            day = date.fromisoformat(first_day)
+        except ValueError:
+            raise InvalidInput("请填写开始日期", code="invalid_slots") from None
+        if not days.isdigit() or not capacity.isdigit():
+            raise InvalidInput("天数和容量须为数字", code="invalid_slots")
+        made = await appointments.do_generate_slots(session, district=district.strip(), first_day=day, days=int(days),
+                                                    windows=_windows(windows), capacity=int(capacity))
+        notice = f"已生成 {made} 个时段（已存在的时段保持不变）"
+    except GasdeskError as exc:
+        await _undo(session, user)
+        error = exc.message
+    context = await _calendar_context(session, district.strip()[:40], first_day if not error else "")
+    context.update(can_generate=True, error=error, notice=notice,
+                   form={"district": district, "first_day": first_day, "days": days, "windows": windows,
+                         "capacity": capacity})
+    return render(request, "appointments_calendar.html", context, 200 if error is None else 422)
+
+
+# ---------------------------------------------------------------- crew (mobile)
+
+
+async def _crew_card(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
+    appointment = await session.scalar(select(Appointment).where(Appointment.ticket_id == ticket.id,
+                                                                 Appointment.status == "booked"))
+    slot = await session.get(AppointmentSlot, appointment.slot_id) if appointment else None
+    return {"t": ticket, "type_label": TYPE_LABELS[TicketType(ticket.type)],
+            "status_label": STATUS_LABELS[TicketStatus(ticket.status)],
+            "priority_label": PRIORITY_LABELS[Priority(ticket.priority)],
+            "when": appointments.slot_label(slot) if slot else None, "phone_digits": "".join(
+                ch for ch in (ticket.contact_phone or "") if ch.isdigit() or ch == "+")}
+
+
+@router.get("/crew")
+async def crew_home(request: Request, session: DbSession, user: User = allow(Role.field_crew)) -> Response:
+    _, rows = await service.search_tickets(session, user, service.TicketFilters(
+        status=[TicketStatus.assigned.value, TicketStatus.in_progress.value]), limit=100)
+    rows.sort(key=lambda t: (PRIORITY_RANK[Priority(t.priority)], t.id))
+    return render(request, "crew_home.html", {"cards": [await _crew_card(session, t) for t in rows],
+                                              "notice": request.query_params.get("notice")})
+
+
+async def _crew_ticket_context(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
+    card = await _crew_card(session, ticket)
+    arrived = next((e.at for e in ticket.events if e.action == "start"), None)
+    return {**card, "arrived_at": arrived, "result": ticket.result,
+            "can_start": ticket.status == TicketStatus.assigned.value,
+            "can_writeback": ticket.status in (TicketStatus.assigned.value, TicketStatus.in_progress.value)}
+
+
+@router.get("/crew/tickets/{ticket_id}")
+async def crew_ticket(request: Request, ticket_id: int, session: DbSession, user: User = allow(Role.field_crew)) -> Response:
+    ticket = await service.access_ticket(session, user, ticket_id)
+    context = await _crew_ticket_context(session, ticket)
+    context["notice"] = {"start": "已记录到达现场", "saved": "结果已回写"}.get(request.query_params.get("done", ""))
+    return render(request, "crew_ticket.html", context)
+
+
+@router.post("/crew/tickets/{ticket_id}/start")
+async def crew_start(request: Request, ticket_id: int, session: DbSession, user: User = allow(Role.field_crew)) -> Response:
+    ticket = await service.access_ticket(session, user, ticket_id)
+    try:
+        await service.do_ticket_action(session, Actor.of(user, "crew"), ticket, "start", note="到达现场", user=user)
+    except GasdeskError as exc:
+        await _undo(session, user)
+        ticket = await service.access_ticket(session, user, ticket_id)
+        context = await _crew_ticket_context(session, ticket)
+        context["error"] = exc.message
+        return render(request, "crew_ticket.html", context, exc.status_code)
+    return RedirectResponse(f"/crew/tickets/{ticket.id}?done=start", status_code=303)
+
+
+def _materials(names: list[str], qtys: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name, qty in zip(names, qtys + [""] * (len(names) - len(qtys)), strict=False):
+        name, qty = name.strip()[:40], qty.strip()[:10]
+        if not name:
+            continue
+        try:
+            amount: Any = float(qty) if qty else 1
+            amount = int(amount) if float(amount).is_integer() else amount
+        except ValueError:
+            raise InvalidInput(f"材料“{name}”的数量须为数字", code="invalid_material") from None
+        out.append({"name": name, "qty": amount})
+    return out
+
+
+@router.post("/crew/tickets/{ticket_id}/writeback")
+async def crew_writeback(request: Request, ticket_id: int, session: DbSession,
+                         result: Annotated[str, Form()] = "", signature_name: Annotated[str, Form()] = "",
+                         resolved: Annotated[str, Form()] = "",
+                         material_name: Annotated[list[str] | None, Form()] = None,
+                         material_qty: Annotated[list[str] | None, Form()] = None,
+                         photos: Annotated[list[UploadFile] | None, File()] = None,
+                         user: User = allow(Role.field_crew)) -> Response:
+    ticket = await service.access_ticket(session, user, ticket_id)
+    try:
+        if not result.strip():
+            raise InvalidInput("请填写处理结果", code="result_required")
+        tokens = []
+        for upload in photos or []:
+            if not upload.filename:
+                continue
+            data = await upload.read(5 * 1024 * 1024 + 1)
+            photo = await service.do_store_ticket_photo(session, user, ticket, upload.filename, data)
+            tokens.append(photo.token)
+        arrived = next((e.at for e in ticket.events if e.action == "start"), None)
+        try:
+            body = CrewWriteback(arrived_at=arrived, result=result.strip(), resolved=bool(resolved),
+                                 materials=_materials(material_name or [], material_qty or []), photo_tokens=tokens,
+                                 signature_name=signature_name.strip() or None)
+        except ValidationError:
+            raise InvalidInput("回写内容过长或条目过多（材料 ≤ 50 项，照片 ≤ 20 张）", code="invalid_input") from None
+        await service.do_crew_writeback(session, user, ticket, body)
+    except GasdeskError as exc:
+        await _undo(session, user)
+        ticket = await service.access_ticket(session, user, ticket_id)
+        context = await _crew_ticket_context(session, ticket)
+        context.update(error=exc.message, form={"result": result, "signature_name": signature_name})
+        return render(request, "crew_ticket.html", context, exc.status_code)
+    return RedirectResponse(f"/crew/tickets/{ticket.id}?done=saved", status_code=303)
+
+
+# ---------------------------------------------------------------- webhook admin
+
+
+async def _webhooks_context(session: AsyncSession, status: str = "") -> dict[str, Any]:
+    from gasdesk.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
+
+    endpoints = list(await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(200)
+    if status in ("pending", "delivered", "failed"):
+        query = query.where(WebhookDelivery.status == status)
+    return {"endpoints": endpoints, "names": {e.id: e.name for e in endpoints}, "events": EVENTS,
+            "deliveries": list(await session.scalars(query)), "status": status,
+            "status_labels": {"pending": "待发送", "delivered": "已送达", "failed": "失败"}}
+
+
+@router.get("/admin/webhooks")
+async def webhooks_page(request: Request, session: DbSession, status: str = "", _: User = allow(Role.admin)) -> Response:
+    return render(request, "admin_webhooks.html", await _webhooks_context(session, status))
+
+
+@router.post("/admin/webhooks")
+async def webhooks_create(request: Request, session: DbSession, url: Annotated[str, Form(max_length=500)],
+                          name: Annotated[str, Form(max_length=60)] = "",
+                          events: Annotated[list[str] | None, Form()] = None, admin: User = allow(Role.admin)) -> Response:
+    from gasdesk.webhooks.service import do_create_endpoint
+
+    error = created = secret = None
+    try:
+        created, secret = await do_create_endpoint(session, Actor.of(admin, "web"), name=name, url=url.strip(),
+                                                   events=events or [])
+    except GasdeskError as exc:
+        await _undo(session, admin)
+        error = exc.message
+    context = await _webhooks_context(session)
+    context.update(error=error, created=created, secret=secret, form={"name": name, "url": url, "events": events or []})
+    return render(request, "admin_webhooks.html", context, 200 if error is None else 422)
