@@ -128,6 +128,11 @@ async def receive_resident_message(
     )
     if not posted.created or conversation.state != ConversationState.bot.value:
         return posted  # a resend, or people already handle the conversation
+    if content_type in (ContentType.image, ContentType.file):
+        # The bot cannot read pictures: acknowledge without counting a miss, offer a person.
+        await _post_bot_messages(session, conversation, [BotMessage(
+            "已收到您发送的文件。如需人工客服查看，请点击“转人工”。", quick_replies=[{"label": "转人工", "action": "handoff"}])])
+        return posted
     ctx = BotContext(session, conversation, dict(conversation.bot_state or {}))
     had_flow = bool(ctx.state.get("flow_state"))
     reply = await current_bot().reply(ctx, text or "", payload)

@@ -163,6 +163,9 @@ class ResidentSession:
                                            content=str(frame.get("content") or ""), name=frame.get("name"),
                                            reason=str(frame.get("reason") or "no_agent")[:20], group=group)
 
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send({"type": "pong"})
+
     async def on_followup_answer(self, frame: dict[str, Any]) -> None:
         from gasdesk.followups.service import do_answer_followup
 
@@ -239,7 +242,8 @@ async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> No
         await HANDLERS[frame["type"]](resident, frame)
     except GasdeskError as exc:
         await resident.send({"type": "error", "code": exc.code, "message": exc.message,
-                             "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None})
+                             "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None,
+                             "request_type": frame.get("type") if isinstance(frame, dict) else None})
     except (ValueError, TypeError) as exc:
         await resident.send({"type": "error", "code": "invalid_frame", "message": f"消息格式错误: {exc}"[:200]})
     except WebSocketDisconnect:
