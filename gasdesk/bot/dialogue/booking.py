@@ -13,6 +13,7 @@ from gasdesk.bot.dialogue.identity import ensure_identity
 from gasdesk.bot.nlu import Understanding
 from gasdesk.clock import to_local
 from gasdesk.customers.addresses import parse_free_address
+from gasdesk.customers.models import Customer
 from gasdesk.customers.schemas import AddressIn
 from gasdesk.customers.service import address_parts
 from gasdesk.errors import GasdeskError
@@ -54,6 +55,20 @@ class BookingFlow(Flow):
     name = "booking"
     intent = "appointment_book"
 
+    def _use_address(self, customer: Customer, text: str) -> None:
+        """A stored address when it is one of the customer's, else a new one."""
+        parts = parse_free_address(text)
+        if parts is None or not parts.district:
+            return
+        self.slots.pop("address_id", None)
+        self.slots.pop("new_address", None)
+        for address in customer.addresses:
+            if address_parts(address).normalized_key() == parts.normalized_key():
+                self.slots["address_id"] = address.id
+                return
+        self.slots["new_address"] = {"district": parts.district, "street": parts.street, "community": parts.community,
+                                     "building": parts.building, "unit": parts.unit, "room": parts.room}
+
     async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
         return await self.step(ctx, turn)
 
@@ -61,11 +76,22 @@ class BookingFlow(Flow):
         u = turn.understanding
         if self.asking == "service" and turn.choice in SERVICES:
             self.slots["service_type"] = turn.choice
-        changed = self.absorb(u, ("service_type", "date", "time"))
+        # Dates/times count when typed; a pressed button's label (a slot) is no preference for later steps.
+        changed = self.absorb(u, ("service_type",) if turn.choice is not None else ("service_type", "date", "time"))
         if "service_type" in changed:
             self.slots.pop("slot_id", None)
         if {"date", "time"} & set(changed):
             self.slots.pop("slot_id", None)
+        if changed and self.asking == "confirm":
+            self.asking = None  # a correction at the confirmation step: confirm the new values again
+        # A full address mentioned at any step (first message or a correction) is where to come.
+        said = parse_free_address(u.slots["address"]) if u.slots.get("address") and self.asking != "new_address" \
+            else None
+        if said is not None and said.district:
+            self.slots["said_address"] = u.slots["address"]
+            self.slots.pop("slot_id", None)
+            if self.asking == "confirm":
+                self.asking = None
         service = self.slots.get("service_type")
         if not service:
             self.asking = "service"
@@ -79,9 +105,11 @@ class BookingFlow(Flow):
         if isinstance(customer, BotReply):
             return customer
         # Address: the customer's stored ones, or a new one typed in.
+        if "said_address" in self.slots:
+            self._use_address(customer, self.slots.pop("said_address"))
         if "address_id" not in self.slots and "new_address" not in self.slots:
             if self.asking == "address":
-                if turn.choice and turn.choice.isdigit():
+                if turn.choice and turn.choice.isdigit() and any(a.id == int(turn.choice) for a in customer.addresses):
                     self.slots["address_id"] = int(turn.choice)
                 elif turn.choice == "new":
                     self.asking = "new_address"
@@ -93,7 +121,7 @@ class BookingFlow(Flow):
                 self.slots["new_address"] = {"district": parts.district, "street": parts.street,
                                              "community": parts.community, "building": parts.building,
                                              "unit": parts.unit, "room": parts.room}
-            elif len(customer.addresses) == 1:
+            elif len(customer.addresses) == 1 and not self.slots.get("pick_address"):
                 self.slots["address_id"] = customer.addresses[0].id
             if "address_id" not in self.slots and "new_address" not in self.slots:
                 self.asking = "address"
@@ -127,9 +155,17 @@ class BookingFlow(Flow):
             address = address_parts(next(a for a in customer.addresses if a.id == self.slots["address_id"])).display() \
                 if where is None else f"{where.district}{where.community}{where.building}号楼{where.unit}单元{where.room}室"
             return reply(f"请确认预约：{service}，{appointments.slot_label(slot)}，地址：{address}。确认预约吗？",
-                         quick=[option("确认预约", "yes"), option("修改时间", "change_time"), option("取消", "取消")])
+                         quick=[option("确认预约", "yes"), option("修改时间", "change_time"),
+                                option("换个地址", "change_address"), option("取消", "取消")])
+        if turn.choice == "change_address":
+            for key in ("slot_id", "address_id", "new_address"):
+                self.slots.pop(key, None)
+            self.slots["pick_address"] = "1"
+            self.asking = None
+            return await self.step(ctx, Turn("", {}, Understanding("appointment_book", 1.0, {})))
         if turn.choice == "change_time" or NO_RE.match(turn.text.strip()):
-            self.slots.pop("slot_id", None)
+            for key in ("slot_id", "date", "time"):  # else the old preference picks the same slot again
+                self.slots.pop(key, None)
             self.asking = None
             return await self.step(ctx, Turn("", {}, Understanding("appointment_book", 1.0, {})))
         if turn.choice != "yes" and not YES_RE.match(turn.text.strip()):
