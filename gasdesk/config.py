@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     run_worker: bool = True
     import_batch_size: int = Field(default=2000, ge=1, le=100_000)
     # The resident bot: "nlu" (offline understanding, guided flows, knowledge base) or "rules" (menu only).
-    bot_engine: Literal["nlu", "rules"] = "rules"
+    bot_engine: Literal["nlu", "rules"] = "nlu"
     # Billing: empty = built-in local ledger; otherwise the utility's billing system over HTTP.
     billing_url: str | None = None
     billing_token: str | None = None

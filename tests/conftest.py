@@ -92,6 +92,9 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("GASDESK_ENV", "test")
     monkeypatch.setenv("GASDESK_UPLOAD_DIR", str(tmp_path / "uploads"))
     monkeypatch.delenv("GASDESK_BILLING_URL", raising=False)
+    # Plumbing tests (queues, sockets, hand-off rules) run on the small deterministic rule bot; tests of the
+    # real bot (tests/bot/dialogue, the booking browser test) switch to "nlu", the product default.
+    monkeypatch.setenv("GASDESK_BOT_ENGINE", "rules")
     reset_settings_cache()
     await db.dispose_engine()
     if PG_URL:

@@ -386,6 +386,73 @@
     return node;
   }
 
+  /** 回访 survey of a resolved ticket: 1–5, solved yes/no, comment → followup_answer. */
+  function followupCard(m) {
+    var card = m.payload.card;
+    var node = el("div", { className: "gd-card", "data-card": "followup" });
+    node.appendChild(el("h3", { text: card.title || "回访" }));
+    if (laterEvent(m.seq, "followup_answered")) {
+      node.appendChild(cardDone("感谢您参与回访"));
+      node.classList.add("gd-done");
+      return node;
+    }
+    var labels = card.labels || {};
+    var chosen = 0;
+    var solved = null;
+    var buttons = [];
+    var submit = el("button", { type: "submit", className: "gd-primary", disabled: true }, ["提交回访"]);
+    var stars = el("div", { className: "gd-stars", role: "group", "aria-label": (card.questions || {}).score || "满意度评分" });
+    [1, 2, 3, 4, 5].forEach(function (score) {
+      var b = el("button", { type: "button", "aria-pressed": "false", "data-score": String(score),
+        "aria-label": score + " 分：" + (labels[String(score)] || "") },
+        [el("span", { className: "gd-star", "aria-hidden": "true", text: "★" }), el("span", { text: labels[String(score)] || (score + " 分") })]);
+      b.addEventListener("click", function () {
+        chosen = score;
+        buttons.forEach(function (x) {
+          var v = Number(x.getAttribute("data-score"));
+          x.classList.toggle("gd-on", v <= score);
+          x.setAttribute("aria-pressed", v === score ? "true" : "false");
+        });
+        submit.disabled = solved === null;
+      });
+      buttons.push(b);
+      stars.appendChild(b);
+    });
+    var solvedGroup = el("div", { className: "gd-quick", role: "group", "aria-label": (card.questions || {}).solved || "问题是否已解决" });
+    [["yes", "已解决"], ["no", "未解决"]].forEach(function (pair) {
+      var b = el("button", { type: "button", "data-solved": pair[0], "aria-pressed": "false" }, [pair[1]]);
+      b.addEventListener("click", function () {
+        solved = pair[0] === "yes";
+        Array.prototype.forEach.call(solvedGroup.children, function (x) {
+          x.setAttribute("aria-pressed", x === b ? "true" : "false");
+          x.classList.toggle("gd-on", x === b);
+        });
+        submit.disabled = !chosen;
+      });
+      solvedGroup.appendChild(b);
+    });
+    var uid = "fu" + m.seq;
+    var comment = el("textarea", { id: uid + "-comment", maxlength: "500", rows: "2", placeholder: "您的意见或建议（选填）" });
+    var err = el("p", { className: "gd-card-error", role: "alert", hidden: true });
+    var form = el("form", { novalidate: true }, [
+      el("p", { text: (card.questions || {}).score || "请为本次服务打分（1–5 分）" }), stars,
+      el("p", { text: (card.questions || {}).solved || "问题是否已解决？" }), solvedGroup,
+      el("label", { "for": uid + "-comment" }, ["意见（选填）", comment]), err, submit]);
+    form.style.display = "flex"; form.style.flexDirection = "column"; form.style.gap = ".55rem";
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (!chosen || solved === null) { err.textContent = "请先打分并选择是否已解决"; err.hidden = false; return; }
+      if (!sendFrame({ type: "followup_answer", followup_id: card.followup_id, score: chosen, solved: solved,
+        comment: comment.value.trim() })) {
+        err.textContent = "网络未连接，请稍后再试"; err.hidden = false; return;
+      }
+      submit.disabled = true; submit.textContent = "提交中…";
+      waitFor(err, submit, "提交回访");
+    });
+    node.appendChild(form);
+    return node;
+  }
+
   function markCards(kind, text) {
     Array.prototype.forEach.call(ui.list.querySelectorAll('[data-card="' + kind + '"]:not(.gd-done)'), function (card) {
       var form = card.querySelector("form");
@@ -401,7 +468,7 @@
     return el("div", { className: "gd-quick", role: "group", "aria-label": "快捷选项" }, items.map(function (q) {
       return el("button", { type: "button", onclick: function () {
         if (q.action === "handoff") requestHandoff();
-        else sendText(q.text || q.label, { quick_reply: q.label });
+        else sendText(q.text || q.label, q.value != null ? { quick_reply: q.label, value: q.value } : { quick_reply: q.label });
       } }, [q.label]);
     }));
   }
@@ -432,6 +499,8 @@
     }
     if (m.type === "card" && p.card && p.card.kind === "leave_message" && !opts.readOnly) {
       li.appendChild(leaveMessageCard(m));
+    } else if (m.type === "card" && p.card && p.card.kind === "followup" && !opts.readOnly) {
+      li.appendChild(followupCard(m));
     } else if (m.type === "card" && p.kind === "rating" && !opts.readOnly) {
       li.classList.add("gd-them"); li.classList.remove("gd-sys");
       li.appendChild(ratingCard(m));
@@ -517,6 +586,7 @@
     var ev = m.payload && m.payload.event;
     if (ev === "message_left") { markCards("leave_message", "留言已提交，我们会尽快与您联系。"); clearPending(); }
     if (ev === "rated") { S.rating = m.payload.score || S.rating || 0; markCards("rating", "感谢您的评价"); clearPending(); }
+    if (ev === "followup_answered") { markCards("followup", "感谢您参与回访"); clearPending(); }
     // The conversation state itself comes from welcome/state frames; events only name the agent.
     if (ev === "agent_joined" && m.payload.agent_name) {
       S.agentName = m.payload.agent_name;
