@@ -10,6 +10,7 @@ from gasdesk.customers import models as customer_models  # noqa: F401
 from gasdesk.db import Base
 from gasdesk.followups import models as followup_models  # noqa: F401
 from gasdesk.jobs import models as job_models  # noqa: F401
+from gasdesk.kb import models as kb_models  # noqa: F401
 from gasdesk.notifications import models as notification_models  # noqa: F401
 from gasdesk.outages import models as outage_models  # noqa: F401
 from gasdesk.routing import models as routing_models  # noqa: F401

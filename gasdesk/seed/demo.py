@@ -22,6 +22,7 @@ from gasdesk.clock import utcnow
 from gasdesk.customers.importer import import_customers
 from gasdesk.customers.models import Account, BillingBalance, UsageRecord
 from gasdesk.db import transaction
+from gasdesk.kb.importer import load_demo_kb
 from gasdesk.routing.models import SkillGroup
 from gasdesk.routing.service import agent_group_ids, do_set_skills
 from gasdesk.system.api import DEMO_LOGINS
@@ -112,6 +113,7 @@ def write_csv(rows: list[dict[str, str]], path: Path, encoding: str = "utf-8") -
 async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResult | None:
     """Create the demo utility once; returns None when it already exists (unless ``force``)."""
     actor = Actor.system("seed-demo")
+    await load_demo_kb(actor)  # idempotent: adds only the demo articles that are missing
     async with transaction() as session:
         if not force and await session.scalar(select(User.id).where(User.username == "admin")):
             return None

@@ -36,6 +36,8 @@ def _routers() -> list:
     from gasdesk.customers.api import router as customers_api
     from gasdesk.customers.pages import router as customers_pages
     from gasdesk.followups.api import router as followups_api
+    from gasdesk.kb.api import router as kb_api
+    from gasdesk.kb.pages import router as kb_pages
     from gasdesk.outages.api import router as outages_api
     from gasdesk.routing.api import router as routing_api
     from gasdesk.system.api import router as system_router
@@ -45,7 +47,8 @@ def _routers() -> list:
 
     return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router,
             webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api, bot_router,
-            tickets_api, tickets_pages, appointments_api, followups_api, webhooks_api, outages_api]
+            tickets_api, tickets_pages, appointments_api, followups_api, webhooks_api, outages_api,
+            kb_api, kb_pages]
 
 
 # Domains keep templates and static files beside their code.
@@ -53,6 +56,7 @@ DOMAIN_ASSETS = {
     "webchat": Path(__file__).resolve().parent.parent / "channels" / "webchat",
     "agent": Path(__file__).resolve().parent.parent / "conversations",
     "tickets": Path(__file__).resolve().parent.parent / "tickets",
+    "kb": Path(__file__).resolve().parent.parent / "kb",
 }
 
 

@@ -490,7 +490,7 @@
       S.lastSeq = m.seq;
       $("msgs").append(renderMessage(m));
       appended = true;
-      if (m.sender === "resident") { $("typing").hidden = true; maybeSuggestCustomer(); }
+      if (m.sender === "resident") { $("typing").hidden = true; maybeSuggestCustomer(); scheduleKnowledge(); }
     }
     if (appended) {
       renderPending();
@@ -531,6 +531,8 @@
     $("conv-empty").hidden = false;
     $("cust-panel").replaceChildren(h("p", { class: "muted", text: "选择会话后显示客户信息" }));
     S.custFor = null;
+    S.kbQuery = null;
+    $("kb-panel").replaceChildren(h("p", { class: "muted", text: "选择会话后按居民的问题推荐知识" }));
     renderMine(); renderQueue();
   }
 
@@ -567,6 +569,8 @@
     renderMine(); renderQueue();
     sendRead();
     renderCustomerPanel(changed);
+    if (changed) S.kbQuery = null;
+    suggestKnowledge();
     loadCanned();
     if (canWrite()) $("composer-input").focus();
   }
@@ -761,6 +765,39 @@
       setTimeout(() => { if (S.transferring === id) S.transferring = null; }, 3000);
     }
   });
+
+  // ------------------------------------------------------------------ right column: knowledge suggestions
+
+  /** Search the knowledge base with the resident's last messages; a click puts the answer in the composer. */
+  let kbTimer = null;
+  function scheduleKnowledge() { clearTimeout(kbTimer); kbTimer = setTimeout(suggestKnowledge, 600); }
+
+  async function suggestKnowledge() {
+    const panel = $("kb-panel");
+    if (!panel || !S.conv) return;
+    const texts = S.messages.filter((m) => m.sender === "resident" && m.text).slice(-2).map((m) => m.text);
+    const q = texts.join(" ").slice(-200);
+    if (q === S.kbQuery) return;
+    S.kbQuery = q;
+    if (!q) { panel.replaceChildren(h("p", { class: "muted", text: "居民还没有提问" })); return; }
+    const id = S.selectedId;
+    let data;
+    try {
+      data = await api("GET", "/api/v1/kb/search?limit=3&channel=agent&q=" + encodeURIComponent(q));
+    } catch (e) { panel.replaceChildren(h("p", { class: "muted", text: "知识推荐暂不可用" })); return; }
+    if (S.selectedId !== id) return;
+    if (!data.results.length) { panel.replaceChildren(h("p", { class: "muted", text: "没有找到相关知识" })); return; }
+    panel.replaceChildren(...data.results.map((r) => h("div", { class: "kb-suggestion" },
+      h("strong", { text: r.title }),
+      h("p", { class: "muted", text: r.snippet }),
+      h("button", { type: "button", class: "secondary kb-insert", title: "把答案放入输入框",
+        onclick: () => {
+          const input = $("composer-input");
+          input.value = input.value.trim() ? input.value.replace(/\s*$/, "\n") + r.answer : r.answer;
+          input.dispatchEvent(new Event("input", { bubbles: true }));
+          input.focus();
+        } }, "插入回复"))));
+  }
 
   // ------------------------------------------------------------------ right column: customer 360
 
