@@ -162,7 +162,8 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     now = utcnow()
     respond_by, resolve_by, _ = await sla.deadlines(session, ticket_type.value, priority.value, now)
     service_type = check_service_type(data.service_type)
-    title = (data.title or "").strip() or f"{TYPE_LABELS[ticket_type]}{'·' + service_type if service_type else ''}" \
+    label = TYPE_LABELS[ticket_type]
+    title = (data.title or "").strip() or f"{label}{'·' + service_type if service_type and service_type != label else ''}" \
         + (f" - {district}" if district else "")
     ticket = Ticket(
         number="pending", type=ticket_type.value, priority=priority.value, status=TicketStatus.new.value,

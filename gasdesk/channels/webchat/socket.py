@@ -77,6 +77,11 @@ class ResidentSession:
             conversation = None
             if wanted:
                 conversation = await service.access_conversation_for_visitor(session, self.visitor_id, int(wanted))
+                if conversation.state == ConversationState.closed.value:
+                    # A newer open conversation (e.g. a 回访 survey) takes over from the ended one.
+                    newer = await service.open_conversation_of(session, self.visitor_id, "webchat")
+                    if newer is not None and newer.id > conversation.id:
+                        conversation, after_seq = newer, 0
             if conversation is None:
                 conversation = await service.open_conversation_of(session, self.visitor_id, "webchat")
             if conversation is None:

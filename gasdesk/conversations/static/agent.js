@@ -377,6 +377,11 @@
     $("btn-accept").hidden = !offered;
     $("btn-transfer").hidden = c.state !== "assigned";
     $("btn-close").hidden = c.state === "closed" || c.state === "bot";
+    // 生成工单: the ticket form opens pre-filled with a draft extracted from this transcript.
+    const ticketLink = $("btn-ticket");
+    ticketLink.href = "/tickets/new?conversation_id=" + encodeURIComponent(c.id);
+    ticketLink.hidden = !(c.state === "assigned" && c.agent_id === ME.id) && !(c.state === "closed" && c.agent_id === ME.id)
+      && !IS_MANAGER;
     const input = $("composer-input");
     const writable = canWrite();
     input.disabled = !writable;
