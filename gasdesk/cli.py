@@ -175,6 +175,22 @@ def import_customers_cmd(
         raise typer.Exit(3)  # distinct from hard failures (1): the good rows were imported
 
 
+@import_app.command("kb")
+def import_kb_cmd(file: Annotated[Path, typer.Argument(help="xlsx or CSV (UTF-8/GBK): 标题,问法,答案,分类,标签,渠道,…")]) -> None:
+    """Import knowledge-base articles; re-running updates changed ones (a new version each)."""
+    from gasdesk.audit.service import Actor
+    from gasdesk.kb.importer import import_articles
+
+    if not file.exists():
+        fail(f"文件不存在: {file}")
+    report = run(import_articles(file, Actor.system("cli-import")))
+    typer.echo(f"新建 {report.created}，更新 {report.updated}，未变化 {report.unchanged}，拒绝 {len(report.rejected)}")
+    for row in report.rejected[:50]:
+        typer.echo(f"  第 {row.row} 行（{row.title}）: {row.reason}")
+    if report.rejected:
+        raise typer.Exit(3)
+
+
 @bot_app.command("eval")
 def bot_eval(file: Annotated[Path, typer.Argument(help='JSONL lines {"text", "intent", "slots"?}')]) -> None:
     """Accuracy, per-intent precision/recall, slot accuracy, confusions and latency, with a TF-IDF+LR baseline."""

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = "development"
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'gasdesk.db'}"
     redis_url: str | None = None
+    # SQLite allows one writer: with one pooled connection, transactions queue in asyncio instead of in
+    # SQLite's busy handler (which sleeps in 10–100 ms steps and ruins chat latency).
+    sqlite_pool_size: int = Field(default=1, ge=1, le=20)
     secret_key: str = DEV_SECRET_KEY
     # 32 bytes, urlsafe base64. Encrypts personal data (AES-GCM) and keys the blind indexes (HMAC).
     data_key: str = DEV_DATA_KEY

@@ -67,7 +67,9 @@ AfterCommit = Callable[[], Awaitable[None] | None]
 
 def _make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        size = get_settings().sqlite_pool_size
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=size, max_overflow=0,
+                                     pool_timeout=60)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -85,6 +87,8 @@ def _make_engine(url: str) -> AsyncEngine:
 def get_engine() -> AsyncEngine:
     global _engine, _sessionmaker
     if _engine is None:
+        import gasdesk.all_models  # noqa: F401 - every mapper must be known before the first flush
+
         settings = get_settings()
         if settings.is_sqlite:
             from pathlib import Path

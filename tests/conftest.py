@@ -95,6 +95,9 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # Plumbing tests (queues, sockets, hand-off rules) run on the small deterministic rule bot; tests of the
     # real bot (tests/bot/dialogue, the booking browser test) switch to "nlu", the product default.
     monkeypatch.setenv("GASDESK_BOT_ENGINE", "rules")
+    # Tests hold their own session open while calling app code in the same process: give them a few
+    # connections. Live servers (tests/browser) run the production default of one (see live_server).
+    monkeypatch.setenv("GASDESK_SQLITE_POOL_SIZE", "5")
     reset_settings_cache()
     await db.dispose_engine()
     if PG_URL:

@@ -38,7 +38,7 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     """gasdesk served by uvicorn on a free loopback port, over this test's database."""
     port = _free_port()
     env = {**os.environ, "GASDESK_DATABASE_URL": database_url, "GASDESK_ENV": "test",
-           "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")}
+           "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads"), "GASDESK_SQLITE_POOL_SIZE": "1"}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "gasdesk.web.app:create_app", "--factory", "--host", "127.0.0.1",
