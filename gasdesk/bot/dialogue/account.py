@@ -14,9 +14,6 @@ class BalanceFlow(Flow):
     name = "balance"
     intent = "balance_query"
 
-    async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
-        return await self.step(ctx, turn)
-
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         customer = await ensure_identity(ctx, self, turn, "查询余额")
         if isinstance(customer, BotReply):

@@ -69,9 +69,6 @@ class BookingFlow(Flow):
         self.slots["new_address"] = {"district": parts.district, "street": parts.street, "community": parts.community,
                                      "building": parts.building, "unit": parts.unit, "room": parts.room}
 
-    async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
-        return await self.step(ctx, turn)
-
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         u = turn.understanding
         if self.asking == "service" and turn.choice in SERVICES:

@@ -65,9 +65,6 @@ class BranchFlow(Flow):
     name = "branch"
     intent = "branch_info"
 
-    async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
-        return await self.step(ctx, turn)
-
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         branches = await list_branches(ctx.session)
         if not branches:

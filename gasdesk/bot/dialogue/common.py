@@ -11,6 +11,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.bot.base import BotContext
 from gasdesk.bot.nlu.slots import extract_phone
 from gasdesk.clock import format_local, to_local, utcnow
+from gasdesk.customers import validation
 from gasdesk.customers.addresses import normalize_district, parse_free_address
 from gasdesk.customers.models import Address, Customer
 from gasdesk.customers.service import address_parts
@@ -90,9 +91,10 @@ def phone_in(text: str, slots: dict[str, str]) -> str | None:
 
 
 def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 11 else phone
+    return validation.mask_phone(phone) if phone else ""
+
+
+BAD_PHONE = "这个电话号码格式不对，请重新输入手机号码（11 位）或带区号的固定电话。"
 
 
 def promise(deadline: datetime | None) -> str:

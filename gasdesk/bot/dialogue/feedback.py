@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from gasdesk.bot.base import BotContext, BotMessage, BotReply
 from gasdesk.bot.dialogue.common import (
+    BAD_PHONE,
     BOT,
     contact_customer,
     customer_area,
@@ -138,7 +139,7 @@ class ComplaintFlow(FeedbackFlow):
                             slots={"summary": summary, "phone": self.slots.get("phone", "")})
         ticket = await self._ticket(ctx, customer, "居民投诉：" + summary.replace("\n", " "), district)
         if ticket is None:
-            return reply("这个电话号码格式不对，请重新输入手机号码（11 位）或带区号的固定电话。", understood=False)
+            return reply(BAD_PHONE, understood=False)
         self.finish(ctx)
         return reply(f"您的投诉已受理，工单号 {ticket.number}。{promise(ticket.respond_by)}，处理结果会及时告知您。"
                      "感谢您的监督！", intent=self.intent)

@@ -81,7 +81,8 @@ class Flow:
         return reply(question, quick=quick, understood=False)
 
     async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
-        raise NotImplementedError
+        """The first turn; most flows treat it like any other step."""
+        return await self.step(ctx, turn)
 
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         raise NotImplementedError

@@ -99,9 +99,6 @@ class MeterGuidanceFlow(Flow):
     name = "meter_guidance"
     intent = "meter_guidance"
 
-    async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
-        return await self.step(ctx, turn)
-
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         if self.asking == "meter_type" and turn.choice in TYPES:
             self.slots["meter_type"] = turn.choice

@@ -29,9 +29,6 @@ class ProgressFlow(Flow):
     name = "progress"
     intent = "appointment_progress"
 
-    async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
-        return await self.step(ctx, turn)
-
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         customer = await ensure_identity(ctx, self, turn, "查询工单进度")
         if isinstance(customer, BotReply):

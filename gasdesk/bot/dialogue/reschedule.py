@@ -51,9 +51,6 @@ class ChangeAppointmentFlow(Flow):
     name = "change_appointment"
     intent = "appointment_cancel"
 
-    async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
-        return await self.step(ctx, turn)
-
     def _take_action(self, turn: Turn) -> bool:
         text = turn.text.strip()
         action = None

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from gasdesk.bot.base import BotContext, BotReply
 from gasdesk.bot.dialogue.common import (
+    BAD_PHONE,
     BOT,
     RECOVERED_RE,
     Area,
@@ -198,7 +199,7 @@ class SelfCheckFlow(Flow):
             if exc.code == "invalid_phone":
                 self.slots.pop("phone", None)
                 self.asking = "phone"
-                return reply("这个电话号码格式不对，请重新输入手机号码（11 位）或带区号的固定电话。", understood=False)
+                return reply(BAD_PHONE, understood=False)
             raise
         self.finish(ctx)
         return reply(f"已为您登记{fields['label']}工单，工单号 {ticket.number}。{promise(ticket.respond_by)}"
