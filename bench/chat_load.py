@@ -830,7 +830,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-m", "--agents", type=int, default=50, help="agent sockets (max_concurrent = ceil(N/M)+5 ≤ 50)")
     p.add_argument("--duration", type=float, default=30.0, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of traffic before measuring, per phase")
-    p.add_argument("--rate", type=float, default=0.5, help="messages/s per resident in the fixed-rate phase")
+    p.add_argument("--rate", type=float, default=0.1,
+                   help="messages/s per resident in the fixed-rate phase (0.1 = one message every 10 s per resident)")
     p.add_argument("--grace", type=float, default=5.0, help="seconds to wait for in-flight messages after a phase")
     p.add_argument("--drain", type=float, default=120.0,
                    help="after the grace period, wait up to this long for a backlog (reported as late)")
@@ -845,7 +846,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs PostgreSQL + Redis)")
     p.add_argument("--server-wrapper", metavar="FILE",
                    help="start gasdesk as `python FILE <uvicorn args>` (try a server-side change without editing)")
-    p.add_argument("--no-deflate", action="store_true", help="disable permessage-deflate on both ends")
+    p.add_argument("--deflate", dest="no_deflate", action="store_false",
+                   help="enable permessage-deflate on both ends (gasdesk serve runs without it)")
+    p.add_argument("--no-deflate", dest="no_deflate", action="store_true",
+                   help="disable permessage-deflate on both ends (the default, as in gasdesk serve)")
+    p.set_defaults(no_deflate=True)
     p.add_argument("--profile", metavar="FILE", help="record the gasdesk server with py-spy into FILE")
     p.add_argument("--profile-format", default="speedscope", choices=["speedscope", "flamegraph", "raw"])
     p.add_argument("--profile-idle", action="store_true", help="py-spy: include idle/waiting threads")
