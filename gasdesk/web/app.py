@@ -42,12 +42,13 @@ def _routers() -> list:
     from gasdesk.routing.api import router as routing_api
     from gasdesk.system.api import router as system_router
     from gasdesk.tickets.api import router as tickets_api
+    from gasdesk.tickets.config_api import router as tickets_config_api
     from gasdesk.tickets.pages import router as tickets_pages
     from gasdesk.webhooks.api import router as webhooks_api
 
     return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router,
             webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api, bot_router,
-            tickets_api, tickets_pages, appointments_api, followups_api, webhooks_api, outages_api,
+            tickets_api, tickets_config_api, tickets_pages, appointments_api, followups_api, webhooks_api, outages_api,
             kb_api, kb_pages]
 
 
