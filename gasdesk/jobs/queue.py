@@ -66,8 +66,13 @@ def enqueue(session: AsyncSession, name: str, payload: dict[str, Any], *, run_at
     return item
 
 
-async def wake_workers() -> None:
+def wake_local() -> None:
     _wake.set()
+
+
+async def wake_workers() -> None:
+    """After commit of an enqueue: wake this process's worker, and the others through Redis."""
+    wake_local()
     if remote_wake is not None:
         await remote_wake()
 

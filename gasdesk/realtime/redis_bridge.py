@@ -17,6 +17,7 @@ from gasdesk.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 CHANNEL = "gasdesk:events"
+JOBS_CHANNEL = "gasdesk:jobs"  # "there is new work": every worker process wakes and claims from the job table
 
 
 class RedisBridge:
@@ -34,6 +35,9 @@ class RedisBridge:
         self._task = asyncio.create_task(self._listen(), name="gasdesk-redis-events")
         await asyncio.wait_for(self._ready.wait(), timeout=10)
         self.bus.remote_publish = self.publish
+        from gasdesk.jobs import queue
+
+        queue.remote_wake = self.wake_workers
 
     async def publish(self, event: Event) -> None:
         assert self._client is not None
@@ -44,15 +48,28 @@ class RedisBridge:
             log.exception("redis publish failed; delivering %s locally only", event.type)
             await self.bus.deliver_local(event)
 
+    async def wake_workers(self) -> None:
+        """Tell every process's worker that a job was enqueued (the job itself is a database row)."""
+        assert self._client is not None
+        try:
+            await self._client.publish(JOBS_CHANNEL, "1")
+        except redis.RedisError:
+            log.warning("redis unavailable; workers will find the job on their next poll")
+
     async def _listen(self) -> None:
         assert self._client is not None
         while True:
             try:
                 pubsub = self._client.pubsub()
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, JOBS_CHANNEL)
                 self._ready.set()
                 async for item in pubsub.listen():
                     if item.get("type") != "message":
+                        continue
+                    if item.get("channel") in (JOBS_CHANNEL, JOBS_CHANNEL.encode()):
+                        from gasdesk.jobs.queue import wake_local
+
+                        wake_local()
                         continue
                     data = json.loads(item["data"])
                     await self.bus.deliver_local(Event(data["type"], data["payload"], data["at"]))
@@ -63,7 +80,10 @@ class RedisBridge:
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
+        from gasdesk.jobs import queue
+
         self.bus.remote_publish = None
+        queue.remote_wake = None
         if self._task is not None:
             self._task.cancel()
             try:

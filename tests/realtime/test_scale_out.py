@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +19,7 @@ import websockets
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_skills
 from tests.factories import TEST_PASSWORD
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.realtime.conftest import free_port
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -43,29 +36,10 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    assert server, "redis-server is not installed (make test-deps installs it)"
-    port = _free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture
 def two_servers(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     procs, bases = [], []
     for name in ("a", "b"):
-        port = _free_port()
+        port = free_port()
         log = tmp_path / f"server-{name}.log"
         env = {**os.environ, "GASDESK_DATABASE_URL": database_url, "GASDESK_REDIS_URL": redis_url,
                "GASDESK_ENV": "test", "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")}
