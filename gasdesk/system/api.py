@@ -22,9 +22,17 @@ DEMO_LOGINS = [
 ]
 
 CONSOLES = [
+    ("/chat", "在线客服（居民 H5）", "居民；可用 widget.js 嵌入网站、公众号、小程序"),
+    ("/agent", "坐席工作台", "坐席、班长"),
     ("/customers", "客户查询 / 客户360", "坐席、班长、管理员"),
+    ("/tickets", "工单", "坐席、调度、班长"),
+    ("/dispatch", "调度看板", "调度、班长"),
+    ("/crew", "外勤工单（手机）", "外勤班组"),
+    ("/appointments/calendar", "预约日历", "调度、坐席"),
+    ("/admin/kb", "知识库", "管理员、班长"),
     ("/admin/users", "用户管理", "管理员"),
     ("/admin/audit", "审计日志", "管理员、班长"),
+    ("/admin/webhooks", "Webhook 集成", "管理员"),
     ("/docs", "REST API 文档 (OpenAPI)", "集成开发者"),
 ]
 
