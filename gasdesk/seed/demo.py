@@ -110,6 +110,20 @@ def write_csv(rows: list[dict[str, str]], path: Path, encoding: str = "utf-8") -
         writer.writerows(rows)
 
 
+async def seed_demo_slots(days: int = 14) -> int:
+    """Bookable on-site slots in every demo district for the coming two weeks (existing ones are kept)."""
+    from gasdesk.appointments.service import do_generate_slots
+    from gasdesk.clock import to_local
+
+    first_day = to_local(utcnow() + timedelta(days=1)).date()  # type: ignore[union-attr]
+    made = 0
+    async with transaction() as session:
+        for district in DISTRICTS:
+            made += await do_generate_slots(session, district=district, first_day=first_day, days=days,
+                                            windows=[("09:00", "12:00"), ("13:30", "17:30")], capacity=6)
+    return made
+
+
 async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResult | None:
     """Create the demo utility once; returns None when it already exists (unless ``force``)."""
     actor = Actor.system("seed-demo")
@@ -174,5 +188,6 @@ async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResu
             await session.execute(insert(BillingBalance), balances)
         if usage:
             await session.execute(insert(UsageRecord), usage)
+    await seed_demo_slots()
     return SeedResult(customers=report.created_customers, accounts=report.created_accounts,
                       branches=len(BRANCHES), logins=DEMO_LOGINS)

@@ -49,3 +49,16 @@ async def test_seed_demo_data_once(client) -> None:
         assert await s.scalar(select(func.count()).select_from(Customer)) == result.customers
         assert await s.scalar(select(func.count()).select_from(BillingBalance)) == 60
         assert await s.scalar(select(func.count()).select_from(User)) == len(DEMO_LOGINS)
+
+
+async def test_demo_has_bookable_slots_in_every_district(session) -> None:
+    from sqlalchemy import func, select
+
+    from gasdesk.appointments.models import AppointmentSlot
+    from gasdesk.seed.demo import DISTRICTS, seed_demo_slots
+
+    made = await seed_demo_slots(days=3)
+    assert made == len(DISTRICTS) * 3 * 2
+    assert await seed_demo_slots(days=3) == 0  # idempotent
+    rows = await session.execute(select(AppointmentSlot.district, func.count()).group_by(AppointmentSlot.district))
+    assert dict(rows.all()) == {d: 6 for d in DISTRICTS}
