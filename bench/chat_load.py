@@ -863,8 +863,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error("residents, agents, batch, rate and duration must be positive")
         if math.ceil(args.residents / args.agents) + 5 > 50:
             p.error("ceil(residents/agents)+5 exceeds gasdesk's max_concurrent limit of 50: raise --agents")
-        if args.saturate_max_rate >= SERVER_RATE_LIMIT:
-            p.error(f"--saturate-max-rate must stay below the server's {SERVER_RATE_LIMIT:g}/s limit")
+        if args.saturate_max_rate >= SERVER_RATE_LIMIT and args.target != "bare":
+            p.error(f"--saturate-max-rate must stay below the server's {SERVER_RATE_LIMIT:g}/s limit "
+                    "(only the bare relay, --target bare, can be driven harder)")
         if args.rate > SERVER_RATE_LIMIT:
             p.error(f"--rate above {SERVER_RATE_LIMIT:g}/s would hit the server's per-socket rate limit")
     return args

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import traceback
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,8 +33,16 @@ PERIODIC: dict[str, tuple[int, Callable[[AsyncSession], Awaitable[Any]]]] = {}
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 STALE_AFTER = timedelta(minutes=10)
 
-_wake = asyncio.Event()
+_wake_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
 remote_wake: Callable[[], Awaitable[None]] | None = None
+
+
+def wake_event() -> asyncio.Event:
+    """The running loop's "new work" event (one per loop: a server has one, a test run several)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _wake_events:
+        _wake_events[loop] = asyncio.Event()
+    return _wake_events[loop]
 
 
 def job(name: str) -> Callable[[Handler], Handler]:
@@ -67,7 +76,7 @@ def enqueue(session: AsyncSession, name: str, payload: dict[str, Any], *, run_at
 
 
 def wake_local() -> None:
-    _wake.set()
+    wake_event().set()
 
 
 async def wake_workers() -> None:
@@ -192,8 +201,9 @@ async def worker_loop(poll_s: float = 5.0, stop: asyncio.Event | None = None) ->
                 last_periodic = loop.time()
         except Exception:
             log.exception("worker iteration failed")
-        _wake.clear()
+        wake = wake_event()
+        wake.clear()
         try:
-            await asyncio.wait_for(_wake.wait(), timeout=poll_s)
+            await asyncio.wait_for(wake.wait(), timeout=poll_s)
         except TimeoutError:
             pass

@@ -18,14 +18,14 @@ async def test_enqueue_wakes_workers_through_redis(redis_url: str) -> None:
     await second.start()
     try:
         queue.remote_wake = first.wake_workers
-        queue._wake.clear()
+        queue.wake_event().clear()
         async with transaction() as session:
             queue.enqueue(session, "test.noop", {"n": 1})
-            assert not queue._wake.is_set()  # nothing before commit
-        await asyncio.wait_for(queue._wake.wait(), timeout=5)
-        queue._wake.clear()
+            assert not queue.wake_event().is_set()  # nothing before commit
+        await asyncio.wait_for(queue.wake_event().wait(), timeout=5)
+        queue.wake_event().clear()
         await first.wake_workers()  # the message itself, as another process would receive it
-        await asyncio.wait_for(queue._wake.wait(), timeout=5)
+        await asyncio.wait_for(queue.wake_event().wait(), timeout=5)
         async with transaction() as session:
             job = await session.scalar(Job.__table__.select().where(Job.name == "test.noop"))
         assert job is not None

@@ -103,6 +103,18 @@ class ResidentSession:
         kind = frame.get("content_type") or "text"
         if kind not in ("text", "image", "file"):
             raise InvalidInput("不支持的消息类型", code="invalid_content_type")
+        if kind == "text" and self.conversation_id is not None and not isinstance(frame.get("payload"), dict):
+            from gasdesk.conversations.group_commit import UseRegularPath, committer
+
+            try:
+                stored = await committer.submit(self.conversation_id, self.visitor_id, frame.get("text"),
+                                                client_msg_id)
+            except UseRegularPath:
+                pass  # the bot holds the conversation: full pipeline below
+            else:
+                await self.send({"type": "ack", "client_msg_id": client_msg_id, "seq": stored.seq,
+                                 "message_id": stored.id, "duplicate": stored.duplicate})
+                return
         async with transaction() as session:
             conversation = await self.conversation(session)
             payload = frame.get("payload") if isinstance(frame.get("payload"), dict) else None
