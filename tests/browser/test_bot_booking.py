@@ -63,3 +63,17 @@ async def test_resident_books_inspection_through_the_bot(nlu_bot, live_server, b
     appointment = await session.scalar(select(Appointment).where(Appointment.ticket_id == ticket.id))
     assert appointment is not None and appointment.status == "booked"
     assert ticket.number in await page.inner_text("#list")
+
+
+async def test_meter_guidance_shows_steps_with_a_picture(nlu_bot, live_server, browser) -> None:
+    page = await (await browser.new_context(**MOBILE)).new_page()
+    await page.goto(live_server + "/chat")
+    await page.wait_for_selector("li:has-text('智能客服')")
+    await page.fill("#input", "IC卡表没电了，怎么换电池")
+    await page.press("#input", "Enter")
+    picture = page.locator(".gd-guide img")
+    await picture.wait_for()
+    assert await picture.get_attribute("src") == "/static/webchat/guides/battery.svg"
+    assert await picture.evaluate("img => img.complete && img.naturalWidth > 0")  # the SVG really loads
+    assert "换电池" in await page.inner_text(".gd-guide")
+    await screenshot(page, "bot-meter-guide")

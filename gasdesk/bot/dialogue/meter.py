@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from gasdesk.bot.base import BotContext, BotReply
+from gasdesk.bot.base import BotContext, BotMessage, BotReply
 from gasdesk.bot.dialogue.common import contact_customer
 from gasdesk.bot.dialogue.flow import Flow, Turn, option, reply
 
@@ -90,6 +90,11 @@ GUIDES: dict[tuple[str, str], list[str]] = {
 }
 
 
+# Step-by-step pictures served with the chat widget (gasdesk/channels/webchat/static/guides/).
+GUIDE_IMAGES = {"电池": "/static/webchat/guides/battery.svg", "插卡": "/static/webchat/guides/card.svg",
+                "余量": "/static/webchat/guides/remaining.svg", "自闭阀": "/static/webchat/guides/valve.svg"}
+
+
 def guide_text(meter_type: str, topic: str) -> str:
     steps = GUIDES[(meter_type, topic)]
     return f"【{meter_type} · {TOPIC_LABELS[topic]}】\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
@@ -130,6 +135,8 @@ class MeterGuidanceFlow(Flow):
             return reply(f"{lead}请问遇到了什么问题？", quick=quick)
         self.finish(ctx)
         others = [{"label": TOPIC_LABELS[t], "text": FOLLOW_UP_TEXT[t].format(t=meter_type)} for t in TOPICS if t != topic]
-        return reply(guide_text(meter_type, topic), "按以上步骤仍未解决，可以预约上门维修。",
-                     quick=[*others, {"label": "预约维修", "text": "我要预约维修"}], intent=self.intent,
-                     slots={"meter_type": meter_type, "meter_topic": topic})
+        guide = BotMessage(guide_text(meter_type, topic), card={
+            "kind": "guide", "image": GUIDE_IMAGES[topic], "alt": f"{meter_type}{TOPIC_LABELS[topic]}示意图"})
+        return BotReply([guide, BotMessage("按以上步骤仍未解决，可以预约上门维修。",
+                                           quick_replies=[*others, {"label": "预约维修", "text": "我要预约维修"}])],
+                        intent=self.intent, slots={"meter_type": meter_type, "meter_topic": topic})

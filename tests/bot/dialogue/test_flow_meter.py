@@ -45,3 +45,25 @@ async def test_correction_of_type_while_topic_is_asked(session, new_chat) -> Non
     assert "请问遇到了什么问题" in text and "IC卡表" in text
     text = await chat.say("不对，是机械表，想问电池")
     assert "【机械表 · 换电池/电量低】" in text and "不需要电池" in text
+
+
+async def test_guide_comes_with_its_picture(session, new_chat) -> None:
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    import gasdesk.channels.webchat as webchat
+    from gasdesk.bot.dialogue.meter import GUIDE_IMAGES
+    from gasdesk.conversations.models import Message
+
+    chat = await new_chat()
+    await chat.say("IC卡表怎么换电池")
+    session.expire_all()
+    cards = [m for m in await session.scalars(select(Message).where(Message.content_type == "card"))
+             if (m.payload or {}).get("card", {}).get("kind") == "guide"]
+    assert len(cards) == 1 and "【IC卡表 · 换电池/电量低】" in cards[0].text
+    image = cards[0].payload["card"]["image"]
+    assert image == GUIDE_IMAGES["电池"]
+    for url in GUIDE_IMAGES.values():  # every picture ships with the widget's static files
+        svg = Path(webchat.__file__).parent / "static" / url.removeprefix("/static/webchat/")
+        assert svg.read_text(encoding="utf-8").startswith("<svg")

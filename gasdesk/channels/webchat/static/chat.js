@@ -499,6 +499,10 @@
     }
     if (m.type === "card" && p.card && p.card.kind === "leave_message" && !opts.readOnly) {
       li.appendChild(leaveMessageCard(m));
+    } else if (m.type === "card" && p.card && p.card.kind === "guide") {
+      // Step-by-step text with its picture (meter guidance).
+      var pic = el("img", { src: p.card.image, alt: p.card.alt || "示意图", className: "gd-guide-img", loading: "lazy" });
+      li.appendChild(el("div", { className: "gd-bubble gd-guide" }, [el("p", { className: "gd-text", text: m.text || "" }), pic]));
     } else if (m.type === "card" && p.card && p.card.kind === "followup" && !opts.readOnly) {
       li.appendChild(followupCard(m));
     } else if (m.type === "card" && p.kind === "rating" && !opts.readOnly) {
