@@ -12,8 +12,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -161,13 +162,5 @@ async def get_session() -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _db_session_dependency() -> Any:
-    from typing import Annotated
-
-    from fastapi import Depends
-
-    # scope="function": commit before the response is sent, so a failed commit is never reported as success.
-    return Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-DbSession = _db_session_dependency()
+# scope="function": commit before the response is sent, so a failed commit is never reported as success.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]

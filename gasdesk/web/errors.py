@@ -23,7 +23,7 @@ def wants_html(request: Request) -> bool:
 
 def error_response(request: Request, status: int, code: str, message: str, details: object = None) -> Response:
     if wants_html(request):
-        if isinstance(status, int) and status == 401:
+        if status == 401:
             return render(request, "login.html", {"error": None, "next": request.url.path}, status_code=401)
         return render(request, "error.html", {"status": status, "message": message, "code": code}, status_code=status)
     body: dict[str, object] = {"code": code, "message": message}
