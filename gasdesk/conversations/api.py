@@ -66,9 +66,10 @@ async def waiting_queue(session: DbSession, user: User = allow(*DESK)) -> list[d
     now = utcnow()
     items = []
     for gid in group_ids:
-        spots = await acd.queue_spots(session, gid)
-        for c in await acd.queued_in_order(session, gid):
-            group = await session.get(SkillGroup, gid)
+        group = await session.get(SkillGroup, gid)
+        queued = await acd.queued_in_order(session, gid)
+        spots = await acd.queue_spots(session, gid, queued=queued)
+        for c in queued:
             spot = spots.get(c.id)
             items.append({
                 "id": c.id, "skill_group": group.name if group else None, "skill_group_id": gid,

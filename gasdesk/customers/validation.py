@@ -48,13 +48,18 @@ def check_account_no(raw: str) -> str:
     return account_no
 
 
+def id_card_check_digit(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of an 18-digit resident ID."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
 def check_id_card(raw: str) -> str:
     """Mainland 18-digit resident ID with its ISO 7064 check digit."""
     value = to_halfwidth(raw or "").strip().upper()
     if not ID_CARD_RE.match(value):
         raise InvalidInput("身份证号格式不正确（应为 18 位）", code="invalid_id_card")
-    total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
-    if _ID_CHECK[total % 11] != value[17]:
+    if id_card_check_digit(value[:17]) != value[17]:
         raise InvalidInput("身份证号校验位不正确", code="invalid_id_card")
     return value
 

@@ -244,12 +244,15 @@ async def average_handle_s(session: AsyncSession, group: SkillGroup) -> int:
     return int(sum(spans) / len(spans)) if len(spans) >= 5 else group.default_handle_s
 
 
-async def queue_spots(session: AsyncSession, group_id: int) -> dict[int, QueueSpot]:
-    """Position and estimated wait of every queued conversation of a group."""
+async def queue_spots(session: AsyncSession, group_id: int,
+                      queued: list[Conversation] | None = None) -> dict[int, QueueSpot]:
+    """Position and estimated wait of every queued conversation of a group (``queued``: the queue in
+    service order, when the caller already has it)."""
     group = await session.get(SkillGroup, group_id)
     if group is None:
         return {}
-    queued = await queued_in_order(session, group_id)
+    if queued is None:
+        queued = await queued_in_order(session, group_id)
     if not queued:
         return {}
     handle = await average_handle_s(session, group)

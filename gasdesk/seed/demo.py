@@ -21,6 +21,7 @@ from gasdesk.branches.service import do_save_branch, do_set_holiday
 from gasdesk.clock import utcnow
 from gasdesk.customers.importer import import_customers
 from gasdesk.customers.models import Account, BillingBalance, UsageRecord
+from gasdesk.customers.validation import id_card_check_digit
 from gasdesk.db import transaction
 from gasdesk.kb.importer import load_demo_kb
 from gasdesk.routing.models import SkillGroup
@@ -67,8 +68,7 @@ class SeedResult:
 def _id_card(rng: random.Random) -> str:
     body = f"2101{rng.randint(0, 99):02d}{rng.randint(1950, 2002)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}" \
            f"{rng.randint(0, 999):03d}"
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+    return body + id_card_check_digit(body)
 
 
 def demo_rows(count: int, seed: int = 20261125) -> list[dict[str, str]]:
