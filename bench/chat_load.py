@@ -52,7 +52,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_PASSWORD = "bench-agent-password-1"
 TEXT = "您好，我家燃气表显示余额不足，请问怎么在线缴费？"
-SERVER_RATE_LIMIT = 5.0  # gasdesk's per-resident-socket token bucket (realtime/ratelimit.py): 5/s, burst 20
+SERVER_RATE_LIMIT = 5.0  # gasdesk's per-visitor message limit (security/limits.py "message.visitor"): 50 per 10 s
+# Every simulated resident connects from 127.0.0.1: the server exempts that address from its per-IP limits
+# (which exist for the real internet, where residents come from many addresses).
+SERVER_ENV = {"GASDESK_LIMIT_EXEMPT_IPS": '["127.0.0.1"]'}
+ATTACK_TEXT = "慢" * 2000  # the longest allowed message: fills a non-reading socket's buffers fastest
 
 
 # ---------------------------------------------------------------- small helpers
@@ -242,7 +246,7 @@ class Client:
 
     def on_agent_message(self, message: dict[str, Any], received: float) -> Agent | None:
         cmid = message.get("client_msg_id")
-        if message.get("sender") != "resident" or not cmid:
+        if message.get("sender") != "resident" or not cmid or cmid.startswith("x"):  # x…: the attacker's
             return None
         st = self.stats
         entry = st.pending.pop(cmid, None)
@@ -408,6 +412,7 @@ class Agent:
         self.ws: Any = None
         self.reader: asyncio.Task | None = None
         self.ids = count()
+        self.cookie = ""
 
     async def connect(self, http: Any) -> None:
         from websockets.asyncio.client import connect
@@ -419,7 +424,7 @@ class Agent:
             cookie = response.cookies.get("gasdesk_session")
             if response.status_code != 303 or not cookie:
                 raise RuntimeError(f"agent login failed: HTTP {response.status_code}")
-            headers["Cookie"] = f"gasdesk_session={cookie}"
+            headers["Cookie"] = self.cookie = f"gasdesk_session={cookie}"
             presence = await http.put("/api/v1/agent/presence", json={"presence": "online"}, headers=headers)
             presence.raise_for_status()
         self.ws = await connect(f"{self.client.base_ws}/ws/agent", additional_headers=headers,
@@ -580,6 +585,82 @@ class Resident:
             return
 
 
+class SlowReaderAttack:
+    """Finding 1 of issue 8, as an attacker runs it: one visitor opens ``sockets`` extra sockets on its own
+    conversation that never read (tiny receive buffers), then floods the conversation with the longest
+    messages as fast as the server acknowledges them; one agent's console has a second socket that never
+    reads either. gasdesk must drop the stuck sockets without slowing anyone else down."""
+
+    def __init__(self, client: Client, sockets: int) -> None:
+        self.client = client
+        self.sockets = sockets
+        self.stuck: list[Any] = []
+        self.sender: Any = None
+        self.sent = 0
+        self.acked = 0
+        self.task: asyncio.Task | None = None
+
+    async def _stuck_socket(self, url: str, **kwargs: Any) -> Any:
+        from websockets.asyncio.client import connect
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
+        return await connect(url, sock=sock, **{**self.client.ws_kwargs(), "max_queue": 1}, **kwargs)
+
+    async def start(self, http: Any) -> None:
+        from websockets.asyncio.client import connect
+
+        token = (await http.post("/api/v1/webchat/visitors")).json()["token"]
+        self.sender = await connect(f"{self.client.base_ws}/ws/webchat", **self.client.ws_kwargs())
+        await self.sender.send(json.dumps({"type": "hello", "token": token}))
+        conversation_id = None
+        while conversation_id is None:
+            frame = json.loads(await asyncio.wait_for(self.sender.recv(), 30))
+            if frame.get("type") == "welcome":
+                conversation_id = frame["conversation"]["id"]
+        await self.sender.send(json.dumps({"type": "handoff"}))
+        for _ in range(self.sockets):
+            ws = await self._stuck_socket(f"{self.client.base_ws}/ws/webchat")
+            await ws.send(json.dumps({"type": "hello", "token": token, "conversation_id": conversation_id}))
+            self.stuck.append(ws)
+        agent = self.client.agents[0]
+        self.stuck.append(await self._stuck_socket(f"{self.client.base_ws}/ws/agent",
+                                                   additional_headers={"Cookie": agent.cookie}))
+        self.task = asyncio.create_task(self._flood())
+
+    async def _flood(self) -> None:
+        ids = count()
+        try:
+            while True:
+                await self.sender.send(json.dumps({"type": "message", "client_msg_id": f"x{next(ids)}",
+                                                   "text": ATTACK_TEXT}, ensure_ascii=False))
+                self.sent += 1
+                while True:  # the next one when this one is answered (ack or rate_limited)
+                    frame = json.loads(await self.sender.recv())
+                    if frame.get("type") == "ack":
+                        self.acked += 1
+                        break
+                    if frame.get("type") == "error":
+                        await asyncio.sleep(float(frame.get("retry_after_s") or 0.5))
+                        break
+        except Exception:  # noqa: BLE001 - the attacker's own socket may be closed; the run goes on
+            return
+
+    async def stop(self) -> dict[str, Any]:
+        if self.task is not None:
+            self.task.cancel()
+        dropped = 0
+        for ws in self.stuck:
+            if ws.transport.is_closing() or ws.state.name != "OPEN":
+                dropped += 1
+            ws.transport.abort()
+        if self.sender is not None:
+            self.sender.transport.abort()
+        return {"attack_sockets": len(self.stuck), "attack_sockets_dropped_by_server": dropped,
+                "attack_messages_sent": self.sent, "attack_messages_acked": self.acked}
+
+
 # ---------------------------------------------------------------- the bare relay server
 
 
@@ -693,6 +774,7 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
         db_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
         env.update(GASDESK_DATABASE_URL=db_url, GASDESK_ENV="development", GASDESK_UPLOAD_DIR=str(workdir / "up"))
         env.pop("GASDESK_REDIS_URL", None)  # one process: the in-process event bus
+        env.update(SERVER_ENV)
         cap = math.ceil(args.residents / args.agents) + 5
         t0 = time.perf_counter()
         prepare_gasdesk_db(env, args.agents, cap)
@@ -722,12 +804,23 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
             setup = await client.setup(quiet)
             result: dict[str, Any] = {"setup": setup}
             client.window_open = True
+            attack = None
+            if args.attack_slow_readers and gasdesk:
+                import httpx
+
+                attack = SlowReaderAttack(client, args.attack_slow_readers)
+                async with httpx.AsyncClient(base_url=client.base_http, timeout=30) as http:
+                    await attack.start(http)
+                log(f"[{name}] attack: {args.attack_slow_readers} non-reading resident sockets + 1 frozen console",
+                    quiet=quiet)
             log(f"[{name}] fixed rate {args.rate}/s per resident for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
             result["fixed"] = await client.phase(saturate=False, duration=args.duration, quiet=quiet)
             if args.saturate:
                 log(f"[{name}] saturate (window {args.window}) for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
                 result["saturate"] = await client.phase(saturate=True, duration=args.duration, quiet=quiet)
             client.window_open = False
+            if attack is not None:
+                result["attack"] = await attack.stop()
         finally:
             await client.close()
         if not server.alive():
@@ -841,6 +934,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=1, help="saturate: unacked messages in flight per resident")
     p.add_argument("--saturate-max-rate", type=float, default=4.5,
                    help=f"saturate: client-side cap per resident (server limit is {SERVER_RATE_LIMIT:g}/s)")
+    p.add_argument("--attack-slow-readers", type=int, default=0, metavar="K",
+                   help="during the run, one attacker holds K non-reading sockets on its conversation and floods it;"
+                        " one agent console freezes too (issue 8, finding 1)")
     p.add_argument("--target", choices=["both", "gasdesk", "bare"], default="both")
     p.add_argument("--database-url", help="e.g. postgresql+asyncpg://… (must be an empty database)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs PostgreSQL + Redis)")

@@ -69,6 +69,8 @@ def serve(
         workers=workers, reload=reload, log_level="info",
         # Chat frames are small: compressing each costs more CPU than it saves on a LAN.
         ws_per_message_deflate=False,
+        # Frames are at most 16,000 characters (docs/chat-protocol.md); uvicorn's default is 16 MB.
+        ws_max_size=64 * 1024,
     )
 
 

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     billing_url: str | None = None
     billing_token: str | None = None
     billing_timeout_s: float = 3.0
+    # Overrides of the public-surface limits in gasdesk/security/limits.py, e.g. {"message.ip": "400/10"}
+    # (count/seconds), and client addresses exempt from per-IP limits (e.g. a load generator on the host).
+    rate_limits: dict[str, str] = Field(default_factory=dict)
+    limit_exempt_ips: list[str] = Field(default_factory=list)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

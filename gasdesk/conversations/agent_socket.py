@@ -100,3 +100,4 @@ async def agent_socket(websocket: WebSocket, user: User = ws_allow(*DESK)) -> No
         pass
     finally:
         hub.remove(conn)
+        await conn.aclose()

@@ -53,6 +53,8 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: asyncio.Queue[list[Event]] | None = None
+        self._publishing: asyncio.Task[None] | None = None
 
     async def submit(self, conversation_id: int, visitor_id: str, text: str | None,
                      client_msg_id: str | None) -> Stored:
@@ -61,7 +63,7 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             # One writer task per event loop (a server has one; test runs create several).
-            self._loop, self._queue = loop, asyncio.Queue()
+            self._loop, self._queue, self._publishing = loop, asyncio.Queue(), None
             self._task = loop.create_task(self._run(self._queue), name="gasdesk-group-commit")
         assert self._queue is not None
         await self._queue.put(item)
@@ -148,8 +150,25 @@ class GroupCommitter:
                 original = in_batch[(item.conversation_id, item.client_msg_id)]
                 stored = original.done.result()
                 item.done.set_result(Stored(stored.id, stored.seq, True))
-        for event in events:
-            await bus.publish(event)
+        self._publish(events)
+
+    def _publish(self, events: list[Event]) -> None:
+        """Announce committed messages from a separate task, in order: the writer never waits for
+        delivery (Redis, sockets), so the next batch commits while this one fans out."""
+        if not events:
+            return
+        if self._publishing is None or self._publishing.done():
+            self._outbox = asyncio.Queue()
+            self._publishing = asyncio.get_running_loop().create_task(self._publish_loop(self._outbox),
+                                                                      name="gasdesk-group-commit-publish")
+        assert self._outbox is not None
+        self._outbox.put_nowait(events)
+
+    @staticmethod
+    async def _publish_loop(outbox: asyncio.Queue[list[Event]]) -> None:
+        while True:
+            for event in await outbox.get():
+                await bus.publish(event)
 
 
 committer = GroupCommitter()

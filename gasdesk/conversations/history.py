@@ -15,10 +15,9 @@ from gasdesk.conversations.models import (
     ConversationState,
     Message,
 )
-from gasdesk.customers.lookup_keys import account_no_key
-from gasdesk.customers.models import Account, Customer
-from gasdesk.customers.validation import normalize_account_no
-from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.customers.identity import IdentityCheckFailed, verify_account_holder
+from gasdesk.db import commit
+from gasdesk.errors import NotFound
 
 
 async def do_identify_resident(session: AsyncSession, conversation: Conversation, account_no: str,
@@ -26,18 +25,14 @@ async def do_identify_resident(session: AsyncSession, conversation: Conversation
     """Link a conversation to a customer when 户号 and the last 4 digits of a registered phone match.
 
     Returns the customer's name masked for display (王**). The same vague error for every failure, so the
-    check cannot be used to probe which 户号 exist.
+    check cannot be used to probe which 户号 exist; attempts are limited (``customers.identity``).
     """
-    account_no = normalize_account_no(account_no)
-    phone_last4 = (phone_last4 or "").strip()
-    if not account_no or len(phone_last4) != 4 or not phone_last4.isdigit():
-        raise InvalidInput("请输入户号和预留手机号后四位", code="identify_input")
-    account = await session.scalar(select(Account).where(Account.account_no_index == account_no_key(account_no)))
-    customer = await session.get(Customer, account.customer_id) if account else None
-    if customer is not None:
-        await session.refresh(customer, ["phones"])
-    if customer is None or not any(p.phone.endswith(phone_last4) for p in customer.phones):
-        raise InvalidInput("户号或手机号后四位不匹配，请核对后再试", code="identify_failed")
+    try:
+        customer = await verify_account_holder(session, account_no, phone_last4,
+                                               visitor_id=conversation.visitor_id or "")
+    except IdentityCheckFailed:
+        await commit(session)  # keep the lock-out alert although the frame fails
+        raise
     conversation.customer_id = customer.id
     from gasdesk.conversations.service import publish_state
 

@@ -15,24 +15,39 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from gasdesk.events import Event, bus
+from gasdesk.security import limits
 
 log = logging.getLogger(__name__)
 
 
+# A socket's unsent frames are capped: a client that does not read (a frozen tab, or an attacker holding sockets
+# open) is dropped instead of growing memory or holding up anyone else. It resumes from its last seq.
+SEND_QUEUE_MAX = 512
+SEND_TIMEOUT_S = 5.0
+CLOSE_SLOW_CONSUMER = 4408
+# Open resident sockets per process: a widget needs one (a few with several tabs); per IP many residents may
+# share one carrier-NAT address.
+MAX_SOCKETS_PER_VISITOR = 5
+MAX_SOCKETS_PER_IP = 200
+
+
 class Connection:
-    """One WebSocket, resident or staff, with serialised sends."""
+    """One WebSocket, resident or staff. ``send`` never waits for the network: frames go into a bounded
+    queue that this connection's own writer task drains, so one slow reader delays only itself."""
 
     def __init__(self, websocket: WebSocket, *, kind: str, visitor_id: str | None = None,
-                 user_id: int | None = None, role: str | None = None) -> None:
+                 user_id: int | None = None, role: str | None = None, client_ip: str | None = None) -> None:
         self.websocket = websocket
         self.kind = kind  # "resident" | "staff"
         self.visitor_id = visitor_id
         self.user_id = user_id
         self.role = role
+        self.client_ip = client_ip
         self.conversations: set[int] = set()
-        self._lock = asyncio.Lock()
         self.closed = False
         self._held: list[dict[str, Any]] | None = None
+        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
+        self._writer: asyncio.Task[None] | None = None
 
     def hold(self) -> None:
         """Buffer live pushes (e.g. while ``welcome`` and the replay are sent, so they come first)."""
@@ -44,18 +59,73 @@ class Connection:
             await self.send(data)
 
     async def send(self, data: dict[str, Any], *, direct: bool = False) -> None:
+        """Queue a frame for this socket (in order); returns at once."""
         if self.closed:
             return
         if self._held is not None and not direct:
             self._held.append(data)
             return
-        text = json.dumps(data, ensure_ascii=False, default=str)
-        async with self._lock:
-            try:
-                if self.websocket.application_state == WebSocketState.CONNECTED:
-                    await self.websocket.send_text(text)
-            except Exception:  # a dead socket is cleaned up by its own receive loop
+        try:
+            self._queue.put_nowait(json.dumps(data, ensure_ascii=False, default=str))
+        except asyncio.QueueFull:
+            self.drop("send queue full")
+            return
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write(), name="gasdesk-ws-writer")
+
+    async def _write(self) -> None:
+        while not self.closed:
+            text = await self._queue.get()
+            if self.websocket.application_state != WebSocketState.CONNECTED:
                 self.closed = True
+                return
+            # Not wait_for: cancelling a send parked on a full transport does not always return (the ASGI
+            # chain may hold on to it), and the writer must move on regardless.
+            sending = asyncio.ensure_future(self.websocket.send_text(text))
+            done, _ = await asyncio.wait({sending}, timeout=SEND_TIMEOUT_S)
+            if not done:
+                sending.add_done_callback(_consume_result)
+                self.drop("send timed out")
+                return
+            if sending.exception() is not None:  # a dead socket is cleaned up by its own receive loop
+                self.closed = True
+                return
+
+    def drop(self, reason: str) -> None:
+        """Give up on a client that does not keep up: cut it off without waiting for it (it reconnects and
+        resumes from its last seq)."""
+        if self.closed:
+            return
+        self.closed = True
+        log.info("dropping slow %s socket: %s", self.kind, reason)
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            self._writer.cancel()
+        if not _abort_transport(self.websocket):
+            closing = asyncio.ensure_future(self.websocket.close(code=CLOSE_SLOW_CONSUMER, reason="slow consumer"))
+            closing.add_done_callback(_consume_result)
+
+    async def aclose(self) -> None:
+        """Stop the writer (the socket's receive loop has ended)."""
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+
+
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it: the socket is gone either way
+
+
+def _abort_transport(websocket: WebSocket) -> bool:
+    """Cut the TCP connection of a socket whose buffers are full: a close handshake could not get through.
+    uvicorn keeps its protocol object behind the ASGI ``receive`` callable; elsewhere, False."""
+    protocol = getattr(websocket._receive, "__self__", None)  # noqa: SLF001 - no public API for this
+    transport = getattr(protocol, "transport", None)
+    if transport is None:
+        return False
+    if not transport.is_closing():
+        transport.abort()
+    return True
 
 
 class Hub:
@@ -63,6 +133,8 @@ class Hub:
         self.by_conversation: dict[int, set[Connection]] = defaultdict(set)
         self.by_user: dict[int, set[Connection]] = defaultdict(set)
         self.staff: set[Connection] = set()
+        self.residents_by_visitor: dict[str, set[Connection]] = defaultdict(set)
+        self.sockets_by_ip: dict[str, int] = defaultdict(int)
         self._unsubscribe = bus.subscribe(self.on_event)
 
     # ----------------------------------------------------------- membership
@@ -71,6 +143,17 @@ class Hub:
         assert conn.user_id is not None
         self.staff.add(conn)
         self.by_user[conn.user_id].add(conn)
+
+    def add_resident(self, conn: Connection) -> bool:
+        """Register a resident socket; False (refuse it) past the per-visitor or per-IP socket cap."""
+        assert conn.visitor_id is not None
+        ip = conn.client_ip or "unknown"
+        if (len(self.residents_by_visitor.get(conn.visitor_id, ())) >= MAX_SOCKETS_PER_VISITOR
+                or (self.sockets_by_ip.get(ip, 0) >= MAX_SOCKETS_PER_IP and not limits.is_exempt_ip(ip))):
+            return False
+        self.residents_by_visitor[conn.visitor_id].add(conn)
+        self.sockets_by_ip[ip] += 1
+        return True
 
     def follow(self, conn: Connection, conversation_id: int) -> None:
         conn.conversations.add(conversation_id)
@@ -86,9 +169,20 @@ class Hub:
 
     def remove(self, conn: Connection) -> None:
         conn.closed = True
+        if conn._writer is not None:  # noqa: SLF001
+            conn._writer.cancel()  # noqa: SLF001
         for conversation_id in list(conn.conversations):
             self.unfollow(conn, conversation_id)
         self.staff.discard(conn)
+        sockets = self.residents_by_visitor.get(conn.visitor_id or "")
+        if sockets is not None and conn in sockets:
+            sockets.discard(conn)
+            if not sockets:
+                del self.residents_by_visitor[conn.visitor_id or ""]
+            ip = conn.client_ip or "unknown"
+            self.sockets_by_ip[ip] -= 1
+            if self.sockets_by_ip[ip] <= 0:
+                del self.sockets_by_ip[ip]
         if conn.user_id is not None and conn.user_id in self.by_user:
             self.by_user[conn.user_id].discard(conn)
             if not self.by_user[conn.user_id]:

@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from gasdesk import __version__
 from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
+from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
 from gasdesk.web.templating import add_template_dir
 
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    # Outermost of our middleware: a body above its route's cap is refused before anything reads it.
+    app.add_middleware(BodyLimitMiddleware)
     for name, folder in DOMAIN_ASSETS.items():
         add_template_dir(folder / "templates")
         app.mount(f"/static/{name}", StaticFiles(directory=folder / "static"), name=f"static-{name}")

@@ -30,6 +30,8 @@ def error_response(request: Request, status: int, code: str, message: str, detai
     if details is not None:
         body["details"] = details
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(details, dict) and isinstance(details.get("retry_after_s"), int):
+        headers = {"Retry-After": str(details["retry_after_s"])}
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 from gasdesk.bot.base import BotContext, BotReply
 from gasdesk.bot.dialogue.flow import Flow, Turn, reply
-from gasdesk.customers.lookup_keys import account_no_key
-from gasdesk.customers.models import Account, Customer
+from gasdesk.customers.identity import verify_account_holder
+from gasdesk.customers.models import Customer
+from gasdesk.errors import InvalidInput, RateLimited
 
 LAST4_RE = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 ACCOUNT_RE = re.compile(r"(?<!\d)(\d{8,12})(?!\d)")
@@ -46,12 +45,16 @@ async def ensure_identity(ctx: BotContext, flow: Flow, turn: Turn, purpose: str)
     match = LAST4_RE.search(text)
     if not match:
         return reply("请输入 4 位数字：预留手机号的后四位。", understood=False)
-    account = await ctx.session.scalar(select(Account).where(
-        Account.account_no_index == account_no_key(str(flow.slots["account_no"]))))
-    customer = await ctx.session.get(Customer, account.customer_id) if account else None
-    if customer is not None:
-        await ctx.session.refresh(customer, ["phones", "accounts", "addresses"])
-    if customer is None or not any(p.phone.endswith(match.group(1)) for p in customer.phones):
+    try:
+        customer = await verify_account_holder(ctx.session, str(flow.slots["account_no"]), match.group(1),
+                                               visitor_id=ctx.conversation.visitor_id or "")
+    except RateLimited as exc:
+        if (exc.details or {}).get("retry_after_s", 0) < 60:  # a short back-off: the flow waits
+            return reply(f"{exc.message}，再输入手机号后四位。", understood=False)
+        flow.finish(ctx)
+        return reply(f"{exc.message}。您也可以携带身份证到营业厅办理。",
+                     quick=[{"label": "转人工", "action": "handoff"}], understood=False)
+    except InvalidInput:  # a mismatch, or a 户号 that cannot be one
         flow.slots["id_failures"] = int(flow.slots.get("id_failures", 0)) + 1
         flow.slots.pop("account_no", None)
         if flow.slots["id_failures"] >= MAX_TRIES:

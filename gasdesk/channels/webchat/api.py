@@ -17,6 +17,7 @@ from gasdesk.conversations.attachments import ALLOWED, Attachment, do_store_uplo
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import DbSession
 from gasdesk.errors import NotAuthenticated, NotFound
+from gasdesk.security import limits
 from gasdesk.web.templating import render
 
 router = APIRouter(tags=["webchat"])
@@ -25,8 +26,9 @@ MAX_UPLOAD = max(k.max_bytes for k in ALLOWED.values())
 
 
 @router.post("/api/v1/webchat/visitors", dependencies=[public()])
-async def new_visitor() -> dict[str, str]:
-    """A fresh anonymous resident identity for the chat widget (kept in the browser)."""
+async def new_visitor(request: Request) -> dict[str, str]:
+    """A fresh anonymous resident identity for the chat widget (kept in the browser); limited per client IP."""
+    await limits.check_rate(("visitor_token.ip", request.client.host if request.client else "unknown"))
     visitor_id, token = issue_visitor_token()
     return {"visitor_id": visitor_id, "token": token}
 

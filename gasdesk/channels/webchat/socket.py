@@ -20,23 +20,24 @@ from gasdesk.db import transaction
 from gasdesk.errors import GasdeskError, InvalidInput
 from gasdesk.events import Event, bus
 from gasdesk.realtime.hub import Connection, get_hub
-from gasdesk.realtime.ratelimit import TokenBucket
 from gasdesk.routing.models import SkillGroup
+from gasdesk.security import limits
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 MAX_FRAME = 16_000
+CLOSE_TOO_MANY = 4429
 
 
 class ResidentSession:
     """State of one resident socket: who they are and which conversation they are in."""
 
-    def __init__(self, websocket: WebSocket, visitor_id: str) -> None:
+    def __init__(self, websocket: WebSocket, visitor_id: str, client_ip: str) -> None:
         self.websocket = websocket
         self.visitor_id = visitor_id
-        self.conn = Connection(websocket, kind="resident", visitor_id=visitor_id)
+        self.client_ip = client_ip
+        self.conn = Connection(websocket, kind="resident", visitor_id=visitor_id, client_ip=client_ip)
         self.conversation_id: int | None = None
-        self.limiter = TokenBucket(rate_per_s=5, burst=20)
 
     async def send(self, data: dict[str, Any]) -> None:
         await self.conn.send(data)
@@ -63,6 +64,11 @@ class ResidentSession:
         finally:
             await self.conn.release()
 
+    async def start_conversation(self, session: Any) -> Conversation:
+        """A new web-chat conversation, limited per visitor and per client IP across sockets."""
+        await limits.check_rate(("conversation.visitor", self.visitor_id), ("conversation.ip", self.client_ip))
+        return await pipeline.start_conversation(session, channel="webchat", visitor_id=self.visitor_id)
+
     async def conversation(self, session: Any) -> Conversation:
         if self.conversation_id is None:
             raise InvalidInput("请先发送 hello", code="no_conversation")
@@ -85,8 +91,7 @@ class ResidentSession:
             if conversation is None:
                 conversation = await service.open_conversation_of(session, self.visitor_id, "webchat")
             if conversation is None:
-                conversation = await pipeline.start_conversation(session, channel="webchat",
-                                                                 visitor_id=self.visitor_id)
+                conversation = await self.start_conversation(session)
                 after_seq = 0
         async with transaction() as session:
             conversation = await service.access_conversation_for_visitor(session, self.visitor_id, conversation.id)
@@ -134,16 +139,15 @@ class ResidentSession:
         async with transaction() as session:
             conversation = await self.conversation(session)
             if conversation.state == ConversationState.closed.value:
-                conversation = await pipeline.start_conversation(session, channel="webchat",
-                                                                 visitor_id=self.visitor_id)
+                conversation = await self.start_conversation(session)
                 self.conversation_id = conversation.id
             await pipeline.request_handoff(session, conversation)
         async with transaction() as session:
             await self.attach(await self.conversation(session), 10**9, session)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
-        if self.conversation_id is None:
-            return
+        if self.conversation_id is None or not await limits.allowed("typing.visitor", self.visitor_id):
+            return  # excess typing frames are dropped silently: no reply to amplify
         async with transaction() as session:
             conversation = await self.conversation(session)
             agent_id = conversation.agent_id
@@ -165,8 +169,7 @@ class ResidentSession:
     async def on_new_conversation(self, frame: dict[str, Any]) -> None:
         async with transaction() as session:
             current = await service.open_conversation_of(session, self.visitor_id, "webchat")
-            conversation = current or await pipeline.start_conversation(session, channel="webchat",
-                                                                         visitor_id=self.visitor_id)
+            conversation = current or await self.start_conversation(session)
         async with transaction() as session:
             await self.attach(await service.access_conversation_for_visitor(session, self.visitor_id,
                                                                              conversation.id), 0, session)
@@ -232,8 +235,13 @@ async def webchat_socket(websocket: WebSocket) -> None:
     if visitor_id is None or first.get("type") != "hello":
         await websocket.close(code=4401, reason="invalid visitor token")
         return
-    resident = ResidentSession(websocket, visitor_id)
+    client_ip = websocket.client.host if websocket.client else "unknown"
+    limits.client_ip.set(client_ip)  # this task serves only this socket
+    resident = ResidentSession(websocket, visitor_id, client_ip)
     hub = get_hub()
+    if not hub.add_resident(resident.conn):
+        await websocket.close(code=CLOSE_TOO_MANY, reason="too many connections")
+        return
     try:
         await _run_frame(resident, first)
         while True:
@@ -242,6 +250,15 @@ async def webchat_socket(websocket: WebSocket) -> None:
         pass
     finally:
         hub.remove(resident.conn)
+        await resident.conn.aclose()
+
+
+async def _check_frame_rate(resident: ResidentSession, kind: str) -> None:
+    """Flood limits per visitor and per client IP, shared by all their sockets (and processes with Redis)."""
+    if kind == "message":
+        await limits.check_rate(("message.visitor", resident.visitor_id), ("message.ip", resident.client_ip))
+    elif kind not in ("typing", "ping"):  # typing is limited (silently) in its handler; ping is free
+        await limits.check_rate(("frame.visitor", resident.visitor_id))
 
 
 async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> None:
@@ -253,9 +270,7 @@ async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> No
         frame = raw if isinstance(raw, dict) else json.loads(raw)
         if not isinstance(frame, dict) or frame.get("type") not in HANDLERS:
             raise InvalidInput("未知的消息类型", code="unknown_frame")
-        if frame["type"] in ("message", "leave_message", "identify", "followup_answer") and \
-                not resident.limiter.allow():
-            raise InvalidInput("发送太频繁，请稍后再试", code="rate_limited")
+        await _check_frame_rate(resident, frame["type"])
         await HANDLERS[frame["type"]](resident, frame)
     except GasdeskError as exc:
         await resident.send({"type": "error", "code": exc.code, "message": exc.message,

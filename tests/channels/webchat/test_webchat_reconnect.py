@@ -203,11 +203,11 @@ async def _run(host: str, n: int, drops: set[int]) -> None:
 
 @pytest.mark.parametrize("seed", [7, 2026])
 async def test_reconnect_with_random_drops_in_process_server(app, seed: int, monkeypatch) -> None:
-    from gasdesk.channels.webchat import socket as webchat_socket
-    from gasdesk.realtime.ratelimit import TokenBucket
+    from gasdesk.config import reset_settings_cache
 
-    # the per-socket rate limit is tested elsewhere; here it would only slow the 50 messages down
-    monkeypatch.setattr(webchat_socket, "TokenBucket", lambda rate_per_s, burst: TokenBucket(1000, 1000))
+    # the per-visitor rate limit is tested elsewhere; here it would only slow the 50 messages down
+    monkeypatch.setenv("GASDESK_RATE_LIMITS", '{"message.visitor": "1000/10"}')
+    reset_settings_cache()
     rng = random.Random(seed)
     drops = set(rng.sample(range(50), 12)) | {49}
     async with served(app) as host:

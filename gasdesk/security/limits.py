@@ -1,0 +1,228 @@
+"""Rate limits and failure lock-outs that hold across sockets and processes.
+
+Public surfaces (the chat socket, visitor tokens, the identity check) are limited per visitor, per client IP
+and, for the identity check, per account — never per socket, since an attacker opens as many sockets as they
+like. Counters live in Redis when ``GASDESK_REDIS_URL`` is set, so every app process sees the same counts;
+otherwise in this process's memory (the embedded single-process mode). Every limit is listed in ``LIMITS``
+and documented in docs/security.md.
+
+Counting uses fixed windows (one counter per subject per window): cheap, one round trip in Redis, and at most
+twice the rate across a window boundary — acceptable for flood control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from gasdesk.config import get_settings
+from gasdesk.errors import RateLimited
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``count`` events per ``per_s`` seconds for one subject (a visitor, an IP, an account)."""
+
+    name: str
+    count: int
+    per_s: int
+
+
+# Every public-surface limit in one place. Per-IP limits are generous: mobile carriers put many residents
+# behind one address (carrier-grade NAT), so the per-visitor limits do the fine-grained work.
+LIMITS: dict[str, Limit] = {limit.name: limit for limit in (
+    Limit("visitor_token.ip", 30, 60),            # new widget identities per client IP
+    Limit("conversation.visitor", 10, 3600),      # new conversations per visitor
+    Limit("conversation.ip", 120, 3600),          # new conversations per client IP
+    Limit("message.visitor", 20, 10),             # resident messages per visitor (all sockets together)
+    Limit("message.ip", 200, 10),                 # resident messages per client IP
+    Limit("typing.visitor", 10, 10),              # typing frames per visitor (excess dropped silently)
+    Limit("frame.visitor", 60, 10),               # any other frame per visitor (history, resume, rate…)
+    Limit("identify.visitor", 5, 900),            # failed identity checks per visitor
+    Limit("identify.ip", 20, 3600),               # failed identity checks per client IP
+    Limit("identify.account", 5, 1800),           # failed identity checks per 户号 → lock-out + staff alert
+)}
+
+IDENTITY_LOCKOUT_S = 1800
+MAX_BACKOFF_S = 300
+FREE_FAILURES = 3
+
+# The client address of the socket or request being served, for limits deep inside domain code (the bot's
+# identity flow runs inside a socket frame and cannot see the socket).
+client_ip: contextvars.ContextVar[str] = contextvars.ContextVar("gasdesk_client_ip", default="unknown")
+
+
+class CounterStore(Protocol):
+    async def incr(self, key: str, ttl_s: int) -> int: ...
+    async def put(self, key: str, ttl_s: float) -> None: ...
+    async def ttl(self, key: str) -> float: ...
+    async def delete(self, *keys: str) -> None: ...
+
+
+class MemoryStore:
+    """Counters in this process: the embedded mode has one process."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[int, float]] = {}
+
+    def _live(self, key: str, now: float) -> tuple[int, float] | None:
+        found = self._values.get(key)
+        if found is not None and found[1] <= now:
+            del self._values[key]
+            return None
+        return found
+
+    def _sweep(self, now: float) -> None:
+        if len(self._values) > 50_000:
+            self._values = {k: v for k, v in self._values.items() if v[1] > now}
+
+    async def incr(self, key: str, ttl_s: int) -> int:
+        now = time.monotonic()
+        self._sweep(now)
+        found = self._live(key, now)
+        count = (found[0] if found else 0) + 1
+        self._values[key] = (count, found[1] if found else now + ttl_s)
+        return count
+
+    async def put(self, key: str, ttl_s: float) -> None:
+        self._values[key] = (1, time.monotonic() + ttl_s)
+
+    async def ttl(self, key: str) -> float:
+        now = time.monotonic()
+        found = self._live(key, now)
+        return max(0.0, found[1] - now) if found else 0.0
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._values.pop(key, None)
+
+
+class RedisStore:
+    """Counters in Redis, shared by every app process."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        self._client = redis.from_url(url)
+
+    async def incr(self, key: str, ttl_s: int) -> int:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=ttl_s, nx=True)  # starts the window once; later hits keep its expiry
+            pipe.incr(key)
+            _, count = await pipe.execute()
+        return int(count)
+
+    async def put(self, key: str, ttl_s: float) -> None:
+        await self._client.set(key, 1, px=max(1, int(ttl_s * 1000)))
+
+    async def ttl(self, key: str) -> float:
+        ms = await self._client.pttl(key)
+        return max(0.0, ms / 1000) if ms and ms > 0 else 0.0
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self._client.delete(*keys)
+
+
+_stores: dict[tuple[int, str | None], CounterStore] = {}
+
+
+def store() -> CounterStore:
+    """The counter store for this event loop and configuration (a Redis client belongs to one loop)."""
+    url = get_settings().redis_url
+    key = (id(asyncio.get_running_loop()), url)
+    found = _stores.get(key)
+    if found is None:
+        if len(_stores) > 16:  # test runs create many loops
+            _stores.clear()
+        found = _stores[key] = RedisStore(url) if url else MemoryStore()
+    return found
+
+
+def limit_for(name: str) -> Limit:
+    """The limit called ``name``, with any override from ``GASDESK_RATE_LIMITS``."""
+    base = LIMITS[name]
+    override = get_settings().rate_limits.get(name)
+    if not override:
+        return base
+    count, _, per_s = override.partition("/")
+    return Limit(name, int(count), int(per_s or base.per_s))
+
+
+def _exempt(name: str, subject: str) -> bool:
+    return name.endswith(".ip") and is_exempt_ip(subject)
+
+
+def is_exempt_ip(ip: str) -> bool:
+    return ip in get_settings().limit_exempt_ips
+
+
+def _window_key(limit: Limit, subject: str) -> str:
+    return f"gasdesk:rl:{limit.name}:{subject}:{int(time.time() // limit.per_s)}"
+
+
+def _retry_after(limit: Limit) -> int:
+    return max(1, math.ceil(limit.per_s - time.time() % limit.per_s))
+
+
+async def hit(limit: Limit, subject: str) -> int:
+    """Count one event; returns seconds to wait (0 = allowed)."""
+    count = await store().incr(_window_key(limit, subject), limit.per_s + 1)
+    return 0 if count <= limit.count else _retry_after(limit)
+
+
+async def check_rate(*checks: tuple[str, str]) -> None:
+    """Count one event against each ``(limit name, subject)``; raise ``RateLimited`` if any is exceeded."""
+    waits = [await hit(limit_for(name), subject) for name, subject in checks if not _exempt(name, subject)]
+    wait = max(waits, default=0)
+    if wait:
+        raise RateLimited(f"操作太频繁，请 {wait} 秒后再试", code="rate_limited", details={"retry_after_s": wait})
+
+
+async def allowed(name: str, subject: str) -> bool:
+    """Count one event; False when over the limit (for frames that are dropped silently, like typing)."""
+    return _exempt(name, subject) or await hit(limit_for(name), subject) == 0
+
+
+# ---------------------------------------------------------------- failure lock-outs with back-off
+
+
+@dataclass(frozen=True)
+class FailureState:
+    failures: int
+    locked_s: float  # seconds left of a lock-out or back-off (0 = may try now)
+
+
+async def attempt_wait(*checks: tuple[str, str]) -> float:
+    """Seconds a new attempt must wait: a lock-out or a back-off on any of the subjects."""
+    s = store()
+    waits = [await s.ttl(f"gasdesk:lock:{name}:{subject}") for name, subject in checks if not _exempt(name, subject)]
+    return max(waits, default=0.0)
+
+
+async def record_failure(name: str, subject: str, *, lockout_s: int) -> FailureState:
+    """Count a failed attempt. From the third failure on, each backs the subject off for 2^(n-1) s; reaching the limit
+    locks it for ``lockout_s``. Returns the new state (``failures == limit.count`` exactly once per lock-out,
+    so callers alert once)."""
+    if _exempt(name, subject):
+        return FailureState(0, 0.0)
+    limit = limit_for(name)
+    s = store()
+    failures = await s.incr(f"gasdesk:fail:{name}:{subject}", limit.per_s)
+    if failures >= limit.count:
+        wait = float(lockout_s)
+    elif failures >= FREE_FAILURES:
+        wait = float(min(MAX_BACKOFF_S, 2 ** (failures - 1)))
+    else:
+        wait = 0.0  # a typo or two costs nothing
+    if wait:
+        await s.put(f"gasdesk:lock:{name}:{subject}", wait)
+    return FailureState(failures, wait)
+
+
+async def clear_failures(name: str, subject: str) -> None:
+    await store().delete(f"gasdesk:fail:{name}:{subject}", f"gasdesk:lock:{name}:{subject}")

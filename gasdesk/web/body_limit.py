@@ -1,0 +1,114 @@
+"""Request body caps, enforced before anything reads the body.
+
+Without a cap, one 400 MB JSON body to the (public) login endpoint grows the process by a gigabyte. Every
+HTTP request is capped by route: a declared ``Content-Length`` above the cap is refused at once with 413,
+and a streamed (chunked) body is counted as it arrives and cut off at the cap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+KB = 1024
+MB = 1024 * KB
+DEFAULT_MAX_BODY = 256 * KB  # JSON and forms: the largest is a knowledge article with its phrasings
+
+
+@dataclass(frozen=True)
+class BodyCap:
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+
+
+# Routes that take files. Multipart adds a little framing on top of the file itself.
+UPLOAD_CAPS: tuple[BodyCap, ...] = (
+    BodyCap("POST", re.compile(r"^/api/v1/webchat/uploads$"), 10 * MB + 64 * KB),
+    BodyCap("POST", re.compile(r"^/api/v1/tickets/\d+/photos$"), 10 * MB + 64 * KB),
+    BodyCap("POST", re.compile(r"^/crew/tickets/\d+/writeback$"), 6 * 5 * MB + 256 * KB),  # with photos
+    BodyCap("POST", re.compile(r"^(/api/v1/kb|/admin/kb)/import$"), 20 * MB),
+)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` past the cap. An HTTPException, so FastAPI's body parsing passes it on as is
+    instead of turning it into a generic 400."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(413, f"请求内容过大（上限 {_human(cap)}）")
+
+
+def body_cap(method: str, path: str) -> int:
+    """The most bytes a request to ``method path`` may carry."""
+    for cap in UPLOAD_CAPS:
+        if cap.method == method and cap.path.match(path):
+            return cap.max_bytes
+    return DEFAULT_MAX_BODY
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: refuse or cut off request bodies above the route's cap with 413."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = body_cap(scope["method"], scope["path"])
+        declared = _content_length(scope)
+        if declared is not None and declared > cap:
+            await _too_large(send, cap)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    raise BodyTooLarge(cap)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(send, cap)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _human(cap: int) -> str:
+    return f"{cap // MB} MB" if cap >= MB else f"{cap // KB} KB"
+
+
+async def _too_large(send: Send, cap: int) -> None:
+    body = json.dumps({"error": {"code": "body_too_large", "message": f"请求内容过大（上限 {_human(cap)}）"}},
+                      ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,121 @@
+"""Issue 8, finding 1: one slow reader must not freeze chat for everyone.
+
+The attack: a visitor opens sockets on their own conversation that never read (tiny receive buffers), then
+floods the conversation with the longest messages; an agent's console freezes the same way. Before the fix,
+the shared group-commit writer waited for the push to every socket, so a send to a stuck socket stopped every
+other resident's acks. Now sends go through bounded per-socket queues drained by each socket's own writer, and
+a socket that does not keep up is dropped (it would resume from its last seq).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from gasdesk.config import reset_settings_cache
+from gasdesk.realtime import hub as hub_module
+from gasdesk.realtime.hub import get_hub
+from tests.factories import ChatSocket, login, new_visitor, queued_conversation, served
+
+LONG = "慢" * 2000  # the longest message a resident may send
+FLOOD = 300
+
+
+async def _stuck_socket(host: str, path: str, **kwargs: Any) -> Any:
+    """A WebSocket whose owner never reads: a 4 KB receive buffer and a one-frame client queue."""
+    ip, port = host.split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((ip, int(port)))
+    # No compression: the server would squeeze a repeated character to nothing (gasdesk serve runs without it).
+    return await connect(f"ws://{host}{path}", sock=sock, max_queue=1, open_timeout=5, compression=None, **kwargs)
+
+
+def _server_socket(conn: Any) -> socket.socket:
+    """The server's end of a connection (uvicorn's protocol object is behind the ASGI receive callable)."""
+    return conn.websocket._receive.__self__.transport.get_extra_info("socket")
+
+
+async def test_non_reading_sockets_are_dropped_and_other_residents_keep_their_acks(
+        app, session, factory, monkeypatch) -> None:
+    # Lift the flood limits so that only the slow-consumer defence stands between the attacker and everyone.
+    monkeypatch.setenv("GASDESK_RATE_LIMITS", json.dumps({"message.visitor": "100000/10", "message.ip": "100000/10",
+                                                          "frame.visitor": "100000/10"}))
+    reset_settings_cache()
+    monkeypatch.setattr(hub_module, "SEND_TIMEOUT_S", 1.0)
+    agent = await factory.user("supervisor")  # may watch any conversation
+    async with served(app) as host:
+        attacker = await new_visitor(host)
+        victim = await new_visitor(host)
+        target = await queued_conversation(session, priority=10, visitor_id=attacker["visitor_id"])
+        own = await queued_conversation(session, priority=10, visitor_id=victim["visitor_id"])
+        target_id, own_id = target.id, own.id
+        import httpx
+
+        async with httpx.AsyncClient(base_url=f"http://{host}") as http:
+            await login(http, agent.username)
+            cookie = f"gasdesk_session={http.cookies.get('gasdesk_session')}"
+        stuck = []
+        for _ in range(3):
+            ws = await _stuck_socket(host, "/ws/webchat")
+            await ws.send(json.dumps({"type": "hello", "token": attacker["token"], "conversation_id": target_id}))
+            stuck.append(ws)
+        frozen_console = await _stuck_socket(host, "/ws/agent", additional_headers={"Cookie": cookie})
+        await frozen_console.send(json.dumps({"type": "watch", "conversation_id": target_id}))
+        stuck.append(frozen_console)
+
+        await asyncio.sleep(0.3)
+        hub = get_hub()
+        stuck_server_side = [*hub.residents_by_visitor[attacker["visitor_id"]], *hub.by_user[agent.id]]
+        assert len(stuck_server_side) == 4
+        for conn in stuck_server_side:
+            # A slow mobile link: the kernel holds little for this socket (loopback would hold megabytes).
+            _server_socket(conn).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+        async with ChatSocket.connect(host) as sender, ChatSocket.connect(host) as resident:
+            await sender.send(type="hello", token=attacker["token"], conversation_id=target_id)
+            await sender.until("welcome")
+            await resident.send(type="hello", token=victim["token"], conversation_id=own_id)
+            await resident.until("welcome")
+
+            async def flood() -> int:
+                acked = 0
+                for i in range(FLOOD):  # 1.8 MB into each stuck socket
+                    await sender.send(type="message", client_msg_id=f"x{i}", text=LONG)
+                    if i % 10 == 9:  # keep about ten in flight
+                        await sender.until(lambda f, i=i: f.get("type") == "ack" and f["client_msg_id"] == f"x{i}",
+                                           30)
+                        acked = i + 1
+                return acked
+
+            flooding = asyncio.create_task(flood())
+            await asyncio.sleep(0.5)
+            ack_seconds = []
+            i = 0
+            while not flooding.done():
+                i += 1
+                started = time.perf_counter()
+                await resident.send(type="message", client_msg_id=f"v{i}", text=f"我家燃气表没电了{i}")
+                try:
+                    await resident.until(lambda f, i=i: f.get("type") == "ack" and f["client_msg_id"] == f"v{i}", 10)
+                except TimeoutError:
+                    flooding.cancel()
+                    raise AssertionError("another resident's message was not acknowledged within 10 s") from None
+                ack_seconds.append(time.perf_counter() - started)
+                await asyncio.sleep(0.05)
+            assert await asyncio.wait_for(flooding, 120) == FLOOD, "the attacker's own socket keeps working"
+            assert max(ack_seconds) < 1.0, f"another resident waited {max(ack_seconds):.2f} s for an ack"
+            await asyncio.sleep(hub_module.SEND_TIMEOUT_S + 0.5)
+            assert all(conn.closed for conn in stuck_server_side), "every non-reading socket was dropped"
+            live = [c for c in hub.residents_by_visitor[attacker["visitor_id"]] if not c.closed]
+            assert len(live) == 1, "the attacker's reading socket stays"
+            # The resident's own socket still works after all this.
+            await resident.send(type="message", client_msg_id="after", text="还在吗")
+            await resident.until(lambda f: f.get("type") == "ack" and f["client_msg_id"] == "after", 5)
+        for ws in stuck:
+            ws.transport.abort()
