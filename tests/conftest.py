@@ -144,3 +144,29 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def factory(session: AsyncSession) -> Factory:
     return Factory(session)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port (scale-out and cross-process limit tests)."""
+    import socket
+    import subprocess
+    import time
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is not installed (make test-deps installs it)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -38,7 +38,7 @@ LIMITS: dict[str, Limit] = {limit.name: limit for limit in (
     Limit("visitor_token.ip", 30, 60),            # new widget identities per client IP
     Limit("conversation.visitor", 10, 3600),      # new conversations per visitor
     Limit("conversation.ip", 120, 3600),          # new conversations per client IP
-    Limit("message.visitor", 20, 10),             # resident messages per visitor (all sockets together)
+    Limit("message.visitor", 50, 10),             # resident messages per visitor (all sockets together)
     Limit("message.ip", 200, 10),                 # resident messages per client IP
     Limit("typing.visitor", 10, 10),              # typing frames per visitor (excess dropped silently)
     Limit("frame.visitor", 60, 10),               # any other frame per visitor (history, resume, rate…)

@@ -273,9 +273,12 @@ async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> No
         await _check_frame_rate(resident, frame["type"])
         await HANDLERS[frame["type"]](resident, frame)
     except GasdeskError as exc:
-        await resident.send({"type": "error", "code": exc.code, "message": exc.message,
-                             "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None,
-                             "request_type": frame.get("type") if isinstance(frame, dict) else None})
+        error = {"type": "error", "code": exc.code, "message": exc.message,
+                 "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None,
+                 "request_type": frame.get("type") if isinstance(frame, dict) else None}
+        if isinstance(exc.details, dict) and "retry_after_s" in exc.details:
+            error["retry_after_s"] = exc.details["retry_after_s"]
+        await resident.send(error)
     except (ValueError, TypeError) as exc:
         await resident.send({"type": "error", "code": "invalid_frame", "message": f"消息格式错误: {exc}"[:200]})
     except WebSocketDisconnect:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dialogue_kit import make_slots, verify
 
 from gasdesk.appointments.service import book_appointment
+from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
 from gasdesk.tickets.service import do_ticket_action
 from tests.factories import staff_user, wo_actor
@@ -78,3 +79,25 @@ async def test_a_corrected_account_number_is_used(session, factory, new_chat) ->
     assert "不匹配" in text and booking.ticket.number not in text
     text = await verify(chat, customer)
     assert booking.ticket.number in text
+
+
+async def test_the_bot_shares_the_account_lockout_with_the_chat_identity_check(
+        session, factory, new_chat, monkeypatch) -> None:
+    """Failures on one 户号 lock it for every conversation: afterwards even the right digits are refused."""
+    monkeypatch.setenv("GASDESK_RATE_LIMITS", '{"identify.account": "3/1800"}')  # lock at the 3rd failure
+    reset_settings_cache()
+    customer = await factory.customer()
+    account_no, phone = customer.accounts[0].account_no, customer.phones[0].phone
+    wrong = "0000" if not phone.endswith("0000") else "1111"
+    chat = await new_chat()
+    await chat.say("查一下我的预约进度")
+    for _ in range(3):
+        await chat.say(account_no)
+        text = await chat.say(wrong)
+    assert "身份核实未通过" in text
+    other = await new_chat()  # another conversation (another visitor) tries the right digits
+    await other.say("查一下我的预约进度")
+    await other.say(account_no)
+    text = await other.say(phone[-4:])
+    assert "分钟" in text and "转人工" in text, text
+    assert (await other.stored()).customer_id is None
