@@ -761,10 +761,11 @@
       if (!item) return;
       if (f.code === "rate_limited" || f.code === "internal_error") {
         // Transient: keep it in the outbox and try again shortly (same client_msg_id).
+        var wait = Math.max(3, f.retry_after_s || 0) * 1000;
         item.sentGen = 0;
-        item.blockedUntil = Date.now() + 3000;
+        item.blockedUntil = Date.now() + wait;
         showError(msg);
-        setTimeout(flushOutbox, 3100);
+        setTimeout(flushOutbox, wait + 100);
         return;
       }
       S.outbox = S.outbox.filter(function (i) { return i !== item; });
