@@ -66,8 +66,11 @@ class CounterStore(Protocol):
 class MemoryStore:
     """Counters in this process: the embedded mode has one process."""
 
+    SWEEP_EVERY_S = 10.0
+
     def __init__(self) -> None:
         self._values: dict[str, tuple[int, float]] = {}
+        self._swept = time.monotonic()
 
     def _live(self, key: str, now: float) -> tuple[int, float] | None:
         found = self._values.get(key)
@@ -77,7 +80,9 @@ class MemoryStore:
         return found
 
     def _sweep(self, now: float) -> None:
-        if len(self._values) > 50_000:
+        """Forget expired counters now and then (each window leaves one key per subject behind)."""
+        if now - self._swept >= self.SWEEP_EVERY_S:
+            self._swept = now
             self._values = {k: v for k, v in self._values.items() if v[1] > now}
 
     async def incr(self, key: str, ttl_s: int) -> int:
