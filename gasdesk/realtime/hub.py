@@ -31,6 +31,10 @@ MAX_SOCKETS_PER_VISITOR = 5
 MAX_SOCKETS_PER_IP = 200
 
 
+def encode(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
 class Connection:
     """One WebSocket, resident or staff. ``send`` never waits for the network: frames go into a bounded
     queue that this connection's own writer task drains, so one slow reader delays only itself."""
@@ -45,7 +49,7 @@ class Connection:
         self.client_ip = client_ip
         self.conversations: set[int] = set()
         self.closed = False
-        self._held: list[dict[str, Any]] | None = None
+        self._held: list[str] | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
         self._writer: asyncio.Task[None] | None = None
 
@@ -55,18 +59,22 @@ class Connection:
 
     async def release(self) -> None:
         held, self._held = self._held or [], None
-        for data in held:
-            await self.send(data)
+        for text in held:
+            self.push_text(text)
 
     async def send(self, data: dict[str, Any], *, direct: bool = False) -> None:
-        """Queue a frame for this socket (in order); returns at once."""
+        """Queue a frame for this socket (in order); returns at once. ``direct`` bypasses ``hold``."""
+        self.push_text(encode(data), direct=direct)
+
+    def push_text(self, text: str, *, direct: bool = False) -> None:
+        """Queue an encoded frame (fan-out encodes once for every socket)."""
         if self.closed:
             return
         if self._held is not None and not direct:
-            self._held.append(data)
+            self._held.append(text)
             return
         try:
-            self._queue.put_nowait(json.dumps(data, ensure_ascii=False, default=str))
+            self._queue.put_nowait(text)
         except asyncio.QueueFull:
             self.drop("send queue full")
             return
@@ -197,10 +205,9 @@ class Hub:
     async def _fanout(conns: set[Connection], data: dict[str, Any]) -> None:
         if not conns:
             return
-        if len(conns) == 1:
-            await next(iter(conns)).send(data)
-        else:
-            await asyncio.gather(*(c.send(data) for c in list(conns)))
+        text = encode(data)
+        for conn in conns:
+            conn.push_text(text)
 
     def _agents(self, *user_ids: int | None) -> set[Connection]:
         found: set[Connection] = set()

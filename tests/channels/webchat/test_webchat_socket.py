@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gasdesk import clock, db
 from gasdesk.conversations.models import LeftMessage, Message
+from gasdesk.security.limits import LIMITS
 from tests.factories import ChatSocket, desk_agent, new_visitor, reload_conversation, served
 
 
@@ -91,16 +92,17 @@ async def test_resident_frames_are_rate_limited(app) -> None:
         visitor = await new_visitor(host)
         async with ChatSocket.connect(host) as ws:
             await _hello(ws, visitor["token"])
-            for i in range(25):
+            limit = LIMITS["message.visitor"]
+            for i in range(limit.count + 10):
                 await ws.send(type="message", client_msg_id=f"r-{i}", text="你好")
             replies = []
-            while len(replies) < 25:
+            while len(replies) < limit.count + 10:
                 frame = await ws.recv()
                 if frame["type"] in ("ack", "error"):
                     replies.append(frame)
             limited = [f for f in replies if f["type"] == "error"]
             assert limited and all(f["code"] == "rate_limited" for f in limited)
-            assert len(replies) - len(limited) >= 20
+            assert len(replies) - len(limited) >= limit.count
 
 
 async def test_handoff_frame_queues_and_agent_reply_reaches_the_resident(app, session, factory) -> None:
