@@ -9,10 +9,10 @@ import stat
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,8 +90,19 @@ class Settings(BaseSettings):
     session_max_age_s: int = 12 * 3600
     cookie_secure: bool = False
     api_token_ttl_s: int = 8 * 3600
-    login_max_failures: int = 5
-    login_lockout_s: int = 15 * 60
+    # Failed logins in a row per (username, client IP) before that pair is locked out for login_lockout_s
+    # (earlier failures already add a growing delay). Other addresses can still log in.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: int = Field(default=15 * 60, ge=1)
+    # Other origins (scheme://host[:port], comma-separated) whose pages may send state-changing requests
+    # with a staff cookie; needed only when a reverse proxy does not pass the public Host header on.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    # CSP frame-ancestors of /chat, the only page other sites may frame (widget.js). "*" = any site;
+    # e.g. "https://www.example-gas.cn https://*.example-gas.cn" to restrict it.
+    chat_frame_ancestors: str = "*"
+    # Webhooks may not target loopback, private, link-local or other internal addresses, unless the
+    # URL's host is listed here (comma-separated host names or IP addresses).
+    webhook_allow_private_hosts: Annotated[list[str], NoDecode] = []
     upload_dir: Path = PROJECT_ROOT / "var" / "uploads"
     # Each app process runs the background worker (jobs, SLA scan, follow-ups) unless turned off,
     # e.g. when a separate `gasdesk worker` process does it.
@@ -106,6 +117,13 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
+
+    @field_validator("allowed_origins", "webhook_allow_private_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("data_key")
     @classmethod
