@@ -181,7 +181,7 @@ async def test_list_filters_by_status_and_reapplies_saved_view(live_server, brow
         await results.locator(f"text={t.number}").wait_for()
     await page.check("input[name=status][value=assigned]")
     await page.wait_for_function(
-        f"!document.querySelector('#ticket-results').innerText.includes('{fresh.number}')")
+        f"() => !document.querySelector('#ticket-results').innerText.includes('{fresh.number}')")
     text = await results.inner_text()
     assert assigned.number in text and cancelled.number not in text and "共 1 条" in text
     assert "status=assigned" in page.url  # the filters are in the address, so reload and back work
@@ -201,7 +201,7 @@ async def test_list_filters_by_status_and_reapplies_saved_view(live_server, brow
     await page.uncheck("input[name=status][value=assigned]")
     await page.fill("#q", cancelled.number)
     await page.wait_for_function(
-        f"document.querySelector('#ticket-results').innerText.includes('{cancelled.number}')"
+        f"() => document.querySelector('#ticket-results').innerText.includes('{cancelled.number}')"
         f" && !document.querySelector('#ticket-results').innerText.includes('{fresh.number}')")
     await screenshot(page, "ticket-list-saved-view")
 
