@@ -87,6 +87,10 @@ def content_security_policy(path: str, chat_frame_ancestors: str) -> str:
     if path in DOCS_PATHS:
         return DOCS_CSP
     if path in FRAMEABLE_PATHS:
+        # "*" would still refuse parents without a network origin (about:blank, file:, some webviews):
+        # "any site" means no frame-ancestors directive at all.
+        if chat_frame_ancestors.strip() == "*":
+            return BASE_CSP
         return f"{BASE_CSP}; frame-ancestors {chat_frame_ancestors}"
     return f"{BASE_CSP}; frame-ancestors 'none'"
 

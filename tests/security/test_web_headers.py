@@ -45,7 +45,8 @@ async def test_staff_pages_and_api_carry_the_headers(client, factory) -> None:
 async def test_chat_is_frameable_by_configuration(client, monkeypatch: pytest.MonkeyPatch) -> None:
     response = await client.get("/chat")
     assert response.status_code == 200 and "x-frame-options" not in response.headers
-    assert _csp(response)["frame-ancestors"] == "*" and _csp(response)["script-src"] == "'self'"
+    # any site may embed it (no frame-ancestors at all: "*" would still refuse about:blank or file: parents)
+    assert "frame-ancestors" not in _csp(response) and _csp(response)["script-src"] == "'self'"
 
     monkeypatch.setenv("GASDESK_CHAT_FRAME_ANCESTORS", "https://www.example-gas.cn")
     reset_settings_cache()
