@@ -3,10 +3,15 @@ password change ends every session and API token of the user; tokens' issue and 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
 
+from sqlalchemy import func, select
+
+from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
+from gasdesk.auth.models import ApiToken, LoginSession, LoginThrottle
 from gasdesk.db import sessionmaker
+from gasdesk.jobs.queue import run_periodic_once
 from tests.factories import TEST_PASSWORD, extra_client, login
 
 
@@ -83,3 +88,25 @@ async def test_token_issue_and_revoke_are_audited(client, factory) -> None:
     assert [(r.action, r.actor_id, r.source) for r in rows] == [
         ("auth.token_issue", user.id, "api"), ("auth.token_revoke", user.id, "api")]
     assert rows[0].entity_id == rows[1].entity_id
+
+
+async def test_ended_sessions_tokens_and_idle_throttles_are_pruned(app, client, factory) -> None:
+    user = await factory.user("agent")
+    await factory.token(user)
+    async with extra_client(app) as browser:
+        assert (await login(browser, user.username)).status_code == 303
+        assert (await browser.post("/logout")).status_code == 303
+    await client.post("/api/v1/auth/token", json={"username": user.username, "password": "wrong-password"})
+
+    async def counts() -> tuple[int, ...]:
+        async with sessionmaker()() as s:
+            return tuple([await s.scalar(select(func.count()).select_from(t))
+                          for t in (LoginSession, ApiToken, LoginThrottle)])
+
+    assert await counts() == (1, 1, 1)
+    clock.set_now(clock.utcnow() + timedelta(hours=23))
+    assert "auth.prune" in await run_periodic_once(force=True)
+    assert await counts() == (1, 1, 1), "kept for a day (audit trail, throttling)"
+    clock.set_now(clock.utcnow() + timedelta(hours=12))
+    await run_periodic_once(force=True)
+    assert await counts() == (0, 0, 0)
