@@ -35,6 +35,7 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import signal
@@ -425,7 +426,11 @@ class Agent:
             if response.status_code != 303 or not cookie:
                 raise RuntimeError(f"agent login failed: HTTP {response.status_code}")
             headers["Cookie"] = self.cookie = f"gasdesk_session={cookie}"
-            presence = await http.put("/api/v1/agent/presence", json={"presence": "online"}, headers=headers)
+            # Like the console page: state-changing calls carry the session's CSRF token from the page.
+            page = await http.get("/", headers={**headers, "Accept": "text/html"})
+            token = re.search(r'<meta name="csrf-token" content="([^"]*)">', page.text)
+            presence = await http.put("/api/v1/agent/presence", json={"presence": "online"},
+                                      headers={**headers, "X-CSRF-Token": token.group(1) if token else ""})
             presence.raise_for_status()
         self.ws = await connect(f"{self.client.base_ws}/ws/agent", additional_headers=headers,
                                 **self.client.ws_kwargs())
@@ -772,7 +777,8 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
     gasdesk = name == "gasdesk"
     if gasdesk:
         db_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-        env.update(GASDESK_DATABASE_URL=db_url, GASDESK_ENV="development", GASDESK_UPLOAD_DIR=str(workdir / "up"))
+        env.update(GASDESK_DATABASE_URL=db_url, GASDESK_ENV="development", GASDESK_UPLOAD_DIR=str(workdir / "up"),
+                   GASDESK_VAR_DIR=str(workdir / "var"))
         env.pop("GASDESK_REDIS_URL", None)  # one process: the in-process event bus
         env.update(SERVER_ENV)
         cap = math.ceil(args.residents / args.agents) + 5

@@ -29,6 +29,21 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+@app.callback()
+def check_settings() -> None:
+    """Runs before every command: production refuses missing or published secrets, as the web app does."""
+    from pydantic import ValidationError
+
+    from gasdesk.config import InsecureConfiguration, get_settings
+
+    try:
+        get_settings().check_production_safety()
+    except InsecureConfiguration as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        fail(f"配置有误: {exc}")
+
+
 def run(coro):  # noqa: ANN001, ANN201 - thin wrapper
     """Run a coroutine, turning domain errors into a clear message and a non-zero exit."""
     from gasdesk.db import dispose_engine
@@ -55,13 +70,9 @@ def serve(
     """Serve the web app and API."""
     import uvicorn
 
-    from gasdesk.config import InsecureConfiguration, get_settings
+    from gasdesk.config import get_settings
 
-    settings = get_settings()
-    try:
-        settings.check_production_safety()
-    except InsecureConfiguration as exc:
-        fail(str(exc))
+    settings = get_settings()  # production safety was checked by check_settings()
     if workers > 1 and settings.is_sqlite:
         fail("多进程模式需要 PostgreSQL（GASDESK_DATABASE_URL）和 Redis（GASDESK_REDIS_URL）")
     uvicorn.run(

@@ -3,22 +3,65 @@
 from __future__ import annotations
 
 import base64
+import os
+import secrets
+import stat
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-# Development defaults: fine for `make run` on a laptop, refused in production.
-DEV_SECRET_KEY = "dev-secret-key-change-me-dev-secret-key"
-DEV_DATA_KEY = base64.urlsafe_b64encode(b"gasdesk-dev-data-key-32-bytes!!!").decode()
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Keys that earlier versions shipped in the source code: anyone can read them, so they are refused in
+# production even when configured explicitly (someone may have copied them into a .env file).
+PUBLISHED_SECRET_KEYS = frozenset({"dev-secret-key-change-me-dev-secret-key"})
+PUBLISHED_DATA_KEYS = frozenset({base64.urlsafe_b64encode(b"gasdesk-dev-data-key-32-bytes!!!").decode()})
+
 
 class InsecureConfiguration(RuntimeError):
-    """Raised when production mode is started with development secrets."""
+    """Raised when production mode is started with missing, published or weak secrets."""
+
+
+def new_secret_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def new_data_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def load_or_create_key(path: Path, make: Callable[[], str]) -> str:
+    """The key stored in ``path``; on first use a fresh one, written atomically with mode 0600.
+
+    Two processes starting at once both write a temporary file and try to link it into place: exactly
+    one wins and the other reads the winner's key, so they never end up with different keys.
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # atomic, and fails if another process got there first
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InsecureConfiguration(f"密钥文件 {path} 的权限过宽（{stat.filemode(mode)}），请执行 chmod 600 {path}")
+    value = path.read_text().strip()
+    if not value:
+        raise InsecureConfiguration(f"密钥文件 {path} 为空；删除它以重新生成（加密数据将无法读取）")
+    return value
 
 
 class Settings(BaseSettings):
@@ -32,9 +75,14 @@ class Settings(BaseSettings):
     # SQLite allows one writer: with one pooled connection, transactions queue in asyncio instead of in
     # SQLite's busy handler (which sleeps in 10–100 ms steps and ruins chat latency).
     sqlite_pool_size: int = Field(default=1, ge=1, le=20)
-    secret_key: str = DEV_SECRET_KEY
+    # Signs session cookies and visitor tokens. Unset outside production: a random key generated on
+    # first run and kept in ``<var_dir>/secret_key`` (mode 0600). Production must set it explicitly.
+    secret_key: str | None = None
     # 32 bytes, urlsafe base64. Encrypts personal data (AES-GCM) and keys the blind indexes (HMAC).
-    data_key: str = DEV_DATA_KEY
+    # Unset outside production: generated once into ``<var_dir>/data_key``. Production must set it.
+    data_key: str | None = None
+    # Local state of a development install: generated keys (and, by default, the SQLite file and uploads).
+    var_dir: Path = PROJECT_ROOT / "var"
     display_timezone: str = "Asia/Shanghai"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -42,8 +90,19 @@ class Settings(BaseSettings):
     session_max_age_s: int = 12 * 3600
     cookie_secure: bool = False
     api_token_ttl_s: int = 8 * 3600
-    login_max_failures: int = 5
-    login_lockout_s: int = 15 * 60
+    # Failed logins in a row per (username, client IP) before that pair is locked out for login_lockout_s
+    # (earlier failures already add a growing delay). Other addresses can still log in.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: int = Field(default=15 * 60, ge=1)
+    # Other origins (scheme://host[:port], comma-separated) whose pages may send state-changing requests
+    # with a staff cookie; needed only when a reverse proxy does not pass the public Host header on.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    # CSP frame-ancestors of /chat, the only page other sites may frame (widget.js). "*" = any site;
+    # e.g. "https://www.example-gas.cn https://*.example-gas.cn" to restrict it.
+    chat_frame_ancestors: str = "*"
+    # Webhooks may not target loopback, private, link-local or other internal addresses, unless the
+    # URL's host is listed here (comma-separated host names or IP addresses).
+    webhook_allow_private_hosts: Annotated[list[str], NoDecode] = []
     upload_dir: Path = PROJECT_ROOT / "var" / "uploads"
     # Each app process runs the background worker (jobs, SLA scan, follow-ups) unless turned off,
     # e.g. when a separate `gasdesk worker` process does it.
@@ -63,9 +122,18 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
 
+    @field_validator("allowed_origins", "webhook_allow_private_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("data_key")
     @classmethod
-    def _data_key_is_32_bytes(cls, value: str) -> str:
+    def _data_key_is_32_bytes(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             raw = base64.urlsafe_b64decode(value.encode())
         except Exception as exc:  # noqa: BLE001 - any decoding problem is the same user error
@@ -74,8 +142,21 @@ class Settings(BaseSettings):
             raise ValueError("GASDESK_DATA_KEY must decode to exactly 32 bytes")
         return value
 
+    @model_validator(mode="after")
+    def _generated_keys_outside_production(self) -> Settings:
+        # Production never generates keys: a key made on one host (or in one container's filesystem)
+        # would differ from the next one's, and a lost data key makes every encrypted field unreadable.
+        if self.env != "production":
+            if self.secret_key is None:
+                self.secret_key = load_or_create_key(self.var_dir / "secret_key", new_secret_key)
+            if self.data_key is None:
+                self.data_key = self._data_key_is_32_bytes(load_or_create_key(self.var_dir / "data_key", new_data_key))
+        return self
+
     @property
     def data_key_bytes(self) -> bytes:
+        if self.data_key is None:
+            raise InsecureConfiguration("GASDESK_DATA_KEY is not set")
         return base64.urlsafe_b64decode(self.data_key.encode())
 
     @property
@@ -83,14 +164,21 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def check_production_safety(self) -> None:
-        """Refuse to run in production with the development secrets shipped in the code."""
+        """Refuse to run in production without explicit, unpublished secrets and secure cookies.
+
+        The web app, the worker and every CLI command call this before doing anything.
+        """
         if self.env != "production":
             return
         problems = []
-        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
-            problems.append("GASDESK_SECRET_KEY is the development default or shorter than 32 characters")
-        if self.data_key == DEV_DATA_KEY:
-            problems.append("GASDESK_DATA_KEY is the development default")
+        if not self.secret_key:
+            problems.append("GASDESK_SECRET_KEY must be set explicitly in production")
+        elif self.secret_key in PUBLISHED_SECRET_KEYS or len(self.secret_key) < 32:
+            problems.append("GASDESK_SECRET_KEY is a published default or shorter than 32 characters")
+        if not self.data_key:
+            problems.append("GASDESK_DATA_KEY must be set explicitly in production")
+        elif self.data_key in PUBLISHED_DATA_KEYS:
+            problems.append("GASDESK_DATA_KEY is a published default")
         if not self.cookie_secure:
             problems.append("GASDESK_COOKIE_SECURE must be true in production")
         if problems:

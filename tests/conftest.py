@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +23,11 @@ from gasdesk.migrations.runner import upgrade
 from tests.factories import Factory
 
 PG_URL = os.environ.get("GASDESK_TEST_DATABASE_URL")
+
+# Keys for this test run, set before any Settings exist so that nothing generates key files in the
+# repository's var/; subprocesses (the browser tests' live server) inherit them.
+os.environ.setdefault("GASDESK_SECRET_KEY", secrets.token_urlsafe(48))
+os.environ.setdefault("GASDESK_DATA_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -91,6 +98,7 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("GASDESK_DATABASE_URL", database_url)
     monkeypatch.setenv("GASDESK_ENV", "test")
     monkeypatch.setenv("GASDESK_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("GASDESK_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("GASDESK_BILLING_URL", raising=False)
     # Plumbing tests (queues, sockets, hand-off rules) run on the small deterministic rule bot; tests of the
     # real bot (tests/bot/dialogue, the booking browser test) switch to "nlu", the product default.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -74,7 +75,20 @@ class Factory:
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str = TEST_PASSWORD) -> httpx.Response:
-    return await client.post("/login", data={"username": username, "password": password, "next": "/"})
+    """Log in through the form, then send the page's CSRF token with every later request, as the pages'
+    forms, htmx and fetch() calls do."""
+    response = await client.post("/login", data={"username": username, "password": password, "next": "/"})
+    if response.status_code == 303:
+        client.headers["X-CSRF-Token"] = await page_csrf_token(client)
+    return response
+
+
+async def page_csrf_token(client: httpx.AsyncClient) -> str:
+    """The CSRF token a logged-in staff page carries in its ``<meta name="csrf-token">``."""
+    page = await client.get("/", headers={"Accept": "text/html"})
+    match = re.search(r'<meta name="csrf-token" content="([^"]*)">', page.text)
+    assert match and match.group(1), "a logged-in page carries a CSRF token"
+    return match.group(1)
 
 
 # ---------------------------------------------------------------- helpers for files, IDs and extra clients
@@ -138,8 +152,7 @@ async def staff_user(session: AsyncSession, role: str = "agent", *, username: st
         _HASH_CACHE[TEST_PASSWORD] = hash_password(TEST_PASSWORD)
     n = next(_seq)
     user = User(username=username or f"{role.replace('_', '')}{n}", display_name=display_name or f"坐席{n}号",
-                role=role, password_hash=_HASH_CACHE[TEST_PASSWORD], is_active=True, failed_logins=0,
-                session_epoch=0)
+                role=role, password_hash=_HASH_CACHE[TEST_PASSWORD], is_active=True, session_epoch=0)
     session.add(user)
     await commit(session)
     return user

@@ -6,6 +6,8 @@ for any route that declares neither, so a new endpoint cannot forget its roles.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, WebSocket, WebSocketException
@@ -14,41 +16,82 @@ from starlette.requests import HTTPConnection
 
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
-from gasdesk.auth.service import user_for_token
+from gasdesk.auth.service import user_for_session, user_for_token
+from gasdesk.config import get_settings
 from gasdesk.db import get_session, transaction
 from gasdesk.errors import NotAuthenticated, PermissionDenied
+from gasdesk.web.protection import origin_allowed
 
-SESSION_USER_KEY = "uid"
-SESSION_EPOCH_KEY = "ep"
+# The signed session cookie holds only these two values: the server-side session id and the CSRF token.
+SESSION_ID_KEY = "sid"
+CSRF_KEY = "csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def bearer_token(request: HTTPConnection) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
 async def user_from_connection(session: AsyncSession, request: HTTPConnection) -> User | None:
     """The caller of an HTTP request or WebSocket: bearer token first (API clients), then the cookie session."""
     user: User | None = None
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        user = await user_for_token(session, header[7:].strip())
+    token = bearer_token(request)
+    if token is not None:
+        user = await user_for_token(session, token)
         if user is None:
             raise NotAuthenticated("令牌无效或已过期", code="invalid_token")
     elif "session" in request.scope:
-        uid = request.session.get(SESSION_USER_KEY)
-        if uid is not None:
-            candidate = await session.get(User, int(uid))
-            if (
-                candidate is not None
-                and candidate.is_active
-                and candidate.session_epoch == request.session.get(SESSION_EPOCH_KEY)
-            ):
-                user = candidate
-            else:
-                request.session.clear()
+        session_id = request.session.get(SESSION_ID_KEY)
+        if isinstance(session_id, str):
+            user = await user_for_session(session, session_id)
+        if user is None and request.session:
+            request.session.clear()  # logged out, expired, revoked, or an old cookie layout
     return user
+
+
+def start_cookie_session(request: Request, session_id: str) -> None:
+    """Put a fresh session id and CSRF token into the cookie (a new one at each login: no fixation)."""
+    request.session.clear()
+    request.session[SESSION_ID_KEY] = session_id
+    request.session[CSRF_KEY] = secrets.token_urlsafe(32)
+
+
+def csrf_token(request: HTTPConnection) -> str:
+    """The CSRF token of the caller's cookie session ("" when not logged in): pages put it into forms
+    (hidden ``csrf_token`` field) and a meta tag that htmx and fetch() send as ``X-CSRF-Token``."""
+    if "session" not in request.scope:
+        return ""
+    value = request.session.get(CSRF_KEY)
+    return value if isinstance(value, str) else ""
+
+
+async def csrf_ok(request: Request) -> bool:
+    """A state-changing request authenticated by the cookie must carry the session's CSRF token."""
+    expected = csrf_token(request)
+    if not expected:
+        return False
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        # Starlette caches the parsed form: the route's own Form() parameters still read it.
+        value = (await request.form()).get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    return sent is not None and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 async def current_user_or_none(
     request: Request, session: Annotated[AsyncSession, Depends(get_session, scope="function")]
 ) -> User | None:
     user = await user_from_connection(session, request)
+    if user is not None and bearer_token(request) is None and request.method not in SAFE_METHODS:
+        if not await csrf_ok(request):
+            # The cookie alone grants nothing for a change: public routes see an anonymous caller and
+            # protected ones answer 403 (AccessRule).
+            request.state.csrf_failed = True
+            user = None
     request.state.user = user  # lets the error handler and templates know who is asking
     return user
 
@@ -63,10 +106,14 @@ class AccessRule:
     def is_public(self) -> bool:
         return self.roles is None
 
-    async def __call__(self, user: Annotated[User | None, Depends(current_user_or_none)]) -> User | None:
+    async def __call__(
+        self, request: Request, user: Annotated[User | None, Depends(current_user_or_none)]
+    ) -> User | None:
         if self.roles is None:
             return user
         if user is None:
+            if getattr(request.state, "csrf_failed", False):
+                raise PermissionDenied("请求缺少有效的安全令牌（CSRF），请刷新页面后重试", code="csrf_failed")
             raise NotAuthenticated("请先登录", code="not_authenticated")
         if Role(user.role) not in self.roles:
             raise PermissionDenied("当前角色无权访问此功能", code="forbidden")
@@ -83,6 +130,12 @@ class WebSocketAccessRule(AccessRule):
     async def __call__(self, websocket: WebSocket) -> User | None:  # type: ignore[override]
         if self.roles is None:
             return None
+        allowed = frozenset(o.rstrip("/").lower() for o in get_settings().allowed_origins)
+        if not origin_allowed(websocket.headers, allowed):
+            # A page on another site must not open a staff socket with the staff member's cookie
+            # (cross-site WebSocket hijacking); browsers always send Origin on WebSocket handshakes.
+            await websocket.accept()
+            raise WebSocketException(code=4403, reason="forbidden_origin")
         async with transaction() as session:
             user = await user_from_connection(session, websocket)
         if user is None or Role(user.role) not in self.roles:

@@ -20,8 +20,10 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 @router.post("/auth/token", response_model=TokenResponse, dependencies=[public()])
 async def issue_token(body: TokenRequest, session: DbSession, request: Request) -> TokenResponse:
-    """Exchange username + password for a bearer token (locks the account after repeated failures)."""
-    user = await service.authenticate(session, body.username, body.password, source="api")
+    """Exchange username + password for a bearer token. Repeated failures from one address delay and then
+    lock out further attempts for that username from that address (same answer as a wrong password)."""
+    user = await service.authenticate(session, body.username, body.password, source="api",
+                                      client_ip=service.client_ip(request))
     token, row = await service.do_issue_api_token(session, user)
     return TokenResponse(access_token=token, expires_at=row.expires_at)
 

@@ -19,10 +19,9 @@ class User(TimestampMixin, Base):
     role: Mapped[str] = mapped_column(String(20), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Bumped on password change / deactivation: invalidates existing cookie sessions.
+    # Bumped on password change / deactivation (a credential generation); the sessions and API tokens of
+    # the user are revoked at the same moment (``auth_sessions.revoked_at``, ``api_tokens.revoked``).
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
     def snapshot(self) -> dict[str, object]:
@@ -45,3 +44,33 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginSession(Base):
+    """A staff browser session. The signed cookie carries only a random id whose SHA-256 is stored here,
+    so logout and password changes end the session on the server: a copied cookie stops working."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(Base):
+    """Recent failed logins of one (username, client IP) pair; shared by every app process.
+
+    ``key`` is an HMAC of the pair, so attempted usernames (often mistyped passwords) and addresses are
+    not stored in clear. ``blocked_until`` is the growing delay, or the lock-out after too many failures.
+    """
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from gasdesk.audit.service import Actor
 from gasdesk.auth import service
-from gasdesk.auth.access import SESSION_EPOCH_KEY, SESSION_USER_KEY, allow, public
+from gasdesk.auth.access import SESSION_ID_KEY, allow, public, start_cookie_session
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ROLE_LABELS, Role
 from gasdesk.db import DbSession, commit
-from gasdesk.errors import GasdeskError
+from gasdesk.errors import GasdeskError, PermissionDenied
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -43,18 +43,24 @@ async def login_submit(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     try:
-        user = await service.authenticate(session, username, password, source="web")
+        user = await service.authenticate(session, username, password, source="web",
+                                          client_ip=service.client_ip(request))
     except GasdeskError as exc:
         return render(request, "login.html", {"error": exc.message, "next": _safe_next(next)}, status_code=exc.status_code)
-    request.session.clear()
-    request.session[SESSION_USER_KEY] = user.id
-    request.session[SESSION_EPOCH_KEY] = user.session_epoch
+    start_cookie_session(request, await service.do_start_session(session, user))
     await commit(session)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
-@router.post("/logout", dependencies=[public()])
-async def logout(request: Request) -> Response:
+@router.post("/logout")
+async def logout(request: Request, session: DbSession, user: User | None = public()) -> Response:
+    """Ends the session on the server too: a copy of the cookie no longer works."""
+    if getattr(request.state, "csrf_failed", False):
+        raise PermissionDenied("请求缺少有效的安全令牌（CSRF），请刷新页面后重试", code="csrf_failed")
+    session_id = request.session.get(SESSION_ID_KEY)
+    if user is not None and isinstance(session_id, str):
+        await service.do_end_session(session, session_id)
+        await commit(session)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

@@ -1,23 +1,27 @@
-"""Users and authentication: creating users, logging in with lock-out, API tokens."""
+"""Users and authentication: creating users, logging in with throttling, sessions and API tokens."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from gasdesk.audit.service import Actor, record_audit
-from gasdesk.auth.models import ApiToken, User
+from gasdesk.auth.models import ApiToken, LoginSession, LoginThrottle, User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
-from gasdesk.db import commit
-from gasdesk.errors import AccountLocked, Conflict, InvalidInput, NotAuthenticated, NotFound
+from gasdesk.db import commit, rollback
+from gasdesk.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from gasdesk.events import emit
+from gasdesk.jobs.queue import periodic
+from gasdesk.security.crypto import blind_index
 from gasdesk.security.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,62}$")
@@ -68,7 +72,6 @@ async def do_create_user(
         role=role_value.value,
         password_hash=hash_password(password),
         is_active=True,
-        failed_logins=0,
         session_epoch=0,
     )
     session.add(user)
@@ -95,7 +98,8 @@ async def do_update_user(
     is_active: bool | None = None,
     password: str | None = None,
 ) -> User:
-    """Change a user's profile, role, activity or password; audited."""
+    """Change a user's profile, role, activity or password; audited. A new password or a deactivation
+    ends every session and API token of the user."""
     before = user.snapshot()
     if display_name is not None:
         user.display_name = display_name.strip()[:64] or user.username
@@ -107,11 +111,11 @@ async def do_update_user(
         user.is_active = is_active
         if not is_active:
             user.session_epoch += 1
+            await revoke_credentials(session, user)
     if password is not None:
         user.password_hash = hash_password(check_new_password(password))
         user.session_epoch += 1
-        user.failed_logins = 0
-        user.locked_until = None
+        await revoke_credentials(session, user)
     after = user.snapshot()
     if password is not None:
         after = {**after, "password": "(changed)"}
@@ -120,46 +124,129 @@ async def do_update_user(
     return user
 
 
-async def authenticate(session: AsyncSession, username: str, password: str, *, source: str = "web") -> User:
-    """Check a login. Failed attempts are counted and committed even though we raise.
+# Same answer for an unknown user, a wrong password, an inactive account and a throttled pair: the login
+# form must not tell an attacker which usernames exist or which ones they have locked.
+LOGIN_REFUSED = "用户名或密码错误（连续失败多次后需等待几分钟再试）"
+# Failures allowed in a row before each further attempt must wait (1 s, 2 s, 4 s …) for the same pair.
+FREE_FAILURES = 2
+_dummy_hash: str | None = None
 
-    After ``login_max_failures`` consecutive failures the account is locked for
-    ``login_lockout_s`` seconds, whatever password is tried meanwhile.
+
+def client_ip(request: HTTPConnection) -> str:
+    """The caller's address as the server sees it. Behind a reverse proxy, uvicorn puts the client's
+    address here from X-Forwarded-For only when the proxy is trusted (``--forwarded-allow-ips``)."""
+    return request.client.host if request.client else "-"
+
+
+def _throttle_key(username: str, client_ip: str) -> str:
+    return blind_index(f"{username}\x00{client_ip}", kind="login-throttle")
+
+
+def _delay_after(failures: int, max_failures: int, lockout_s: int) -> timedelta:
+    """How long the pair must wait after its ``failures``-th failure in a row."""
+    if failures >= max_failures:
+        return timedelta(seconds=lockout_s)
+    if failures <= FREE_FAILURES:
+        return timedelta(0)
+    return timedelta(seconds=min(2 ** (failures - FREE_FAILURES - 1), lockout_s))
+
+
+async def _claim_attempt(session: AsyncSession, key: str, now: datetime) -> int | None:
+    """Count this attempt *before* the password is checked, and commit: parallel guesses then see each
+    other. Returns the attempt's number in the current run of failures, or None while the pair waits.
+
+    One conditional UPDATE decides; on PostgreSQL the row lock and on SQLite the write lock make
+    concurrent claims queue behind it and re-read ``blocked_until``.
     """
     settings = get_settings()
-    user = await get_user_by_username(session, username or "")
-    now = utcnow()
-    if user is None or not user.is_active:
-        # Same answer as a wrong password: do not reveal which usernames exist.
-        raise NotAuthenticated("用户名或密码错误", code="bad_credentials")
-    if user.locked_until and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        raise AccountLocked(f"登录失败次数过多，账号已锁定，请约 {minutes} 分钟后再试", code="account_locked")
-    if not verify_password(user.password_hash, password or ""):
-        user.failed_logins += 1
-        actor = Actor(None, username[:80], source)
-        if user.failed_logins >= settings.login_max_failures:
-            user.locked_until = now + timedelta(seconds=settings.login_lockout_s)
-            user.failed_logins = 0
-            record_audit(session, actor, "auth.lockout", "user", user.id)
-        else:
-            record_audit(session, actor, "auth.login_failed", "user", user.id)
+    forget_before = now - timedelta(seconds=settings.login_lockout_s)
+    for _ in range(2):
+        claimed = await session.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key,
+                   or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now))
+            .values(failures=case((LoginThrottle.last_attempt_at < forget_before, 1),
+                                  else_=LoginThrottle.failures + 1),
+                    last_attempt_at=now)
+            .returning(LoginThrottle.failures)
+        )
+        number = claimed.scalar_one_or_none()
+        if number is None:
+            if await session.scalar(select(LoginThrottle.id).where(LoginThrottle.key == key)) is not None:
+                await commit(session)
+                return None  # inside a delay or a lock-out
+            session.add(LoginThrottle(key=key, failures=1, last_attempt_at=now))
+            try:
+                await session.flush()
+            except IntegrityError:  # another process inserted the pair first: claim its row
+                await rollback(session)
+                continue
+            number = 1
+        wait = _delay_after(number, settings.login_max_failures, settings.login_lockout_s)
+        await session.execute(update(LoginThrottle).where(LoginThrottle.key == key)
+                              .values(blocked_until=now + wait if wait else None))
         await commit(session)
-        raise NotAuthenticated("用户名或密码错误", code="bad_credentials")
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    return user
+        return number
+    return None
+
+
+async def _notify_admins_of_lockout(session: AsyncSession, user: User, client_ip: str, failures: int) -> None:
+    from gasdesk.notifications.service import do_notify
+
+    minutes = max(1, get_settings().login_lockout_s // 60)
+    admins = await session.scalars(select(User.id).where(User.role == Role.admin.value, User.is_active.is_(True)))
+    for admin_id in admins:
+        do_notify(session, admin_id, "security", f"登录锁定：{user.username}",
+                  f"来自 {client_ip} 的连续 {failures} 次登录失败；该地址对此账号的登录暂停 {minutes} 分钟，"
+                  "其他地址不受影响。如非本人操作，请检查来源并考虑修改密码。",
+                  link="/admin/audit?action=auth.")
+
+
+async def authenticate(session: AsyncSession, username: str, password: str, *, source: str = "web",
+                       client_ip: str = "-") -> User:
+    """Check a login. Failures are counted per (username, client IP) and committed even though we raise.
+
+    After a few failures in a row each further attempt from that address for that username must wait
+    (1 s, 2 s, 4 s …); after ``login_max_failures`` it is refused for ``login_lockout_s`` and the admins
+    are notified. Other addresses are unaffected, so an attacker cannot lock the real user out.
+    """
+    global _dummy_hash
+    settings = get_settings()
+    name = (username or "").strip().lower()[:64]
+    key = _throttle_key(name, client_ip)
+    now = utcnow()
+    number = await _claim_attempt(session, key, now)
+    if number is None:
+        raise NotAuthenticated(LOGIN_REFUSED, code="bad_credentials")  # not even looking at the password
+    user = await get_user_by_username(session, name) if name else None
+    if user is None:
+        # Hash anyway: an unknown name must take as long as a wrong password.
+        _dummy_hash = _dummy_hash or hash_password(secrets.token_urlsafe(16))
+        verify_password(_dummy_hash, password or "")
+    elif verify_password(user.password_hash, password or "") and user.is_active:
+        await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+        user.last_login_at = now
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        return user
+    if user is not None:
+        actor = Actor(None, name[:80], source)
+        if number >= settings.login_max_failures:
+            record_audit(session, actor, "auth.lockout", "user", user.id,
+                         after={"client_ip": client_ip, "failures": number})
+            await _notify_admins_of_lockout(session, user, client_ip, number)
+        else:
+            record_audit(session, actor, "auth.login_failed", "user", user.id, after={"client_ip": client_ip})
+        await commit(session)
+    raise NotAuthenticated(LOGIN_REFUSED, code="bad_credentials")
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def do_issue_api_token(session: AsyncSession, user: User) -> tuple[str, ApiToken]:
-    """Create a bearer token; the plaintext is returned once and never stored."""
+async def do_issue_api_token(session: AsyncSession, user: User, *, source: str = "api") -> tuple[str, ApiToken]:
+    """Create a bearer token (audited); the plaintext is returned once and never stored."""
     token = "gd_" + secrets.token_urlsafe(32)
     now = utcnow()
     row = ApiToken(
@@ -171,6 +258,8 @@ async def do_issue_api_token(session: AsyncSession, user: User) -> tuple[str, Ap
     )
     session.add(row)
     await session.flush()
+    record_audit(session, Actor.of(user, source), "auth.token_issue", "api_token", row.id,
+                 after={"expires_at": row.expires_at.isoformat()})
     return token, row
 
 
@@ -182,9 +271,57 @@ async def user_for_token(session: AsyncSession, token: str) -> User | None:
     return user if user and user.is_active else None
 
 
-async def do_revoke_api_token(session: AsyncSession, token: str) -> bool:
+async def do_revoke_api_token(session: AsyncSession, token: str, *, source: str = "api") -> bool:
+    """Revoke one bearer token (audited)."""
     row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
-    if row is None:
+    if row is None or row.revoked:
         return False
     row.revoked = True
+    user = await session.get(User, row.user_id)
+    actor = Actor.of(user, source) if user else Actor.system("auth", source)
+    record_audit(session, actor, "auth.token_revoke", "api_token", row.id)
     return True
+
+
+async def revoke_credentials(session: AsyncSession, user: User) -> None:
+    """End every browser session and API token of ``user`` (password change, deactivation)."""
+    now = utcnow()
+    await session.execute(update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+                          .values(revoked_at=now))
+    await session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))
+                          .values(revoked=True))
+
+
+async def do_start_session(session: AsyncSession, user: User) -> str:
+    """A new browser session for ``user``; returns the random id for the cookie (only its hash is stored)."""
+    session_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(LoginSession(user_id=user.id, token_hash=_token_hash(session_id), created_at=now,
+                             expires_at=now + timedelta(seconds=get_settings().session_max_age_s)))
+    await session.flush()
+    return session_id
+
+
+async def user_for_session(session: AsyncSession, session_id: str) -> User | None:
+    row = await session.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(session_id)))
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        return None
+    user = await session.get(User, row.user_id)
+    return user if user and user.is_active else None
+
+
+async def do_end_session(session: AsyncSession, session_id: str) -> None:
+    """Logout: the session is revoked on the server, so a copy of the cookie is worthless too."""
+    await session.execute(update(LoginSession)
+                          .where(LoginSession.token_hash == _token_hash(session_id), LoginSession.revoked_at.is_(None))
+                          .values(revoked_at=utcnow()))
+
+
+@periodic("auth.prune", every_s=3600)
+async def prune_auth_state(session: AsyncSession) -> None:
+    """Forget sessions and tokens a day after they ended, and throttles idle for a day."""
+    cutoff = utcnow() - timedelta(days=1)
+    await session.execute(delete(LoginSession).where(or_(LoginSession.expires_at < cutoff,
+                                                         LoginSession.revoked_at < cutoff)))
+    await session.execute(delete(ApiToken).where(ApiToken.expires_at < cutoff))
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.last_attempt_at < cutoff))

@@ -19,10 +19,12 @@ from gasdesk.auth.service import do_create_user
 from gasdesk.branches.models import ServiceBranch
 from gasdesk.branches.service import do_save_branch, do_set_holiday
 from gasdesk.clock import utcnow
+from gasdesk.config import get_settings
 from gasdesk.customers.importer import import_customers
 from gasdesk.customers.models import Account, BillingBalance, UsageRecord
 from gasdesk.customers.validation import id_card_check_digit
 from gasdesk.db import transaction
+from gasdesk.errors import PermissionDenied
 from gasdesk.kb.importer import load_demo_kb
 from gasdesk.routing.models import SkillGroup
 from gasdesk.routing.service import agent_group_ids, do_set_skills
@@ -125,7 +127,11 @@ async def seed_demo_slots(days: int = 14) -> int:
 
 
 async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResult | None:
-    """Create the demo utility once; returns None when it already exists (unless ``force``)."""
+    """Create the demo utility once; returns None when it already exists (unless ``force``).
+
+    Refused in production: the demo logins and their passwords are published in the source code."""
+    if get_settings().env == "production":
+        raise PermissionDenied("生产环境禁止生成演示数据：演示账号的密码是公开的", code="demo_in_production")
     actor = Actor.system("seed-demo")
     await load_demo_kb(actor)  # idempotent: adds only the demo articles that are missing
     async with transaction() as session:

@@ -16,6 +16,7 @@ from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
 from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
+from gasdesk.web.protection import OriginCheckMiddleware, SecurityHeadersMiddleware
 from gasdesk.web.templating import add_template_dir
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
-    # Outermost of our middleware: a body above its route's cap is refused before anything reads it.
+    # Added after the session middleware, so they run before it: a refused cross-site request never
+    # reaches the session, and even error pages get the headers.
+    app.add_middleware(OriginCheckMiddleware, allowed_origins=settings.allowed_origins)
+    # A body above its route's cap is refused before anything reads it.
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, chat_frame_ancestors=settings.chat_frame_ancestors,
+                       hsts=settings.cookie_secure)
     for name, folder in DOMAIN_ASSETS.items():
         add_template_dir(folder / "templates")
         app.mount(f"/static/{name}", StaticFiles(directory=folder / "static"), name=f"static-{name}")

@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from markupsafe import Markup, escape
 
 from gasdesk.auth.roles import ROLE_LABELS, Role
 from gasdesk.clock import format_local
@@ -19,6 +21,25 @@ templates.env.filters["local"] = format_local
 # Readable JSON for people (Chinese stays Chinese); Jinja's autoescape still applies.
 templates.env.filters["readable_json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 templates.env.globals["role_label"] = lambda role: ROLE_LABELS.get(Role(role), role) if role else ""
+
+
+
+@pass_context
+def _csrf_token(context: Any) -> str:
+    from gasdesk.auth.access import csrf_token
+
+    request = context.get("request")
+    return csrf_token(request) if request is not None else ""
+
+
+@pass_context
+def _csrf_field(context: Any) -> Markup:
+    """The hidden form field every state-changing staff form carries (see gasdesk.auth.access)."""
+    return Markup('<input type="hidden" name="csrf_token" value="%s">') % escape(_csrf_token(context))
+
+
+templates.env.globals["csrf_token"] = _csrf_token
+templates.env.globals["csrf_field"] = _csrf_field
 
 
 def add_template_dir(path: Path) -> None:

@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.clock import utcnow
+from gasdesk.config import get_settings
 from gasdesk.errors import InvalidInput
 from gasdesk.jobs.queue import backoff, enqueue, job
+from gasdesk.security.outbound import CheckedTransport, check_public_url
 from gasdesk.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
 
 MAX_ATTEMPTS = 8
@@ -40,10 +42,11 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def check_url(url: str) -> str:
+async def check_url(url: str) -> str:
+    """An http(s) URL that is not, and does not resolve to, an internal address (unless allowed)."""
     if not url.startswith(("http://", "https://")) or len(url) > 500:
         raise InvalidInput("Webhook 地址必须以 http:// 或 https:// 开头", code="invalid_webhook_url")
-    return url
+    return await check_public_url(url, get_settings().webhook_allow_private_hosts)
 
 
 def check_events(events: list[str]) -> list[str]:
@@ -57,7 +60,7 @@ async def do_create_endpoint(session: AsyncSession, actor: Actor, *, name: str, 
                              events: list[str]) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it with its secret (shown once)."""
     secret = "whsec_" + secrets.token_urlsafe(24)
-    endpoint = WebhookEndpoint(name=name.strip()[:60] or url, url=check_url(url), secret=secret,
+    endpoint = WebhookEndpoint(name=name.strip()[:60] or url, url=await check_url(url), secret=secret,
                                events=check_events(events), active=True)
     session.add(endpoint)
     await session.flush()
@@ -97,8 +100,10 @@ async def attempt_delivery(session: AsyncSession, delivery: WebhookDelivery) -> 
                "X-Gasdesk-Delivery": delivery.event_id, "X-Gasdesk-Timestamp": timestamp,
                "X-Gasdesk-Signature": sign(endpoint.secret, timestamp, body), "User-Agent": "gasdesk-webhooks/1"}
     delivery.attempts += 1
+    # Checked again at every connection: the name may resolve elsewhere now than when it was saved.
+    transport = _transport or CheckedTransport(get_settings().webhook_allow_private_hosts)
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, transport=_transport) as client:
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, transport=transport) as client:
             response = await client.post(endpoint.url, content=body, headers=headers)
         delivery.last_status_code = response.status_code
         ok = 200 <= response.status_code < 300

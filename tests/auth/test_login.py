@@ -12,9 +12,9 @@ from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
 from gasdesk.audit.service import Actor
 from gasdesk.auth.models import User
-from gasdesk.auth.service import do_update_user
+from gasdesk.auth.service import LOGIN_REFUSED, do_update_user
 from gasdesk.db import commit, sessionmaker
-from tests.factories import TEST_PASSWORD, extra_client, login
+from tests.factories import TEST_PASSWORD, extra_client, login, page_csrf_token
 
 
 async def test_login_page_flow_and_logout(client, factory) -> None:
@@ -23,12 +23,13 @@ async def test_login_page_flow_and_logout(client, factory) -> None:
     assert form.status_code == 200 and "工作人员登录" in form.text
 
     wrong = await client.post("/login", data={"username": "xiaoxue", "password": "nope-nope", "next": "/"})
-    assert wrong.status_code == 401 and "用户名或密码错误" in wrong.text
+    assert wrong.status_code == 401 and LOGIN_REFUSED in wrong.text
     assert "gasdesk_session" not in wrong.cookies
 
     ok = await client.post("/login", data={"username": "XiaoXue", "password": TEST_PASSWORD, "next": "/customers"})
     assert ok.status_code == 303 and ok.headers["location"] == "/customers"
     assert "gasdesk_session" in client.cookies
+    client.headers["X-CSRF-Token"] = await page_csrf_token(client)
     me = await client.get("/api/v1/auth/me")
     assert me.status_code == 200 and me.json()["username"] == "xiaoxue" and me.json()["role"] == "agent"
     page = await client.get("/customers", headers={"Accept": "text/html"})
@@ -63,7 +64,7 @@ async def test_token_endpoint(client, factory) -> None:
     for credentials in [{"username": "sun", "password": "wrong-password"}, {"username": "ghost", "password": "x"}]:
         bad = await client.post("/api/v1/auth/token", json=credentials)
         assert bad.status_code == 401
-        assert bad.json()["error"] == {"code": "bad_credentials", "message": "用户名或密码错误"}
+        assert bad.json()["error"] == {"code": "bad_credentials", "message": LOGIN_REFUSED}
         assert bad.headers["www-authenticate"] == "Bearer"
     missing = await client.post("/api/v1/auth/token", json={"username": "sun"})
     assert missing.status_code == 422 and missing.json()["error"]["code"] == "invalid_input"
@@ -81,44 +82,53 @@ async def test_token_expires(client, factory) -> None:
 
 
 async def test_lockout_after_repeated_failures(client, factory) -> None:
+    """Per (username, address): free tries, then a growing delay, then a lock-out; the same answer throughout."""
     await factory.user("agent", username="locky")
     start = clock.utcnow()
     clock.set_now(start)
     attempt = {"username": "locky", "password": "wrong-password"}
-    for _ in range(4):
-        assert (await client.post("/api/v1/auth/token", json=attempt)).status_code == 401
-    fifth = await client.post("/api/v1/auth/token", json=attempt)
-    assert fifth.status_code == 401  # this failure locks the account
-
     right = {"username": "locky", "password": TEST_PASSWORD}
-    locked = await client.post("/api/v1/auth/token", json=right)
-    assert locked.status_code == 423
-    assert locked.json()["error"]["code"] == "account_locked" and "锁定" in locked.json()["error"]["message"]
-    page = await client.post("/login", data={**right, "next": "/"})
-    assert page.status_code == 423 and "锁定" in page.text and "gasdesk_session" not in client.cookies
+    refused = {"code": "bad_credentials", "message": LOGIN_REFUSED}
+    for second in (0, 0, 1, 3):  # failures 1–2 free, after the 3rd wait 1 s, after the 4th wait 2 s
+        clock.set_now(start + timedelta(seconds=second))
+        response = await client.post("/api/v1/auth/token", json=attempt)
+        assert response.status_code == 401 and response.json()["error"] == refused
+    # inside the 2 s delay even the right password is refused, without being checked
+    assert (await client.post("/api/v1/auth/token", json=right)).json()["error"] == refused
+    clock.set_now(start + timedelta(seconds=5))
+    fifth = await client.post("/api/v1/auth/token", json=attempt)
+    assert fifth.status_code == 401  # this failure locks the pair out
 
-    clock.set_now(start + timedelta(minutes=14, seconds=50))
-    assert (await client.post("/api/v1/auth/token", json=right)).status_code == 423
-    clock.set_now(start + timedelta(minutes=15, seconds=1))
+    locked = await client.post("/api/v1/auth/token", json=right)
+    assert locked.status_code == 401 and locked.json()["error"] == refused
+    page = await client.post("/login", data={**right, "next": "/"})
+    assert page.status_code == 401 and LOGIN_REFUSED in page.text and "gasdesk_session" not in client.cookies
+
+    clock.set_now(start + timedelta(minutes=14, seconds=55))
+    assert (await client.post("/api/v1/auth/token", json=right)).status_code == 401
+    clock.set_now(start + timedelta(minutes=15, seconds=6))
     assert (await client.post("/api/v1/auth/token", json=right)).status_code == 200
 
     async with sessionmaker()() as s:
-        actions = list(await s.scalars(select(AuditEntry.action).where(AuditEntry.action.startswith("auth."))
+        actions = list(await s.scalars(select(AuditEntry.action).where(AuditEntry.action.startswith("auth.l"))
                                        .order_by(AuditEntry.id)))
-        user = await s.scalar(select(User).where(User.username == "locky"))
-    assert actions == ["auth.login_failed"] * 4 + ["auth.lockout"]
-    assert user.failed_logins == 0 and user.locked_until is None
+    assert actions == ["auth.login_failed"] * 4 + ["auth.lockout"], "refused attempts are not even audited"
 
 
 async def test_success_resets_the_failure_count(client, factory) -> None:
     await factory.user("agent", username="careful")
     wrong = {"username": "careful", "password": "wrong-password"}
     right = {"username": "careful", "password": TEST_PASSWORD}
-    for _ in range(4):
-        await client.post("/api/v1/auth/token", json=wrong)
-    assert (await client.post("/api/v1/auth/token", json=right)).status_code == 200
-    for _ in range(4):
-        await client.post("/api/v1/auth/token", json=wrong)
+    start = clock.utcnow()
+    for round_start in (start, start + timedelta(minutes=1)):
+        for second in (0, 0, 1, 3):
+            clock.set_now(round_start + timedelta(seconds=second))
+            assert (await client.post("/api/v1/auth/token", json=wrong)).status_code == 401
+        clock.set_now(round_start + timedelta(seconds=5))
+        assert (await client.post("/api/v1/auth/token", json=right)).status_code == 200
+    # after the success the count starts again: two free failures
+    for _ in range(2):
+        assert (await client.post("/api/v1/auth/token", json=wrong)).status_code == 401
     assert (await client.post("/api/v1/auth/token", json=right)).status_code == 200
 
 
@@ -132,7 +142,7 @@ async def test_password_change_invalidates_cookie_session(app, client, factory, 
     await commit(session)
     response = await client.get("/api/v1/auth/me")
     assert response.status_code == 401
-    assert (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    assert (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).status_code == 401
 
     old = await login(client, user.username)
     assert old.status_code == 401

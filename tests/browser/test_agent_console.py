@@ -217,7 +217,7 @@ async def test_customer_360_search_and_link(live_server, browser, factory, sessi
     await _take(page, resident)
     await page.wait_for_selector("#cust-q")
     await resident.say("我的电话是 139 1234 5678，家里没气了")
-    await page.wait_for_function("document.querySelector('#cust-q').value === '13912345678'")  # auto-suggested
+    await page.wait_for_function("() => document.querySelector('#cust-q').value === '13912345678'")  # auto-suggested
     await page.click("#cust-search-btn")
     await page.wait_for_selector("#cust-results .result:has-text('刘芳')")
     await page.click("#cust-results .result:has-text('刘芳') button:has-text('关联此客户')")

@@ -18,7 +18,7 @@ import websockets
 
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_skills
-from tests.factories import TEST_PASSWORD
+from tests.factories import login
 from tests.realtime.conftest import free_port
 
 
@@ -74,7 +74,7 @@ async def test_resident_on_a_and_agent_on_b_talk_through_redis(two_servers, fact
     await commit(session)
 
     async with httpx.AsyncClient(base_url=base_b) as staff:
-        await staff.post("/login", data={"username": agent.username, "password": TEST_PASSWORD})
+        assert (await login(staff, agent.username)).status_code == 303  # also picks up the CSRF token
         cookie = staff.cookies.get("gasdesk_session")
         assert (await staff.put("/api/v1/agent/presence", json={"presence": "online"})).status_code == 200
     async with httpx.AsyncClient(base_url=base_a) as public:

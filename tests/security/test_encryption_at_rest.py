@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from gasdesk import db
 from gasdesk.all_models import metadata
 from gasdesk.audit.service import Actor
-from gasdesk.config import DEV_DATA_KEY, reset_settings_cache
+from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.customers.importer import import_customers
 from gasdesk.customers.lookup_keys import account_no_key, id_card_key, phone_key
 from gasdesk.customers.models import Account, Customer, CustomerPhone
@@ -108,6 +108,7 @@ async def test_same_value_encrypts_differently_each_time(factory, session) -> No
 
 async def test_a_different_data_key_cannot_decrypt(factory, monkeypatch: pytest.MonkeyPatch) -> None:
     customer = await factory.customer(name="薛宝钗", phones=["13622223333"])
+    our_key = get_settings().data_key
     token = encrypt_text("薛宝钗")
     index = phone_key("13622223333")
 
@@ -121,7 +122,7 @@ async def test_a_different_data_key_cannot_decrypt(factory, monkeypatch: pytest.
         with pytest.raises(InvalidTag):
             await s.scalar(select(Customer.name).where(Customer.id == customer.id))
 
-    monkeypatch.setenv("GASDESK_DATA_KEY", DEV_DATA_KEY)
+    monkeypatch.setenv("GASDESK_DATA_KEY", our_key)
     reset_settings_cache()
     assert decrypt_text(token) == "薛宝钗"
 

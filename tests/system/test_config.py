@@ -1,4 +1,4 @@
-"""Production refuses development secrets; the data key must be a real 32-byte key."""
+"""Production refuses missing or published secrets; the data key must be a real 32-byte key."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import base64
 import pytest
 from pydantic import ValidationError
 
-from gasdesk.config import DEV_DATA_KEY, DEV_SECRET_KEY, InsecureConfiguration, Settings, reset_settings_cache
+from gasdesk.config import (
+    PUBLISHED_DATA_KEYS,
+    PUBLISHED_SECRET_KEYS,
+    InsecureConfiguration,
+    Settings,
+    reset_settings_cache,
+)
 from gasdesk.web.app import create_app
 
 GOOD_DATA_KEY = base64.urlsafe_b64encode(b"production-data-key-32-bytes-ok!").decode()
 GOOD_SECRET = "s" * 48
+[OLD_SECRET] = PUBLISHED_SECRET_KEYS
+[OLD_DATA_KEY] = PUBLISHED_DATA_KEYS
 
 
 def production(**overrides: object) -> Settings:
@@ -21,9 +29,10 @@ def production(**overrides: object) -> Settings:
     return Settings(**values)
 
 
-def test_production_with_default_secrets_is_refused() -> None:
-    settings = Settings(env="production")
-    assert settings.secret_key == DEV_SECRET_KEY and settings.data_key == DEV_DATA_KEY
+def test_production_without_secrets_is_refused(tmp_path) -> None:
+    settings = Settings(env="production", secret_key=None, data_key=None, var_dir=tmp_path / "var")
+    assert settings.secret_key is None and settings.data_key is None
+    assert not (tmp_path / "var").exists(), "production never generates keys"
     with pytest.raises(InsecureConfiguration) as info:
         settings.check_production_safety()
     message = str(info.value)
@@ -33,9 +42,11 @@ def test_production_with_default_secrets_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("overrides", "names"), [
-    ({"secret_key": DEV_SECRET_KEY}, ["GASDESK_SECRET_KEY"]),
+    ({"secret_key": OLD_SECRET}, ["GASDESK_SECRET_KEY"]),
+    ({"secret_key": None}, ["GASDESK_SECRET_KEY"]),
     ({"secret_key": "too-short"}, ["GASDESK_SECRET_KEY"]),
-    ({"data_key": DEV_DATA_KEY}, ["GASDESK_DATA_KEY"]),
+    ({"data_key": OLD_DATA_KEY}, ["GASDESK_DATA_KEY"]),
+    ({"data_key": None}, ["GASDESK_DATA_KEY"]),
     ({"cookie_secure": False}, ["GASDESK_COOKIE_SECURE"]),
 ])
 def test_each_insecure_setting_is_named(overrides: dict, names: list[str]) -> None:
@@ -51,9 +62,9 @@ def test_safe_production_settings_start() -> None:
     assert create_app(settings) is not None
 
 
-def test_development_and_test_modes_allow_defaults() -> None:
-    Settings(env="development").check_production_safety()
-    Settings(env="test").check_production_safety()
+def test_development_and_test_modes_allow_generated_keys(tmp_path) -> None:
+    Settings(env="development", secret_key=None, data_key=None, var_dir=tmp_path).check_production_safety()
+    Settings(env="test", secret_key=None, data_key=None, var_dir=tmp_path).check_production_safety()
 
 
 def test_production_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

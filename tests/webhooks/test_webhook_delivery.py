@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 import gasdesk.jobs.registry  # noqa: F401 - registers webhooks.deliver
 from gasdesk import clock
+from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
 from gasdesk.jobs.models import Job
 from gasdesk.jobs.queue import backoff, run_due_jobs
@@ -66,7 +67,10 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(monkeypatch: pytest.MonkeyPatch):
+    # The receiver is on loopback, which webhooks refuse unless the configuration allows the host.
+    monkeypatch.setenv("GASDESK_WEBHOOK_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    reset_settings_cache()
     r = Receiver()
     yield r
     r.close()

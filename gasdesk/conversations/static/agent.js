@@ -97,7 +97,9 @@
     try {
       res = await fetch(path, {
         method, credentials: "same-origin",
-        headers: body !== undefined ? { "Content-Type": "application/json", Accept: "application/json" } : { Accept: "application/json" },
+        headers: Object.assign(
+          { Accept: "application/json", "X-CSRF-Token": window.gasdeskCsrfToken ? window.gasdeskCsrfToken() : "" },
+          body !== undefined ? { "Content-Type": "application/json" } : {}),
         body: body !== undefined ? JSON.stringify(body) : undefined,
       });
     } catch (e) {
