@@ -174,7 +174,8 @@ async def stats(session: DbSession, days: Annotated[int, Query(ge=1, le=365)] = 
                 _: User = allow(*EDITORS)) -> dict[str, Any]:
     s = await service.kb_stats(session, days=days)
     return {"articles": s.articles, "hits": s.hits, "misses": s.misses,
-            "top_misses": [{"query": q, "count": c, "example": e} for q, c, e in s.top_misses],
+            # "query" is one wording of the group (redacted); "key" identifies the group
+            "top_misses": [{"query": e, "key": k, "count": c, "example": e} for k, c, e in s.top_misses],
             "top_articles": [{"id": a.id, "title": a.title, "hits": a.hits} for a in s.top_articles],
             "not_helpful": [{"id": a.id, "title": a.title, "not_helpful": a.not_helpful, "helpful": a.helpful}
                             for a in s.not_helpful]}

@@ -378,7 +378,8 @@ async def search_tickets(session: AsyncSession, user: User, filters: TicketFilte
         if value is not None and value != "":
             query = query.where(column == value)
     if filters.q:
-        query = query.where(or_(Ticket.number.contains(filters.q), Ticket.title.contains(filters.q)))
+        # Titles are encrypted (free text about residents), so the quick search matches ticket numbers.
+        query = query.where(Ticket.number.contains(filters.q.strip().upper()))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(query.order_by(Ticket.id.desc()).limit(limit).offset(offset))
     return int(total or 0), list(rows)
