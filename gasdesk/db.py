@@ -125,6 +125,30 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def on_rollback(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Undo a side effect made ahead of the commit (a file written for a new row) if ``session`` rolls
+    back instead; forgotten once it commits. ``callback`` is synchronous and must not raise."""
+    sync = session.sync_session
+    pending: list[Callable[[], None]] = session.info.setdefault("on_rollback", [])
+    if not pending and not session.info.get("on_rollback_hooked"):
+        session.info["on_rollback_hooked"] = True
+
+        def _committed(_: Any) -> None:
+            session.info.get("on_rollback", []).clear()
+
+        def _rolled_back(_: Any) -> None:
+            for undo in session.info.get("on_rollback", []):
+                try:
+                    undo()
+                except Exception:  # noqa: BLE001 - cleanup is best effort
+                    log.exception("rollback cleanup failed")
+            session.info.get("on_rollback", []).clear()
+
+        event.listen(sync, "after_commit", _committed)
+        event.listen(sync, "after_rollback", _rolled_back)
+    pending.append(callback)
+
+
 async def run_after_commit(session: AsyncSession) -> None:
     callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
     for callback in callbacks:
