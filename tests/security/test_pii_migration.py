@@ -1,11 +1,12 @@
-"""Migration 0008 converts plaintext rows written by earlier versions: nothing readable is left behind,
-the app still reads every row, and the downgrade gives the text back."""
+"""Migration 0008 converts plaintext rows and upload files written by earlier versions: nothing readable is
+left behind, the app still reads every row and file, and the downgrade gives the plaintext back."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from gasdesk.conversations.attachments import read_sealed_file
 from gasdesk.migrations.runner import upgrade
 from gasdesk.security.crypto import decrypt_text
 
@@ -41,7 +42,17 @@ def test_upgrade_encrypts_and_redacts_existing_rows_and_downgrade_restores_them(
                      "(1, ?, ?, 'webchat', 0.0, ?)", (f"户号{ACCOUNT}能退费吗", f"户号{ACCOUNT}能退费吗", now))
         conn.execute("INSERT INTO jobs (id, name, payload, status, attempts, max_attempts, run_at, last_error, "
                      "created_at) VALUES (1, 'x', '{}', 'failed', 1, 1, ?, ?, ?)", (now, f"ValueError: '{PHONE}'", now))
+        photo = tmp_path / "uploads" / "2026" / "01" / "tok123.jpg"
+        photo.parent.mkdir(parents=True)
+        photo.write_bytes(b"\xff\xd8\xff" + PHONE.encode())
+        conn.execute("INSERT INTO attachments (id, token, name, mime, kind, size, path, created_at) VALUES "
+                     "(1, 'tok123', 'v1:x', 'image/jpeg', 'image', 14, ?, ?)", (str(photo), now))
     command.upgrade(alembic_config(url), "0008")
+
+    sealed = Path(_rows(path, "SELECT path FROM attachments")[0][0])
+    assert sealed.name == "tok123.enc" and not photo.exists()
+    assert PHONE.encode() not in sealed.read_bytes()
+    assert read_sealed_file(sealed) == b"\xff\xd8\xff" + PHONE.encode()
 
     rows = "".join(str(r) for t in ("tickets", "notifications", "saved_views", "kb_misses", "jobs")
                    for r in _rows(path, f"SELECT * FROM {t}"))
@@ -58,3 +69,5 @@ def test_upgrade_encrypts_and_redacts_existing_rows_and_downgrade_restores_them(
     command.downgrade(alembic_config(url), "0006")
     assert _rows(path, "SELECT title FROM tickets")[0][0] == f"王秀英 {PHONE} 家里漏气"
     assert _rows(path, "SELECT query, normalized FROM kb_misses")[0] == ("户号[户号]能退费吗", "户号户号能退费")
+    restored = Path(_rows(path, "SELECT path FROM attachments")[0][0])
+    assert restored.read_bytes() == b"\xff\xd8\xff" + PHONE.encode() and not sealed.exists()

@@ -18,7 +18,7 @@ from gasdesk.conversations.models import Conversation
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, NotAuthenticated, NotFound
 from gasdesk.web.templating import render
-from gasdesk.web.uploads import check_declared_length, read_upload_form
+from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(tags=["webchat"])
 STATIC = Path(__file__).parent / "static"
@@ -47,7 +47,6 @@ async def upload(
     visitor_id = visitor_from_token(x_visitor_token)
     if visitor_id is None:
         raise NotAuthenticated("访客凭证无效", code="invalid_visitor_token")
-    check_declared_length(request, MAX_UPLOAD_BODY)
     conversation = await service.access_conversation_for_visitor(session, visitor_id, conversation_id)
     form = await read_upload_form(request, max_bytes=MAX_UPLOAD_BODY, session=session)
     file = form.file("file")

@@ -4,7 +4,7 @@ Revision ID: 0008
 Revises: 0006
 Create Date: 2026-12-03 08:19:40.980598
 
-Existing rows are converted in place. This data step uses gasdesk's own encryption and redaction
+Existing rows, and the files of existing uploads, are converted in place. This data step uses gasdesk's own encryption and redaction
 (the same GASDESK_DATA_KEY as the app): a plaintext value left in an encrypted column could not be read.
 """
 from alembic import op
@@ -34,6 +34,43 @@ def _convert(table: str, column: str, change) -> None:
         new = change(value)
         if new != value:
             conn.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": new, "id": row_id})
+
+
+def _seal_uploads() -> None:
+    """Encrypt the files of existing attachments in place: <token>.<ext> becomes <token>.enc."""
+    from pathlib import Path
+
+    from gasdesk.security.crypto import encrypt_bytes, is_sealed
+
+    conn = op.get_bind()
+    for row_id, token, path in conn.execute(sa.text("SELECT id, token, path FROM attachments")).all():
+        old = Path(path)
+        if not old.is_file():
+            continue
+        data = old.read_bytes()
+        if is_sealed(data):
+            continue
+        new = old.with_name(f"{token}.enc")
+        new.write_bytes(encrypt_bytes(data, aad=token.encode()))
+        conn.execute(sa.text("UPDATE attachments SET path = :p WHERE id = :id"), {"p": str(new), "id": row_id})
+        if new != old:
+            old.unlink()
+
+
+def _unseal_uploads() -> None:
+    from pathlib import Path
+
+    from gasdesk.security.crypto import decrypt_bytes, is_sealed
+
+    conn = op.get_bind()
+    for row_id, token, path in conn.execute(sa.text("SELECT id, token, path FROM attachments")).all():
+        old = Path(path)
+        if not old.is_file() or not is_sealed(old.read_bytes()):
+            continue
+        new = old.with_name(f"{token}.bin")
+        new.write_bytes(decrypt_bytes(old.read_bytes(), aad=token.encode()))
+        conn.execute(sa.text("UPDATE attachments SET path = :p WHERE id = :id"), {"p": str(new), "id": row_id})
+        old.unlink()
 
 
 def upgrade() -> None:
@@ -78,6 +115,7 @@ def upgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_kb_misses_normalized'))
         batch_op.create_index(batch_op.f('ix_kb_misses_normalized_index'), ['normalized_index'], unique=False)
         batch_op.drop_column('normalized')
+    _seal_uploads()
 
 
 def downgrade() -> None:
@@ -86,6 +124,8 @@ def downgrade() -> None:
 
     def plain(value: str) -> str:
         return decrypt_text(value) if value.startswith('v1:') else value
+
+    _unseal_uploads()
 
     with op.batch_alter_table('kb_misses', schema=None) as batch_op:
         batch_op.add_column(sa.Column('normalized', sa.VARCHAR(length=300), nullable=True))
