@@ -240,10 +240,11 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
     return render(request, "ticket_new.html", context)
 
 
-@router.get("/tickets/new/customers")
-async def new_ticket_customers(request: Request, session: DbSession, customer_q: str = "",
+@router.post("/tickets/new/customers")
+async def new_ticket_customers(request: Request, session: DbSession, customer_q: Annotated[str, Form()] = "",
                                user: User = allow(*DESK)) -> Response:
-    """Customer search for the create form (phone, 户号, name or address)."""
+    """Customer search for the create form (phone, 户号, name or address); posted, so the searched phone
+    number or 户号 stays out of URLs and access logs."""
     from gasdesk.customers.service import CustomerQuery, find_customers, summarize
 
     results = []
