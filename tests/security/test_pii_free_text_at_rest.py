@@ -1,5 +1,5 @@
 """Free text that quotes residents is never stored readable: KB misses, notifications, ticket titles, saved
-views, webhook receivers' replies and job errors. Each is written through the real code path, then every
+views, webhook receivers' replies, job errors, left-message reasons. Each is written through the real code path, then every
 table is read with plain SQL and searched for the resident's identifiers."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from sqlalchemy import select, text
 
 from gasdesk import db
 from gasdesk.all_models import metadata
+from gasdesk.conversations.models import LeftMessage
+from gasdesk.conversations.service import do_leave_message
 from gasdesk.jobs import queue
 from gasdesk.jobs.models import Job
 from gasdesk.kb.search import best_answer
@@ -86,6 +88,10 @@ async def test_free_text_about_residents_is_redacted_or_encrypted(client, sessio
     finally:
         queue.HANDLERS.pop("test.pii_fails", None)
 
+    # 6. a tampered widget puts the phone where a reason code belongs
+    await do_leave_message(session, None, phone=PHONE, content=said, name=NAME, reason=PHONE)
+    await db.commit(session)
+
     dump = await raw_dump()
     assert "和平区" in dump, "sanity: the scan sees plain columns"
     assert [s for s in secret_forms() if s in dump] == []
@@ -101,6 +107,8 @@ async def test_free_text_about_residents_is_redacted_or_encrypted(client, sessio
     assert delivery.last_status_code == 500 and "[手机号]" in delivery.last_error and PHONE not in delivery.last_error
     failed = await session.scalar(select(Job).where(Job.name == "test.pii_fails"))
     assert failed.status == "failed" and "[手机号]" in failed.last_error
+    left = await session.scalar(select(LeftMessage))
+    assert (left.reason, left.phone, left.name) == ("no_agent", PHONE, NAME)
     stats = await kb_stats(session)
     [(key, count, example)] = stats.top_misses
     assert count == 1 and len(key) == 64 and "户号[户号]" in example and ACCOUNT not in example
