@@ -75,9 +75,14 @@ def serve(
     settings = get_settings()  # production safety was checked by check_settings()
     if workers > 1 and settings.is_sqlite:
         fail("多进程模式需要 PostgreSQL（GASDESK_DATABASE_URL）和 Redis（GASDESK_REDIS_URL）")
+    from gasdesk.web.access_log import log_config
+
     uvicorn.run(
         "gasdesk.web.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
         workers=workers, reload=reload, log_level="info",
+        # uvicorn's access log prints query strings; the app writes its own without personal data,
+        # and every log line passes through the PII filter.
+        access_log=False, log_config=log_config("INFO"),
         # Chat frames are small: compressing each costs more CPU than it saves on a LAN.
         ws_per_message_deflate=False,
         # Frames are at most 16,000 characters (docs/chat-protocol.md); uvicorn's default is 16 MB.

@@ -79,6 +79,9 @@ def _make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Deleted or overwritten rows are zeroed, not left readable in free pages of the file
+            # (the default of Debian's SQLite, not of every build).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine
@@ -120,6 +123,30 @@ async def dispose_engine() -> None:
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     """Queue ``callback`` to run after ``session`` commits; it is dropped on rollback."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+def on_rollback(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Undo a side effect made ahead of the commit (a file written for a new row) if ``session`` rolls
+    back instead; forgotten once it commits. ``callback`` is synchronous and must not raise."""
+    sync = session.sync_session
+    pending: list[Callable[[], None]] = session.info.setdefault("on_rollback", [])
+    if not pending and not session.info.get("on_rollback_hooked"):
+        session.info["on_rollback_hooked"] = True
+
+        def _committed(_: Any) -> None:
+            session.info.get("on_rollback", []).clear()
+
+        def _rolled_back(_: Any) -> None:
+            for undo in session.info.get("on_rollback", []):
+                try:
+                    undo()
+                except Exception:  # noqa: BLE001 - cleanup is best effort
+                    log.exception("rollback cleanup failed")
+            session.info.get("on_rollback", []).clear()
+
+        event.listen(sync, "after_commit", _committed)
+        event.listen(sync, "after_rollback", _rolled_back)
+    pending.append(callback)
 
 
 async def run_after_commit(session: AsyncSession) -> None:

@@ -50,6 +50,11 @@ class Conflict(GasdeskError):
     code = "conflict"
 
 
+class PayloadTooLarge(GasdeskError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 class AccountLocked(GasdeskError):
     status_code = 423
     code = "account_locked"

@@ -124,10 +124,15 @@ async def cancel(appointment_id: int, body: CancelIn, session: DbSession, user: 
     return {"appointment_id": appointment.id, "status": appointment.status}
 
 
-@router.get("/progress")
-async def progress(session: DbSession, phone: str | None = Query(None, max_length=20),
-                   account_no: str | None = Query(None, max_length=20), _: User = allow(*DESK)) -> list[dict[str, Any]]:
-    """Progress by phone or 户号: status, slot and assigned crew of recent tickets."""
-    if not phone and not account_no:
+class ProgressIn(BaseModel):
+    phone: str | None = Field(default=None, max_length=20)
+    account_no: str | None = Field(default=None, max_length=20)
+
+
+@router.post("/progress")
+async def progress(body: ProgressIn, session: DbSession, _: User = allow(*DESK)) -> list[dict[str, Any]]:
+    """Progress by phone or 户号: status, slot and assigned crew of recent tickets.
+    A POST so that the phone number or 户号 stays out of URLs and access logs."""
+    if not body.phone and not body.account_no:
         raise InvalidInput("请提供手机号或户号", code="missing_query")
-    return await service.progress_for(session, phone=phone, account_no=account_no)
+    return await service.progress_for(session, phone=body.phone, account_no=body.account_no)

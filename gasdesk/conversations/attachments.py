@@ -1,23 +1,31 @@
-"""Images and files in chats: type and size limits, stored on disk under the upload directory."""
+"""Images and files in chats and on tickets: type and size limits, stored encrypted under the upload
+directory (AES-GCM, bound to the attachment token), decrypted only when someone allowed downloads them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
 from gasdesk.conversations.models import Conversation
-from gasdesk.db import Base, UTCDateTime
+from gasdesk.db import Base, UTCDateTime, on_rollback
 from gasdesk.errors import InvalidInput, NotFound
-from gasdesk.security.crypto import EncryptedString
+from gasdesk.security.crypto import EncryptedString, decrypt_bytes, encrypt_bytes
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class Attachment(Base):
     mime: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(10))
     size: Mapped[int] = mapped_column(Integer)
-    path: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(String(300))  # <upload_dir>/…/<token>.enc, AES-GCM sealed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def to_payload(self) -> dict[str, Any]:
@@ -82,20 +90,72 @@ def check_upload(filename: str, data: bytes) -> FileKind:
     return kind
 
 
+MAX_UPLOAD = max(k.max_bytes for k in ALLOWED.values())
+
+
+def sealed_path(folder: str, token: str) -> Path:
+    """Where the encrypted bytes of attachment ``token`` live; the file name carries no original name."""
+    return Path(get_settings().upload_dir) / folder / f"{token}.enc"
+
+
+def _write_sealed(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(encrypt_bytes(data, aad=path.stem.encode()))
+    os.replace(partial, path)  # readers never see half a file
+
+
+async def store_sealed_file(session: AsyncSession, attachment: Attachment, data: bytes) -> None:
+    """Flush the attachment row, then write its file encrypted; the file is removed if the transaction
+    rolls back, so a failed request leaves neither a row nor a file."""
+    session.add(attachment)
+    await session.flush()
+    path = Path(attachment.path)
+    on_rollback(session, lambda: path.unlink(missing_ok=True))
+    await asyncio.to_thread(_write_sealed, path, data)
+
+
+def read_sealed_file(path: str | os.PathLike[str]) -> bytes:
+    """The plaintext of a stored attachment (the token in the file name is the AES-GCM associated data)."""
+    try:
+        blob = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NotFound("文件不存在", code="file_not_found") from None
+    return decrypt_bytes(blob, aad=Path(path).stem.encode())
+
+
+class SealedFileResponse(Response):
+    """Like Starlette's FileResponse (same arguments), for a file stored encrypted: reads and decrypts it
+    off the event loop and sends the plaintext."""
+
+    def __init__(self, path: str | os.PathLike[str], status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 media_type: str | None = None, background: BackgroundTask | None = None,
+                 filename: str | None = None, content_disposition_type: str = "attachment") -> None:
+        self.path = path
+        super().__init__(None, status_code, headers, media_type, background)
+        if filename is not None:
+            quoted = quote(filename)
+            if quoted != filename:
+                disposition = f"{content_disposition_type}; filename*=utf-8''{quoted}"
+            else:
+                disposition = f'{content_disposition_type}; filename="{filename}"'
+            self.headers.setdefault("content-disposition", disposition)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.body = await asyncio.to_thread(read_sealed_file, self.path)
+        self.headers["content-length"] = str(len(self.body))
+        await super().__call__(scope, receive, send)
+
+
 async def do_store_upload(session: AsyncSession, conversation: Conversation, filename: str, data: bytes, *,
                           visitor_id: str | None = None, user_id: int | None = None) -> Attachment:
     kind = check_upload(filename, data)
     token = secrets.token_urlsafe(18)
     now = utcnow()
-    folder = Path(get_settings().upload_dir) / now.strftime("%Y/%m")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{token}.{Path(filename).suffix.lower().lstrip('.')}"
-    path.write_bytes(data)
     attachment = Attachment(token=token, conversation_id=conversation.id, owner_visitor_id=visitor_id,
                             owner_user_id=user_id, name=Path(filename).name[:120], mime=kind.mime, kind=kind.kind,
-                            size=len(data), path=str(path), created_at=now)
-    session.add(attachment)
-    await session.flush()
+                            size=len(data), path=str(sealed_path(now.strftime("%Y/%m"), token)), created_at=now)
+    await store_sealed_file(session, attachment, data)
     return attachment
 
 

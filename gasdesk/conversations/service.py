@@ -425,11 +425,16 @@ async def do_rate(session: AsyncSession, conversation: Conversation, score: int,
     return conversation
 
 
+LEFT_MESSAGE_REASONS = ("after_hours", "no_agent", "queue_full")
+
+
 async def do_leave_message(session: AsyncSession, conversation: Conversation | None, *, phone: str, content: str,
                            reason: str, name: str | None = None, group: SkillGroup | None = None) -> LeftMessage:
     """Overflow: store the resident's message for the next shift (it can become a ticket)."""
     phone = check_phone(phone)
     content = check_text(content)
+    # The widget sends a code; the column is plain, so anything else (free text, a phone) is not stored.
+    reason = reason if reason in LEFT_MESSAGE_REASONS else "no_agent"
     left = LeftMessage(
         conversation_id=conversation.id if conversation else None, skill_group_id=group.id if group else None,
         customer_id=conversation.customer_id if conversation else None, name=(name or "").strip()[:30] or None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
@@ -18,6 +18,7 @@ from gasdesk.customers.schemas import (
     Customer360,
     CustomerIn,
     CustomerPatch,
+    CustomerSearch,
     CustomerSummary,
 )
 from gasdesk.db import DbSession
@@ -29,22 +30,16 @@ READERS = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
 WRITERS = (Role.admin, Role.supervisor, Role.agent)
 
 
-@router.get("", response_model=list[CustomerSummary])
-async def search_customers(
-    session: DbSession,
-    phone: str | None = Query(None, max_length=20),
-    account_no: str | None = Query(None, max_length=20),
-    name: str | None = Query(None, max_length=60),
-    address: str | None = Query(None, max_length=120),
-    q: str | None = Query(None, max_length=120, description="自动识别：手机号、户号、地址或姓名"),
-    limit: int = Query(20, ge=1, le=100),
-    _: User = allow(*READERS),
-) -> list[CustomerSummary]:
-    """Search by phone, 户号, exact name or address (normalised), or one free-text ``q``."""
-    query = service.CustomerQuery(phone=phone, account_no=account_no, name=name, address=address, q=q)
-    if not any([phone, account_no, name, address, q]):
+@router.post("/search", response_model=list[CustomerSummary])
+async def search_customers(body: CustomerSearch, session: DbSession,
+                           _: User = allow(*READERS)) -> list[CustomerSummary]:
+    """Search by phone, 户号, exact name or address (normalised), or one free-text ``q``.
+    A POST so that personal data stays out of URLs and access logs."""
+    query = service.CustomerQuery(phone=body.phone, account_no=body.account_no, name=body.name,
+                                  address=body.address, q=body.q)
+    if not any([body.phone, body.account_no, body.name, body.address, body.q]):
         raise InvalidInput("请至少提供一个查询条件：phone、account_no、name、address 或 q", code="missing_query")
-    return [service.summarize(c) for c in await service.find_customers(session, query, limit=limit)]
+    return [service.summarize(c) for c in await service.find_customers(session, query, limit=body.limit)]
 
 
 @router.post("", response_model=Customer360, status_code=201)

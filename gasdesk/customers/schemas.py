@@ -16,6 +16,18 @@ class AddressIn(BaseModel):
     room: str = Field(default="", max_length=20)
 
 
+class CustomerSearch(BaseModel):
+    """A customer lookup. Sent as a POST body: phones, 户号 and names must not travel in URLs (access
+    logs, proxies and browser history keep those)."""
+
+    phone: str | None = Field(default=None, max_length=20)
+    account_no: str | None = Field(default=None, max_length=20)
+    name: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=120)
+    q: str | None = Field(default=None, max_length=120, description="自动识别：手机号、户号、地址或姓名")
+    limit: int = Field(default=20, ge=1, le=100)
+
+
 class CustomerIn(BaseModel):
     name: str = Field(min_length=1, max_length=60)
     phones: list[str] = Field(min_length=1, max_length=5)

@@ -3,11 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text
+from sqlalchemy import JSON, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gasdesk.clock import utcnow
 from gasdesk.db import Base, UTCDateTime
+from gasdesk.security.crypto import EncryptedString
 
 
 class Job(Base):
@@ -26,7 +27,7 @@ class Job(Base):
     run_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_by: Mapped[str | None] = mapped_column(String(80))
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(EncryptedString)  # a traceback can quote what it processed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.clock import utcnow
 from gasdesk.db import after_commit, transaction
 from gasdesk.jobs.models import Job, Lease
+from gasdesk.security.pii import redact_pii
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ async def _run_one(job_id: int) -> None:
             async with transaction() as session:
                 await handler(session, payload)
         except Exception:
-            error = traceback.format_exc(limit=5)
+            error = redact_pii(traceback.format_exc(limit=5))
             log.warning("job %s #%s failed (attempt %s/%s)", name, job_id, attempts, max_attempts)
     async with transaction() as session:
         item = await session.get(Job, job_id)

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from gasdesk.audit.service import Actor
@@ -22,6 +22,7 @@ from gasdesk.kb import service
 from gasdesk.kb.importer import import_articles
 from gasdesk.kb.models import CHANNELS
 from gasdesk.kb.search import search_articles
+from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
 
@@ -174,27 +175,30 @@ async def stats(session: DbSession, days: Annotated[int, Query(ge=1, le=365)] = 
                 _: User = allow(*EDITORS)) -> dict[str, Any]:
     s = await service.kb_stats(session, days=days)
     return {"articles": s.articles, "hits": s.hits, "misses": s.misses,
-            "top_misses": [{"query": q, "count": c, "example": e} for q, c, e in s.top_misses],
+            # "query" is one wording of the group (redacted); "key" identifies the group
+            "top_misses": [{"query": e, "key": k, "count": c, "example": e} for k, c, e in s.top_misses],
             "top_articles": [{"id": a.id, "title": a.title, "hits": a.hits} for a in s.top_articles],
             "not_helpful": [{"id": a.id, "title": a.title, "not_helpful": a.not_helpful, "helpful": a.helpful}
                             for a in s.not_helpful]}
 
 
-async def save_upload(upload: UploadFile, folder: str) -> Path:
-    suffix = Path(upload.filename or "").suffix.lower()
-    if suffix not in (".xlsx", ".csv"):
+async def save_upload(request: Request, session: DbSession, folder: str) -> Path:
+    """The uploaded KB file (multipart field ``file``), read only after the editor is authenticated."""
+    form = await read_upload_form(request, max_bytes=MAX_UPLOAD + 64 * 1024, session=session)
+    upload = form.file("file")
+    suffix = Path(upload.filename if upload else "").suffix.lower()
+    if upload is None or suffix not in (".xlsx", ".csv"):
         raise InvalidInput("请上传 .xlsx 或 .csv 文件", code="invalid_kb_file")
-    data = await upload.read(MAX_UPLOAD + 1)
-    if len(data) > MAX_UPLOAD:
+    if len(upload.data) > MAX_UPLOAD:
         raise InvalidInput("文件不能超过 5 MB", code="invalid_kb_file")
     path = Path(folder) / f"kb_import{suffix}"
-    path.write_bytes(data)
+    path.write_bytes(upload.data)
     return path
 
 
 @router.post("/import")
-async def import_file(file: Annotated[UploadFile, File()], user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def import_file(request: Request, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        path = await save_upload(file, tmp)
+        path = await save_upload(request, session, tmp)
         report = await import_articles(path, Actor.of(user, "import"))
     return report.as_dict()

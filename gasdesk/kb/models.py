@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gasdesk.clock import utcnow
 from gasdesk.db import Base, TimestampMixin, UTCDateTime
+from gasdesk.security.crypto import BlindIndex, EncryptedString
 
 CHANNELS = ("webchat", "wechat", "sms", "voice", "agent")
 CHANNEL_LABELS = {"webchat": "网页/H5", "wechat": "微信", "sms": "短信", "voice": "电话", "agent": "坐席"}
@@ -61,13 +62,17 @@ class KbArticleVersion(Base):
 
 
 class KbMiss(Base):
-    """A search the knowledge base could not answer well enough (shown to admins as 未解答问题)."""
+    """A search the knowledge base could not answer well enough (shown to admins as 未解答问题).
+
+    Residents ask with their phone, 户号, name and address in the sentence: the question is stored with
+    identifiers redacted and then encrypted; equal questions are grouped by a blind index of the
+    normalised (redacted) wording."""
 
     __tablename__ = "kb_misses"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    query: Mapped[str] = mapped_column(String(300))
-    normalized: Mapped[str] = mapped_column(String(300), index=True)
+    query: Mapped[str] = mapped_column(EncryptedString)
+    normalized_index: Mapped[str] = mapped_column(BlindIndex(), index=True)
     channel: Mapped[str | None] = mapped_column(String(10))
     intent: Mapped[str | None] = mapped_column(String(40))
     best_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="SET NULL"))

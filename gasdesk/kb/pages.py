@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gasdesk.audit.service import Actor
@@ -81,10 +81,10 @@ async def kb_import_form(request: Request, _: User = allow(*EDITORS)) -> Respons
 
 
 @router.post("/admin/kb/import")
-async def kb_import(request: Request, file: Annotated[UploadFile, File()], user: User = allow(*EDITORS)) -> Response:
+async def kb_import(request: Request, session: DbSession, user: User = allow(*EDITORS)) -> Response:
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            path = await save_upload(file, tmp)
+            path = await save_upload(request, session, tmp)
             report = await import_articles(path, Actor.of(user, "import"))
     except GasdeskError as exc:
         return render(request, "kb_import.html", {"report": None, "error": exc.message}, status_code=exc.status_code)

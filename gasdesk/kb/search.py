@@ -271,7 +271,7 @@ async def best_answer(session: AsyncSession, text: str, *, intent: str | None = 
     hits = await search_articles(session, text, limit=3, channel=channel, intent=intent, min_score=0.0)
     top = hits[0] if hits else None
     if top is None or top.score < ANSWER_THRESHOLD:
-        await record_miss(session, text, compact(text), channel=channel, intent=intent,
+        await record_miss(session, text, channel=channel, intent=intent,
                           best_article_id=top.article_id if top else None, best_score=top.score if top else 0.0)
         return None
     await record_hit(session, top.article_id)

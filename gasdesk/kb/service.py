@@ -28,7 +28,9 @@ from gasdesk.kb.models import (
     KbFeedback,
     KbMiss,
 )
-from gasdesk.kb.search import invalidate
+from gasdesk.kb.search import compact, invalidate
+from gasdesk.security.crypto import blind_index
+from gasdesk.security.pii import redact_pii
 
 AUDIT_ACTION = "config.kb_article"
 CONTENT_FIELDS = ("title", "questions", "answer", "category", "tags", "channels", "valid_from", "valid_to")
@@ -292,9 +294,16 @@ async def record_hit(session: AsyncSession, article_id: int) -> None:
                           .values(hits=KbArticle.hits + 1, updated_at=KbArticle.updated_at))
 
 
-async def record_miss(session: AsyncSession, query: str, normalized: str, *, channel: str | None,
-                      intent: str | None, best_article_id: int | None, best_score: float) -> None:
-    session.add(KbMiss(query=query[:300], normalized=normalized[:300] or query[:300], channel=channel,
+def miss_key(query: str) -> str:
+    """The blind index that groups equal unanswered questions (normalised after redaction)."""
+    redacted = redact_pii(query)
+    return blind_index(compact(redacted)[:300] or redacted[:300], kind="kb_miss")
+
+
+async def record_miss(session: AsyncSession, query: str, *, channel: str | None, intent: str | None,
+                      best_article_id: int | None, best_score: float) -> None:
+    """Remember a question the knowledge base could not answer: identifiers redacted, then encrypted."""
+    session.add(KbMiss(query=redact_pii(query)[:300], normalized_index=miss_key(query), channel=channel,
                        intent=intent, best_article_id=best_article_id, best_score=round(best_score, 4), at=utcnow()))
 
 
@@ -313,7 +322,7 @@ class KbStats:
     articles: dict[str, int]
     hits: int
     misses: int
-    top_misses: list[tuple[str, int, str]]  # normalized query, count, an original wording
+    top_misses: list[tuple[str, int, str]]  # group key (blind index), count, one (redacted) wording
     top_articles: list[KbArticle]
     not_helpful: list[KbArticle]
 
@@ -324,8 +333,8 @@ async def kb_stats(session: AsyncSession, *, days: int = 30, top: int = 20) -> K
     hits = await session.scalar(select(func.coalesce(func.sum(KbArticle.hits), 0))) or 0
     misses = await session.scalar(select(func.count()).select_from(KbMiss).where(KbMiss.at >= since)) or 0
     rows = (await session.execute(
-        select(KbMiss.normalized, func.count(), func.max(KbMiss.query)).where(KbMiss.at >= since)
-        .group_by(KbMiss.normalized).order_by(func.count().desc(), KbMiss.normalized).limit(top))).all()
+        select(KbMiss.normalized_index, func.count(), func.max(KbMiss.query)).where(KbMiss.at >= since)
+        .group_by(KbMiss.normalized_index).order_by(func.count().desc(), KbMiss.normalized_index).limit(top))).all()
     top_articles = list(await session.scalars(select(KbArticle).where(KbArticle.hits > 0)
                                               .order_by(KbArticle.hits.desc()).limit(top)))
     unhelpful = list(await session.scalars(select(KbArticle).where(KbArticle.not_helpful > 0)
@@ -334,5 +343,5 @@ async def kb_stats(session: AsyncSession, *, days: int = 30, top: int = 20) -> K
                    top_misses=[(n, int(c), q) for n, c, q in rows], top_articles=top_articles, not_helpful=unhelpful)
 
 
-async def clear_misses(session: AsyncSession, normalized: str) -> None:
-    await session.execute(delete(KbMiss).where(KbMiss.normalized == normalized))
+async def clear_misses(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(KbMiss).where(KbMiss.normalized_index == key))

@@ -3,7 +3,8 @@
 Encrypted columns hold ``v1:<base64(nonce|ciphertext)>``. Exact lookups (by phone,
 户号, ID number, name, normalised address) go through a keyed HMAC-SHA256 "blind
 index" stored beside the ciphertext, so the database never sees the plaintext.
-Both keys are derived from ``GASDESK_DATA_KEY`` with HKDF so one secret rotates both.
+Uploaded files are sealed with AES-GCM too (``encrypt_bytes``). All keys are derived from
+``GASDESK_DATA_KEY`` with HKDF so one secret rotates them all.
 """
 
 from __future__ import annotations
@@ -57,6 +58,33 @@ def decrypt_text(token: str) -> str:
     aead, _ = _current_keys()
     raw = base64.b64decode(token[len(_PREFIX) :])
     return aead.decrypt(raw[:12], raw[12:], None).decode("utf-8")
+
+
+_FILE_MAGIC = b"GDF1"
+
+
+@lru_cache(maxsize=4)
+def _file_key(data_key: str) -> AESGCM:
+    return AESGCM(_derive(b"file-encryption", base64.urlsafe_b64decode(data_key.encode())))
+
+
+def encrypt_bytes(data: bytes, *, aad: bytes) -> bytes:
+    """Seal file contents (uploads) with AES-GCM under a key of their own. ``aad`` binds the ciphertext to
+    its owner (the attachment token): a file copied under another name does not decrypt."""
+    nonce = os.urandom(12)
+    return _FILE_MAGIC + nonce + _file_key(get_settings().data_key).encrypt(nonce, data, aad)
+
+
+def decrypt_bytes(blob: bytes, *, aad: bytes) -> bytes:
+    """Open what :func:`encrypt_bytes` sealed (raises ``ValueError``/``InvalidTag`` on anything else)."""
+    if not blob.startswith(_FILE_MAGIC):
+        raise ValueError("not an encrypted gasdesk file")
+    nonce = blob[len(_FILE_MAGIC):len(_FILE_MAGIC) + 12]
+    return _file_key(get_settings().data_key).decrypt(nonce, blob[len(_FILE_MAGIC) + 12:], aad)
+
+
+def is_sealed(blob: bytes) -> bool:
+    return blob.startswith(_FILE_MAGIC)
 
 
 def blind_index(value: str, *, kind: str) -> str:

@@ -87,7 +87,7 @@ class Ticket(TimestampMixin, Base):
     type: Mapped[str] = mapped_column(String(24), index=True)
     priority: Mapped[str] = mapped_column(String(10), default=Priority.normal.value)
     status: Mapped[str] = mapped_column(String(12), default=TicketStatus.new.value, index=True)
-    title: Mapped[str] = mapped_column(String(120))
+    title: Mapped[str] = mapped_column(EncryptedString)  # free text (names, addresses): encrypted like the rest
     description: Mapped[str | None] = mapped_column(EncryptedString)
     service_type: Mapped[str | None] = mapped_column(String(20))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
@@ -182,5 +182,5 @@ class SavedView(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(40))
     page: Mapped[str] = mapped_column(String(40))
-    query_string: Mapped[str] = mapped_column(String(1000))
+    query_string: Mapped[str] = mapped_column(EncryptedString)  # may hold a searched name or number
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

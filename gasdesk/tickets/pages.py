@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -41,6 +41,7 @@ from gasdesk.tickets.models import (
 )
 from gasdesk.tickets.schemas import CrewWriteback, TicketCreate
 from gasdesk.web.templating import render
+from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -239,10 +240,11 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
     return render(request, "ticket_new.html", context)
 
 
-@router.get("/tickets/new/customers")
-async def new_ticket_customers(request: Request, session: DbSession, customer_q: str = "",
+@router.post("/tickets/new/customers")
+async def new_ticket_customers(request: Request, session: DbSession, customer_q: Annotated[str, Form()] = "",
                                user: User = allow(*DESK)) -> Response:
-    """Customer search for the create form (phone, 户号, name or address)."""
+    """Customer search for the create form (phone, 户号, name or address); posted, so the searched phone
+    number or 户号 stays out of URLs and access logs."""
     from gasdesk.customers.service import CustomerQuery, find_customers, summarize
 
     results = []
@@ -596,24 +598,26 @@ def _materials(names: list[str], qtys: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+# The write-back form: text fields and up to 20 photos of ≤ 5 MB each, within this total.
+MAX_WRITEBACK_BODY = 50 * 1024 * 1024
+
+
 @router.post("/crew/tickets/{ticket_id}/writeback")
 async def crew_writeback(request: Request, ticket_id: int, session: DbSession,
-                         result: Annotated[str, Form()] = "", signature_name: Annotated[str, Form()] = "",
-                         resolved: Annotated[str, Form()] = "",
-                         material_name: Annotated[list[str] | None, Form()] = None,
-                         material_qty: Annotated[list[str] | None, Form()] = None,
-                         photos: Annotated[list[UploadFile] | None, File()] = None,
                          user: User = allow(Role.field_crew)) -> Response:
+    # The form is read only once the crew member and the ticket are checked (photos show homes).
     ticket = await service.access_ticket(session, user, ticket_id)
+    form = await read_upload_form(request, max_bytes=MAX_WRITEBACK_BODY, max_files=20, max_fields=220,
+                                  session=session)
+    result, signature_name = form.value("result"), form.value("signature_name")
+    resolved, material_name, material_qty = form.value("resolved"), form.values("material_name"), \
+        form.values("material_qty")
     try:
         if not result.strip():
             raise InvalidInput("请填写处理结果", code="result_required")
         tokens = []
-        for upload in photos or []:
-            if not upload.filename:
-                continue
-            data = await upload.read(5 * 1024 * 1024 + 1)
-            photo = await service.do_store_ticket_photo(session, user, ticket, upload.filename, data)
+        for upload in form.files.get("photos", []):
+            photo = await service.do_store_ticket_photo(session, user, ticket, upload.filename, upload.data)
             tokens.append(photo.token)
         arrived = next((e.at for e in ticket.events if e.action == "start"), None)
         try:

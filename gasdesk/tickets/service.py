@@ -378,7 +378,8 @@ async def search_tickets(session: AsyncSession, user: User, filters: TicketFilte
         if value is not None and value != "":
             query = query.where(column == value)
     if filters.q:
-        query = query.where(or_(Ticket.number.contains(filters.q), Ticket.title.contains(filters.q)))
+        # Titles are encrypted (free text about residents), so the quick search matches ticket numbers.
+        query = query.where(Ticket.number.contains(filters.q.strip().upper()))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(query.order_by(Ticket.id.desc()).limit(limit).offset(offset))
     return int(total or 0), list(rows)
@@ -428,23 +429,20 @@ async def do_delete_view(session: AsyncSession, user: User, view_id: int) -> Non
 
 async def do_store_ticket_photo(session: AsyncSession, user: User, ticket: Ticket, filename: str,
                                 data: bytes) -> Any:
-    """Store an uploaded photo for a ticket (jpg/png/webp, checked) and return its Attachment."""
+    """Store an uploaded photo for a ticket (jpg/png/webp, checked) and return its Attachment.
+    The photo is encrypted on disk and removed again if the transaction rolls back."""
     import secrets
     from pathlib import Path
 
-    from gasdesk.config import get_settings
-    from gasdesk.conversations.attachments import Attachment, check_upload
+    from gasdesk.conversations.attachments import Attachment, check_upload, sealed_path, store_sealed_file
 
     kind = check_upload(filename or "", data)
     if kind.kind != "image":
         raise InvalidInput("工单照片只支持图片", code="file_type")
     token = secrets.token_urlsafe(18)
-    folder = Path(get_settings().upload_dir) / "tickets" / utcnow().strftime("%Y/%m")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{token}{Path(filename or '').suffix.lower()}"
-    path.write_bytes(data)
-    photo = Attachment(token=token, ticket_id=ticket.id, owner_user_id=user.id, name=Path(filename or "").name,
-                       mime=kind.mime, kind="image", size=len(data), path=str(path), created_at=utcnow())
-    session.add(photo)
-    await session.flush()
+    now = utcnow()
+    photo = Attachment(token=token, ticket_id=ticket.id, owner_user_id=user.id, name=Path(filename or "").name[:120],
+                       mime=kind.mime, kind="image", size=len(data),
+                       path=str(sealed_path(f"tickets/{now.strftime('%Y/%m')}", token)), created_at=now)
+    await store_sealed_file(session, photo, data)
     return photo

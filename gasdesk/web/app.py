@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from gasdesk import __version__
 from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
+from gasdesk.web.access_log import AccessLogMiddleware, configure_app_logging
 from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
 from gasdesk.web.protection import OriginCheckMiddleware, SecurityHeadersMiddleware
@@ -126,4 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in _routers():
         app.include_router(router)
     install_error_handlers(app)
+    # Outermost: times the whole request and logs it without query string or personal data.
+    app.add_middleware(AccessLogMiddleware)
+    configure_app_logging()
     return app

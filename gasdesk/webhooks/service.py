@@ -25,6 +25,7 @@ from gasdesk.config import get_settings
 from gasdesk.errors import InvalidInput
 from gasdesk.jobs.queue import backoff, enqueue, job
 from gasdesk.security.outbound import CheckedTransport, check_public_url
+from gasdesk.security.pii import redact_pii
 from gasdesk.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
 
 MAX_ATTEMPTS = 8
@@ -107,11 +108,11 @@ async def attempt_delivery(session: AsyncSession, delivery: WebhookDelivery) -> 
             response = await client.post(endpoint.url, content=body, headers=headers)
         delivery.last_status_code = response.status_code
         ok = 200 <= response.status_code < 300
-        delivery.last_error = None if ok else response.text[:500]
+        delivery.last_error = None if ok else redact_pii(response.text[:500])  # receivers echo payloads
     except httpx.HTTPError as exc:
         ok = False
         delivery.last_status_code = None
-        delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        delivery.last_error = redact_pii(f"{type(exc).__name__}: {exc}"[:500])
     if ok:
         delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", utcnow(), None
     elif delivery.attempts >= MAX_ATTEMPTS:

@@ -271,9 +271,9 @@ async def test_appointment_api(client, factory, session) -> None:
     r = await client.get("/api/v1/appointment-slots", params={"district": "朝阳区", "service": "安检"}, headers=headers)
     assert [s["id"] for s in r.json()] == [free[1]["id"]]
 
-    r = await client.get("/api/v1/progress", params={"phone": "13577778888"}, headers=headers)
+    r = await client.post("/api/v1/progress", json={"phone": "13577778888"}, headers=headers)
     assert r.status_code == 200 and r.json()[0]["slot"].startswith("12月08日")
-    r = await client.get("/api/v1/progress", headers=headers)
+    r = await client.post("/api/v1/progress", json={}, headers=headers)
     assert r.status_code == 422 and r.json()["error"]["code"] == "missing_query"
     r = await client.post(f"/api/v1/appointments/{booked['appointment_id']}/cancel", headers=headers,
                           json={"reason": "临时出差"})

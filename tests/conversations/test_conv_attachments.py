@@ -48,7 +48,7 @@ def test_size_limits_are_inclusive() -> None:
 
 async def _upload(client, token: str | None, conversation_id: int, name: str = "表.png", data: bytes = PNG):
     headers = {"X-Visitor-Token": token} if token else {}
-    return await client.post("/api/v1/webchat/uploads", headers=headers, data={"conversation_id": str(conversation_id)},
+    return await client.post("/api/v1/webchat/uploads", headers=headers, params={"conversation_id": conversation_id},
                              files={"file": (name, data, "application/octet-stream")})
 
 
@@ -119,7 +119,7 @@ async def test_image_message_over_the_socket(app, session, factory) -> None:
                 await ws.send(type="hello", token=visitor["token"])
                 cid = (await ws.until("welcome"))["conversation"]["id"]
                 up = await http.post("/api/v1/webchat/uploads", headers={"X-Visitor-Token": visitor["token"]},
-                                     data={"conversation_id": str(cid)}, files={"file": ("漏点.jpg", JPG, "image/jpeg")})
+                                     params={"conversation_id": cid}, files={"file": ("漏点.jpg", JPG, "image/jpeg")})
                 token = up.json()["file_token"]
                 await ws.send(type="message", client_msg_id="img-1", content_type="image", payload={"file_token": token})
                 ack = await ws.until("ack")

@@ -34,7 +34,7 @@ async def people(factory) -> dict:
 
 
 async def ids(client, headers, **params) -> list[int]:
-    response = await client.get("/api/v1/customers", headers=headers, params=params)
+    response = await client.post("/api/v1/customers/search", headers=headers, json=params)
     assert response.status_code == 200, response.text
     return [c["id"] for c in response.json()]
 
@@ -46,7 +46,7 @@ async def test_search_by_phone(client, people) -> None:
 
 
 async def test_search_result_shape(client, people) -> None:
-    response = await client.get("/api/v1/customers", headers=people["headers"], params={"phone": "13800001234"})
+    response = await client.post("/api/v1/customers/search", headers=people["headers"], json={"phone": "13800001234"})
     assert response.json() == [{
         "id": people["zhang"], "name": "张伟", "phones": ["13800001234", "02423416600"], "tags": [],
         "account_nos": ["2103345678"], "addresses": ["和平区幸福里小区3号楼2单元501室"],
@@ -96,18 +96,18 @@ async def test_free_q_phone_with_country_code_or_brackets(client, people, q: str
 
 
 async def test_search_without_criteria_is_a_json_error(client, people) -> None:
-    response = await client.get("/api/v1/customers", headers=people["headers"])
+    response = await client.post("/api/v1/customers/search", headers=people["headers"], json={})
     assert response.status_code == 422
     body = response.json()
     assert body["error"]["code"] == "missing_query" and "查询条件" in body["error"]["message"]
-    response = await client.get("/api/v1/customers", headers=people["headers"], params={"q": ""})
+    response = await client.post("/api/v1/customers/search", headers=people["headers"], json={"q": ""})
     assert response.status_code == 422 and response.json()["error"]["code"] == "missing_query"
 
 
 async def test_search_invalid_input_is_a_json_error(client, people) -> None:
     for params in [{"phone": "1" * 21}, {"q": "x" * 121}, {"q": "张伟", "limit": "0"}, {"q": "张伟", "limit": "abc"},
                    {"name": "张" * 61}]:
-        response = await client.get("/api/v1/customers", headers=people["headers"], params=params)
+        response = await client.post("/api/v1/customers/search", headers=people["headers"], json=params)
         assert response.status_code == 422, params
         error = response.json()["error"]
         assert error["code"] == "invalid_input" and error["message"].startswith("请求参数有误"), params

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
@@ -13,16 +13,18 @@ from gasdesk.auth.access import current_user_or_none, public
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.channels.webchat.identity import issue_visitor_token, visitor_from_token
 from gasdesk.conversations import service
-from gasdesk.conversations.attachments import ALLOWED, Attachment, do_store_upload
+from gasdesk.conversations.attachments import MAX_UPLOAD, Attachment, SealedFileResponse, do_store_upload
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import DbSession
-from gasdesk.errors import NotAuthenticated, NotFound
+from gasdesk.errors import InvalidInput, NotAuthenticated, NotFound
 from gasdesk.security import limits
 from gasdesk.web.templating import render
+from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(tags=["webchat"])
 STATIC = Path(__file__).parent / "static"
-MAX_UPLOAD = max(k.max_bytes for k in ALLOWED.values())
+# multipart framing around the largest file allowed
+MAX_UPLOAD_BODY = MAX_UPLOAD + 64 * 1024
 
 
 @router.post("/api/v1/webchat/visitors", dependencies=[public()])
@@ -35,18 +37,24 @@ async def new_visitor(request: Request) -> dict[str, str]:
 
 @router.post("/api/v1/webchat/uploads", status_code=201, dependencies=[public()])
 async def upload(
+    request: Request,
     session: DbSession,
-    conversation_id: Annotated[int, Form()],
-    file: Annotated[UploadFile, File()],
+    conversation_id: Annotated[int, Query()],
     x_visitor_token: Annotated[str | None, Header()] = None,
 ) -> dict[str, object]:
-    """Upload an image or file into the resident's own conversation (type and size checked)."""
+    """Upload an image or file (multipart field ``file``) into the resident's own conversation.
+
+    Who asks is checked before the body is read (visitor token, then the conversation, both outside
+    the body: ``?conversation_id=``), so a bogus token gets its 401 without the upload being accepted."""
     visitor_id = visitor_from_token(x_visitor_token)
     if visitor_id is None:
         raise NotAuthenticated("访客凭证无效", code="invalid_visitor_token")
     conversation = await service.access_conversation_for_visitor(session, visitor_id, conversation_id)
-    data = await file.read(MAX_UPLOAD + 1)
-    attachment = await do_store_upload(session, conversation, file.filename or "", data, visitor_id=visitor_id)
+    form = await read_upload_form(request, max_bytes=MAX_UPLOAD_BODY, session=session)
+    file = form.file("file")
+    if file is None:
+        raise InvalidInput("请选择要上传的文件", code="file_missing")
+    attachment = await do_store_upload(session, conversation, file.filename, file.data, visitor_id=visitor_id)
     return attachment.to_payload()
 
 
@@ -94,7 +102,7 @@ FILE_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inlin
 def _serve(attachment: Attachment) -> Response:
     """A stored upload: its verified type; inline only for images, every other file as a download."""
     inline = attachment.kind == "image" and attachment.mime in INLINE_IMAGE_TYPES
-    return FileResponse(attachment.path, media_type=attachment.mime or "application/octet-stream",
+    return SealedFileResponse(attachment.path, media_type=attachment.mime or "application/octet-stream",
                         filename=attachment.name, content_disposition_type="inline" if inline else "attachment",
                         headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": FILE_CSP,
                                  "Cache-Control": "private, no-cache"})

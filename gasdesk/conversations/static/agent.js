@@ -857,7 +857,8 @@
       if (!value) { results.replaceChildren(h("p", { class: "muted", text: "请输入查询条件" })); return; }
       results.replaceChildren(h("p", { class: "muted", text: "查询中…" }));
       try {
-        const list = await api("GET", "/api/v1/customers?q=" + encodeURIComponent(value));
+        // POST: phone numbers and 户号 stay out of URLs and access logs
+        const list = await api("POST", "/api/v1/customers/search", { q: value });
         renderResults(results, list);
       } catch (e) { results.replaceChildren(h("p", { class: "error", text: e.message })); }
     };

@@ -995,9 +995,10 @@
     var li = renderPending(temp, true);
     scrollToBottom();
     var form = new FormData();
-    form.append("conversation_id", String(S.conversationId));
     form.append("file", file, file.name);
-    fetch("/api/v1/webchat/uploads", { method: "POST", body: form, headers: { "X-Visitor-Token": S.token },
+    // The conversation goes in the URL: the server checks it (and the token) before accepting the body.
+    fetch("/api/v1/webchat/uploads?conversation_id=" + encodeURIComponent(String(S.conversationId)),
+      { method: "POST", body: form, headers: { "X-Visitor-Token": S.token },
       credentials: "same-origin" })
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (data) { return { ok: r.ok, data: data }; });
