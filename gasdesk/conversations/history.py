@@ -18,6 +18,7 @@ from gasdesk.conversations.models import (
 from gasdesk.customers.identity import IdentityCheckFailed, verify_account_holder
 from gasdesk.db import commit
 from gasdesk.errors import NotFound
+from gasdesk.security.pii import mask_pii
 
 
 async def do_identify_resident(session: AsyncSession, conversation: Conversation, account_no: str,
@@ -67,15 +68,27 @@ async def resident_history(session: AsyncSession, conversation: Conversation, li
     rows = await session.scalars(select(Conversation).where(_same_resident(conversation),
                                                             Conversation.id != conversation.id)
                                  .order_by(Conversation.id.desc()).limit(limit))
-    return await _summaries(session, list(rows))
+    items = await _summaries(session, list(rows))
+    for item in items:
+        item["preview"] = mask_pii(item["preview"])
+    return items
 
 
-async def resident_transcript(session: AsyncSession, conversation: Conversation, other_id: int) -> list[Message]:
+async def resident_transcript(session: AsyncSession, conversation: Conversation,
+                              other_id: int) -> list[dict[str, Any]]:
+    """An earlier conversation's messages (wire form) for the resident, with phone, ID and account numbers
+    masked: whoever holds the widget now may not be whoever typed them then."""
     other = await session.scalar(select(Conversation).where(Conversation.id == other_id, _same_resident(conversation)))
     if other is None:
         raise NotFound("会话不存在", code="conversation_not_found")
-    return list(await session.scalars(select(Message).where(Message.conversation_id == other.id)
-                                      .order_by(Message.seq)))
+    messages = await session.scalars(select(Message).where(Message.conversation_id == other.id).order_by(Message.seq))
+    wires = []
+    for message in messages:
+        wire = message.to_wire()
+        if wire.get("text"):
+            wire["text"] = mask_pii(wire["text"])
+        wires.append(wire)
+    return wires
 
 
 async def customer_conversations(session: AsyncSession, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:

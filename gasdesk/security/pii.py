@@ -141,6 +141,31 @@ def redact_pii(text: str) -> str:
     return "".join(out)
 
 
+def _mask(value: str, keep_head: int, keep_tail: int) -> str:
+    digits = [i for i, ch in enumerate(value) if ch.isalnum()]
+    hidden = set(digits[keep_head:len(digits) - keep_tail]) if len(digits) > keep_head + keep_tail else set(digits)
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(value))
+
+
+# How much of each identifier a masked view keeps: enough for a resident to recognise their own number.
+_MASK_KEEP = {PHONE: (3, 4), LANDLINE: (0, 4), ID_CARD: (4, 4), ACCOUNT_NO: (0, 4), BANK_CARD: (0, 4)}
+
+
+def mask_pii(text: str) -> str:
+    """``text`` with identifiers partly hidden (139****5678, 1101**********1234, ******1234); e-mails fully."""
+    if not text:
+        return text
+    out: list[str] = []
+    pos = 0
+    for match in find_pii(text):
+        out.append(text[pos:match.start])
+        value = text[match.start:match.end]
+        out.append(_mask(value, *_MASK_KEEP[match.kind]) if match.kind in _MASK_KEEP else match.kind)
+        pos = match.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def contains_pii(text: str) -> bool:
     return bool(find_pii(text))
 

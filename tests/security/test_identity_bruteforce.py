@@ -143,3 +143,34 @@ async def test_the_account_limit_holds_across_processes(two_servers_with_redis, 
                     break
     assert codes[:3] == ["identify_failed"] * 3
     assert codes[3:] == ["identify_locked"] * 5, "the 8th guess is right, but the account is backed off everywhere"
+
+
+async def test_history_after_identification_masks_phone_and_id_numbers(app, factory, session) -> None:
+    """Whoever passes the check sees earlier conversations, but not the numbers typed in them in full."""
+    from gasdesk.conversations.models import SenderType
+    from gasdesk.conversations.service import do_close, do_post_message
+    from gasdesk.db import commit
+    from tests.factories import bot_conversation
+
+    customer = await factory.customer(name="孙丽", phones=["13912345678"])
+    earlier = await bot_conversation(session, customer_id=customer.id)
+    await do_post_message(session, earlier, SenderType.resident, client_msg_id="h1",
+                          text="我的手机13912345678，身份证110101199003071237，户号" + customer.accounts[0].account_no)
+    await do_close(session, earlier, by="resident")
+    await commit(session)
+    async with served(app) as host:
+        visitor = await new_visitor(host)
+        async with ChatSocket.connect(host) as ws:
+            await ws.send(type="hello", token=visitor["token"])
+            await ws.until("welcome")
+            await ws.send(type="identify", account_no=customer.accounts[0].account_no, phone_last4="5678")
+            await ws.until("identified")
+            await ws.send(type="history")
+            listed = (await ws.until("history"))["conversations"]
+            await ws.send(type="history", conversation_id=earlier.id)
+            transcript = (await ws.until("history_transcript"))["messages"]
+    text = next(m["text"] for m in transcript if m["sender"] == "resident")
+    assert "13912345678" not in text and "139****5678" in text
+    assert "110101199003071237" not in text and "1101**********1237" in text
+    assert customer.accounts[0].account_no not in text
+    assert all("13912345678" not in c["preview"] for c in listed)

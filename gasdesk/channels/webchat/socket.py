@@ -212,7 +212,7 @@ class ResidentSession:
             if frame.get("conversation_id"):
                 transcript = await history.resident_transcript(session, conversation, int(frame["conversation_id"]))
                 await self.send({"type": "history_transcript", "conversation_id": int(frame["conversation_id"]),
-                                 "messages": [m.to_wire() for m in transcript]})
+                                 "messages": transcript})
                 return
             items = await history.resident_history(session, conversation)
         await self.send({"type": "history", "conversations": items})
