@@ -184,7 +184,7 @@ async def stats(session: DbSession, days: Annotated[int, Query(ge=1, le=365)] = 
 
 async def save_upload(request: Request, session: DbSession, folder: str) -> Path:
     """The uploaded KB file (multipart field ``file``), read only after the editor is authenticated."""
-    form = await read_upload_form(request, max_bytes=MAX_UPLOAD + 64 * 1024, session=session)
+    form = await read_upload_form(request, session=session)
     upload = form.file("file")
     suffix = Path(upload.filename if upload else "").suffix.lower()
     if upload is None or suffix not in (".xlsx", ".csv"):

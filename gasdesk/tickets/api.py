@@ -14,7 +14,6 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
-from gasdesk.conversations.attachments import MAX_UPLOAD
 from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
@@ -138,7 +137,7 @@ async def upload_photo(ticket_id: int, request: Request, session: DbSession,
     """Attach a photo (multipart field ``file``: jpg/png/webp ≤ 5 MB) to a ticket. The caller and the
     ticket are checked before the body is read."""
     ticket = await service.access_ticket(session, user, ticket_id)
-    form = await read_upload_form(request, max_bytes=MAX_UPLOAD + 64 * 1024, session=session)
+    form = await read_upload_form(request, session=session)
     file = form.file("file")
     if file is None:
         raise InvalidInput("请选择要上传的照片", code="file_missing")

@@ -599,7 +599,6 @@ def _materials(names: list[str], qtys: list[str]) -> list[dict[str, Any]]:
 
 
 # The write-back form: text fields and up to 20 photos of ≤ 5 MB each, within this total.
-MAX_WRITEBACK_BODY = 50 * 1024 * 1024
 
 
 @router.post("/crew/tickets/{ticket_id}/writeback")
@@ -607,7 +606,7 @@ async def crew_writeback(request: Request, ticket_id: int, session: DbSession,
                          user: User = allow(Role.field_crew)) -> Response:
     # The form is read only once the crew member and the ticket are checked (photos show homes).
     ticket = await service.access_ticket(session, user, ticket_id)
-    form = await read_upload_form(request, max_bytes=MAX_WRITEBACK_BODY, max_files=20, max_fields=220,
+    form = await read_upload_form(request, max_files=20, max_fields=220,
                                   session=session)
     result, signature_name = form.value("result"), form.value("signature_name")
     resolved, material_name, material_qty = form.value("resolved"), form.values("material_name"), \

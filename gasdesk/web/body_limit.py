@@ -26,12 +26,13 @@ class BodyCap:
     max_bytes: int
 
 
-# Routes that take files. Multipart adds a little framing on top of the file itself.
+# Routes that take files, the one list of upload caps (``web.uploads.read_upload_form`` applies the same
+# ones while parsing). Multipart adds a little framing on top of the files themselves.
 UPLOAD_CAPS: tuple[BodyCap, ...] = (
-    BodyCap("POST", re.compile(r"^/api/v1/webchat/uploads$"), 10 * MB + 64 * KB),
+    BodyCap("POST", re.compile(r"^/api/v1/webchat/uploads$"), 10 * MB + 64 * KB),  # one file ≤ 10 MB
     BodyCap("POST", re.compile(r"^/api/v1/tickets/\d+/photos$"), 10 * MB + 64 * KB),
-    BodyCap("POST", re.compile(r"^/crew/tickets/\d+/writeback$"), 6 * 5 * MB + 256 * KB),  # with photos
-    BodyCap("POST", re.compile(r"^(/api/v1/kb|/admin/kb)/import$"), 20 * MB),
+    BodyCap("POST", re.compile(r"^/crew/tickets/\d+/writeback$"), 50 * MB),  # up to 20 photos and the form
+    BodyCap("POST", re.compile(r"^(/api/v1/kb|/admin/kb)/import$"), 5 * MB + 64 * KB),  # xlsx/csv ≤ 5 MB
 )
 
 

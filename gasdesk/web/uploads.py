@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from gasdesk.errors import InvalidInput, PayloadTooLarge
+from gasdesk.web.body_limit import body_cap
 
 MB = 1024 * 1024
 # Above every cap below: SpooledTemporaryFile then never rolls over to disk.
@@ -72,12 +73,15 @@ def check_declared_length(request: Request, max_bytes: int) -> None:
         raise _too_large(max_bytes)
 
 
-async def read_upload_form(request: Request, *, max_bytes: int, max_files: int = 1, max_fields: int = 20,
-                           session: AsyncSession | None = None) -> UploadForm:
-    """Parse a multipart body of at most ``max_bytes`` (call only after the caller is authorised).
+async def read_upload_form(request: Request, *, max_bytes: int | None = None, max_files: int = 1,
+                           max_fields: int = 20, session: AsyncSession | None = None) -> UploadForm:
+    """Parse a multipart body of at most ``max_bytes`` (default: the route's cap in ``web.body_limit``; call
+    only after the caller is authorised).
 
     ``session`` is committed first: a slow client sending ten megabytes must not hold a database
     connection (SQLite has one) for the whole upload."""
+    if max_bytes is None:
+        max_bytes = body_cap(request.method, request.url.path)
     if max_bytes > _IN_MEMORY_LIMIT:
         raise ValueError("upload cap above the in-memory limit")
     check_declared_length(request, max_bytes)

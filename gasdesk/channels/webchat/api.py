@@ -13,7 +13,7 @@ from gasdesk.auth.access import current_user_or_none, public
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.channels.webchat.identity import issue_visitor_token, visitor_from_token
 from gasdesk.conversations import service
-from gasdesk.conversations.attachments import MAX_UPLOAD, Attachment, SealedFileResponse, do_store_upload
+from gasdesk.conversations.attachments import Attachment, SealedFileResponse, do_store_upload
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, NotAuthenticated, NotFound
@@ -24,7 +24,6 @@ from gasdesk.web.uploads import read_upload_form
 router = APIRouter(tags=["webchat"])
 STATIC = Path(__file__).parent / "static"
 # multipart framing around the largest file allowed
-MAX_UPLOAD_BODY = MAX_UPLOAD + 64 * 1024
 
 
 @router.post("/api/v1/webchat/visitors", dependencies=[public()])
@@ -50,7 +49,7 @@ async def upload(
     if visitor_id is None:
         raise NotAuthenticated("访客凭证无效", code="invalid_visitor_token")
     conversation = await service.access_conversation_for_visitor(session, visitor_id, conversation_id)
-    form = await read_upload_form(request, max_bytes=MAX_UPLOAD_BODY, session=session)
+    form = await read_upload_form(request, session=session)
     file = form.file("file")
     if file is None:
         raise InvalidInput("请选择要上传的文件", code="file_missing")
