@@ -6,6 +6,7 @@ Defaults to the shared dev-eval set (when present) and the project's held-out se
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from gasdesk.bot.nlu.evaluate import evaluate, load_eval_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETS = (
-    Path("/work/shared/dev-eval/utterances.jsonl"),
+    Path(os.environ.get("GASDESK_SHARED_DIR") or ROOT.parent / "shared") / "dev-eval" / "utterances.jsonl",
     ROOT / "tests/bot/nlu/heldout.jsonl",
     ROOT / "tests/bot/nlu/heldout2.jsonl",
 )

@@ -66,7 +66,7 @@ NLU_GAPS = {
 
 @pytest.mark.parametrize(("texts", "expected"), [
     pytest.param(texts, expected, id=case_id, marks=[pytest.mark.xfail(reason=f"NLU: {NLU_GAPS[case_id]}",
-                                                                       strict=False)] if case_id in NLU_GAPS else [])
+                                                                       strict=True)] if case_id in NLU_GAPS else [])
     for case_id, texts, expected in CASES])
 def test_draft_from_transcript(texts: list[str], expected: dict) -> None:
     draft = draft_from_texts(texts, NOW)

@@ -1,10 +1,13 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from gasdesk.bot.nlu.evaluate import EvalReport, evaluate
 
-DEV_EVAL = Path("/work/shared/dev-eval/utterances.jsonl")
+# The shared folder sits beside the checkout (here and in CI); GASDESK_SHARED_DIR points elsewhere.
+SHARED = Path(os.environ.get("GASDESK_SHARED_DIR") or Path(__file__).resolve().parents[3].parent / "shared")
+DEV_EVAL = SHARED / "dev-eval" / "utterances.jsonl"
 HELDOUT = Path(__file__).resolve().parent / "heldout.jsonl"
 # Written independently of the training data (colloquial, dialect, typos, English-mixed, long stories).
 HELDOUT2 = Path(__file__).resolve().parent / "heldout2.jsonl"
@@ -13,7 +16,7 @@ HELDOUT2 = Path(__file__).resolve().parent / "heldout2.jsonl"
 @pytest.fixture(scope="session")
 def dev_report() -> EvalReport:
     if not DEV_EVAL.is_file():
-        pytest.skip("shared dev-eval set not present")
+        pytest.skip(f"shared dev-eval set not present at {DEV_EVAL} (set GASDESK_SHARED_DIR)")
     return evaluate(DEV_EVAL)
 
 
