@@ -17,6 +17,7 @@ from gasdesk.conversations.attachments import ALLOWED, Attachment, do_store_uplo
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import DbSession
 from gasdesk.errors import NotAuthenticated, NotFound
+from gasdesk.fields import Id
 from gasdesk.web.templating import render
 
 router = APIRouter(tags=["webchat"])
@@ -34,7 +35,7 @@ async def new_visitor() -> dict[str, str]:
 @router.post("/api/v1/webchat/uploads", status_code=201, dependencies=[public()])
 async def upload(
     session: DbSession,
-    conversation_id: Annotated[int, Form()],
+    conversation_id: Annotated[Id, Form()],
     file: Annotated[UploadFile, File()],
     x_visitor_token: Annotated[str | None, Header()] = None,
 ) -> dict[str, object]:
