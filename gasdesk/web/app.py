@@ -15,6 +15,7 @@ from gasdesk import __version__
 from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
 from gasdesk.web.errors import install_error_handlers
+from gasdesk.web.input_guard import InputGuard
 from gasdesk.web.templating import add_template_dir
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    # NUL, unpaired surrogates and NaN/Infinity in any request: a 422 before a handler sees them.
+    app.add_middleware(InputGuard)
     for name, folder in DOMAIN_ASSETS.items():
         add_template_dir(folder / "templates")
         app.mount(f"/static/{name}", StaticFiles(directory=folder / "static"), name=f"static-{name}")
