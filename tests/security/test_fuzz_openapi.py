@@ -8,11 +8,16 @@ operations really run. Requests are generated once per operation (positive and n
 derandomised, so a run is reproducible) and replayed for each role: every operation gets ``FUZZ_EXAMPLES``
 requests from one of the roles allowed to call it (the roles take turns) and a few from each other allowed
 role; public operations are fuzzed in full anonymously, and the anonymous run also sends one request to every
-other operation (a 401, however odd the input). ``GASDESK_FUZZ_EXAMPLES`` raises the count for a deeper run.
+other operation (a 401, however odd the input). The HTML pages, left out of /openapi.json, get the same from a
+document built from their routes. ``GASDESK_FUZZ_EXAMPLES`` raises the count for a deeper run.
+
+Only ``not_a_server_error`` is checked: schemathesis' conformance checks flag undocumented 4xx codes and
+schema-valid requests the domain rejects (unknown ids, ``check_*`` rules), which are not bugs.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import traceback
 from dataclasses import dataclass
@@ -21,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -33,7 +40,7 @@ from gasdesk.auth.roles import Role
 from tests.factories import Factory
 from tests.security.fuzz_support import World, build_world
 
-FUZZ_EXAMPLES = int(os.environ.get("GASDESK_FUZZ_EXAMPLES", "12"))
+FUZZ_EXAMPLES = int(os.environ.get("GASDESK_FUZZ_EXAMPLES", "8"))
 OTHER_ROLE_EXAMPLES = 3  # an operation's other allowed roles replay the first few requests
 BASE_URL = "http://testserver"
 # What httpx's ``build_request`` takes, out of the keyword arguments schemathesis serialises a case to.
@@ -61,14 +68,26 @@ def _access(app: Any) -> dict[tuple[str, str], tuple[Role, ...] | None]:
     return table
 
 
-def _examples(role: Role | None, allowed: tuple[Role, ...] | None, turn: int) -> int:
+def _examples(role: Role | None, allowed: tuple[Role, ...] | None, turn: int, others: int) -> int:
     if allowed is None:  # public: in full anonymously, lightly with a token (the user changes some answers)
-        return FUZZ_EXAMPLES if role is None else OTHER_ROLE_EXAMPLES
+        return FUZZ_EXAMPLES if role is None else others
     if role is None:
         return 1
     if role not in allowed or not allowed:  # refusals: the anonymous run above and tests/auth/test_route_access.py
         return 0
-    return FUZZ_EXAMPLES if allowed[turn % len(allowed)] is role else OTHER_ROLE_EXAMPLES
+    return FUZZ_EXAMPLES if allowed[turn % len(allowed)] is role else others
+
+
+def _pages_document(app: Any) -> dict[str, Any]:
+    """An OpenAPI document of the HTML pages (left out of /openapi.json): their declared path, query and form
+    parameters. (What a page reads from the request by hand is covered by tests/security/test_bad_input_http.py.)"""
+    routes = []
+    for route in iter_routes(app.routes):
+        if isinstance(route, APIRoute) and not route.include_in_schema:
+            page = copy.copy(route)
+            page.include_in_schema = True
+            routes.append(page)
+    return get_openapi(title="gasdesk pages", version="1", routes=routes)
 
 
 def _cases(operation: Any) -> list[schemathesis.Case]:
@@ -88,8 +107,11 @@ def _cases(operation: Any) -> list[schemathesis.Case]:
 
 
 class Fuzzer:
-    def __init__(self, app: Any, role: Role | None, world: World) -> None:
+    def __init__(self, app: Any, role: Role | None, world: World, document: dict[str, Any] | None = None,
+                 others: int = OTHER_ROLE_EXAMPLES) -> None:
         self.app, self.role, self.world = app, role, world
+        self.document = document if document is not None else app.openapi()
+        self.others = others  # requests for an operation from an allowed role whose turn it is not
         self.failures: list[Failure] = []
         self.sent = 0
 
@@ -133,14 +155,15 @@ class Fuzzer:
 
     async def run(self) -> None:
         access = _access(self.app)
-        schema = schemathesis.openapi.from_dict(self.app.openapi())
+        schema = schemathesis.openapi.from_dict(self.document)
         operations = [result.ok() for result in schema.get_all_operations()]
         # Revoking the token we fuzz with would turn the rest into 401s: that operation goes last.
         operations.sort(key=lambda op: op.path.endswith("/auth/revoke"))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=BASE_URL) as client:
             refused = False
             for turn, operation in enumerate(operations):
-                examples = _examples(self.role, access[(operation.method.upper(), operation.path)], turn)
+                examples = _examples(self.role, access[(operation.method.upper(), operation.path)], turn,
+                                     self.others)
                 if not examples:
                     continue
                 headers = await self.headers(client, refused)
@@ -157,8 +180,27 @@ async def test_no_generated_request_gets_a_server_error(app, role: Role | None, 
     monkeypatch.setattr(kb_api, "feedback_limiter", kb_api._FeedbackLimiter())
     fuzzer = Fuzzer(app, role, await build_world())
     await fuzzer.run()
-    print('SENT', role, fuzzer.sent)
     assert fuzzer.sent > 50
     distinct = {(f.operation, f.error.splitlines()[0][:120]): f for f in fuzzer.failures}
     report = "\n\n".join(f"{f.operation}: {f.error}\n    {f.curl[:600]}" for f in distinct.values())
     assert not fuzzer.failures, f"{len(fuzzer.failures)} server errors in {fuzzer.sent} requests:\n{report}"
+
+
+async def test_no_generated_page_request_gets_a_server_error(app, monkeypatch) -> None:
+    """The same over the HTML pages, on one database: each page is fuzzed by the allowed role whose turn it is,
+    and sent once anonymously."""
+    from gasdesk.kb import api as kb_api
+
+    monkeypatch.setattr(kb_api, "feedback_limiter", kb_api._FeedbackLimiter())
+    world, document = await build_world(), _pages_document(app)
+    assert len(document["paths"]) > 20
+    failures, sent = [], 0
+    for role in [*Role, None]:
+        fuzzer = Fuzzer(app, role, world, document, others=0)
+        await fuzzer.run()
+        failures += fuzzer.failures
+        sent += fuzzer.sent
+    assert sent > 100
+    distinct = {(f.operation, f.error.splitlines()[0][:120]): f for f in failures}
+    report = "\n\n".join(f"{f.operation}: {f.error}\n    {f.curl[:600]}" for f in distinct.values())
+    assert not failures, f"{len(failures)} server errors in {sent} requests:\n{report}"

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from gasdesk.fields import MAX_DB_INT
 from tests.factories import ChatSocket, bot_conversation, desk_agent, new_visitor, queued_conversation, served
 
-FUZZ_FRAMES = int(os.environ.get("GASDESK_FUZZ_FRAMES", "150"))
+FUZZ_FRAMES = int(os.environ.get("GASDESK_FUZZ_FRAMES", "120"))
 
 # The fields each frame type carries (docs/chat-protocol.md).
 RESIDENT_FRAMES = {
