@@ -209,8 +209,9 @@ async def test_material_quantities_must_be_finite(client, factory, session) -> N
     # the crew's mobile form
     await login(client, "qty-crew")
     for qty in ("nan", "inf", "1e999", "-2"):
-        page = await client.post(f"/crew/tickets/{ticket.id}/writeback", data={
-            "result": "已处理", "material_name": "密封圈", "material_qty": qty, "resolved": "1"})
+        page = await client.post(f"/crew/tickets/{ticket.id}/writeback", files={  # multipart, as the form sends
+            "result": (None, "已处理"), "material_name": (None, "密封圈"), "material_qty": (None, qty),
+            "resolved": (None, "1")})
         assert page.status_code == 422 and "数量" in page.text, page.text[:300]
 
 

@@ -144,13 +144,13 @@ def _server_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.fixture
 def fast_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The per-socket rate limit is tested elsewhere; here it would answer most frames before their handler."""
-    from gasdesk.realtime.ratelimit import TokenBucket
+    """The flood limits are tested elsewhere; here they would answer most frames before their handler."""
+    from gasdesk.config import reset_settings_cache
 
-    from gasdesk.channels.webchat import socket as webchat_socket
-
-    monkeypatch.setattr(webchat_socket, "TokenBucket", lambda rate_per_s, burst: TokenBucket(10_000, 10_000),
-                        raising=False)
+    monkeypatch.setenv("GASDESK_RATE_LIMITS", json.dumps({name: "1000000/10" for name in (
+        "message.visitor", "message.ip", "frame.visitor", "typing.visitor", "conversation.visitor",
+        "conversation.ip", "identify.visitor", "identify.ip", "identify.account", "visitor_token.ip")}))
+    reset_settings_cache()
 
 
 async def _acked(ws: ChatSocket, **message: Any) -> dict[str, Any]:
