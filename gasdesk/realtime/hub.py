@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import defaultdict
+import weakref
+from collections import defaultdict, deque
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -37,7 +38,8 @@ def encode(data: dict[str, Any]) -> str:
 
 class Connection:
     """One WebSocket, resident or staff. ``send`` never waits for the network: frames go into a bounded
-    queue that this connection's own writer task drains, so one slow reader delays only itself."""
+    queue that this connection's own writer task drains, so one slow reader delays only itself. A send that
+    has not completed after ``SEND_TIMEOUT_S`` is noticed by the per-loop watchdog, which drops the socket."""
 
     def __init__(self, websocket: WebSocket, *, kind: str, visitor_id: str | None = None,
                  user_id: int | None = None, role: str | None = None, client_ip: str | None = None) -> None:
@@ -49,8 +51,10 @@ class Connection:
         self.client_ip = client_ip
         self.conversations: set[int] = set()
         self.closed = False
+        self.sending_since: float | None = None  # loop time the current send started, while it lasts
         self._held: list[str] | None = None
-        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
+        self._pending: deque[str] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
     def hold(self) -> None:
@@ -73,31 +77,38 @@ class Connection:
         if self._held is not None and not direct:
             self._held.append(text)
             return
-        try:
-            self._queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if len(self._pending) >= SEND_QUEUE_MAX:
             self.drop("send queue full")
             return
+        self._pending.append(text)
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write(), name="gasdesk-ws-writer")
+            _watchdog().watch(self)
+        elif self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     async def _write(self) -> None:
+        # Sends are awaited directly (most complete at once): no task or timer per frame, which cost more than
+        # the send itself at chat rates. The watchdog covers the sends that do not complete.
+        loop = asyncio.get_running_loop()
         while not self.closed:
-            text = await self._queue.get()
+            if not self._pending:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                self._wakeup = None
+                continue
+            text = self._pending.popleft()
             if self.websocket.application_state != WebSocketState.CONNECTED:
                 self.closed = True
                 return
-            # Not wait_for: cancelling a send parked on a full transport does not always return (the ASGI
-            # chain may hold on to it), and the writer must move on regardless.
-            sending = asyncio.ensure_future(self.websocket.send_text(text))
-            done, _ = await asyncio.wait({sending}, timeout=SEND_TIMEOUT_S)
-            if not done:
-                sending.add_done_callback(_consume_result)
-                self.drop("send timed out")
-                return
-            if sending.exception() is not None:  # a dead socket is cleaned up by its own receive loop
+            self.sending_since = loop.time()
+            try:
+                await self.websocket.send_text(text)
+            except Exception:  # a dead socket is cleaned up by its own receive loop
                 self.closed = True
                 return
+            finally:
+                self.sending_since = None
 
     def drop(self, reason: str) -> None:
         """Give up on a client that does not keep up: cut it off without waiting for it (it reconnects and
@@ -134,6 +145,43 @@ def _abort_transport(websocket: WebSocket) -> bool:
     if not transport.is_closing():
         transport.abort()
     return True
+
+
+class _SendWatchdog:
+    """Drops sockets whose current send has lasted longer than ``SEND_TIMEOUT_S`` (checked a few times per
+    timeout). One per event loop; it stops when no connection is left to watch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watched: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self.task: asyncio.Task[None] | None = None
+
+    def watch(self, conn: Connection) -> None:
+        self.watched.add(conn)
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run(), name="gasdesk-ws-send-watchdog")
+
+    async def _run(self) -> None:
+        while self.watched:
+            await asyncio.sleep(SEND_TIMEOUT_S / 5)
+            deadline = self.loop.time() - SEND_TIMEOUT_S
+            for conn in list(self.watched):
+                if conn.closed:
+                    self.watched.discard(conn)
+                elif conn.sending_since is not None and conn.sending_since < deadline:
+                    conn.drop("send timed out")
+                    self.watched.discard(conn)
+
+
+_watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SendWatchdog] = weakref.WeakKeyDictionary()
+
+
+def _watchdog() -> _SendWatchdog:
+    loop = asyncio.get_running_loop()
+    found = _watchdogs.get(loop)
+    if found is None:
+        found = _watchdogs[loop] = _SendWatchdog(loop)
+    return found
 
 
 class Hub:
