@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install test-deps lint test-sqlite test-postgres test-browser bench clean
+.PHONY: run test test-all install test-deps lint test-sqlite test-postgres test-browser bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,8 +39,14 @@ test-sqlite: install
 test-postgres: install
 	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser and not bench"
 
-## test: everything, on SQLite and on a throwaway PostgreSQL cluster
-test: install test-deps lint test-sqlite test-postgres
+## test: everything, on SQLite and on a throwaway PostgreSQL cluster; prints how long it took
+test:
+	@start=$$(date +%s); status=0; $(MAKE) --no-print-directory test-all || status=$$?; \
+	took=$$(( $$(date +%s) - start )); \
+	if [ $$status -eq 0 ]; then echo "make test: passed in $$((took / 60)) min $$((took % 60)) s"; \
+	else echo "make test: FAILED after $$((took / 60)) min $$((took % 60)) s"; fi; exit $$status
+
+test-all: install test-deps lint test-sqlite test-postgres
 
 bench: install
 	$(BIN)/python bench/import_customers.py

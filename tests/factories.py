@@ -20,7 +20,7 @@ from gasdesk.auth.service import do_create_user, do_issue_api_token
 from gasdesk.customers.models import Customer
 from gasdesk.customers.schemas import AccountIn, AddressIn, CustomerIn
 from gasdesk.customers.service import access_customer, do_create_customer, do_open_account
-from gasdesk.db import commit
+from gasdesk.db import Base, commit, get_engine
 
 TEST_PASSWORD = "correct-horse-battery"
 _seq = itertools.count(1)
@@ -373,3 +373,14 @@ WO_PNG = bytes.fromhex(
     "890000000b49444154789c6360000200000500017a5eab3f0000000049454e44"
     "ae426082")
 # ---------------------------------------------------------------- end work orders
+
+
+async def raw_table_dump() -> str:
+    """Every value of every table, read with plain SQL (no ORM type decoding): what someone holding the
+    database file (or a backup) can read. Tests grep it for seeded personal data."""
+    chunks = []
+    async with get_engine().connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in await conn.execute(text(f"SELECT * FROM {table.name}")):
+                chunks.extend(str(v) for v in row)
+    return "\n".join(chunks)

@@ -10,26 +10,16 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import select, text
 
 from gasdesk import db
-from gasdesk.all_models import metadata
 from gasdesk.audit.service import Actor
 from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.customers.importer import import_customers
 from gasdesk.customers.lookup_keys import account_no_key, id_card_key, phone_key
 from gasdesk.customers.models import Account, Customer, CustomerPhone
 from gasdesk.security.crypto import blind_index, decrypt_text, encrypt_text
-from tests.factories import make_id_card, write_csv
+from tests.factories import make_id_card, raw_table_dump, write_csv
 
 OTHER_KEY = base64.urlsafe_b64encode(b"another-32-byte-key-for-testing!").decode()
 
-
-async def raw_dump() -> str:
-    """Every value of every table, read with plain SQL (no ORM type decoding)."""
-    chunks = []
-    async with db.get_engine().connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in await conn.execute(text(f"SELECT * FROM {table.name}")):
-                chunks.extend(str(v) for v in row)
-    return "\n".join(chunks)
 
 
 async def test_no_plaintext_personal_data_in_any_table(client, factory, tmp_path: Path) -> None:
@@ -59,7 +49,7 @@ async def test_no_plaintext_personal_data_in_any_table(client, factory, tmp_path
         ["2176543210", "司马长空", "13787654321", import_card, "铁西区", "兴华小区", "23栋", "6", "2208室"]])
     assert (await import_customers(csv_path, Actor.system("test"))).updated_customers == 1
 
-    dump = await raw_dump()
+    dump = await raw_table_dump()
     assert "和平区" in dump and "兴华小区" in dump, "area-level fields stay plain (sanity check of the scan)"
     secrets = ["欧阳明月", "欧阳明日", "13912345678", "02423410099", "024-23410099", api_card, "2187654321",
                "17号楼", "4单元", "1502室", "司马长风", "司马长空", "13787654321", import_card, "2176543210",

@@ -25,16 +25,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from gasdesk import db
-from gasdesk.all_models import metadata
 from gasdesk.conversations.attachments import Attachment
 from gasdesk.kb.models import KbMiss
 from gasdesk.notifications.models import Notification
 from gasdesk.tickets.models import Ticket
 from tests.conftest import PG_URL
-from tests.factories import WO_PNG, ChatSocket, make_id_card, staff_user, wo_headers
+from tests.factories import WO_PNG, ChatSocket, make_id_card, raw_table_dump, staff_user, wo_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "欧阳秀英"
@@ -132,14 +130,6 @@ async def _say(ws: ChatSocket, words: str) -> None:
         await ws.recv(timeout=max(0.1, deadline - time.monotonic()))
 
 
-async def raw_dump() -> str:
-    chunks = []
-    async with db.get_engine().connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in await conn.execute(text(f"SELECT * FROM {table.name}")):
-                chunks.extend(str(v) for v in row)
-    return "\n".join(chunks)
-
 
 async def test_a_realistic_session_leaves_no_readable_personal_data(server: Server, session, factory,
                                                                     database_url: str) -> None:
@@ -226,7 +216,7 @@ async def test_a_realistic_session_leaves_no_readable_personal_data(server: Serv
         for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
             if path.exists():
                 scan(path.name, path.read_bytes())
-    dump = await raw_dump()
+    dump = await raw_table_dump()
     assert "和平区" in dump and "幸福里小区" in dump, "sanity: the scan sees plain columns"
     scan("database rows", dump.encode())
     uploaded = [p for p in server.uploads.rglob("*") if p.is_file()]
