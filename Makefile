@@ -34,10 +34,10 @@ lint: install
 	$(BIN)/ruff check gasdesk tests bench
 
 test-sqlite: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 test-postgres: install
-	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser and not bench"
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not browser and not bench"
 
 ## test: everything, on SQLite and on a throwaway PostgreSQL cluster; prints how long it took
 test:
