@@ -14,13 +14,14 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gasdesk.audit.service import Actor
+from gasdesk.audit.service import Actor, record_audit
 from gasdesk.clock import utcnow
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.events import emit
 from gasdesk.followups.models import FollowUpPolicy, FollowUpSurvey
 from gasdesk.jobs.queue import periodic
 from gasdesk.tickets.models import Ticket, TicketStatus
+from gasdesk.tickets.routing import check_ticket_type
 
 SYSTEM = Actor.system("回访", "job")
 DEFAULT_POLICY = FollowUpPolicy(enabled=True, delay_minutes=60, max_attempts=3, retry_minutes=24 * 60,
@@ -200,3 +201,28 @@ async def followup_outcomes(session: AsyncSession, since: datetime, until: datet
                         "avg_score": round(e["score_sum"] / e["answered"], 2)} for e in by_category.values()],
         "answered": len(rows), "unreachable": int(unreachable or 0),
     }
+
+
+POLICY_FIELDS = ("enabled", "delay_minutes", "max_attempts", "retry_minutes", "on_dissatisfied",
+                 "dissatisfied_max_score")
+
+
+async def do_set_followup_policy(session: AsyncSession, actor: Actor, ticket_type: str,
+                                 values: dict[str, Any]) -> FollowUpPolicy:
+    """When to survey a resolved ticket of this type, how often to retry, and what a bad answer does
+    (audited with before and after)."""
+    check_ticket_type(ticket_type)
+    policy = await session.get(FollowUpPolicy, ticket_type)
+    before = None
+    if policy is None:
+        policy = FollowUpPolicy(ticket_type=ticket_type)
+        session.add(policy)
+    else:
+        before = {key: getattr(policy, key) for key in POLICY_FIELDS}
+    for key in POLICY_FIELDS:
+        if key in values:
+            setattr(policy, key, values[key])
+    await session.flush()
+    record_audit(session, actor, "config.followup_policy", "config", f"followup:{ticket_type}", before=before,
+                 after={key: getattr(policy, key) for key in POLICY_FIELDS})
+    return policy

@@ -9,18 +9,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import to_local, utcnow
 from gasdesk.conversations.models import Conversation, ConversationState
 from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.events import emit
-from gasdesk.opening_hours import within
-from gasdesk.routing.models import AgentProfile, AgentSkill, Presence, RoutingMode, SkillGroup
+from gasdesk.opening_hours import check_weekly_hours, within
+from gasdesk.routing.models import (
+    AgentProfile,
+    AgentSkill,
+    HandoffKind,
+    HandoffRule,
+    Presence,
+    RoutingMode,
+    SkillGroup,
+)
 
 S = ConversationState
 OPEN_STATES = (S.assigned.value,)
@@ -267,3 +277,57 @@ async def queue_spots(session: AsyncSession, group_id: int,
         c.id: QueueSpot(position=i + 1, waiting=len(queued), estimated_wait_s=int(handle * (i + 1) / slots))
         for i, c in enumerate(queued)
     }
+
+
+# ----------------------------------------------------------------- configuration (admin write path)
+
+SKILL_GROUP_FIELDS = ("name", "routing_mode", "sticky_returning", "queue_capacity", "working_hours", "default_handle_s")
+HANDOFF_RULE_FIELDS = ("position", "name", "kind", "params", "skill_group_id", "priority", "enabled")
+
+
+def skill_group_out(group: SkillGroup) -> dict[str, Any]:
+    return {"id": group.id, "code": group.code, **{key: getattr(group, key) for key in SKILL_GROUP_FIELDS},
+            "open_now": is_group_open(group)}
+
+
+async def do_update_skill_group(session: AsyncSession, actor: Actor, group_id: int,
+                                values: dict[str, Any]) -> SkillGroup:
+    """Change a skill group's name, routing mode, queue and hours (audited with before and after)."""
+    group = await get_group(session, group_id)
+    try:
+        RoutingMode(values["routing_mode"])
+    except ValueError:
+        raise InvalidInput(f"未知分配方式 {values['routing_mode']}", code="invalid_routing_mode") from None
+    hours = check_weekly_hours(values["working_hours"])
+    before = skill_group_out(group)
+    for key in SKILL_GROUP_FIELDS:
+        setattr(group, key, hours if key == "working_hours" else values[key])
+    record_audit(session, actor, "config.skill_group", "config", f"skill_group:{group.id}", before=before,
+                 after=skill_group_out(group))
+    return group
+
+
+async def do_create_handoff_rule(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> HandoffRule:
+    """Add a bot → human hand-off rule (audited)."""
+    try:
+        HandoffKind(values["kind"])
+    except ValueError:
+        raise InvalidInput(f"未知规则类型 {values['kind']}", code="invalid_rule_kind") from None
+    await get_group(session, values["skill_group_id"])
+    rule = HandoffRule(**{key: values[key] for key in HANDOFF_RULE_FIELDS})
+    session.add(rule)
+    await session.flush()
+    record_audit(session, actor, "config.handoff_rule", "config", f"handoff_rule:{rule.id}",
+                 after={key: getattr(rule, key) for key in HANDOFF_RULE_FIELDS})
+    return rule
+
+
+async def do_assign_agent_skills(session: AsyncSession, actor: Actor, user: User, group_ids: list[int],
+                                 max_concurrent: int | None) -> None:
+    """Set which skill groups an agent serves and how many conversations at once (audited)."""
+    for group_id in group_ids:
+        await get_group(session, group_id)
+    before = {"skill_group_ids": await agent_group_ids(session, user.id)}
+    await do_set_skills(session, user, group_ids, max_concurrent)
+    record_audit(session, actor, "config.agent_skills", "user", user.id, before=before,
+                 after={"skill_group_ids": list(dict.fromkeys(group_ids)), "max_concurrent": max_concurrent})

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gasdesk.tickets.models import RoutingRule
+from gasdesk.audit.service import Actor, record_audit
+from gasdesk.auth.models import User
+from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.tickets.models import RoutingRule, Team, TicketType
+
+TICKET_TYPES = [t.value for t in TicketType]
+RULE_FIELDS = ("position", "name", "ticket_types", "districts", "keywords", "customer_tags", "team_id", "handler_id",
+               "complaint_mode", "priority", "enabled")
 
 
 @dataclass(frozen=True)
@@ -40,3 +48,50 @@ async def route_ticket(session: AsyncSession, *, ticket_type: str, district: str
         if rule_matches(rule, ticket_type=ticket_type, district=district, text=text, customer_tags=customer_tags):
             return RouteDecision(rule, rule.team_id, rule.handler_id, rule.complaint_mode, rule.priority)
     return RouteDecision(None, None, None, None, None)
+
+
+def check_ticket_type(value: str) -> str:
+    """A ticket type name from configuration input, or ``InvalidInput`` listing the valid ones."""
+    if value not in TICKET_TYPES:
+        raise InvalidInput(f"未知工单类型 {value!r}；可选: {', '.join(TICKET_TYPES)}", code="invalid_ticket_type")
+    return value
+
+
+def routing_rule_out(rule: RoutingRule) -> dict[str, Any]:
+    return {"id": rule.id, **{key: getattr(rule, key) for key in RULE_FIELDS}}
+
+
+async def check_routing_rule(session: AsyncSession, data: dict[str, Any]) -> dict[str, Any]:
+    """Validate a rule's references (types, team, handler); returns the fields to store."""
+    for ticket_type in data.get("ticket_types") or []:
+        check_ticket_type(ticket_type)
+    if data.get("team_id") is not None and await session.get(Team, data["team_id"]) is None:
+        raise InvalidInput("处理班组不存在", code="invalid_team")
+    if data.get("handler_id") is not None and await session.get(User, data["handler_id"]) is None:
+        raise InvalidInput("处理人不存在", code="invalid_handler")
+    return {key: data[key] for key in RULE_FIELDS if key in data}
+
+
+async def do_create_routing_rule(session: AsyncSession, actor: Actor, data: dict[str, Any]) -> RoutingRule:
+    """Add a ticket routing rule (audited)."""
+    rule = RoutingRule(**await check_routing_rule(session, data))
+    session.add(rule)
+    await session.flush()
+    record_audit(session, actor, "config.ticket_routing_rule", "config", f"routing_rule:{rule.id}",
+                 after=routing_rule_out(rule))
+    return rule
+
+
+async def do_update_routing_rule(session: AsyncSession, actor: Actor, rule_id: int,
+                                 data: dict[str, Any]) -> RoutingRule:
+    """Replace a routing rule's fields (audited with before and after)."""
+    rule = await session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFound("路由规则不存在", code="rule_not_found")
+    fields = await check_routing_rule(session, data)
+    before = routing_rule_out(rule)
+    for key, value in fields.items():
+        setattr(rule, key, value)
+    record_audit(session, actor, "config.ticket_routing_rule", "config", f"routing_rule:{rule.id}",
+                 before=before, after=routing_rule_out(rule))
+    return rule

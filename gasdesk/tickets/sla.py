@@ -7,13 +7,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
+from gasdesk.errors import InvalidInput
 from gasdesk.events import emit
 from gasdesk.jobs.queue import periodic
 from gasdesk.notifications.service import do_notify
 from gasdesk.tickets.models import OPEN_STATUSES, Priority, SlaPolicy, Team, Ticket, TicketEvent, TicketStatus
+from gasdesk.tickets.routing import check_ticket_type
 
 # Fallback when no policy row matches: minutes to respond, minutes to resolve.
 DEFAULT_MINUTES = {Priority.urgent: (15, 240), Priority.high: (60, 24 * 60), Priority.normal: (240, 72 * 60),
@@ -130,3 +133,31 @@ async def sla_compliance(session: AsyncSession, since: datetime, until: datetime
         entry["respond_rate"] = round(entry["responded_in_time"] / total, 3)  # type: ignore[operator]
         entry["resolve_rate"] = round(entry["resolved_in_time"] / total, 3)  # type: ignore[operator]
     return sorted(per_team.values(), key=lambda e: str(e["team"]))
+
+
+SLA_FIELDS = ("respond_minutes", "resolve_minutes", "at_risk_ratio_pct")
+
+
+async def do_set_sla_policy(session: AsyncSession, actor: Actor, *, ticket_type: str, priority: str,
+                            respond_minutes: int, resolve_minutes: int, at_risk_ratio_pct: int) -> SlaPolicy:
+    """Create or replace the deadlines for one (ticket type, priority); they apply to tickets created from
+    now on (audited with before and after)."""
+    check_ticket_type(ticket_type)
+    Priority(priority)
+    if resolve_minutes < respond_minutes:
+        raise InvalidInput("办结时限不能短于响应时限", code="invalid_sla")
+    policy = await session.scalar(select(SlaPolicy).where(SlaPolicy.ticket_type == ticket_type,
+                                                          SlaPolicy.priority == priority))
+    before = None
+    if policy is None:
+        policy = SlaPolicy(ticket_type=ticket_type, priority=priority)
+        session.add(policy)
+    else:
+        before = {key: getattr(policy, key) for key in SLA_FIELDS}
+    policy.respond_minutes, policy.resolve_minutes = respond_minutes, resolve_minutes
+    policy.at_risk_ratio_pct = at_risk_ratio_pct
+    await session.flush()
+    record_audit(session, actor, "config.sla_policy", "config", f"sla:{ticket_type}:{priority}", before=before,
+                 after={"ticket_type": ticket_type, "priority": priority,
+                        **{key: getattr(policy, key) for key in SLA_FIELDS}})
+    return policy
