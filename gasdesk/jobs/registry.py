@@ -2,5 +2,5 @@
 
 from gasdesk.auth import service as auth  # noqa: F401
 from gasdesk.followups import service as followups  # noqa: F401
-from gasdesk.tickets import sla  # noqa: F401
+from gasdesk.tickets import sla_scan  # noqa: F401
 from gasdesk.webhooks import service as webhooks  # noqa: F401

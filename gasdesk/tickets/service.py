@@ -4,6 +4,7 @@ TicketEvent (history), an audit row, a domain event and the outbound webhook."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -19,6 +20,7 @@ from gasdesk.customers.service import address_parts
 from gasdesk.customers.validation import check_phone
 from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
 from gasdesk.events import emit
+from gasdesk.notifications.service import do_notify
 from gasdesk.tickets import sla
 from gasdesk.tickets.lifecycle import next_status
 from gasdesk.tickets.models import (
@@ -446,3 +448,35 @@ async def do_store_ticket_photo(session: AsyncSession, user: User, ticket: Ticke
                        path=str(sealed_path(f"tickets/{now.strftime('%Y/%m')}", token)), created_at=now)
     await store_sealed_file(session, photo, data)
     return photo
+
+
+SLA_ACTOR = Actor.system("SLA", "job")
+
+
+async def do_flag_sla(session: AsyncSession, ticket: Ticket, state: str, deadline: str | None, *,
+                      now: datetime | None = None) -> None:
+    """Record the SLA scan's judgement on an open ticket: "at_risk" or "breached" (which raises the
+    escalation level and the priority one step). Like every ticket change: history, audit row, the owner and
+    their supervisor notified, ``ticket.updated`` event and webhook after commit."""
+    now = now or utcnow()
+    await load_history(session, ticket)
+    before = {**ticket_snapshot(ticket), "sla_state": ticket.sla_state, "escalation_level": ticket.escalation_level}
+    previous = ticket.sla_state
+    ticket.sla_state = state
+    label = "响应" if deadline == "respond" else "办结"
+    title = f"工单 {ticket.number} {'即将超时' if state == 'at_risk' else '已超时'}（{label}时限）"
+    data: dict[str, Any] = {"deadline": deadline, "from": previous}
+    if state == "breached":
+        ticket.escalation_level += 1
+        raised = sla.ESCALATE.get(Priority(ticket.priority))
+        if raised is not None:
+            data["priority"] = [ticket.priority, raised.value]
+            ticket.priority = raised.value
+    ticket.updated_at = now
+    _event(ticket, SLA_ACTOR, f"sla_{state}", ticket.status, note=title, data=data)
+    record_audit(session, SLA_ACTOR, f"ticket.sla_{state}", "ticket", ticket.id, before=before,
+                 after={**ticket_snapshot(ticket), "sla_state": state, "escalation_level": ticket.escalation_level})
+    for user_id in await sla.people_to_tell(session, ticket):
+        do_notify(session, user_id, f"sla.{state}", title, ticket.title, link=f"/tickets/{ticket.id}")
+    emit(session, "ticket.sla", {"ticket_id": ticket.id, "sla_state": state, "deadline": deadline})
+    await _publish(session, "ticket.updated", ticket)

@@ -1,4 +1,5 @@
-"""SLA: deadlines per type and priority, and the periodic scan that flags at-risk and breached tickets."""
+"""SLA: deadlines per type and priority, the at-risk/breached judgement, and the policies admins set. The
+periodic scan that acts on the judgement is ``tickets/sla_scan.py``; the change itself is ``do_flag_sla``."""
 
 from __future__ import annotations
 
@@ -12,10 +13,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
 from gasdesk.errors import InvalidInput
-from gasdesk.events import emit
-from gasdesk.jobs.queue import periodic
-from gasdesk.notifications.service import do_notify
-from gasdesk.tickets.models import OPEN_STATUSES, Priority, SlaPolicy, Team, Ticket, TicketEvent, TicketStatus
+from gasdesk.tickets.models import Priority, SlaPolicy, Team, Ticket, TicketStatus
 from gasdesk.tickets.routing import check_ticket_type
 
 # Fallback when no policy row matches: minutes to respond, minutes to resolve.
@@ -36,7 +34,7 @@ async def deadlines(session: AsyncSession, ticket_type: str, priority: str,
     return start + timedelta(minutes=respond), start + timedelta(minutes=resolve), 80
 
 
-def _state_of(ticket: Ticket, now: datetime, at_risk_pct: int) -> tuple[str, str | None]:
+def state_of(ticket: Ticket, now: datetime, at_risk_pct: int) -> tuple[str, str | None]:
     """("ok" | "at_risk" | "breached", which deadline)."""
     worst, which = "ok", None
     checks = []
@@ -53,7 +51,7 @@ def _state_of(ticket: Ticket, now: datetime, at_risk_pct: int) -> tuple[str, str
     return worst, which
 
 
-async def _people_to_tell(session: AsyncSession, ticket: Ticket) -> list[int]:
+async def people_to_tell(session: AsyncSession, ticket: Ticket) -> list[int]:
     """The owner (handler or crew) and their supervisor (team lead, else every supervisor)."""
     people = [uid for uid in (ticket.handler_id, ticket.crew_id) if uid]
     team = await session.get(Team, ticket.team_id) if ticket.team_id else None
@@ -63,49 +61,6 @@ async def _people_to_tell(session: AsyncSession, ticket: Ticket) -> list[int]:
         people.extend(await session.scalars(select(User.id).where(User.role == Role.supervisor.value,
                                                                   User.is_active.is_(True))))
     return list(dict.fromkeys(people))
-
-
-async def scan_sla(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
-    """Flag open tickets at risk or breached; notify owner and supervisor; escalate breaches once per level."""
-    now = now or utcnow()
-    counts = {"at_risk": 0, "breached": 0, "escalated": 0}
-    tickets = await session.scalars(select(Ticket).where(Ticket.status.in_([s.value for s in OPEN_STATUSES])))
-    for ticket in tickets:
-        policy = await session.scalar(select(SlaPolicy).where(SlaPolicy.ticket_type == ticket.type,
-                                                              SlaPolicy.priority == ticket.priority))
-        state, which = _state_of(ticket, now, policy.at_risk_ratio_pct if policy else 80)
-        if state == "ok":
-            # The deadline that caused the flag was met (e.g. responded in time): clear it quietly, so a
-            # later problem with the other deadline is flagged again.
-            ticket.sla_state = "ok"
-            continue
-        if state == ticket.sla_state:
-            continue
-        previous = ticket.sla_state
-        ticket.sla_state = state
-        counts[state] += 1
-        label = "响应" if which == "respond" else "办结"
-        title = f"工单 {ticket.number} {'即将超时' if state == 'at_risk' else '已超时'}（{label}时限）"
-        for uid in await _people_to_tell(session, ticket):
-            do_notify(session, uid, f"sla.{state}", title, ticket.title, link=f"/tickets/{ticket.id}")
-        data = {"deadline": which, "from": previous}
-        if state == "breached":
-            ticket.escalation_level += 1
-            raised = ESCALATE.get(Priority(ticket.priority))
-            if raised is not None:
-                data["priority"] = [ticket.priority, raised.value]
-                ticket.priority = raised.value
-            counts["escalated"] += 1
-        session.add(TicketEvent(ticket_id=ticket.id, at=now, actor_id=None, actor_name="SLA",
-                                action=f"sla_{state}", from_status=ticket.status, to_status=ticket.status,
-                                note=title, data=data))
-        emit(session, "ticket.sla", {"ticket_id": ticket.id, "sla_state": state, "deadline": which})
-    return counts
-
-
-@periodic("tickets.sla_scan", every_s=60)
-async def sla_scan_job(session: AsyncSession) -> None:
-    await scan_sla(session)
 
 
 async def sla_compliance(session: AsyncSession, since: datetime, until: datetime) -> list[dict[str, object]]:

@@ -8,12 +8,14 @@ import pytest
 from sqlalchemy import select
 
 from gasdesk import clock
+from gasdesk.audit.models import AuditEntry
 from gasdesk.db import commit
 from gasdesk.jobs.queue import run_periodic_once
 from gasdesk.notifications.models import Notification
 from gasdesk.tickets.models import RoutingRule, Team, Ticket, TicketEvent
 from gasdesk.tickets.service import do_ticket_action
-from gasdesk.tickets.sla import scan_sla
+from gasdesk.tickets.sla_scan import scan_sla
+from gasdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.factories import staff_user, wo_actor, wo_headers, wo_reload, wo_ticket
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
@@ -196,3 +198,25 @@ async def test_sla_compliance_report(client, factory, session) -> None:
     r = await client.get("/api/v1/reports/sla-compliance", headers=await wo_headers(
         factory, await staff_user(session, "agent")))
     assert r.status_code == 403
+
+
+async def test_an_escalation_is_audited_announced_and_sent_to_webhooks(session, events) -> None:
+    # The SLA scan changes priority like any other change: through do_flag_sla, with an audit row, the
+    # ticket.updated event and a webhook delivery (it used to change the priority silently).
+    session.add(WebhookEndpoint(name="调度系统", url="https://dispatch.example.com/hook", secret="s3cret",
+                                events=["ticket.updated"], active=True))
+    await commit(session)
+    clock.set_now(T0)
+    ticket = await wo_ticket(session, "repair", description="燃气灶打不着火")
+    ticket_id = ticket.id
+    events.clear()
+    await _scan(session, 240)
+    session.expire_all()
+    audits = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "ticket.sla_breached",
+                                                                  AuditEntry.entity_id == str(ticket_id))))
+    assert len(audits) == 1 and audits[0].actor_name == "SLA"
+    assert audits[0].changes["before"]["priority"] == "normal" and audits[0].changes["after"]["priority"] == "high"
+    assert audits[0].changes["after"]["escalation_level"] == 1
+    assert [e.payload["ticket_id"] for e in events if e.type == "ticket.updated"] == [ticket_id]
+    deliveries = list(await session.scalars(select(WebhookDelivery).where(WebhookDelivery.event == "ticket.updated")))
+    assert [d.payload["data"]["priority"] for d in deliveries] == ["high"]
