@@ -14,6 +14,9 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from gasdesk.conversations import service as conversations
+from gasdesk.conversations.models import Conversation
+from gasdesk.db import transaction
 from gasdesk.events import Event, bus
 from gasdesk.security import limits
 
@@ -92,7 +95,11 @@ class Connection:
             # Not wait_for: cancelling a send parked on a full transport does not always return (the ASGI
             # chain may hold on to it), and the writer must move on regardless.
             sending = asyncio.ensure_future(self.websocket.send_text(text))
-            done, _ = await asyncio.wait({sending}, timeout=SEND_TIMEOUT_S)
+            try:
+                done, _ = await asyncio.wait({sending}, timeout=SEND_TIMEOUT_S)
+            except asyncio.CancelledError:  # the socket was removed mid-send: its failure is expected
+                sending.add_done_callback(_consume_result)
+                raise
             if not done:
                 sending.add_done_callback(_consume_result)
                 self.drop("send timed out")
@@ -211,6 +218,10 @@ class Hub:
                     if not members:
                         del registry[conn.user_id]
 
+    def resident_follows(self, conversation_id: int) -> bool:
+        """Does a resident socket of this process still follow the conversation?"""
+        return any(c.kind == "resident" for c in self.by_conversation.get(conversation_id, ()))
+
     def online_user_ids(self) -> set[int]:
         return set(self.by_user)
 
@@ -262,6 +273,17 @@ class Hub:
 
     async def _on_agent_presence(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "presence", **p})
+
+    async def _on_conversation_resident_gone(self, p: dict[str, Any]) -> None:
+        # Some process saw the resident's last socket there close; if this process still holds one (another
+        # tab, or a reconnect that raced the close), the resident is here after all.
+        cid = p["conversation_id"]
+        if not self.resident_follows(cid):
+            return
+        async with transaction() as session:
+            conversation = await session.get(Conversation, cid)
+            if conversation is not None:
+                conversations.do_note_resident_back(session, conversation)
 
     async def _on_notification_created(self, p: dict[str, Any]) -> None:
         await self._fanout(set(self.notify_by_user.get(p["user_id"], ())),
