@@ -36,6 +36,9 @@ MAX_TEXT = 2000
 # States in which a resident waits for, or talks to, people: idle residents matter only here.
 WITH_PEOPLE = (S.queued.value, S.assigned.value)
 IDLE_SCAN = Actor.system("idle-scan", "job")
+# Queue priority of emergencies (the seeded gas-leak hand-off rule uses it): they queue even when the queue is
+# full or the group closed, and come first in every queue and list.
+EMERGENCY_PRIORITY = 10
 CLIENT_MSG_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -270,7 +273,7 @@ async def do_handoff(
     """
     if conversation.state == S.queued.value or conversation.state == S.assigned.value:
         return HandoffOutcome(True, spot=await queue_spot(session, conversation), group=group)
-    emergency = priority >= 10
+    emergency = priority >= EMERGENCY_PRIORITY
     if not emergency:
         if not acd.is_group_open(group):
             return HandoffOutcome(False, "after_hours", group=group)
@@ -292,6 +295,24 @@ async def do_handoff(
     await acd.try_assign(session, group.id)
     return HandoffOutcome(conversation.state == S.queued.value or conversation.state == S.assigned.value,
                           spot=await queue_spot(session, conversation), group=group)
+
+
+async def do_raise_to_emergency(session: AsyncSession, conversation: Conversation, *,
+                                actor: Actor = Actor.system("leak-detector", "webchat")) -> bool:
+    """A resident already waiting for, or talking to, people reports a gas leak: the conversation becomes an
+    emergency (first in the queue and in the agent's list; a queued one may be assigned at once)."""
+    if conversation.state not in WITH_PEOPLE or conversation.priority >= EMERGENCY_PRIORITY:
+        return False
+    before = conversation.priority
+    conversation.priority = EMERGENCY_PRIORITY
+    await session.flush()
+    record_audit(session, actor, "conversation.emergency", "conversation", conversation.id,
+                 before={"priority": before}, after={"priority": EMERGENCY_PRIORITY})
+    publish_state(session, conversation)
+    if conversation.state == S.queued.value and conversation.skill_group_id is not None:
+        emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})
+        await acd.try_assign(session, conversation.skill_group_id)
+    return True
 
 
 async def queue_spot(session: AsyncSession, conversation: Conversation) -> acd.QueueSpot | None:

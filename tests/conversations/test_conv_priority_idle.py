@@ -100,6 +100,29 @@ async def test_a_freed_agent_takes_the_emergency_of_another_group_first(session,
     assert (await reload_conversation(ordinary.id)).state == "queued"
 
 
+async def test_a_leak_reported_while_waiting_makes_the_conversation_an_emergency(app, client, session,
+                                                                              factory, events) -> None:
+    """No bot turn once people handle a conversation, yet 厨房有煤气味 typed while queued (or while talking to
+    an agent) puts it first: the message takes the regular path instead of group commit."""
+    agent = await desk_agent(factory, groups=(1,), presence="busy")
+    earlier = await queued_conversation(session, group_id=1)
+    async with served(app) as host:
+        visitor = await new_visitor(host)
+        async with ChatSocket.connect(host) as ws:
+            await ws.send(type="hello", token=visitor["token"])
+            cid = (await ws.until("welcome"))["conversation"]["id"]
+            await ws.send(type="message", client_msg_id="m1", text="转人工")
+            await ws.until(lambda f: f["type"] == "message"
+                           and (f["message"].get("payload") or {}).get("event") == "queued")
+            await ws.send(type="message", client_msg_id="m2", text="我家厨房有煤气味")
+            await ws.until(lambda f: f["type"] == "ack" and f["client_msg_id"] == "m2")
+    queue = (await client.get("/api/v1/agent/queue", headers=await wo_headers(factory, agent))).json()
+    assert [(q["id"], q["priority"]) for q in queue] == [(cid, 10), (earlier.id, 0)]
+    rows = await session.scalars(select(AuditEntry).where(AuditEntry.action == "conversation.emergency"))
+    assert [(r.entity_id, r.changes["after"]) for r in rows] == [(str(cid), {"priority": 10})]
+    assert any(e.type == "queue.changed" for e in events)
+
+
 # ---------------------------------------------------------------- idle residents
 
 
