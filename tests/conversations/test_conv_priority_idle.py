@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+import gasdesk.jobs.registry  # noqa: F401 - registers every domain's periodic tasks, as the worker does
 from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
 from gasdesk.config import reset_settings_cache
@@ -239,8 +240,6 @@ async def _present(cid: int) -> bool:
 
 
 async def test_idle_scan_is_a_periodic_task_with_its_own_cadence(session) -> None:
-    import gasdesk.jobs.registry  # noqa: F401 - the worker registers every domain's tasks this way
-
     assert "conversations.idle_scan" in await run_periodic_once(force=True)
     first = await run_periodic_once()
     assert "conversations.idle_scan" in first and "tickets.sla_scan" in first

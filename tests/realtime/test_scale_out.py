@@ -16,9 +16,10 @@ import httpx
 import pytest
 import websockets
 
+from gasdesk.conversations.models import Conversation
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_skills
-from tests.factories import login
+from tests.factories import desk_agent, login, staff_user, wo_headers, wo_ticket
 from tests.realtime.conftest import free_port
 
 
@@ -106,9 +107,6 @@ async def test_resident_on_a_and_agent_on_b_talk_through_redis(two_servers, fact
 async def test_notifications_and_resident_presence_cross_processes(two_servers, factory, session) -> None:
     """A ticket assigned on A reaches the crew's bell on B; a resident with tabs on A and B who closes the
     tab on A is still present (B answers A's "resident gone" event)."""
-    from gasdesk.conversations.models import Conversation
-    from tests.factories import desk_agent, staff_user, wo_headers, wo_ticket
-
     base_a, base_b = two_servers
     crew = await staff_user(session, "field_crew")
     dispatcher_headers = await wo_headers(factory, await staff_user(session, "dispatcher"))
