@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES
 from gasdesk.db import DbSession
+from gasdesk.fields import Id
 from gasdesk.notifications import service
 from gasdesk.notifications.schemas import MarkedRead, NotificationList, NotificationOut, UnreadCount
 
@@ -18,7 +21,7 @@ router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 async def list_notifications(
     session: DbSession,
     unread: bool = Query(False, description="只看未读"),
-    before_id: int | None = Query(None, ge=1, description="翻页：早于该 id 的通知"),
+    before_id: Annotated[Id | None, Query(description="翻页：早于该 id 的通知")] = None,
     limit: int = Query(20, ge=1, le=service.PAGE_SIZE_MAX),
     user: User = allow(*ALL_ROLES),
 ) -> NotificationList:
@@ -40,7 +43,7 @@ async def mark_all_read(session: DbSession, user: User = allow(*ALL_ROLES)) -> M
 
 
 @router.post("/{notification_id}/read", response_model=NotificationOut)
-async def mark_read(notification_id: int, session: DbSession, user: User = allow(*ALL_ROLES)) -> NotificationOut:
+async def mark_read(notification_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> NotificationOut:
     note = await service.access_notification(session, user, notification_id)
     await service.do_mark_read(session, user, note, source="api")
     return service.notification_out(note)

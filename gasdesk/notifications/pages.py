@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -9,6 +11,7 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES
 from gasdesk.db import DbSession
+from gasdesk.fields import Id
 from gasdesk.notifications import service
 from gasdesk.web.templating import render
 
@@ -25,7 +28,7 @@ def _local_link(link: str | None) -> str:
 
 @router.get("/notifications")
 async def notifications_page(request: Request, session: DbSession, unread: bool = False,
-                             before_id: int | None = Query(None, ge=1), user: User = allow(*ALL_ROLES)) -> Response:
+                             before_id: Annotated[Id | None, Query()] = None, user: User = allow(*ALL_ROLES)) -> Response:
     notes = await service.list_notifications(session, user, unread_only=unread, before_id=before_id,
                                              limit=PAGE_SIZE)
     return render(request, "notifications.html", {
@@ -41,7 +44,7 @@ async def notifications_read_all(session: DbSession, user: User = allow(*ALL_ROL
 
 
 @router.post("/notifications/{notification_id}/read")
-async def notification_open(notification_id: int, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
+async def notification_open(notification_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
     """Mark read and go where the notification points (the ticket of a leak report)."""
     note = await service.access_notification(session, user, notification_id)
     await service.do_mark_read(session, user, note)
