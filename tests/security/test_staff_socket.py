@@ -1,5 +1,6 @@
 """Attacks on the notification socket /ws/staff: a foreign page or an anonymous caller cannot hold it open;
-one user cannot pile up sockets; it accepts nothing but pings and closes on oversized frames."""
+one user cannot pile up sockets; it accepts nothing but pings, checks every frame like /ws/agent (an
+``error`` frame with a code, never a dropped socket) and closes on oversized frames."""
 
 from __future__ import annotations
 
@@ -40,6 +41,24 @@ async def test_staff_socket_refuses_foreign_origins_and_anonymous_callers(app, s
             await ws.ws.send("x" * 5000)
             with pytest.raises(ConnectionClosed):
                 await ws.until("never")
+
+
+async def test_staff_socket_bad_frames_get_error_frames_and_the_socket_carries_on(app, session) -> None:
+    dispatcher = await staff_user(session, "dispatcher")
+    async with served(app) as host:
+        cookie = await _cookie(host, dispatcher.username)
+        async with ChatSocket.connect(host, "/ws/staff", origin=f"http://{host}", additional_headers=cookie) as ws:
+            await ws.until("hello")
+            for raw in ['{"type": "ping", "x": NaN}', '{"type": "ping", "x": 1e999}', '{"type": "ping", "x": "\\ud800"}',
+                        '{"type": "ping", "x": "a\\u0000b"}', "[1, 2]", "null", "not json", "[" * 900,
+                        '{"type": 5}', '{"type": ["ping"]}']:
+                await ws.ws.send(raw)
+                error = await ws.until("error")
+                assert error["code"] == "invalid_frame", (raw, error)
+            await ws.ws.send(b'{"type": "ping"}')  # binary frames are read as text, not a dropped socket
+            assert (await ws.until(lambda f: f["type"] in ("pong", "error")))["type"] == "pong"
+            await ws.send(type="ping")
+            assert (await ws.until(lambda f: f["type"] in ("pong", "error")))["type"] == "pong"
 
 
 async def test_one_user_cannot_pile_up_notification_sockets(app, session) -> None:
