@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     # URL's host is listed here (comma-separated host names or IP addresses).
     webhook_allow_private_hosts: Annotated[list[str], NoDecode] = []
     upload_dir: Path = PROJECT_ROOT / "var" / "uploads"
+    # A resident who closed the chat (no socket left) while queued or served is marked 居民已离开 in the
+    # console after resident_left_after_s; resident_release_after_s later the conversation ends by itself,
+    # so it no longer takes a place in the agent's capacity (conversations/idle.py, a periodic task).
+    resident_left_after_s: int = Field(default=120, ge=1, le=24 * 3600)
+    resident_release_after_s: int = Field(default=600, ge=0, le=7 * 24 * 3600)
     # Each app process runs the background worker (jobs, SLA scan, follow-ups) unless turned off,
     # e.g. when a separate `gasdesk worker` process does it.
     run_worker: bool = True

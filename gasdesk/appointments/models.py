@@ -9,6 +9,8 @@ from gasdesk.clock import utcnow
 from gasdesk.db import Base, UTCDateTime
 from gasdesk.security.crypto import EncryptedString
 
+APPOINTMENT_STATUS_LABELS = {"booked": "已预约", "cancelled": "已取消", "done": "已完成"}
+
 
 class ServiceOffering(Base):
     """An on-site service: bookable online, or guidance-only (materials, where to go, phone, hours)."""

@@ -50,10 +50,10 @@ async def _row(session: Any, c: Conversation) -> dict[str, Any]:
 
 @router.get("/agent/conversations")
 async def my_conversations(session: DbSession, user: User = allow(*DESK)) -> list[dict[str, Any]]:
-    """Conversations assigned to me (open), newest activity first."""
+    """Conversations assigned to me (open): emergencies first, then in the order they came to me."""
     rows = await session.scalars(select(Conversation).where(Conversation.agent_id == user.id,
                                                             Conversation.state == S.assigned.value)
-                                 .order_by(Conversation.assigned_at))
+                                 .order_by(Conversation.priority.desc(), Conversation.assigned_at, Conversation.id))
     return [await _row(session, c) for c in rows]
 
 
@@ -77,8 +77,10 @@ async def waiting_queue(session: DbSession, user: User = allow(*DESK)) -> list[d
                 "priority": c.priority, "channel": c.channel, "handoff_reason": c.handoff_reason,
                 "handoff_summary": c.handoff_summary, "position": spot.position if spot else None,
                 "waited_s": int((now - c.queued_at).total_seconds()) if c.queued_at else 0,
+                "resident_left": c.resident_left_at is not None,
             })
-    return sorted(items, key=lambda i: (-i["priority"], -i["waited_s"]))
+    # Across skill groups too: emergencies first, then whoever has waited longest.
+    return sorted(items, key=lambda i: (-i["priority"], -i["waited_s"], i["id"]))
 
 
 @router.get("/conversations/{conversation_id}")

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gasdesk.bot.nlu.safety import is_gas_leak
 from gasdesk.clock import utcnow
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, Message, SenderType
 from gasdesk.conversations.service import check_client_msg_id, check_text
@@ -71,6 +72,8 @@ class GroupCommitter:
                      client_msg_id: str | None) -> Stored:
         """Store one resident text message; raises UseRegularPath while the bot holds the conversation."""
         item = _Pending(conversation_id, visitor_id, check_text(text), check_client_msg_id(client_msg_id))
+        if is_gas_leak(item.text):
+            raise UseRegularPath()  # a leak report makes the conversation an emergency: the regular path does it
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             # One writer task per event loop (a server has one; test runs create several).

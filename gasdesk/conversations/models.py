@@ -82,6 +82,10 @@ class Conversation(Base):
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(EncryptedString)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Idle residents (queued or with an agent): since when no socket of the resident follows the
+    # conversation, and since when the console shows 居民已离开 (set by the idle scan, conversations/idle.py).
+    resident_gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resident_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.seq",
                                                    cascade="all, delete-orphan")

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.bot.base import Bot, BotContext, BotMessage, BotReply
+from gasdesk.bot.nlu.safety import is_gas_leak
 from gasdesk.conversations import service
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, SenderType
 from gasdesk.routing.handoff import HandoffDecision, decide_handoff
@@ -127,6 +128,9 @@ async def receive_resident_message(
         content_type=content_type, channel_meta=channel_meta,
     )
     if not posted.created or conversation.state != ConversationState.bot.value:
+        if posted.created and content_type is ContentType.text and is_gas_leak(text or ""):
+            # Waiting for, or talking to, people: no bot turn, but a leak report still goes first.
+            await service.do_raise_to_emergency(session, conversation)
         return posted  # a resend, or people already handle the conversation
     if content_type in (ContentType.image, ContentType.file):
         # The bot cannot read pictures: acknowledge without counting a miss, offer a person.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -32,6 +33,12 @@ from gasdesk.routing.models import SkillGroup
 
 S = ConversationState
 MAX_TEXT = 2000
+# States in which a resident waits for, or talks to, people: idle residents matter only here.
+WITH_PEOPLE = (S.queued.value, S.assigned.value)
+IDLE_SCAN = Actor.system("idle-scan", "job")
+# Queue priority of emergencies (the seeded gas-leak hand-off rule uses it): they queue even when the queue is
+# full or the group closed, and come first in every queue and list.
+EMERGENCY_PRIORITY = 10
 CLIENT_MSG_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -96,6 +103,8 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
         "assigned_at": conversation.assigned_at.isoformat() if conversation.assigned_at else None,
         "accepted_at": conversation.accepted_at.isoformat() if conversation.accepted_at else None,
         "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None,
+        "resident_left": conversation.resident_left_at is not None,
+        "resident_left_at": conversation.resident_left_at.isoformat() if conversation.resident_left_at else None,
     }
 
 
@@ -264,7 +273,7 @@ async def do_handoff(
     """
     if conversation.state == S.queued.value or conversation.state == S.assigned.value:
         return HandoffOutcome(True, spot=await queue_spot(session, conversation), group=group)
-    emergency = priority >= 10
+    emergency = priority >= EMERGENCY_PRIORITY
     if not emergency:
         if not acd.is_group_open(group):
             return HandoffOutcome(False, "after_hours", group=group)
@@ -286,6 +295,24 @@ async def do_handoff(
     await acd.try_assign(session, group.id)
     return HandoffOutcome(conversation.state == S.queued.value or conversation.state == S.assigned.value,
                           spot=await queue_spot(session, conversation), group=group)
+
+
+async def do_raise_to_emergency(session: AsyncSession, conversation: Conversation, *,
+                                actor: Actor = Actor.system("leak-detector", "webchat")) -> bool:
+    """A resident already waiting for, or talking to, people reports a gas leak: the conversation becomes an
+    emergency (first in the queue and in the agent's list; a queued one may be assigned at once)."""
+    if conversation.state not in WITH_PEOPLE or conversation.priority >= EMERGENCY_PRIORITY:
+        return False
+    before = conversation.priority
+    conversation.priority = EMERGENCY_PRIORITY
+    await session.flush()
+    record_audit(session, actor, "conversation.emergency", "conversation", conversation.id,
+                 before={"priority": before}, after={"priority": EMERGENCY_PRIORITY})
+    publish_state(session, conversation)
+    if conversation.state == S.queued.value and conversation.skill_group_id is not None:
+        emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})
+        await acd.try_assign(session, conversation.skill_group_id)
+    return True
 
 
 async def queue_spot(session: AsyncSession, conversation: Conversation) -> acd.QueueSpot | None:
@@ -376,8 +403,7 @@ async def _release_agent(session: AsyncSession, agent_id: int) -> None:
     """An agent has capacity again: note it and pull the next waiting conversations."""
     profile = await acd.agent_profile(session, agent_id)
     profile.last_released_at = utcnow()
-    for group_id in await acd.agent_group_ids(session, agent_id):
-        await acd.try_assign(session, group_id)
+    await acd.try_assign_across(session, await acd.agent_group_ids(session, agent_id))
 
 
 SATISFACTION_CARD = {
@@ -464,3 +490,62 @@ async def do_link_customer(session: AsyncSession, user: User, conversation: Conv
 async def do_mark_read(session: AsyncSession, conversation: Conversation, seq: int) -> None:
     if seq > conversation.agent_read_seq:
         conversation.agent_read_seq = min(seq, conversation.last_seq)
+
+
+# ---------------------------------------------------------------- idle residents
+
+
+def do_note_resident_gone(session: AsyncSession, conversation: Conversation) -> None:
+    """No socket of the resident follows the conversation any more (they closed the tab): start the idle
+    clock. Presence bookkeeping, not a change anyone made: no audit row. Other processes that still hold a
+    socket of this resident answer the event with ``do_note_resident_back``."""
+    if conversation.state not in WITH_PEOPLE or conversation.resident_gone_at is not None:
+        return
+    conversation.resident_gone_at = utcnow()
+    emit(session, "conversation.resident_gone", {"conversation_id": conversation.id})
+
+
+def do_note_resident_back(session: AsyncSession, conversation: Conversation) -> None:
+    """The resident is connected again: stop the idle clock, and lift a 居民已离开 mark (audited)."""
+    if conversation.resident_gone_at is None and conversation.resident_left_at is None:
+        return
+    was_marked = conversation.resident_left_at is not None
+    conversation.resident_gone_at = None
+    conversation.resident_left_at = None
+    if was_marked:
+        record_audit(session, Actor.system("resident", "webchat"), "conversation.resident_back", "conversation",
+                     conversation.id, before={"resident_left": True}, after={"resident_left": False})
+        publish_state(session, conversation)
+        _queue_may_show_it(session, conversation)
+
+
+def do_mark_resident_left(session: AsyncSession, conversation: Conversation, *, at: datetime | None = None,
+                          actor: Actor = IDLE_SCAN) -> None:
+    """Show 居民已离开 in the consoles: the resident has been gone ``resident_left_after_s``."""
+    if conversation.state not in WITH_PEOPLE or conversation.resident_left_at is not None:
+        return
+    conversation.resident_left_at = at or utcnow()
+    record_audit(session, actor, "conversation.resident_left", "conversation", conversation.id,
+                 before={"resident_left": False},
+                 after={"resident_left": True, "gone_since": conversation.resident_gone_at.isoformat()
+                        if conversation.resident_gone_at else None})
+    publish_state(session, conversation)
+    _queue_may_show_it(session, conversation)
+
+
+async def do_release_idle(session: AsyncSession, conversation: Conversation, *, actor: Actor = IDLE_SCAN) -> None:
+    """End a conversation whose resident left long ago: it stops counting against the agent's capacity
+    (and the next waiting resident is assigned) or stops waiting in the queue."""
+    if conversation.state not in WITH_PEOPLE:
+        return
+    before = {"state": conversation.state, "agent_id": conversation.agent_id}
+    await post_system(session, conversation, "居民长时间未返回，会话已自动结束。如需帮助，请重新发起咨询。",
+                      payload={"event": "idle_released"})
+    await do_close(session, conversation, by="idle")
+    record_audit(session, actor, "conversation.idle_release", "conversation", conversation.id, before=before,
+                 after={"state": conversation.state, "agent_id": conversation.agent_id})
+
+
+def _queue_may_show_it(session: AsyncSession, conversation: Conversation) -> None:
+    if conversation.state == S.queued.value and conversation.skill_group_id is not None:
+        emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})

@@ -46,14 +46,14 @@ async def search_customers(body: CustomerSearch, session: DbSession,
 @router.post("", response_model=Customer360, status_code=201)
 async def create_customer(body: CustomerIn, session: DbSession, user: User = allow(*WRITERS)) -> Customer360:
     customer = await service.do_create_customer(session, Actor.of(user, "api"), body)
-    return await service.customer_360(customer, billing_system_for(session))
+    return await service.customer_360(session, customer, billing_system_for(session))
 
 
 @router.get("/{customer_id}", response_model=Customer360)
 async def get_customer(customer_id: Id, session: DbSession, _: User = allow(*READERS)) -> Customer360:
     """Customer 360: accounts, addresses and the billing summary of each account."""
     customer = await service.access_customer(session, customer_id)
-    return await service.customer_360(customer, billing_system_for(session))
+    return await service.customer_360(session, customer, billing_system_for(session))
 
 
 @router.patch("/{customer_id}", response_model=Customer360)
@@ -61,7 +61,7 @@ async def update_customer(customer_id: Id, body: CustomerPatch, session: DbSessi
                           user: User = allow(*WRITERS)) -> Customer360:
     customer = await service.access_customer(session, customer_id)
     await service.do_update_customer(session, Actor.of(user, "api"), customer, body)
-    return await service.customer_360(customer, billing_system_for(session))
+    return await service.customer_360(session, customer, billing_system_for(session))
 
 
 @router.post("/{customer_id}/addresses", response_model=AddressOut, status_code=201)

@@ -38,5 +38,5 @@ async def customers_search(request: Request, session: DbSession, q: Annotated[st
 @router.get("/customers/{customer_id}")
 async def customer_page(request: Request, customer_id: Id, session: DbSession, _: User = allow(*READERS)) -> Response:
     customer = await service.access_customer(session, customer_id)
-    view = await service.customer_360(customer, billing_system_for(session))
+    view = await service.customer_360(session, customer, billing_system_for(session))
     return render(request, "customer_360.html", {"c": view})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
@@ -103,6 +104,38 @@ class BalanceOut(BaseModel):
     error: str | None = None
 
 
+class CustomerTicket(BaseModel):
+    """One of the customer's recent tickets, as the 360 view lists it (来电与工单关联)."""
+
+    id: int
+    number: str
+    type: str
+    type_label: str
+    status: str
+    status_label: str
+    priority: str
+    priority_label: str
+    title: str
+    created_at: datetime
+    conversation_id: int | None = Field(description="生成该工单的会话（如有）")
+    link: str
+
+
+class CustomerAppointment(BaseModel):
+    """One of the customer's recent appointments (on-site services booked in a slot)."""
+
+    id: int
+    ticket_id: int
+    ticket_number: str
+    service_code: str
+    service_name: str
+    slot_start: datetime
+    slot_end: datetime
+    status: str
+    status_label: str
+    link: str
+
+
 class Customer360(BaseModel):
     id: int
     name: str
@@ -112,3 +145,5 @@ class Customer360(BaseModel):
     addresses: list[AddressOut]
     accounts: list[AccountOut]
     balances: list[BalanceOut]
+    tickets: list[CustomerTicket] = Field(default_factory=list, description="最近的工单，新的在前")
+    appointments: list[CustomerAppointment] = Field(default_factory=list, description="最近的预约，时段晚的在前")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from gasdesk.appointments.models import (
+    APPOINTMENT_STATUS_LABELS,
+    Appointment,
+    AppointmentSlot,
+    ServiceOffering,
+)
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.customers.addresses import AddressParts, normalize_community, parse_free_address
 from gasdesk.customers.billing import BillingSystem
@@ -32,9 +38,11 @@ from gasdesk.customers.schemas import (
     AddressOut,
     BalanceOut,
     Customer360,
+    CustomerAppointment,
     CustomerIn,
     CustomerPatch,
     CustomerSummary,
+    CustomerTicket,
 )
 from gasdesk.customers.validation import (
     ACCOUNT_NO_RE,
@@ -49,8 +57,19 @@ from gasdesk.customers.validation import (
 )
 from gasdesk.errors import Conflict, GasdeskError, InvalidInput, NotFound
 from gasdesk.events import emit
+from gasdesk.tickets.models import (
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    TYPE_LABELS,
+    Priority,
+    Ticket,
+    TicketStatus,
+    TicketType,
+)
 
 MAX_TAGS = 20
+# How many of a customer's tickets and appointments the 360 view lists (newest first).
+RECENT_WORK = 10
 
 
 def check_tags(tags: list[str]) -> list[str]:
@@ -138,6 +157,22 @@ class CustomerQuery:
         return CustomerQuery(name=text)
 
 
+async def _address_keys(session: AsyncSession, parts: AddressParts) -> list[str]:
+    """Blind-index keys a typed address may match. Agents and residents often leave out the district
+    ("幸福里小区3号楼2单元501"), but the key includes it: district and community are stored in clear, so the
+    districts that have a community of that name complete the address (one key each)."""
+    if parts.district:
+        return [address_key(parts)]
+    community = normalize_community(parts.community)
+    if not community:
+        return []
+    rows = await session.execute(select(Address.district, Address.community).distinct()
+                                 .where(Address.community.contains(community, autoescape=True)))
+    keys = {address_key(replace(parts, district=district))
+            for district, stored in rows if normalize_community(stored) == community}
+    return sorted(keys)
+
+
 async def find_customers(session: AsyncSession, query: CustomerQuery, *, limit: int = 20) -> list[Customer]:
     """Exact-key search through blind indexes (the database never sees plaintext)."""
     query = query.resolved()
@@ -158,7 +193,8 @@ async def find_customers(session: AsyncSession, query: CustomerQuery, *, limit: 
     if query.address:
         parts = parse_free_address(query.address)
         if parts is not None:
-            await add(select(Address.customer_id).where(Address.normalized_index == address_key(parts)))
+            keys = await _address_keys(session, parts)
+            await add(select(Address.customer_id).where(Address.normalized_index.in_(keys)))
         else:
             # Area-level fallback: community names are stored plain, so partial matches work there.
             needle = normalize_community(query.address)
@@ -207,8 +243,45 @@ def account_out(account: Account) -> AccountOut:
     )
 
 
-async def customer_360(customer: Customer, billing: BillingSystem) -> Customer360:
-    """Everything an agent needs about one customer; billing failures degrade to a message, not an error."""
+async def recent_tickets(session: AsyncSession, customer_id: int, limit: int = RECENT_WORK) -> list[CustomerTicket]:
+    """The customer's latest tickets, whichever channel or desk created them (来电与工单关联)."""
+    rows = await session.scalars(select(Ticket).where(Ticket.customer_id == customer_id)
+                                 .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
+    return [
+        CustomerTicket(
+            id=t.id, number=t.number, type=t.type, type_label=TYPE_LABELS.get(TicketType(t.type), t.type),
+            status=t.status, status_label=STATUS_LABELS.get(TicketStatus(t.status), t.status),
+            priority=t.priority, priority_label=PRIORITY_LABELS.get(Priority(t.priority), t.priority),
+            title=t.title, created_at=t.created_at, conversation_id=t.conversation_id, link=f"/tickets/{t.id}",
+        )
+        for t in rows
+    ]
+
+
+async def recent_appointments(session: AsyncSession, customer_id: int,
+                              limit: int = RECENT_WORK) -> list[CustomerAppointment]:
+    """The customer's latest appointments with service name and time slot (latest slot first)."""
+    rows = await session.execute(
+        select(Appointment, AppointmentSlot, ServiceOffering.name, Ticket.number)
+        .join(AppointmentSlot, AppointmentSlot.id == Appointment.slot_id)
+        .join(Ticket, Ticket.id == Appointment.ticket_id)
+        .outerjoin(ServiceOffering, ServiceOffering.code == Appointment.service_code)
+        .where(Appointment.customer_id == customer_id)
+        .order_by(AppointmentSlot.start.desc(), Appointment.id.desc()).limit(limit)
+    )
+    return [
+        CustomerAppointment(
+            id=a.id, ticket_id=a.ticket_id, ticket_number=number, service_code=a.service_code,
+            service_name=service_name or a.service_code, slot_start=slot.start, slot_end=slot.end, status=a.status,
+            status_label=APPOINTMENT_STATUS_LABELS.get(a.status, a.status), link=f"/tickets/{a.ticket_id}",
+        )
+        for a, slot, service_name, number in rows
+    ]
+
+
+async def customer_360(session: AsyncSession, customer: Customer, billing: BillingSystem) -> Customer360:
+    """Everything an agent needs about one customer: contact data, accounts with billing, and the recent
+    tickets and appointments. Billing failures degrade to a message, not an error."""
     balances = []
     for account in customer.accounts:
         try:
@@ -230,6 +303,8 @@ async def customer_360(customer: Customer, billing: BillingSystem) -> Customer36
         ],
         accounts=[account_out(a) for a in customer.accounts],
         balances=balances,
+        tickets=await recent_tickets(session, customer.id),
+        appointments=await recent_appointments(session, customer.id),
     )
 
 

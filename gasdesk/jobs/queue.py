@@ -170,7 +170,9 @@ async def _take_lease(name: str, seconds: int) -> bool:
             except Exception:  # another process created it first
                 return False
             return True
-        if lease.holder != WORKER_ID and lease.expires_at > now:
+        if lease.expires_at > now:
+            # Another process runs it, or we ran it less than ``seconds`` ago: each task keeps its own
+            # cadence even though the worker looks at them as often as the most frequent one needs.
             return False
         lease.holder, lease.expires_at = WORKER_ID, now + timedelta(seconds=seconds)
         return True

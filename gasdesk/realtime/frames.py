@@ -1,4 +1,5 @@
-"""Validation of the JSON frames clients send on the two chat sockets (docs/chat-protocol.md).
+"""Validation of the JSON frames clients send on the two chat sockets and the bell's socket
+(docs/chat-protocol.md).
 
 Every frame is checked by type before a handler sees it: ids within the id range, sequence numbers within
 the counter range, text fields strings, objects objects. Anything else — ``"text": 5``, a list where an
@@ -108,6 +109,12 @@ STAFF_FRAMES: dict[str, type[Frame]] = {
     "message": StaffMessage, "typing": _StaffConversational, "read": Read, "watch": _StaffConversational,
     "unwatch": _StaffConversational,
 }
+
+
+# ------------------------------------------------------------------ notification socket (/ws/staff)
+
+# The bell sends nothing but pings; any other type is refused by its handler (unknown_frame).
+NOTIFY_FRAMES: dict[str, type[Frame]] = {"ping": Frame}
 
 
 # ------------------------------------------------------------------ parsing and checking

@@ -15,6 +15,9 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from gasdesk.conversations import service as conversations
+from gasdesk.conversations.models import Conversation
+from gasdesk.db import transaction
 from gasdesk.events import Event, bus
 from gasdesk.security import limits
 
@@ -30,6 +33,8 @@ CLOSE_SLOW_CONSUMER = 4408
 # share one carrier-NAT address.
 MAX_SOCKETS_PER_VISITOR = 5
 MAX_SOCKETS_PER_IP = 200
+# Notification sockets (/ws/staff) per staff user and process: one per open staff page.
+MAX_NOTIFY_SOCKETS_PER_USER = 20
 
 
 def encode(data: dict[str, Any]) -> str:
@@ -44,7 +49,7 @@ class Connection:
     def __init__(self, websocket: WebSocket, *, kind: str, visitor_id: str | None = None,
                  user_id: int | None = None, role: str | None = None, client_ip: str | None = None) -> None:
         self.websocket = websocket
-        self.kind = kind  # "resident" | "staff"
+        self.kind = kind  # "resident" | "staff" (agent console) | "notify" (any staff page's bell)
         self.visitor_id = visitor_id
         self.user_id = user_id
         self.role = role
@@ -191,6 +196,8 @@ class Hub:
         self.staff: set[Connection] = set()
         self.residents_by_visitor: dict[str, set[Connection]] = defaultdict(set)
         self.sockets_by_ip: dict[str, int] = defaultdict(int)
+        # Bells of staff pages, by user: they get notification frames only (no conversation traffic).
+        self.notify_by_user: dict[int, set[Connection]] = defaultdict(set)
         self._unsubscribe = bus.subscribe(self.on_event)
 
     # ----------------------------------------------------------- membership
@@ -199,6 +206,14 @@ class Hub:
         assert conn.user_id is not None
         self.staff.add(conn)
         self.by_user[conn.user_id].add(conn)
+
+    def add_notify(self, conn: Connection) -> bool:
+        """Register a staff page's notification socket; False (refuse it) past the per-user cap."""
+        assert conn.user_id is not None
+        if len(self.notify_by_user.get(conn.user_id, ())) >= MAX_NOTIFY_SOCKETS_PER_USER:
+            return False
+        self.notify_by_user[conn.user_id].add(conn)
+        return True
 
     def add_resident(self, conn: Connection) -> bool:
         """Register a resident socket; False (refuse it) past the per-visitor or per-IP socket cap."""
@@ -239,10 +254,17 @@ class Hub:
             self.sockets_by_ip[ip] -= 1
             if self.sockets_by_ip[ip] <= 0:
                 del self.sockets_by_ip[ip]
-        if conn.user_id is not None and conn.user_id in self.by_user:
-            self.by_user[conn.user_id].discard(conn)
-            if not self.by_user[conn.user_id]:
-                del self.by_user[conn.user_id]
+        if conn.user_id is not None:
+            for registry in (self.by_user, self.notify_by_user):
+                members = registry.get(conn.user_id)
+                if members is not None:
+                    members.discard(conn)
+                    if not members:
+                        del registry[conn.user_id]
+
+    def resident_follows(self, conversation_id: int) -> bool:
+        """Does a resident socket of this process still follow the conversation?"""
+        return any(c.kind == "resident" for c in self.by_conversation.get(conversation_id, ()))
 
     def online_user_ids(self) -> set[int]:
         return set(self.by_user)
@@ -295,6 +317,25 @@ class Hub:
 
     async def _on_agent_presence(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "presence", **p})
+
+    async def _on_conversation_resident_gone(self, p: dict[str, Any]) -> None:
+        # Some process saw the resident's last socket there close; if this process still holds one (another
+        # tab, or a reconnect that raced the close), the resident is here after all.
+        cid = p["conversation_id"]
+        if not self.resident_follows(cid):
+            return
+        async with transaction() as session:
+            conversation = await session.get(Conversation, cid)
+            if conversation is not None:
+                conversations.do_note_resident_back(session, conversation)
+
+    async def _on_notification_created(self, p: dict[str, Any]) -> None:
+        await self._fanout(set(self.notify_by_user.get(p["user_id"], ())),
+                           {"type": "notification", "notification": p["notification"]})
+
+    async def _on_notification_read(self, p: dict[str, Any]) -> None:
+        await self._fanout(set(self.notify_by_user.get(p["user_id"], ())),
+                           {"type": "notification_read", "ids": p.get("ids"), "unread": p.get("unread")})
 
     async def _on_left_message_created(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "left_message", **p})

@@ -107,8 +107,7 @@ async def do_set_presence(session: AsyncSession, user: User, presence: str) -> A
             profile.last_released_at = utcnow()
         emit(session, "agent.presence", {"user_id": user.id, "presence": value.value})
     if value is Presence.online:
-        for group_id in await agent_group_ids(session, user.id):
-            await try_assign(session, group_id)
+        await try_assign_across(session, await agent_group_ids(session, user.id))
     return profile
 
 
@@ -203,14 +202,36 @@ async def assign_to(session: AsyncSession, conversation: Conversation, agent_id:
     return True
 
 
+async def _assign_one(session: AsyncSession, group: SkillGroup, conversation: Conversation,
+                      candidates: list[tuple[AgentProfile, int]], exclude: tuple[int, int] | None) -> int | None:
+    """Give one queued conversation to the best of the group's free agents; the agent's id, or None."""
+    from gasdesk.conversations.service import announce_assignment  # conversation side effects live there
+
+    ordered = _order_candidates(group, candidates)
+    if exclude is not None and exclude[0] == conversation.id:
+        ordered = [p for p in ordered if p.user_id != exclude[1]]
+    if group.sticky_returning:
+        last = await _last_agent_for(session, conversation)
+        if last is not None and any(p.user_id == last for p in ordered):
+            ordered = [p for p in ordered if p.user_id == last] + [p for p in ordered if p.user_id != last]
+    for profile in ordered:
+        locked = await agent_profile(session, profile.user_id, lock=True)
+        if locked.presence != Presence.online.value or await active_count(session, locked.user_id) >= \
+                locked.max_concurrent:
+            continue
+        if await assign_to(session, conversation, locked.user_id):
+            await announce_assignment(session, conversation, previous_agent_id=None)
+            return locked.user_id
+        break
+    return None
+
+
 async def try_assign(session: AsyncSession, group_id: int, *,
                      exclude: tuple[int, int] | None = None) -> list[tuple[int, int]]:
     """Hand waiting conversations of a group to free agents, in queue order. Returns (conversation, agent) pairs.
 
     ``exclude=(conversation_id, agent_id)`` keeps a conversation away from one agent (the one who just
     transferred it out)."""
-    from gasdesk.conversations.service import announce_assignment  # conversation side effects live there
-
     group = await session.get(SkillGroup, group_id)
     if group is None:
         return []
@@ -219,25 +240,38 @@ async def try_assign(session: AsyncSession, group_id: int, *,
         candidates = await available_agents(session, group_id)
         if not candidates:
             break
-        ordered = _order_candidates(group, candidates)
-        if exclude is not None and exclude[0] == conversation.id:
-            ordered = [p for p in ordered if p.user_id != exclude[1]]
-            if not ordered:
-                continue
-        if group.sticky_returning:
-            last = await _last_agent_for(session, conversation)
-            if last is not None and any(p.user_id == last for p in ordered):
-                ordered = [p for p in ordered if p.user_id == last] + [p for p in ordered if p.user_id != last]
-        for profile in ordered:
-            locked = await agent_profile(session, profile.user_id, lock=True)
-            if locked.presence != Presence.online.value or await active_count(session, locked.user_id) >= \
-                    locked.max_concurrent:
-                continue
-            if await assign_to(session, conversation, locked.user_id):
-                await announce_assignment(session, conversation, previous_agent_id=None)
-                made.append((conversation.id, locked.user_id))
-            break
+        agent_id = await _assign_one(session, group, conversation, candidates, exclude)
+        if agent_id is not None:
+            made.append((conversation.id, agent_id))
     if made:
+        emit(session, "queue.changed", {"skill_group_id": group_id})
+    return made
+
+
+async def try_assign_across(session: AsyncSession, group_ids: list[int]) -> list[tuple[int, int]]:
+    """Serve the queues of several groups (an agent who became free serves all of theirs) in one order:
+    emergencies first whichever group they wait in, then the longest waiting. Serving the groups one
+    after another would let an ordinary conversation of the first group take the place an emergency
+    waiting in the second one needs."""
+    if not group_ids:
+        return []
+    queued = list(await session.scalars(
+        select(Conversation).where(Conversation.state == S.queued.value, Conversation.skill_group_id.in_(group_ids))
+        .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)))
+    made: list[tuple[int, int]] = []
+    changed: set[int] = set()
+    for conversation in queued:
+        group = await session.get(SkillGroup, conversation.skill_group_id)
+        if group is None:
+            continue
+        candidates = await available_agents(session, group.id)
+        if not candidates:
+            continue
+        agent_id = await _assign_one(session, group, conversation, candidates, None)
+        if agent_id is not None:
+            made.append((conversation.id, agent_id))
+            changed.add(group.id)
+    for group_id in sorted(changed):
         emit(session, "queue.changed", {"skill_group_id": group_id})
     return made
 

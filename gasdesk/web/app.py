@@ -42,6 +42,9 @@ def _routers() -> list:
     from gasdesk.followups.api import router as followups_api
     from gasdesk.kb.api import router as kb_api
     from gasdesk.kb.pages import router as kb_pages
+    from gasdesk.notifications.api import router as notifications_api
+    from gasdesk.notifications.pages import router as notifications_pages
+    from gasdesk.notifications.socket import router as notifications_socket
     from gasdesk.outages.api import router as outages_api
     from gasdesk.routing.api import router as routing_api
     from gasdesk.system.api import router as system_router
@@ -53,7 +56,7 @@ def _routers() -> list:
     return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router,
             webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api, bot_router,
             tickets_api, tickets_config_api, tickets_pages, appointments_api, followups_api, webhooks_api, outages_api,
-            kb_api, kb_pages]
+            kb_api, kb_pages, notifications_api, notifications_pages, notifications_socket]
 
 
 # Domains keep templates and static files beside their code.
@@ -62,6 +65,7 @@ DOMAIN_ASSETS = {
     "agent": Path(__file__).resolve().parent.parent / "conversations",
     "tickets": Path(__file__).resolve().parent.parent / "tickets",
     "kb": Path(__file__).resolve().parent.parent / "kb",
+    "notifications": Path(__file__).resolve().parent.parent / "notifications",
 }
 
 

@@ -13,7 +13,7 @@ from gasdesk.auth.roles import Role
 
 # Framework routes that serve documentation or static files, public by design.
 FRAMEWORK_PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static", "/static/webchat",
-                    "/static/agent", "/static/tickets", "/static/kb"}
+                    "/static/agent", "/static/tickets", "/static/kb", "/static/notifications"}
 
 
 def _api_routes(app) -> list[APIRoute]:

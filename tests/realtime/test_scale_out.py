@@ -16,9 +16,10 @@ import httpx
 import pytest
 import websockets
 
+from gasdesk.conversations.models import Conversation
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_skills
-from tests.factories import login
+from tests.factories import desk_agent, login, staff_user, wo_headers, wo_ticket
 from tests.realtime.conftest import free_port
 
 
@@ -101,3 +102,59 @@ async def test_resident_on_a_and_agent_on_b_talk_through_redis(two_servers, fact
         await resident.send(json.dumps({"type": "message", "client_msg_id": "a1", "text": "我家暖气不热"}))
         got = await _next(ag, "message", sender="resident", text="我家暖气不热")
         assert got["message"]["conversation_id"] == conversation_id
+
+
+async def test_notifications_and_resident_presence_cross_processes(two_servers, factory, session) -> None:
+    """A ticket assigned on A reaches the crew's bell on B; a resident with tabs on A and B who closes the
+    tab on A is still present (B answers A's "resident gone" event)."""
+    base_a, base_b = two_servers
+    crew = await staff_user(session, "field_crew")
+    dispatcher_headers = await wo_headers(factory, await staff_user(session, "dispatcher"))
+    await desk_agent(factory, presence="busy")  # staffed, nobody free: the resident waits in the queue
+    ticket = await wo_ticket(session, "repair", description="燃气表漏气声")
+    async with httpx.AsyncClient(base_url=base_b) as staff:
+        assert (await login(staff, crew.username)).status_code == 303
+        cookie = staff.cookies.get("gasdesk_session")
+    async with httpx.AsyncClient(base_url=base_a) as public:
+        token = (await public.post("/api/v1/webchat/visitors")).json()["token"]
+
+    ws_a, ws_b = base_a.replace("http", "ws"), base_b.replace("http", "ws")
+    async with websockets.connect(ws_b + "/ws/staff", additional_headers={"Cookie": f"gasdesk_session={cookie}"},
+                                  origin=base_b) as bell:
+        await _next(bell, "hello")
+        async with httpx.AsyncClient(base_url=base_a, headers=dispatcher_headers) as api:
+            response = await api.post(f"/api/v1/tickets/{ticket.id}/actions",
+                                      json={"action": "assign", "crew_id": crew.id})
+            assert response.status_code == 200, response.text
+        pushed = await _next(bell, "notification")
+        assert pushed["notification"]["title"] == f"新派工单 {ticket.number}"
+
+    async with websockets.connect(ws_a + "/ws/webchat") as tab_a, websockets.connect(ws_b + "/ws/webchat") as tab_b:
+        await tab_a.send(json.dumps({"type": "hello", "token": token}))
+        conversation_id = (await _next(tab_a, "welcome"))["conversation"]["id"]
+        await tab_a.send(json.dumps({"type": "handoff"}))
+        await _next(tab_a, "state", state="queued")
+        await tab_b.send(json.dumps({"type": "hello", "token": token, "conversation_id": conversation_id}))
+        await _next(tab_b, "welcome")
+        await tab_a.close()
+
+        async def gone_at():
+            session.expire_all()
+            return (await session.get(Conversation, conversation_id)).resident_gone_at
+
+        # A notes the resident gone; B, which still holds a tab, takes it back (usually within milliseconds:
+        # polling may not even see the moment in between)
+        started = time.monotonic()
+        seen_gone = False
+        while time.monotonic() - started < (10 if seen_gone else 3):
+            value = await gone_at()
+            seen_gone = seen_gone or value is not None
+            if seen_gone and value is None:
+                break
+            await asyncio.sleep(0.02)
+        assert await gone_at() is None
+    # the last tab closes: now the resident is gone
+    deadline = time.monotonic() + 10
+    while await gone_at() is None:
+        assert time.monotonic() < deadline, "the resident's leaving was not noted"
+        await asyncio.sleep(0.05)

@@ -71,6 +71,8 @@ BIG_ID_REQUESTS = [
     ("POST", "/api/v1/customers/1/accounts", {"account_no": "2103345678", "address_id": "{n}"}, "address_id"),
     ("POST", "/api/v1/config/ticket-routing-rules", {"position": 1, "name": "x", "team_id": "{n}"}, "team_id"),
     ("POST", "/api/v1/kb/articles/1/restore", {"version": "{n}"}, "version"),
+    ("POST", "/api/v1/notifications/{n}/read", None, "notification_id"),
+    ("GET", "/api/v1/notifications?before_id={n}", None, "before_id"),
 ]
 
 

@@ -1,9 +1,9 @@
-"""Property-based fuzz of both chat sockets over a real uvicorn server: frames of every known type with every
-known field set to odd JSON (huge and negative integers, floats, NaN/Infinity, strings with NUL or unpaired
-surrogates, lists, objects, booleans), unknown types, non-JSON text, JSON that is not an object, nesting past
-the parser's stack, oversized and binary frames. Each frame must be answered like any bad frame — an
-``error`` with a code, or nothing — never ``internal_error``, never a logged exception, never a dropped
-socket; and the socket still acknowledges a normal message afterwards.
+"""Property-based fuzz of both chat sockets (and the bell's /ws/staff) over a real uvicorn server: frames of every
+known type with every known field set to odd JSON (huge and negative integers, floats, NaN/Infinity, strings with
+NUL or unpaired surrogates, lists, objects, booleans), unknown types, non-JSON text, JSON that is not an object,
+nesting past the parser's stack, oversized and binary frames. Each frame must be answered like any bad frame — an
+``error`` with a code, or nothing — never ``internal_error``, never a logged exception, never a dropped socket;
+and the socket still acknowledges a normal message afterwards.
 
 Frames are generated once per socket with hypothesis (derandomised, so a run is reproducible) and sent on
 one connection; a barrier frame after each one collects its answers.
@@ -24,7 +24,15 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from gasdesk.fields import MAX_DB_INT
-from tests.factories import ChatSocket, bot_conversation, desk_agent, new_visitor, queued_conversation, served
+from tests.factories import (
+    ChatSocket,
+    bot_conversation,
+    desk_agent,
+    new_visitor,
+    queued_conversation,
+    served,
+    staff_user,
+)
 
 FUZZ_FRAMES = int(os.environ.get("GASDESK_FUZZ_FRAMES", "120"))
 
@@ -210,4 +218,25 @@ async def test_staff_socket_answers_every_fuzzed_frame(app, session, factory, ca
             _check(frame, await _answers(ws, frame, n))
         ack = await _acked(ws, conversation_id=assigned.id, client_msg_id="after-fuzz", text="您好，请问有什么可以帮您？")
         assert ack["type"] == "ack", ack
+    assert _server_errors(caplog) == []
+
+
+async def test_notification_socket_answers_every_fuzzed_frame(app, session, factory, caplog) -> None:
+    """The bell's /ws/staff accepts only ``ping``: console frames and oddities of every kind get an ``error``
+    with a code. Frames past its 1,000-character cap close it by design (tests/security/test_staff_socket.py),
+    so they are left out here."""
+    from gasdesk.notifications.socket import MAX_FRAME
+
+    caplog.set_level(logging.ERROR)
+    dispatcher = await staff_user(session, "dispatcher")
+    conversation = await bot_conversation(session)
+    headers = {"Authorization": f"Bearer {await factory.token(dispatcher)}"}
+    async with served(app) as host, ChatSocket.connect(host, "/ws/staff", additional_headers=headers) as ws:
+        await ws.until("hello")
+        frames = [f for f in _frames(STAFF_FRAMES, [conversation.id, 1]) if len(f) <= MAX_FRAME]
+        assert len(frames) > FUZZ_FRAMES // 2
+        for n, frame in enumerate(frames):
+            _check(frame, await _answers(ws, frame, n))
+        await ws.send(type="ping")
+        assert (await ws.until(lambda f: f["type"] in ("pong", "error")))["type"] == "pong"
     assert _server_errors(caplog) == []

@@ -51,6 +51,7 @@ class ResidentSession:
         # welcome and the replay are out; the client drops the duplicates by seq.
         self.conn.hold()
         hub.follow(self.conn, conversation.id)
+        service.do_note_resident_back(session, conversation)  # committed with this frame's transaction
         try:
             wire = await service.conversation_wire(session, conversation)
             backlog = await service.messages_after(session, conversation.id, after_seq)
@@ -251,6 +252,19 @@ async def webchat_socket(websocket: WebSocket) -> None:
     finally:
         hub.remove(resident.conn)
         await resident.conn.aclose()
+        if resident.conversation_id is not None and not hub.resident_follows(resident.conversation_id):
+            await _note_gone(resident.conversation_id)
+
+
+async def _note_gone(conversation_id: int) -> None:
+    """The resident's last socket here closed: start the idle clock (conversations/idle.py)."""
+    try:
+        async with transaction() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is not None:
+                service.do_note_resident_gone(session, conversation)
+    except Exception:  # the socket is gone either way (e.g. the server is shutting down)
+        log.exception("could not note that a resident left conversation %s", conversation_id)
 
 
 async def _check_frame_rate(resident: ResidentSession, kind: str) -> None:

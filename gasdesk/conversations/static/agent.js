@@ -59,6 +59,10 @@
     return dayFmt.format(d) === dayFmt.format(new Date()) ? timeFmt.format(d) : dateTimeFmt.format(d);
   }
 
+  function fmtSlot(startIso, endIso) {
+    return dateTimeFmt.format(new Date(startIso)) + "–" + timeFmt.format(new Date(endIso));
+  }
+
   function fmtElapsed(ms) {
     const s = Math.max(0, Math.floor(ms / 1000));
     if (s < 60) return s + "秒";
@@ -222,7 +226,7 @@
     if (presence.status === "fulfilled") { S.presence = presence.value.presence; S.maxConcurrent = presence.value.max_concurrent; }
     const failed = results.find((r) => r.status === "rejected");
     if (failed && failed.reason && failed.reason.status === 401) toast(failed.reason.message, "error");
-    renderMine(); renderQueue(); renderLeft(); renderPresence();
+    renderMine(); renderQueue(); renderLeft(); renderPresence(); orderSections();
   }
   const scheduleRefresh = debounce(() => { refreshLists().catch(showError); }, 300);
 
@@ -254,6 +258,7 @@
         h("span", { class: "name", text: c.customer_name || ("访客 #" + c.id) }),
         c.priority >= URGENT ? h("span", { class: "pill urgent", text: "紧急" }) : null,
         !c.accepted ? h("span", { class: "pill offered", text: "待接入" }) : null,
+        c.resident_left ? h("span", { class: "pill left", title: "居民已关闭对话页面", text: "居民已离开" }) : null,
         h("span", { class: "right" },
           unread > 0 ? h("span", { class: "badge unread", title: "未读消息", text: unread > 99 ? "99+" : String(unread) }) : null)),
       h("div", { class: "preview", text: previewText(lm) || "（暂无消息）" }),
@@ -264,6 +269,17 @@
     list.append(li);
     }
     tick();
+  }
+
+  /** Emergencies first everywhere: an emergency waiting in the queue puts the queue above my ordinary work. */
+  function orderSections() {
+    const mine = $("mine-section"), queue = $("queue-section");
+    const urgentWaiting = S.queue.some((q) => q.priority >= URGENT);
+    const urgentMine = S.mine.some((c) => c.priority >= URGENT);
+    const queueFirst = urgentWaiting && !urgentMine;
+    queue.classList.toggle("urgent", urgentWaiting);
+    if (queueFirst && mine.previousElementSibling !== queue) mine.before(queue);
+    else if (!queueFirst && queue.previousElementSibling !== mine) queue.before(mine);
   }
 
   function renderQueue() {
@@ -283,6 +299,7 @@
       h("div", { class: "row" },
         h("span", { class: "name", text: "访客 #" + q.id }),
         q.priority >= URGENT ? h("span", { class: "pill urgent", text: "紧急" }) : null,
+        q.resident_left ? h("span", { class: "pill left", title: "居民已关闭对话页面", text: "居民已离开" }) : null,
         h("span", { class: "pill", text: q.skill_group || "未分组" }),
         h("span", { class: "right" }, q.position ? h("span", { class: "muted", text: "第 " + q.position + " 位" }) : null)),
       intent ? h("div", { class: "preview", text: "机器人摘要：" + intent }) : null,
@@ -373,7 +390,8 @@
     $("conv-title").textContent = name + "（会话 #" + c.id + "）";
     const stateLabel = { bot: "机器人接待中", queued: "排队中", assigned: c.accepted ? "人工服务中" : "待接入", closed: "已结束" }[c.state] || c.state;
     const meta = [CHANNEL_LABELS[c.channel] || c.channel, c.skill_group, stateLabel,
-      c.priority >= URGENT ? "紧急" : null, c.agent_name && c.agent_id !== ME.id ? "坐席：" + c.agent_name : null];
+      c.priority >= URGENT ? "紧急" : null, c.resident_left && c.state !== "closed" ? "居民已离开" : null,
+      c.agent_name && c.agent_id !== ME.id ? "坐席：" + c.agent_name : null];
     $("conv-meta").textContent = meta.filter(Boolean).join(" · ");
     const offered = (c.state === "assigned" && !c.accepted && (c.agent_id === ME.id || IS_MANAGER)) || c.state === "queued";
     $("btn-accept").hidden = !offered;
@@ -949,6 +967,25 @@
           h("a", { href: "/customers/" + c.id, target: "_blank", rel: "noopener", text: "完整客户档案" }),
           h("button", { type: "button", class: "link-btn", text: "更换关联客户",
             onclick: () => renderCustomerSearch(panel, "当前关联：" + c.name + "。查找并关联其他客户：") }))),
+      h("h3", { text: "最近工单" }),
+      (c.tickets || []).length ? h("ul", { class: "work-list", id: "cust-tickets" }, c.tickets.map((t) => h("li", {
+        class: "work-item" + (t.priority === "urgent" ? " urgent" : "") + (t.conversation_id === convId ? " current" : "") },
+        h("div", { class: "row" },
+          h("a", { href: t.link, target: "_blank", rel: "noopener", class: "ticket-no", text: t.number }),
+          h("span", { class: "pill", text: t.type_label }),
+          t.priority === "urgent" ? h("span", { class: "pill urgent", text: t.priority_label }) : null,
+          h("span", { class: "right pill" + (["resolved", "closed", "cancelled"].includes(t.status) ? " closed" : ""),
+            text: t.status_label })),
+        h("div", { class: "muted", text: fmtTime(t.created_at) + " · " + t.title +
+          (t.conversation_id === convId ? "（本次会话）" : "") })))) : h("p", { class: "muted", text: "暂无工单" }),
+      h("h3", { text: "预约" }),
+      (c.appointments || []).length ? h("ul", { class: "work-list", id: "cust-appointments" }, c.appointments.map((a) => h("li", {
+        class: "work-item" },
+        h("div", { class: "row" }, h("strong", { text: a.service_name }),
+          h("span", { class: "right pill" + (a.status === "booked" ? "" : " closed"), text: a.status_label })),
+        h("div", { class: "muted" }, fmtSlot(a.slot_start, a.slot_end) + " · 工单 ",
+          h("a", { href: a.link, target: "_blank", rel: "noopener", text: a.ticket_number }))))) :
+        h("p", { class: "muted", text: "暂无预约" }),
       h("h3", { text: "账户" }),
       ...(accounts.length ? accounts : [h("p", { class: "muted", text: "暂无账户" })]),
       h("h3", { text: "历史会话" }),

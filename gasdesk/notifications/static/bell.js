@@ -1,0 +1,245 @@
+/* The notification bell in the header of every staff page (base.html): unread badge, a menu of the latest
+ * notifications, mark one / all read, and live pushes over /ws/staff. Urgent ones (a gas leak) raise an alert
+ * that stays until dismissed, with a sound. REST: /api/v1/notifications. Plain JS, no build step. */
+(function () {
+  "use strict";
+
+  const bell = document.getElementById("notify-bell");
+  if (!bell) return;
+  const $ = (id) => document.getElementById(id);
+  const toggle = $("notify-toggle");
+  const menu = $("notify-menu");
+  const list = $("notify-list");
+  const badge = $("notify-count");
+  const alerts = $("alert-toasts");
+  const MENU_SIZE = 10;
+
+  const S = {
+    items: [], unread: 0, ws: null, open: false, everOpen: false, backoff: 500, timer: null, stopped: false,
+  };
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") el.className = v;
+      else if (k === "text") el.textContent = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(el.dataset, v);
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  const timeFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hour12: false });
+
+  async function api(method, path) {
+    const res = await fetch(path, {
+      method, credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": window.gasdeskCsrfToken ? window.gasdeskCsrfToken() : "" },
+    });
+    if (!res.ok) throw new Error("请求失败（" + res.status + "）");
+    return res.json();
+  }
+
+  // ------------------------------------------------------------------ badge and menu
+
+  function setUnread(n) {
+    S.unread = Math.max(0, n | 0);
+    badge.textContent = S.unread > 99 ? "99+" : String(S.unread);
+    badge.hidden = S.unread === 0;
+    toggle.setAttribute("aria-label", S.unread ? "通知（" + S.unread + " 条未读）" : "通知");
+    bell.classList.toggle("has-unread", S.unread > 0);
+  }
+
+  function render() {
+    list.replaceChildren();
+    if (!S.items.length) { list.append(h("li", { class: "notify-empty", text: "暂无通知" })); return; }
+    for (const n of S.items.slice(0, MENU_SIZE)) {
+      list.append(h("li", {
+        class: "notify-item" + (n.read ? "" : " unread") + (n.urgent ? " urgent" : ""),
+        dataset: { id: n.id }, tabindex: "0", role: "button",
+        onclick: () => openItem(n), onkeydown: (e) => { if (e.key === "Enter") openItem(n); },
+      },
+      h("div", { class: "notify-line" },
+        h("span", { class: "notify-kind", text: n.kind_label }),
+        h("span", { class: "notify-time", text: timeFmt.format(new Date(n.created_at)) })),
+      h("div", { class: "notify-title", text: n.title }),
+      n.body ? h("div", { class: "notify-body", text: n.body }) : null));
+    }
+  }
+
+  async function refresh() {
+    try {
+      const data = await api("GET", "/api/v1/notifications?limit=" + MENU_SIZE);
+      S.items = data.items;
+      setUnread(data.unread);
+      render();
+    } catch (e) { /* the next push or reconnect tries again */ }
+  }
+
+  async function markRead(n) {
+    if (n.read) return;
+    n.read = true;
+    setUnread(S.unread - 1);
+    render();
+    try { await api("POST", "/api/v1/notifications/" + n.id + "/read"); } catch (e) { refresh(); }
+  }
+
+  async function openItem(n) {
+    await markRead(n);
+    if (n.link) window.location.href = n.link;
+  }
+
+  function setMenu(open) {
+    menu.hidden = !open;
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+
+  toggle.addEventListener("click", (e) => { e.stopPropagation(); setMenu(menu.hidden); });
+  document.addEventListener("click", (e) => { if (!menu.hidden && !bell.contains(e.target)) setMenu(false); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") setMenu(false); });
+  $("notify-read-all").addEventListener("click", async () => {
+    for (const n of S.items) n.read = true;
+    setUnread(0);
+    render();
+    try { await api("POST", "/api/v1/notifications/read-all"); } catch (e) { refresh(); }
+  });
+
+  // ------------------------------------------------------------------ alerts
+
+  let audioCtx = null;
+  function unlockAudio() {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    try {
+      if (!audioCtx) audioCtx = new Ctx();
+      if (audioCtx.state === "suspended") audioCtx.resume();
+    } catch (e) { audioCtx = null; }
+  }
+  document.addEventListener("click", unlockAudio, { capture: true });
+
+  function siren() {
+    unlockAudio();
+    if (!audioCtx) return;
+    try {
+      const t0 = audioCtx.currentTime;
+      [0, 0.3, 0.6].forEach((at) => {
+        const osc = audioCtx.createOscillator();
+        const gain = audioCtx.createGain();
+        osc.type = "square";
+        osc.frequency.setValueAtTime(980, t0 + at);
+        osc.frequency.setValueAtTime(740, t0 + at + 0.14);
+        gain.gain.setValueAtTime(0.0001, t0 + at);
+        gain.gain.exponentialRampToValueAtTime(0.2, t0 + at + 0.02);
+        gain.gain.exponentialRampToValueAtTime(0.0001, t0 + at + 0.27);
+        osc.connect(gain).connect(audioCtx.destination);
+        osc.start(t0 + at);
+        osc.stop(t0 + at + 0.28);
+      });
+    } catch (e) { /* sound is best effort */ }
+  }
+
+  function alertToast(n) {
+    const urgent = !!n.urgent;
+    const box = h("div", { class: "alert-toast" + (urgent ? " urgent" : ""), role: urgent ? "alert" : "status",
+      dataset: { id: n.id } },
+      h("div", { class: "alert-head" }, h("strong", { text: n.kind_label }),
+        h("button", { type: "button", class: "alert-close", "aria-label": "关闭", text: "×",
+          onclick: () => box.remove() })),
+      h("div", { class: "alert-title", text: n.title }),
+      n.body ? h("div", { class: "alert-body", text: n.body }) : null,
+      n.link ? h("div", { class: "alert-actions" },
+        h("button", { type: "button", class: "alert-open", text: urgent ? "立即处理" : "查看",
+          onclick: () => openItem(n) }),
+        urgent ? h("button", { type: "button", class: "secondary alert-ack", text: "知道了",
+          onclick: () => { box.remove(); markRead(n); } }) : null) : null);
+    alerts.append(box);
+    // An emergency stays until someone acts on it; everything else fades.
+    if (!urgent) setTimeout(() => box.remove(), 6000);
+    if (urgent) {
+      siren();
+      try {
+        if ("Notification" in window && Notification.permission === "granted") {
+          const d = new Notification(n.kind_label + "：" + n.title, { body: n.body || "", tag: "gasdesk-n" + n.id,
+            requireInteraction: true });
+          d.onclick = () => { window.focus(); openItem(n); d.close(); };
+        }
+      } catch (e) { /* desktop notifications are best effort */ }
+    }
+  }
+
+  // ------------------------------------------------------------------ live channel
+
+  function onFrame(f) {
+    if (f.type === "hello") {
+      setUnread(f.unread);
+    } else if (f.type === "notification" && f.notification) {
+      const n = f.notification;
+      if (S.items.some((x) => x.id === n.id)) return;
+      S.items.unshift(n);
+      S.items = S.items.slice(0, MENU_SIZE * 2);
+      setUnread(S.unread + 1);
+      render();
+      alertToast(n);
+    } else if (f.type === "notification_read") {
+      for (const n of S.items) if (f.ids === null || f.ids === undefined || f.ids.includes(n.id)) n.read = true;
+      if (typeof f.unread === "number") setUnread(f.unread);
+      render();
+    }
+  }
+
+  function connect() {
+    clearTimeout(S.timer);
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/staff";
+    let ws;
+    try { ws = new WebSocket(url); } catch (e) { reconnectLater(); return; }
+    S.ws = ws;
+    ws.onopen = () => {
+      if (S.ws !== ws) return;
+      const again = S.everOpen;
+      S.open = true; S.everOpen = true; S.backoff = 500;
+      bell.classList.remove("offline");
+      if (again) refresh(); // pushes sent while we were away are in the list, not on the socket
+    };
+    ws.onmessage = (ev) => {
+      let frame;
+      try { frame = JSON.parse(ev.data); } catch (e) { return; }
+      try { onFrame(frame); } catch (e) { console.error("notification frame failed", e); }
+    };
+    ws.onclose = (ev) => {
+      if (S.ws !== ws) return;
+      S.open = false;
+      bell.classList.add("offline");
+      if (ev.code === 4401 || ev.code === 4403) { S.stopped = true; return; }
+      reconnectLater();
+    };
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  function reconnectLater() {
+    if (S.stopped) return;
+    const delay = Math.min(15000, S.backoff) * (0.8 + Math.random() * 0.4);
+    S.backoff = Math.min(15000, S.backoff * 2);
+    S.timer = setTimeout(connect, delay);
+  }
+
+  setInterval(() => {
+    if (S.ws && S.open && S.ws.readyState === WebSocket.OPEN) {
+      try { S.ws.send(JSON.stringify({ type: "ping" })); } catch (e) { /* onclose follows */ }
+    }
+  }, 25000);
+  window.addEventListener("online", () => { if (!S.open && !S.stopped) { S.backoff = 500; connect(); } });
+
+  setUnread(0);
+  render();
+  refresh();
+  connect();
+  // for tests and debugging
+  window.gasdeskBell = { state: S, refresh };
+})();
