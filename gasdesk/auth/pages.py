@@ -16,6 +16,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import ROLE_LABELS, Role
 from gasdesk.db import DbSession, commit
 from gasdesk.errors import GasdeskError, PermissionDenied
+from gasdesk.web.navigation import landing_for
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -49,7 +50,11 @@ async def login_submit(
         return render(request, "login.html", {"error": exc.message, "next": _safe_next(next)}, status_code=exc.status_code)
     start_cookie_session(request, await service.do_start_session(session, user))
     await commit(session)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    # A page the user was sent away from comes first; otherwise each role starts on its own console.
+    target = _safe_next(next)
+    if target == "/":
+        target = landing_for(request.app, Role(user.role))
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
