@@ -40,6 +40,12 @@ async def readyz(session: DbSession) -> Response:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+@router.get("/docs", include_in_schema=False, dependencies=[public()])
+async def api_docs(request: Request) -> Response:
+    """The OpenAPI reference in Swagger UI, served from this server only (no CDN)."""
+    return render(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
+
+
 @router.get("/", include_in_schema=False, dependencies=[public()])
 async def index(request: Request) -> Response:
     """The landing page: the consoles of the logged-in role (all of them, with who may open each, for a
