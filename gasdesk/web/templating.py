@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,14 @@ from markupsafe import Markup, escape
 from gasdesk.auth.access import csrf_token, viewer_of
 from gasdesk.auth.roles import ROLE_LABELS, Role
 from gasdesk.clock import format_local
+from gasdesk.conversations.models import channel_label
 from gasdesk.web.navigation import Console, consoles_for
 
 TEMPLATE_DIRS = [str(Path(__file__).parent / "templates")]
 templates = Jinja2Templates(directory=TEMPLATE_DIRS)
 templates.env.filters["local"] = format_local
-# Readable JSON for people (Chinese stays Chinese); Jinja's autoescape still applies.
-templates.env.filters["readable_json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 templates.env.globals["role_label"] = lambda role: ROLE_LABELS.get(Role(role), role) if role else ""
+templates.env.globals["channel_label"] = channel_label
 
 
 @pass_context

@@ -50,8 +50,12 @@ async def test_admin_browses_audit_log(live_server, browser, factory) -> None:
     page = await browser.new_page()
     await _login(page, live_server, admin.username)
     await page.goto(live_server + "/admin/audit?entity_type=customer")
-    await page.wait_for_selector("text=customer.create")
-    assert "陈静" in await page.inner_text("table")  # decrypted for the admin, encrypted at rest
+    await page.wait_for_selector("td.audit-action:has-text('新建客户')")
+    table = await page.inner_text("table")
+    assert "陈静" in table  # decrypted for the admin, encrypted at rest
+    # A readable diff, not JSON: one line per field, the new value marked.
+    assert await page.locator("ul.changes li:has-text('姓名') ins").first.inner_text() == "陈静"
+    assert "customer.create" not in table and '{"' not in table
     await screenshot(page, "audit-log")
 
 

@@ -11,7 +11,8 @@
   const IS_MANAGER = ME.role === "supervisor" || ME.role === "admin";
   const PRESENCE_LABELS = { online: "在线", busy: "忙碌", away: "离开", offline: "离线" };
   const SENDER_LABELS = { resident: "居民", bot: "机器人", agent: "坐席", system: "系统" };
-  const CHANNEL_LABELS = { webchat: "网页/H5", wechat: "微信", sms: "短信", voice: "热线" };
+  // Channel names come from the server (conversations/models.py CHANNEL_LABELS), one table for every page.
+  const CHANNEL_LABELS = JSON.parse(root.dataset.channelLabels || "{}");
   const REASON_LABELS = { after_hours: "非工作时间", no_agent: "无空闲坐席", queue_full: "排队已满" };
   const INTENT_LABELS = { human_agent: "要求转人工", greeting: "问候", gas_leak: "燃气泄漏" };
   const URGENT = 10;
