@@ -104,7 +104,11 @@ async def do_update_user(
     if display_name is not None:
         user.display_name = display_name.strip()[:64] or user.username
     if role is not None:
-        user.role = check_role(role).value
+        new_role = check_role(role).value
+        if new_role != user.role and actor.user_id == user.id:
+            # An admin who demotes themselves may leave nobody able to undo it.
+            raise InvalidInput("不能修改自己的角色，请由另一位管理员操作", code="cannot_change_own_role")
+        user.role = new_role
     if is_active is not None:
         if not is_active and actor.user_id == user.id:
             raise InvalidInput("不能停用自己的账号", code="cannot_deactivate_self")
