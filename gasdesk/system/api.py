@@ -23,7 +23,6 @@ DEMO_LOGINS = [
 ]
 
 
-
 @router.get("/healthz", dependencies=[public()])
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
