@@ -21,6 +21,7 @@ from gasdesk.auth.service import user_for_session, user_for_token
 from gasdesk.config import get_settings
 from gasdesk.db import get_session, transaction
 from gasdesk.errors import NotAuthenticated, PermissionDenied
+from gasdesk.web.body_limit import is_upload_route
 from gasdesk.web.protection import origin_allowed
 
 # The signed session cookie holds only these two values: the server-side session id and the CSRF token.
@@ -98,7 +99,12 @@ async def csrf_ok(request: Request) -> bool:
     if not expected:
         return False
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.headers.get("content-type", "").startswith(
+    if sent is None and is_upload_route(request.method, request.url.path):
+        # Upload routes read their body only after authorising, and only once (web/uploads.py): reading the
+        # form here would consume the stream (a 500 on the crew write-back and the KB import page). Their
+        # forms carry the token in the action URL instead (?csrf_token=…; no log records query strings).
+        sent = request.query_params.get(CSRF_FIELD)
+    elif sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
         # Starlette caches the parsed form: the route's own Form() parameters still read it.
         value = (await request.form()).get(CSRF_FIELD)
