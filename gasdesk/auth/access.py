@@ -99,13 +99,14 @@ async def csrf_ok(request: Request) -> bool:
     if not expected:
         return False
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and is_upload_route(request.method, request.url.path):
-        # Upload routes read their body only after authorising, and only once (web/uploads.py): reading the
-        # form here would consume the stream (a 500 on the crew write-back and the KB import page). Their
-        # forms carry the token in the action URL instead (?csrf_token=…; no log records query strings).
-        sent = request.query_params.get(CSRF_FIELD)
-    elif sent is None and request.headers.get("content-type", "").startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")):
+    content_type = request.headers.get("content-type", "")
+    if sent is None and content_type.startswith("multipart/form-data") and is_upload_route(
+            request.method, request.url.path):
+        # Upload bodies are read only after the caller and the target are checked (``web.uploads``): the
+        # form's token is checked there, once the parts are parsed.
+        request.state.csrf_expected = expected
+        return True
+    if sent is None and content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         # Starlette caches the parsed form: the route's own Form() parameters still read it.
         value = (await request.form()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None

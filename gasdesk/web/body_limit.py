@@ -45,7 +45,7 @@ class BodyTooLarge(HTTPException):
 
 
 def is_upload_route(method: str, path: str) -> bool:
-    """Whether ``method path`` streams its multipart body itself (``read_upload_form``) after authorising."""
+    """Routes that take files (their bodies are parsed by ``web.uploads.read_upload_form``)."""
     return any(cap.method == method and cap.path.match(path) for cap in UPLOAD_CAPS)
 
 

@@ -1,7 +1,8 @@
 """The two upload pages work from a browser session: the crew write-back and the KB import. Their routes
-read the body only after authorising (web/uploads.py), so the CSRF check must not read it first: it takes
-the token from the form's action URL. Reading the form there consumed the stream (a 500 for every crew
-write-back with photos and every KB import from the page)."""
+read the body only after authorising (web/uploads.py), so the session's CSRF check must not read it first
+(that consumed the stream: a 500 for every crew write-back with photos and every KB import from the page).
+The form sends the token as its hidden ``csrf_token`` field like every other form; ``read_upload_form``
+checks it once the parts are parsed. No token travels in a URL (URLs reach logs and Referer headers)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ async def _log_in(client: httpx.AsyncClient, username: str) -> str:
     return token
 
 
+def _hidden_token(html: str, form_marker: str) -> str:
+    """The hidden ``csrf_token`` field of the multipart form whose opening tag contains ``form_marker``."""
+    form = re.search(r'<form[^>]*' + re.escape(form_marker) + r'[^>]*enctype="multipart/form-data"[^>]*>(.*?)</form>',
+                     html, re.S)
+    assert form is not None
+    return re.search(r'<input type="hidden" name="csrf_token" value="([^"]+)"', form.group(1)).group(1)
+
+
 async def test_crew_writeback_form_with_photos_works_from_the_page(app, session) -> None:
     crew = await staff_user(session, "field_crew")
     ticket = await wo_ticket(session, "repair", status="in_progress", crew_id=crew.id)
@@ -36,12 +45,15 @@ async def test_crew_writeback_form_with_photos_works_from_the_page(app, session)
         token = await _log_in(client, crew.username)
         page = await client.get(f"/crew/tickets/{ticket.id}", headers=HTML)
         action = re.search(r'<form class="writeback" method="post" action="([^"]+)"', page.text).group(1)
-        assert action == f"/crew/tickets/{ticket.id}/writeback?csrf_token={token}"
+        assert action == f"/crew/tickets/{ticket.id}/writeback"
+        assert _hidden_token(page.text, "writeback") == token
         form = {"csrf_token": token, "result": "更换表后阀门", "resolved": "on", "signature_name": "刘芳",
                 "material_name": "表后阀门", "material_qty": "1"}
         photo = {"photos": ("valve.png", PNG, "image/png")}
-        for forged in (f"/crew/tickets/{ticket.id}/writeback", f"/crew/tickets/{ticket.id}/writeback?csrf_token=x"):
-            refused = await client.post(forged, data=form, files=photo, headers=HTML)
+        without_token = {k: v for k, v in form.items() if k != "csrf_token"}
+        for forged_form, query in ((without_token, {}), ({**form, "csrf_token": "x"}, {}),
+                                   (without_token, {"csrf_token": token})):  # a token in the URL counts for nothing
+            refused = await client.post(action, params=query, data=forged_form, files=photo, headers=HTML)
             assert refused.status_code == 403 and "安全令牌" in refused.text
         assert (await wo_reload(Ticket, ticket.id)).status == "in_progress"
         done = await client.post(action, data=form, files=photo, headers=HTML)
@@ -57,7 +69,11 @@ async def test_kb_import_form_works_from_the_page(app, factory) -> None:
         token = await _log_in(client, "kbeditor")
         page = await client.get("/admin/kb/import", headers=HTML)
         action = re.search(r'action="(/admin/kb/import[^"]*)"', page.text).group(1)
-        assert action == f"/admin/kb/import?csrf_token={token}"
-        response = await client.post(action, files={"file": ("kb.csv", csv, "text/csv")}, headers=HTML)
+        assert action == "/admin/kb/import"
+        assert _hidden_token(page.text, "/admin/kb/import") == token
+        refused = await client.post(action, files={"file": ("kb.csv", csv, "text/csv")}, headers=HTML)
+        assert refused.status_code == 403 and "安全令牌" in refused.text
+        response = await client.post(action, data={"csrf_token": token},
+                                     files={"file": ("kb.csv", csv, "text/csv")}, headers=HTML)
         assert response.status_code == 200, response.text[:300]
         assert "新建 1 条" in response.text
