@@ -106,7 +106,7 @@ async def users_create(
 
 @router.post("/admin/users/{user_id}/role")
 async def users_change_role(
-    request: Request, user_id: int, session: DbSession, role: Annotated[str, Form()], admin: User = allow(Role.admin)
+    request: Request, user_id: Id, session: DbSession, role: Annotated[str, Form()], admin: User = allow(Role.admin)
 ) -> Response:
     """Give a user another role (audited as user.update); the new role applies from their next request."""
     user = await service.access_user(session, user_id)
@@ -121,7 +121,7 @@ async def users_change_role(
 
 @router.post("/admin/users/{user_id}/password")
 async def users_reset_password(
-    request: Request, user_id: int, session: DbSession, password: Annotated[str, Form()],
+    request: Request, user_id: Id, session: DbSession, password: Annotated[str, Form()],
     admin: User = allow(Role.admin),
 ) -> Response:
     """Set a new password for a user who forgot theirs (audited); their sessions and API tokens end."""
