@@ -108,7 +108,8 @@ async def users_create(
 async def users_change_role(
     request: Request, user_id: Id, session: DbSession, role: Annotated[str, Form()], admin: User = allow(Role.admin)
 ) -> Response:
-    """Give a user another role (audited as user.update); the new role applies from their next request."""
+    """Give a user another role (audited as user.update); their sessions and API tokens end, so they log in
+    again under the new role."""
     user = await service.access_user(session, user_id)
     try:
         await service.do_update_user(session, Actor.of(admin), user, role=role)
@@ -116,7 +117,8 @@ async def users_change_role(
     except GasdeskError as exc:
         await rollback(session)
         return await _users_page(request, session, error=exc.message, status=exc.status_code)
-    return await _users_page(request, session, notice=f"已将 {user.username} 的角色改为{ROLE_LABELS[Role(user.role)]}")
+    return await _users_page(request, session, notice=f"已将 {user.username} 的角色改为{ROLE_LABELS[Role(user.role)]}，"
+                                                     "其原有登录和接口令牌已失效，需重新登录")
 
 
 @router.post("/admin/users/{user_id}/password")

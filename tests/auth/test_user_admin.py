@@ -124,7 +124,9 @@ async def test_admin_page_changes_a_role_and_resets_a_password(app, client, fact
         [row] = await _audit(client, target.id)
         assert row["changes"] == {"before": {"role": "agent"}, "after": {"role": "dispatcher"}}
         assert row["actor_name"] == "chief2" and row["source"] == "web"
-        # The new role applies at once: the agent console is closed to a dispatcher.
+        # The change ends the user's sessions: they log in again, and the agent console is closed to a dispatcher.
+        assert (await elsewhere.get("/api/v1/auth/me")).status_code == 401
+        assert (await login(elsewhere, "forgetful")).status_code == 303
         assert (await elsewhere.get("/agent", headers={"Accept": "text/html"})).status_code == 403
 
         weak = await client.post(f"/admin/users/{target.id}/password", data={"password": "short"})
