@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from gasdesk.audit import display
 from gasdesk.audit.service import AuditFilter, list_audit
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
@@ -78,4 +79,8 @@ async def audit_page(
         "rows": rows, "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)),
         "filters": {"action": action or "", "entity_type": entity_type or "", "entity_id": entity_id or "",
                     "actor": actor or ""},
+        # Chinese labels and a field-by-field diff instead of codes and raw JSON.
+        "action_labels": display.ACTION_LABELS, "entity_labels": display.ENTITY_LABELS,
+        "action_label": display.action_label, "entity_label": display.entity_label,
+        "source_label": display.source_label, "describe_changes": display.describe_changes,
     })

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, WebSocket, WebSocketException
@@ -29,6 +30,29 @@ CSRF_KEY = "csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking, copied out of the ``User`` row once the request is authenticated. Templates and the
+    error handler read this, never the row: an error page renders after the request's transaction rolled
+    back, when the row is expired and detached and reading ``user.role`` would raise (a 500 instead of
+    the 403/404 page)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        return cls(user.id, user.username, user.display_name, Role(user.role))
+
+
+def viewer_of(request: HTTPConnection) -> Viewer | None:
+    """The authenticated caller of this request as set by the access rule (None when anonymous)."""
+    viewer = getattr(request.state, "viewer", None)
+    return viewer if isinstance(viewer, Viewer) else None
 
 
 def bearer_token(request: HTTPConnection) -> str | None:
@@ -99,7 +123,8 @@ async def current_user_or_none(
             # protected ones answer 403 (AccessRule).
             request.state.csrf_failed = True
             user = None
-    request.state.user = user  # lets the error handler and templates know who is asking
+    # Lets templates and the error handler know who is asking, without touching the ORM row later.
+    request.state.viewer = Viewer.of(user) if user is not None else None
     return user
 
 

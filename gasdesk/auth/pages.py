@@ -14,9 +14,10 @@ from gasdesk.auth import service
 from gasdesk.auth.access import SESSION_ID_KEY, allow, public, start_cookie_session
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ROLE_LABELS, Role
-from gasdesk.db import DbSession, commit
+from gasdesk.db import DbSession, commit, rollback
 from gasdesk.errors import GasdeskError, PermissionDenied
 from gasdesk.fields import Id
+from gasdesk.web.navigation import landing_for
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -50,7 +51,11 @@ async def login_submit(
         return render(request, "login.html", {"error": exc.message, "next": _safe_next(next)}, status_code=exc.status_code)
     start_cookie_session(request, await service.do_start_session(session, user))
     await commit(session)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    # A page the user was sent away from comes first; otherwise each role starts on its own console.
+    target = _safe_next(next)
+    if target == "/":
+        target = landing_for(request.app, Role(user.role))
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
@@ -66,10 +71,16 @@ async def logout(request: Request, session: DbSession, user: User | None = publi
     return RedirectResponse("/login", status_code=303)
 
 
+async def _users_page(request: Request, session: DbSession, *, error: str | None = None, notice: str | None = None,
+                      status: int = 200) -> Response:
+    users = list(await session.scalars(select(User).order_by(User.role, User.username)))
+    return render(request, "admin_users.html", {"users": users, "roles": ROLE_LABELS, "error": error,
+                                                "notice": notice}, status)
+
+
 @router.get("/admin/users")
 async def users_page(request: Request, session: DbSession, _: User = allow(Role.admin)) -> Response:
-    users = list(await session.scalars(select(User).order_by(User.role, User.username)))
-    return render(request, "admin_users.html", {"users": users, "roles": ROLE_LABELS, "error": None, "notice": None})
+    return await _users_page(request, session)
 
 
 @router.post("/admin/users")
@@ -82,18 +93,49 @@ async def users_create(
     display_name: Annotated[str, Form()] = "",
     admin: User = allow(Role.admin),
 ) -> Response:
-    error = notice = None
     try:
         created = await service.do_create_user(
             session, Actor.of(admin), username=username, password=password, role=role, display_name=display_name or None
         )
         await commit(session)
-        notice = f"已创建用户 {created.username}"
     except GasdeskError as exc:
-        error = exc.message
-    users = list(await session.scalars(select(User).order_by(User.role, User.username)))
-    status = 200 if error is None else 422
-    return render(request, "admin_users.html", {"users": users, "roles": ROLE_LABELS, "error": error, "notice": notice}, status)
+        await rollback(session)
+        return await _users_page(request, session, error=exc.message, status=exc.status_code)
+    return await _users_page(request, session, notice=f"已创建用户 {created.username}")
+
+
+@router.post("/admin/users/{user_id}/role")
+async def users_change_role(
+    request: Request, user_id: Id, session: DbSession, role: Annotated[str, Form()], admin: User = allow(Role.admin)
+) -> Response:
+    """Give a user another role (audited as user.update); their sessions and API tokens end, so they log in
+    again under the new role."""
+    user = await service.access_user(session, user_id)
+    try:
+        await service.do_update_user(session, Actor.of(admin), user, role=role)
+        await commit(session)
+    except GasdeskError as exc:
+        await rollback(session)
+        return await _users_page(request, session, error=exc.message, status=exc.status_code)
+    return await _users_page(request, session, notice=f"已将 {user.username} 的角色改为{ROLE_LABELS[Role(user.role)]}，"
+                                                     "其原有登录和接口令牌已失效，需重新登录")
+
+
+@router.post("/admin/users/{user_id}/password")
+async def users_reset_password(
+    request: Request, user_id: Id, session: DbSession, password: Annotated[str, Form()],
+    admin: User = allow(Role.admin),
+) -> Response:
+    """Set a new password for a user who forgot theirs (audited); their sessions and API tokens end."""
+    user = await service.access_user(session, user_id)
+    try:
+        await service.do_update_user(session, Actor.of(admin), user, password=password)
+        await commit(session)
+    except GasdeskError as exc:
+        await rollback(session)
+        return await _users_page(request, session, error=exc.message, status=exc.status_code)
+    return await _users_page(request, session,
+                             notice=f"已重置 {user.username} 的密码，其原有登录和接口令牌已失效，请将新密码告知本人")
 
 
 @router.post("/admin/users/{user_id}/active")

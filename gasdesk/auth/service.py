@@ -98,22 +98,28 @@ async def do_update_user(
     is_active: bool | None = None,
     password: str | None = None,
 ) -> User:
-    """Change a user's profile, role, activity or password; audited. A new password or a deactivation
-    ends every session and API token of the user."""
+    """Change a user's profile, role, activity or password; audited. A new role, a new password or a
+    deactivation ends every session and API token of the user (they log in again under the new terms)."""
     before = user.snapshot()
+    revoke = False  # the user's sessions and tokens end (once, whatever the reasons)
     if display_name is not None:
         user.display_name = display_name.strip()[:64] or user.username
     if role is not None:
-        user.role = check_role(role).value
+        new_role = check_role(role).value
+        if new_role != user.role and actor.user_id == user.id:
+            # An admin who demotes themselves may leave nobody able to undo it.
+            raise InvalidInput("不能修改自己的角色，请由另一位管理员操作", code="cannot_change_own_role")
+        revoke = revoke or new_role != user.role
+        user.role = new_role
     if is_active is not None:
         if not is_active and actor.user_id == user.id:
             raise InvalidInput("不能停用自己的账号", code="cannot_deactivate_self")
         user.is_active = is_active
-        if not is_active:
-            user.session_epoch += 1
-            await revoke_credentials(session, user)
+        revoke = revoke or not is_active
     if password is not None:
         user.password_hash = hash_password(check_new_password(password))
+        revoke = True
+    if revoke:
         user.session_epoch += 1
         await revoke_credentials(session, user)
     after = user.snapshot()
@@ -284,7 +290,7 @@ async def do_revoke_api_token(session: AsyncSession, token: str, *, source: str 
 
 
 async def revoke_credentials(session: AsyncSession, user: User) -> None:
-    """End every browser session and API token of ``user`` (password change, deactivation)."""
+    """End every browser session and API token of ``user`` (password or role change, deactivation)."""
     now = utcnow()
     await session.execute(update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
                           .values(revoked_at=now))

@@ -46,9 +46,17 @@ class ContentType(StrEnum):
     event = "event"
 
 
-CHANNEL_LABELS = {Channel.webchat: "网页/H5", Channel.wechat: "微信", Channel.sms: "短信", Channel.voice: "热线"}
+# The one table of channel names people see (pages, the agent console, the audit log, ticket history).
+CHANNEL_LABELS = {Channel.webchat: "网页聊天", Channel.wechat: "微信", Channel.sms: "短信", Channel.voice: "热线"}
 STATE_LABELS = {ConversationState.bot: "机器人", ConversationState.queued: "排队中",
                 ConversationState.assigned: "人工服务中", ConversationState.closed: "已结束"}
+
+
+def channel_label(channel: str | None) -> str:
+    """A channel's name for people ("webchat" → 网页聊天); an unknown code shows as given."""
+    if not channel:
+        return ""
+    return CHANNEL_LABELS.get(channel, channel)  # type: ignore[call-overload]
 
 
 class Conversation(Base):

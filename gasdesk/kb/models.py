@@ -8,11 +8,13 @@ from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gasdesk.clock import utcnow
+from gasdesk.conversations.models import CHANNEL_LABELS as CONVERSATION_CHANNEL_LABELS
 from gasdesk.db import Base, TimestampMixin, UTCDateTime
 from gasdesk.security.crypto import BlindIndex, EncryptedString
 
 CHANNELS = ("webchat", "wechat", "sms", "voice", "agent")
-CHANNEL_LABELS = {"webchat": "网页/H5", "wechat": "微信", "sms": "短信", "voice": "电话", "agent": "坐席"}
+# The conversation channels' names, plus the agent console (articles offered to agents only).
+CHANNEL_LABELS = {**{c.value: label for c, label in CONVERSATION_CHANNEL_LABELS.items()}, "agent": "坐席"}
 STATUSES = ("draft", "published", "archived")
 STATUS_LABELS = {"draft": "草稿", "published": "已发布", "archived": "已归档"}
 

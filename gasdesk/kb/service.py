@@ -41,7 +41,8 @@ _SPLIT_LIST = re.compile(r"[,，、;；\s/]+")
 CHANNEL_ALIASES = {
     **{c: c for c in CHANNELS}, **{label: code for code, label in CHANNEL_LABELS.items()},
     "网页": "webchat", "网站": "webchat", "h5": "webchat", "在线": "webchat", "微信公众号": "wechat",
-    "公众号": "wechat", "热线": "voice", "语音": "voice", "电话热线": "voice", "人工": "agent", "坐席端": "agent",
+    "公众号": "wechat", "电话": "voice", "语音": "voice", "电话热线": "voice", "人工": "agent", "坐席端": "agent",
+    "网页/H5": "webchat",
 }
 
 

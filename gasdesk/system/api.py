@@ -4,9 +4,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from gasdesk.auth.access import public
+from gasdesk.auth.access import public, viewer_of
 from gasdesk.config import get_settings
 from gasdesk.db import DbSession
+from gasdesk.web.navigation import PUBLIC_PAGES, consoles_for, roles_label
 from gasdesk.web.templating import render
 
 router = APIRouter(tags=["system"])
@@ -19,21 +20,6 @@ DEMO_LOGINS = [
     ("agent2", "demo-agent-pass", "坐席"),
     ("dispatcher", "demo-dispatch-pass", "调度"),
     ("crew1", "demo-crew-pass", "外勤班组"),
-]
-
-CONSOLES = [
-    ("/chat", "在线客服（居民 H5）", "居民；可用 widget.js 嵌入网站、公众号、小程序"),
-    ("/agent", "坐席工作台", "坐席、班长"),
-    ("/customers", "客户查询 / 客户360", "坐席、班长、管理员"),
-    ("/tickets", "工单", "坐席、调度、班长"),
-    ("/dispatch", "调度看板", "调度、班长"),
-    ("/crew", "外勤工单（手机）", "外勤班组"),
-    ("/appointments/calendar", "预约日历", "调度、坐席"),
-    ("/admin/kb", "知识库", "管理员、班长"),
-    ("/admin/users", "用户管理", "管理员"),
-    ("/admin/audit", "审计日志", "管理员、班长"),
-    ("/admin/webhooks", "Webhook 集成", "管理员"),
-    ("/docs", "REST API 文档 (OpenAPI)", "集成开发者"),
 ]
 
 
@@ -53,7 +39,19 @@ async def readyz(session: DbSession) -> Response:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+@router.get("/docs", include_in_schema=False, dependencies=[public()])
+async def api_docs(request: Request) -> Response:
+    """The OpenAPI reference in Swagger UI, served from this server only (no CDN)."""
+    return render(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
+
+
 @router.get("/", include_in_schema=False, dependencies=[public()])
 async def index(request: Request) -> Response:
-    show_demo = get_settings().env != "production"
-    return render(request, "index.html", {"consoles": CONSOLES, "demo_logins": DEMO_LOGINS if show_demo else []})
+    """The landing page: the consoles of the logged-in role (all of them, with who may open each, for a
+    visitor), the public pages, and outside production the demo logins."""
+    viewer = viewer_of(request)
+    role = viewer.role if viewer is not None else None
+    consoles = [(c, roles_label(request.app, c.href)) for c in consoles_for(request.app, role)]
+    show_demo = get_settings().env != "production" and viewer is None
+    return render(request, "index.html", {"consoles": consoles, "public_pages": PUBLIC_PAGES,
+                                          "demo_logins": DEMO_LOGINS if show_demo else []})

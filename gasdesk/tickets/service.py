@@ -15,6 +15,7 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
+from gasdesk.conversations.models import channel_label
 from gasdesk.customers.models import Account, Address, Customer
 from gasdesk.customers.service import address_parts
 from gasdesk.customers.validation import check_phone
@@ -186,7 +187,7 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     from gasdesk.clock import to_local
 
     ticket.number = f"GD{to_local(now).strftime('%Y%m%d')}{ticket.id:05d}"  # type: ignore[union-attr]
-    _event(ticket, actor, "create", None, note=f"来源：{data.channel or '人工创建'}",
+    _event(ticket, actor, "create", None, note=f"来源：{channel_label(data.channel) or '人工创建'}",
            data={"routing_rule": ticket.routing_rule, "team_id": ticket.team_id})
     await session.flush()
     record_audit(session, actor, "ticket.create", "ticket", ticket.id, after=ticket_snapshot(ticket))

@@ -109,6 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="热力燃气智能客服平台 REST API。用 `POST /api/v1/auth/token` 换取 Bearer 令牌。",
         lifespan=lifespan,
+        # /docs is gasdesk's own page (system/api.py) on the vendored Swagger UI: FastAPI's loads it from a
+        # CDN, so it was blank without internet and needed a looser CSP. ReDoc has no vendored copy.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(
         SessionMiddleware,

@@ -39,7 +39,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GasdeskError)
     async def _domain_error(request: Request, exc: GasdeskError) -> Response:
         if isinstance(exc, NotAuthenticated):
-            request.state.user = None
+            request.state.viewer = None
         return error_response(request, exc.status_code, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)

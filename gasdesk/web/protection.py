@@ -11,22 +11,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-# Staff pages and the resident chat use only their own scripts (no inline script, no eval); inline
-# style attributes remain in templates and htmx adds a <style> for its indicators, hence 'unsafe-inline'
-# for styles only. blob:/data: images are the chat's upload previews.
+# Staff pages, the API docs (vendored Swagger UI) and the resident chat use only their own scripts (no
+# inline script, no eval); inline style attributes remain in templates, and htmx and Swagger UI add
+# styles, hence 'unsafe-inline' for styles only. blob:/data: images are the chat's upload previews and
+# Swagger UI's icons.
 BASE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
 )
-# Swagger UI and ReDoc (FastAPI's /docs and /redoc) load from a CDN and start with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; worker-src blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
-)
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 # The resident chat is the one page other sites may frame (widget.js, WeChat menus).
 FRAMEABLE_PATHS = frozenset({"/chat"})
 
@@ -84,8 +76,6 @@ class OriginCheckMiddleware:
 
 
 def content_security_policy(path: str, chat_frame_ancestors: str) -> str:
-    if path in DOCS_PATHS:
-        return DOCS_CSP
     if path in FRAMEABLE_PATHS:
         # "*" would still refuse parents without a network origin (about:blank, file:, some webviews):
         # "any site" means no frame-ancestors directive at all.

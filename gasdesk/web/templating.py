@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +11,32 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
+from gasdesk.auth.access import csrf_token, viewer_of
 from gasdesk.auth.roles import ROLE_LABELS, Role
 from gasdesk.clock import format_local
+from gasdesk.conversations.models import channel_label
+from gasdesk.web.navigation import Console, consoles_for
 
 TEMPLATE_DIRS = [str(Path(__file__).parent / "templates")]
 templates = Jinja2Templates(directory=TEMPLATE_DIRS)
 templates.env.filters["local"] = format_local
-# Readable JSON for people (Chinese stays Chinese); Jinja's autoescape still applies.
-templates.env.filters["readable_json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 templates.env.globals["role_label"] = lambda role: ROLE_LABELS.get(Role(role), role) if role else ""
+templates.env.globals["channel_label"] = channel_label
 
+
+@pass_context
+def _nav_consoles(context: Any) -> list[Console]:
+    """The header's links: the consoles the logged-in role may open (none for anonymous visitors)."""
+    request = context.get("request")
+    viewer = viewer_of(request) if request is not None else None
+    return consoles_for(request.app, viewer.role) if viewer is not None else []
+
+
+templates.env.globals["nav_consoles"] = _nav_consoles
 
 
 @pass_context
 def _csrf_token(context: Any) -> str:
-    from gasdesk.auth.access import csrf_token
-
     request = context.get("request")
     return csrf_token(request) if request is not None else ""
 
@@ -50,5 +59,7 @@ def add_template_dir(path: Path) -> None:
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
-    ctx = {"user": getattr(request.state, "user", None), **(context or {})}
+    # "user" in templates is the Viewer snapshot (id, username, display_name, role), safe to read even on
+    # an error page rendered after the request's transaction rolled back.
+    ctx = {"user": viewer_of(request), **(context or {})}
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)

@@ -12,7 +12,7 @@ from gasdesk.auth.access import access_rules_of, iter_routes
 from gasdesk.auth.roles import Role
 
 # Framework routes that serve documentation or static files, public by design.
-FRAMEWORK_PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static", "/static/webchat",
+FRAMEWORK_PUBLIC = {"/openapi.json", "/static", "/static/webchat",
                     "/static/agent", "/static/tickets", "/static/kb", "/static/notifications"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import TEST_PASSWORD, login
+from tests.factories import TEST_PASSWORD, extra_client, login
 
 
 @pytest.fixture
@@ -98,3 +98,76 @@ async def test_admin_users_page(client, factory) -> None:
     assert toggled.status_code == 303
     assert next(u for u in (await client.get("/api/v1/users")).json() if u["id"] == crew["id"])["is_active"] is False
     assert admin.id != crew["id"]
+
+
+async def _audit(client, user_id: int) -> list[dict]:
+    listing = await client.get("/api/v1/audit", params={"entity_type": "user", "entity_id": str(user_id),
+                                                        "action": "user.update"})
+    assert listing.status_code == 200, listing.text
+    return listing.json()["items"]
+
+
+async def test_admin_page_changes_a_role_and_resets_a_password(app, client, factory) -> None:
+    await factory.user("admin", username="chief2")
+    target = await factory.user("agent", username="forgetful")
+    assert (await login(client, "chief2")).status_code == 303
+    page = await client.get("/admin/users", headers={"Accept": "text/html"})
+    assert f'action="/admin/users/{target.id}/role"' in page.text
+    assert f'action="/admin/users/{target.id}/password"' in page.text
+
+    # The user is logged in elsewhere with the old password.
+    async with extra_client(app) as elsewhere:
+        assert (await login(elsewhere, "forgetful")).status_code == 303
+
+        changed = await client.post(f"/admin/users/{target.id}/role", data={"role": "dispatcher"})
+        assert changed.status_code == 200 and "已将 forgetful 的角色改为调度" in changed.text
+        [row] = await _audit(client, target.id)
+        assert row["changes"] == {"before": {"role": "agent"}, "after": {"role": "dispatcher"}}
+        assert row["actor_name"] == "chief2" and row["source"] == "web"
+        # The change ends the user's sessions: they log in again, and the agent console is closed to a dispatcher.
+        assert (await elsewhere.get("/api/v1/auth/me")).status_code == 401
+        assert (await login(elsewhere, "forgetful")).status_code == 303
+        assert (await elsewhere.get("/agent", headers={"Accept": "text/html"})).status_code == 403
+
+        weak = await client.post(f"/admin/users/{target.id}/password", data={"password": "short"})
+        assert weak.status_code == 422 and "密码至少 8 位" in weak.text
+        reset = await client.post(f"/admin/users/{target.id}/password", data={"password": "a-new-secret-pw"})
+        assert reset.status_code == 200 and "已重置 forgetful 的密码" in reset.text
+        # Old sessions end; the old password stops working, the new one works.
+        assert (await elsewhere.get("/api/v1/auth/me")).status_code == 401
+    assert (await client.post("/api/v1/auth/token", json={"username": "forgetful",
+                                                          "password": TEST_PASSWORD})).status_code == 401
+    assert (await client.post("/api/v1/auth/token", json={"username": "forgetful",
+                                                          "password": "a-new-secret-pw"})).status_code == 200
+    newest = (await _audit(client, target.id))[0]
+    assert newest["changes"] == {"before": None, "after": {"password": "(changed)"}}
+    assert "a-new-secret-pw" not in str(newest)
+
+
+async def test_role_and_password_forms_need_the_csrf_token_and_an_admin(app, factory) -> None:
+    await factory.user("admin", username="chief3")
+    target = await factory.user("agent", username="steady")
+    async with extra_client(app) as client:
+        await login(client, "chief3")
+        del client.headers["X-CSRF-Token"]  # a forged form from another page has no token
+        for path, data in [("role", {"role": "admin"}), ("password", {"password": "forged-password-1"})]:
+            response = await client.post(f"/admin/users/{target.id}/{path}", data=data)
+            assert response.status_code == 403 and response.json()["error"]["code"] == "csrf_failed"
+    async with extra_client(app) as client:
+        await factory.user("supervisor", username="sup3")
+        await login(client, "sup3")
+        response = await client.post(f"/admin/users/{target.id}/role", data={"role": "admin"})
+        assert response.status_code == 403
+    async with extra_client(app) as client:
+        await login(client, "steady")
+        assert (await client.get("/api/v1/auth/me")).json()["role"] == "agent"
+
+
+async def test_admin_cannot_change_their_own_role(client, factory) -> None:
+    me = await factory.user("admin", username="chief4")
+    await login(client, "chief4")
+    page = await client.get("/admin/users", headers={"Accept": "text/html"})
+    assert f'action="/admin/users/{me.id}/role"' not in page.text  # no form for oneself
+    response = await client.post(f"/admin/users/{me.id}/role", data={"role": "agent"})
+    assert response.status_code == 422 and "不能修改自己的角色" in response.text
+    assert (await client.get("/api/v1/auth/me")).json()["role"] == "admin"

@@ -11,7 +11,8 @@
   const IS_MANAGER = ME.role === "supervisor" || ME.role === "admin";
   const PRESENCE_LABELS = { online: "在线", busy: "忙碌", away: "离开", offline: "离线" };
   const SENDER_LABELS = { resident: "居民", bot: "机器人", agent: "坐席", system: "系统" };
-  const CHANNEL_LABELS = { webchat: "网页/H5", wechat: "微信", sms: "短信", voice: "热线" };
+  // Channel names come from the server (conversations/models.py CHANNEL_LABELS), one table for every page.
+  const CHANNEL_LABELS = JSON.parse(root.dataset.channelLabels || "{}");
   const REASON_LABELS = { after_hours: "非工作时间", no_agent: "无空闲坐席", queue_full: "排队已满" };
   const INTENT_LABELS = { human_agent: "要求转人工", greeting: "问候", gas_leak: "燃气泄漏" };
   const URGENT = 10;
@@ -52,6 +53,13 @@
   const dateTimeFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit",
     day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
   const dayFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" });
+
+  // Message text with its http(s) addresses as links (static/chat-text.js; plain text if it failed to load).
+  function richText(text) {
+    const T = window.gasdeskChatText;
+    return T ? T.linkify(text || "") : document.createTextNode(text || "");
+  }
+  const textLength = (text) => (window.gasdeskChatText ? window.gasdeskChatText.length(text) : (text || "").length);
 
   function fmtTime(iso) {
     if (!iso) return "";
@@ -447,13 +455,13 @@
     const bubble = h("div", { class: "bubble" });
     if (m.type === "image" || m.type === "file") {
       bubble.append(renderAttachment(m) || h("span", { text: "[附件]" }));
-      if (m.text) bubble.append(h("div", { text: m.text }));
+      if (m.text) bubble.append(h("div", {}, richText(m.text)));
     } else if (isCard) {
       const kind = p.kind || (p.card && p.card.kind);
       const label = { rating: "[满意度评价卡片] ", leave_message: "[留言卡片] ", followup: "[回访问卷] " }[kind] || "[卡片] ";
       bubble.append(label + (m.text || p.title || (p.card && p.card.title) || ""));
     } else {
-      bubble.textContent = m.text || "";
+      bubble.append(richText(m.text));
       if (system) bubble.append(h("span", { class: "muted", text: "  " + fmtTime(m.created_at) }));
     }
     el.append(bubble);
@@ -612,14 +620,22 @@
 
   // ------------------------------------------------------------------ composer
 
+  // The server's limit; the counter under the composer shows it, and a longer text stays in the box.
+  const MAX_CHARS = Number($("composer-input").dataset.maxChars) || 2000;
+
   function sendText(text) {
     text = text.trim();
-    if (!text || !canWrite()) return;
+    if (!text || !canWrite()) return false;
+    if (textLength(text) > MAX_CHARS) {
+      toast("消息过长（最多 " + MAX_CHARS + " 字），请删减或分条发送", "error");
+      return false;
+    }
     const cmid = newClientMsgId();
     S.pending.set(cmid, { conversation_id: S.selectedId, text, status: "sending", error: null });
     renderPending();
     scrollBottom();
     sendFrame({ type: "message", conversation_id: S.selectedId, client_msg_id: cmid, text });
+    return true;
   }
 
   function findShortcut(value) {
@@ -629,6 +645,7 @@
   }
 
   const input = $("composer-input");
+  const updateCount = window.gasdeskChatText ? window.gasdeskChatText.attachCounter(input, $("composer-count")) : () => {};
   input.addEventListener("keydown", (e) => {
     const pop = $("canned-pop");
     if (!pop.hidden && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
@@ -643,14 +660,13 @@
     if ((e.key === "Enter" && !e.shiftKey && !e.isComposing) || (e.key === "Tab" && input.value.trim().startsWith("/"))) {
       e.preventDefault();
       const sc = findShortcut(input.value);
-      if (sc) { input.value = sc.text; pop.hidden = true; return; }
+      if (sc) { input.value = sc.text; updateCount(); pop.hidden = true; return; }
       if (!pop.hidden && input.value.trim().startsWith("/")) {
         const active = pop.querySelectorAll(".canned-item")[S.cannedIndex];
         if (active) { active.click(); return; }
       }
       if (e.key === "Tab") return;
-      sendText(input.value);
-      input.value = "";
+      if (sendText(input.value)) { input.value = ""; updateCount(); }
       pop.hidden = true;
     }
   });
@@ -666,9 +682,8 @@
   });
   $("btn-send").addEventListener("click", () => {
     const sc = findShortcut(input.value);
-    if (sc) { input.value = sc.text; return; }
-    sendText(input.value);
-    input.value = "";
+    if (sc) { input.value = sc.text; updateCount(); return; }
+    if (sendText(input.value)) { input.value = ""; updateCount(); }
     input.focus();
   });
 
@@ -696,6 +711,7 @@
       onclick: () => {
         const v = input.value;
         input.value = v.trim().startsWith("/") ? c.text : (v ? v + (v.endsWith(" ") ? "" : " ") : "") + c.text;
+        updateCount();
         pop.hidden = true;
         input.focus();
       },

@@ -111,6 +111,15 @@
     if (n < MB) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + " KB";
     return (n / MB).toFixed(1) + " MB";
   }
+  // Message text with its http(s) addresses as links (static/chat-text.js; plain text if it failed to load).
+  function richText(text) {
+    var T = window.gasdeskChatText;
+    return T ? T.linkify(text || "") : document.createTextNode(text || "");
+  }
+  function textLength(text) {
+    var T = window.gasdeskChatText;
+    return T ? T.length(text) : (text || "").length;
+  }
   function extOf(name) {
     var m = /\.([^.\/\\]+)$/.exec(name || "");
     return m ? m[1].toLowerCase() : "";
@@ -137,6 +146,7 @@
     resumeTries: 0,
     lastTypingSent: 0,
     typingTimer: null,
+    maxChars: 2000,      // the server's limit, read from the page (data-max-chars) at start
     pendingAction: null, // a form waiting for the server (errors without client_msg_id go there)
     identified: null,    // {conversationId, name}
     badToken: 0
@@ -502,7 +512,7 @@
     } else if (m.type === "card" && p.card && p.card.kind === "guide") {
       // Step-by-step text with its picture (meter guidance).
       var pic = el("img", { src: p.card.image, alt: p.card.alt || "示意图", className: "gd-guide-img", loading: "lazy" });
-      li.appendChild(el("div", { className: "gd-bubble gd-guide" }, [el("p", { className: "gd-text", text: m.text || "" }), pic]));
+      li.appendChild(el("div", { className: "gd-bubble gd-guide" }, [el("p", { className: "gd-text" }, [richText(m.text)]), pic]));
     } else if (m.type === "card" && p.card && p.card.kind === "followup" && !opts.readOnly) {
       li.appendChild(followupCard(m));
     } else if (m.type === "card" && p.kind === "rating" && !opts.readOnly) {
@@ -511,7 +521,7 @@
     } else if (m.type === "image" || m.type === "file") {
       li.appendChild(mediaBody(m));
     } else {
-      li.appendChild(el("div", { className: "gd-bubble", text: m.text || "" }));
+      li.appendChild(el("div", { className: "gd-bubble" }, [richText(m.text)]));
     }
     if (!opts.readOnly && p.quick_replies && p.quick_replies.length) {
       var q = quickReplies(m);
@@ -727,7 +737,7 @@
   function sendText(text, payload) {
     text = (text || "").trim();
     if (!text) return false;
-    if (text.length > 2000) { showError("消息过长（最多 2000 字）"); return false; }
+    if (textLength(text) > S.maxChars) { showError("消息过长（最多 " + S.maxChars + " 字），请删减或分条发送"); return false; }
     if (S.convState === "closed") { showError("会话已结束，请点击“开始新的咨询”"); return false; }
     enqueue({ client_msg_id: uuid(), text: text, content_type: "text", payload: payload || null });
     return true;
@@ -1144,6 +1154,7 @@
   function autoGrow() {
     ui.input.style.height = "auto";
     ui.input.style.height = Math.min(ui.input.scrollHeight + 2, 120) + "px";
+    if (ui.updateCount) ui.updateCount();
   }
 
   function init() {
@@ -1152,7 +1163,14 @@
     ui.errorBar = $("error-bar"); ui.errorText = $("error-text");
     ui.sendForm = $("send-form"); ui.fileInput = $("file-input");
     ui.btnHandoff = $("btn-handoff"); ui.btnHistory = $("btn-history"); ui.btnClose = $("btn-close");
-    ui.btnNew = $("btn-new"); ui.btnUpload = $("btn-upload");
+    ui.btnNew = $("btn-new"); ui.btnUpload = $("btn-upload"); ui.btnSend = $("btn-send");
+    // The server's limit, shown as a counter near it; the text is never cut (no maxlength).
+    S.maxChars = parseInt(ui.input.getAttribute("data-max-chars"), 10) || S.maxChars;
+    if (window.gasdeskChatText) {
+      ui.updateCount = window.gasdeskChatText.attachCounter(ui.input, $("input-count"), function (over) {
+        ui.btnSend.disabled = over;
+      });
+    }
     ui.history = $("history"); ui.historyBody = $("history-body"); ui.historyBack = $("history-back");
     ui.lightbox = $("lightbox"); ui.lightboxImg = $("lightbox-img"); ui.lightboxClose = $("lightbox-close");
 

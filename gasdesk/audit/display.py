@@ -1,0 +1,192 @@
+"""The audit log for people: Chinese names for actions, objects, sources and fields, and each change as
+"field: before → after" instead of raw JSON. Used by the audit page only; the API keeps the codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gasdesk.auth.roles import ROLE_LABELS
+from gasdesk.conversations.models import CHANNEL_LABELS
+from gasdesk.customers.models import ACCOUNT_STATUS_LABELS, ACCOUNT_TYPE_LABELS, METER_TYPE_LABELS
+from gasdesk.kb.models import STATUS_LABELS as KB_STATUS_LABELS
+from gasdesk.tickets.lifecycle import ACTION_LABELS as TICKET_ACTION_LABELS
+from gasdesk.tickets.models import PRIORITY_LABELS, TYPE_LABELS
+from gasdesk.tickets.models import STATUS_LABELS as TICKET_STATUS_LABELS
+
+ACTION_LABELS: dict[str, str] = {
+    "user.create": "新建用户",
+    "user.update": "修改用户",
+    "auth.login_failed": "登录失败",
+    "auth.lockout": "账号锁定",
+    "auth.token_issue": "签发接口令牌",
+    "auth.token_revoke": "吊销接口令牌",
+    "customer.create": "新建客户",
+    "customer.update": "修改客户",
+    "customer.address_add": "添加客户地址",
+    "customer.import_create": "导入新建客户",
+    "customer.import_update": "导入更新客户",
+    "account.create": "开户",
+    "account.import_create": "导入新建账户",
+    "account.import_update": "导入更新账户",
+    "security.identify_lockout": "身份核实锁定",
+    "branch.create": "新建营业网点",
+    "branch.update": "修改营业网点",
+    "branch.holiday": "设置节假日营业时间",
+    "conversation.transfer": "转接会话",
+    "conversation.link_customer": "会话关联客户",
+    "ticket.create": "新建工单",
+    **{f"ticket.{action}": f"工单{label}" for action, label in TICKET_ACTION_LABELS.items()},
+    "appointment.book": "预约上门",
+    "appointment.reschedule": "改约",
+    "appointment.cancel": "取消预约",
+    "config.skill_group": "配置技能组",
+    "config.handoff_rule": "配置转人工规则",
+    "config.agent_skills": "配置坐席技能",
+    "config.ticket_routing_rule": "配置工单分派规则",
+    "config.sla_policy": "配置时限（SLA）",
+    "config.followup_policy": "配置回访策略",
+    "config.webhook": "配置 Webhook",
+    "config.kb_article": "修改知识库",
+    "config.outage": "发布停气/停热公告",
+}
+
+ENTITY_LABELS: dict[str, str] = {
+    "user": "用户", "api_token": "接口令牌", "customer": "客户", "account": "账户", "branch": "营业网点",
+    "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置",
+}
+# The prefix of a config object's id ("kb_article:12") names what was configured.
+CONFIG_LABELS: dict[str, str] = {
+    "kb_article": "知识文章", "webhook": "Webhook", "outage": "停气/停热公告", "skill_group": "技能组",
+    "handoff_rule": "转人工规则", "routing_rule": "工单分派规则", "sla": "时限（SLA）", "followup": "回访策略",
+}
+
+SOURCE_LABELS: dict[str, str] = {
+    "web": "网页", "api": "接口", "cli": "命令行", "cli-import": "命令行导入", "import": "导入", "job": "后台任务",
+    "bot": "智能客服", "webchat": "网页聊天", "crew": "外勤手机端", "staff": "工作台", "resolver": "自动分派",
+    "seed-demo": "演示数据", "test": "测试",
+}
+
+FIELD_LABELS: dict[str, str] = {
+    # users and sign-in
+    "username": "用户名", "display_name": "显示名", "role": "角色", "is_active": "启用", "password": "密码",
+    "client_ip": "IP 地址", "failures": "失败次数", "expires_at": "到期时间",
+    # customers, accounts, branches
+    "name": "名称", "phones": "电话", "phone": "电话", "id_card": "身份证号", "tags": "标签", "account_no": "户号",
+    "customer_id": "客户", "address_id": "地址", "address": "地址", "account_type": "用户类型", "has_gas": "燃气",
+    "has_heating": "热力", "status": "状态", "meter_type": "表类型", "meter_serial": "表号",
+    "heating_area_m2": "采暖面积（㎡）", "district": "区", "weekly_hours": "营业时间", "services": "业务",
+    "day": "日期", "hours": "时间", "note": "备注",
+    # tickets, appointments, conversations
+    "number": "工单号", "type": "类型", "priority": "优先级", "team_id": "班组", "handler_id": "处理人",
+    "crew_id": "外勤人员", "service_type": "服务项目", "ticket": "工单", "slot": "时段", "service": "服务项目",
+    "reason": "原因", "agent_id": "坐席", "skill_group_id": "技能组",
+    # configuration
+    "position": "顺序", "ticket_types": "工单类型", "districts": "区", "keywords": "关键词",
+    "customer_tags": "客户标签", "complaint_mode": "投诉模式", "enabled": "启用", "ticket_type": "工单类型",
+    "respond_minutes": "响应时限（分钟）", "resolve_minutes": "办结时限（分钟）", "at_risk_ratio_pct": "预警比例（%）",
+    "delay_minutes": "延迟（分钟）", "max_attempts": "最多尝试次数", "retry_minutes": "重试间隔（分钟）",
+    "on_dissatisfied": "不满意时", "dissatisfied_max_score": "不满意分数线", "routing_mode": "分配方式",
+    "sticky_returning": "老客户优先原坐席", "queue_capacity": "排队上限", "working_hours": "工作时间",
+    "default_handle_s": "平均处理时长（秒）", "kind": "类型", "params": "参数", "skill_group_ids": "技能组",
+    "max_concurrent": "最大并发会话", "url": "地址", "events": "事件", "text": "内容", "id": "编号",
+    # knowledge base
+    "title": "标题", "questions": "问法", "answer": "答案", "category": "分类", "channels": "渠道",
+    "valid_from": "生效日期", "valid_to": "失效日期",
+}
+
+# Where one field name means something more precise for one kind of object.
+_ENTITY_FIELD_LABELS: dict[str, dict[str, str]] = {"customer": {"name": "姓名"}, "user": {"display_name": "姓名"}}
+_ID_FIELDS = frozenset({"customer_id", "address_id", "team_id", "handler_id", "crew_id", "agent_id", "skill_group_id",
+                        "id"})
+_APPOINTMENT_STATUS = {"booked": "已预约", "cancelled": "已取消", "done": "已完成"}
+_ROLE_VALUES = {r.value: label for r, label in ROLE_LABELS.items()}
+_CHANNEL_VALUES = {c.value: label for c, label in CHANNEL_LABELS.items()}
+_VALUE_LABELS: dict[str, Mapping[str, str]] = {
+    "role": _ROLE_VALUES,
+    "channel": _CHANNEL_VALUES,
+    "channels": {**_CHANNEL_VALUES, "agent": "坐席"},
+    "type": TYPE_LABELS,
+    "ticket_type": TYPE_LABELS,
+    "ticket_types": TYPE_LABELS,
+    "priority": PRIORITY_LABELS,
+    "account_type": ACCOUNT_TYPE_LABELS,
+    "meter_type": METER_TYPE_LABELS,
+    "on_dissatisfied": {"reopen": "重新打开工单", "complaint": "转投诉", "none": "不处理"},
+}
+_STATUS_LABELS: dict[str, Mapping[str, str]] = {
+    "ticket": TICKET_STATUS_LABELS, "account": ACCOUNT_STATUS_LABELS, "config": KB_STATUS_LABELS,
+    "appointment": _APPOINTMENT_STATUS,
+}
+EMPTY = "（空）"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed field as people read it."""
+
+    field: str
+    before: str | None  # None: the field did not exist before (a creation)
+    after: str | None  # None: the field is gone afterwards
+
+
+def action_label(action: str) -> str:
+    """The action in Chinese; an action without a label yet shows its object type and code."""
+    if action in ACTION_LABELS:
+        return ACTION_LABELS[action]
+    prefix = action.split(".", 1)[0]
+    return f"{ENTITY_LABELS.get(prefix, prefix)}：{action}"
+
+
+def entity_label(entity_type: str, entity_id: str | None) -> str:
+    """The object in Chinese: 工单 #12, 配置 知识文章 #3."""
+    if entity_type == "config" and entity_id and ":" in entity_id:
+        kind, _, rest = entity_id.partition(":")
+        return f"{CONFIG_LABELS.get(kind, kind)} {rest}".strip()
+    label = ENTITY_LABELS.get(entity_type, entity_type)
+    return f"{label} #{entity_id}" if entity_id else label
+
+
+def source_label(source: str) -> str:
+    return SOURCE_LABELS.get(source, source)
+
+
+def _text(value: Any, field: str, entity_type: str) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return EMPTY
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return "、".join(_text(v, field, entity_type) for v in value)
+    if isinstance(value, dict):
+        return "；".join(f"{FIELD_LABELS.get(str(k), k)}：{_text(v, str(k), entity_type)}" for k, v in value.items())
+    if field == "password":
+        return "已修改"
+    if field in _ID_FIELDS and isinstance(value, int):
+        return f"#{value}"
+    labels = _STATUS_LABELS.get(entity_type) if field == "status" else _VALUE_LABELS.get(field)
+    if labels is not None and str(value) in labels:
+        return labels[str(value)]
+    if isinstance(value, int | float | str):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def describe_changes(changes: Mapping[str, Any] | None, entity_type: str) -> list[Change]:
+    """The changed fields of one audit row ({"before": {...}, "after": {...}}), in the order recorded."""
+    if not changes:
+        return []
+    before = changes.get("before") or {}
+    after = changes.get("after") or {}
+    fields = list(after) + [k for k in before if k not in after]
+    names = {**FIELD_LABELS, **_ENTITY_FIELD_LABELS.get(entity_type, {})}
+    return [
+        Change(
+            field=names.get(name, name),
+            before=_text(before[name], name, entity_type) if name in before else None,
+            after=_text(after[name], name, entity_type) if name in after else None,
+        )
+        for name in fields
+    ]

@@ -1,0 +1,91 @@
+"""The consoles (staff pages) a role may open, derived from the routes' own access rules.
+
+The header nav, the landing page and the page after login all read this, so a page that a role cannot
+open is never offered to it: changing ``allow(...)`` on a page route changes the nav with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from gasdesk.auth.access import access_rules_of, iter_routes
+from gasdesk.auth.roles import ROLE_LABELS, Role
+
+
+@dataclass(frozen=True)
+class Console:
+    """A staff page worth a link: its path, its name in the nav and a line for the landing page."""
+
+    href: str
+    title: str
+    summary: str
+
+
+# In the order people use them; who may open each comes from the route, not from this list.
+CONSOLES: tuple[Console, ...] = (
+    Console("/agent", "坐席工作台", "我的会话、排队、客户信息、知识推荐、生成工单"),
+    Console("/customers", "客户查询", "按电话、户号、姓名、地址查找客户，客户360"),
+    Console("/tickets", "工单", "筛选与保存视图，新建工单"),
+    Console("/dispatch", "调度看板", "未派工单、班组负荷、派单"),
+    Console("/appointments/calendar", "预约日历", "各区时段与预约"),
+    Console("/crew", "我的工单", "手机处理工单：到场、结果、材料、照片、签字"),
+    Console("/admin/kb", "知识库", "知识文章、导入、命中统计"),
+    Console("/admin/users", "用户管理", "新建用户、重置密码、调整角色、停用"),
+    Console("/admin/audit", "审计日志", "谁在何时改了什么"),
+    Console("/admin/webhooks", "Webhook", "对接外部系统的事件推送"),
+)
+# Pages anyone may open, listed on the landing page (not in the staff nav).
+PUBLIC_PAGES: tuple[Console, ...] = (
+    Console("/chat", "在线客服（居民）", "网页/H5 聊天，可用 widget.js 嵌入网站"),
+    Console("/docs", "REST API 文档", "OpenAPI，供系统集成"),
+)
+# Where each role starts after login. Admins and supervisors have no single console: the landing page
+# lists theirs.
+LANDING: dict[Role, str] = {
+    Role.agent: "/agent",
+    Role.dispatcher: "/dispatch",
+    Role.field_crew: "/crew",
+    Role.supervisor: "/",
+    Role.admin: "/",
+}
+
+
+def page_roles(app: FastAPI) -> dict[str, frozenset[Role]]:
+    """Who may GET each page path of ``app`` (public pages: every role). Computed once per app."""
+    cached: dict[str, frozenset[Role]] | None = getattr(app.state, "page_roles", None)
+    if cached is not None:
+        return cached
+    table: dict[str, frozenset[Role]] = {}
+    for route in iter_routes(app.routes):
+        if not isinstance(route, APIRoute) or "GET" not in route.methods:
+            continue
+        roles = frozenset(Role)
+        for rule in access_rules_of(route):
+            if rule.roles is not None:
+                roles &= rule.roles
+        table[route.path] = roles
+    app.state.page_roles = table
+    return table
+
+
+def consoles_for(app: FastAPI, role: Role | None) -> list[Console]:
+    """The consoles ``role`` may open (all of them for an anonymous visitor, who is asked to log in)."""
+    table = page_roles(app)
+    return [c for c in CONSOLES if c.href in table and (role is None or role in table[c.href])]
+
+
+def roles_label(app: FastAPI, href: str) -> str:
+    """Who may open ``href``, in Chinese (for the landing page)."""
+    roles = page_roles(app).get(href, frozenset())
+    return "、".join(ROLE_LABELS[r] for r in Role if r in roles)
+
+
+def landing_for(app: FastAPI, role: Role) -> str:
+    """The page ``role`` starts on after login; the landing page if its console is not open to it."""
+    target = LANDING.get(role, "/")
+    if target != "/" and role not in page_roles(app).get(target, frozenset()):
+        return "/"
+    return target

@@ -1,0 +1,31 @@
+"""/docs works without internet: Swagger UI is served by gasdesk itself and runs under the strict CSP."""
+
+from __future__ import annotations
+
+from tests.browser.conftest import screenshot
+
+
+async def test_docs_render_offline_under_the_strict_csp(live_server, browser) -> None:
+    context = await browser.new_context()
+    outside: list[str] = []
+
+    async def offline(route) -> None:
+        # No internet: every request to another host fails, as on an isolated utility network.
+        outside.append(route.request.url)
+        await route.abort("internetdisconnected")
+
+    await context.route(lambda url: not url.startswith(live_server), offline)
+    page = await context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
+    response = await page.goto(live_server + "/docs")
+    assert "script-src 'self';" in response.headers["content-security-policy"]
+    await page.wait_for_selector(".swagger-ui .opblock", timeout=15_000)
+    assert "gasdesk API" in await page.inner_text(".swagger-ui .info")
+    assert await page.locator(".swagger-ui .opblock").count() > 20
+    # Expand one operation: the interactive part works too.
+    await page.locator(".swagger-ui .opblock-summary").first.click()
+    await page.wait_for_selector(".swagger-ui .opblock-body")
+    assert outside == []
+    assert [m for m in console if "Content Security Policy" in m or "Refused" in m] == []
+    await screenshot(page, "api-docs")
