@@ -475,8 +475,11 @@ async def do_flag_sla(session: AsyncSession, ticket: Ticket, state: str, deadlin
             ticket.priority = raised.value
     ticket.updated_at = now
     _event(ticket, SLA_ACTOR, f"sla_{state}", ticket.status, note=title, data=data)
-    record_audit(session, SLA_ACTOR, f"ticket.sla_{state}", "ticket", ticket.id, before=before,
-                 after={**ticket_snapshot(ticket), "sla_state": state, "escalation_level": ticket.escalation_level})
+    after = {**ticket_snapshot(ticket), "sla_state": state, "escalation_level": ticket.escalation_level}
+    if state == "breached":
+        record_audit(session, SLA_ACTOR, "ticket.sla_breached", "ticket", ticket.id, before=before, after=after)
+    else:
+        record_audit(session, SLA_ACTOR, "ticket.sla_at_risk", "ticket", ticket.id, before=before, after=after)
     for user_id in await sla.people_to_tell(session, ticket):
         do_notify(session, user_id, f"sla.{state}", title, ticket.title, link=f"/tickets/{ticket.id}")
     emit(session, "ticket.sla", {"ticket_id": ticket.id, "sla_state": state, "deadline": deadline})
