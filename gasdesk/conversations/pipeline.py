@@ -80,8 +80,11 @@ async def apply_handoff(session: AsyncSession, conversation: Conversation, decis
 
 
 def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: bool, flow_done: str | None,
-                    handed_off: bool) -> None:
-    """Keep intent, confidence and outcome of a bot turn (for reports) in the resident message's channel_meta."""
+                    handed_off: bool, flow_paused: str | None = None) -> None:
+    """Keep intent, confidence and outcome of a bot turn (for reports) in the resident message's channel_meta.
+    A flow paused for a new request is noted; the outcome is then that of the new request."""
+    if flow_paused:
+        had_flow = False
     if reply.emergency:
         outcome = "emergency"
     elif handed_off or reply.handoff_requested:
@@ -97,6 +100,8 @@ def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: b
     turn = {"intent": reply.intent, "confidence": reply.confidence, "outcome": outcome, "understood": reply.understood}
     if flow_done:
         turn["flow"] = flow_done
+    if flow_paused:
+        turn["paused"] = flow_paused
     message.channel_meta = {**(message.channel_meta or {}), "bot_turn": turn}
 
 
@@ -137,12 +142,20 @@ async def receive_resident_message(
     had_flow = bool(ctx.state.get("flow_state"))
     reply = await current_bot().reply(ctx, text or "", payload)
     flow_done = ctx.state.pop("flow_done", None)
+    flow_paused = ctx.state.pop("flow_paused", None)
+    in_flow = bool(ctx.state.get("flow_state"))
     conversation.bot_state = ctx.state or None
-    conversation.bot_misses = 0 if reply.understood else conversation.bot_misses + 1
+    if reply.understood:
+        conversation.bot_misses = 0
+    elif not in_flow:  # a flow asking again is the flow's own retry (it offers a person itself), not a miss
+        conversation.bot_misses += 1
     await _post_bot_messages(session, conversation, reply.messages)
-    decision = await decide_handoff(session, conversation, text or "", reply)
-    record_bot_turn(posted.message, reply, had_flow=had_flow, in_flow=bool(ctx.state.get("flow_state")),
-                    flow_done=flow_done, handed_off=decision is not None)
+    # One outcome per turn: a turn the bot's dialogue took (a flow started, went on or finished) is not also
+    # handed off by the keyword/intent/miss rules; the bot's own hand-off and emergencies still apply.
+    decision = await decide_handoff(session, conversation, text or "", reply,
+                                    bot_took_turn=in_flow or flow_done is not None)
+    record_bot_turn(posted.message, reply, had_flow=had_flow, in_flow=in_flow, flow_done=flow_done,
+                    handed_off=decision is not None, flow_paused=flow_paused)
     if decision is not None:
         await apply_handoff(session, conversation, decision, reply)
     elif reply.handoff_requested:

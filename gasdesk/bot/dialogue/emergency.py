@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gasdesk.audit.service import Actor
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
-from gasdesk.bot.base import BotContext, BotMessage, BotReply
+from gasdesk.bot.base import BOT_ACTOR, BotContext, BotMessage, BotReply
 from gasdesk.bot.nlu import Understanding
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
@@ -22,7 +21,6 @@ SAFETY_INSTRUCTIONS = (
     "5. 在室外拨打燃气抢修电话 96777（或 119）。"
 )
 FOLLOW_UP = "我们已生成紧急抢修工单并通知值班人员，正在为您优先转接人工客服。请到室外后告诉我们您的详细地址和联系电话。"
-BOT = Actor.system("智能客服", "bot")
 
 
 async def escalate_emergency(ctx: BotContext, text: str, understanding: Understanding) -> BotReply:
@@ -34,7 +32,7 @@ async def escalate_emergency(ctx: BotContext, text: str, understanding: Understa
     ticket_id = ctx.state.get("leak_ticket_id")
     if ticket_id is None:
         slots = understanding.slots
-        ticket = await do_create_ticket(ctx.session, BOT, TicketCreate(
+        ticket = await do_create_ticket(ctx.session, BOT_ACTOR, TicketCreate(
             type="gas_leak", priority="urgent", title="燃气泄漏（在线报警）", description=text,
             customer_id=ctx.conversation.customer_id, contact_phone=slots.get("phone"),
             address_text=slots.get("address"), channel=ctx.conversation.channel,
