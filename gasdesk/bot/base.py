@@ -66,3 +66,7 @@ class Bot(Protocol):
         asked for go through the domains' ``do_*`` functions as ``BOT_ACTOR``."""
         ...
 
+    async def aside(self, ctx: BotContext, text: str) -> BotReply | None:
+        """A message written while people handle the conversation: the bot only finishes what it started
+        (e.g. the address of a leak it reported), else returns None and stays silent."""
+        ...

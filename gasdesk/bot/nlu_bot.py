@@ -23,7 +23,7 @@ from gasdesk.bot.dialogue import extra_flows, pause
 from gasdesk.bot.dialogue.account import AccountNumberFlow, BalanceFlow
 from gasdesk.bot.dialogue.answers import STANDARD_ANSWERS
 from gasdesk.bot.dialogue.booking import BookingFlow
-from gasdesk.bot.dialogue.emergency import escalate_emergency
+from gasdesk.bot.dialogue.emergency import escalate_emergency, take_leak_address
 from gasdesk.bot.dialogue.flow import ASKS_RE, CANCEL_RE, NO_RE, YES_RE, Flow, Turn, reply
 from gasdesk.bot.dialogue.pause import RESUME_RE
 from gasdesk.bot.nlu import Understanding, understand
@@ -66,13 +66,19 @@ class NluBot:
             pause.forget(ctx)
             return BotReply([], handoff_requested=True, intent="human_agent")
         u = await asyncio.to_thread(understand, text)
+        taken = await take_leak_address(ctx, text)  # the address of a leak reported earlier in this chat
         if u.intent == "gas_leak":
             pause.forget(ctx)  # the leak is all that matters now; people take over
             return await escalate_emergency(ctx, text, u)
+        if taken is not None:
+            return taken
         result = await self._answer(ctx, Turn(text, payload, u))
         if result.handoff_requested:
             pause.forget(ctx)
         return pause.offer(ctx, result, FLOW_TITLES)
+
+    async def aside(self, ctx: BotContext, text: str) -> BotReply | None:
+        return await take_leak_address(ctx, text)
 
     async def _answer(self, ctx: BotContext, turn: Turn) -> BotReply:
         u = turn.understanding

@@ -88,7 +88,7 @@ class GroupCommitter:
         async with sessionmaker()() as session:
             ids = sorted({i.conversation_id for i in batch})
             query = select(Conversation.id, Conversation.visitor_id, Conversation.state, Conversation.agent_id,
-                           Conversation.last_seq).where(Conversation.id.in_(ids)).order_by(Conversation.id)
+                           Conversation.last_seq, Conversation.handoff_reason).where(Conversation.id.in_(ids)).order_by(Conversation.id)
             if session.bind.dialect.name == "postgresql":
                 query = query.with_for_update()  # the same row lock do_post_message takes for the seq
             rows = {r.id: r for r in await session.execute(query)}
@@ -108,7 +108,8 @@ class GroupCommitter:
                     item.done.set_exception(NotFound("会话不存在", code="conversation_not_found"))
                 elif row.state == ConversationState.closed.value:
                     item.done.set_exception(Conflict("会话已结束，不能再发送消息", code="conversation_closed"))
-                elif row.state not in HANDLED_BY_PEOPLE:
+                elif row.state not in HANDLED_BY_PEOPLE or row.handoff_reason == "emergency":
+                    # An emergency's messages go the regular way: the bot still takes the leak's address.
                     item.done.set_exception(UseRegularPath())
                 elif item.client_msg_id and (item.conversation_id, item.client_msg_id) in seen:
                     item.done.set_result(seen[(item.conversation_id, item.client_msg_id)])

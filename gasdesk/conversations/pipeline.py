@@ -105,6 +105,15 @@ def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: b
     message.channel_meta = {**(message.channel_meta or {}), "bot_turn": turn}
 
 
+async def _bot_aside(session: AsyncSession, conversation: Conversation, text: str) -> None:
+    """People have the chat; the bot only finishes what it started (the address of a leak it reported)."""
+    ctx = BotContext(session, conversation, dict(conversation.bot_state or {}))
+    reply = await current_bot().aside(ctx, text)
+    conversation.bot_state = ctx.state or None
+    if reply is not None:
+        await _post_bot_messages(session, conversation, reply.messages)
+
+
 async def start_conversation(session: AsyncSession, *, channel: str, visitor_id: str,
                              customer_id: int | None = None) -> Conversation:
     """Open a conversation and let the bot greet."""
@@ -131,8 +140,12 @@ async def receive_resident_message(
         session, conversation, SenderType.resident, text=text, client_msg_id=client_msg_id, payload=payload,
         content_type=content_type, channel_meta=channel_meta,
     )
-    if not posted.created or conversation.state != ConversationState.bot.value:
-        return posted  # a resend, or people already handle the conversation
+    if not posted.created:
+        return posted  # a resend
+    if conversation.state != ConversationState.bot.value:
+        if content_type is ContentType.text and text and conversation.bot_state:
+            await _bot_aside(session, conversation, text)
+        return posted  # people handle the conversation
     if content_type in (ContentType.image, ContentType.file):
         # The bot cannot read pictures: acknowledge without counting a miss, offer a person.
         await _post_bot_messages(session, conversation, [BotMessage(
