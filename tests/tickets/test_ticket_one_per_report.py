@@ -15,7 +15,15 @@ from gasdesk.conversations.service import do_post_message
 from gasdesk.db import commit
 from gasdesk.tickets.draft import DraftLine, draft_from_conversation, draft_from_lines, draft_from_texts
 from gasdesk.tickets.models import Ticket
-from tests.factories import bot_conversation, login, staff_user, wo_audit_rows, wo_headers, wo_reload, wo_ticket
+from tests.factories import (
+    bot_conversation,
+    login,
+    staff_user,
+    wo_audit_rows,
+    wo_headers,
+    wo_reload,
+    wo_ticket,
+)
 
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # Monday 7 Dec 2026, 10:00 in Shanghai
 
