@@ -24,15 +24,19 @@ from gasdesk.bot.dialogue.account import AccountNumberFlow, BalanceFlow
 from gasdesk.bot.dialogue.answers import STANDARD_ANSWERS
 from gasdesk.bot.dialogue.booking import BookingFlow
 from gasdesk.bot.dialogue.emergency import escalate_emergency, take_leak_address
-from gasdesk.bot.dialogue.flow import ASKS_RE, CANCEL_RE, NO_RE, YES_RE, Flow, Turn, reply
+from gasdesk.bot.dialogue.flow import ASKS_RE, CANCEL_RE, NO_RE, QUESTION_RE, YES_RE, Flow, Turn, reply
 from gasdesk.bot.dialogue.pause import RESUME_RE
 from gasdesk.bot.nlu import Understanding, understand
+from gasdesk.bot.nlu.scope import mentions_domain
 
 CONFIDENCE_THRESHOLD = 0.45
 # A running flow is left for another request only when the classifier is this sure (lower for asking for a
 # person or complaining, which must never be held up by a flow) and the message is not an answer to it.
 SWITCH_CONFIDENCE = 0.8
 SWITCH_CONFIDENCE_OF = {"human_agent": 0.6, "complaint": 0.6}
+# A question that names something of the domain ("营业厅在哪里") is clear at a lower confidence; without
+# such a word ("能不能快点", "什么意思") it is about the flow itself.
+SWITCH_CONFIDENCE_TOPICAL_QUESTION = 0.6
 MIN_REQUEST_CHARS = 3
 NOT_REQUESTS = frozenset({"greeting", "goodbye", "out_of_scope", "gas_leak", "human_agent"})
 GREETING = "您好，我是燃气热力智能客服小暖，可以帮您预约上门服务、查询余额和进度、指导表具使用、处理无气和暖气不热等问题。请问有什么可以帮您？"
@@ -138,11 +142,14 @@ class NluBot:
         text = turn.text.strip()
         if turn.choice is not None or u.intent in NOT_REQUESTS or u.intent == flow.intent:
             return False
-        if u.confidence < SWITCH_CONFIDENCE_OF.get(u.intent, SWITCH_CONFIDENCE):
-            return False
         if len(re.sub(r"[\W_]", "", text)) < MIN_REQUEST_CHARS:  # "是的", "没有": too short to be a request
             return False
         asks = bool(ASKS_RE.search(text))
+        needed = SWITCH_CONFIDENCE_OF.get(u.intent, SWITCH_CONFIDENCE)
+        if QUESTION_RE.search(text) and mentions_domain(text):
+            needed = min(needed, SWITCH_CONFIDENCE_TOPICAL_QUESTION)
+        if u.confidence < needed:
+            return False
         if flow.expects(turn):  # it carries an answer: only a question about something else leaves
             return asks and u.intent not in flow.related
         if u.intent in flow.related or flow.asking in flow.free_text:

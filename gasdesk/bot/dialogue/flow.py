@@ -20,8 +20,10 @@ FLOW_DONE_KEY = "flow_done"
 NO_RE = re.compile(r"^(不是|不对|错了|不行|否|no|NO|不)[的啊呀吧。！!]*$")
 # A question or a request in its own right ("…怎么换电池", "查一下余额"), as opposed to a statement that
 # reports something (an answer such as "表前阀是开着的").
-ASKS_RE = re.compile(r"[?？]|吗|呢|怎么|怎样|咋|如何|什么|啥|哪|几[点时天号个位]|多少|多久|多长|能不能|可不可以|能否|是否"
-                     r"|有没有|为什么|为啥|请问|查一下|查查|查询|帮我|帮忙|我要|我想|想要|想问|问一下|问下|告诉我|看一下|看看")
+QUESTION_RE = re.compile(r"[?？]|吗|呢|怎么|怎样|咋|如何|什么|啥|哪|几[点时天号个位]|多少|多久|多长|能不能|可不可以|能否"
+                         r"|是否|有没有|为什么|为啥|请问|想问|问一下|问下")
+REQUEST_RE = re.compile(r"查一下|查查|查询|帮我|帮忙|我要|我想|想要|告诉我|看一下|看看")
+ASKS_RE = re.compile(f"{QUESTION_RE.pattern}|{REQUEST_RE.pattern}")
 # The identity check (户号, then the last four digits of the phone) takes numbers at these questions.
 NUMBER_ASKS = frozenset({"account_no", "phone_last4"})
 

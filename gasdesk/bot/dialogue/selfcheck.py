@@ -178,7 +178,12 @@ class SelfCheckFlow(Flow):
                     self.slots["checked"] = "1"
                     self.asking = None
                 else:
-                    return self.reprompt("检查完成后请点击下方按钮告诉我结果。", quick=self._check_quick())
+                    # What the resident found ("卡里还有钱", "热水器也打不着") goes to the crew with the ticket.
+                    if turn.choice is None and text:
+                        self.slots["findings"] = "；".join(filter(None, [self.slots.get("findings"), text]))[:300]
+                    return self.reprompt("好的，已记下您说的情况。检查完成后请点击下方按钮告诉我结果。"
+                                         if turn.choice is None and text else "检查完成后请点击下方按钮告诉我结果。",
+                                         quick=self._check_quick())
             else:
                 self.asking = "check"
                 return reply("请先按以下步骤自查：\n" + await self.check_text(ctx, customer),
@@ -204,6 +209,10 @@ class SelfCheckFlow(Flow):
                 self.asking = "address"
                 return reply("请输入详细地址（区 + 小区 + 楼号 + 单元 + 门牌），例如：和平区幸福里小区3号楼2单元501。")
         return await self._create_ticket(ctx, customer)
+
+    def _said(self) -> str:
+        findings = f"\n居民自查情况：{self.slots['findings']}" if self.slots.get("findings") else ""
+        return f"{findings}\n居民原话：{self.slots.get('said', '')}"
 
     def _check_quick(self) -> list[dict[str, str]]:
         return [option(self.still_label, "still"), option(self.fixed_label, "fixed")]
@@ -266,7 +275,7 @@ class NoGasFlow(SelfCheckFlow):
         return {"label": "无气报修",
                 "title": "居民报无气" + (f" - {area.district}" if area.district else ""),
                 "description": "居民在线报修：家里没气，已按指引自查（表前阀、余量/电池、自闭阀、其他器具）仍无气。"
-                               f"\n居民原话：{self.slots.get('said', '')}"}
+                               + self._said()}
 
 
 class HeatingFlow(SelfCheckFlow):
@@ -287,4 +296,4 @@ class HeatingFlow(SelfCheckFlow):
         return {"label": "暖气不热报修",
                 "title": "暖气不热" + (f" - {area.district}" if area.district else ""),
                 "description": "居民在线报修：暖气不热，已按指引自查（放气、阀门全开、过滤器、对比邻居、室内温度）仍不热。"
-                               f"{temp}\n居民原话：{self.slots.get('said', '')}"}
+                               f"{temp}" + self._said()}

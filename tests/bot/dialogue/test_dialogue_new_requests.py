@@ -191,3 +191,14 @@ async def test_a_flow_asking_again_never_hands_off_and_offers_the_other_request(
     text = await chat.press("我想问：查询余额")
     assert "请输入您的户号" in text and await chat.flow() == "balance"
     assert (await chat.turns())[-1]["paused"] == "no_gas"
+
+
+async def test_what_the_resident_found_in_the_self_check_goes_to_the_crew(session, factory, new_chat) -> None:
+    customer = await factory.customer()
+    chat = await new_chat(customer.id)
+    await chat.say("家里没气了")
+    text = await chat.say("卡里还有200多块钱，热水器也打不着")
+    assert "已记下" in text and await chat.flow() == "no_gas"
+    await chat.press("已检查，还是没气")
+    [ticket] = await tickets("no_gas")
+    assert "居民自查情况：卡里还有200多块钱，热水器也打不着" in ticket.description
