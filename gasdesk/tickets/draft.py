@@ -44,7 +44,9 @@ ADDRESS_RE = re.compile(r"[\u4e00-\u9fa5]{2,12}(?:区|县)?[\u4e00-\u9fa5A-Za-z0
                         r"[0-9零一二两三四五六七八九十]+(?:号楼|栋|幢|号|-)[0-9零一二两三四五六七八九十]+(?:单元|门|-)"
                         r"[0-9零一二两三四五六七八九十百]+(?:室|号)?")
 # A bot or agent message that asks for identity-check answers: the resident's reply to it is never read.
-IDENTITY_ASK_RE = re.compile(r"户号|后四位|后\s*4\s*位|(核实|验证|确认)[^。！？]{0,6}身份|身份证")
+# (Asking for them, not merely naming them: "办理业务请携带户主身份证和户号" asks nothing.)
+IDENTITY_ASK_RE = re.compile(r"(请|麻烦|再)您?(重新)?(输入|提供|告诉|发送|报一下|说一下)[^。！？]{0,16}(户号|后四位|后\s*4\s*位|身份证)"
+                             r"|(核实|验证)(一下)?您?的?身份")
 # What is left of a line once its numbers and contact words are gone must say something about the problem.
 _PLACEHOLDER_RE = re.compile(r"\[[^\]]{1,6}\]")
 _FILLER_RE = re.compile(r"我的|我家|我|是|电话|手机号?|号码|户号|联系方式|联系|地址|在|吗|呢|啊|吧|的|了|[\W_\d]")

@@ -79,6 +79,16 @@ async def test_the_draft_never_reads_identity_answers_or_copies_every_line(sessi
     assert draft.customer_id is None and customer.id
 
 
+async def test_a_message_that_only_names_the_identity_documents_asks_nothing(session, factory) -> None:
+    clock.set_now(NOW)
+    conversation = await _chat(session, [
+        ("r", "营业厅在哪"), ("b", "朝阳区的营业厅信息如下：……办理业务请携带户主身份证和户号（缴费单或燃气卡）。"),
+        ("r", "另外我家暖气不热，屋里才15度"),
+    ])
+    draft = await draft_from_conversation(session, conversation)
+    assert draft.type == "repair" and "暖气不热" in draft.description
+
+
 async def test_a_spontaneous_account_number_still_links_but_is_redacted(session, factory) -> None:
     clock.set_now(NOW)
     customer = await factory.customer(phones=["13866667777"], account_no="2100445566")
