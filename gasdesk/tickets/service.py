@@ -351,6 +351,10 @@ def mark_left_message_ticketed(left: Any, ticket: Ticket) -> None:
 COVERED_BY: dict[str, tuple[str, ...]] = {TicketType.no_gas.value: (TicketType.no_gas.value, TicketType.gas_leak.value)}
 # Reports about one home: an open one of the same customer covers a new one from another conversation too.
 HOME_REPORTS = (TicketType.no_gas.value, TicketType.gas_leak.value)
+# Types that name the problem itself; a broad one (repair, consultation…) is the same report only with the
+# same subject.
+SPECIFIC_REPORTS = (TicketType.no_gas.value, TicketType.gas_leak.value, TicketType.complaint.value,
+                    TicketType.praise.value)
 _OPEN = [s.value for s in OPEN_STATUSES]
 
 
@@ -360,10 +364,17 @@ async def open_conversation_tickets(session: AsyncSession, conversation_id: int)
                                                            Ticket.status.in_(_OPEN)).order_by(Ticket.id.desc())))
 
 
+def _subject(title: str | None) -> str:
+    """"暖气不热 - 朝阳区" → "暖气不热": what a ticket is about, without the place."""
+    return (title or "").split(" - ")[0].strip()
+
+
 async def open_report(session: AsyncSession, *, ticket_type: str, conversation_id: int | None,
-                      customer_id: int | None) -> Ticket | None:
+                      customer_id: int | None, title: str | None = None) -> Ticket | None:
     """The open ticket that already covers a new report of ``ticket_type``, if any: one from the same
-    conversation, or (for reports about a home) of the same customer."""
+    conversation, or (for reports about a home) of the same customer. For the broad types (维修, 咨询…) the
+    ticket must also be about the same thing (``title`` without the place), so a stove repair does not cover
+    a heating report."""
     types = COVERED_BY.get(ticket_type, (ticket_type,))
     where = []
     if conversation_id is not None:
@@ -372,8 +383,12 @@ async def open_report(session: AsyncSession, *, ticket_type: str, conversation_i
         where.append(Ticket.customer_id == customer_id)
     if not where:
         return None
-    return await session.scalar(select(Ticket).where(or_(*where), Ticket.type.in_(types), Ticket.status.in_(_OPEN))
-                                .order_by(Ticket.id.desc()).limit(1))
+    found = await session.scalars(select(Ticket).where(or_(*where), Ticket.type.in_(types), Ticket.status.in_(_OPEN))
+                                  .order_by(Ticket.id.desc()).limit(20))
+    for ticket in found:
+        if ticket_type in SPECIFIC_REPORTS or (title is not None and _subject(ticket.title) == _subject(title)):
+            return ticket
+    return None
 
 
 async def _parent_ticket(session: AsyncSession, data: TicketCreate) -> Ticket | None:
@@ -450,7 +465,7 @@ async def do_file_report(session: AsyncSession, actor: Actor, data: TicketCreate
     """One ticket per report: a new ticket, unless an open one already covers the report (same conversation,
     or the same home), which then gets the report as a note."""
     existing = await open_report(session, ticket_type=data.type, conversation_id=data.conversation_id,
-                                 customer_id=data.customer_id)
+                                 customer_id=data.customer_id, title=data.title)
     if existing is None:
         return FiledReport(await do_create_ticket(session, actor, data), True)
     said = (data.description or data.title or "").strip()[:900] or "再次反映同一问题"

@@ -87,7 +87,8 @@ class SelfCheckFlow(Flow):
         self.slots["said"] = turn.text[:300]
         customer = await contact_customer(ctx)
         existing = await open_report(ctx.session, ticket_type=self.ticket_type, conversation_id=ctx.conversation.id,
-                                     customer_id=customer.id if customer else None)
+                                     customer_id=customer.id if customer else None,
+                                     title=self.ticket_fields(Area())["title"])
         if existing is not None:  # reported already: no second self-check, no second ticket
             await do_add_ticket_note(ctx.session, BOT_ACTOR, existing, f"居民再次反映：{turn.text.strip()[:300]}")
             self.finish(ctx)

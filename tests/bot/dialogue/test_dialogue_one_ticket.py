@@ -70,3 +70,17 @@ async def test_a_second_complaint_in_a_chat_is_added_to_the_first(session, facto
     assert ticket.number in text and "已补充到该工单" in text and len(await tickets()) == 1
     note = (await wo_ticket_events(ticket.id))[-1]
     assert isinstance(note, TicketEvent) and note.action == "note" and "客服电话也一直打不通" in note.note
+
+
+async def test_heating_reports_are_one_ticket_but_a_stove_repair_is_another_matter(session, factory,
+                                                                                    new_chat) -> None:
+    customer = await factory.customer()
+    chat = await new_chat(customer.id)
+    stove = await wo_ticket(session, "repair", customer_id=customer.id, conversation_id=chat.conversation.id,
+                            title="燃气灶打不着火")
+    await chat.say("暖气不热")
+    text = await chat.press("已检查，还是不热")
+    heating = [t for t in await tickets("repair") if t.id != stove.id]
+    assert len(heating) == 1 and heating[0].number in text and heating[0].parent_ticket_id == stove.id
+    text = await chat.say("暖气还是不热")
+    assert heating[0].number in text and len(await tickets("repair")) == 2
