@@ -37,7 +37,7 @@ test-sqlite: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-postgres: install
-	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser and not bench"
 
 ## test: everything, on SQLite and on a throwaway PostgreSQL cluster
 test: install test-deps lint test-sqlite test-postgres

@@ -22,6 +22,8 @@ from sqlalchemy.types import TypeDecorator
 
 from gasdesk.clock import as_utc, utcnow
 from gasdesk.config import get_settings
+from gasdesk.errors import InvalidInput
+from gasdesk.fields import has_unstorable_chars
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,31 @@ _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 AfterCommit = Callable[[], Awaitable[None] | None]
 
 
+def _refuse_unstorable_text(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                            executemany: bool) -> None:
+    """Backstop for text no backend can store — NUL (PostgreSQL) or an unpaired surrogate (no UTF-8) — whatever
+    way it came in (an import file, a multipart form field, a frame): refused as the caller's bad input, the
+    same on SQLite and PostgreSQL, instead of failing inside the driver as a 500. The HTTP edge
+    (gasdesk.web.input_guard) and the socket frames refuse it earlier where they can."""
+    stack = [parameters]  # a row, a list of rows (executemany), or values in a list (arrays)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if has_unstorable_chars(item):
+                raise InvalidInput("内容含有无法保存的字符（如 \\u0000）")
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
 def _make_engine(url: str) -> AsyncEngine:
+    engine = _make_backend_engine(url)
+    event.listen(engine.sync_engine, "before_cursor_execute", _refuse_unstorable_text)
+    return engine
+
+
+def _make_backend_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         size = get_settings().sqlite_pool_size
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=size, max_overflow=0,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -18,24 +17,25 @@ from gasdesk.auth.roles import ALL_ROLES, Role
 from gasdesk.customers.schemas import AddressIn
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
+from gasdesk.fields import BoundedDate, Id
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 DESK = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
 
 
 class BookIn(BaseModel):
-    customer_id: int
+    customer_id: Id
     service: str
-    slot_id: int
-    address_id: int | None = None
+    slot_id: Id
+    address_id: Id | None = None
     new_address: AddressIn | None = None
     contact_phone: str | None = Field(default=None, max_length=20)
     note: str = Field(default="", max_length=500)
-    conversation_id: int | None = None
+    conversation_id: Id | None = None
 
 
 class RescheduleIn(BaseModel):
-    slot_id: int
+    slot_id: Id
 
 
 class CancelIn(BaseModel):
@@ -44,7 +44,7 @@ class CancelIn(BaseModel):
 
 class SlotsIn(BaseModel):
     district: str = Field(min_length=1, max_length=40)
-    first_day: date
+    first_day: BoundedDate
     days: int = Field(ge=1, le=120)
     windows: list[tuple[str, str]] = Field(min_length=1, max_length=6)
     capacity: int = Field(ge=1, le=500)
@@ -72,7 +72,7 @@ async def free_slots(session: DbSession, district: str, service_code: str = Quer
 
 
 @router.get("/appointment-calendar")
-async def calendar(session: DbSession, district: str, first_day: date, days: int = Query(7, ge=1, le=31),
+async def calendar(session: DbSession, district: str, first_day: BoundedDate, days: int = Query(7, ge=1, le=31),
                    _: User = allow(*DESK)) -> list[dict[str, Any]]:
     """Every slot of a district in a date range with its bookings (the calendar page)."""
     from datetime import datetime, time, timedelta
@@ -110,7 +110,7 @@ async def book(body: BookIn, session: DbSession, user: User = allow(*DESK)) -> d
 
 
 @router.post("/appointments/{appointment_id}/reschedule")
-async def reschedule(appointment_id: int, body: RescheduleIn, session: DbSession,
+async def reschedule(appointment_id: Id, body: RescheduleIn, session: DbSession,
                      user: User = allow(*DESK)) -> dict[str, Any]:
     appointment = await service.access_appointment(session, appointment_id)
     await service.do_reschedule(session, Actor.of(user, "api"), appointment, body.slot_id)
@@ -118,7 +118,7 @@ async def reschedule(appointment_id: int, body: RescheduleIn, session: DbSession
 
 
 @router.post("/appointments/{appointment_id}/cancel")
-async def cancel(appointment_id: int, body: CancelIn, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def cancel(appointment_id: Id, body: CancelIn, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
     appointment = await service.access_appointment(session, appointment_id)
     await service.do_cancel_appointment(session, Actor.of(user, "api"), appointment, body.reason)
     return {"appointment_id": appointment.id, "status": appointment.status}

@@ -20,6 +20,7 @@ from gasdesk.customers.models import Address, Customer
 from gasdesk.customers.schemas import AddressIn
 from gasdesk.customers.service import address_parts, do_add_address
 from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.fields import EARLIEST_DAY, LATEST_DAY
 from gasdesk.tickets.models import Ticket, TicketStatus
 from gasdesk.tickets.schemas import TicketCreate
 from gasdesk.tickets.service import do_create_ticket, do_ticket_action
@@ -221,18 +222,44 @@ async def progress_for(session: AsyncSession, *, phone: str | None = None,
     return items
 
 
+MAX_SLOT_DAYS = 120
+MAX_SLOT_CAPACITY = 500
+MAX_SLOT_WINDOWS = 6
+
+
+def check_slot_windows(windows: list[tuple[str, str]]) -> list[tuple[time, time]]:
+    """1–6 local-time windows like ("09:00", "12:00"), each starting before it ends."""
+    if not 1 <= len(windows) <= MAX_SLOT_WINDOWS:
+        raise InvalidInput("请填写 1–6 个时段，如 09:00-12:00,14:00-17:00", code="invalid_slots")
+    out = []
+    for pair in windows:
+        try:
+            start, end = (time.fromisoformat(str(part).strip()) for part in pair)
+        except ValueError:
+            start = end = None
+        # A zone offset would make the window ambiguous (and naive/aware times do not compare).
+        if start is None or end is None or start.tzinfo or end.tzinfo or start >= end:
+            raise InvalidInput(f"时段格式有误：“{'-'.join(map(str, pair))[:40]}”，应如 09:00-12:00",
+                               code="invalid_slots")
+        out.append((start, end))
+    return out
+
+
 async def do_generate_slots(session: AsyncSession, *, district: str, first_day: date, days: int,
                             windows: list[tuple[str, str]], capacity: int) -> int:
     """Create slots (local-time windows like ("09:00", "12:00")) for a district; existing ones are kept."""
-    if capacity < 1 or days < 1 or days > 120:
-        raise InvalidInput("容量须 ≥ 1，天数 1–120", code="invalid_slots")
+    if not 1 <= capacity <= MAX_SLOT_CAPACITY or not 1 <= days <= MAX_SLOT_DAYS:
+        raise InvalidInput(f"容量 1–{MAX_SLOT_CAPACITY}，天数 1–{MAX_SLOT_DAYS}", code="invalid_slots")
+    if not EARLIEST_DAY <= first_day <= LATEST_DAY:
+        raise InvalidInput("开始日期须在 1900 年至 2999 年之间", code="invalid_slots")
+    times = check_slot_windows(windows)
     zone = local_zone()
     made = 0
     for offset in range(days):
         day = first_day + timedelta(days=offset)
-        for start_s, end_s in windows:
-            start = datetime.combine(day, time.fromisoformat(start_s), zone).astimezone(utcnow().tzinfo)
-            end = datetime.combine(day, time.fromisoformat(end_s), zone).astimezone(utcnow().tzinfo)
+        for start_t, end_t in times:
+            start = datetime.combine(day, start_t, zone).astimezone(utcnow().tzinfo)
+            end = datetime.combine(day, end_t, zone).astimezone(utcnow().tzinfo)
             exists = await session.scalar(select(AppointmentSlot.id).where(
                 AppointmentSlot.district == district, AppointmentSlot.start == start))
             if exists is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -14,6 +14,7 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.db import DbSession
+from gasdesk.fields import MAX_DB_INT, AwareDatetime, Count
 from gasdesk.web.templating import render
 
 router = APIRouter(tags=["audit"])
@@ -49,10 +50,10 @@ async def audit_api(
     entity_type: str | None = None,
     entity_id: str | None = None,
     actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Annotated[Count, Query()] = 0,
     _: User = allow(Role.admin, Role.supervisor),
 ) -> AuditPage:
     rows, total = await list_audit(session, _filter(action, entity_type, entity_id, actor, since, until),
@@ -68,7 +69,7 @@ async def audit_page(
     entity_type: str | None = None,
     entity_id: str | None = None,
     actor: str | None = None,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_DB_INT // PAGE_SIZE),
     _: User = allow(Role.admin, Role.supervisor),
 ) -> Response:
     filt = _filter(action, entity_type, entity_id, actor, None, None)

@@ -14,6 +14,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, Role
 from gasdesk.auth.schemas import TokenRequest, TokenResponse, UserCreate, UserOut, UserUpdate
 from gasdesk.db import DbSession
+from gasdesk.fields import Id
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -54,6 +55,6 @@ async def create_user(body: UserCreate, session: DbSession, admin: User = allow(
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-async def update_user(user_id: int, body: UserUpdate, session: DbSession, admin: User = allow(Role.admin)) -> User:
+async def update_user(user_id: Id, body: UserUpdate, session: DbSession, admin: User = allow(Role.admin)) -> User:
     user = await service.access_user(session, user_id)
     return await service.do_update_user(session, Actor.of(admin, "api"), user, **body.model_dump(exclude_unset=True))

@@ -16,6 +16,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import ROLE_LABELS, Role
 from gasdesk.db import DbSession, commit
 from gasdesk.errors import GasdeskError, PermissionDenied
+from gasdesk.fields import Id
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -97,7 +98,7 @@ async def users_create(
 
 @router.post("/admin/users/{user_id}/active")
 async def users_toggle_active(
-    request: Request, user_id: int, session: DbSession, active: Annotated[bool, Form()], admin: User = allow(Role.admin)
+    request: Request, user_id: Id, session: DbSession, active: Annotated[bool, Form()], admin: User = allow(Role.admin)
 ) -> Response:
     user = await service.access_user(session, user_id)
     await service.do_update_user(session, Actor.of(admin), user, is_active=active)

@@ -10,6 +10,7 @@ from gasdesk.branches import service
 from gasdesk.branches.models import ServiceBranch
 from gasdesk.branches.schemas import BranchIn, BranchOut, HolidayIn, HolidayOut
 from gasdesk.db import DbSession
+from gasdesk.fields import Id
 
 router = APIRouter(prefix="/api/v1/branches", tags=["branches"])
 
@@ -36,14 +37,14 @@ async def create_branch(body: BranchIn, session: DbSession, admin: User = allow(
 
 
 @router.put("/{branch_id}", response_model=BranchOut)
-async def update_branch(branch_id: int, body: BranchIn, session: DbSession, admin: User = allow(Role.admin)) -> BranchOut:
+async def update_branch(branch_id: Id, body: BranchIn, session: DbSession, admin: User = allow(Role.admin)) -> BranchOut:
     branch = await service.access_branch(session, branch_id)
     branch = await service.do_save_branch(session, Actor.of(admin, "api"), branch=branch, **body.model_dump())
     return branch_out(branch)
 
 
 @router.put("/{branch_id}/holidays", response_model=BranchOut)
-async def set_holiday(branch_id: int, body: HolidayIn, session: DbSession, admin: User = allow(Role.admin)) -> BranchOut:
+async def set_holiday(branch_id: Id, body: HolidayIn, session: DbSession, admin: User = allow(Role.admin)) -> BranchOut:
     branch = await service.access_branch(session, branch_id)
     await service.do_set_holiday(session, Actor.of(admin, "api"), branch, body.day, body.hours, body.note)
     return branch_out(branch)

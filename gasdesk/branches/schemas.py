@@ -4,6 +4,8 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from gasdesk.fields import BoundedDate
+
 
 class HolidayOut(BaseModel):
     day: date
@@ -35,6 +37,6 @@ class BranchIn(BaseModel):
 
 
 class HolidayIn(BaseModel):
-    day: date
+    day: BoundedDate
     hours: str = Field(default="", max_length=20)
     note: str = Field(default="", max_length=60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ from gasdesk.conversations.models import SenderType
 from gasdesk.db import transaction
 from gasdesk.errors import GasdeskError, InvalidInput
 from gasdesk.events import Event, bus
+from gasdesk.realtime.frames import STAFF_FRAMES, check_frame, echo, load_frame, receive_frame
 from gasdesk.realtime.hub import Connection, get_hub
 
 log = logging.getLogger(__name__)
@@ -77,18 +77,17 @@ async def agent_socket(websocket: WebSocket, user: User = ws_allow(*DESK)) -> No
     await conn.send({"type": "hello", "user_id": user.id, "name": user.display_name, "role": user.role})
     try:
         while True:
-            raw = await websocket.receive_text()
+            raw = await receive_frame(websocket)
             frame: dict[str, Any] = {}
             try:
-                frame = json.loads(raw)
-                if not isinstance(frame, dict):
-                    raise InvalidInput("消息格式错误", code="invalid_frame")
+                frame = load_frame(raw)
+                frame = check_frame(frame, STAFF_FRAMES)
                 reply = await handle_staff_frame(conn, frame)
                 if reply is not None:
                     await conn.send(reply)
             except GasdeskError as exc:
                 await conn.send({"type": "error", "code": exc.code, "message": exc.message,
-                                 "client_msg_id": frame.get("client_msg_id")})
+                                 "client_msg_id": echo(frame, "client_msg_id")})
             except (ValueError, TypeError) as exc:
                 await conn.send({"type": "error", "code": "invalid_frame", "message": str(exc)[:200]})
             except WebSocketDisconnect:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
@@ -26,6 +26,7 @@ from gasdesk.conversations.schemas import AgentMessageIn, LinkCustomerIn, Presen
 from gasdesk.customers.models import Customer
 from gasdesk.db import DbSession
 from gasdesk.errors import NotFound
+from gasdesk.fields import Count, Id
 from gasdesk.routing import service as acd
 from gasdesk.routing.models import PRESENCE_LABELS, AgentProfile, Presence, SkillGroup
 
@@ -81,7 +82,7 @@ async def waiting_queue(session: DbSession, user: User = allow(*DESK)) -> list[d
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(conversation_id: int, session: DbSession, after_seq: int = Query(0, ge=0),
+async def get_conversation(conversation_id: Id, session: DbSession, after_seq: Annotated[Count, Query()] = 0,
                            user: User = allow(*DESK)) -> dict[str, Any]:
     """Header and transcript (the whole bot part included) of a conversation I may read."""
     c = await service.access_conversation_for_user(session, user, conversation_id)
@@ -90,7 +91,7 @@ async def get_conversation(conversation_id: int, session: DbSession, after_seq: 
 
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
-async def post_agent_message(conversation_id: int, body: AgentMessageIn, session: DbSession,
+async def post_agent_message(conversation_id: Id, body: AgentMessageIn, session: DbSession,
                              user: User = allow(*DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     posted = await service.do_post_message(session, c, SenderType.agent, text=body.text,
@@ -99,7 +100,7 @@ async def post_agent_message(conversation_id: int, body: AgentMessageIn, session
 
 
 @router.post("/conversations/{conversation_id}/accept")
-async def accept(conversation_id: int, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def accept(conversation_id: Id, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
     """Take a conversation offered to me or waiting in one of my queues."""
     c = await session.get(Conversation, conversation_id)
     if c is None:
@@ -111,7 +112,7 @@ async def accept(conversation_id: int, session: DbSession, user: User = allow(*D
 
 
 @router.post("/conversations/{conversation_id}/transfer")
-async def transfer(conversation_id: int, body: TransferIn, session: DbSession,
+async def transfer(conversation_id: Id, body: TransferIn, session: DbSession,
                    user: User = allow(*DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     await service.do_transfer(session, user, c, to_agent_id=body.to_agent_id, to_group_id=body.to_group_id,
@@ -120,14 +121,14 @@ async def transfer(conversation_id: int, body: TransferIn, session: DbSession,
 
 
 @router.post("/conversations/{conversation_id}/close")
-async def close(conversation_id: int, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def close(conversation_id: Id, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     await service.do_close(session, c, by="agent", user=user)
     return await service.conversation_wire(session, c)
 
 
 @router.put("/conversations/{conversation_id}/customer")
-async def link_customer(conversation_id: int, body: LinkCustomerIn, session: DbSession,
+async def link_customer(conversation_id: Id, body: LinkCustomerIn, session: DbSession,
                         user: User = allow(*DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     await service.do_link_customer(session, user, c, body.customer_id)
@@ -135,7 +136,7 @@ async def link_customer(conversation_id: int, body: LinkCustomerIn, session: DbS
 
 
 @router.get("/customers/{customer_id}/conversations")
-async def customer_history(customer_id: int, session: DbSession,
+async def customer_history(customer_id: Id, session: DbSession,
                            _: User = allow(Role.agent, Role.supervisor, Role.admin, Role.dispatcher)
                            ) -> list[dict[str, Any]]:
     """A customer's earlier conversations (for the 360 panel)."""
@@ -182,7 +183,7 @@ def render_canned(body: str, *, customer: Customer | None, agent: User, account_
 
 
 @router.get("/canned-replies")
-async def canned_replies(session: DbSession, conversation_id: int | None = None,
+async def canned_replies(session: DbSession, conversation_id: Id | None = None,
                          user: User = allow(*DESK)) -> list[dict[str, Any]]:
     """Canned replies with variables filled for the given conversation."""
     customer = account_no = None
@@ -213,7 +214,7 @@ async def left_messages(session: DbSession, status: str = "open",
 
 
 @router.post("/left-messages/{left_id}/handled")
-async def handle_left_message(left_id: int, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def handle_left_message(left_id: Id, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
     m = await session.get(LeftMessage, left_id)
     if m is None:
         raise NotFound("留言不存在", code="left_message_not_found")

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from gasdesk.fields import Id
+
 
 class AgentMessageIn(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
@@ -9,13 +11,13 @@ class AgentMessageIn(BaseModel):
 
 
 class TransferIn(BaseModel):
-    to_agent_id: int | None = None
-    to_group_id: int | None = None
+    to_agent_id: Id | None = None
+    to_group_id: Id | None = None
     note: str = Field(default="", max_length=200)
 
 
 class LinkCustomerIn(BaseModel):
-    customer_id: int
+    customer_id: Id
 
 
 class PresenceIn(BaseModel):
@@ -23,4 +25,4 @@ class PresenceIn(BaseModel):
 
 
 class CannedRenderIn(BaseModel):
-    conversation_id: int | None = None
+    conversation_id: Id | None = None

@@ -23,6 +23,7 @@ from gasdesk.customers.schemas import (
 )
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
+from gasdesk.fields import Id
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
@@ -49,14 +50,14 @@ async def create_customer(body: CustomerIn, session: DbSession, user: User = all
 
 
 @router.get("/{customer_id}", response_model=Customer360)
-async def get_customer(customer_id: int, session: DbSession, _: User = allow(*READERS)) -> Customer360:
+async def get_customer(customer_id: Id, session: DbSession, _: User = allow(*READERS)) -> Customer360:
     """Customer 360: accounts, addresses and the billing summary of each account."""
     customer = await service.access_customer(session, customer_id)
     return await service.customer_360(customer, billing_system_for(session))
 
 
 @router.patch("/{customer_id}", response_model=Customer360)
-async def update_customer(customer_id: int, body: CustomerPatch, session: DbSession,
+async def update_customer(customer_id: Id, body: CustomerPatch, session: DbSession,
                           user: User = allow(*WRITERS)) -> Customer360:
     customer = await service.access_customer(session, customer_id)
     await service.do_update_customer(session, Actor.of(user, "api"), customer, body)
@@ -64,7 +65,7 @@ async def update_customer(customer_id: int, body: CustomerPatch, session: DbSess
 
 
 @router.post("/{customer_id}/addresses", response_model=AddressOut, status_code=201)
-async def add_address(customer_id: int, body: AddressIn, session: DbSession, user: User = allow(*WRITERS)) -> AddressOut:
+async def add_address(customer_id: Id, body: AddressIn, session: DbSession, user: User = allow(*WRITERS)) -> AddressOut:
     customer = await service.access_customer(session, customer_id)
     address = await service.do_add_address(session, Actor.of(user, "api"), customer, body)
     return AddressOut(id=address.id, district=address.district, street=address.street or "",
@@ -73,7 +74,7 @@ async def add_address(customer_id: int, body: AddressIn, session: DbSession, use
 
 
 @router.post("/{customer_id}/accounts", response_model=AccountOut, status_code=201)
-async def open_account(customer_id: int, body: AccountIn, session: DbSession,
+async def open_account(customer_id: Id, body: AccountIn, session: DbSession,
                        user: User = allow(Role.admin, Role.supervisor)) -> AccountOut:
     customer = await service.access_customer(session, customer_id)
     account = await service.do_open_account(session, Actor.of(user, "api"), customer, body)

@@ -13,6 +13,7 @@ from gasdesk.customers import service
 from gasdesk.customers.api import READERS
 from gasdesk.customers.billing import billing_system_for
 from gasdesk.db import DbSession
+from gasdesk.fields import Id
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -35,7 +36,7 @@ async def customers_search(request: Request, session: DbSession, q: Annotated[st
 
 
 @router.get("/customers/{customer_id}")
-async def customer_page(request: Request, customer_id: int, session: DbSession, _: User = allow(*READERS)) -> Response:
+async def customer_page(request: Request, customer_id: Id, session: DbSession, _: User = allow(*READERS)) -> Response:
     customer = await service.access_customer(session, customer_id)
     view = await service.customer_360(customer, billing_system_for(session))
     return render(request, "customer_360.html", {"c": view})

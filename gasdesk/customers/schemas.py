@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from gasdesk.fields import Id
+
 
 class AddressIn(BaseModel):
     district: str = Field(min_length=1, max_length=40)
@@ -45,7 +47,7 @@ class CustomerPatch(BaseModel):
 
 class AccountIn(BaseModel):
     account_no: str
-    address_id: int | None = None
+    address_id: Id | None = None
     account_type: str = "residential"
     has_gas: bool = True
     has_heating: bool = False

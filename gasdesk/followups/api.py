@@ -11,6 +11,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
 from gasdesk.db import DbSession
+from gasdesk.fields import Id
 from gasdesk.followups.models import FollowUpSurvey
 from gasdesk.followups.service import followup_outcomes
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["followups"])
 
 
 @router.get("/followups")
-async def list_followups(session: DbSession, status: str | None = None, ticket_id: int | None = None,
+async def list_followups(session: DbSession, status: str | None = None, ticket_id: Id | None = None,
                          _: User = allow(Role.admin, Role.supervisor, Role.agent)) -> list[dict[str, Any]]:
     query = select(FollowUpSurvey).order_by(FollowUpSurvey.id.desc()).limit(200)
     if status:

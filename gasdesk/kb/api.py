@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import deque
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, RateLimited
+from gasdesk.fields import MAX_DB_INT, BoundedDate, Count, Id
 from gasdesk.kb import service
 from gasdesk.kb.importer import import_articles
 from gasdesk.kb.models import CHANNELS
@@ -38,8 +38,8 @@ class ArticleIn(BaseModel):
     category: str = Field(default="常见问题", max_length=40)
     tags: list[str] = Field(default_factory=list, max_length=20)
     channels: list[str] = Field(default_factory=list, max_length=5)
-    valid_from: date | None = None
-    valid_to: date | None = None
+    valid_from: BoundedDate | None = None
+    valid_to: BoundedDate | None = None
     status: str | None = None
 
     def checked(self) -> service.ArticleInput:
@@ -51,7 +51,7 @@ class FeedbackIn(BaseModel):
 
 
 class RestoreIn(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_DB_INT)
 
 
 def _check_channel(channel: str | None) -> str | None:
@@ -95,7 +95,7 @@ feedback_limiter = _FeedbackLimiter()
 
 
 @router.post("/articles/{article_id}/feedback")
-async def feedback(article_id: int, body: FeedbackIn, request: Request, session: DbSession,
+async def feedback(article_id: Id, body: FeedbackIn, request: Request, session: DbSession,
                    user: User | None = public()) -> dict[str, Any]:
     """「有帮助/没帮助」from the residents' widget (anonymous, rate-limited) or from staff."""
     client = f"user:{user.id}" if user else f"ip:{request.client.host if request.client else '-'}"
@@ -109,7 +109,7 @@ async def feedback(article_id: int, body: FeedbackIn, request: Request, session:
 
 @router.get("/articles")
 async def list_articles(session: DbSession, q: str = "", category: str = "", status: str = "",
-                        limit: Annotated[int, Query(ge=1, le=500)] = 200, offset: Annotated[int, Query(ge=0)] = 0,
+                        limit: Annotated[int, Query(ge=1, le=500)] = 200, offset: Annotated[Count, Query()] = 0,
                         _: User = allow(*EDITORS)) -> list[dict[str, Any]]:
     return [service.article_dict(a) for a in await service.list_articles(session, q=q, category=category,
                                                                          status=status, limit=limit, offset=offset)]
@@ -123,13 +123,13 @@ async def create_article(body: ArticleIn, session: DbSession, user: User = allow
 
 
 @router.get("/articles/{article_id}")
-async def get_article(article_id: int, session: DbSession, _: User = allow(*EDITORS)) -> dict[str, Any]:
+async def get_article(article_id: Id, session: DbSession, _: User = allow(*EDITORS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(article)
 
 
 @router.put("/articles/{article_id}")
-async def update_article(article_id: int, body: ArticleIn, session: DbSession,
+async def update_article(article_id: Id, body: ArticleIn, session: DbSession,
                          user: User = allow(*EDITORS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     changed = await service.do_update_article(session, Actor.of(user, "api"), article, body.checked(),
@@ -138,25 +138,25 @@ async def update_article(article_id: int, body: ArticleIn, session: DbSession,
 
 
 @router.delete("/articles/{article_id}", status_code=204)
-async def delete_article(article_id: int, session: DbSession, user: User = allow(*EDITORS)) -> None:
+async def delete_article(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> None:
     article = await service.access_article(session, article_id)
     await service.do_delete_article(session, Actor.of(user, "api"), article)
 
 
 @router.post("/articles/{article_id}/publish")
-async def publish(article_id: int, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def publish(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(await service.do_set_status(session, Actor.of(user, "api"), article, "published"))
 
 
 @router.post("/articles/{article_id}/archive")
-async def archive(article_id: int, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def archive(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(await service.do_set_status(session, Actor.of(user, "api"), article, "archived"))
 
 
 @router.get("/articles/{article_id}/versions")
-async def versions(article_id: int, session: DbSession, _: User = allow(*EDITORS)) -> list[dict[str, Any]]:
+async def versions(article_id: Id, session: DbSession, _: User = allow(*EDITORS)) -> list[dict[str, Any]]:
     await service.access_article(session, article_id)
     return [{"version": v.version, "title": v.title, "status": v.status, "note": v.note, "editor": v.editor_name,
              "at": v.created_at, "questions": v.questions, "answer": v.answer}
@@ -164,7 +164,7 @@ async def versions(article_id: int, session: DbSession, _: User = allow(*EDITORS
 
 
 @router.post("/articles/{article_id}/restore")
-async def restore(article_id: int, body: RestoreIn, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def restore(article_id: Id, body: RestoreIn, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     await service.do_restore_version(session, Actor.of(user, "api"), article, body.version)
     return service.article_dict(article)

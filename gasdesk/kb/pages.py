@@ -13,6 +13,7 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.db import DbSession
 from gasdesk.errors import GasdeskError
+from gasdesk.fields import MAX_DB_INT, Id
 from gasdesk.kb import service
 from gasdesk.kb.api import EDITORS, save_upload
 from gasdesk.kb.importer import import_articles
@@ -103,7 +104,7 @@ async def kb_preview(request: Request, answer: Text = "", _: User = allow(*EDITO
 
 
 @router.get("/admin/kb/{article_id}")
-async def kb_edit(request: Request, article_id: int, session: DbSession, saved: str = "",
+async def kb_edit(request: Request, article_id: Id, session: DbSession, saved: str = "",
                   _: User = allow(*EDITORS)) -> Response:
     article = await service.access_article(session, article_id)
     return await _edit_page(request, session, article, _form(article), list(article.channels),
@@ -111,7 +112,7 @@ async def kb_edit(request: Request, article_id: int, session: DbSession, saved: 
 
 
 @router.post("/admin/kb/{article_id}")
-async def kb_save(request: Request, article_id: int, session: DbSession, title: Text = "", questions: Text = "",
+async def kb_save(request: Request, article_id: Id, session: DbSession, title: Text = "", questions: Text = "",
                   answer: Text = "", category: Text = "", tags: Text = "", valid_from: Text = "", valid_to: Text = "",
                   channel: Annotated[list[str] | None, Form()] = None, user: User = allow(*EDITORS)) -> Response:
     article = await service.access_article(session, article_id)
@@ -127,14 +128,14 @@ async def kb_save(request: Request, article_id: int, session: DbSession, title: 
 
 
 @router.post("/admin/kb/{article_id}/status")
-async def kb_status(article_id: int, session: DbSession, status: Text, user: User = allow(*EDITORS)) -> Response:
+async def kb_status(article_id: Id, session: DbSession, status: Text, user: User = allow(*EDITORS)) -> Response:
     article = await service.access_article(session, article_id)
     await service.do_set_status(session, Actor.of(user), article, status)
     return RedirectResponse(f"/admin/kb/{article_id}?saved=1", status_code=303)
 
 
 @router.post("/admin/kb/{article_id}/restore")
-async def kb_restore(article_id: int, session: DbSession, version: Annotated[int, Form()],
+async def kb_restore(article_id: Id, session: DbSession, version: Annotated[int, Form(ge=1, le=MAX_DB_INT)],
                      user: User = allow(*EDITORS)) -> Response:
     article = await service.access_article(session, article_id)
     await service.do_restore_version(session, Actor.of(user), article, version)
@@ -142,7 +143,7 @@ async def kb_restore(article_id: int, session: DbSession, version: Annotated[int
 
 
 @router.post("/admin/kb/{article_id}/delete")
-async def kb_delete(article_id: int, session: DbSession, user: User = allow(*EDITORS)) -> Response:
+async def kb_delete(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> Response:
     article = await service.access_article(session, article_id)
     await service.do_delete_article(session, Actor.of(user), article)
     return RedirectResponse("/admin/kb", status_code=303)

@@ -15,6 +15,7 @@ from gasdesk.auth.roles import Role
 from gasdesk.auth.service import access_user
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
+from gasdesk.fields import Id
 from gasdesk.opening_hours import check_weekly_hours
 from gasdesk.routing import service as acd
 from gasdesk.routing.models import HandoffKind, HandoffRule, RoutingMode, SkillGroup
@@ -36,13 +37,13 @@ class HandoffRuleIn(BaseModel):
     name: str = Field(min_length=1, max_length=60)
     kind: str
     params: dict[str, Any] = {}
-    skill_group_id: int
+    skill_group_id: Id
     priority: int = Field(default=0, ge=0, le=10)
     enabled: bool = True
 
 
 class AgentSkillsIn(BaseModel):
-    skill_group_ids: list[int]
+    skill_group_ids: list[Id] = Field(max_length=50)
     max_concurrent: int | None = Field(default=None, ge=1, le=50)
 
 
@@ -58,7 +59,7 @@ async def list_groups(session: DbSession, _: User = allow(Role.admin, Role.super
 
 
 @router.put("/skill-groups/{group_id}")
-async def update_group(group_id: int, body: SkillGroupIn, session: DbSession,
+async def update_group(group_id: Id, body: SkillGroupIn, session: DbSession,
                        admin: User = allow(Role.admin)) -> dict[str, Any]:
     group = await acd.get_group(session, group_id)
     try:
@@ -98,7 +99,7 @@ async def create_rule(body: HandoffRuleIn, session: DbSession, admin: User = all
 
 
 @router.put("/agents/{user_id}/skills")
-async def set_agent_skills(user_id: int, body: AgentSkillsIn, session: DbSession,
+async def set_agent_skills(user_id: Id, body: AgentSkillsIn, session: DbSession,
                            admin: User = allow(Role.admin, Role.supervisor)) -> dict[str, Any]:
     user = await access_user(session, user_id)
     for gid in body.skill_group_ids:

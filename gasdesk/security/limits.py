@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import math
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -133,18 +134,19 @@ class RedisStore:
             await self._client.delete(*keys)
 
 
-_stores: dict[tuple[int, str | None], CounterStore] = {}
+# One store per event loop and configuration (a Redis client belongs to one loop); weak keys, so a finished
+# loop's counters go with it instead of being inherited by a new loop that reuses its id().
+_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str | None, CounterStore]] = (
+    weakref.WeakKeyDictionary())
 
 
 def store() -> CounterStore:
-    """The counter store for this event loop and configuration (a Redis client belongs to one loop)."""
+    """The counter store for this event loop and configuration."""
     url = get_settings().redis_url
-    key = (id(asyncio.get_running_loop()), url)
-    found = _stores.get(key)
+    per_loop = _stores.setdefault(asyncio.get_running_loop(), {})
+    found = per_loop.get(url)
     if found is None:
-        if len(_stores) > 16:  # test runs create many loops
-            _stores.clear()
-        found = _stores[key] = RedisStore(url) if url else MemoryStore()
+        found = per_loop[url] = RedisStore(url) if url else MemoryStore()
     return found
 
 

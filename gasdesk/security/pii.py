@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PHONE = "[手机号]"
@@ -127,18 +128,23 @@ def find_pii(text: str) -> list[PiiMatch]:
     return sorted(found, key=lambda x: x.start)
 
 
-def redact_pii(text: str) -> str:
-    """``text`` with phones, ID numbers, 户号, bank cards and e-mails replaced by placeholders."""
+def _replace_pii(text: str, replacement: Callable[[PiiMatch, str], str]) -> str:
+    """``text`` with every identifier found replaced by ``replacement(match, value)``."""
     if not text:
         return text
     out: list[str] = []
     pos = 0
     for match in find_pii(text):
         out.append(text[pos:match.start])
-        out.append(match.kind)
+        out.append(replacement(match, text[match.start:match.end]))
         pos = match.end
     out.append(text[pos:])
     return "".join(out)
+
+
+def redact_pii(text: str) -> str:
+    """``text`` with phones, ID numbers, 户号, bank cards and e-mails replaced by placeholders."""
+    return _replace_pii(text, lambda match, _: match.kind)
 
 
 def _mask(value: str, keep_head: int, keep_tail: int) -> str:
@@ -153,17 +159,8 @@ _MASK_KEEP = {PHONE: (3, 4), LANDLINE: (0, 4), ID_CARD: (4, 4), ACCOUNT_NO: (0, 
 
 def mask_pii(text: str) -> str:
     """``text`` with identifiers partly hidden (139****5678, 1101**********1234, ******1234); e-mails fully."""
-    if not text:
-        return text
-    out: list[str] = []
-    pos = 0
-    for match in find_pii(text):
-        out.append(text[pos:match.start])
-        value = text[match.start:match.end]
-        out.append(_mask(value, *_MASK_KEEP[match.kind]) if match.kind in _MASK_KEEP else match.kind)
-        pos = match.end
-    out.append(text[pos:])
-    return "".join(out)
+    return _replace_pii(text, lambda match, value: _mask(value, *_MASK_KEEP[match.kind])
+                        if match.kind in _MASK_KEEP else match.kind)
 
 
 def contains_pii(text: str) -> bool:

@@ -17,6 +17,7 @@ from gasdesk.clock import utcnow
 from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
+from gasdesk.fields import Count, Id
 from gasdesk.tickets import service, sla
 from gasdesk.tickets.draft import draft_from_conversation
 from gasdesk.tickets.lifecycle import allowed_actions
@@ -77,7 +78,7 @@ async def create_ticket(body: TicketCreate, session: DbSession, user: User = all
 
 
 @router.get("/conversations/{conversation_id}/ticket-draft")
-async def ticket_draft(conversation_id: int, session: DbSession,
+async def ticket_draft(conversation_id: Id, session: DbSession,
                        user: User = allow(Role.agent, Role.supervisor, Role.admin)) -> dict[str, Any]:
     """A ticket draft extracted offline from the transcript (type, address, phone, 户号, service, time), and the
     conversation's open tickets (``open_tickets``), which the agent should update rather than duplicate."""
@@ -92,14 +93,14 @@ async def list_tickets(
     type: Annotated[list[str] | None, Query()] = None,
     priority: str | None = None,
     district: str | None = None,
-    team_id: int | None = None,
-    crew_id: int | None = None,
+    team_id: Id | None = None,
+    crew_id: Id | None = None,
     sla_state: str | None = None,
-    customer_id: int | None = None,
+    customer_id: Id | None = None,
     mine: bool = False,
     q: str | None = Query(None, max_length=40),
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: Annotated[Count, Query()] = 0,
     user: User = allow(*EVERYONE),
 ) -> dict[str, Any]:
     """Filtered list (newest first). Field crews only ever see their own tickets."""
@@ -110,13 +111,13 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}")
-async def get_ticket(ticket_id: int, session: DbSession, user: User = allow(*EVERYONE)) -> dict[str, Any]:
+async def get_ticket(ticket_id: Id, session: DbSession, user: User = allow(*EVERYONE)) -> dict[str, Any]:
     ticket = await service.access_ticket(session, user, ticket_id)
     return await ticket_out(session, ticket, with_events=True)
 
 
 @router.post("/tickets/{ticket_id}/actions")
-async def ticket_action(ticket_id: int, body: TicketAction, session: DbSession,
+async def ticket_action(ticket_id: Id, body: TicketAction, session: DbSession,
                         user: User = allow(*EVERYONE)) -> dict[str, Any]:
     """assign (crew_id / handler_id) · start · resolve · close · reopen (note) · cancel (note)."""
     ticket = await service.access_ticket(session, user, ticket_id)
@@ -136,7 +137,7 @@ async def add_ticket_note(ticket_id: int, body: TicketNote, session: DbSession,
 
 
 @router.post("/tickets/{ticket_id}/writeback")
-async def crew_writeback(ticket_id: int, body: CrewWriteback, session: DbSession,
+async def crew_writeback(ticket_id: Id, body: CrewWriteback, session: DbSession,
                          user: User = allow(Role.field_crew, Role.admin)) -> dict[str, Any]:
     """The crew's result: arrival, result, materials, photos (upload first), resident signature name."""
     ticket = await service.access_ticket(session, user, ticket_id)
@@ -145,7 +146,7 @@ async def crew_writeback(ticket_id: int, body: CrewWriteback, session: DbSession
 
 
 @router.post("/tickets/{ticket_id}/photos", status_code=201)
-async def upload_photo(ticket_id: int, request: Request, session: DbSession,
+async def upload_photo(ticket_id: Id, request: Request, session: DbSession,
                        user: User = allow(*EVERYONE)) -> dict[str, Any]:
     """Attach a photo (multipart field ``file``: jpg/png/webp ≤ 5 MB) to a ticket. The caller and the
     ticket are checked before the body is read."""

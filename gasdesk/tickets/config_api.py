@@ -14,6 +14,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.fields import Id
 from gasdesk.followups.models import FollowUpPolicy
 from gasdesk.tickets.models import Priority, RoutingRule, SlaPolicy, Team, TicketType
 
@@ -28,8 +29,8 @@ class RoutingRuleIn(BaseModel):
     districts: list[str] = []
     keywords: list[str] = []
     customer_tags: list[str] = []
-    team_id: int | None = None
-    handler_id: int | None = None
+    team_id: Id | None = None
+    handler_id: Id | None = None
     complaint_mode: Literal["live_agent", "ticket"] | None = None
     priority: Literal["urgent", "high", "normal", "low"] | None = None
     enabled: bool = True
@@ -92,7 +93,7 @@ async def create_rule(body: RoutingRuleIn, session: DbSession, admin: User = all
 
 
 @router.put("/ticket-routing-rules/{rule_id}")
-async def update_rule(rule_id: int, body: RoutingRuleIn, session: DbSession,
+async def update_rule(rule_id: Id, body: RoutingRuleIn, session: DbSession,
                       admin: User = allow(Role.admin)) -> dict[str, Any]:
     rule = await session.get(RoutingRule, rule_id)
     if rule is None:

@@ -25,6 +25,7 @@ from gasdesk.auth.roles import Role
 from gasdesk.clock import format_local, local_zone, to_local, utcnow
 from gasdesk.db import DbSession, rollback
 from gasdesk.errors import GasdeskError, InvalidInput, PermissionDenied
+from gasdesk.fields import EARLIEST_DAY, LATEST_DAY, MAX_DB_INT, Id, parse_id
 from gasdesk.tickets import service
 from gasdesk.tickets.lifecycle import ACTION_LABELS, allowed_actions
 from gasdesk.tickets.models import (
@@ -39,7 +40,7 @@ from gasdesk.tickets.models import (
     TicketStatus,
     TicketType,
 )
-from gasdesk.tickets.schemas import CrewWriteback, TicketCreate
+from gasdesk.tickets.schemas import MAX_MATERIAL_QTY, CrewWriteback, TicketCreate
 from gasdesk.web.templating import render
 from gasdesk.web.uploads import read_upload_form
 
@@ -117,7 +118,7 @@ def _filters_from(request: Request) -> tuple[service.TicketFilters, dict[str, An
         return (params.get(key) or "").strip()
 
     def as_int(key: str) -> int | None:
-        return int(one(key)) if one(key).isdigit() else None
+        return parse_id(one(key))
 
     raw = {"status": [s for s in params.getlist("status") if s in TicketStatus.__members__],
            "type": one("type") if one("type") in TicketType.__members__ else "",
@@ -142,8 +143,7 @@ def _query_string(raw: dict[str, Any]) -> str:
 
 async def _list_context(request: Request, session: AsyncSession, user: User) -> dict[str, Any]:
     filters, raw = _filters_from(request)
-    page_param = request.query_params.get("page", "1")
-    page = max(1, int(page_param)) if page_param.isdigit() else 1
+    page = min(parse_id(request.query_params.get("page")) or 1, MAX_DB_INT // PAGE_SIZE)
     total, rows = await service.search_tickets(session, user, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     districts = [d for d in await session.scalars(select(Ticket.district).distinct().order_by(Ticket.district)) if d]
     return {"rows": await _card(session, rows), "total": total, "page": page,
@@ -179,7 +179,7 @@ async def save_view(request: Request, session: DbSession, user: User = allow(*DE
 
 
 @router.post("/tickets/views/{view_id}/delete")
-async def delete_view(request: Request, view_id: int, session: DbSession, user: User = allow(*DESK)) -> Response:
+async def delete_view(request: Request, view_id: Id, session: DbSession, user: User = allow(*DESK)) -> Response:
     await service.do_delete_view(session, user, view_id)
     return render(request, "tickets_views.html",
                   {"views": await service.saved_views(session, user, "tickets"), "error": None, "notice": "已删除视图"})
@@ -194,11 +194,12 @@ async def _offerings(session: AsyncSession) -> dict[str, ServiceOffering]:
 
 async def _new_context(session: AsyncSession, values: dict[str, Any], error: str | None = None) -> dict[str, Any]:
     customer = None
-    if values.get("customer_id"):
+    customer_id = parse_id(values.get("customer_id"))
+    if customer_id is not None:
         from gasdesk.customers.service import access_customer, summarize
 
         try:
-            customer = summarize(await access_customer(session, int(values["customer_id"])))
+            customer = summarize(await access_customer(session, customer_id))
         except GasdeskError:
             customer = None
     return {"v": values, "error": error, "customer": customer, "service_types": service.SERVICE_TYPES,
@@ -206,8 +207,8 @@ async def _new_context(session: AsyncSession, values: dict[str, Any], error: str
 
 
 @router.get("/tickets/new")
-async def new_ticket_page(request: Request, session: DbSession, conversation_id: int | None = None,
-                          left_message_id: int | None = None, user: User = allow(*DESK)) -> Response:
+async def new_ticket_page(request: Request, session: DbSession, conversation_id: Id | None = None,
+                          left_message_id: Id | None = None, user: User = allow(*DESK)) -> Response:
     """The create form, prefilled from a conversation draft (``?conversation_id=``) or a left message."""
     values: dict[str, Any] = {"type": TicketType.repair.value, "priority": ""}
     notice = None
@@ -264,19 +265,20 @@ async def new_ticket_service_info(request: Request, session: DbSession, service_
     offering = (await _offerings(session)).get(service_type)
     slots: list[dict[str, Any]] = []
     district = None
-    if offering is not None and offering.bookable and customer_id.isdigit():
-        addresses = await appointments.customer_addresses(session, int(customer_id))
+    customer = parse_id(customer_id)
+    if offering is not None and offering.bookable and customer is not None:
+        addresses = await appointments.customer_addresses(session, customer)
         district = addresses[0].district if addresses else None
         if district:
             slots = [{"id": s.id, "label": appointments.slot_label(s), "free": s.capacity - s.booked}
                      for s in await appointments.available_slots(session, district, offering.code)]
     return render(request, "ticket_service_info.html", {
         "offering": offering, "guide": appointments.guidance(offering) if offering else None,
-        "slots": slots[:30], "district": district, "customer_known": customer_id.isdigit()})
+        "slots": slots[:30], "district": district, "customer_known": customer is not None})
 
 
 def _int_or_none(value: Any) -> int | None:
-    return int(value) if str(value or "").strip().isdigit() else None
+    return parse_id(value)
 
 
 @router.post("/tickets/new")
@@ -370,7 +372,7 @@ def _iso_local(value: str | None) -> str:
 
 
 @router.get("/tickets/{ticket_id}")
-async def ticket_page(request: Request, ticket_id: int, session: DbSession, user: User = allow(*EVERYONE)) -> Response:
+async def ticket_page(request: Request, ticket_id: Id, session: DbSession, user: User = allow(*EVERYONE)) -> Response:
     ticket = await service.access_ticket(session, user, ticket_id)
     context = await _detail_context(session, user, ticket)
     context["notice"] = "工单已创建" if request.query_params.get("created") else (
@@ -380,15 +382,15 @@ async def ticket_page(request: Request, ticket_id: int, session: DbSession, user
 
 
 @router.post("/tickets/{ticket_id}/action")
-async def ticket_action(request: Request, ticket_id: int, session: DbSession, action: Annotated[str, Form()],
+async def ticket_action(request: Request, ticket_id: Id, session: DbSession, action: Annotated[str, Form()],
                         note: Annotated[str, Form(max_length=1000)] = "", crew_id: Annotated[str, Form()] = "",
                         user: User = allow(*EVERYONE)) -> Response:
     ticket = await service.access_ticket(session, user, ticket_id)
     try:
-        if action == "assign" and not crew_id.isdigit():
+        if action == "assign" and parse_id(crew_id) is None:
             raise InvalidInput("请选择外勤人员", code="assignee_required")
         await service.do_ticket_action(session, Actor.of(user, "web"), ticket, action, note=note,
-                                       crew_id=int(crew_id) if crew_id.isdigit() else None, user=user)
+                                       crew_id=parse_id(crew_id), user=user)
     except GasdeskError as exc:
         await _undo(session, user)
         ticket = await service.access_ticket(session, user, ticket_id)
@@ -439,17 +441,17 @@ async def dispatch_board(request: Request, session: DbSession, user: User = allo
 
 
 @router.post("/dispatch/{ticket_id}/assign")
-async def dispatch_assign(request: Request, ticket_id: int, session: DbSession, crew_id: Annotated[str, Form()] = "",
+async def dispatch_assign(request: Request, ticket_id: Id, session: DbSession, crew_id: Annotated[str, Form()] = "",
                           user: User = allow(*DISPATCH)) -> Response:
     error = notice = None
     try:
-        if not crew_id.isdigit():
+        crew = parse_id(crew_id)
+        if crew is None:
             raise InvalidInput("请选择外勤人员", code="assignee_required")
         ticket = await service.access_ticket(session, user, ticket_id)
-        await service.do_ticket_action(session, Actor.of(user, "web"), ticket, "assign", crew_id=int(crew_id),
-                                       user=user)
-        names = await _people(session, {int(crew_id)})
-        notice = f"工单 {ticket.number} 已派给 {names.get(int(crew_id), '')}"
+        await service.do_ticket_action(session, Actor.of(user, "web"), ticket, "assign", crew_id=crew, user=user)
+        names = await _people(session, {crew})
+        notice = f"工单 {ticket.number} 已派给 {names.get(crew, '')}"
     except GasdeskError as exc:
         await _undo(session, user)
         error = exc.message
@@ -462,10 +464,13 @@ async def dispatch_assign(request: Request, ticket_id: int, session: DbSession, 
 
 
 def _week_start(value: str) -> date:
+    today = to_local(utcnow()).date()  # type: ignore[union-attr]
     try:
-        day = date.fromisoformat(value) if value else to_local(utcnow()).date()  # type: ignore[union-attr]
+        day = date.fromisoformat(value) if value else today
     except ValueError:
-        day = to_local(utcnow()).date()  # type: ignore[union-attr]
+        day = today
+    if not EARLIEST_DAY <= day <= LATEST_DAY:  # the page adds and subtracts weeks around it
+        day = today
     return day - timedelta(days=day.weekday())
 
 
@@ -516,14 +521,10 @@ def _windows(text: str) -> list[tuple[str, str]]:
         if not part.strip():
             continue
         bits = [b.strip() for b in part.split("-")]
-        try:
-            if len(bits) != 2 or time.fromisoformat(bits[0]) >= time.fromisoformat(bits[1]):
-                raise ValueError
-        except ValueError:
-            raise InvalidInput(f"时段格式有误：“{part.strip()}”，应如 09:00-12:00", code="invalid_slots") from None
+        if len(bits) != 2:
+            raise InvalidInput(f"时段格式有误：“{part.strip()[:40]}”，应如 09:00-12:00", code="invalid_slots")
         out.append((bits[0], bits[1]))
-    if not out or len(out) > 6:
-        raise InvalidInput("请填写 1–6 个时段，如 09:00-12:00,14:00-17:00", code="invalid_slots")
+    appointments.check_slot_windows(out)
     return out
 
 
@@ -541,10 +542,11 @@ async def calendar_generate(request: Request, session: DbSession, district: Anno
             day = date.fromisoformat(first_day)
         except ValueError:
             raise InvalidInput("请填写开始日期", code="invalid_slots") from None
-        if not days.isdigit() or not capacity.isdigit():
-            raise InvalidInput("天数和容量须为数字", code="invalid_slots")
-        made = await appointments.do_generate_slots(session, district=district.strip(), first_day=day, days=int(days),
-                                                    windows=_windows(windows), capacity=int(capacity))
+        day_count, slot_capacity = parse_id(days), parse_id(capacity)
+        if day_count is None or slot_capacity is None:
+            raise InvalidInput("天数和容量须为正整数", code="invalid_slots")
+        made = await appointments.do_generate_slots(session, district=district.strip(), first_day=day, days=day_count,
+                                                    windows=_windows(windows), capacity=slot_capacity)
         notice = f"已生成 {made} 个时段（已存在的时段保持不变）"
     except GasdeskError as exc:
         await _undo(session, user)
@@ -588,7 +590,7 @@ async def _crew_ticket_context(session: AsyncSession, ticket: Ticket) -> dict[st
 
 
 @router.get("/crew/tickets/{ticket_id}")
-async def crew_ticket(request: Request, ticket_id: int, session: DbSession, user: User = allow(Role.field_crew)) -> Response:
+async def crew_ticket(request: Request, ticket_id: Id, session: DbSession, user: User = allow(Role.field_crew)) -> Response:
     ticket = await service.access_ticket(session, user, ticket_id)
     context = await _crew_ticket_context(session, ticket)
     context["notice"] = {"start": "已记录到达现场", "saved": "结果已回写"}.get(request.query_params.get("done", ""))
@@ -596,7 +598,7 @@ async def crew_ticket(request: Request, ticket_id: int, session: DbSession, user
 
 
 @router.post("/crew/tickets/{ticket_id}/start")
-async def crew_start(request: Request, ticket_id: int, session: DbSession, user: User = allow(Role.field_crew)) -> Response:
+async def crew_start(request: Request, ticket_id: Id, session: DbSession, user: User = allow(Role.field_crew)) -> Response:
     ticket = await service.access_ticket(session, user, ticket_id)
     try:
         await service.do_ticket_action(session, Actor.of(user, "crew"), ticket, "start", note="到达现场", user=user)
@@ -617,9 +619,12 @@ def _materials(names: list[str], qtys: list[str]) -> list[dict[str, Any]]:
             continue
         try:
             amount: Any = float(qty) if qty else 1
-            amount = int(amount) if float(amount).is_integer() else amount
         except ValueError:
-            raise InvalidInput(f"材料“{name}”的数量须为数字", code="invalid_material") from None
+            amount = None
+        # "nan", "inf" and "1e999" parse as floats but are no quantity (and not valid JSON to store).
+        if amount is None or not 0 < amount <= MAX_MATERIAL_QTY:
+            raise InvalidInput(f"材料“{name}”的数量须为 0–{MAX_MATERIAL_QTY} 之间的数字", code="invalid_material")
+        amount = int(amount) if float(amount).is_integer() else amount
         out.append({"name": name, "qty": amount})
     return out
 
@@ -628,7 +633,7 @@ def _materials(names: list[str], qtys: list[str]) -> list[dict[str, Any]]:
 
 
 @router.post("/crew/tickets/{ticket_id}/writeback")
-async def crew_writeback(request: Request, ticket_id: int, session: DbSession,
+async def crew_writeback(request: Request, ticket_id: Id, session: DbSession,
                          user: User = allow(Role.field_crew)) -> Response:
     # The form is read only once the crew member and the ticket are checked (photos show homes).
     ticket = await service.access_ticket(session, user, ticket_id)

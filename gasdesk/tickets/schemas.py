@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from gasdesk.fields import AwareDatetime, Id
 
 
 class TicketCreate(BaseModel):
@@ -11,19 +12,19 @@ class TicketCreate(BaseModel):
     priority: str | None = None
     title: str | None = Field(default=None, max_length=120)
     description: str = Field(default="", max_length=4000)
-    customer_id: int | None = None
-    account_id: int | None = None
-    address_id: int | None = None
+    customer_id: Id | None = None
+    account_id: Id | None = None
+    address_id: Id | None = None
     address_text: str | None = Field(default=None, max_length=200)
     district: str | None = Field(default=None, max_length=40)
     contact_name: str | None = Field(default=None, max_length=30)
     contact_phone: str | None = Field(default=None, max_length=20)
     service_type: str | None = None
     channel: str | None = None
-    conversation_id: int | None = None
-    left_message_id: int | None = None
+    conversation_id: Id | None = None
+    left_message_id: Id | None = None
     # A related earlier ticket; a ticket from a conversation that already has an open one is linked to it.
-    parent_ticket_id: int | None = None
+    parent_ticket_id: Id | None = None
     preferred_time: str | None = Field(default=None, max_length=60)
 
 
@@ -34,14 +35,30 @@ class TicketNote(BaseModel):
 class TicketAction(BaseModel):
     action: Literal["assign", "start", "resolve", "close", "reopen", "cancel"]
     note: str = Field(default="", max_length=1000)
-    crew_id: int | None = None
-    handler_id: int | None = None
+    crew_id: Id | None = None
+    handler_id: Id | None = None
+
+
+MAX_MATERIAL_QTY = 10_000
+
+
+class MaterialIn(BaseModel):
+    """One material used on site. The quantity is finite and positive: NaN or Infinity would be stored into
+    the ticket's JSON result, which PostgreSQL refuses."""
+
+    name: str = Field(min_length=1, max_length=40)
+    qty: float = Field(default=1, gt=0, le=MAX_MATERIAL_QTY, allow_inf_nan=False)
+
+    @field_validator("qty")
+    @classmethod
+    def _whole_numbers_stay_integers(cls, value: float) -> int | float:
+        return int(value) if value.is_integer() else value
 
 
 class CrewWriteback(BaseModel):
-    arrived_at: datetime | None = None
+    arrived_at: AwareDatetime | None = None
     result: str = Field(min_length=1, max_length=2000)
     resolved: bool = True
-    materials: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
     photo_tokens: list[str] = Field(default_factory=list, max_length=20)
     signature_name: str | None = Field(default=None, max_length=30)

@@ -294,7 +294,7 @@ async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, b
             photos.append(photo.to_payload())
     result = {
         "arrived_at": (body.arrived_at or utcnow()).isoformat(), "result": body.result.strip(),
-        "materials": body.materials, "photos": photos, "signature_name": (body.signature_name or "").strip() or None,
+        "materials": [m.model_dump() for m in body.materials], "photos": photos, "signature_name": (body.signature_name or "").strip() or None,
         "by": crew.display_name, "recorded_at": utcnow().isoformat(),
     }
     ticket.result = result

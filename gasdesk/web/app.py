@@ -17,6 +17,7 @@ from gasdesk.db import dispose_engine
 from gasdesk.web.access_log import AccessLogMiddleware, configure_app_logging
 from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
+from gasdesk.web.input_guard import InputGuard
 from gasdesk.web.protection import OriginCheckMiddleware, SecurityHeadersMiddleware
 from gasdesk.web.templating import add_template_dir
 
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    # NUL, unpaired surrogates and NaN/Infinity in any request: a 422 before a handler sees them.
+    app.add_middleware(InputGuard)
     # Added after the session middleware, so they run before it: a refused cross-site request never
     # reaches the session, and even error pages get the headers.
     app.add_middleware(OriginCheckMiddleware, allowed_origins=settings.allowed_origins)

@@ -44,6 +44,11 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"请求内容过大（上限 {_human(cap)}）")
 
 
+def is_upload_route(method: str, path: str) -> bool:
+    """Routes that take files (their bodies are parsed by ``web.uploads.read_upload_form``)."""
+    return any(cap.method == method and cap.path.match(path) for cap in UPLOAD_CAPS)
+
+
 def body_cap(method: str, path: str) -> int:
     """The most bytes a request to ``method path`` may carry."""
     for cap in UPLOAD_CAPS:

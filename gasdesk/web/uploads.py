@@ -13,6 +13,7 @@ and only then call :func:`read_upload_form`, which
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -21,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from gasdesk.errors import InvalidInput, PayloadTooLarge
+from gasdesk.auth.access import CSRF_FIELD
+from gasdesk.errors import InvalidInput, PayloadTooLarge, PermissionDenied
 from gasdesk.web.body_limit import body_cap
 
 MB = 1024 * 1024
@@ -108,6 +110,11 @@ async def read_upload_form(request: Request, *, max_bytes: int | None = None, ma
         await stream.aclose()
     out = UploadForm()
     try:
+        expected = getattr(request.state, "csrf_expected", None)
+        if expected is not None:  # a cookie-authenticated page form: its token travels in the body
+            sent = form.get(CSRF_FIELD)
+            if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+                raise PermissionDenied("请求缺少有效的安全令牌（CSRF），请刷新页面后重试", code="csrf_failed")
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if value.filename:  # an empty file input in a browser form sends a part without a name

@@ -11,6 +11,7 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.db import DbSession
+from gasdesk.fields import Id
 from gasdesk.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
 from gasdesk.webhooks.service import do_create_endpoint
 
@@ -38,7 +39,7 @@ async def create(body: EndpointIn, session: DbSession, admin: User = allow(Role.
 
 
 @router.get("/deliveries")
-async def deliveries(session: DbSession, status: str | None = None, endpoint_id: int | None = None,
+async def deliveries(session: DbSession, status: str | None = None, endpoint_id: Id | None = None,
                      limit: int = Query(100, ge=1, le=500), _: User = allow(Role.admin)) -> list[dict[str, Any]]:
     """The delivery log: every event, its attempts, the last status code or error."""
     query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)

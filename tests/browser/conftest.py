@@ -46,7 +46,7 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a loaded machine may take a while to start it
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + "/healthz", timeout=0.5).status_code == 200:

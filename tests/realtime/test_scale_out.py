@@ -23,7 +23,7 @@ from tests.realtime.conftest import free_port
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a loaded CI machine may take a while to import and migrate
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("process exited: " + log.read_text())

@@ -68,8 +68,7 @@ async def test_admin_cookie_forged_with_the_old_default_key_is_refused(no_config
 async def test_visitor_token_forged_with_the_old_default_key_is_refused(no_configured_keys, client, session) -> None:
     conversation = await bot_conversation(session, visitor_id="v_victim")
     forged = URLSafeTimedSerializer(OLD_SECRET, salt="gasdesk-webchat-visitor").dumps({"v": "v_victim"})
-    response = await client.post("/api/v1/webchat/uploads", headers={"X-Visitor-Token": forged},
-                                 data={"conversation_id": str(conversation.id)},
+    response = await client.post("/api/v1/webchat/uploads", params={"conversation_id": conversation.id}, headers={"X-Visitor-Token": forged},
                                  files={"file": ("a.txt", b"hello", "text/plain")})
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_visitor_token"
 

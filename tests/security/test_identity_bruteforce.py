@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,8 +20,7 @@ from gasdesk.audit.models import AuditEntry
 from gasdesk.config import reset_settings_cache
 from gasdesk.notifications.models import Notification
 from tests.factories import ChatSocket, new_visitor, served
-from tests.realtime.conftest import free_port
-from tests.realtime.test_scale_out import _wait_http
+from tests.realtime.test_scale_out import two_servers  # noqa: F401 - fixture
 
 
 def _guesses(right: str, n: int, right_at: int) -> list[str]:
@@ -104,24 +99,9 @@ async def test_a_legitimate_resident_with_a_typo_gets_in(app, factory) -> None:
 
 
 @pytest.fixture
-def two_servers_with_redis(database_url: str, redis_url: str, tmp_path: Path):
-    procs, hosts = [], []
-    for name in ("a", "b"):
-        port = free_port()
-        log = tmp_path / f"server-{name}.log"
-        env = {**os.environ, "GASDESK_DATABASE_URL": database_url, "GASDESK_REDIS_URL": redis_url,
-               "GASDESK_ENV": "test", "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gasdesk.web.app:create_app", "--factory",
-                                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        procs.append(proc)
-        _wait_http(f"http://127.0.0.1:{port}/readyz", proc, log)
-        hosts.append(f"127.0.0.1:{port}")
-    yield hosts
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=10)
+def two_servers_with_redis(two_servers: tuple[str, str]) -> list[str]:  # noqa: F811 - the fixture below
+    """Two app processes sharing the database and a Redis, as ``host:port``."""
+    return [base.removeprefix("http://") for base in two_servers]
 
 
 async def test_the_account_limit_holds_across_processes(two_servers_with_redis, factory) -> None:

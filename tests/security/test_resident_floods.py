@@ -17,6 +17,7 @@ from gasdesk.config import reset_settings_cache
 from gasdesk.realtime.hub import MAX_SOCKETS_PER_VISITOR
 from gasdesk.security.limits import LIMITS
 from tests.factories import ChatSocket, new_visitor, queued_conversation, served
+from tests.realtime.test_scale_out import two_servers  # noqa: F401 - fixture
 from tests.security.test_identity_bruteforce import two_servers_with_redis  # noqa: F401 - fixture
 
 

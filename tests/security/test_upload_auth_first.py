@@ -26,7 +26,8 @@ from tests.factories import WO_PNG, bot_conversation, served, staff_user, wo_hea
 
 MB = 1024 * 1024
 BOUNDARY = "gasdeskboundary"
-ANNOUNCED = 800 * MB
+ANNOUNCED = 800 * MB  # above every cap: refused by the body cap before anything else looks at it
+UNDER_CAP = 4 * MB + 512 * 1024  # under every upload cap: only authentication can refuse it unread
 
 
 class BodyCounter:
@@ -111,9 +112,14 @@ async def test_bogus_visitor_token_gets_401_before_the_body_is_read(app, session
     conversation = await bot_conversation(session, visitor_id=visitor_id)
     async with live(app) as (host, counter):
         status, elapsed, head = await raw_upload(
+            host, f"/api/v1/webchat/uploads?conversation_id={conversation.id}", {"X-Visitor-Token": "forged.token"},
+            declared=UNDER_CAP)
+        status_none, _, _ = await raw_upload(host, f"/api/v1/webchat/uploads?conversation_id={conversation.id}", {},
+                                             declared=UNDER_CAP)
+        status_huge, elapsed_huge, _ = await raw_upload(
             host, f"/api/v1/webchat/uploads?conversation_id={conversation.id}", {"X-Visitor-Token": "forged.token"})
-        status_none, _, _ = await raw_upload(host, f"/api/v1/webchat/uploads?conversation_id={conversation.id}", {})
     assert status == 401 and status_none == 401, head
+    assert status_huge == 413 and elapsed_huge < 3, "800 MB announced: refused at once by the body cap"
     assert elapsed < 3, f"the refusal took {elapsed:.1f}s"
     assert counter.consumed["/api/v1/webchat/uploads"] == 0
     assert _files_under(Path(get_settings().upload_dir)) == [] and list(spool.iterdir()) == []
@@ -126,7 +132,8 @@ async def test_valid_token_for_someone_elses_conversation_is_refused_before_the_
     conversation = await bot_conversation(session, visitor_id=owner)
     async with live(app) as (host, counter):
         status, elapsed, _ = await raw_upload(
-            host, f"/api/v1/webchat/uploads?conversation_id={conversation.id}", {"X-Visitor-Token": intruder_token})
+            host, f"/api/v1/webchat/uploads?conversation_id={conversation.id}", {"X-Visitor-Token": intruder_token},
+            declared=UNDER_CAP)
     assert status == 404 and elapsed < 3
     assert counter.consumed["/api/v1/webchat/uploads"] == 0
     assert _files_under(Path(get_settings().upload_dir)) == [] and list(spool.iterdir()) == []
@@ -176,7 +183,8 @@ async def test_staff_uploads_check_the_caller_and_the_ticket_first(app, session,
             ("/api/v1/kb/import", editor, 413),
         ]
         for target, headers, expected in cases:
-            status, elapsed, head = await raw_upload(host, target, headers)
+            status, elapsed, head = await raw_upload(host, target, headers,
+                                                     declared=ANNOUNCED if expected == 413 else UNDER_CAP)
             assert (status, target) == (expected, target), head
             assert elapsed < 3, (target, elapsed)
     assert all(consumed == 0 for consumed in counter.consumed.values()), counter.consumed

@@ -153,3 +153,23 @@ async def test_resident_socket_stays_open_to_any_site(app) -> None:
         async with ChatSocket.connect(host, "/ws/webchat", origin="https://www.some-utility-site.example") as ws:
             await ws.send(type="hello", token=token)
             assert (await ws.until("welcome"))["conversation"]["id"]
+
+
+async def test_a_photo_form_without_the_token_stores_nothing(client, session) -> None:
+    """Upload forms are parsed only after the caller and the ticket are checked; their CSRF token travels in
+    the multipart body and is checked once the parts are read — before anything is stored."""
+    from gasdesk.conversations.attachments import Attachment
+    from tests.factories import WO_PNG, staff_user, wo_ticket
+
+    crew = await staff_user(session, "field_crew", username="csrf_crew")
+    ticket = await wo_ticket(session, "repair", status="in_progress", crew_id=crew.id)
+    assert (await login(client, "csrf_crew")).status_code == 303
+    form = {"result": (None, "已更换阀门"), "photos": ("现场.png", WO_PNG, "image/png")}
+    token = client.headers.pop("X-CSRF-Token")  # a browser form sends the token as a field, not a header
+    refused = await client.post(f"/crew/tickets/{ticket.id}/writeback", files=form)
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    assert await session.scalar(select(func.count()).select_from(Attachment)) == 0
+    accepted = await client.post(f"/crew/tickets/{ticket.id}/writeback",
+                                 files={**form, "csrf_token": (None, token)})
+    assert accepted.status_code == 303, accepted.text[:300]
+    assert await session.scalar(select(func.count()).select_from(Attachment)) == 1

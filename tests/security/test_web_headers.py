@@ -98,8 +98,7 @@ async def test_https_deployments_get_hsts(monkeypatch: pytest.MonkeyPatch) -> No
 async def _upload(client, session, name: str, data: bytes) -> tuple[str, str]:
     visitor_id, token = issue_visitor_token()
     conversation = await bot_conversation(session, visitor_id=visitor_id)
-    response = await client.post("/api/v1/webchat/uploads", headers={"X-Visitor-Token": token},
-                                 data={"conversation_id": str(conversation.id)},
+    response = await client.post("/api/v1/webchat/uploads", params={"conversation_id": conversation.id}, headers={"X-Visitor-Token": token},
                                  files={"file": (name, data, "text/html")})  # the client's claimed type is ignored
     assert response.status_code == 201, response.text
     return response.json()["url"], token

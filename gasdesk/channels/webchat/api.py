@@ -17,6 +17,7 @@ from gasdesk.conversations.attachments import Attachment, SealedFileResponse, do
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, NotAuthenticated, NotFound
+from gasdesk.fields import Id
 from gasdesk.security import limits
 from gasdesk.web.templating import render
 from gasdesk.web.uploads import read_upload_form
@@ -38,7 +39,7 @@ async def new_visitor(request: Request) -> dict[str, str]:
 async def upload(
     request: Request,
     session: DbSession,
-    conversation_id: Annotated[int, Query()],
+    conversation_id: Annotated[Id, Query()],
     x_visitor_token: Annotated[str | None, Header()] = None,
 ) -> dict[str, object]:
     """Upload an image or file (multipart field ``file``) into the resident's own conversation.

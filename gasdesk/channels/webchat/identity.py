@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from gasdesk.config import get_settings
 
@@ -21,12 +21,13 @@ def issue_visitor_token() -> tuple[str, str]:
     return visitor_id, _serializer().dumps({"v": visitor_id})
 
 
-def visitor_from_token(token: str | None) -> str | None:
-    if not token:
+def visitor_from_token(token: object) -> str | None:
+    """The visitor id a token proves, or None (also for anything that is not a non-empty string)."""
+    if not token or not isinstance(token, str):
         return None
     try:
         data = _serializer().loads(token, max_age=VISITOR_TOKEN_MAX_AGE_S)
-    except BadSignature:
+    except (BadData, UnicodeError):  # forged, expired, or not even encodable (a lone surrogate)
         return None
     visitor = data.get("v") if isinstance(data, dict) else None
     return visitor if isinstance(visitor, str) else None

@@ -6,7 +6,6 @@ after commit, so an acknowledged message is a stored message.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from gasdesk.conversations.models import ContentType, Conversation, Conversation
 from gasdesk.db import transaction
 from gasdesk.errors import GasdeskError, InvalidInput
 from gasdesk.events import Event, bus
+from gasdesk.realtime.frames import RESIDENT_FRAMES, check_frame, echo, load_frame, receive_frame
 from gasdesk.realtime.hub import Connection, get_hub
 from gasdesk.routing.models import SkillGroup
 from gasdesk.security import limits
@@ -227,8 +227,8 @@ async def webchat_socket(websocket: WebSocket) -> None:
     ``POST /api/v1/webchat/visitors`` (not the URL: URLs end up in access logs)."""
     await websocket.accept()
     try:
-        first = json.loads(await websocket.receive_text())
-    except (WebSocketDisconnect, ValueError):
+        first = load_frame(await receive_frame(websocket))
+    except (WebSocketDisconnect, InvalidInput):
         await websocket.close(code=4400, reason="expected hello")
         return
     visitor_id = visitor_from_token(first.get("token") if isinstance(first, dict) else None)
@@ -245,7 +245,7 @@ async def webchat_socket(websocket: WebSocket) -> None:
     try:
         await _run_frame(resident, first)
         while True:
-            await _run_frame(resident, await websocket.receive_text())
+            await _run_frame(resident, await receive_frame(websocket))
     except WebSocketDisconnect:
         pass
     finally:
@@ -267,15 +267,15 @@ async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> No
     try:
         if isinstance(raw, str) and len(raw) > MAX_FRAME:
             raise InvalidInput("消息过大", code="frame_too_large")
-        frame = raw if isinstance(raw, dict) else json.loads(raw)
-        if not isinstance(frame, dict) or frame.get("type") not in HANDLERS:
+        frame = raw if isinstance(raw, dict) else load_frame(raw)
+        frame = check_frame(frame, RESIDENT_FRAMES)
+        if frame["type"] not in HANDLERS:
             raise InvalidInput("未知的消息类型", code="unknown_frame")
         await _check_frame_rate(resident, frame["type"])
         await HANDLERS[frame["type"]](resident, frame)
     except GasdeskError as exc:
         error = {"type": "error", "code": exc.code, "message": exc.message,
-                 "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None,
-                 "request_type": frame.get("type") if isinstance(frame, dict) else None}
+                 "client_msg_id": echo(frame, "client_msg_id"), "request_type": echo(frame, "type")}
         if isinstance(exc.details, dict) and "retry_after_s" in exc.details:
             error["retry_after_s"] = exc.details["retry_after_s"]
         await resident.send(error)
@@ -286,4 +286,4 @@ async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> No
     except Exception:  # keep the socket: one failed frame must not drop the resident
         log.exception("webchat frame failed")
         await resident.send({"type": "error", "code": "internal_error", "message": "服务器繁忙，请稍后重试",
-                             "client_msg_id": frame.get("client_msg_id") if isinstance(frame, dict) else None})
+                             "client_msg_id": echo(frame, "client_msg_id")})
