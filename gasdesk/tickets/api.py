@@ -127,7 +127,7 @@ async def ticket_action(ticket_id: Id, body: TicketAction, session: DbSession,
 
 
 @router.post("/tickets/{ticket_id}/notes")
-async def add_ticket_note(ticket_id: int, body: TicketNote, session: DbSession,
+async def add_ticket_note(ticket_id: Id, body: TicketNote, session: DbSession,
                           user: User = allow(*STAFF)) -> dict[str, Any]:
     """Add later information to a ticket (e.g. from a conversation that already has this ticket) instead of
     filing a second one; the state does not change."""

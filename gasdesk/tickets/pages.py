@@ -401,7 +401,7 @@ async def ticket_action(request: Request, ticket_id: Id, session: DbSession, act
 
 
 @router.post("/tickets/{ticket_id}/note")
-async def ticket_note(request: Request, ticket_id: int, session: DbSession,
+async def ticket_note(request: Request, ticket_id: Id, session: DbSession,
                       note: Annotated[str, Form(max_length=1000)] = "", user: User = allow(*DESK)) -> Response:
     """Add to an existing ticket (offered on 生成工单 when the conversation already has one)."""
     ticket = await service.access_ticket(session, user, ticket_id)
