@@ -16,9 +16,10 @@ from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
 from gasdesk.customers.models import Account, Address, Customer
 from gasdesk.customers.service import address_parts
-from gasdesk.customers.validation import check_phone
+from gasdesk.customers.validation import check_phone, mask_phone
 from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
 from gasdesk.events import emit
+from gasdesk.security.pii import redact_pii
 from gasdesk.tickets import sla
 from gasdesk.tickets.lifecycle import next_status
 from gasdesk.tickets.models import (
@@ -175,7 +176,8 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
         address_id=where.address.id if where.address else None, district=district, address_text=address_text,
         contact_name=(data.contact_name or (where.customer.name if where.customer else None)),
         contact_phone=phone, channel=data.channel, conversation_id=data.conversation_id,
-        left_message_id=data.left_message_id, parent_ticket_id=parent.id if parent else None, team_id=decision.team_id, handler_id=decision.handler_id,
+        left_message_id=data.left_message_id, parent_ticket_id=parent.id if parent else None,
+        team_id=decision.team_id, handler_id=decision.handler_id,
         routing_rule=decision.rule.name if decision.rule else None, respond_by=respond_by, resolve_by=resolve_by,
         sla_state="ok", escalation_level=0, reopen_count=0, created_by_id=actor.user_id, created_at=now,
         updated_at=now, events=[],
@@ -406,16 +408,19 @@ async def _parent_ticket(session: AsyncSession, data: TicketCreate) -> Ticket | 
 
 
 def check_ticket_note(note: str) -> str:
+    """A note as it is stored: stripped, at most 1000 characters, and with phones, ID numbers, 户号 and bank
+    cards redacted (notes quote residents; the ticket's contact fields carry whom to call)."""
     note = (note or "").strip()
     if not note:
         raise InvalidInput("请填写要补充的内容", code="note_required")
     if len(note) > 1000:
         raise InvalidInput("补充内容不能超过 1000 字", code="note_too_long")
-    return note
+    return redact_pii(note)
 
 
 async def do_add_ticket_note(session: AsyncSession, actor: Actor, ticket: Ticket, note: str) -> Ticket:
-    """Add later information to a ticket (history, audit row, webhook) without changing its state."""
+    """Add later information to a ticket (history, audit row, webhook) without changing its state. The note
+    is stored redacted (``check_ticket_note``)."""
     note = check_ticket_note(note)
     await load_history(session, ticket)
     ticket.updated_at = utcnow()
@@ -430,19 +435,20 @@ async def do_update_ticket_contact(session: AsyncSession, actor: Actor, ticket: 
                                    address_text: str | None = None, district: str | None = None,
                                    contact_phone: str | None = None) -> Ticket:
     """Where to go and whom to call, given after the ticket was made (e.g. a leak reported before the
-    resident said where): history, audit row, webhook."""
+    resident said where): history, audit row, webhook. The fields hold the values (encrypted); the history
+    line says what changed, with identifiers redacted or masked like any stored free text."""
     await load_history(session, ticket)
     before = {"district": ticket.district, "address_text": bool(ticket.address_text),
               "contact_phone": bool(ticket.contact_phone)}
     changed = []
     if address_text and address_text.strip():
         ticket.address_text = address_text.strip()[:200]
-        changed.append(f"地址：{ticket.address_text}")
+        changed.append(redact_pii(f"地址：{ticket.address_text}"))
         if district:
             ticket.district = district[:40]
     if contact_phone:
         ticket.contact_phone = check_phone(contact_phone)
-        changed.append(f"联系电话：{ticket.contact_phone}")
+        changed.append(f"联系电话：{mask_phone(ticket.contact_phone)}")
     if not changed:
         return ticket
     ticket.updated_at = utcnow()

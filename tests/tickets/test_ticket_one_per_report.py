@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from gasdesk import clock
+from gasdesk.bot.base import BOT_ACTOR
 from gasdesk.conversations.models import SenderType
 from gasdesk.conversations.service import do_post_message
 from gasdesk.db import commit
 from gasdesk.tickets.draft import DraftLine, draft_from_conversation, draft_from_lines, draft_from_texts
 from gasdesk.tickets.models import Ticket
+from gasdesk.tickets.service import do_update_ticket_contact
 from tests.factories import (
     bot_conversation,
     login,
@@ -23,6 +25,7 @@ from tests.factories import (
     wo_headers,
     wo_reload,
     wo_ticket,
+    wo_ticket_events,
 )
 
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # Monday 7 Dec 2026, 10:00 in Shanghai
@@ -169,3 +172,32 @@ async def test_a_closed_ticket_is_not_offered(client, factory, session) -> None:
     r = await client.post("/api/v1/tickets", json={"type": "repair", "conversation_id": conversation.id},
                           headers=headers)
     assert r.json()["parent_ticket_id"] is None
+
+
+# ---------------------------------------------------------------- notes are stored free text: redacted
+
+
+async def test_a_note_is_stored_with_identifiers_redacted(client, factory, session) -> None:
+    clock.set_now(NOW)
+    conversation, leak = await _leak_conversation(session)
+    supervisor = await staff_user(session, "supervisor")
+    headers = await wo_headers(factory, supervisor)
+    note = "居民说户号2100003344，身份证110101199003071234，电话13800001111，门口楼道也有味"
+    r = await client.post(f"/api/v1/tickets/{leak.id}/notes", json={"note": note}, headers=headers)
+    assert r.status_code == 200
+    stored = [e.note for e in await wo_ticket_events(leak.id) if e.action == "note"]
+    assert stored == ["居民说户号[户号]，身份证[身份证号]，电话[手机号]，门口楼道也有味"]
+    assert "13800001111" not in r.text and "2100003344" not in r.text and "110101199003071234" not in r.text
+
+
+async def test_a_contact_change_names_the_phone_masked_in_the_history(factory, session) -> None:
+    clock.set_now(NOW)
+    _, leak = await _leak_conversation(session)
+    ticket = await session.get(Ticket, leak.id)
+    await do_update_ticket_contact(session, BOT_ACTOR, ticket, address_text="和平区幸福里小区3号楼2单元501",
+                                   district="和平区", contact_phone="13800001111")
+    await commit(session)
+    assert ticket.contact_phone == "13800001111"  # the field whom to call keeps the number
+    [event] = [e for e in await wo_ticket_events(leak.id) if e.action == "contact"]
+    assert "幸福里小区3号楼2单元501" in event.note and "138****1111" in event.note
+    assert "13800001111" not in event.note

@@ -84,3 +84,15 @@ async def test_heating_reports_are_one_ticket_but_a_stove_repair_is_another_matt
     assert len(heating) == 1 and heating[0].number in text and heating[0].parent_ticket_id == stove.id
     text = await chat.say("暖气还是不热")
     assert heating[0].number in text and len(await tickets("repair")) == 2
+
+
+async def test_a_repeated_report_reaches_the_ticket_redacted(session, factory, new_chat) -> None:
+    customer = await factory.customer()
+    chat = await new_chat(customer.id)
+    await chat.say("家里没气了")
+    await chat.press("已检查，还是没气")
+    [ticket] = await tickets("no_gas")
+    await chat.say("家里还是没气，户号2100003344，打我电话13800001111")
+    [note] = [e.note for e in await wo_ticket_events(ticket.id) if e.action == "note"]
+    assert "13800001111" not in note and "2100003344" not in note
+    assert note == "居民再次反映：家里还是没气，户号[户号]，打我电话[手机号]"
