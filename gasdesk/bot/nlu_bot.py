@@ -1,25 +1,44 @@
 """The intelligent bot: offline NLU + guided flows + safety first.
 
-Order of business for every message: (1) a possible gas leak always wins, in any state; (2) a
-running flow gets the message (the resident may cancel it or correct a slot); (3) otherwise the
-intent picks a flow or an answer; below the confidence threshold the bot asks a clarifying
-question with up to three suggestions, and a second miss hands over to a person.
+Order of business for every message: (1) a possible gas leak always wins, in any state; (2) a running
+flow gets the message when it answers the flow's question (a button, a slot the flow takes, yes/no, free
+text where the flow asks for it; ``Flow.expects``), and the resident may cancel it or correct a slot; a
+clear new request (a confident intent of another topic, or a question/request of a related one) pauses
+the flow instead and is answered at once, and the paused flow is offered again once
+(``gasdesk.bot.dialogue.pause``); (3) otherwise the intent picks a flow or an answer; below the confidence
+threshold the bot asks a clarifying question with up to three suggestions, and a second miss hands over to
+a person. A flow that cannot use a message asks again (its own retry policy offers a person at the third
+try) with a button for the other request the message may have been; such retries are not bot misses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from dataclasses import replace
 from typing import Any
 
 from gasdesk.bot.base import BotContext, BotMessage, BotReply
+from gasdesk.bot.dialogue import extra_flows, pause
 from gasdesk.bot.dialogue.account import AccountNumberFlow, BalanceFlow
 from gasdesk.bot.dialogue.answers import STANDARD_ANSWERS
 from gasdesk.bot.dialogue.booking import BookingFlow
-from gasdesk.bot.dialogue.emergency import escalate_emergency
-from gasdesk.bot.dialogue.flow import CANCEL_RE, Flow, Turn, reply
+from gasdesk.bot.dialogue.emergency import escalate_emergency, take_leak_address
+from gasdesk.bot.dialogue.flow import ASKS_RE, CANCEL_RE, NO_RE, QUESTION_RE, YES_RE, Flow, Turn, reply
+from gasdesk.bot.dialogue.pause import RESUME_RE
 from gasdesk.bot.nlu import Understanding, understand
+from gasdesk.bot.nlu.scope import mentions_domain
 
 CONFIDENCE_THRESHOLD = 0.45
+# A running flow is left for another request only when the classifier is this sure (lower for asking for a
+# person or complaining, which must never be held up by a flow) and the message is not an answer to it.
+SWITCH_CONFIDENCE = 0.8
+SWITCH_CONFIDENCE_OF = {"human_agent": 0.6, "complaint": 0.6}
+# A question that names something of the domain ("营业厅在哪里") is clear at a lower confidence; without
+# such a word ("能不能快点", "什么意思") it is about the flow itself.
+SWITCH_CONFIDENCE_TOPICAL_QUESTION = 0.6
+MIN_REQUEST_CHARS = 3
+NOT_REQUESTS = frozenset({"greeting", "goodbye", "out_of_scope", "gas_leak", "human_agent"})
 GREETING = "您好，我是燃气热力智能客服小暖，可以帮您预约上门服务、查询余额和进度、指导表具使用、处理无气和暖气不热等问题。请问有什么可以帮您？"
 MENU = [
     {"label": "预约上门", "text": "我要预约上门服务"}, {"label": "查询余额", "text": "查询余额"},
@@ -35,22 +54,10 @@ INTENT_LABELS = {
 }
 SKILL_OF_INTENT = {"heating_not_warm": "heating", "balance_query": "billing", "payment_howto": "billing",
                    "price_query": "billing", "complaint": "complaint"}
-FLOWS: dict[str, type[Flow]] = {f.name: f for f in (BookingFlow, BalanceFlow, AccountNumberFlow)}
+# Every flow, by name and by the intent that starts it (a missing module fails loudly at import).
+FLOWS: dict[str, type[Flow]] = {f.name: f for f in (BookingFlow, BalanceFlow, AccountNumberFlow, *extra_flows.FLOWS)}
 FLOW_OF_INTENT: dict[str, type[Flow]] = {f.intent: f for f in FLOWS.values()}
-
-
-def _register_optional_flows() -> None:
-    """Flows in their own modules register here (progress, self-checks, feedback, information)."""
-    try:
-        from gasdesk.bot.dialogue import extra_flows
-    except ImportError:
-        return
-    for flow in extra_flows.FLOWS:
-        FLOWS[flow.name] = flow
-        FLOW_OF_INTENT[flow.intent] = flow
-
-
-_register_optional_flows()
+FLOW_TITLES = {name: flow.title or INTENT_LABELS.get(flow.intent, name) for name, flow in FLOWS.items()}
 
 
 class NluBot:
@@ -60,38 +67,130 @@ class NluBot:
     async def reply(self, ctx: BotContext, text: str, payload: dict[str, Any] | None = None) -> BotReply:
         payload = payload or {}
         if payload.get("action") == "handoff":
+            pause.forget(ctx)
             return BotReply([], handoff_requested=True, intent="human_agent")
         u = await asyncio.to_thread(understand, text)
+        taken = await take_leak_address(ctx, text)  # the address of a leak reported earlier in this chat
         if u.intent == "gas_leak":
+            pause.forget(ctx)  # the leak is all that matters now; people take over
             return await escalate_emergency(ctx, text, u)
-        turn = Turn(text, payload, u)
-        state = ctx.state.get("flow_state")
-        if state:
-            if CANCEL_RE.search(text.strip()):
+        if taken is not None:
+            return taken
+        result = await self._answer(ctx, Turn(text, payload, u))
+        if result.handoff_requested:
+            pause.forget(ctx)
+        return pause.offer(ctx, result, FLOW_TITLES)
+
+    async def aside(self, ctx: BotContext, text: str) -> BotReply | None:
+        return await take_leak_address(ctx, text)
+
+    async def _answer(self, ctx: BotContext, turn: Turn) -> BotReply:
+        u = turn.understanding
+        text = turn.text.strip()
+        choice = turn.choice
+        running = ctx.state.get("flow_state")
+        if choice is not None and not choice.startswith("@") and not running:
+            entry = pause.take_by_button(ctx, turn.text, choice)
+            flow_cls = FLOWS.get(entry.get("flow") or "") if entry else None
+            if entry is not None and flow_cls is not None:  # a button of a paused flow's question: go on there
+                ctx.state["flow_state"] = {k: v for k, v in entry.items() if k != "offered"}
+                return await self._step(ctx, flow_cls.from_state(entry), turn)
+        offered = pause.take_offered(ctx)  # offered at the end of the last turn: taken now or let go
+        if choice is not None and choice.startswith("@"):
+            if choice == pause.RESUME and offered is not None:
+                return self._resume(ctx, offered)
+            if choice == pause.DROP:
+                return reply("好的。还有其他可以帮您的吗？", quick=MENU, intent=u.intent)
+            wanted = choice.removeprefix(pause.ASK_INTENT)
+            if choice.startswith(pause.ASK_INTENT) and wanted in INTENT_LABELS:
+                if running:
+                    pause.pause(ctx, running)
+                return await self._new_request(ctx, Turn(text, {}, Understanding(wanted, 1.0, u.slots)))
+            turn = Turn(text, {}, u)  # a stale engine button: read it as text
+            choice = None
+        if offered is not None and not running:
+            if RESUME_RE.match(text) or YES_RE.match(text):
+                return self._resume(ctx, offered)
+            if CANCEL_RE.search(text) or NO_RE.match(text):
+                return reply("好的。还有其他可以帮您的吗？", quick=MENU, intent=u.intent)
+        if running:
+            flow_cls = FLOWS.get(running.get("flow"))
+            if flow_cls is not None and CANCEL_RE.search(text):
                 ctx.state.pop("flow_state", None)
                 return reply("好的，已取消。还有其他可以帮您的吗？", quick=MENU, intent=u.intent)
-            flow_cls = FLOWS.get(state.get("flow"))
-            # A clearly different request leaves the flow (e.g. asking for a person mid-booking).
-            if flow_cls is not None and not self._switches(u, flow_cls, turn):
-                flow = flow_cls.from_state(state)
-                return self._finish_turn(ctx, flow, await flow.step(ctx, turn), u)
-            ctx.state.pop("flow_state", None)
+            if flow_cls is not None:
+                flow = flow_cls.from_state(running)
+                if self._wants_person(turn):
+                    ctx.state.pop("flow_state", None)
+                elif self._interrupts(flow, turn):
+                    pause.pause(ctx, running)
+                else:
+                    return await self._step(ctx, flow, turn)
+            else:
+                ctx.state.pop("flow_state", None)
         return await self._new_request(ctx, turn)
 
     @staticmethod
-    def _switches(u: Understanding, flow_cls: type[Flow], turn: Turn) -> bool:
-        if turn.payload.get("value") is not None:
-            return False  # a button of the running flow
-        return u.intent in ("human_agent", "complaint") and u.confidence >= 0.6 and flow_cls.intent != u.intent
+    def _wants_person(turn: Turn) -> bool:
+        u = turn.understanding
+        return turn.choice is None and u.intent == "human_agent" and u.confidence >= SWITCH_CONFIDENCE_OF["human_agent"]
 
-    def _finish_turn(self, ctx: BotContext, flow: Flow, result: BotReply, u: Understanding) -> BotReply:
+    @staticmethod
+    def _interrupts(flow: Flow, turn: Turn) -> bool:
+        """A clear new request rather than an answer to the flow's question."""
+        u = turn.understanding
+        text = turn.text.strip()
+        if turn.choice is not None or u.intent in NOT_REQUESTS or u.intent == flow.intent:
+            return False
+        if len(re.sub(r"[\W_]", "", text)) < MIN_REQUEST_CHARS:  # "是的", "没有": too short to be a request
+            return False
+        asks = bool(ASKS_RE.search(text))
+        needed = SWITCH_CONFIDENCE_OF.get(u.intent, SWITCH_CONFIDENCE)
+        if QUESTION_RE.search(text) and mentions_domain(text):
+            needed = min(needed, SWITCH_CONFIDENCE_TOPICAL_QUESTION)
+        if u.confidence < needed:
+            return False
+        if flow.expects(turn):  # it carries an answer: only a question about something else leaves
+            return asks and u.intent not in flow.related
+        if u.intent in flow.related or flow.asking in flow.free_text:
+            return asks
+        return True
+
+    async def _step(self, ctx: BotContext, flow: Flow, turn: Turn) -> BotReply:
+        return self._finish_turn(ctx, flow, await flow.step(ctx, turn), turn)
+
+    def _finish_turn(self, ctx: BotContext, flow: Flow, result: BotReply, turn: Turn) -> BotReply:
+        u = turn.understanding
         if "flow_state" in ctx.state:  # Flow.finish() removes it when the flow is done
-            ctx.state["flow_state"] = flow.to_state()
+            if not result.understood:
+                result = self._offer_other_request(flow, result, turn)
+            ctx.state["flow_state"] = {**flow.to_state(), "prompt": pause.store_prompt(result.messages)}
         if result.intent is None:
-            result = BotReply(messages=result.messages, understood=result.understood, intent=u.intent,
-                              confidence=u.confidence, slots=u.slots, handoff_requested=result.handoff_requested,
-                              emergency=result.emergency, skill_hint=result.skill_hint, actions=result.actions)
+            result = replace(result, intent=u.intent, confidence=u.confidence, slots=u.slots)
         return result
+
+    @staticmethod
+    def _offer_other_request(flow: Flow, result: BotReply, turn: Turn) -> BotReply:
+        """The flow could not use the message: if it may have been another request, offer that as a button."""
+        u = turn.understanding
+        if (turn.choice is not None or u.intent in NOT_REQUESTS or u.intent == flow.intent
+                or u.intent not in INTENT_LABELS or u.confidence < CONFIDENCE_THRESHOLD or not result.messages):
+            return result
+        label = INTENT_LABELS[u.intent]
+        button = {"label": f"我想问：{label}", "text": label, "value": pause.ASK_INTENT + u.intent}
+        last = result.messages[-1]
+        return replace(result, messages=[*result.messages[:-1],
+                                         replace(last, quick_replies=[*last.quick_replies, button])])
+
+    def _resume(self, ctx: BotContext, entry: dict[str, Any]) -> BotReply:
+        """Ask the paused flow's question again; the next answer goes on from there."""
+        state = {k: v for k, v in entry.items() if k != "offered"}
+        ctx.state["flow_state"] = state
+        flow_cls = FLOWS.get(state.get("flow") or "")
+        title = FLOW_TITLES.get(state.get("flow") or "", "刚才的业务")
+        question = pause.prompt_messages(state) or [BotMessage("请接着回答刚才的问题。")]
+        return BotReply([BotMessage(f"好的，我们继续「{title}」。"), *question],
+                        intent=flow_cls.intent if flow_cls else None, confidence=1.0)
 
     async def _new_request(self, ctx: BotContext, turn: Turn) -> BotReply:
         u = turn.understanding
@@ -102,9 +201,10 @@ class NluBot:
         ctx.state.pop("clarify_misses", None)
         flow_cls = FLOW_OF_INTENT.get(u.intent)
         if flow_cls is not None:
+            pause.forget(ctx, flow_cls.name)  # started afresh: the paused one is not offered any more
             flow = flow_cls()
             ctx.state["flow_state"] = flow.to_state()
-            return self._finish_turn(ctx, flow, await flow.start(ctx, turn), u)
+            return self._finish_turn(ctx, flow, await flow.start(ctx, turn), turn)
         if u.intent == "greeting":
             return reply(GREETING, quick=MENU, intent=u.intent, confidence=u.confidence)
         if u.intent == "goodbye":

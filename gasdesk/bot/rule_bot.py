@@ -41,3 +41,6 @@ class RuleBot:
             [BotMessage("抱歉，我没有理解您的问题。您可以换个说法，或选择下面的服务：", quick_replies=MENU)],
             understood=False, skill_hint=remembered,
         )
+
+    async def aside(self, ctx: BotContext, text: str) -> BotReply | None:
+        return None  # this bot starts nothing that needs finishing once people have the chat

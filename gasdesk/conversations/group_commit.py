@@ -143,7 +143,7 @@ class GroupCommitter:
                 await bus.publish(event)
 
 
-Row = tuple[int, str, str, int | None, int]  # id, visitor_id, state, agent_id, last_seq
+Row = tuple[int, str, str, int | None, int, str | None]  # id, visitor_id, state, agent_id, last_seq, handoff_reason
 
 
 class _BatchDb(Protocol):
@@ -170,7 +170,8 @@ async def _decide_and_write(db: _BatchDb, batch: list[_Pending], look_for_resend
             outcomes[id(item)] = NotFound("会话不存在", code="conversation_not_found")
         elif row[2] == ConversationState.closed.value:
             outcomes[id(item)] = Conflict("会话已结束，不能再发送消息", code="conversation_closed")
-        elif row[2] not in HANDLED_BY_PEOPLE:
+        elif row[2] not in HANDLED_BY_PEOPLE or row[5] == "emergency":
+            # An emergency's messages go the regular way: the bot still takes the leak's address.
             outcomes[id(item)] = UseRegularPath()
         elif key is not None and key in seen:
             outcomes[id(item)] = seen[key]
@@ -212,7 +213,7 @@ _messages = Message.__table__
 # Built once: the statements are the same for every batch (only the bound values change).
 _SELECT_CONVERSATIONS = (
     select(_conversations.c.id, _conversations.c.visitor_id, _conversations.c.state, _conversations.c.agent_id,
-           _conversations.c.last_seq)
+           _conversations.c.last_seq, _conversations.c.handoff_reason)
     .where(_conversations.c.id.in_(bindparam("ids", expanding=True))).order_by(_conversations.c.id))
 # PostgreSQL: the same row lock do_post_message takes for the seq.
 _SELECT_CONVERSATIONS_FOR_UPDATE = _SELECT_CONVERSATIONS.with_for_update()
@@ -278,7 +279,7 @@ class _SqliteBatch:
         await batch.driver.commit()
 
     async def conversations(self, ids: list[int]) -> dict[int, Row]:
-        sql = ("SELECT id, visitor_id, state, agent_id, last_seq FROM conversations WHERE id IN "
+        sql = ("SELECT id, visitor_id, state, agent_id, last_seq, handoff_reason FROM conversations WHERE id IN "
                f"({','.join('?' * len(ids))})")
         return {r[0]: tuple(r) for r in await self.driver.execute_fetchall(sql, ids)}  # type: ignore[misc]
 

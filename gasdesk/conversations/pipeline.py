@@ -81,8 +81,11 @@ async def apply_handoff(session: AsyncSession, conversation: Conversation, decis
 
 
 def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: bool, flow_done: str | None,
-                    handed_off: bool) -> None:
-    """Keep intent, confidence and outcome of a bot turn (for reports) in the resident message's channel_meta."""
+                    handed_off: bool, flow_paused: str | None = None) -> None:
+    """Keep intent, confidence and outcome of a bot turn (for reports) in the resident message's channel_meta.
+    A flow paused for a new request is noted; the outcome is then that of the new request."""
+    if flow_paused:
+        had_flow = False
     if reply.emergency:
         outcome = "emergency"
     elif handed_off or reply.handoff_requested:
@@ -98,7 +101,18 @@ def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: b
     turn = {"intent": reply.intent, "confidence": reply.confidence, "outcome": outcome, "understood": reply.understood}
     if flow_done:
         turn["flow"] = flow_done
+    if flow_paused:
+        turn["paused"] = flow_paused
     message.channel_meta = {**(message.channel_meta or {}), "bot_turn": turn}
+
+
+async def _bot_aside(session: AsyncSession, conversation: Conversation, text: str) -> None:
+    """People have the chat; the bot only finishes what it started (the address of a leak it reported)."""
+    ctx = BotContext(session, conversation, dict(conversation.bot_state or {}))
+    reply = await current_bot().aside(ctx, text)
+    conversation.bot_state = ctx.state or None
+    if reply is not None:
+        await _post_bot_messages(session, conversation, reply.messages)
 
 
 async def start_conversation(session: AsyncSession, *, channel: str, visitor_id: str,
@@ -127,11 +141,15 @@ async def receive_resident_message(
         session, conversation, SenderType.resident, text=text, client_msg_id=client_msg_id, payload=payload,
         content_type=content_type, channel_meta=channel_meta,
     )
-    if not posted.created or conversation.state != ConversationState.bot.value:
-        if posted.created and content_type is ContentType.text and is_gas_leak(text or ""):
+    if not posted.created:
+        return posted  # a resend
+    if conversation.state != ConversationState.bot.value:
+        if content_type is ContentType.text and is_gas_leak(text or ""):
             # Waiting for, or talking to, people: no bot turn, but a leak report still goes first.
             await service.do_raise_to_emergency(session, conversation)
-        return posted  # a resend, or people already handle the conversation
+        if content_type is ContentType.text and text and conversation.bot_state:
+            await _bot_aside(session, conversation, text)
+        return posted  # people handle the conversation
     if content_type in (ContentType.image, ContentType.file):
         # The bot cannot read pictures: acknowledge without counting a miss, offer a person.
         await _post_bot_messages(session, conversation, [BotMessage(
@@ -141,12 +159,20 @@ async def receive_resident_message(
     had_flow = bool(ctx.state.get("flow_state"))
     reply = await current_bot().reply(ctx, text or "", payload)
     flow_done = ctx.state.pop("flow_done", None)
+    flow_paused = ctx.state.pop("flow_paused", None)
+    in_flow = bool(ctx.state.get("flow_state"))
     conversation.bot_state = ctx.state or None
-    conversation.bot_misses = 0 if reply.understood else conversation.bot_misses + 1
+    if reply.understood:
+        conversation.bot_misses = 0
+    elif not in_flow:  # a flow asking again is the flow's own retry (it offers a person itself), not a miss
+        conversation.bot_misses += 1
     await _post_bot_messages(session, conversation, reply.messages)
-    decision = await decide_handoff(session, conversation, text or "", reply)
-    record_bot_turn(posted.message, reply, had_flow=had_flow, in_flow=bool(ctx.state.get("flow_state")),
-                    flow_done=flow_done, handed_off=decision is not None)
+    # One outcome per turn: a turn the bot's dialogue took (a flow started, went on or finished) is not also
+    # handed off by the keyword/intent/miss rules; the bot's own hand-off and emergencies still apply.
+    decision = await decide_handoff(session, conversation, text or "", reply,
+                                    bot_took_turn=in_flow or flow_done is not None)
+    record_bot_turn(posted.message, reply, had_flow=had_flow, in_flow=in_flow, flow_done=flow_done,
+                    handed_off=decision is not None, flow_paused=flow_paused)
     if decision is not None:
         await apply_handoff(session, conversation, decision, reply)
     elif reply.handoff_requested:

@@ -31,9 +31,16 @@ async def _group_for(session: AsyncSession, rule: HandoffRule, reply: BotReply |
     return await session.get(SkillGroup, rule.skill_group_id)
 
 
+# Rules that only read the resident's words or the bot's miss count: they stand aside when the bot's
+# dialogue took the turn (its intake of a complaint is the answer, not a second outcome beside a hand-off).
+TURN_RULES = (HandoffKind.keyword, HandoffKind.intent, HandoffKind.bot_misses)
+
+
 def _matches(rule: HandoffRule, conversation: Conversation, text: str, reply: BotReply | None,
-             requested: bool) -> bool:
+             requested: bool, bot_took_turn: bool) -> bool:
     kind = HandoffKind(rule.kind)
+    if bot_took_turn and kind in TURN_RULES:
+        return False
     if kind is HandoffKind.emergency:
         return bool(reply and reply.emergency)
     if kind is HandoffKind.request:
@@ -49,12 +56,15 @@ def _matches(rule: HandoffRule, conversation: Conversation, text: str, reply: Bo
 
 
 async def decide_handoff(session: AsyncSession, conversation: Conversation, text: str,
-                         reply: BotReply | None, *, requested: bool = False) -> HandoffDecision | None:
-    """The first enabled rule that matches this turn, or None (the bot keeps the conversation)."""
+                         reply: BotReply | None, *, requested: bool = False,
+                         bot_took_turn: bool = False) -> HandoffDecision | None:
+    """The first enabled rule that matches this turn, or None (the bot keeps the conversation).
+    ``bot_took_turn``: the bot's dialogue answered the turn in a flow, so only the bot's own hand-off request
+    and emergencies count (one outcome per turn)."""
     rules = await session.scalars(select(HandoffRule).where(HandoffRule.enabled.is_(True))
                                   .order_by(HandoffRule.position, HandoffRule.id))
     for rule in rules:
-        if _matches(rule, conversation, text, reply, requested):
+        if _matches(rule, conversation, text, reply, requested, bot_took_turn):
             group = await _group_for(session, rule, reply, conversation)
             if group is not None:
                 return HandoffDecision(group, rule.priority, rule.kind, rule.name)

@@ -31,7 +31,7 @@ from gasdesk.tickets.models import (
     TicketStatus,
     TicketType,
 )
-from gasdesk.tickets.schemas import CrewWriteback, TicketAction, TicketCreate
+from gasdesk.tickets.schemas import CrewWriteback, TicketAction, TicketCreate, TicketNote
 from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
@@ -67,7 +67,9 @@ async def ticket_out(session: Any, ticket: Ticket, *, with_events: bool = False)
 
 @router.post("/tickets", status_code=201)
 async def create_ticket(body: TicketCreate, session: DbSession, user: User = allow(*STAFF)) -> dict[str, Any]:
-    """Create a ticket (from the console, a conversation draft, or a left message)."""
+    """Create a ticket (from the console, a conversation draft, or a left message). A ticket from a
+    conversation that already has an open one is linked to it (``parent_ticket_id``); to add to that ticket
+    instead, post a note to it."""
     left = await service.link_ticket_sources(session, user, body)
     ticket = await service.do_create_ticket(session, Actor.of(user, "api"), body)
     if left is not None:
@@ -78,7 +80,8 @@ async def create_ticket(body: TicketCreate, session: DbSession, user: User = all
 @router.get("/conversations/{conversation_id}/ticket-draft")
 async def ticket_draft(conversation_id: Id, session: DbSession,
                        user: User = allow(Role.agent, Role.supervisor, Role.admin)) -> dict[str, Any]:
-    """A ticket draft extracted offline from the transcript (type, address, phone, 户号, service, time)."""
+    """A ticket draft extracted offline from the transcript (type, address, phone, 户号, service, time), and the
+    conversation's open tickets (``open_tickets``), which the agent should update rather than duplicate."""
     conversation = await access_conversation_for_user(session, user, conversation_id)
     return (await draft_from_conversation(session, conversation)).to_dict()
 
@@ -120,6 +123,16 @@ async def ticket_action(ticket_id: Id, body: TicketAction, session: DbSession,
     ticket = await service.access_ticket(session, user, ticket_id)
     await service.do_ticket_action(session, Actor.of(user, "api"), ticket, body.action, note=body.note,
                                    crew_id=body.crew_id, handler_id=body.handler_id, user=user)
+    return await ticket_out(session, ticket, with_events=True)
+
+
+@router.post("/tickets/{ticket_id}/notes")
+async def add_ticket_note(ticket_id: Id, body: TicketNote, session: DbSession,
+                          user: User = allow(*STAFF)) -> dict[str, Any]:
+    """Add later information to a ticket (e.g. from a conversation that already has this ticket) instead of
+    filing a second one; the state does not change."""
+    ticket = await service.access_ticket(session, user, ticket_id)
+    await service.do_add_ticket_note(session, Actor.of(user, "api"), ticket, body.note)
     return await ticket_out(session, ticket, with_events=True)
 
 

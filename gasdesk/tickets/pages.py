@@ -54,7 +54,7 @@ BOARD_COLUMNS = (TicketStatus.new, TicketStatus.assigned, TicketStatus.in_progre
 PAGE_SIZE = 20
 LIST_KEYS = ("status", "type", "priority", "district", "team_id", "sla_state", "mine", "q")
 EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "writeback": "现场回写", "reschedule": "改约",
-                "sla_at_risk": "SLA 预警", "sla_breached": "SLA 超时"}
+                "sla_at_risk": "SLA 预警", "sla_breached": "SLA 超时", "note": "补充说明", "contact": "补充地址/电话"}
 
 
 async def _undo(session: AsyncSession, user: User) -> None:
@@ -212,6 +212,7 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
     """The create form, prefilled from a conversation draft (``?conversation_id=``) or a left message."""
     values: dict[str, Any] = {"type": TicketType.repair.value, "priority": ""}
     notice = None
+    open_tickets: list[dict[str, Any]] = []
     if conversation_id is not None:
         from gasdesk.conversations.service import access_conversation_for_user
         from gasdesk.tickets.draft import draft_from_conversation
@@ -223,6 +224,9 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
                       district=draft.district or "", preferred_time=draft.preferred_time or "",
                       customer_id=draft.customer_id or "", conversation_id=conversation.id)
         notice = f"已根据会话 #{conversation.id} 预填，请核对后提交"
+        open_tickets = draft.open_tickets
+        if open_tickets:  # one report, one ticket: offer the existing one first; a new one is linked to it
+            values["parent_ticket_id"] = open_tickets[0]["id"]
     if left_message_id is not None:
         from gasdesk.conversations.models import LeftMessage
         from gasdesk.errors import NotFound
@@ -237,7 +241,7 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
             values["conversation_id"] = left.conversation_id
         notice = f"已根据留言 #{left.id} 预填" + ("（该留言已生成工单）" if left.status == "ticketed" else "")
     context = await _new_context(session, values)
-    context["notice"] = notice
+    context.update(notice=notice, open_tickets=open_tickets)
     return render(request, "ticket_new.html", context)
 
 
@@ -282,7 +286,8 @@ async def create_ticket(request: Request, session: DbSession, user: User = allow
     form = await request.form()
     values = {k: str(form.get(k) or "").strip() for k in (
         "type", "priority", "title", "customer_id", "service_type", "description", "contact_name", "contact_phone",
-        "address_text", "district", "preferred_time", "conversation_id", "left_message_id", "slot_id")}
+        "address_text", "district", "preferred_time", "conversation_id", "left_message_id", "slot_id",
+        "parent_ticket_id")}
     actor = Actor.of(user, "web")
     try:
         try:
@@ -293,6 +298,7 @@ async def create_ticket(request: Request, session: DbSession, user: User = allow
                 contact_name=values["contact_name"] or None, contact_phone=values["contact_phone"] or None,
                 service_type=values["service_type"] or None, conversation_id=_int_or_none(values["conversation_id"]),
                 left_message_id=_int_or_none(values["left_message_id"]),
+                parent_ticket_id=_int_or_none(values["parent_ticket_id"]),
                 preferred_time=values["preferred_time"] or None)
         except ValidationError:
             raise InvalidInput("填写内容过长或格式有误，请检查后重试", code="invalid_input") from None
@@ -341,6 +347,9 @@ async def _detail_context(session: AsyncSession, user: User, ticket: Ticket) -> 
             continue
         actions.append(action)
     customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    parent = await session.get(Ticket, ticket.parent_ticket_id) if ticket.parent_ticket_id else None
+    linked = list(await session.scalars(select(Ticket).where(Ticket.parent_ticket_id == ticket.id)
+                                        .order_by(Ticket.id)))
     appointment = await session.scalar(select(Appointment).where(Appointment.ticket_id == ticket.id)
                                        .order_by(Appointment.id.desc()))
     slot = await session.get(AppointmentSlot, appointment.slot_id) if appointment else None
@@ -349,7 +358,7 @@ async def _detail_context(session: AsyncSession, user: User, ticket: Ticket) -> 
             "actions": actions, "crews": await _crews(session) if "assign" in actions else [],
             "customer": customer, "appointment": appointment, "slot_label": appointments.slot_label(slot) if slot else None,
             "result": ticket.result, "arrived_local": _iso_local((ticket.result or {}).get("arrived_at")),
-            "is_crew": Role(user.role) is Role.field_crew, **_labels()}
+            "is_crew": Role(user.role) is Role.field_crew, "parent": parent, "linked": linked, **_labels()}
 
 
 def _iso_local(value: str | None) -> str:
@@ -367,7 +376,8 @@ async def ticket_page(request: Request, ticket_id: Id, session: DbSession, user:
     ticket = await service.access_ticket(session, user, ticket_id)
     context = await _detail_context(session, user, ticket)
     context["notice"] = "工单已创建" if request.query_params.get("created") else (
-        "操作成功" if request.query_params.get("done") else None)
+        ("已补充到工单" if request.query_params.get("done") == "note" else "操作成功")
+        if request.query_params.get("done") else None)
     return render(request, "ticket_detail.html", context)
 
 
@@ -388,6 +398,22 @@ async def ticket_action(request: Request, ticket_id: Id, session: DbSession, act
         context.update(error=exc.message, failed_action=action, note=note)
         return render(request, "ticket_detail.html", context, exc.status_code)
     return RedirectResponse(f"/tickets/{ticket.id}?done={action}", status_code=303)
+
+
+@router.post("/tickets/{ticket_id}/note")
+async def ticket_note(request: Request, ticket_id: Id, session: DbSession,
+                      note: Annotated[str, Form(max_length=1000)] = "", user: User = allow(*DESK)) -> Response:
+    """Add to an existing ticket (offered on 生成工单 when the conversation already has one)."""
+    ticket = await service.access_ticket(session, user, ticket_id)
+    try:
+        await service.do_add_ticket_note(session, Actor.of(user, "web"), ticket, note)
+    except GasdeskError as exc:
+        await _undo(session, user)
+        ticket = await service.access_ticket(session, user, ticket_id)
+        context = await _detail_context(session, user, ticket)
+        context.update(error=exc.message, note=note)
+        return render(request, "ticket_detail.html", context, exc.status_code)
+    return RedirectResponse(f"/tickets/{ticket.id}?done=note", status_code=303)
 
 
 # ---------------------------------------------------------------- dispatcher board

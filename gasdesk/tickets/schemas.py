@@ -23,7 +23,13 @@ class TicketCreate(BaseModel):
     channel: str | None = None
     conversation_id: Id | None = None
     left_message_id: Id | None = None
+    # A related earlier ticket; a ticket from a conversation that already has an open one is linked to it.
+    parent_ticket_id: Id | None = None
     preferred_time: str | None = Field(default=None, max_length=60)
+
+
+class TicketNote(BaseModel):
+    note: str = Field(min_length=1, max_length=1000)
 
 
 class TicketAction(BaseModel):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
@@ -18,13 +18,15 @@ from gasdesk.clock import utcnow
 from gasdesk.conversations.models import channel_label
 from gasdesk.customers.models import Account, Address, Customer
 from gasdesk.customers.service import address_parts
-from gasdesk.customers.validation import check_phone
+from gasdesk.customers.validation import check_phone, mask_phone
 from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
+from gasdesk.security.pii import redact_pii
 from gasdesk.tickets import sla
 from gasdesk.tickets.lifecycle import next_status
 from gasdesk.tickets.models import (
+    OPEN_STATUSES,
     PRIORITY_LABELS,
     STATUS_LABELS,
     TYPE_LABELS,
@@ -158,6 +160,7 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     if data.preferred_time:
         description = (description + f"\n期望上门时间：{data.preferred_time}").strip()
     tags = list(where.customer.tags or []) if where.customer else []
+    parent = await _parent_ticket(session, data)
     decision = await route_ticket(session, ticket_type=ticket_type.value, district=district,
                                   text=(data.title or "") + description, customer_tags=tags)
     priority = check_priority(data.priority) if data.priority else (
@@ -176,7 +179,8 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
         address_id=where.address.id if where.address else None, district=district, address_text=address_text,
         contact_name=(data.contact_name or (where.customer.name if where.customer else None)),
         contact_phone=phone, channel=data.channel, conversation_id=data.conversation_id,
-        left_message_id=data.left_message_id, team_id=decision.team_id, handler_id=decision.handler_id,
+        left_message_id=data.left_message_id, parent_ticket_id=parent.id if parent else None,
+        team_id=decision.team_id, handler_id=decision.handler_id,
         routing_rule=decision.rule.name if decision.rule else None, respond_by=respond_by, resolve_by=resolve_by,
         sla_state="ok", escalation_level=0, reopen_count=0, created_by_id=actor.user_id, created_at=now,
         updated_at=now, events=[],
@@ -187,8 +191,10 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     from gasdesk.clock import to_local
 
     ticket.number = f"GD{to_local(now).strftime('%Y%m%d')}{ticket.id:05d}"  # type: ignore[union-attr]
-    _event(ticket, actor, "create", None, note=f"来源：{channel_label(data.channel) or '人工创建'}",
-           data={"routing_rule": ticket.routing_rule, "team_id": ticket.team_id})
+    _event(ticket, actor, "create", None, note=f"来源：{channel_label(data.channel) or '人工创建'}"
+           + (f"；关联工单 {parent.number}" if parent else ""),
+           data={"routing_rule": ticket.routing_rule, "team_id": ticket.team_id,
+                 **({"parent_ticket_id": parent.id} if parent else {})})
     await session.flush()
     record_audit(session, actor, "ticket.create", "ticket", ticket.id, after=ticket_snapshot(ticket))
     if ticket.handler_id:
@@ -341,6 +347,139 @@ async def link_ticket_sources(session: AsyncSession, user: User, body: TicketCre
 
 def mark_left_message_ticketed(left: Any, ticket: Ticket) -> None:
     left.status, left.ticket_id, left.handled_at = "ticketed", ticket.id, utcnow()
+
+
+# ---------------------------------------------------------------- one ticket per report
+
+# A new report of the key type is covered by an open ticket of any of these types: the crew sent to a leak
+# also finds out why there is no gas.
+COVERED_BY: dict[str, tuple[str, ...]] = {TicketType.no_gas.value: (TicketType.no_gas.value, TicketType.gas_leak.value)}
+# Reports about one home: an open one of the same customer covers a new one from another conversation too.
+HOME_REPORTS = (TicketType.no_gas.value, TicketType.gas_leak.value)
+# Types that name the problem itself; a broad one (repair, consultation…) is the same report only with the
+# same subject.
+SPECIFIC_REPORTS = (TicketType.no_gas.value, TicketType.gas_leak.value, TicketType.complaint.value,
+                    TicketType.praise.value)
+_OPEN = [s.value for s in OPEN_STATUSES]
+
+
+async def open_conversation_tickets(session: AsyncSession, conversation_id: int) -> list[Ticket]:
+    """Open tickets made from this conversation, newest first."""
+    return list(await session.scalars(select(Ticket).where(Ticket.conversation_id == conversation_id,
+                                                           Ticket.status.in_(_OPEN)).order_by(Ticket.id.desc())))
+
+
+def _subject(title: str | None) -> str:
+    """"暖气不热 - 朝阳区" → "暖气不热": what a ticket is about, without the place."""
+    return (title or "").split(" - ")[0].strip()
+
+
+async def open_report(session: AsyncSession, *, ticket_type: str, conversation_id: int | None,
+                      customer_id: int | None, title: str | None = None) -> Ticket | None:
+    """The open ticket that already covers a new report of ``ticket_type``, if any: one from the same
+    conversation, or (for reports about a home) of the same customer. For the broad types (维修, 咨询…) the
+    ticket must also be about the same thing (``title`` without the place), so a stove repair does not cover
+    a heating report."""
+    types = COVERED_BY.get(ticket_type, (ticket_type,))
+    where = []
+    if conversation_id is not None:
+        where.append(Ticket.conversation_id == conversation_id)
+    if customer_id is not None and ticket_type in HOME_REPORTS:
+        where.append(Ticket.customer_id == customer_id)
+    if not where:
+        return None
+    found = await session.scalars(select(Ticket).where(or_(*where), Ticket.type.in_(types), Ticket.status.in_(_OPEN))
+                                  .order_by(Ticket.id.desc()).limit(20))
+    for ticket in found:
+        if ticket_type in SPECIFIC_REPORTS or (title is not None and _subject(ticket.title) == _subject(title)):
+            return ticket
+    return None
+
+
+async def _parent_ticket(session: AsyncSession, data: TicketCreate) -> Ticket | None:
+    """The ticket a new one is linked to: the one asked for, else the newest open ticket of its conversation,
+    so that two tickets from one conversation are never unrelated."""
+    if data.parent_ticket_id is not None:
+        parent = await session.get(Ticket, data.parent_ticket_id)
+        if parent is None:
+            raise InvalidInput("关联的工单不存在", code="parent_ticket_not_found")
+        return parent
+    if data.conversation_id is None:
+        return None
+    found = await open_conversation_tickets(session, data.conversation_id)
+    return found[0] if found else None
+
+
+def check_ticket_note(note: str) -> str:
+    """A note as it is stored: stripped, at most 1000 characters, and with phones, ID numbers, 户号 and bank
+    cards redacted (notes quote residents; the ticket's contact fields carry whom to call)."""
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("请填写要补充的内容", code="note_required")
+    if len(note) > 1000:
+        raise InvalidInput("补充内容不能超过 1000 字", code="note_too_long")
+    return redact_pii(note)
+
+
+async def do_add_ticket_note(session: AsyncSession, actor: Actor, ticket: Ticket, note: str) -> Ticket:
+    """Add later information to a ticket (history, audit row, webhook) without changing its state. The note
+    is stored redacted (``check_ticket_note``)."""
+    note = check_ticket_note(note)
+    await load_history(session, ticket)
+    ticket.updated_at = utcnow()
+    _event(ticket, actor, "note", ticket.status, note=note)
+    record_audit(session, actor, "ticket.note", "ticket", ticket.id, after={"number": ticket.number,
+                                                                           "note_chars": len(note)})
+    await _publish(session, "ticket.updated", ticket)
+    return ticket
+
+
+async def do_update_ticket_contact(session: AsyncSession, actor: Actor, ticket: Ticket, *,
+                                   address_text: str | None = None, district: str | None = None,
+                                   contact_phone: str | None = None) -> Ticket:
+    """Where to go and whom to call, given after the ticket was made (e.g. a leak reported before the
+    resident said where): history, audit row, webhook. The fields hold the values (encrypted); the history
+    line says what changed, with identifiers redacted or masked like any stored free text."""
+    await load_history(session, ticket)
+    before = {"district": ticket.district, "address_text": bool(ticket.address_text),
+              "contact_phone": bool(ticket.contact_phone)}
+    changed = []
+    if address_text and address_text.strip():
+        ticket.address_text = address_text.strip()[:200]
+        changed.append(redact_pii(f"地址：{ticket.address_text}"))
+        if district:
+            ticket.district = district[:40]
+    if contact_phone:
+        ticket.contact_phone = check_phone(contact_phone)
+        changed.append(f"联系电话：{mask_phone(ticket.contact_phone)}")
+    if not changed:
+        return ticket
+    ticket.updated_at = utcnow()
+    _event(ticket, actor, "contact", ticket.status, note="；".join(changed))
+    record_audit(session, actor, "ticket.contact", "ticket", ticket.id, before=before,
+                 after={"district": ticket.district, "address_text": bool(ticket.address_text),
+                        "contact_phone": bool(ticket.contact_phone)})
+    await _publish(session, "ticket.updated", ticket)
+    return ticket
+
+
+@dataclass(frozen=True)
+class FiledReport:
+    ticket: Ticket
+    created: bool  # False: an open ticket already covered the report and the report became a note on it
+
+
+async def do_file_report(session: AsyncSession, actor: Actor, data: TicketCreate, *,
+                         note_prefix: str = "居民补充：") -> FiledReport:
+    """One ticket per report: a new ticket, unless an open one already covers the report (same conversation,
+    or the same home), which then gets the report as a note."""
+    existing = await open_report(session, ticket_type=data.type, conversation_id=data.conversation_id,
+                                 customer_id=data.customer_id, title=data.title)
+    if existing is None:
+        return FiledReport(await do_create_ticket(session, actor, data), True)
+    said = (data.description or data.title or "").strip()[:900] or "再次反映同一问题"
+    await do_add_ticket_note(session, actor, existing, note_prefix + said)
+    return FiledReport(existing, False)
 
 
 # ---------------------------------------------------------------- list pages: filtered search, saved views, photos

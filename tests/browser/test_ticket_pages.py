@@ -333,3 +333,35 @@ async def test_new_ticket_prefills_from_left_message_and_conversation(live_serve
     await page.click("button:has-text('提交工单')")
     await page.wait_for_selector("#form-error")
     assert "该留言已生成工单" in await page.inner_text("#form-error")  # the 409, in Chinese
+
+
+async def test_new_ticket_from_a_conversation_with_a_ticket_offers_to_add_to_it(live_server, browser, factory,
+                                                                                 session) -> None:
+    """The bot's leak ticket and the agent's 生成工单 on the same conversation: the form offers the open ticket
+    first (补充到此工单), and a ticket made anyway is linked to it."""
+    from gasdesk.conversations.models import SenderType
+    from gasdesk.conversations.service import do_post_message
+    from tests.factories import bot_conversation
+
+    supervisor = await staff_user(session, "supervisor", display_name="班长老周")
+    conversation = await bot_conversation(session)
+    for text in ("你好", "厨房里好大一股煤气味", "和平区幸福里小区3号楼2单元501"):
+        await do_post_message(session, conversation, SenderType.resident, text=text)
+    leak = await _ticket(session, type="gas_leak", priority="urgent", conversation_id=conversation.id)
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await _login(page, live_server, supervisor.username)
+    await page.goto(f"{live_server}/tickets/new?conversation_id={conversation.id}")
+    offer = page.locator(f"#existing-tickets form[data-ticket='{leak.number}']")
+    await offer.wait_for()
+    assert "煤气味" in await offer.locator("textarea[name=note]").input_value()
+    assert "你好" not in await page.input_value("textarea[name=description]")
+    await screenshot(page, "ticket-new-existing-ticket")
+    await offer.locator("button:has-text('补充到此工单')").click()
+    await page.wait_for_selector("text=已补充到工单")
+    assert "煤气味" in await page.inner_text("#timeline")
+
+    await page.goto(f"{live_server}/tickets/new?conversation_id={conversation.id}")
+    await page.click(f"button:has-text('仍要新建工单（关联 {leak.number}）')")
+    await page.wait_for_selector("text=工单已创建")
+    assert leak.number in await page.inner_text("dl.fields")

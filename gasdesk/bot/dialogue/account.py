@@ -13,6 +13,9 @@ from gasdesk.errors import GasdeskError
 class BalanceFlow(Flow):
     name = "balance"
     intent = "balance_query"
+    title = "查询余额"
+    related = frozenset({"payment_howto"})
+    answer_slots = ("account_no",)
 
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         customer = await ensure_identity(ctx, self, turn, "查询余额")
@@ -42,6 +45,7 @@ class BalanceFlow(Flow):
 class AccountNumberFlow(Flow):
     name = "account_number"
     intent = "account_number_query"
+    title = "查询户号"
 
     async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
         customer = await verified_customer(ctx)

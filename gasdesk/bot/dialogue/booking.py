@@ -6,8 +6,7 @@ from datetime import date
 
 from gasdesk.appointments import service as appointments
 from gasdesk.appointments.models import AppointmentSlot
-from gasdesk.audit.service import Actor
-from gasdesk.bot.base import BotContext, BotReply
+from gasdesk.bot.base import BOT_ACTOR, BotContext, BotReply
 from gasdesk.bot.dialogue.flow import NO_RE, YES_RE, Flow, Turn, option, reply
 from gasdesk.bot.dialogue.identity import ensure_identity
 from gasdesk.bot.nlu import Understanding
@@ -20,7 +19,6 @@ from gasdesk.errors import GasdeskError
 
 SERVICES = ["开栓", "维修", "改线", "安检", "阀管改造", "旧改施工", "报警器安装"]
 PARTS = {"上午": (0, 12), "中午": (11, 14), "下午": (12, 18), "晚上": (17, 24)}
-BOT = Actor.system("智能客服", "bot")
 
 
 def guidance_text(g: dict) -> str:
@@ -54,6 +52,9 @@ def _matches(slot: AppointmentSlot, day: str | None, part: str | None) -> bool:
 class BookingFlow(Flow):
     name = "booking"
     intent = "appointment_book"
+    title = "预约上门服务"
+    related = frozenset({"appointment_cancel", "appointment_progress"})
+    answer_slots = ("service_type", "date", "time", "address", "account_no", "phone")
 
     def _use_address(self, customer: Customer, text: str) -> None:
         """A stored address when it is one of the customer's, else a new one."""
@@ -170,7 +171,7 @@ class BookingFlow(Flow):
                                  quick=[option("确认预约", "yes"), option("修改时间", "change_time")])
         try:
             booking = await appointments.book_appointment(
-                ctx.session, BOT, customer_id=customer.id, service_code=service, slot_id=slot.id,
+                ctx.session, BOT_ACTOR, customer_id=customer.id, service_code=service, slot_id=slot.id,
                 address_id=self.slots.get("address_id"),
                 new_address=AddressIn(**self.slots["new_address"]) if "new_address" in self.slots else None,
                 channel=ctx.conversation.channel, conversation_id=ctx.conversation.id)

@@ -64,6 +64,11 @@ def branch_text(branch: ServiceBranch) -> str:
 class BranchFlow(Flow):
     name = "branch"
     intent = "branch_info"
+    title = "查询营业厅"
+    answer_slots = ("address",)
+
+    def expects(self, turn: Turn) -> bool:
+        return super().expects(turn) or district_in(turn.text) is not None
 
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         branches = await list_branches(ctx.session)

@@ -1,5 +1,5 @@
-"""Small helpers shared by the extra flows: the bot actor, the area a resident talks about, contact details
-and creating a ticket from a conversation."""
+"""Small helpers shared by the extra flows: the area a resident talks about, contact details, and how a
+ticket stands."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from gasdesk.audit.service import Actor
 from gasdesk.bot.base import BotContext
 from gasdesk.bot.nlu.slots import extract_phone
 from gasdesk.clock import format_local, to_local, utcnow
@@ -15,8 +14,8 @@ from gasdesk.customers import validation
 from gasdesk.customers.addresses import normalize_district, parse_free_address
 from gasdesk.customers.models import Address, Customer
 from gasdesk.customers.service import address_parts
+from gasdesk.tickets.models import STATUS_LABELS, Ticket, TicketStatus
 
-BOT = Actor.system("智能客服", "bot")
 DISTRICT_RE = re.compile(r"([\u4e00-\u9fa5]{1,6}?(?:新区|区|县))")
 # Words that make a district-looking match meaningless ("小区", "社区", "城区" …).
 NOT_A_DISTRICT = ("小区", "社区", "城区", "园区", "片区", "校区", "街区", "辖区", "地区", "市区", "郊区", "这个区", "哪个区")
@@ -105,6 +104,14 @@ def promise(deadline: datetime | None) -> str:
     span = f"{minutes // 60} 小时" if minutes >= 60 and minutes % 60 == 0 else (
         f"{minutes} 分钟" if minutes < 60 else f"{minutes / 60:.1f} 小时")
     return f"我们会在 {span}内（{format_local(deadline, '%m-%d %H:%M')} 前）与您联系"
+
+
+def ticket_status_text(ticket: Ticket) -> str:
+    """"已派单" / "新建，…前与您联系": where a ticket stands, for the resident."""
+    status = STATUS_LABELS[TicketStatus(ticket.status)]
+    if ticket.status == TicketStatus.new.value and ticket.respond_by is not None:
+        return f"{status}，{promise(ticket.respond_by)}"
+    return status
 
 
 async def contact_customer(ctx: BotContext) -> Customer | None:

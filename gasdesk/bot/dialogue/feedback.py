@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from gasdesk.bot.base import BotContext, BotMessage, BotReply
+from gasdesk.bot.base import BOT_ACTOR, BotContext, BotMessage, BotReply
 from gasdesk.bot.dialogue.common import (
     BAD_PHONE,
-    BOT,
     contact_customer,
     customer_area,
     customer_phone,
@@ -18,13 +17,14 @@ from gasdesk.bot.dialogue.common import (
     mask_phone,
     phone_in,
     promise,
+    ticket_status_text,
 )
 from gasdesk.bot.dialogue.flow import YES_RE, Flow, Turn, option, reply
 from gasdesk.customers.models import Customer
 from gasdesk.errors import GasdeskError
 from gasdesk.tickets.routing import route_ticket
 from gasdesk.tickets.schemas import TicketCreate
-from gasdesk.tickets.service import do_create_ticket
+from gasdesk.tickets.service import FiledReport, do_file_report
 
 # Words that say "I want to complain/praise" without saying what happened.
 FILLER_RE = re.compile(r"我|要|想|去|对|给|把|你们|您们|一下|一个|的|了|啊|呀|吧|呢|投诉|表扬|反映|反馈|意见|建议|感谢|谢谢"
@@ -38,6 +38,9 @@ def is_vague(text: str) -> bool:
 
 
 class FeedbackFlow(Flow):
+    # What happened, anything added, and remarks at the confirmation are the resident's own words.
+    free_text = frozenset({"details", "more", "confirm"})
+    answer_slots = ("phone",)
     ticket_type: ClassVar[str] = ""
     label: ClassVar[str] = ""
     ask_details: ClassVar[str] = ""
@@ -103,9 +106,10 @@ class FeedbackFlow(Flow):
     async def submit(self, ctx: BotContext, customer: Customer | None) -> BotReply:
         raise NotImplementedError
 
-    async def _ticket(self, ctx: BotContext, customer: Customer | None, title: str, district: str | None):  # noqa: ANN202
+    async def _ticket(self, ctx: BotContext, customer: Customer | None, title: str,
+                      district: str | None) -> FiledReport | None:
         try:
-            return await do_create_ticket(ctx.session, BOT, TicketCreate(
+            return await do_file_report(ctx.session, BOT_ACTOR, TicketCreate(
                 type=self.ticket_type, title=title[:120], description=self.slots["details"],
                 customer_id=customer.id if customer else None, contact_phone=self.slots.get("phone") or None,
                 district=district, channel=ctx.conversation.channel, conversation_id=ctx.conversation.id))
@@ -123,6 +127,7 @@ class FeedbackFlow(Flow):
 class ComplaintFlow(FeedbackFlow):
     name = "complaint"
     intent = "complaint"
+    title = "投诉"
     ticket_type = "complaint"
     label = "投诉"
     ask_details = "很抱歉给您带来不好的体验。请具体说说发生了什么：时间、地点、涉及的人员或工单号，以及您的诉求。"
@@ -134,13 +139,18 @@ class ComplaintFlow(FeedbackFlow):
         summary = self.slots["details"][:200]
         if decision.complaint_mode == "live_agent":
             self.finish(ctx)
-            return BotReply([BotMessage(f"已记录您反映的情况：{summary}\n正在为您转接投诉处理专员，请稍候。")],
+            # The hand-off itself tells the resident where they stand (queued, or no one free: leave a message).
+            return BotReply([BotMessage(f"已记录您反映的情况：{summary}\n现在为您转接投诉处理专员。")],
                             handoff_requested=True, skill_hint="complaint", intent=self.intent, confidence=1.0,
                             slots={"summary": summary, "phone": self.slots.get("phone", "")})
-        ticket = await self._ticket(ctx, customer, "居民投诉：" + summary.replace("\n", " "), district)
-        if ticket is None:
+        filed = await self._ticket(ctx, customer, "居民投诉：" + summary.replace("\n", " "), district)
+        if filed is None:
             return reply(BAD_PHONE, understood=False)
         self.finish(ctx)
+        ticket = filed.ticket
+        if not filed.created:
+            return reply(f"您在本次对话中的投诉已受理（工单号 {ticket.number}，{ticket_status_text(ticket)}），"
+                         "这次反映的内容已补充到该工单，处理人员会一并处理。", intent=self.intent)
         return reply(f"您的投诉已受理，工单号 {ticket.number}。{promise(ticket.respond_by)}，处理结果会及时告知您。"
                      "感谢您的监督！", intent=self.intent)
 
@@ -148,6 +158,7 @@ class ComplaintFlow(FeedbackFlow):
 class PraiseFlow(FeedbackFlow):
     name = "praise"
     intent = "praise"
+    title = "表扬"
     ticket_type = "praise"
     label = "表扬"
     ask_details = "感谢您的认可！请问您想表扬哪位师傅或客服，因为什么事？（可以说上门时间、工单号或姓名）"
@@ -155,10 +166,10 @@ class PraiseFlow(FeedbackFlow):
 
     async def submit(self, ctx: BotContext, customer: Customer | None) -> BotReply:
         summary = self.slots["details"][:200].replace("\n", " ")
-        ticket = await self._ticket(ctx, customer, "居民表扬：" + summary, self._district(customer))
-        if ticket is None:
+        filed = await self._ticket(ctx, customer, "居民表扬：" + summary, self._district(customer))
+        if filed is None:
             return reply("这个电话号码格式不对，请重新输入，或点击“不留电话”。", quick=[option("不留电话", "skip")],
                          understood=False)
         self.finish(ctx)
-        return reply(f"非常感谢您的表扬！已记录（编号 {ticket.number}），我们会转达给相关同事，并作为服务考核的依据。",
+        return reply(f"非常感谢您的表扬！已记录（编号 {filed.ticket.number}），我们会转达给相关同事，并作为服务考核的依据。",
                      intent=self.intent)

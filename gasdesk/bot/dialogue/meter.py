@@ -103,6 +103,8 @@ def guide_text(meter_type: str, topic: str) -> str:
 class MeterGuidanceFlow(Flow):
     name = "meter_guidance"
     intent = "meter_guidance"
+    title = "燃气表使用指导"
+    answer_slots = ("meter_type", "meter_topic")
 
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         if self.asking == "meter_type" and turn.choice in TYPES:

@@ -28,6 +28,9 @@ def progress_line(item: dict[str, Any]) -> str:
 class ProgressFlow(Flow):
     name = "progress"
     intent = "appointment_progress"
+    title = "查询工单进度"
+    related = frozenset({"appointment_cancel", "appointment_book"})
+    answer_slots = ("account_no",)
 
     async def step(self, ctx: BotContext, turn: Turn) -> BotReply:
         customer = await ensure_identity(ctx, self, turn, "查询工单进度")

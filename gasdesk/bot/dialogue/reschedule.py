@@ -9,9 +9,8 @@ from sqlalchemy import select
 
 from gasdesk.appointments import service as appointments
 from gasdesk.appointments.models import Appointment, AppointmentSlot
-from gasdesk.bot.base import BotContext, BotMessage, BotReply
+from gasdesk.bot.base import BOT_ACTOR, BotContext, BotMessage, BotReply
 from gasdesk.bot.dialogue.booking import _matches
-from gasdesk.bot.dialogue.common import BOT
 from gasdesk.bot.dialogue.flow import NO_RE, YES_RE, Flow, Turn, option, reply
 from gasdesk.bot.dialogue.identity import ensure_identity
 from gasdesk.bot.nlu import Understanding
@@ -50,6 +49,12 @@ async def open_appointments(ctx: BotContext, customer_id: int) -> list[tuple[App
 class ChangeAppointmentFlow(Flow):
     name = "change_appointment"
     intent = "appointment_cancel"
+    title = "改约/取消预约"
+    related = frozenset({"appointment_book", "appointment_progress"})
+    answer_slots = ("date", "time", "account_no")
+
+    def expects(self, turn: Turn) -> bool:
+        return super().expects(turn) or bool(RESCHEDULE_RE.search(turn.text) or CANCEL_APPT_RE.search(turn.text))
 
     def _take_action(self, turn: Turn) -> bool:
         text = turn.text.strip()
@@ -163,9 +168,9 @@ class ChangeAppointmentFlow(Flow):
                                  quick=[option("确认", "yes"), option("保留原预约", "keep")])
         try:
             if new_slot is not None:
-                await appointments.do_reschedule(ctx.session, BOT, appointment, new_slot.id)
+                await appointments.do_reschedule(ctx.session, BOT_ACTOR, appointment, new_slot.id)
             else:
-                await appointments.do_cancel_appointment(ctx.session, BOT, appointment, reason="居民在线取消")
+                await appointments.do_cancel_appointment(ctx.session, BOT_ACTOR, appointment, reason="居民在线取消")
         except GasdeskError as exc:
             if exc.code in ("too_late_to_change", "appointment_closed"):
                 self.finish(ctx)

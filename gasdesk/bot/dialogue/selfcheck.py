@@ -6,19 +6,20 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from gasdesk.bot.base import BotContext, BotReply
+from gasdesk.bot.base import BOT_ACTOR, BotContext, BotReply
 from gasdesk.bot.dialogue.common import (
     BAD_PHONE,
-    BOT,
     RECOVERED_RE,
     Area,
     area_in,
     contact_customer,
     customer_area,
     customer_phone,
+    district_in,
     mask_phone,
     phone_in,
     promise,
+    ticket_status_text,
 )
 from gasdesk.bot.dialogue.flow import YES_RE, Flow, Turn, option, reply
 from gasdesk.customers.addresses import parse_free_address
@@ -27,7 +28,7 @@ from gasdesk.customers.models import Customer
 from gasdesk.errors import GasdeskError
 from gasdesk.outages.service import describe, outages_affecting
 from gasdesk.tickets.schemas import TicketCreate
-from gasdesk.tickets.service import do_create_ticket
+from gasdesk.tickets.service import do_add_ticket_note, do_file_report, open_report
 
 STILL_RE = re.compile(r"还是|仍然|依然|都(检查|试)过|检查了|没用|不管用|不行|没解决|报修|派人|上门")
 TEMPERATURE_RE = re.compile(r"(\d{1,2}(?:\.\d)?)\s*(?:度|℃|°)")
@@ -66,13 +67,35 @@ def numbered(lines: list[str]) -> str:
 class SelfCheckFlow(Flow):
     """Shared shape: area → outage check → self-check → contact → ticket."""
 
+    answer_slots = ("address", "phone")
+
+    def expects(self, turn: Turn) -> bool:
+        text = turn.text
+        if self.asking == "check" and (STILL_RE.search(text) or RECOVERED_RE.search(text)):
+            return True
+        if self.asking == "area" and district_in(text) is not None:
+            return True
+        return super().expects(turn) or (self.asking == "phone" and phone_in(text, turn.understanding.slots) is not None)
+
     kind: ClassVar[str] = "gas"
+    ticket_type: ClassVar[str] = "repair"
     problem: ClassVar[str] = ""
     still_label: ClassVar[str] = ""
     fixed_label: ClassVar[str] = "恢复了"
 
     async def start(self, ctx: BotContext, turn: Turn) -> BotReply:
         self.slots["said"] = turn.text[:300]
+        customer = await contact_customer(ctx)
+        existing = await open_report(ctx.session, ticket_type=self.ticket_type, conversation_id=ctx.conversation.id,
+                                     customer_id=customer.id if customer else None,
+                                     title=self.ticket_fields(Area())["title"])
+        if existing is not None:  # reported already: no second self-check, no second ticket
+            await do_add_ticket_note(ctx.session, BOT_ACTOR, existing, f"居民再次反映：{turn.text.strip()[:300]}")
+            self.finish(ctx)
+            return reply(f"您反映的问题已经登记，工单号 {existing.number}，目前状态：{ticket_status_text(existing)}。"
+                         "我已把您刚才说的情况补充到这张工单，处理人员会看到，不需要重复报修。",
+                         quick=[{"label": "查询进度", "text": "查询工单进度"}, {"label": "转人工", "action": "handoff"}],
+                         intent=self.intent)
         return await self.step(ctx, turn)
 
     # -- hooks
@@ -156,7 +179,12 @@ class SelfCheckFlow(Flow):
                     self.slots["checked"] = "1"
                     self.asking = None
                 else:
-                    return self.reprompt("检查完成后请点击下方按钮告诉我结果。", quick=self._check_quick())
+                    # What the resident found ("卡里还有钱", "热水器也打不着") goes to the crew with the ticket.
+                    if turn.choice is None and text:
+                        self.slots["findings"] = "；".join(filter(None, [self.slots.get("findings"), text]))[:300]
+                    return self.reprompt("好的，已记下您说的情况。检查完成后请点击下方按钮告诉我结果。"
+                                         if turn.choice is None and text else "检查完成后请点击下方按钮告诉我结果。",
+                                         quick=self._check_quick())
             else:
                 self.asking = "check"
                 return reply("请先按以下步骤自查：\n" + await self.check_text(ctx, customer),
@@ -183,6 +211,10 @@ class SelfCheckFlow(Flow):
                 return reply("请输入详细地址（区 + 小区 + 楼号 + 单元 + 门牌），例如：和平区幸福里小区3号楼2单元501。")
         return await self._create_ticket(ctx, customer)
 
+    def _said(self) -> str:
+        findings = f"\n居民自查情况：{self.slots['findings']}" if self.slots.get("findings") else ""
+        return f"{findings}\n居民原话：{self.slots.get('said', '')}"
+
     def _check_quick(self) -> list[dict[str, str]]:
         return [option(self.still_label, "still"), option(self.fixed_label, "fixed")]
 
@@ -190,8 +222,8 @@ class SelfCheckFlow(Flow):
         area = Area(self.slots.get("district") or None, self.slots.get("community"), self.slots.get("address"))
         fields = self.ticket_fields(area)
         try:
-            ticket = await do_create_ticket(ctx.session, BOT, TicketCreate(
-                type=fields["type"] or "repair", title=fields["title"], description=fields["description"] or "",
+            filed = await do_file_report(ctx.session, BOT_ACTOR, TicketCreate(
+                type=self.ticket_type, title=fields["title"], description=fields["description"] or "",
                 customer_id=customer.id if customer else None, contact_phone=self.slots["phone"],
                 address_text=(self.slots.get("address") or None), district=area.district,
                 channel=ctx.conversation.channel, conversation_id=ctx.conversation.id))
@@ -202,6 +234,10 @@ class SelfCheckFlow(Flow):
                 return reply(BAD_PHONE, understood=False)
             raise
         self.finish(ctx)
+        ticket = filed.ticket
+        if not filed.created:
+            return reply(f"您反映的问题已经登记，工单号 {ticket.number}，目前状态：{ticket_status_text(ticket)}。"
+                         "我已把这次自查的结果补充到这张工单，不需要重复报修。", intent=self.intent)
         return reply(f"已为您登记{fields['label']}工单，工单号 {ticket.number}。{promise(ticket.respond_by)}"
                      f"（联系电话 {mask_phone(ticket.contact_phone)}）。",
                      "等待期间如闻到燃气味，请立即开窗、关闭表前阀，到室外拨打 96777。" if self.kind == "gas" else
@@ -211,6 +247,10 @@ class SelfCheckFlow(Flow):
 class NoGasFlow(SelfCheckFlow):
     name = "no_gas"
     intent = "no_gas"
+    ticket_type = "no_gas"
+    title = "无气报修"
+    # What a self-check turns up is said in these words ("卡里还有钱", "表前阀是开着的").
+    related = frozenset({"meter_guidance", "balance_query", "outage_query", "payment_howto"})
     kind = "gas"
     problem = "家里没气了"
     still_label = "已检查，还是没气"
@@ -233,15 +273,17 @@ class NoGasFlow(SelfCheckFlow):
         return "\n".join([lines, *notes, LEAK_NOTE])
 
     def ticket_fields(self, area: Area) -> dict[str, str | None]:
-        return {"type": "no_gas", "label": "无气报修",
+        return {"label": "无气报修",
                 "title": "居民报无气" + (f" - {area.district}" if area.district else ""),
                 "description": "居民在线报修：家里没气，已按指引自查（表前阀、余量/电池、自闭阀、其他器具）仍无气。"
-                               f"\n居民原话：{self.slots.get('said', '')}"}
+                               + self._said()}
 
 
 class HeatingFlow(SelfCheckFlow):
     name = "heating_not_warm"
     intent = "heating_not_warm"
+    title = "暖气不热报修"
+    related = frozenset({"outage_query"})
     kind = "heating"
     problem = "暖气不热"
     still_label = "已检查，还是不热"
@@ -252,7 +294,7 @@ class HeatingFlow(SelfCheckFlow):
 
     def ticket_fields(self, area: Area) -> dict[str, str | None]:
         temp = f"\n室内温度：{self.slots['indoor_temp']}℃" if self.slots.get("indoor_temp") else ""
-        return {"type": "repair", "label": "暖气不热报修",
+        return {"label": "暖气不热报修",
                 "title": "暖气不热" + (f" - {area.district}" if area.district else ""),
                 "description": "居民在线报修：暖气不热，已按指引自查（放气、阀门全开、过滤器、对比邻居、室内温度）仍不热。"
-                               f"{temp}\n居民原话：{self.slots.get('said', '')}"}
+                               f"{temp}" + self._said()}

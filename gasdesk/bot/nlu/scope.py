@@ -19,6 +19,11 @@ def _pattern(name: str) -> re.Pattern[str]:
     return re.compile("|".join(map(re.escape, load_words(name))))
 
 
+def mentions_domain(text: str) -> bool:
+    """True when ``text`` names something of the gas/heating domain (营业厅, 暖气, 燃气表, 户号…)."""
+    return bool(_pattern("domain_terms.txt").search(normalize(text)))
+
+
 def is_off_domain(text: str) -> bool:
     """True when ``text`` names an off-domain subject and nothing from the gas/heating domain."""
     clean = normalize(text)

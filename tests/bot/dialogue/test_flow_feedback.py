@@ -6,9 +6,11 @@ from __future__ import annotations
 from dialogue_kit import tickets
 from sqlalchemy import update
 
+from gasdesk.config import reset_settings_cache
+from gasdesk.conversations import pipeline
 from gasdesk.db import commit
 from gasdesk.tickets.models import RoutingRule
-from tests.factories import desk_agent
+from tests.factories import bot_conversation, desk_agent, reload_conversation
 
 
 async def test_complaint_vague_then_details_contact_confirm_ticket(session, factory, new_chat) -> None:
@@ -51,7 +53,7 @@ async def test_complaint_live_agent_mode_hands_off_with_summary(session, factory
     chat = await new_chat(customer.id)
     await chat.say("你们师傅上门迟到了两个小时还不道歉")
     text = await chat.press("确认提交")
-    assert "正在为您转接投诉处理专员" in text and "迟到了两个小时" in text
+    assert "为您转接投诉处理专员" in text and "迟到了两个小时" in text and "您前面还有" in text
     stored = await chat.stored()
     assert stored.state == "queued" and stored.skill_group_id == 4
     assert await tickets("complaint") == []
@@ -71,12 +73,33 @@ async def test_praise_with_optional_phone(session, factory, new_chat) -> None:
     assert ticket.contact_phone is None
 
 
-async def test_the_word_complaint_hands_off_at_once_by_the_keyword_rule(session, factory, new_chat) -> None:
-    """With the default hand-off rules, "投诉" in a message queues the chat for the complaint group right away
-    (before the bot's intake finishes): the bot's question is still posted for the agent to see."""
+async def test_a_complaint_has_one_outcome_the_bots_intake(session, factory, new_chat) -> None:
+    """"投诉" also matches the default keyword hand-off rule; the bot's intake takes the turn, so the resident
+    does not get the intake's question and a hand-off (or a "no agent, leave a message" card) together."""
     await desk_agent(factory, groups=(4,), presence="busy")
     chat = await new_chat()
     text = await chat.say("我要投诉")
-    assert "请具体说说发生了什么" in text
+    assert "请具体说说发生了什么" in text and "人工客服" not in text
+    assert [m.sender_type for m in chat.last] == ["bot"] and all(not (m.payload or {}).get("card") for m in chat.last)
     stored = await chat.stored()
+    assert (stored.state, stored.handoff_reason) == ("bot", None)
+    await chat.say("你们的维修师傅态度太差了，约好的时间没来，打电话也不接，我要投诉他")
+    text = await chat.say("13800001111")
+    assert "请确认投诉内容" in text and (await chat.stored()).state == "bot"
+    text = await chat.press("确认提交")
+    [ticket] = await tickets("complaint")
+    assert ticket.number in text and (await chat.stored()).state == "bot"
+    assert [t["outcome"] for t in await chat.turns()] == ["flow_step", "flow_step", "flow_step", "flow_done"]
+
+
+async def test_the_complaint_keyword_still_hands_off_a_turn_the_bot_only_answered(session, factory,
+                                                                                 monkeypatch) -> None:
+    """Keyword rules still apply to turns no flow took (here: the rule-based bot, which has no intake)."""
+    monkeypatch.setenv("GASDESK_BOT_ENGINE", "rules")
+    reset_settings_cache()
+    await desk_agent(factory, groups=(4,), presence="busy")
+    conversation = await bot_conversation(session)
+    await pipeline.receive_resident_message(session, conversation, text="我要投诉你们的服务态度")
+    await commit(session)
+    stored = await reload_conversation(conversation.id)
     assert (stored.state, stored.skill_group_id, stored.handoff_reason) == ("queued", 4, "keyword")
