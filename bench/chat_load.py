@@ -593,12 +593,16 @@ class Resident:
 class SlowReaderAttack:
     """Finding 1 of issue 8, as an attacker runs it: one visitor opens ``sockets`` extra sockets on its own
     conversation that never read (tiny receive buffers), then floods the conversation with the longest
-    messages as fast as the server acknowledges them; one agent's console has a second socket that never
-    reads either. gasdesk must drop the stuck sockets without slowing anyone else down."""
+    messages at ``rate`` per second (each after the last one's acknowledgement); one agent's console has a
+    second socket that never reads either. gasdesk must drop the stuck sockets without slowing anyone else
+    down. The rate is well above the per-visitor limit (5/s), which a run may lift to strain the slow-reader
+    defence alone; it stays bounded so the run measures slow readers, not a CPU flood (that is what the
+    per-visitor and per-IP limits are for)."""
 
-    def __init__(self, client: Client, sockets: int) -> None:
+    def __init__(self, client: Client, sockets: int, rate: float = 50.0) -> None:
         self.client = client
         self.sockets = sockets
+        self.rate = rate
         self.stuck: list[Any] = []
         self.sender: Any = None
         self.sent = 0
@@ -636,8 +640,11 @@ class SlowReaderAttack:
 
     async def _flood(self) -> None:
         ids = count()
+        next_at = time.perf_counter()
         try:
             while True:
+                next_at += 1 / self.rate
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
                 await self.sender.send(json.dumps({"type": "message", "client_msg_id": f"x{next(ids)}",
                                                    "text": ATTACK_TEXT}, ensure_ascii=False))
                 self.sent += 1
@@ -817,7 +824,7 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
             if args.attack_slow_readers and gasdesk:
                 import httpx
 
-                attack = SlowReaderAttack(client, args.attack_slow_readers)
+                attack = SlowReaderAttack(client, args.attack_slow_readers, args.attack_rate)
                 async with httpx.AsyncClient(base_url=client.base_http, timeout=30) as http:
                     await attack.start(http)
                 log(f"[{name}] attack: {args.attack_slow_readers} non-reading resident sockets + 1 frozen console",
@@ -946,6 +953,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--attack-slow-readers", type=int, default=0, metavar="K",
                    help="during the run, one attacker holds K non-reading sockets on its conversation and floods it;"
                         " one agent console freezes too (issue 8, finding 1)")
+    p.add_argument("--attack-rate", type=float, default=50.0, metavar="R",
+                   help="the slow-reader attack's flood: longest messages per second from the attacking visitor")
     p.add_argument("--target", choices=["both", "gasdesk", "bare"], default="both")
     p.add_argument("--database-url", help="e.g. postgresql+asyncpg://… (must be an empty database)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs PostgreSQL + Redis)")
@@ -967,8 +976,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--_relay-server", type=int, dest="relay_server", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.relay_server is None:
-        if args.residents < 1 or args.agents < 1 or args.rate <= 0 or args.duration <= 0 or args.batch < 1:
-            p.error("residents, agents, batch, rate and duration must be positive")
+        if (args.residents < 1 or args.agents < 1 or args.rate <= 0 or args.duration <= 0 or args.batch < 1
+                or args.attack_rate <= 0):
+            p.error("residents, agents, batch, rate, attack rate and duration must be positive")
         if math.ceil(args.residents / args.agents) + 5 > 50:
             p.error("ceil(residents/agents)+5 exceeds gasdesk's max_concurrent limit of 50: raise --agents")
         if args.saturate_max_rate >= SERVER_RATE_LIMIT and args.target != "bare" and not args.lift_visitor_limit:

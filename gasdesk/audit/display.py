@@ -44,6 +44,8 @@ ACTION_LABELS: dict[str, str] = {
     "notification.read": "通知已读",
     "notification.read_all": "通知全部已读",
     "ticket.create": "新建工单",
+    "ticket.note": "工单补充说明",
+    "ticket.contact": "修改工单联系方式",
     "ticket.sla_at_risk": "工单即将超时",
     "ticket.sla_breached": "工单超时升级",
     **{f"ticket.{action}": f"工单{label}" for action, label in TICKET_ACTION_LABELS.items()},
