@@ -1,8 +1,9 @@
-"""Types for untrusted numbers, dates and times, shared by every route, schema, form and socket frame.
+"""Types and checks for untrusted input, shared by every route, schema, form and socket frame.
 
 Past these ranges a value cannot name a row or a sensible day, and the database driver or date arithmetic
 fails with an OverflowError or asyncpg DataError: a 500. Declaring the range on the field turns that into a
-422 ``invalid_input`` naming the field, and puts the bounds into the OpenAPI document.
+422 ``invalid_input`` naming the field, and puts the bounds into the OpenAPI document. The text checks at the
+end find what no backend can store (used by gasdesk.web.input_guard, the socket frames and gasdesk.db).
 
 Use them as the annotation (``customer_id: Id``, ``offset: Annotated[Count, Query()] = 0``). Do not write
 ``x: Id = Query(...)``: FastAPI then takes the bounds from ``Query`` alone and silently drops these.
