@@ -135,7 +135,7 @@ async def _answers(ws: ChatSocket, frame: str | bytes, n: int) -> list[dict[str,
     answers = []
     while (reply := await ws.recv()).get("client_msg_id") != barrier or reply.get("type") != "error":
         answers.append(reply)
-    assert reply["code"] == "unknown_frame", reply
+    assert reply["code"] in ("unknown_frame", "rate_limited"), reply  # a frame limit may answer it first
     return answers
 
 
