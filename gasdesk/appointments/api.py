@@ -13,14 +13,13 @@ from gasdesk.appointments.models import Appointment, AppointmentSlot, ServiceOff
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import ALL_ROLES, Role
+from gasdesk.auth.roles import ALL_ROLES, OFFICE, Role
 from gasdesk.customers.schemas import AddressIn
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
 from gasdesk.fields import BoundedDate, Id
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
-DESK = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
 
 
 class BookIn(BaseModel):
@@ -64,7 +63,7 @@ async def catalogue(session: DbSession, _: User = allow(*ALL_ROLES)) -> list[dic
 
 @router.get("/appointment-slots")
 async def free_slots(session: DbSession, district: str, service_code: str = Query(..., alias="service"),
-                     days: int = Query(14, ge=1, le=60), _: User = allow(*DESK)) -> list[dict[str, Any]]:
+                     days: int = Query(14, ge=1, le=60), _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     offering = await service.access_offering(session, service_code)
     if not offering.bookable:
         raise InvalidInput(f"“{offering.name}”不支持在线预约", code="guidance_only", details=service.guidance(offering))
@@ -73,7 +72,7 @@ async def free_slots(session: DbSession, district: str, service_code: str = Quer
 
 @router.get("/appointment-calendar")
 async def calendar(session: DbSession, district: str, first_day: BoundedDate, days: int = Query(7, ge=1, le=31),
-                   _: User = allow(*DESK)) -> list[dict[str, Any]]:
+                   _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     """Every slot of a district in a date range with its bookings (the calendar page)."""
     from datetime import datetime, time, timedelta
 
@@ -100,7 +99,7 @@ async def generate_slots(body: SlotsIn, session: DbSession, user: User = allow(R
 
 
 @router.post("/appointments", status_code=201)
-async def book(body: BookIn, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def book(body: BookIn, session: DbSession, user: User = allow(*OFFICE)) -> dict[str, Any]:
     booking = await service.book_appointment(
         session, Actor.of(user, "api"), customer_id=body.customer_id, service_code=body.service, slot_id=body.slot_id,
         address_id=body.address_id, new_address=body.new_address, contact_phone=body.contact_phone, note=body.note,
@@ -111,14 +110,14 @@ async def book(body: BookIn, session: DbSession, user: User = allow(*DESK)) -> d
 
 @router.post("/appointments/{appointment_id}/reschedule")
 async def reschedule(appointment_id: Id, body: RescheduleIn, session: DbSession,
-                     user: User = allow(*DESK)) -> dict[str, Any]:
+                     user: User = allow(*OFFICE)) -> dict[str, Any]:
     appointment = await service.access_appointment(session, appointment_id)
     await service.do_reschedule(session, Actor.of(user, "api"), appointment, body.slot_id)
     return {"appointment_id": appointment.id, "slot_id": appointment.slot_id, "status": appointment.status}
 
 
 @router.post("/appointments/{appointment_id}/cancel")
-async def cancel(appointment_id: Id, body: CancelIn, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def cancel(appointment_id: Id, body: CancelIn, session: DbSession, user: User = allow(*OFFICE)) -> dict[str, Any]:
     appointment = await service.access_appointment(session, appointment_id)
     await service.do_cancel_appointment(session, Actor.of(user, "api"), appointment, body.reason)
     return {"appointment_id": appointment.id, "status": appointment.status}
@@ -130,7 +129,7 @@ class ProgressIn(BaseModel):
 
 
 @router.post("/progress")
-async def progress(body: ProgressIn, session: DbSession, _: User = allow(*DESK)) -> list[dict[str, Any]]:
+async def progress(body: ProgressIn, session: DbSession, _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     """Progress by phone or 户号: status, slot and assigned crew of recent tickets.
     A POST so that the phone number or 户号 stays out of URLs and access logs."""
     if not body.phone and not body.account_no:

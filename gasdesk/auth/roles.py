@@ -21,6 +21,9 @@ ROLE_LABELS: dict[Role, str] = {
     Role.field_crew: "外勤班组",
 }
 
+# Who may open what, named once: routes say ``allow(*OFFICE)`` and so on.
 ALL_ROLES = frozenset(Role)
-STAFF_DESK = frozenset({Role.admin, Role.supervisor, Role.agent})
-MANAGERS = frozenset({Role.admin, Role.supervisor})
+OFFICE = frozenset({Role.admin, Role.supervisor, Role.agent, Role.dispatcher})  # every desk, not field crews
+STAFF_DESK = frozenset({Role.admin, Role.supervisor, Role.agent})  # the chat desk: conversations, customers' data
+DISPATCH = frozenset({Role.admin, Role.supervisor, Role.dispatcher})  # dispatching work orders
+MANAGERS = frozenset({Role.admin, Role.supervisor})  # supervise, configure, edit the knowledge base

@@ -9,7 +9,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gasdesk.auth.access import ws_allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import Role
+from gasdesk.auth.roles import STAFF_DESK
 from gasdesk.conversations import service
 from gasdesk.conversations.models import SenderType
 from gasdesk.db import transaction
@@ -20,7 +20,6 @@ from gasdesk.realtime.hub import Connection, get_hub
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-DESK = (Role.agent, Role.supervisor, Role.admin)
 
 
 async def _user(user_id: int, session: Any) -> User:
@@ -69,7 +68,7 @@ async def handle_staff_frame(conn: Connection, frame: dict[str, Any]) -> dict[st
 
 
 @router.websocket("/ws/agent")
-async def agent_socket(websocket: WebSocket, user: User = ws_allow(*DESK)) -> None:
+async def agent_socket(websocket: WebSocket, user: User = ws_allow(*STAFF_DESK)) -> None:
     await websocket.accept()
     hub = get_hub()
     conn = Connection(websocket, kind="staff", user_id=user.id, role=user.role)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import MANAGERS, Role
+from gasdesk.auth.roles import MANAGERS, STAFF_DESK, Role
 from gasdesk.clock import utcnow
 from gasdesk.conversations import history, service
 from gasdesk.conversations.models import (
@@ -31,7 +31,6 @@ from gasdesk.routing import service as acd
 from gasdesk.routing.models import PRESENCE_LABELS, AgentProfile, Presence, SkillGroup
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
-DESK = (Role.agent, Role.supervisor, Role.admin)
 S = ConversationState
 
 
@@ -49,7 +48,7 @@ async def _row(session: Any, c: Conversation) -> dict[str, Any]:
 
 
 @router.get("/agent/conversations")
-async def my_conversations(session: DbSession, user: User = allow(*DESK)) -> list[dict[str, Any]]:
+async def my_conversations(session: DbSession, user: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Conversations assigned to me (open): emergencies first, then in the order they came to me."""
     rows = await session.scalars(select(Conversation).where(Conversation.agent_id == user.id,
                                                             Conversation.state == S.assigned.value)
@@ -58,7 +57,7 @@ async def my_conversations(session: DbSession, user: User = allow(*DESK)) -> lis
 
 
 @router.get("/agent/queue")
-async def waiting_queue(session: DbSession, user: User = allow(*DESK)) -> list[dict[str, Any]]:
+async def waiting_queue(session: DbSession, user: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Waiting conversations in my skill groups (all groups for supervisors), in service order."""
     if Role(user.role) in MANAGERS:
         group_ids = list(await session.scalars(select(SkillGroup.id)))
@@ -85,7 +84,7 @@ async def waiting_queue(session: DbSession, user: User = allow(*DESK)) -> list[d
 
 @router.get("/conversations/{conversation_id}")
 async def get_conversation(conversation_id: Id, session: DbSession, after_seq: Annotated[Count, Query()] = 0,
-                           user: User = allow(*DESK)) -> dict[str, Any]:
+                           user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     """Header and transcript (the whole bot part included) of a conversation I may read."""
     c = await service.access_conversation_for_user(session, user, conversation_id)
     messages = await service.messages_after(session, c.id, after_seq, limit=2000)
@@ -94,7 +93,7 @@ async def get_conversation(conversation_id: Id, session: DbSession, after_seq: A
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
 async def post_agent_message(conversation_id: Id, body: AgentMessageIn, session: DbSession,
-                             user: User = allow(*DESK)) -> dict[str, Any]:
+                             user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     posted = await service.do_post_message(session, c, SenderType.agent, text=body.text,
                                            client_msg_id=body.client_msg_id, user=user)
@@ -102,7 +101,7 @@ async def post_agent_message(conversation_id: Id, body: AgentMessageIn, session:
 
 
 @router.post("/conversations/{conversation_id}/accept")
-async def accept(conversation_id: Id, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def accept(conversation_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     """Take a conversation offered to me or waiting in one of my queues."""
     c = await session.get(Conversation, conversation_id)
     if c is None:
@@ -115,7 +114,7 @@ async def accept(conversation_id: Id, session: DbSession, user: User = allow(*DE
 
 @router.post("/conversations/{conversation_id}/transfer")
 async def transfer(conversation_id: Id, body: TransferIn, session: DbSession,
-                   user: User = allow(*DESK)) -> dict[str, Any]:
+                   user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     await service.do_transfer(session, user, c, to_agent_id=body.to_agent_id, to_group_id=body.to_group_id,
                               note=body.note)
@@ -123,7 +122,7 @@ async def transfer(conversation_id: Id, body: TransferIn, session: DbSession,
 
 
 @router.post("/conversations/{conversation_id}/close")
-async def close(conversation_id: Id, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def close(conversation_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     await service.do_close(session, c, by="agent", user=user)
     return await service.conversation_wire(session, c)
@@ -131,7 +130,7 @@ async def close(conversation_id: Id, session: DbSession, user: User = allow(*DES
 
 @router.put("/conversations/{conversation_id}/customer")
 async def link_customer(conversation_id: Id, body: LinkCustomerIn, session: DbSession,
-                        user: User = allow(*DESK)) -> dict[str, Any]:
+                        user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     await service.do_link_customer(session, user, c, body.customer_id)
     return await service.conversation_wire(session, c)
@@ -146,20 +145,20 @@ async def customer_history(customer_id: Id, session: DbSession,
 
 
 @router.get("/agent/presence")
-async def get_presence(session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def get_presence(session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     profile = await acd.agent_profile(session, user.id)
     return {"presence": profile.presence, "label": PRESENCE_LABELS[Presence(profile.presence)],
             "max_concurrent": profile.max_concurrent, "active": await acd.active_count(session, user.id)}
 
 
 @router.put("/agent/presence")
-async def set_presence(body: PresenceIn, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def set_presence(body: PresenceIn, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     profile = await acd.do_set_presence(session, user, body.presence)
     return {"presence": profile.presence, "label": PRESENCE_LABELS[Presence(profile.presence)]}
 
 
 @router.get("/agent/colleagues")
-async def colleagues(session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def colleagues(session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     """Transfer targets: agents with their presence, and skill groups."""
     rows = await session.execute(
         select(User, AgentProfile).outerjoin(AgentProfile, AgentProfile.user_id == User.id)
@@ -186,7 +185,7 @@ def render_canned(body: str, *, customer: Customer | None, agent: User, account_
 
 @router.get("/canned-replies")
 async def canned_replies(session: DbSession, conversation_id: Id | None = None,
-                         user: User = allow(*DESK)) -> list[dict[str, Any]]:
+                         user: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Canned replies with variables filled for the given conversation."""
     customer = account_no = None
     if conversation_id:
@@ -206,7 +205,7 @@ async def canned_replies(session: DbSession, conversation_id: Id | None = None,
 
 @router.get("/left-messages")
 async def left_messages(session: DbSession, status: str = "open",
-                        _: User = allow(*DESK)) -> list[dict[str, Any]]:
+                        _: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Messages residents left outside hours or with nobody online."""
     rows = await session.scalars(select(LeftMessage).where(LeftMessage.status == status)
                                  .order_by(LeftMessage.id.desc()).limit(200))
@@ -216,7 +215,7 @@ async def left_messages(session: DbSession, status: str = "open",
 
 
 @router.post("/left-messages/{left_id}/handled")
-async def handle_left_message(left_id: Id, session: DbSession, user: User = allow(*DESK)) -> dict[str, Any]:
+async def handle_left_message(left_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     m = await session.get(LeftMessage, left_id)
     if m is None:
         raise NotFound("留言不存在", code="left_message_not_found")

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import Role
+from gasdesk.auth.roles import OFFICE, STAFF_DESK, Role
 from gasdesk.customers import service
 from gasdesk.customers.billing import billing_system_for
 from gasdesk.customers.schemas import (
@@ -27,13 +27,11 @@ from gasdesk.fields import Id
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
-READERS = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
-WRITERS = (Role.admin, Role.supervisor, Role.agent)
 
 
 @router.post("/search", response_model=list[CustomerSummary])
 async def search_customers(body: CustomerSearch, session: DbSession,
-                           _: User = allow(*READERS)) -> list[CustomerSummary]:
+                           _: User = allow(*OFFICE)) -> list[CustomerSummary]:
     """Search by phone, 户号, exact name or address (normalised), or one free-text ``q``.
     A POST so that personal data stays out of URLs and access logs."""
     query = service.CustomerQuery(phone=body.phone, account_no=body.account_no, name=body.name,
@@ -44,13 +42,13 @@ async def search_customers(body: CustomerSearch, session: DbSession,
 
 
 @router.post("", response_model=Customer360, status_code=201)
-async def create_customer(body: CustomerIn, session: DbSession, user: User = allow(*WRITERS)) -> Customer360:
+async def create_customer(body: CustomerIn, session: DbSession, user: User = allow(*STAFF_DESK)) -> Customer360:
     customer = await service.do_create_customer(session, Actor.of(user, "api"), body)
     return await service.customer_360(session, customer, billing_system_for(session))
 
 
 @router.get("/{customer_id}", response_model=Customer360)
-async def get_customer(customer_id: Id, session: DbSession, _: User = allow(*READERS)) -> Customer360:
+async def get_customer(customer_id: Id, session: DbSession, _: User = allow(*OFFICE)) -> Customer360:
     """Customer 360: accounts, addresses and the billing summary of each account."""
     customer = await service.access_customer(session, customer_id)
     return await service.customer_360(session, customer, billing_system_for(session))
@@ -58,14 +56,14 @@ async def get_customer(customer_id: Id, session: DbSession, _: User = allow(*REA
 
 @router.patch("/{customer_id}", response_model=Customer360)
 async def update_customer(customer_id: Id, body: CustomerPatch, session: DbSession,
-                          user: User = allow(*WRITERS)) -> Customer360:
+                          user: User = allow(*STAFF_DESK)) -> Customer360:
     customer = await service.access_customer(session, customer_id)
     await service.do_update_customer(session, Actor.of(user, "api"), customer, body)
     return await service.customer_360(session, customer, billing_system_for(session))
 
 
 @router.post("/{customer_id}/addresses", response_model=AddressOut, status_code=201)
-async def add_address(customer_id: Id, body: AddressIn, session: DbSession, user: User = allow(*WRITERS)) -> AddressOut:
+async def add_address(customer_id: Id, body: AddressIn, session: DbSession, user: User = allow(*STAFF_DESK)) -> AddressOut:
     customer = await service.access_customer(session, customer_id)
     address = await service.do_add_address(session, Actor.of(user, "api"), customer, body)
     return AddressOut(id=address.id, district=address.district, street=address.street or "",

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow, public
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import Role
+from gasdesk.auth.roles import MANAGERS, OFFICE
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, RateLimited
 from gasdesk.fields import MAX_DB_INT, BoundedDate, Count, Id
@@ -26,8 +26,6 @@ from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
 
-SEARCHERS = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
-EDITORS = (Role.admin, Role.supervisor)
 MAX_UPLOAD = 5 * 1024 * 1024
 
 
@@ -62,7 +60,7 @@ def _check_channel(channel: str | None) -> str | None:
 
 @router.get("/search")
 async def search(session: DbSession, q: Annotated[str, Query(max_length=300)] = "", channel: str | None = None,
-                 limit: Annotated[int, Query(ge=1, le=20)] = 5, _: User = allow(*SEARCHERS)) -> dict[str, Any]:
+                 limit: Annotated[int, Query(ge=1, le=20)] = 5, _: User = allow(*OFFICE)) -> dict[str, Any]:
     hits = await search_articles(session, q, limit=limit, channel=_check_channel(channel))
     return {"q": q, "results": [{"id": h.article_id, "title": h.title, "category": h.category, "score": h.score,
                                  "snippet": h.snippet, "answer": h.answer} for h in hits]}
@@ -110,27 +108,27 @@ async def feedback(article_id: Id, body: FeedbackIn, request: Request, session: 
 @router.get("/articles")
 async def list_articles(session: DbSession, q: str = "", category: str = "", status: str = "",
                         limit: Annotated[int, Query(ge=1, le=500)] = 200, offset: Annotated[Count, Query()] = 0,
-                        _: User = allow(*EDITORS)) -> list[dict[str, Any]]:
+                        _: User = allow(*MANAGERS)) -> list[dict[str, Any]]:
     return [service.article_dict(a) for a in await service.list_articles(session, q=q, category=category,
                                                                          status=status, limit=limit, offset=offset)]
 
 
 @router.post("/articles", status_code=201)
-async def create_article(body: ArticleIn, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def create_article(body: ArticleIn, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.do_create_article(session, Actor.of(user, "api"), body.checked(),
                                               status=body.status or "draft")
     return service.article_dict(article)
 
 
 @router.get("/articles/{article_id}")
-async def get_article(article_id: Id, session: DbSession, _: User = allow(*EDITORS)) -> dict[str, Any]:
+async def get_article(article_id: Id, session: DbSession, _: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(article)
 
 
 @router.put("/articles/{article_id}")
 async def update_article(article_id: Id, body: ArticleIn, session: DbSession,
-                         user: User = allow(*EDITORS)) -> dict[str, Any]:
+                         user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     changed = await service.do_update_article(session, Actor.of(user, "api"), article, body.checked(),
                                               status=body.status)
@@ -138,25 +136,25 @@ async def update_article(article_id: Id, body: ArticleIn, session: DbSession,
 
 
 @router.delete("/articles/{article_id}", status_code=204)
-async def delete_article(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> None:
+async def delete_article(article_id: Id, session: DbSession, user: User = allow(*MANAGERS)) -> None:
     article = await service.access_article(session, article_id)
     await service.do_delete_article(session, Actor.of(user, "api"), article)
 
 
 @router.post("/articles/{article_id}/publish")
-async def publish(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def publish(article_id: Id, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(await service.do_set_status(session, Actor.of(user, "api"), article, "published"))
 
 
 @router.post("/articles/{article_id}/archive")
-async def archive(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def archive(article_id: Id, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(await service.do_set_status(session, Actor.of(user, "api"), article, "archived"))
 
 
 @router.get("/articles/{article_id}/versions")
-async def versions(article_id: Id, session: DbSession, _: User = allow(*EDITORS)) -> list[dict[str, Any]]:
+async def versions(article_id: Id, session: DbSession, _: User = allow(*MANAGERS)) -> list[dict[str, Any]]:
     await service.access_article(session, article_id)
     return [{"version": v.version, "title": v.title, "status": v.status, "note": v.note, "editor": v.editor_name,
              "at": v.created_at, "questions": v.questions, "answer": v.answer}
@@ -164,7 +162,7 @@ async def versions(article_id: Id, session: DbSession, _: User = allow(*EDITORS)
 
 
 @router.post("/articles/{article_id}/restore")
-async def restore(article_id: Id, body: RestoreIn, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def restore(article_id: Id, body: RestoreIn, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     await service.do_restore_version(session, Actor.of(user, "api"), article, body.version)
     return service.article_dict(article)
@@ -172,7 +170,7 @@ async def restore(article_id: Id, body: RestoreIn, session: DbSession, user: Use
 
 @router.get("/stats")
 async def stats(session: DbSession, days: Annotated[int, Query(ge=1, le=365)] = 30,
-                _: User = allow(*EDITORS)) -> dict[str, Any]:
+                _: User = allow(*MANAGERS)) -> dict[str, Any]:
     s = await service.kb_stats(session, days=days)
     return {"articles": s.articles, "hits": s.hits, "misses": s.misses,
             # "query" is one wording of the group (redacted); "key" identifies the group
@@ -197,7 +195,7 @@ async def save_upload(request: Request, session: DbSession, folder: str) -> Path
 
 
 @router.post("/import")
-async def import_file(request: Request, session: DbSession, user: User = allow(*EDITORS)) -> dict[str, Any]:
+async def import_file(request: Request, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = await save_upload(request, session, tmp)
         report = await import_articles(path, Actor.of(user, "import"))

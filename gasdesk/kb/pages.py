@@ -11,11 +11,12 @@ from fastapi.responses import RedirectResponse, Response
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
+from gasdesk.auth.roles import MANAGERS
 from gasdesk.db import DbSession
 from gasdesk.errors import GasdeskError
 from gasdesk.fields import MAX_DB_INT, Id
 from gasdesk.kb import service
-from gasdesk.kb.api import EDITORS, save_upload
+from gasdesk.kb.api import save_upload
 from gasdesk.kb.importer import import_articles
 from gasdesk.kb.models import CHANNEL_LABELS, STATUS_LABELS, KbArticle
 from gasdesk.kb.render import to_html
@@ -31,7 +32,7 @@ Text = Annotated[str, Form()]
 
 @router.get("/admin/kb")
 async def kb_list(request: Request, session: DbSession, q: str = "", category: str = "", status: str = "",
-                  _: User = allow(*EDITORS)) -> Response:
+                  _: User = allow(*MANAGERS)) -> Response:
     articles = await service.list_articles(session, q=q[:50], category=category, status=status, limit=500)
     return render(request, "kb_list.html", {"articles": articles, "q": q, "category": category, "status": status,
                                             "categories": await service.categories(session)})
@@ -56,7 +57,7 @@ async def _edit_page(request: Request, session, article: KbArticle | None, form:
 
 
 @router.get("/admin/kb/new")
-async def kb_new(request: Request, session: DbSession, _: User = allow(*EDITORS)) -> Response:
+async def kb_new(request: Request, session: DbSession, _: User = allow(*MANAGERS)) -> Response:
     return await _edit_page(request, session, None, {}, [])
 
 
@@ -64,7 +65,7 @@ async def kb_new(request: Request, session: DbSession, _: User = allow(*EDITORS)
 async def kb_create(request: Request, session: DbSession, title: Text = "", questions: Text = "", answer: Text = "",
                     category: Text = "", tags: Text = "", valid_from: Text = "", valid_to: Text = "",
                     channel: Annotated[list[str] | None, Form()] = None, publish: Text = "",
-                    user: User = allow(*EDITORS)) -> Response:
+                    user: User = allow(*MANAGERS)) -> Response:
     form = {"title": title, "questions": questions, "answer": answer, "category": category, "tags": tags,
             "valid_from": valid_from, "valid_to": valid_to}
     try:
@@ -77,12 +78,12 @@ async def kb_create(request: Request, session: DbSession, title: Text = "", ques
 
 
 @router.get("/admin/kb/import")
-async def kb_import_form(request: Request, _: User = allow(*EDITORS)) -> Response:
+async def kb_import_form(request: Request, _: User = allow(*MANAGERS)) -> Response:
     return render(request, "kb_import.html", {"report": None, "error": None})
 
 
 @router.post("/admin/kb/import")
-async def kb_import(request: Request, session: DbSession, user: User = allow(*EDITORS)) -> Response:
+async def kb_import(request: Request, session: DbSession, user: User = allow(*MANAGERS)) -> Response:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = await save_upload(request, session, tmp)
@@ -93,19 +94,19 @@ async def kb_import(request: Request, session: DbSession, user: User = allow(*ED
 
 
 @router.get("/admin/kb/stats")
-async def kb_stats_page(request: Request, session: DbSession, days: int = 30, _: User = allow(*EDITORS)) -> Response:
+async def kb_stats_page(request: Request, session: DbSession, days: int = 30, _: User = allow(*MANAGERS)) -> Response:
     days = max(1, min(days, 365))
     return render(request, "kb_stats.html", {"s": await service.kb_stats(session, days=days), "days": days})
 
 
 @router.post("/admin/kb/preview")
-async def kb_preview(request: Request, answer: Text = "", _: User = allow(*EDITORS)) -> Response:
+async def kb_preview(request: Request, answer: Text = "", _: User = allow(*MANAGERS)) -> Response:
     return render(request, "kb_preview.html", {"answer": answer})
 
 
 @router.get("/admin/kb/{article_id}")
 async def kb_edit(request: Request, article_id: Id, session: DbSession, saved: str = "",
-                  _: User = allow(*EDITORS)) -> Response:
+                  _: User = allow(*MANAGERS)) -> Response:
     article = await service.access_article(session, article_id)
     return await _edit_page(request, session, article, _form(article), list(article.channels),
                             notice="已保存" if saved else None)
@@ -114,7 +115,7 @@ async def kb_edit(request: Request, article_id: Id, session: DbSession, saved: s
 @router.post("/admin/kb/{article_id}")
 async def kb_save(request: Request, article_id: Id, session: DbSession, title: Text = "", questions: Text = "",
                   answer: Text = "", category: Text = "", tags: Text = "", valid_from: Text = "", valid_to: Text = "",
-                  channel: Annotated[list[str] | None, Form()] = None, user: User = allow(*EDITORS)) -> Response:
+                  channel: Annotated[list[str] | None, Form()] = None, user: User = allow(*MANAGERS)) -> Response:
     article = await service.access_article(session, article_id)
     form = {"title": title, "questions": questions, "answer": answer, "category": category, "tags": tags,
             "valid_from": valid_from, "valid_to": valid_to}
@@ -128,7 +129,7 @@ async def kb_save(request: Request, article_id: Id, session: DbSession, title: T
 
 
 @router.post("/admin/kb/{article_id}/status")
-async def kb_status(article_id: Id, session: DbSession, status: Text, user: User = allow(*EDITORS)) -> Response:
+async def kb_status(article_id: Id, session: DbSession, status: Text, user: User = allow(*MANAGERS)) -> Response:
     article = await service.access_article(session, article_id)
     await service.do_set_status(session, Actor.of(user), article, status)
     return RedirectResponse(f"/admin/kb/{article_id}?saved=1", status_code=303)
@@ -136,14 +137,14 @@ async def kb_status(article_id: Id, session: DbSession, status: Text, user: User
 
 @router.post("/admin/kb/{article_id}/restore")
 async def kb_restore(article_id: Id, session: DbSession, version: Annotated[int, Form(ge=1, le=MAX_DB_INT)],
-                     user: User = allow(*EDITORS)) -> Response:
+                     user: User = allow(*MANAGERS)) -> Response:
     article = await service.access_article(session, article_id)
     await service.do_restore_version(session, Actor.of(user), article, version)
     return RedirectResponse(f"/admin/kb/{article_id}?saved=1", status_code=303)
 
 
 @router.post("/admin/kb/{article_id}/delete")
-async def kb_delete(article_id: Id, session: DbSession, user: User = allow(*EDITORS)) -> Response:
+async def kb_delete(article_id: Id, session: DbSession, user: User = allow(*MANAGERS)) -> Response:
     article = await service.access_article(session, article_id)
     await service.do_delete_article(session, Actor.of(user), article)
     return RedirectResponse("/admin/kb", status_code=303)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import Role
+from gasdesk.auth.roles import ALL_ROLES, OFFICE, Role
 from gasdesk.clock import utcnow
 from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.db import DbSession
@@ -35,8 +35,6 @@ from gasdesk.tickets.schemas import CrewWriteback, TicketAction, TicketCreate, T
 from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
-STAFF = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
-EVERYONE = (*STAFF, Role.field_crew)
 
 
 async def ticket_out(session: Any, ticket: Ticket, *, with_events: bool = False) -> dict[str, Any]:
@@ -66,7 +64,7 @@ async def ticket_out(session: Any, ticket: Ticket, *, with_events: bool = False)
 
 
 @router.post("/tickets", status_code=201)
-async def create_ticket(body: TicketCreate, session: DbSession, user: User = allow(*STAFF)) -> dict[str, Any]:
+async def create_ticket(body: TicketCreate, session: DbSession, user: User = allow(*OFFICE)) -> dict[str, Any]:
     """Create a ticket (from the console, a conversation draft, or a left message). A ticket from a
     conversation that already has an open one is linked to it (``parent_ticket_id``); to add to that ticket
     instead, post a note to it."""
@@ -101,7 +99,7 @@ async def list_tickets(
     q: str | None = Query(None, max_length=40),
     limit: int = Query(50, ge=1, le=200),
     offset: Annotated[Count, Query()] = 0,
-    user: User = allow(*EVERYONE),
+    user: User = allow(*ALL_ROLES),
 ) -> dict[str, Any]:
     """Filtered list (newest first). Field crews only ever see their own tickets."""
     total, rows = await service.search_tickets(session, user, service.TicketFilters(
@@ -111,14 +109,14 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}")
-async def get_ticket(ticket_id: Id, session: DbSession, user: User = allow(*EVERYONE)) -> dict[str, Any]:
+async def get_ticket(ticket_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     ticket = await service.access_ticket(session, user, ticket_id)
     return await ticket_out(session, ticket, with_events=True)
 
 
 @router.post("/tickets/{ticket_id}/actions")
 async def ticket_action(ticket_id: Id, body: TicketAction, session: DbSession,
-                        user: User = allow(*EVERYONE)) -> dict[str, Any]:
+                        user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     """assign (crew_id / handler_id) · start · resolve · close · reopen (note) · cancel (note)."""
     ticket = await service.access_ticket(session, user, ticket_id)
     await service.do_ticket_action(session, Actor.of(user, "api"), ticket, body.action, note=body.note,
@@ -128,7 +126,7 @@ async def ticket_action(ticket_id: Id, body: TicketAction, session: DbSession,
 
 @router.post("/tickets/{ticket_id}/notes")
 async def add_ticket_note(ticket_id: Id, body: TicketNote, session: DbSession,
-                          user: User = allow(*STAFF)) -> dict[str, Any]:
+                          user: User = allow(*OFFICE)) -> dict[str, Any]:
     """Add later information to a ticket (e.g. from a conversation that already has this ticket) instead of
     filing a second one; the state does not change."""
     ticket = await service.access_ticket(session, user, ticket_id)
@@ -147,7 +145,7 @@ async def crew_writeback(ticket_id: Id, body: CrewWriteback, session: DbSession,
 
 @router.post("/tickets/{ticket_id}/photos", status_code=201)
 async def upload_photo(ticket_id: Id, request: Request, session: DbSession,
-                       user: User = allow(*EVERYONE)) -> dict[str, Any]:
+                       user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     """Attach a photo (multipart field ``file``: jpg/png/webp ≤ 5 MB) to a ticket. The caller and the
     ticket are checked before the body is read."""
     ticket = await service.access_ticket(session, user, ticket_id)
@@ -168,7 +166,7 @@ async def sla_compliance(session: DbSession, days: int = Query(30, ge=1, le=366)
 
 
 @router.get("/teams")
-async def teams(session: DbSession, _: User = allow(*STAFF)) -> list[dict[str, Any]]:
+async def teams(session: DbSession, _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     crews = await session.scalars(select(User).where(User.role == Role.field_crew.value, User.is_active.is_(True))
                                   .order_by(User.display_name))
     rows = await session.scalars(select(Team).order_by(Team.id))

@@ -21,7 +21,7 @@ from gasdesk.appointments.models import Appointment, AppointmentSlot, ServiceOff
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import Role
+from gasdesk.auth.roles import ALL_ROLES, DISPATCH, OFFICE, Role
 from gasdesk.clock import format_local, local_zone, to_local, utcnow
 from gasdesk.db import DbSession, rollback
 from gasdesk.errors import GasdeskError, InvalidInput, PermissionDenied
@@ -46,9 +46,6 @@ from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(include_in_schema=False)
 
-DESK = (Role.admin, Role.supervisor, Role.agent, Role.dispatcher)
-EVERYONE = (*DESK, Role.field_crew)
-DISPATCH = (Role.dispatcher, Role.supervisor, Role.admin)
 SLA_LABELS = {"ok": "正常", "at_risk": "即将超时", "breached": "已超时"}
 BOARD_COLUMNS = (TicketStatus.new, TicketStatus.assigned, TicketStatus.in_progress, TicketStatus.reopened)
 PAGE_SIZE = 20
@@ -153,14 +150,14 @@ async def _list_context(request: Request, session: AsyncSession, user: User) -> 
 
 
 @router.get("/tickets")
-async def tickets_page(request: Request, session: DbSession, user: User = allow(*DESK)) -> Response:
+async def tickets_page(request: Request, session: DbSession, user: User = allow(*OFFICE)) -> Response:
     context = await _list_context(request, session, user)
     partial = request.headers.get("hx-request") and request.headers.get("hx-target") == "ticket-results"
     return render(request, "tickets_results.html" if partial else "tickets_list.html", context)
 
 
 @router.post("/tickets/views")
-async def save_view(request: Request, session: DbSession, user: User = allow(*DESK)) -> Response:
+async def save_view(request: Request, session: DbSession, user: User = allow(*OFFICE)) -> Response:
     form = await request.form()
     raw = {"status": [s for s in form.getlist("status") if s in TicketStatus.__members__]}
     for key in ("type", "priority", "district", "team_id", "sla_state", "q"):
@@ -179,7 +176,7 @@ async def save_view(request: Request, session: DbSession, user: User = allow(*DE
 
 
 @router.post("/tickets/views/{view_id}/delete")
-async def delete_view(request: Request, view_id: Id, session: DbSession, user: User = allow(*DESK)) -> Response:
+async def delete_view(request: Request, view_id: Id, session: DbSession, user: User = allow(*OFFICE)) -> Response:
     await service.do_delete_view(session, user, view_id)
     return render(request, "tickets_views.html",
                   {"views": await service.saved_views(session, user, "tickets"), "error": None, "notice": "已删除视图"})
@@ -208,7 +205,7 @@ async def _new_context(session: AsyncSession, values: dict[str, Any], error: str
 
 @router.get("/tickets/new")
 async def new_ticket_page(request: Request, session: DbSession, conversation_id: Id | None = None,
-                          left_message_id: Id | None = None, user: User = allow(*DESK)) -> Response:
+                          left_message_id: Id | None = None, user: User = allow(*OFFICE)) -> Response:
     """The create form, prefilled from a conversation draft (``?conversation_id=``) or a left message."""
     values: dict[str, Any] = {"type": TicketType.repair.value, "priority": ""}
     notice = None
@@ -247,7 +244,7 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
 
 @router.post("/tickets/new/customers")
 async def new_ticket_customers(request: Request, session: DbSession, customer_q: Annotated[str, Form()] = "",
-                               user: User = allow(*DESK)) -> Response:
+                               user: User = allow(*OFFICE)) -> Response:
     """Customer search for the create form (phone, 户号, name or address); posted, so the searched phone
     number or 户号 stays out of URLs and access logs."""
     from gasdesk.customers.service import CustomerQuery, find_customers, summarize
@@ -260,7 +257,7 @@ async def new_ticket_customers(request: Request, session: DbSession, customer_q:
 
 @router.get("/tickets/new/service-info")
 async def new_ticket_service_info(request: Request, session: DbSession, service_type: str = "",
-                                  customer_id: str = "", user: User = allow(*DESK)) -> Response:
+                                  customer_id: str = "", user: User = allow(*OFFICE)) -> Response:
     """Guidance for guidance-only services; free slots for bookable ones (when the customer is known)."""
     offering = (await _offerings(session)).get(service_type)
     slots: list[dict[str, Any]] = []
@@ -282,7 +279,7 @@ def _int_or_none(value: Any) -> int | None:
 
 
 @router.post("/tickets/new")
-async def create_ticket(request: Request, session: DbSession, user: User = allow(*DESK)) -> Response:
+async def create_ticket(request: Request, session: DbSession, user: User = allow(*OFFICE)) -> Response:
     form = await request.form()
     values = {k: str(form.get(k) or "").strip() for k in (
         "type", "priority", "title", "customer_id", "service_type", "description", "contact_name", "contact_phone",
@@ -372,7 +369,7 @@ def _iso_local(value: str | None) -> str:
 
 
 @router.get("/tickets/{ticket_id}")
-async def ticket_page(request: Request, ticket_id: Id, session: DbSession, user: User = allow(*EVERYONE)) -> Response:
+async def ticket_page(request: Request, ticket_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
     ticket = await service.access_ticket(session, user, ticket_id)
     context = await _detail_context(session, user, ticket)
     context["notice"] = "工单已创建" if request.query_params.get("created") else (
@@ -384,7 +381,7 @@ async def ticket_page(request: Request, ticket_id: Id, session: DbSession, user:
 @router.post("/tickets/{ticket_id}/action")
 async def ticket_action(request: Request, ticket_id: Id, session: DbSession, action: Annotated[str, Form()],
                         note: Annotated[str, Form(max_length=1000)] = "", crew_id: Annotated[str, Form()] = "",
-                        user: User = allow(*EVERYONE)) -> Response:
+                        user: User = allow(*ALL_ROLES)) -> Response:
     ticket = await service.access_ticket(session, user, ticket_id)
     try:
         if action == "assign" and parse_id(crew_id) is None:
@@ -402,7 +399,7 @@ async def ticket_action(request: Request, ticket_id: Id, session: DbSession, act
 
 @router.post("/tickets/{ticket_id}/note")
 async def ticket_note(request: Request, ticket_id: Id, session: DbSession,
-                      note: Annotated[str, Form(max_length=1000)] = "", user: User = allow(*DESK)) -> Response:
+                      note: Annotated[str, Form(max_length=1000)] = "", user: User = allow(*OFFICE)) -> Response:
     """Add to an existing ticket (offered on 生成工单 when the conversation already has one)."""
     ticket = await service.access_ticket(session, user, ticket_id)
     try:
