@@ -198,8 +198,6 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     await session.flush()
     record_audit(session, actor, "ticket.create", "ticket", ticket.id, after=ticket_snapshot(ticket))
     if ticket.handler_id:
-        from gasdesk.notifications.service import do_notify
-
         do_notify(session, ticket.handler_id, "ticket.new", f"新工单 {ticket.number}", ticket.title,
                   link=f"/tickets/{ticket.id}")
     await _publish(session, "ticket.created", ticket)
@@ -268,8 +266,6 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
     _event(ticket, actor, action, previous, note=note.strip() or None, data=data or None)
     record_audit(session, actor, f"ticket.{action}", "ticket", ticket.id, before=before, after=ticket_snapshot(ticket))
     if action == "assign" and crew_id is not None:
-        from gasdesk.notifications.service import do_notify
-
         do_notify(session, crew_id, "ticket.assigned", f"新派工单 {ticket.number}", ticket.title,
                   link=f"/crew/tickets/{ticket.id}")
     if action == "resolve":
