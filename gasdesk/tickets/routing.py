@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.errors import InvalidInput, NotFound
-from gasdesk.tickets.models import RoutingRule, Team, TicketType
+from gasdesk.tickets.models import TYPE_LABELS, RoutingRule, Team, TicketType
 
-TICKET_TYPES = [t.value for t in TicketType]
 RULE_FIELDS = ("position", "name", "ticket_types", "districts", "keywords", "customer_tags", "team_id", "handler_id",
                "complaint_mode", "priority", "enabled")
 
@@ -50,11 +49,14 @@ async def route_ticket(session: AsyncSession, *, ticket_type: str, district: str
     return RouteDecision(None, None, None, None, None)
 
 
-def check_ticket_type(value: str) -> str:
-    """A ticket type name from configuration input, or ``InvalidInput`` listing the valid ones."""
-    if value not in TICKET_TYPES:
-        raise InvalidInput(f"未知工单类型 {value!r}；可选: {', '.join(TICKET_TYPES)}", code="invalid_ticket_type")
-    return value
+def check_ticket_type(value: str) -> TicketType:
+    """A ticket type from untrusted input (new tickets, configuration), or ``InvalidInput`` listing the
+    valid ones."""
+    try:
+        return TicketType(value)
+    except ValueError:
+        options = "、".join(f"{TYPE_LABELS[t]}({t.value})" for t in TicketType)
+        raise InvalidInput(f"未知工单类型 {value!r}；可选: {options}", code="invalid_ticket_type") from None
 
 
 def routing_rule_out(rule: RoutingRule) -> dict[str, Any]:

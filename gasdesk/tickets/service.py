@@ -36,20 +36,12 @@ from gasdesk.tickets.models import (
     TicketStatus,
     TicketType,
 )
-from gasdesk.tickets.routing import route_ticket
+from gasdesk.tickets.routing import check_ticket_type, route_ticket
 from gasdesk.tickets.schemas import CrewWriteback, TicketCreate
 
 SERVICE_TYPES = ("开栓", "维修", "改线", "安检", "阀管改造", "旧改施工", "报警器安装")
 DEFAULT_PRIORITY = {TicketType.gas_leak: Priority.urgent, TicketType.no_gas: Priority.high,
                     TicketType.complaint: Priority.high}
-
-
-def check_ticket_type(value: str) -> TicketType:
-    try:
-        return TicketType(value)
-    except ValueError:
-        options = "、".join(f"{TYPE_LABELS[t]}({t.value})" for t in TicketType)
-        raise InvalidInput(f"未知工单类型 {value!r}；可选: {options}", code="invalid_ticket_type") from None
 
 
 def check_priority(value: str) -> Priority:
