@@ -68,12 +68,12 @@ _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 AfterCommit = Callable[[], Awaitable[None] | None]
 
 
-def _refuse_unstorable_text(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                            executemany: bool) -> None:
+def refuse_unstorable_text(parameters: Any) -> None:
     """Backstop for text no backend can store — NUL (PostgreSQL) or an unpaired surrogate (no UTF-8) — whatever
     way it came in (an import file, a multipart form field, a frame): refused as the caller's bad input, the
     same on SQLite and PostgreSQL, instead of failing inside the driver as a 500. The HTTP edge
-    (gasdesk.web.input_guard) and the socket frames refuse it earlier where they can."""
+    (gasdesk.web.input_guard) and the socket frames refuse it earlier where they can. Also called by writers
+    that bypass SQLAlchemy's cursor (group commit on SQLite)."""
     stack = [parameters]  # a row, a list of rows (executemany), or values in a list (arrays)
     while stack:
         item = stack.pop()
@@ -84,6 +84,11 @@ def _refuse_unstorable_text(conn: Any, cursor: Any, statement: str, parameters: 
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
+
+
+def _refuse_unstorable_text(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                            executemany: bool) -> None:
+    refuse_unstorable_text(parameters)
 
 
 def _make_engine(url: str) -> AsyncEngine:

@@ -28,10 +28,9 @@ from gasdesk.bot.nlu.safety import is_gas_leak
 from gasdesk.clock import utcnow
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, Message, SenderType
 from gasdesk.conversations.service import check_client_msg_id, check_text
-from gasdesk.db import get_engine
-from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.db import get_engine, refuse_unstorable_text
+from gasdesk.errors import Conflict, NotFound
 from gasdesk.events import Event, bus
-from gasdesk.fields import has_unstorable_chars
 
 log = logging.getLogger(__name__)
 # Large enough that a busy server writes its backlog in few transactions: each costs a few database round
@@ -301,10 +300,9 @@ class _SqliteBatch:
     async def _insert(self, rows: list[dict[str, Any]]) -> dict[tuple[int, int], int]:
         params: list[Any] = []
         for row in rows:
+            refuse_unstorable_text(row)  # what the cursor hook checks on every other statement
             for name, process in self.processors:
                 value = row[name]
-                if isinstance(value, str) and has_unstorable_chars(value):
-                    raise InvalidInput("内容含有无法保存的字符（如 \\u0000）")
                 params.append(process(value) if process is not None and value is not None else value)
         one = f"({','.join('?' * len(self.COLUMNS))})"
         sql = (f"INSERT INTO messages ({', '.join(self.COLUMNS)}) VALUES {','.join([one] * len(rows))}"
