@@ -12,15 +12,15 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.svm import LinearSVC
 
 from gasdesk.bot.nlu.normalize import canonicalize
 from gasdesk.bot.nlu.segment import words
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 TRAIN_PATH = Path(__file__).resolve().parent / "data" / "train.jsonl"
 
@@ -59,6 +59,14 @@ def _word_features(text: str) -> list[str]:
 
 
 def build_pipeline() -> Pipeline:
+    # scikit-learn is imported here, not at the top: importing it costs about 1.5 s of CPU, which every
+    # process (a server on the rule bot, the CLI, each test's live server) would pay at start-up for a model
+    # that is only trained at first use.
+    from sklearn.calibration import CalibratedClassifierCV  # noqa: PLC0415
+    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415
+    from sklearn.pipeline import FeatureUnion, Pipeline  # noqa: PLC0415
+    from sklearn.svm import LinearSVC  # noqa: PLC0415
+
     features = FeatureUnion(
         [
             ("chars", TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1)),
