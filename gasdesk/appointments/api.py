@@ -94,7 +94,8 @@ async def calendar(session: DbSession, district: str, first_day: BoundedDate, da
 @router.post("/appointment-slots/generate", status_code=201)
 async def generate_slots(body: SlotsIn, session: DbSession, user: User = allow(Role.admin, Role.dispatcher)) -> dict:
     made = await service.do_generate_slots(session, district=body.district, first_day=body.first_day, days=body.days,
-                                           windows=body.windows, capacity=body.capacity)
+                                           windows=body.windows, capacity=body.capacity,
+                                           actor=Actor.of(user, "api"))
     return {"created": made}
 
 

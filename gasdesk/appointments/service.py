@@ -245,9 +245,13 @@ def check_slot_windows(windows: list[tuple[str, str]]) -> list[tuple[time, time]
     return out
 
 
+SLOT_PLANNER = Actor.system("时段生成", "cli")
+
+
 async def do_generate_slots(session: AsyncSession, *, district: str, first_day: date, days: int,
-                            windows: list[tuple[str, str]], capacity: int) -> int:
-    """Create slots (local-time windows like ("09:00", "12:00")) for a district; existing ones are kept."""
+                            windows: list[tuple[str, str]], capacity: int, actor: Actor = SLOT_PLANNER) -> int:
+    """Create slots (local-time windows like ("09:00", "12:00")) for a district; existing ones are kept.
+    Audited when any slot is made; ``actor`` defaults to the system (seed data, scripts)."""
     if not 1 <= capacity <= MAX_SLOT_CAPACITY or not 1 <= days <= MAX_SLOT_DAYS:
         raise InvalidInput(f"容量 1–{MAX_SLOT_CAPACITY}，天数 1–{MAX_SLOT_DAYS}", code="invalid_slots")
     if not EARLIEST_DAY <= first_day <= LATEST_DAY:
@@ -267,6 +271,10 @@ async def do_generate_slots(session: AsyncSession, *, district: str, first_day: 
                                             services=[]))
                 made += 1
     await session.flush()
+    if made:
+        record_audit(session, actor, "config.appointment_slots", "config", f"slots:{district}",
+                     after={"district": district, "first_day": first_day.isoformat(), "days": days,
+                            "windows": [f"{a}-{b}" for a, b in windows], "capacity": capacity, "created": made})
     return made
 
 

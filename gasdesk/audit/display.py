@@ -12,6 +12,7 @@ from gasdesk.auth.roles import ROLE_LABELS
 from gasdesk.conversations.models import CHANNEL_LABELS
 from gasdesk.customers.models import ACCOUNT_STATUS_LABELS, ACCOUNT_TYPE_LABELS, METER_TYPE_LABELS
 from gasdesk.kb.models import STATUS_LABELS as KB_STATUS_LABELS
+from gasdesk.routing.models import PRESENCE_LABELS
 from gasdesk.tickets.lifecycle import ACTION_LABELS as TICKET_ACTION_LABELS
 from gasdesk.tickets.models import PRIORITY_LABELS, TYPE_LABELS
 from gasdesk.tickets.models import STATUS_LABELS as TICKET_STATUS_LABELS
@@ -23,6 +24,9 @@ ACTION_LABELS: dict[str, str] = {
     "auth.lockout": "账号锁定",
     "auth.token_issue": "签发接口令牌",
     "auth.token_revoke": "吊销接口令牌",
+    "auth.login": "登录",
+    "auth.logout": "退出登录",
+    "agent.presence": "坐席切换在线状态",
     "customer.create": "新建客户",
     "customer.update": "修改客户",
     "customer.address_add": "添加客户地址",
@@ -35,23 +39,35 @@ ACTION_LABELS: dict[str, str] = {
     "branch.create": "新建营业网点",
     "branch.update": "修改营业网点",
     "branch.holiday": "设置节假日营业时间",
+    "conversation.accept": "接入会话",
     "conversation.transfer": "转接会话",
+    "conversation.close": "结束会话",
     "conversation.link_customer": "会话关联客户",
     "conversation.emergency": "会话升级为紧急",
     "conversation.resident_left": "居民已离开",
     "conversation.resident_back": "居民已返回",
     "conversation.idle_release": "释放离开居民的会话",
+    "left_message.handled": "留言已处理",
+    "left_message.ticketed": "留言生成工单",
     "notification.read": "通知已读",
     "notification.read_all": "通知全部已读",
     "ticket.create": "新建工单",
     "ticket.note": "工单补充说明",
     "ticket.contact": "修改工单联系方式",
+    "ticket.writeback": "外勤回写结果",
+    "ticket.photo": "上传工单照片",
+    "view.save": "保存筛选视图",
+    "view.delete": "删除筛选视图",
+    "followup.send": "发送回访",
+    "followup.unreachable": "回访无法联系",
+    "followup.cancel": "取消回访",
     "ticket.sla_at_risk": "工单即将超时",
     "ticket.sla_breached": "工单超时升级",
     **{f"ticket.{action}": f"工单{label}" for action, label in TICKET_ACTION_LABELS.items()},
     "appointment.book": "预约上门",
     "appointment.reschedule": "改约",
     "appointment.cancel": "取消预约",
+    "config.appointment_slots": "生成预约时段",
     "config.skill_group": "配置技能组",
     "config.handoff_rule": "配置转人工规则",
     "config.agent_skills": "配置坐席技能",
@@ -65,12 +81,14 @@ ACTION_LABELS: dict[str, str] = {
 
 ENTITY_LABELS: dict[str, str] = {
     "user": "用户", "api_token": "接口令牌", "customer": "客户", "account": "账户", "branch": "营业网点",
-    "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置",
+    "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置", "left_message": "留言",
+    "saved_view": "筛选视图", "followup": "回访",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {
     "kb_article": "知识文章", "webhook": "Webhook", "outage": "停气/停热公告", "skill_group": "技能组",
     "handoff_rule": "转人工规则", "routing_rule": "工单分派规则", "sla": "时限（SLA）", "followup": "回访策略",
+    "slots": "预约时段",
 }
 
 SOURCE_LABELS: dict[str, str] = {
@@ -92,7 +110,10 @@ FIELD_LABELS: dict[str, str] = {
     # tickets, appointments, conversations
     "number": "工单号", "type": "类型", "priority": "优先级", "team_id": "班组", "handler_id": "处理人",
     "crew_id": "外勤人员", "service_type": "服务项目", "ticket": "工单", "slot": "时段", "service": "服务项目",
-    "reason": "原因", "agent_id": "坐席", "skill_group_id": "技能组",
+    "reason": "原因", "agent_id": "坐席", "skill_group_id": "技能组", "state": "状态", "closed_by": "结束方",
+    "how": "关联方式", "presence": "在线状态", "query": "筛选条件", "photos": "照片数", "materials": "材料数",
+    "resolved": "已解决", "photo_id": "照片", "size": "大小（字节）", "attempts": "发送次数", "ticket_id": "工单",
+    "first_day": "开始日期", "windows": "时段", "capacity": "容量", "created": "新建数量",
     # configuration
     "position": "顺序", "ticket_types": "工单类型", "districts": "区", "keywords": "关键词",
     "customer_tags": "客户标签", "complaint_mode": "投诉模式", "enabled": "启用", "ticket_type": "工单类型",
@@ -110,10 +131,11 @@ FIELD_LABELS: dict[str, str] = {
 # Where one field name means something more precise for one kind of object.
 _ENTITY_FIELD_LABELS: dict[str, dict[str, str]] = {"customer": {"name": "姓名"}, "user": {"display_name": "姓名"}}
 _ID_FIELDS = frozenset({"customer_id", "address_id", "team_id", "handler_id", "crew_id", "agent_id", "skill_group_id",
-                        "id"})
+                        "id", "ticket_id", "photo_id"})
 _APPOINTMENT_STATUS = {"booked": "已预约", "cancelled": "已取消", "done": "已完成"}
 _ROLE_VALUES = {r.value: label for r, label in ROLE_LABELS.items()}
 _CHANNEL_VALUES = {c.value: label for c, label in CHANNEL_LABELS.items()}
+PRESENCE_VALUE_LABELS = {p.value: label for p, label in PRESENCE_LABELS.items()}
 _VALUE_LABELS: dict[str, Mapping[str, str]] = {
     "role": _ROLE_VALUES,
     "channel": _CHANNEL_VALUES,
@@ -125,6 +147,9 @@ _VALUE_LABELS: dict[str, Mapping[str, str]] = {
     "account_type": ACCOUNT_TYPE_LABELS,
     "meter_type": METER_TYPE_LABELS,
     "on_dissatisfied": {"reopen": "重新打开工单", "complaint": "转投诉", "none": "不处理"},
+    "how": {"agent": "坐席关联", "resident_identity": "居民核实身份", "bot_identity": "智能客服核实身份"},
+    "closed_by": {"agent": "坐席", "resident": "居民", "idle": "居民长时间离开", "bot": "智能客服", "system": "系统"},
+    "presence": PRESENCE_VALUE_LABELS,
 }
 _STATUS_LABELS: dict[str, Mapping[str, str]] = {
     "ticket": TICKET_STATUS_LABELS, "account": ACCOUNT_STATUS_LABELS, "config": KB_STATUS_LABELS,

@@ -49,7 +49,8 @@ async def login_submit(
                                           client_ip=service.client_ip(request))
     except GasdeskError as exc:
         return render(request, "login.html", {"error": exc.message, "next": _safe_next(next)}, status_code=exc.status_code)
-    start_cookie_session(request, await service.do_start_session(session, user))
+    start_cookie_session(request, await service.do_start_session(session, user,
+                                                                 client_ip=service.client_ip(request)))
     await commit(session)
     # A page the user was sent away from comes first; otherwise each role starts on its own console.
     target = _safe_next(next)

@@ -298,13 +298,17 @@ async def revoke_credentials(session: AsyncSession, user: User) -> None:
                           .values(revoked=True))
 
 
-async def do_start_session(session: AsyncSession, user: User) -> str:
-    """A new browser session for ``user``; returns the random id for the cookie (only its hash is stored)."""
+async def do_start_session(session: AsyncSession, user: User, *, client_ip: str = "-") -> str:
+    """A new browser session for ``user`` (audited like an API token); returns the random id for the cookie
+    (only its hash is stored)."""
     session_id = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(LoginSession(user_id=user.id, token_hash=_token_hash(session_id), created_at=now,
-                             expires_at=now + timedelta(seconds=get_settings().session_max_age_s)))
+    row = LoginSession(user_id=user.id, token_hash=_token_hash(session_id), created_at=now,
+                       expires_at=now + timedelta(seconds=get_settings().session_max_age_s))
+    session.add(row)
     await session.flush()
+    record_audit(session, Actor.of(user, "web"), "auth.login", "user", user.id,
+                 after={"client_ip": client_ip, "expires_at": row.expires_at.isoformat()})
     return session_id
 
 
@@ -317,10 +321,16 @@ async def user_for_session(session: AsyncSession, session_id: str) -> User | Non
 
 
 async def do_end_session(session: AsyncSession, session_id: str) -> None:
-    """Logout: the session is revoked on the server, so a copy of the cookie is worthless too."""
-    await session.execute(update(LoginSession)
-                          .where(LoginSession.token_hash == _token_hash(session_id), LoginSession.revoked_at.is_(None))
-                          .values(revoked_at=utcnow()))
+    """Logout: the session is revoked on the server, so a copy of the cookie is worthless too (audited)."""
+    user_id = await session.scalar(
+        update(LoginSession)
+        .where(LoginSession.token_hash == _token_hash(session_id), LoginSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).returning(LoginSession.user_id))
+    if user_id is None:
+        return
+    user = await session.get(User, user_id)
+    actor = Actor.of(user, "web") if user else Actor.system("auth", "web")
+    record_audit(session, actor, "auth.logout", "user", user_id)
 
 
 @periodic("auth.prune", every_s=3600)

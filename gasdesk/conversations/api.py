@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
+from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, STAFF_DESK, Role
@@ -24,8 +25,8 @@ from gasdesk.conversations.models import (
 )
 from gasdesk.conversations.schemas import AgentMessageIn, LinkCustomerIn, PresenceIn, TransferIn
 from gasdesk.customers.models import Customer
+from gasdesk.customers.service import access_customer
 from gasdesk.db import DbSession
-from gasdesk.errors import NotFound
 from gasdesk.fields import Count, Id
 from gasdesk.routing import service as acd
 from gasdesk.routing.models import PRESENCE_LABELS, AgentProfile, Presence, SkillGroup
@@ -103,11 +104,7 @@ async def post_agent_message(conversation_id: Id, body: AgentMessageIn, session:
 @router.post("/conversations/{conversation_id}/accept")
 async def accept(conversation_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     """Take a conversation offered to me or waiting in one of my queues."""
-    c = await session.get(Conversation, conversation_id)
-    if c is None:
-        raise NotFound("会话不存在", code="conversation_not_found")
-    if c.state == S.assigned.value and c.agent_id != user.id and Role(user.role) not in MANAGERS:
-        await service.access_conversation_for_user(session, user, conversation_id)  # raises 403
+    c = await service.access_conversation_to_accept(session, user, conversation_id)
     await service.do_accept(session, user, c)
     return await _row(session, c)
 
@@ -132,7 +129,8 @@ async def close(conversation_id: Id, session: DbSession, user: User = allow(*STA
 async def link_customer(conversation_id: Id, body: LinkCustomerIn, session: DbSession,
                         user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
-    await service.do_link_customer(session, user, c, body.customer_id)
+    customer = await access_customer(session, body.customer_id)
+    await service.do_link_customer(session, Actor.of(user), c, customer, how="agent")
     return await service.conversation_wire(session, c)
 
 
@@ -216,9 +214,5 @@ async def left_messages(session: DbSession, status: str = "open",
 
 @router.post("/left-messages/{left_id}/handled")
 async def handle_left_message(left_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
-    m = await session.get(LeftMessage, left_id)
-    if m is None:
-        raise NotFound("留言不存在", code="left_message_not_found")
-    m.status = "handled"
-    m.handled_at = utcnow()
+    m = await service.do_handle_left_message(session, user, left_id)
     return {"id": m.id, "status": m.status}

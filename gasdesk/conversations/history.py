@@ -1,4 +1,4 @@
-"""Earlier conversations: for residents (after an identity check) and for agents in the customer 360."""
+"""Earlier conversations: for residents (same visitor or verified customer) and for agents in the customer 360."""
 
 from __future__ import annotations
 
@@ -15,30 +15,8 @@ from gasdesk.conversations.models import (
     ConversationState,
     Message,
 )
-from gasdesk.customers.identity import IdentityCheckFailed, verify_account_holder
-from gasdesk.db import commit
 from gasdesk.errors import NotFound
 from gasdesk.security.pii import mask_pii
-
-
-async def do_identify_resident(session: AsyncSession, conversation: Conversation, account_no: str,
-                               phone_last4: str) -> str:
-    """Link a conversation to a customer when 户号 and the last 4 digits of a registered phone match.
-
-    Returns the customer's name masked for display (王**). The same vague error for every failure, so the
-    check cannot be used to probe which 户号 exist; attempts are limited (``customers.identity``).
-    """
-    try:
-        customer = await verify_account_holder(session, account_no, phone_last4,
-                                               visitor_id=conversation.visitor_id or "")
-    except IdentityCheckFailed:
-        await commit(session)  # keep the lock-out alert although the frame fails
-        raise
-    conversation.customer_id = customer.id
-    from gasdesk.conversations.service import publish_state
-
-    publish_state(session, conversation)
-    return customer.name[0] + "*" * (len(customer.name) - 1)
 
 
 def _same_resident(conversation: Conversation) -> Any:

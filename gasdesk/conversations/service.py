@@ -25,7 +25,10 @@ from gasdesk.conversations.models import (
     Message,
     SenderType,
 )
+from gasdesk.customers.identity import IdentityCheckFailed, verify_account_holder
+from gasdesk.customers.models import Customer
 from gasdesk.customers.validation import check_phone
+from gasdesk.db import commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.events import emit
 from gasdesk.routing import service as acd
@@ -36,6 +39,8 @@ MAX_TEXT = 2000
 # States in which a resident waits for, or talks to, people: idle residents matter only here.
 WITH_PEOPLE = (S.queued.value, S.assigned.value)
 IDLE_SCAN = Actor.system("idle-scan", "job")
+# The resident of a web chat, in audit rows of what they do themselves (close, pass the identity check, return).
+RESIDENT = Actor.system("resident", "webchat")
 # Queue priority of emergencies (the seeded gas-leak hand-off rule uses it): they queue even when the queue is
 # full or the group closed, and come first in every queue and list.
 EMERGENCY_PRIORITY = 10
@@ -53,6 +58,18 @@ async def access_conversation_for_user(session: AsyncSession, user: User, conver
     if Role(user.role) in MANAGERS:
         return conversation
     if conversation.agent_id != user.id:
+        raise PermissionDenied("该会话未分配给您", code="conversation_not_yours")
+    return conversation
+
+
+async def access_conversation_to_accept(session: AsyncSession, user: User, conversation_id: int) -> Conversation:
+    """A conversation the user may try to take: any waiting or bot one (``do_accept`` checks the skill group
+    and capacity), one already theirs, or, for supervisors and admins, any. Another agent's is refused."""
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound("会话不存在", code="conversation_not_found")
+    if (conversation.state == S.assigned.value and conversation.agent_id != user.id
+            and Role(user.role) not in MANAGERS):
         raise PermissionDenied("该会话未分配给您", code="conversation_not_yours")
     return conversation
 
@@ -330,6 +347,7 @@ async def announce_assignment(session: AsyncSession, conversation: Conversation,
 
 async def do_accept(session: AsyncSession, agent: User, conversation: Conversation) -> Conversation:
     """An agent takes a conversation: one offered to them, or one waiting in a queue they serve."""
+    before_state, before_agent = conversation.state, conversation.agent_id
     if conversation.state == S.queued.value:
         if Role(agent.role) not in MANAGERS and conversation.skill_group_id not in await acd.agent_group_ids(
                 session, agent.id):
@@ -347,6 +365,9 @@ async def do_accept(session: AsyncSession, agent: User, conversation: Conversati
     else:
         transition(conversation, "assign", S.assigned)  # raises the right message for bot/closed
     if conversation.accepted_at is None:
+        record_audit(session, Actor.of(agent), "conversation.accept", "conversation", conversation.id,
+                     before={"state": before_state, "agent_id": before_agent},
+                     after={"state": conversation.state, "agent_id": conversation.agent_id})
         conversation.accepted_at = utcnow()
         await post_system(session, conversation, f"客服 {agent.display_name} 为您服务，请问有什么可以帮您？",
                           payload={"event": "agent_joined", "agent_name": agent.display_name})
@@ -412,9 +433,23 @@ SATISFACTION_CARD = {
 }
 
 
+def _closer(by: str, user: User | None) -> Actor:
+    if user is not None:
+        return Actor.of(user)
+    return RESIDENT if by == "resident" else Actor.system(by, "job")
+
+
 async def do_close(session: AsyncSession, conversation: Conversation, *, by: str,
                    user: User | None = None) -> Conversation:
-    """End a conversation (by agent, resident, bot or system) and ask the resident for a rating."""
+    """End a conversation (by agent, resident, bot or system) and ask the resident for a rating; audited."""
+    before = {"state": conversation.state, "agent_id": conversation.agent_id}
+    await _close(session, conversation, by=by)
+    record_audit(session, _closer(by, user), "conversation.close", "conversation", conversation.id, before=before,
+                 after={"state": conversation.state, "closed_by": by})
+    return conversation
+
+
+async def _close(session: AsyncSession, conversation: Conversation, *, by: str) -> Conversation:
     previous_state = conversation.state
     transition(conversation, "close", S.closed)
     conversation.closed_at = utcnow()
@@ -475,16 +510,57 @@ async def do_leave_message(session: AsyncSession, conversation: Conversation | N
     return left
 
 
-async def do_link_customer(session: AsyncSession, user: User, conversation: Conversation, customer_id: int) -> None:
-    from gasdesk.customers.models import Customer
+LINK_HOW = ("agent", "resident_identity", "bot_identity")
 
-    if await session.get(Customer, customer_id) is None:
-        raise NotFound("客户不存在", code="customer_not_found")
+
+async def do_link_customer(session: AsyncSession, actor: Actor, conversation: Conversation, customer: Customer, *,
+                           how: str) -> bool:
+    """The one way a conversation gets its customer: an agent picks one (``how="agent"``), the resident
+    passes the identity check in the widget (``"resident_identity"``) or in the bot's flow
+    (``"bot_identity"``). Audited with ids only; the consoles hear of it after commit. Returns False when
+    the conversation already had this customer (nothing changes, nothing is recorded)."""
+    if how not in LINK_HOW:
+        raise ValueError(f"unknown link path {how!r}")
     before = conversation.customer_id
-    conversation.customer_id = customer_id
-    record_audit(session, Actor.of(user), "conversation.link_customer", "conversation", conversation.id,
-                 before={"customer_id": before}, after={"customer_id": customer_id})
+    if before == customer.id:
+        return False
+    conversation.customer_id = customer.id
+    record_audit(session, actor, "conversation.link_customer", "conversation", conversation.id,
+                 before={"customer_id": before}, after={"customer_id": customer.id, "how": how})
     publish_state(session, conversation)
+    return True
+
+
+async def do_identify_resident(session: AsyncSession, conversation: Conversation, account_no: str,
+                               phone_last4: str) -> str:
+    """The widget's identity check: link the conversation to the customer whose 户号 and the last 4 digits of
+    a registered phone match (``do_link_customer``, ``how="resident_identity"``).
+
+    Returns the customer's name masked for display (王**). The same vague error for every failure, so the
+    check cannot be used to probe which 户号 exist; attempts are limited (``customers.identity``).
+    """
+    try:
+        customer = await verify_account_holder(session, account_no, phone_last4,
+                                               visitor_id=conversation.visitor_id or "")
+    except IdentityCheckFailed:
+        await commit(session)  # keep the lock-out alert although the frame fails
+        raise
+    await do_link_customer(session, RESIDENT, conversation, customer, how="resident_identity")
+    return customer.name[0] + "*" * (len(customer.name) - 1)
+
+
+async def do_handle_left_message(session: AsyncSession, user: User, left_id: int) -> LeftMessage:
+    """Mark a resident's left message as dealt with (called back, answered elsewhere); audited."""
+    left = await session.get(LeftMessage, left_id)
+    if left is None:
+        raise NotFound("留言不存在", code="left_message_not_found")
+    before = left.status
+    left.status = "handled"
+    left.handled_at = utcnow()
+    record_audit(session, Actor.of(user), "left_message.handled", "left_message", left.id,
+                 before={"status": before}, after={"status": left.status})
+    emit(session, "left_message.handled", {"left_message_id": left.id})
+    return left
 
 
 async def do_mark_read(session: AsyncSession, conversation: Conversation, seq: int) -> None:
@@ -513,7 +589,7 @@ def do_note_resident_back(session: AsyncSession, conversation: Conversation) -> 
     conversation.resident_gone_at = None
     conversation.resident_left_at = None
     if was_marked:
-        record_audit(session, Actor.system("resident", "webchat"), "conversation.resident_back", "conversation",
+        record_audit(session, RESIDENT, "conversation.resident_back", "conversation",
                      conversation.id, before={"resident_left": True}, after={"resident_left": False})
         publish_state(session, conversation)
         _queue_may_show_it(session, conversation)
@@ -541,7 +617,7 @@ async def do_release_idle(session: AsyncSession, conversation: Conversation, *, 
     before = {"state": conversation.state, "agent_id": conversation.agent_id}
     await post_system(session, conversation, "居民长时间未返回，会话已自动结束。如需帮助，请重新发起咨询。",
                       payload={"event": "idle_released"})
-    await do_close(session, conversation, by="idle")
+    await _close(session, conversation, by="idle")  # the idle_release row below is this close's audit row
     record_audit(session, actor, "conversation.idle_release", "conversation", conversation.id, before=before,
                  after={"state": conversation.state, "agent_id": conversation.agent_id})
 

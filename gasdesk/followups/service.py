@@ -98,12 +98,16 @@ async def dispatch_due(session: AsyncSession, now: datetime | None = None) -> di
     for survey in surveys:
         ticket = await session.get(Ticket, survey.ticket_id)
         policy = await policy_for(session, ticket.type if ticket else "")
+        before = _state(survey)
         if ticket is None or ticket.status not in (TicketStatus.resolved.value, TicketStatus.closed.value):
             survey.status = "cancelled"
+            record_audit(session, SYSTEM, "followup.cancel", "followup", survey.id, before=before, after=_state(survey))
             continue
         if survey.attempts >= policy.max_attempts:
             survey.status, survey.outcome = "unreachable", "unreachable"
             counts["unreachable"] += 1
+            record_audit(session, SYSTEM, "followup.unreachable", "followup", survey.id, before=before,
+                         after=_state(survey))
             emit(session, "followup.unreachable", {"followup_id": survey.id, "ticket_id": ticket.id})
             continue
         survey.attempts += 1
@@ -114,7 +118,12 @@ async def dispatch_due(session: AsyncSession, now: datetime | None = None) -> di
         if delivered:
             survey.status = "sent"
             counts["sent"] += 1
+        record_audit(session, SYSTEM, "followup.send", "followup", survey.id, before=before, after=_state(survey))
     return counts
+
+
+def _state(survey: FollowUpSurvey) -> dict[str, Any]:
+    return {"status": survey.status, "attempts": survey.attempts, "ticket_id": survey.ticket_id}
 
 
 @periodic("followups.dispatch", every_s=60)

@@ -94,13 +94,16 @@ async def active_count(session: AsyncSession, user_id: int) -> int:
 
 
 async def do_set_presence(session: AsyncSession, user: User, presence: str) -> AgentProfile:
-    """Change an agent's presence; going online pulls waiting conversations."""
+    """An agent changes their own presence (audited: it decides who is offered conversations); going online
+    pulls waiting conversations."""
     try:
         value = Presence(presence)
     except ValueError:
         raise InvalidInput(f"未知的在线状态: {presence}", code="invalid_presence") from None
     profile = await agent_profile(session, user.id)
     if profile.presence != value.value:
+        record_audit(session, Actor.of(user), "agent.presence", "user", user.id,
+                     before={"presence": profile.presence}, after={"presence": value.value})
         profile.presence = value.value
         profile.presence_changed_at = utcnow()
         if value is Presence.online and profile.last_released_at is None:

@@ -68,10 +68,7 @@ async def create_ticket(body: TicketCreate, session: DbSession, user: User = all
     """Create a ticket (from the console, a conversation draft, or a left message). A ticket from a
     conversation that already has an open one is linked to it (``parent_ticket_id``); to add to that ticket
     instead, post a note to it."""
-    left = await service.link_ticket_sources(session, user, body)
-    ticket = await service.do_create_ticket(session, Actor.of(user, "api"), body)
-    if left is not None:
-        service.mark_left_message_ticketed(left, ticket)
+    ticket = await service.do_create_desk_ticket(session, user, Actor.of(user, "api"), body)
     return await ticket_out(session, ticket, with_events=True)
 
 

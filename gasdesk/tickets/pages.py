@@ -299,33 +299,12 @@ async def create_ticket(request: Request, session: DbSession, user: User = allow
                 preferred_time=values["preferred_time"] or None)
         except ValidationError:
             raise InvalidInput("填写内容过长或格式有误，请检查后重试", code="invalid_input") from None
-        ticket = await _create_from_form(session, user, actor, body, _int_or_none(values["slot_id"]))
+        ticket = await service.do_create_desk_ticket(session, user, actor, body,
+                                                     slot_id=_int_or_none(values["slot_id"]))
     except GasdeskError as exc:
         await _undo(session, user)
         return render(request, "ticket_new.html", await _new_context(session, values, exc.message), exc.status_code)
     return RedirectResponse(f"/tickets/{ticket.id}?created=1", status_code=303)
-
-
-async def _create_from_form(session: AsyncSession, user: User, actor: Actor, body: TicketCreate,
-                            slot_id: int | None) -> Ticket:
-    """The same linking as ``POST /api/v1/tickets``; with a slot the ticket is a booking."""
-    left = await service.link_ticket_sources(session, user, body)
-    if slot_id is not None:
-        if not body.customer_id or not body.service_type:
-            raise InvalidInput("预约上门需要选择客户和服务类型", code="booking_needs_customer")
-        addresses = await appointments.customer_addresses(session, body.customer_id)
-        slot = await session.get(AppointmentSlot, slot_id)
-        address = next((a for a in addresses if slot is not None and a.district == slot.district), None)
-        booking = await appointments.book_appointment(
-            session, actor, customer_id=body.customer_id, service_code=body.service_type, slot_id=slot_id,
-            address_id=address.id if address else None, contact_phone=body.contact_phone, note=body.description,
-            channel=body.channel, conversation_id=body.conversation_id)
-        ticket = booking.ticket
-    else:
-        ticket = await service.do_create_ticket(session, actor, body)
-    if left is not None:
-        service.mark_left_message_ticketed(left, ticket)
-    return ticket
 
 
 # ---------------------------------------------------------------- ticket detail + actions
@@ -543,7 +522,8 @@ async def calendar_generate(request: Request, session: DbSession, district: Anno
         if day_count is None or slot_capacity is None:
             raise InvalidInput("天数和容量须为正整数", code="invalid_slots")
         made = await appointments.do_generate_slots(session, district=district.strip(), first_day=day, days=day_count,
-                                                    windows=_windows(windows), capacity=slot_capacity)
+                                                    windows=_windows(windows), capacity=slot_capacity,
+                                                    actor=Actor.of(user, "web"))
         notice = f"已生成 {made} 个时段（已存在的时段保持不变）"
     except GasdeskError as exc:
         await _undo(session, user)

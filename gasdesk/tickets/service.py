@@ -295,6 +295,10 @@ async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, b
     if ticket.status == TicketStatus.assigned.value:
         await do_ticket_action(session, actor, ticket, "start", note="到达现场", user=crew)
     _event(ticket, actor, "writeback", ticket.status, note=body.result.strip(), data=result)
+    # The result itself is on the ticket and in its history; the audit row says that it was recorded.
+    record_audit(session, actor, "ticket.writeback", "ticket", ticket.id,
+                 after={"number": ticket.number, "photos": len(photos), "materials": len(body.materials),
+                        "resolved": bool(body.resolved)})
     if body.resolved:
         await do_ticket_action(session, actor, ticket, "resolve", note="现场处理完成", user=crew)
     else:
@@ -333,8 +337,39 @@ async def link_ticket_sources(session: AsyncSession, user: User, body: TicketCre
     return left
 
 
-def mark_left_message_ticketed(left: Any, ticket: Ticket) -> None:
+def _mark_left_message_ticketed(session: AsyncSession, actor: Actor, left: Any, ticket: Ticket) -> None:
+    before = left.status
     left.status, left.ticket_id, left.handled_at = "ticketed", ticket.id, utcnow()
+    record_audit(session, actor, "left_message.ticketed", "left_message", left.id,
+                 before={"status": before}, after={"status": left.status, "ticket_id": ticket.id})
+    emit(session, "left_message.handled", {"left_message_id": left.id, "ticket_id": ticket.id})
+
+
+async def do_create_desk_ticket(session: AsyncSession, user: User, actor: Actor, body: TicketCreate, *,
+                                slot_id: int | None = None) -> Ticket:
+    """A ticket staff file (REST and the create form): filled from its source, the conversation the user may
+    read or a left message (``link_ticket_sources``); with a slot it is a booking. A left message it came
+    from is marked ticketed (audited)."""
+    left = await link_ticket_sources(session, user, body)
+    if slot_id is not None:
+        from gasdesk.appointments import service as appointments
+        from gasdesk.appointments.models import AppointmentSlot
+
+        if not body.customer_id or not body.service_type:
+            raise InvalidInput("预约上门需要选择客户和服务类型", code="booking_needs_customer")
+        addresses = await appointments.customer_addresses(session, body.customer_id)
+        slot = await session.get(AppointmentSlot, slot_id)
+        address = next((a for a in addresses if slot is not None and a.district == slot.district), None)
+        booking = await appointments.book_appointment(
+            session, actor, customer_id=body.customer_id, service_code=body.service_type, slot_id=slot_id,
+            address_id=address.id if address else None, contact_phone=body.contact_phone, note=body.description,
+            channel=body.channel, conversation_id=body.conversation_id)
+        ticket = booking.ticket
+    else:
+        ticket = await do_create_ticket(session, actor, body)
+    if left is not None:
+        _mark_left_message_ticketed(session, actor, left, ticket)
+    return ticket
 
 
 # ---------------------------------------------------------------- one ticket per report
@@ -538,12 +573,16 @@ async def do_save_view(session: AsyncSession, user: User, page: str, name: str, 
         raise InvalidInput("筛选条件过长，无法保存", code="view_too_long")
     view = await session.scalar(select(SavedView).where(SavedView.user_id == user.id, SavedView.page == page,
                                                         SavedView.name == name))
+    before = None
     if view is None:
         view = SavedView(user_id=user.id, page=page, name=name, query_string=query_string, created_at=utcnow())
         session.add(view)
     else:
+        before = {"name": view.name, "query": view.query_string}
         view.query_string = query_string
     await session.flush()
+    record_audit(session, Actor.of(user), "view.save", "saved_view", view.id, before=before,
+                 after={"name": view.name, "query": view.query_string})
     return view
 
 
@@ -553,6 +592,8 @@ async def do_delete_view(session: AsyncSession, user: User, view_id: int) -> Non
     view = await session.get(SavedView, view_id)
     if view is None or view.user_id != user.id:
         raise NotFound("视图不存在", code="view_not_found")
+    record_audit(session, Actor.of(user), "view.delete", "saved_view", view.id,
+                 before={"name": view.name, "query": view.query_string})
     await session.delete(view)
     await session.flush()
 
@@ -575,6 +616,8 @@ async def do_store_ticket_photo(session: AsyncSession, user: User, ticket: Ticke
                        mime=kind.mime, kind="image", size=len(data),
                        path=str(sealed_path(f"tickets/{now.strftime('%Y/%m')}", token)), created_at=now)
     await store_sealed_file(session, photo, data)
+    record_audit(session, Actor.of(user), "ticket.photo", "ticket", ticket.id,
+                 after={"number": ticket.number, "photo_id": photo.id, "size": len(data)})
     return photo
 
 

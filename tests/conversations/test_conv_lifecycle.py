@@ -157,9 +157,15 @@ async def test_full_happy_path_stores_each_state_and_publishes_after_commit(sess
     assert (stored.state, stored.closed_by) == ("closed", "agent") and stored.closed_at is not None
     state_events = [e.payload for e in events if e.type == "conversation.state"]
     assert state_events[-1]["state"] == "closed"
-    # closing does not write audit rows; only transfers and customer links do
-    assert await session.scalar(select(func.count()).select_from(AuditEntry)
-                                .where(AuditEntry.entity_type == "conversation")) == 0
+    # the agent's accept and close are each one audit row, naming the agent
+    rows = list(await session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "conversation",
+                                                               AuditEntry.entity_id == str(conversation.id))
+                                      .order_by(AuditEntry.id)))
+    assert [(r.action, r.actor_id) for r in rows] == [("conversation.accept", agent.id),
+                                                      ("conversation.close", agent.id)]
+    assert rows[0].changes == {"before": {"state": "queued", "agent_id": None},
+                               "after": {"state": "assigned", "agent_id": agent.id}}
+    assert rows[1].changes["after"] == {"state": "closed", "closed_by": "agent"}
 
 
 async def test_failed_transition_publishes_nothing_and_stores_nothing(session, factory, events) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from gasdesk.bot.base import BotContext, BotReply
+from gasdesk.bot.base import BOT_ACTOR, BotContext, BotReply
 from gasdesk.bot.dialogue.flow import Flow, Turn, reply
+from gasdesk.conversations.service import do_link_customer
 from gasdesk.customers.identity import verify_account_holder
 from gasdesk.customers.models import Customer
 from gasdesk.errors import InvalidInput, RateLimited
@@ -63,6 +64,6 @@ async def ensure_identity(ctx: BotContext, flow: Flow, turn: Turn, purpose: str)
                          quick=[{"label": "转人工", "action": "handoff"}], understood=False)
         flow.asking = "account_no"
         return reply("户号或手机号后四位不匹配，无法核实身份。请重新输入户号。", understood=False)
-    ctx.conversation.customer_id = customer.id
+    await do_link_customer(ctx.session, BOT_ACTOR, ctx.conversation, customer, how="bot_identity")
     flow.asking = None
     return customer

@@ -203,7 +203,7 @@ class ResidentSession:
     async def on_identify(self, frame: dict[str, Any]) -> None:
         async with transaction() as session:
             conversation = await self.conversation(session)
-            name = await history.do_identify_resident(session, conversation, str(frame.get("account_no") or ""),
+            name = await service.do_identify_resident(session, conversation, str(frame.get("account_no") or ""),
                                                       str(frame.get("phone_last4") or ""))
         await self.send({"type": "identified", "name": name})
 

@@ -1,0 +1,852 @@
+"""Every change of state leaves an audit row: each mutating route of the app (REST and page form posts) and
+each background job that changes something is run here, with a body that succeeds, and must write the audit
+row of its change in that request or run. A route or job without a scenario fails the coverage tests, so a
+new one has to be given one (or an entry in EXEMPT with the reason it changes nothing worth recording)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import gasdesk.jobs.registry  # noqa: F401 - registers every job handler and periodic task
+from gasdesk import clock
+from gasdesk.appointments.models import AppointmentSlot
+from gasdesk.appointments.service import book_appointment, do_generate_slots
+from gasdesk.audit.models import AuditEntry
+from gasdesk.audit.service import Actor
+from gasdesk.auth.access import iter_routes
+from gasdesk.auth.models import User
+from gasdesk.branches.service import do_save_branch
+from gasdesk.conversations import service as conversations
+from gasdesk.conversations.models import Conversation
+from gasdesk.db import commit, transaction
+from gasdesk.jobs.queue import HANDLERS, PERIODIC
+from gasdesk.kb.service import access_article, check_article, do_create_article, do_update_article
+from gasdesk.notifications.service import do_notify
+from gasdesk.routing.models import SkillGroup
+from gasdesk.tickets.routing import do_create_routing_rule
+from gasdesk.tickets.service import do_save_view
+from tests.factories import (
+    TEST_PASSWORD,
+    WO_PNG,
+    Factory,
+    desk_agent,
+    login,
+    queued_conversation,
+    staff_user,
+    wo_actor,
+    wo_ticket,
+)
+
+SETUP = Actor.system("audit-coverage", "test")
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+WEEKDAY_HOURS = {"1": "08:30-17:00", "2": "08:30-17:00", "3": "08:30-17:00", "4": "08:30-17:00",
+                 "5": "08:30-17:00"}
+KB_CSV = "标题,问法,答案,分类\n停气通知在哪看,哪里看停气通知,在网站公告栏,停气\n".encode()
+
+
+@dataclass
+class Ctx:
+    """What a scenario may use: the app's client, a session for prerequisites, the factory."""
+
+    client: httpx.AsyncClient
+    session: AsyncSession
+    factory: Factory
+
+    async def log_in(self, user: User) -> User:
+        """Log ``user`` in through the form (a cookie session with its CSRF token, as the pages do)."""
+        response = await login(self.client, user.username)
+        assert response.status_code == 303, response.text[:200]
+        return user
+
+    async def as_role(self, role: str) -> User:
+        return await self.log_in(await staff_user(self.session, role))
+
+    def csrf_form(self, **fields: Any) -> dict[str, Any]:
+        """Multipart forms carry the CSRF token as a field (read once the parts are parsed)."""
+        return {"csrf_token": self.client.headers["X-CSRF-Token"], **fields}
+
+
+@dataclass
+class Call:
+    """One request and the audit actions it must write (each at least once)."""
+
+    method: str
+    url: str
+    actions: tuple[str, ...]
+    json: Any = None
+    data: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Scenario = Callable[[Ctx], Awaitable[Call]]
+SCENARIOS: dict[tuple[str, str], Scenario] = {}
+
+
+def scenario(method: str, path: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        assert (method, path) not in SCENARIOS, (method, path)
+        SCENARIOS[(method, path)] = fn
+        return fn
+
+    return register
+
+
+# Mutating routes that by design write no audit row, each with the reason.
+EXEMPT: dict[tuple[str, str], str] = {
+    ("POST", "/api/v1/customers/search"): "a search; a POST only to keep phone numbers and 户号 out of URLs",
+    ("POST", "/customers/search"): "the search form; a POST only to keep personal data out of URLs",
+    ("POST", "/tickets/new/customers"): "customer search of the create form; a POST only to keep personal data out of URLs",
+    ("POST", "/api/v1/progress"): "a progress lookup; a POST only to keep phone numbers and 户号 out of URLs",
+    ("POST", "/api/v1/bot/understand"): "runs the NLU on a text and returns what it understood; stores nothing",
+    ("POST", "/admin/kb/preview"): "renders an answer's Markdown for the editor; stores nothing",
+    ("POST", "/api/v1/webchat/visitors"): "issues a signed anonymous visitor token; stores nothing",
+    ("POST", "/api/v1/webchat/uploads"): "a resident's file for their chat: content (like a message), not a change of state",
+    ("POST", "/api/v1/conversations/{conversation_id}/messages"): "a chat message is content, stored with its sender "
+                                                                   "and seq, not a change of state",
+    ("POST", "/api/v1/kb/articles/{article_id}/feedback"): "an anonymous 有帮助/没帮助 vote, counted on the article",
+}
+
+# Registered jobs and periodic tasks that by design write no audit row, each with the reason.
+JOB_EXEMPT: dict[str, str] = {
+    "auth.prune": "forgets sessions, tokens and throttles that ended a day ago: housekeeping, no decision",
+    "webhooks.deliver": "delivers an already audited change to a receiver; each attempt is in the delivery log",
+}
+
+
+# ---------------------------------------------------------------- helpers for prerequisites
+
+
+async def _assigned_conversation(ctx: Ctx) -> tuple[User, Conversation]:
+    """An online agent (logged in) holding a conversation the ACD assigned to them."""
+    agent = await desk_agent(ctx.factory)
+    conversation = await queued_conversation(ctx.session)
+    await ctx.session.refresh(conversation)
+    assert conversation.agent_id == agent.id
+    await ctx.log_in(agent)
+    return agent, conversation
+
+
+async def _slots(ctx: Ctx, district: str = "朝阳区", first_day: date | None = None) -> list[AppointmentSlot]:
+    first_day = first_day or (clock.utcnow() + timedelta(days=7)).date()
+    await do_generate_slots(ctx.session, district=district, first_day=first_day, days=1,
+                            windows=[("09:00", "12:00"), ("14:00", "17:00")], capacity=3)
+    await commit(ctx.session)
+    return list(await ctx.session.scalars(select(AppointmentSlot).where(AppointmentSlot.district == district)
+                                          .order_by(AppointmentSlot.start)))
+
+
+async def _booking(ctx: Ctx) -> tuple[int, int]:
+    """A booked appointment and another free slot: (appointment id, other slot id)."""
+    customer = await ctx.factory.customer()
+    first, second = await _slots(ctx)
+    booking = await book_appointment(ctx.session, SETUP, customer_id=customer.id, service_code="安检",
+                                     slot_id=first.id)
+    await commit(ctx.session)
+    return booking.appointment.id, second.id
+
+
+async def _article(ctx: Ctx, *, status: str = "draft") -> int:
+    data = check_article(title=f"测试条目{id(ctx)}", questions="怎么测试", answer="这样测试", category="常见问题")
+    article = await do_create_article(ctx.session, SETUP, data, status=status)
+    await commit(ctx.session)
+    return article.id
+
+
+async def _notification(ctx: Ctx, user: User) -> int:
+    note = do_notify(ctx.session, user.id, "ticket", "新工单", "请处理", link="/tickets")
+    await commit(ctx.session)
+    return note.id
+
+
+def _kb_form(**changes: str) -> dict[str, str]:
+    return {"title": "营业厅在哪里", "questions": "营业厅地址", "answer": "和平路 1 号", "category": "营业厅",
+            **changes}
+
+
+# ---------------------------------------------------------------- auth
+
+
+@scenario("POST", "/api/v1/auth/token")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "agent")
+    return Call("POST", "/api/v1/auth/token", ("auth.token_issue",),
+                json={"username": user.username, "password": TEST_PASSWORD})
+
+
+@scenario("POST", "/api/v1/auth/revoke")
+async def _(ctx: Ctx) -> Call:
+    token = await ctx.factory.token(await staff_user(ctx.session, "agent"))
+    return Call("POST", "/api/v1/auth/revoke", ("auth.token_revoke",), headers={"Authorization": f"Bearer {token}"})
+
+
+@scenario("POST", "/api/v1/users")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/users", ("user.create",),
+                json={"username": "newdesk", "password": TEST_PASSWORD, "role": "agent"})
+
+
+@scenario("PATCH", "/api/v1/users/{user_id}")
+async def _(ctx: Ctx) -> Call:
+    target = await staff_user(ctx.session, "agent")
+    await ctx.as_role("admin")
+    return Call("PATCH", f"/api/v1/users/{target.id}", ("user.update",), json={"display_name": "新名字"})
+
+
+@scenario("POST", "/login")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "agent")
+    return Call("POST", "/login", ("auth.login",), data={"username": user.username, "password": TEST_PASSWORD})
+
+
+@scenario("POST", "/logout")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("agent")
+    return Call("POST", "/logout", ("auth.logout",))
+
+
+@scenario("POST", "/admin/users")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/users", ("user.create",),
+                data={"username": "formdesk", "password": TEST_PASSWORD, "role": "dispatcher"})
+
+
+@scenario("POST", "/admin/users/{user_id}/role")
+async def _(ctx: Ctx) -> Call:
+    target = await staff_user(ctx.session, "agent")
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/users/{target.id}/role", ("user.update",), data={"role": "dispatcher"})
+
+
+@scenario("POST", "/admin/users/{user_id}/password")
+async def _(ctx: Ctx) -> Call:
+    target = await staff_user(ctx.session, "agent")
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/users/{target.id}/password", ("user.update",), data={"password": "another-long-pass"})
+
+
+@scenario("POST", "/admin/users/{user_id}/active")
+async def _(ctx: Ctx) -> Call:
+    target = await staff_user(ctx.session, "agent")
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/users/{target.id}/active", ("user.update",), data={"active": "false"})
+
+
+# ---------------------------------------------------------------- customers and branches
+
+
+@scenario("POST", "/api/v1/customers")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/customers", ("customer.create",), json={
+        "name": "李娜", "phones": ["13912345678"],
+        "address": {"district": "和平区", "community": "幸福里小区", "building": "3", "unit": "1", "room": "201"}})
+
+
+@scenario("PATCH", "/api/v1/customers/{customer_id}")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    await ctx.as_role("agent")
+    return Call("PATCH", f"/api/v1/customers/{customer.id}", ("customer.update",), json={"name": "李娜娜"})
+
+
+@scenario("POST", "/api/v1/customers/{customer_id}/addresses")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    await ctx.as_role("agent")
+    return Call("POST", f"/api/v1/customers/{customer.id}/addresses", ("customer.address_add",),
+                json={"district": "沈河区", "community": "青年小区", "building": "8", "unit": "2", "room": "602"})
+
+
+@scenario("POST", "/api/v1/customers/{customer_id}/accounts")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/customers/{customer.id}/accounts", ("account.create",),
+                json={"account_no": "2199887766", "address_id": customer.addresses[0].id})
+
+
+async def _branch(ctx: Ctx) -> int:
+    branch = await do_save_branch(ctx.session, SETUP, branch=None, name="和平营业厅", district="和平区",
+                                  address="和平路 1 号", phone="024-12345678", weekly_hours=WEEKDAY_HOURS,
+                                  services=[], is_active=True)
+    await commit(ctx.session)
+    return branch.id
+
+
+@scenario("POST", "/api/v1/branches")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/branches", ("branch.create",), json={
+        "name": "沈河营业厅", "district": "沈河区", "address": "青年大街 2 号", "phone": "024-87654321",
+        "weekly_hours": WEEKDAY_HOURS})
+
+
+@scenario("PUT", "/api/v1/branches/{branch_id}")
+async def _(ctx: Ctx) -> Call:
+    branch_id = await _branch(ctx)
+    await ctx.as_role("admin")
+    return Call("PUT", f"/api/v1/branches/{branch_id}", ("branch.update",), json={
+        "name": "和平营业厅", "district": "和平区", "address": "和平路 3 号", "phone": "024-12345678",
+        "weekly_hours": WEEKDAY_HOURS})
+
+
+@scenario("PUT", "/api/v1/branches/{branch_id}/holidays")
+async def _(ctx: Ctx) -> Call:
+    branch_id = await _branch(ctx)
+    await ctx.as_role("admin")
+    return Call("PUT", f"/api/v1/branches/{branch_id}/holidays", ("branch.holiday",),
+                json={"day": "2026-10-01", "hours": "", "note": "国庆节"})
+
+
+# ---------------------------------------------------------------- conversations and routing
+
+
+@scenario("POST", "/api/v1/conversations/{conversation_id}/accept")
+async def _(ctx: Ctx) -> Call:
+    agent = await desk_agent(ctx.factory, presence="busy")  # staffed, but takes nothing automatically
+    conversation = await queued_conversation(ctx.session)
+    await ctx.log_in(agent)
+    return Call("POST", f"/api/v1/conversations/{conversation.id}/accept", ("conversation.accept",))
+
+
+@scenario("POST", "/api/v1/conversations/{conversation_id}/transfer")
+async def _(ctx: Ctx) -> Call:
+    _, conversation = await _assigned_conversation(ctx)
+    other = await ctx.session.scalar(select(SkillGroup.id).where(SkillGroup.id != conversation.skill_group_id)
+                                     .order_by(SkillGroup.id).limit(1))
+    return Call("POST", f"/api/v1/conversations/{conversation.id}/transfer", ("conversation.transfer",),
+                json={"to_group_id": other})
+
+
+@scenario("POST", "/api/v1/conversations/{conversation_id}/close")
+async def _(ctx: Ctx) -> Call:
+    _, conversation = await _assigned_conversation(ctx)
+    return Call("POST", f"/api/v1/conversations/{conversation.id}/close", ("conversation.close",))
+
+
+@scenario("PUT", "/api/v1/conversations/{conversation_id}/customer")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    _, conversation = await _assigned_conversation(ctx)
+    return Call("PUT", f"/api/v1/conversations/{conversation.id}/customer", ("conversation.link_customer",),
+                json={"customer_id": customer.id})
+
+
+@scenario("PUT", "/api/v1/agent/presence")
+async def _(ctx: Ctx) -> Call:
+    await ctx.log_in(await desk_agent(ctx.factory, presence="offline"))
+    return Call("PUT", "/api/v1/agent/presence", ("agent.presence",), json={"presence": "online"})
+
+
+@scenario("POST", "/api/v1/left-messages/{left_id}/handled")
+async def _(ctx: Ctx) -> Call:
+    left = await conversations.do_leave_message(ctx.session, None, phone="13912340000", content="请回电",
+                                                reason="after_hours")
+    await commit(ctx.session)
+    await ctx.as_role("agent")
+    return Call("POST", f"/api/v1/left-messages/{left.id}/handled", ("left_message.handled",))
+
+
+@scenario("PUT", "/api/v1/skill-groups/{group_id}")
+async def _(ctx: Ctx) -> Call:
+    group = await ctx.session.get(SkillGroup, 1)
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/skill-groups/1", ("config.skill_group",), json={
+        "name": group.name + "（新）", "routing_mode": group.routing_mode, "sticky_returning": group.sticky_returning,
+        "queue_capacity": group.queue_capacity, "working_hours": group.working_hours,
+        "default_handle_s": group.default_handle_s})
+
+
+@scenario("POST", "/api/v1/handoff-rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/handoff-rules", ("config.handoff_rule",), json={
+        "position": 3, "name": "说到投诉就转人工", "kind": "keyword", "params": {"keywords": ["投诉"]},
+        "skill_group_id": 1, "priority": 2})
+
+
+@scenario("PUT", "/api/v1/agents/{user_id}/skills")
+async def _(ctx: Ctx) -> Call:
+    agent = await staff_user(ctx.session, "agent")
+    await ctx.as_role("supervisor")
+    return Call("PUT", f"/api/v1/agents/{agent.id}/skills", ("config.agent_skills",),
+                json={"skill_group_ids": [1], "max_concurrent": 3})
+
+
+# ---------------------------------------------------------------- tickets (REST)
+
+
+@scenario("POST", "/api/v1/tickets")
+async def _(ctx: Ctx) -> Call:
+    # From a left message: the ticket and the message's new status are both recorded.
+    left = await conversations.do_leave_message(ctx.session, None, phone="13912340001", content="厨房有燃气味",
+                                                reason="no_agent")
+    await commit(ctx.session)
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/tickets", ("ticket.create", "left_message.ticketed"),
+                json={"type": "repair", "description": "", "left_message_id": left.id})
+
+
+@scenario("POST", "/api/v1/tickets/{ticket_id}/actions")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    ticket = await wo_ticket(ctx.session)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/api/v1/tickets/{ticket.id}/actions", ("ticket.assign",),
+                json={"action": "assign", "crew_id": crew.id})
+
+
+@scenario("POST", "/api/v1/tickets/{ticket_id}/notes")
+async def _(ctx: Ctx) -> Call:
+    ticket = await wo_ticket(ctx.session)
+    await ctx.as_role("agent")
+    return Call("POST", f"/api/v1/tickets/{ticket.id}/notes", ("ticket.note",), json={"note": "居民补充：下午在家"})
+
+
+@scenario("POST", "/api/v1/tickets/{ticket_id}/writeback")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    ticket = await wo_ticket(ctx.session, status="in_progress", crew_id=crew.id)
+    await ctx.log_in(crew)
+    return Call("POST", f"/api/v1/tickets/{ticket.id}/writeback", ("ticket.writeback",),
+                json={"result": "需要备件，明天再来", "resolved": False})
+
+
+@scenario("POST", "/api/v1/tickets/{ticket_id}/photos")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    ticket = await wo_ticket(ctx.session, status="in_progress", crew_id=crew.id)
+    await ctx.log_in(crew)
+    return Call("POST", f"/api/v1/tickets/{ticket.id}/photos", ("ticket.photo",), data=ctx.csrf_form(),
+                files={"file": ("meter.png", WO_PNG, "image/png")})
+
+
+@scenario("POST", "/api/v1/config/ticket-routing-rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/config/ticket-routing-rules", ("config.ticket_routing_rule",),
+                json={"position": 5, "name": "维修按区分派", "ticket_types": ["repair"], "districts": ["和平区"],
+                      "priority": "high"})
+
+
+@scenario("PUT", "/api/v1/config/ticket-routing-rules/{rule_id}")
+async def _(ctx: Ctx) -> Call:
+    rule = await do_create_routing_rule(ctx.session, SETUP, {"position": 5, "name": "维修按区分派",
+                                                              "ticket_types": ["repair"], "priority": "high"})
+    await commit(ctx.session)
+    await ctx.as_role("admin")
+    return Call("PUT", f"/api/v1/config/ticket-routing-rules/{rule.id}", ("config.ticket_routing_rule",),
+                json={"position": 6, "name": "维修按区分派", "ticket_types": ["repair"], "priority": "urgent"})
+
+
+@scenario("PUT", "/api/v1/config/sla-policies")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/config/sla-policies", ("config.sla_policy",), json={
+        "ticket_type": "repair", "priority": "normal", "respond_minutes": 17, "resolve_minutes": 601})
+
+
+@scenario("PUT", "/api/v1/config/followup-policies/{ticket_type}")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/config/followup-policies/repair", ("config.followup_policy",),
+                json={"delay_minutes": 31, "max_attempts": 2, "retry_minutes": 61})
+
+
+# ---------------------------------------------------------------- tickets (pages)
+
+
+@scenario("POST", "/tickets/views")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("agent")
+    return Call("POST", "/tickets/views", ("view.save",), data={"view_name": "我的新工单", "status": "new"})
+
+
+@scenario("POST", "/tickets/views/{view_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    user = await ctx.as_role("agent")
+    view = await do_save_view(ctx.session, user, "tickets", "我的新工单", "status=new")
+    await commit(ctx.session)
+    return Call("POST", f"/tickets/views/{view.id}/delete", ("view.delete",))
+
+
+@scenario("POST", "/tickets/new")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("agent")
+    return Call("POST", "/tickets/new", ("ticket.create",),
+                data={"type": "repair", "priority": "normal", "description": "灶具打不着火"})
+
+
+@scenario("POST", "/tickets/{ticket_id}/action")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    ticket = await wo_ticket(ctx.session)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/tickets/{ticket.id}/action", ("ticket.assign",),
+                data={"action": "assign", "crew_id": str(crew.id)})
+
+
+@scenario("POST", "/tickets/{ticket_id}/note")
+async def _(ctx: Ctx) -> Call:
+    ticket = await wo_ticket(ctx.session)
+    await ctx.as_role("agent")
+    return Call("POST", f"/tickets/{ticket.id}/note", ("ticket.note",), data={"note": "居民补充：门铃坏了请敲门"})
+
+
+@scenario("POST", "/dispatch/{ticket_id}/assign")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    ticket = await wo_ticket(ctx.session)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/dispatch/{ticket.id}/assign", ("ticket.assign",), data={"crew_id": str(crew.id)})
+
+
+@scenario("POST", "/appointments/calendar/generate")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("dispatcher")
+    first_day = (clock.utcnow() + timedelta(days=14)).date().isoformat()
+    return Call("POST", "/appointments/calendar/generate", ("config.appointment_slots",),
+                data={"district": "和平区", "first_day": first_day, "days": "2"})
+
+
+@scenario("POST", "/crew/tickets/{ticket_id}/start")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    ticket = await wo_ticket(ctx.session, status="assigned", crew_id=crew.id)
+    await ctx.log_in(crew)
+    return Call("POST", f"/crew/tickets/{ticket.id}/start", ("ticket.start",))
+
+
+@scenario("POST", "/crew/tickets/{ticket_id}/writeback")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    ticket = await wo_ticket(ctx.session, status="in_progress", crew_id=crew.id)
+    await ctx.log_in(crew)
+    return Call("POST", f"/crew/tickets/{ticket.id}/writeback", ("ticket.photo", "ticket.writeback", "ticket.resolve"),
+                data=ctx.csrf_form(result="更换表后阀门", resolved="on", material_name="表后阀门", material_qty="1"),
+                files={"photos": ("valve.png", WO_PNG, "image/png")})
+
+
+@scenario("POST", "/admin/webhooks")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/webhooks", ("config.webhook",),
+                data={"url": "https://erp.example.com/hook", "name": "营收", "events": ["ticket.created"]})
+
+
+# ---------------------------------------------------------------- appointments, webhooks, outages
+
+
+@scenario("POST", "/api/v1/appointment-slots/generate")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("dispatcher")
+    first_day = (clock.utcnow() + timedelta(days=21)).date().isoformat()
+    return Call("POST", "/api/v1/appointment-slots/generate", ("config.appointment_slots",), json={
+        "district": "和平区", "first_day": first_day, "days": 2, "windows": [["09:00", "12:00"]], "capacity": 4})
+
+
+@scenario("POST", "/api/v1/appointments")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    [slot, _] = await _slots(ctx)
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/appointments", ("appointment.book", "ticket.create"),
+                json={"customer_id": customer.id, "service": "安检", "slot_id": slot.id})
+
+
+@scenario("POST", "/api/v1/appointments/{appointment_id}/reschedule")
+async def _(ctx: Ctx) -> Call:
+    appointment_id, other_slot = await _booking(ctx)
+    await ctx.as_role("agent")
+    return Call("POST", f"/api/v1/appointments/{appointment_id}/reschedule", ("appointment.reschedule",),
+                json={"slot_id": other_slot})
+
+
+@scenario("POST", "/api/v1/appointments/{appointment_id}/cancel")
+async def _(ctx: Ctx) -> Call:
+    appointment_id, _ = await _booking(ctx)
+    await ctx.as_role("agent")
+    return Call("POST", f"/api/v1/appointments/{appointment_id}/cancel", ("appointment.cancel",),
+                json={"reason": "居民出差"})
+
+
+@scenario("POST", "/api/v1/webhooks")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/webhooks", ("config.webhook",),
+                json={"name": "营收", "url": "https://erp.example.com/hook", "events": ["ticket.created"]})
+
+
+@scenario("POST", "/api/v1/outages")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/outages", ("config.outage",), json={
+        "kind": "gas", "district": "和平区", "communities": ["幸福里小区"],
+        "starts_at": "2026-12-01T09:00:00+08:00", "ends_at": "2026-12-01T18:00:00+08:00", "reason": "管网检修"})
+
+
+# ---------------------------------------------------------------- knowledge base
+
+
+@scenario("POST", "/api/v1/kb/articles")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/kb/articles", ("config.kb_article",),
+                json={"title": "营业厅在哪里", "questions": ["营业厅地址"], "answer": "和平路 1 号"})
+
+
+@scenario("PUT", "/api/v1/kb/articles/{article_id}")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("PUT", f"/api/v1/kb/articles/{article_id}", ("config.kb_article",),
+                json={"title": "改过的标题", "questions": ["怎么测试"], "answer": "换一种说法"})
+
+
+@scenario("DELETE", "/api/v1/kb/articles/{article_id}")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("DELETE", f"/api/v1/kb/articles/{article_id}", ("config.kb_article",))
+
+
+@scenario("POST", "/api/v1/kb/articles/{article_id}/publish")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/kb/articles/{article_id}/publish", ("config.kb_article",))
+
+
+@scenario("POST", "/api/v1/kb/articles/{article_id}/archive")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article(ctx, status="published")
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/kb/articles/{article_id}/archive", ("config.kb_article",))
+
+
+async def _article_with_two_versions(ctx: Ctx) -> int:
+    article_id = await _article(ctx)
+    article = await access_article(ctx.session, article_id)
+    data = check_article(title=article.title, questions="怎么测试", answer="第二版答案", category="常见问题")
+    await do_update_article(ctx.session, SETUP, article, data)
+    await commit(ctx.session)
+    return article_id
+
+
+@scenario("POST", "/api/v1/kb/articles/{article_id}/restore")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article_with_two_versions(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/kb/articles/{article_id}/restore", ("config.kb_article",), json={"version": 1})
+
+
+@scenario("POST", "/api/v1/kb/import")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/kb/import", ("config.kb_article",), data=ctx.csrf_form(),
+                files={"file": ("kb.csv", KB_CSV, "text/csv")})
+
+
+@scenario("POST", "/admin/kb/new")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/kb/new", ("config.kb_article",), data=_kb_form())
+
+
+@scenario("POST", "/admin/kb/import")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/kb/import", ("config.kb_article",), data=ctx.csrf_form(),
+                files={"file": ("kb.csv", KB_CSV, "text/csv")})
+
+
+@scenario("POST", "/admin/kb/{article_id}")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/kb/{article_id}", ("config.kb_article",), data=_kb_form(answer="和平路 3 号"))
+
+
+@scenario("POST", "/admin/kb/{article_id}/status")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/kb/{article_id}/status", ("config.kb_article",), data={"status": "published"})
+
+
+@scenario("POST", "/admin/kb/{article_id}/restore")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article_with_two_versions(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/kb/{article_id}/restore", ("config.kb_article",), data={"version": "1"})
+
+
+@scenario("POST", "/admin/kb/{article_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    article_id = await _article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/kb/{article_id}/delete", ("config.kb_article",))
+
+
+# ---------------------------------------------------------------- notifications
+
+
+@scenario("POST", "/api/v1/notifications/read-all")
+async def _(ctx: Ctx) -> Call:
+    user = await ctx.as_role("dispatcher")
+    await _notification(ctx, user)
+    return Call("POST", "/api/v1/notifications/read-all", ("notification.read_all",))
+
+
+@scenario("POST", "/api/v1/notifications/{notification_id}/read")
+async def _(ctx: Ctx) -> Call:
+    user = await ctx.as_role("field_crew")
+    note_id = await _notification(ctx, user)
+    return Call("POST", f"/api/v1/notifications/{note_id}/read", ("notification.read",))
+
+
+@scenario("POST", "/notifications/read-all")
+async def _(ctx: Ctx) -> Call:
+    user = await ctx.as_role("agent")
+    await _notification(ctx, user)
+    return Call("POST", "/notifications/read-all", ("notification.read_all",))
+
+
+@scenario("POST", "/notifications/{notification_id}/read")
+async def _(ctx: Ctx) -> Call:
+    user = await ctx.as_role("supervisor")
+    note_id = await _notification(ctx, user)
+    return Call("POST", f"/notifications/{note_id}/read", ("notification.read",))
+
+
+# ---------------------------------------------------------------- the route tests
+
+
+def _mutating_routes(app: Any) -> set[tuple[str, str]]:
+    return {(method, route.path) for route in iter_routes(app.routes) if isinstance(route, APIRoute)
+            for method in route.methods & MUTATING}
+
+
+def test_every_mutating_route_has_a_scenario_or_a_reason(app) -> None:
+    routes = _mutating_routes(app)
+    assert not set(SCENARIOS) & set(EXEMPT), "a route is either exercised or exempt"
+    assert sorted(routes - set(SCENARIOS) - set(EXEMPT)) == [], "add a scenario (or an EXEMPT reason) for these"
+    assert sorted((set(SCENARIOS) | set(EXEMPT)) - routes) == [], "these routes are gone: drop their entries"
+    assert all(reason.strip() for reason in EXEMPT.values())
+
+
+async def _last_audit_id(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0))))
+
+
+def _path_matches(template: str, url: str) -> bool:
+    pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+    return re.fullmatch(pattern, url.split("?", 1)[0]) is not None
+
+
+@pytest.mark.parametrize("route", sorted(SCENARIOS), ids=lambda r: f"{r[0]} {r[1]}")
+async def test_mutating_route_writes_an_audit_row(route, client, session, factory) -> None:
+    ctx = Ctx(client, session, factory)
+    call = await SCENARIOS[route](ctx)
+    assert call.method == route[0] and _path_matches(route[1], call.url), f"the scenario must call {route}"
+    before = await _last_audit_id(session)
+    response = await client.request(call.method, call.url, json=call.json, data=call.data, files=call.files,
+                                    headers={"Accept": "application/json", **call.headers})
+    assert response.status_code < 400, response.text[:500]
+    written = [row.action for row in await session.scalars(
+        select(AuditEntry).where(AuditEntry.id > before).order_by(AuditEntry.id))]
+    missing = [action for action in call.actions if action not in written]
+    assert missing == [], f"{route} wrote {written}"
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@dataclass
+class JobRun:
+    """Run a job with work to do; ``actions`` are the audit rows it must write."""
+
+    run: Callable[[], Awaitable[None]]
+    actions: tuple[str, ...]
+
+
+JOB_SCENARIOS: dict[str, Callable[[Ctx], Awaitable[JobRun]]] = {}
+
+
+def job_scenario(name: str) -> Callable[[Callable[[Ctx], Awaitable[JobRun]]], Any]:
+    def register(fn: Callable[[Ctx], Awaitable[JobRun]]) -> Any:
+        JOB_SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+def _periodic(name: str) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        async with transaction() as s:  # as the worker runs it (jobs/queue.py run_periodic_once)
+            await PERIODIC[name][1](s)
+
+    return run
+
+
+@job_scenario("conversations.idle_scan")
+async def _(ctx: Ctx) -> JobRun:
+    await desk_agent(ctx.factory)
+    conversation = await queued_conversation(ctx.session)
+    conversations.do_note_resident_gone(ctx.session, conversation)
+    await commit(ctx.session)
+    clock.set_now(clock.utcnow() + timedelta(days=1))
+    return JobRun(_periodic("conversations.idle_scan"), ("conversation.resident_left",))
+
+
+@job_scenario("tickets.sla_scan")
+async def _(ctx: Ctx) -> JobRun:
+    await wo_ticket(ctx.session, "repair", priority="normal")
+    clock.set_now(clock.utcnow() + timedelta(days=60))
+    return JobRun(_periodic("tickets.sla_scan"), ("ticket.sla_breached",))
+
+
+@job_scenario("followups.dispatch")
+async def _(ctx: Ctx) -> JobRun:
+    crew = await staff_user(ctx.session, "field_crew")
+    await wo_ticket(ctx.session, "repair", status="resolved", crew_id=crew.id, actor=wo_actor(crew))
+    clock.set_now(clock.utcnow() + timedelta(days=30))
+    return JobRun(_periodic("followups.dispatch"), ("followup.send",))
+
+
+def _app_jobs() -> set[str]:
+    """Jobs the app registers (other test modules register throwaway handlers of their own)."""
+    handlers = dict(HANDLERS) | {name: fn for name, (_, fn) in PERIODIC.items()}
+    return {name for name, fn in handlers.items() if fn.__module__.startswith("gasdesk.")}
+
+
+def test_every_job_has_a_scenario_or_a_reason() -> None:
+    names = _app_jobs()
+    assert {"tickets.sla_scan", "webhooks.deliver"} <= names
+    assert not set(JOB_SCENARIOS) & set(JOB_EXEMPT)
+    assert sorted(names - set(JOB_SCENARIOS) - set(JOB_EXEMPT)) == [], "add a job scenario (or a JOB_EXEMPT reason)"
+    assert sorted((set(JOB_SCENARIOS) | set(JOB_EXEMPT)) - names) == [], "these jobs are gone: drop their entries"
+
+
+@pytest.mark.parametrize("name", sorted(JOB_SCENARIOS))
+async def test_job_with_work_writes_an_audit_row(name, client, session, factory) -> None:
+    job = await JOB_SCENARIOS[name](Ctx(client, session, factory))
+    before = await _last_audit_id(session)
+    await job.run()
+    written = [row.action for row in await session.scalars(
+        select(AuditEntry).where(AuditEntry.id > before).order_by(AuditEntry.id))]
+    missing = [action for action in job.actions if action not in written]
+    assert missing == [], f"{name} wrote {written}"
