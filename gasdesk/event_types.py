@@ -11,16 +11,17 @@ its declaration, and that each event reaches the consumers listed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, TypeVar, get_type_hints
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, with_config
 from pydantic.fields import FieldInfo
 from typing_extensions import TypedDict  # pydantic validates typing.TypedDict only from Python 3.12
 
-from gasdesk.conversations.wire import MessageWire
+from gasdesk.conversations.wire import CLOSED, MessageWire
 
 
 class Consumer(StrEnum):
@@ -103,6 +104,15 @@ def webhook_spec(name: str) -> EventSpec:
     if spec is None or spec.webhook is None:
         raise UnknownEventType(f"{name!r} is not a declared webhook event (gasdesk/event_types.py)")
     return spec
+
+
+@functools.cache
+def wire_schema(payload: type[EventPayload]) -> type[BaseModel]:
+    """A strict model of ``payload``'s wire form (the keys as sent, no others): what a receiver of the JSON,
+    or a test, validates a payload with."""
+    hints = get_type_hints(payload)
+    fields_: dict[str, Any] = {attr: (hints[attr], Field(alias=key)) for attr, key in payload.KEYS}
+    return create_model(f"{payload.__name__}Wire", __config__=ConfigDict(strict=True, extra="forbid"), **fields_)
 
 
 def webhook_event_names() -> tuple[str, ...]:
@@ -214,6 +224,7 @@ class EmergencyAlert(EventPayload):
 # ------------------------------------------------------------------ notifications (the bell)
 
 
+@with_config(CLOSED)
 class NotificationWire(TypedDict):
     """``notifications.schemas.NotificationOut`` as JSON."""
 
@@ -248,6 +259,7 @@ class NotificationsRead(EventPayload):
 # ------------------------------------------------------------------ tickets, appointments, 回访
 
 
+@with_config(CLOSED)
 class TicketWebhookData(TypedDict):
     """``data`` of the ``ticket.created`` / ``ticket.updated`` webhooks (``tickets.service.ticket_webhook_data``)."""
 
@@ -286,6 +298,7 @@ class TicketUpdated(EventPayload):
     handler_id: int | None
 
 
+@with_config(CLOSED)
 class AppointmentBookedData(TypedDict):
     appointment_id: int
     ticket_id: int
@@ -305,7 +318,7 @@ class TicketSla(EventPayload):
 
     ticket_id: int
     sla_state: str  # at_risk | breached
-    deadline: str  # respond | resolve
+    deadline: str | None  # respond | resolve
 
 
 @event_type("followup.unreachable")
@@ -314,6 +327,7 @@ class FollowupUnreachable(EventPayload):
     ticket_id: int
 
 
+@with_config(CLOSED)
 class FollowupCompletedData(TypedDict):
     followup_id: int
     ticket_id: int

@@ -9,9 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict  # pydantic validates typing.TypedDict only from Python 3.12
 
+# Wire objects have exactly their declared keys: a validator refuses any other.
+CLOSED = ConfigDict(extra="forbid")
 
+
+@with_config(CLOSED)
 class MessageWire(TypedDict):
     id: int
     conversation_id: int
