@@ -1,7 +1,8 @@
 """Domain events: published after commit to in-process subscribers (and Redis in scale-out mode).
 
-``emit(session, "customer.updated", {...})`` queues the event on the session's
-after-commit queue; nothing leaves the process for a transaction that rolls back.
+``emit(session, CustomerUpdated(customer_id=7))`` queues the event on the session's after-commit queue;
+nothing leaves the process for a transaction that rolls back. Every event type and its payload is declared
+in ``gasdesk/event_types.py``; anything else is refused.
 """
 
 from __future__ import annotations
@@ -17,15 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.clock import utcnow
 from gasdesk.db import after_commit
+from gasdesk.event_types import EventPayload, spec_of
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Event:
+    """One committed event as it travels (bus, Redis). Built from a declared payload with ``Event.of``; the
+    plain constructor only rebuilds events received from Redis."""
+
     type: str
     payload: dict[str, Any]
     at: str = field(default_factory=lambda: utcnow().isoformat())
+
+    @classmethod
+    def of(cls, payload: EventPayload) -> Event:
+        """The event for a declared payload; UnknownEventType for anything else."""
+        return cls(spec_of(payload).name, payload.as_dict())
 
     def to_json(self) -> str:
         return json.dumps({"type": self.type, "payload": self.payload, "at": self.at}, ensure_ascii=False)
@@ -65,7 +75,13 @@ class EventBus:
 bus = EventBus()
 
 
-def emit(session: AsyncSession, event_type: str, payload: dict[str, Any]) -> None:
-    """Publish ``event_type`` once ``session`` commits."""
-    event = Event(event_type, payload)
+def emit(session: AsyncSession, payload: EventPayload) -> None:
+    """Publish the event of ``payload`` (a class declared in ``gasdesk/event_types.py``) once ``session``
+    commits. Refuses anything undeclared at once (UnknownEventType), not after the commit."""
+    event = Event.of(payload)
     after_commit(session, lambda: bus.publish(event))
+
+
+async def publish_now(payload: EventPayload) -> None:
+    """Publish an event that records no change (typing), or from an after-commit callback."""
+    await bus.publish(Event.of(payload))

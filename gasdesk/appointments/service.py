@@ -20,6 +20,7 @@ from gasdesk.customers.models import Address, Customer
 from gasdesk.customers.schemas import AddressIn
 from gasdesk.customers.service import address_parts, do_add_address
 from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.event_types import AppointmentBookedData, TicketUpdated
 from gasdesk.fields import EARLIEST_DAY, LATEST_DAY
 from gasdesk.tickets.models import Ticket, TicketStatus
 from gasdesk.tickets.schemas import TicketCreate
@@ -131,10 +132,10 @@ async def book_appointment(
                         "address": address_parts(address).display()})
     from gasdesk.webhooks.service import publish
 
-    await publish(session, "appointment.booked", {
-        "appointment_id": appointment.id, "ticket_id": ticket.id, "ticket_number": ticket.number,
-        "service": service_code, "district": slot.district, "slot_start": slot.start.isoformat(),
-        "slot_end": slot.end.isoformat()})
+    await publish(session, "appointment.booked", AppointmentBookedData(
+        appointment_id=appointment.id, ticket_id=ticket.id, ticket_number=ticket.number,
+        service=service_code, district=slot.district, slot_start=slot.start.isoformat(),
+        slot_end=slot.end.isoformat()))
     return Booking(appointment, ticket, slot)
 
 
@@ -176,7 +177,7 @@ async def do_reschedule(session: AsyncSession, actor: Actor, appointment: Appoin
         await load_history(session, ticket)
         ticket.title = ticket.title.split(" - ")[0] + f" - {slot_label(new)}"
         _event(ticket, actor, "reschedule", ticket.status, note=f"改约：{slot_label(old)} → {slot_label(new)}")
-        await _publish(session, "ticket.updated", ticket)
+        await _publish(session, TicketUpdated, ticket)
     return appointment
 
 

@@ -19,6 +19,7 @@ from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
 from gasdesk.db import commit, rollback
 from gasdesk.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from gasdesk.event_types import UserCreated, UserUpdated
 from gasdesk.events import emit
 from gasdesk.jobs.queue import periodic
 from gasdesk.security.crypto import blind_index
@@ -77,7 +78,7 @@ async def do_create_user(
     session.add(user)
     await session.flush()
     record_audit(session, actor, "user.create", "user", user.id, after=user.snapshot())
-    emit(session, "user.created", {"user_id": user.id, "role": user.role})
+    emit(session, UserCreated(user_id=user.id, role=user.role))
     return user
 
 
@@ -126,7 +127,7 @@ async def do_update_user(
     if password is not None:
         after = {**after, "password": "(changed)"}
     record_audit(session, actor, "user.update", "user", user.id, before=before, after=after)
-    emit(session, "user.updated", {"user_id": user.id})
+    emit(session, UserUpdated(user_id=user.id))
     return user
 
 

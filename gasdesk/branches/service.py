@@ -13,6 +13,7 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.branches.models import BranchHoliday, ServiceBranch
 from gasdesk.clock import to_local, utcnow
 from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.event_types import BranchSaved
 from gasdesk.events import emit
 from gasdesk.opening_hours import check_hours, check_weekly_hours, within
 
@@ -89,7 +90,7 @@ async def do_save_branch(
     await session.flush()
     record_audit(session, actor, "branch.update" if before else "branch.create", "branch", branch.id,
                  before=before, after=branch.snapshot())
-    emit(session, "branch.saved", {"branch_id": branch.id})
+    emit(session, BranchSaved(branch_id=branch.id))
     return branch
 
 
@@ -108,5 +109,5 @@ async def do_set_holiday(
     await session.flush()
     record_audit(session, actor, "branch.holiday", "branch", branch.id, before=before,
                  after={"day": day.isoformat(), "hours": hours, "note": existing.note})
-    emit(session, "branch.saved", {"branch_id": branch.id})
+    emit(session, BranchSaved(branch_id=branch.id))
     return existing

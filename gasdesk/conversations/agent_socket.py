@@ -14,7 +14,8 @@ from gasdesk.conversations import service
 from gasdesk.conversations.models import SenderType
 from gasdesk.db import transaction
 from gasdesk.errors import GasdeskError, InvalidInput
-from gasdesk.events import Event, bus
+from gasdesk.event_types import ConversationTyping
+from gasdesk.events import publish_now
 from gasdesk.realtime.frames import STAFF_FRAMES, check_frame, echo, load_frame, receive_frame
 from gasdesk.realtime.hub import Connection, get_hub
 
@@ -46,8 +47,7 @@ async def handle_staff_frame(conn: Connection, frame: dict[str, Any]) -> dict[st
         async with transaction() as session:
             user = await _user(conn.user_id, session)  # type: ignore[arg-type]
             await service.access_conversation_for_user(session, user, cid)
-        await bus.publish(Event("conversation.typing", {"conversation_id": cid, "from": "staff",
-                                                        "agent_id": conn.user_id}))
+        await publish_now(ConversationTyping(conversation_id=cid, sender="staff", agent_id=conn.user_id))
         return None
     if kind == "read":
         async with transaction() as session:

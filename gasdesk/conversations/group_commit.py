@@ -28,8 +28,10 @@ from gasdesk.bot.nlu.safety import is_gas_leak
 from gasdesk.clock import utcnow
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, Message, SenderType
 from gasdesk.conversations.service import check_client_msg_id, check_text
+from gasdesk.conversations.wire import message_wire
 from gasdesk.db import get_engine, refuse_unstorable_text
 from gasdesk.errors import Conflict, NotFound
+from gasdesk.event_types import ConversationMessage
 from gasdesk.events import Event, bus
 
 log = logging.getLogger(__name__)
@@ -193,11 +195,10 @@ async def _decide_and_write(db: _BatchDb, batch: list[_Pending], look_for_resend
         for item, values in inserts:
             cid, seq = values["conversation_id"], values["seq"]
             message_id = id_of[(cid, seq)]
-            wire = {"id": message_id, "conversation_id": cid, "seq": seq, "sender": "resident", "sender_name": None,
-                    "type": "text", "text": item.text, "payload": None, "client_msg_id": item.client_msg_id,
-                    "created_at": now.isoformat()}
-            events.append(Event("conversation.message", {"conversation_id": cid, "agent_id": rows[cid][3],
-                                                         "message": wire}))
+            wire = message_wire(id=message_id, conversation_id=cid, seq=seq, sender=values["sender_type"],
+                                sender_name=None, content_type=values["content_type"], text=item.text, payload=None,
+                                client_msg_id=item.client_msg_id, created_at=now)
+            events.append(Event.of(ConversationMessage(conversation_id=cid, agent_id=rows[cid][3], message=wire)))
             outcomes[id(item)] = Stored(message_id, seq, False)
     for item in batch:  # resends that arrived together with their original
         if id(item) not in outcomes:

@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gasdesk.clock import utcnow
+from gasdesk.conversations.wire import MessageWire, message_wire
 from gasdesk.db import Base, UTCDateTime
 from gasdesk.security.crypto import EncryptedJSON, EncryptedString
 
@@ -122,14 +123,11 @@ class Message(Base):
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> MessageWire:
         """The JSON form sent to widgets and consoles."""
-        return {
-            "id": self.id, "conversation_id": self.conversation_id, "seq": self.seq,
-            "sender": self.sender_type, "sender_name": self.sender_name, "type": self.content_type,
-            "text": self.text, "payload": self.payload, "client_msg_id": self.client_msg_id,
-            "created_at": self.created_at.isoformat(),
-        }
+        return message_wire(id=self.id, conversation_id=self.conversation_id, seq=self.seq, sender=self.sender_type,
+                            sender_name=self.sender_name, content_type=self.content_type, text=self.text,
+                            payload=self.payload, client_msg_id=self.client_msg_id, created_at=self.created_at)
 
 
 class LeftMessage(Base):

@@ -30,6 +30,16 @@ from gasdesk.customers.models import Customer
 from gasdesk.customers.validation import check_phone
 from gasdesk.db import commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gasdesk.event_types import (
+    ConversationAssigned,
+    ConversationMessage,
+    ConversationRated,
+    ConversationStarted,
+    ConversationStateChanged,
+    LeftMessageCreated,
+    QueueChanged,
+    ResidentGone,
+)
 from gasdesk.events import emit
 from gasdesk.routing import service as acd
 from gasdesk.routing.models import SkillGroup
@@ -126,12 +136,12 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
 
 
 def publish_state(session: AsyncSession, conversation: Conversation, *, previous_agent_id: int | None = None,
-                   event: str = "conversation.state") -> None:
-    emit(session, event, {
-        "conversation_id": conversation.id, "state": conversation.state, "agent_id": conversation.agent_id,
-        "previous_agent_id": previous_agent_id, "skill_group_id": conversation.skill_group_id,
-        "accepted": conversation.accepted_at is not None,
-    })
+                  event: type[ConversationStateChanged | ConversationStarted] = ConversationStateChanged) -> None:
+    """Announce the conversation's state after commit (``conversation.state``, or ``conversation.started``)."""
+    emit(session, event(
+        conversation_id=conversation.id, state=conversation.state, agent_id=conversation.agent_id,
+        previous_agent_id=previous_agent_id, skill_group_id=conversation.skill_group_id,
+        accepted=conversation.accepted_at is not None))
 
 
 # ---------------------------------------------------------------- messages
@@ -235,9 +245,8 @@ async def do_post_message(
         if conversation.first_response_at is None:
             conversation.first_response_at = message.created_at
         conversation.agent_read_seq = seq
-    emit(session, "conversation.message", {
-        "conversation_id": conversation.id, "agent_id": conversation.agent_id, "message": message.to_wire(),
-    })
+    emit(session, ConversationMessage(conversation_id=conversation.id, agent_id=conversation.agent_id,
+                                     message=message.to_wire()))
     return Posted(message, True)
 
 
@@ -263,7 +272,7 @@ async def do_start_conversation(session: AsyncSession, *, channel: str, visitor_
                                 priority=0, created_at=utcnow())
     session.add(conversation)
     await session.flush()
-    publish_state(session, conversation, event="conversation.started")
+    publish_state(session, conversation, event=ConversationStarted)
     return conversation
 
 
@@ -308,7 +317,7 @@ async def do_handoff(
     conversation.handoff_summary = summary
     await session.flush()
     publish_state(session, conversation)
-    emit(session, "queue.changed", {"skill_group_id": group.id})
+    emit(session, QueueChanged(skill_group_id=group.id))
     await acd.try_assign(session, group.id)
     return HandoffOutcome(conversation.state == S.queued.value or conversation.state == S.assigned.value,
                           spot=await queue_spot(session, conversation), group=group)
@@ -327,7 +336,7 @@ async def do_raise_to_emergency(session: AsyncSession, conversation: Conversatio
                  before={"priority": before}, after={"priority": EMERGENCY_PRIORITY})
     publish_state(session, conversation)
     if conversation.state == S.queued.value and conversation.skill_group_id is not None:
-        emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})
+        emit(session, QueueChanged(skill_group_id=conversation.skill_group_id))
         await acd.try_assign(session, conversation.skill_group_id)
     return True
 
@@ -342,7 +351,7 @@ async def announce_assignment(session: AsyncSession, conversation: Conversation,
                               previous_agent_id: int | None) -> None:
     """Tell everyone a conversation now has an agent (called by the ACD and by transfers)."""
     publish_state(session, conversation, previous_agent_id=previous_agent_id)
-    emit(session, "conversation.assigned", {"conversation_id": conversation.id, "agent_id": conversation.agent_id})
+    emit(session, ConversationAssigned(conversation_id=conversation.id, agent_id=conversation.agent_id))
 
 
 async def do_accept(session: AsyncSession, agent: User, conversation: Conversation) -> Conversation:
@@ -358,7 +367,7 @@ async def do_accept(session: AsyncSession, agent: User, conversation: Conversati
         if not await acd.assign_to(session, conversation, agent.id):
             raise Conflict("该会话已被其他坐席接入", code="already_assigned")
         await announce_assignment(session, conversation, previous_agent_id=None)
-        emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})
+        emit(session, QueueChanged(skill_group_id=conversation.skill_group_id))
     elif conversation.state == S.assigned.value:
         if conversation.agent_id != agent.id:
             raise Conflict("该会话已由其他坐席服务", code="already_assigned")
@@ -410,7 +419,7 @@ async def do_transfer(
         await post_system(session, conversation, f"正在为您转接到{group.name}，请稍候",
                           payload={"event": "transfer", "to_group": group.name, "note": note})
         publish_state(session, conversation, previous_agent_id=previous)
-        emit(session, "queue.changed", {"skill_group_id": group.id})
+        emit(session, QueueChanged(skill_group_id=group.id))
         await acd.try_assign(session, group.id, exclude=(conversation.id, previous) if previous else None)
     if previous is not None:
         await _release_agent(session, previous)
@@ -460,7 +469,7 @@ async def _close(session: AsyncSession, conversation: Conversation, *, by: str) 
                           content_type=ContentType.card)
     publish_state(session, conversation)
     if previous_state == S.queued.value and conversation.skill_group_id:
-        emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})
+        emit(session, QueueChanged(skill_group_id=conversation.skill_group_id))
     if previous_state == S.assigned.value and conversation.agent_id:
         await _release_agent(session, conversation.agent_id)
     return conversation
@@ -481,8 +490,8 @@ async def do_rate(session: AsyncSession, conversation: Conversation, score: int,
     conversation.rating_comment = comment or None
     conversation.rated_at = utcnow()
     await post_system(session, conversation, "感谢您的评价！", payload={"event": "rated", "score": score})
-    emit(session, "conversation.rated", {"conversation_id": conversation.id, "rating": score,
-                                         "agent_id": conversation.agent_id})
+    emit(session, ConversationRated(conversation_id=conversation.id, rating=score,
+                                   agent_id=conversation.agent_id))
     return conversation
 
 
@@ -506,7 +515,7 @@ async def do_leave_message(session: AsyncSession, conversation: Conversation | N
     if conversation is not None:
         await post_system(session, conversation, "您的留言已收到，我们会在工作时间尽快与您联系。",
                           payload={"event": "message_left", "left_message_id": left.id})
-    emit(session, "left_message.created", {"left_message_id": left.id, "skill_group_id": left.skill_group_id})
+    emit(session, LeftMessageCreated(left_message_id=left.id, skill_group_id=left.skill_group_id))
     return left
 
 
@@ -578,7 +587,7 @@ def do_note_resident_gone(session: AsyncSession, conversation: Conversation) -> 
     if conversation.state not in WITH_PEOPLE or conversation.resident_gone_at is not None:
         return
     conversation.resident_gone_at = utcnow()
-    emit(session, "conversation.resident_gone", {"conversation_id": conversation.id})
+    emit(session, ResidentGone(conversation_id=conversation.id))
 
 
 def do_note_resident_back(session: AsyncSession, conversation: Conversation) -> None:
@@ -624,4 +633,4 @@ async def do_release_idle(session: AsyncSession, conversation: Conversation, *, 
 
 def _queue_may_show_it(session: AsyncSession, conversation: Conversation) -> None:
     if conversation.state == S.queued.value and conversation.skill_group_id is not None:
-        emit(session, "queue.changed", {"skill_group_id": conversation.skill_group_id})
+        emit(session, QueueChanged(skill_group_id=conversation.skill_group_id))

@@ -56,6 +56,7 @@ from gasdesk.customers.validation import (
     to_halfwidth,
 )
 from gasdesk.errors import Conflict, GasdeskError, InvalidInput, NotFound
+from gasdesk.event_types import AccountCreated, CustomerCreated, CustomerUpdated
 from gasdesk.events import emit
 from gasdesk.tickets.models import (
     PRIORITY_LABELS,
@@ -367,7 +368,7 @@ async def do_create_customer(session: AsyncSession, actor: Actor, data: Customer
     session.add(customer)
     await session.flush()
     record_audit(session, actor, "customer.create", "customer", customer.id, after=customer_snapshot(customer))
-    emit(session, "customer.created", {"customer_id": customer.id})
+    emit(session, CustomerCreated(customer_id=customer.id))
     return customer
 
 
@@ -392,7 +393,7 @@ async def do_update_customer(session: AsyncSession, actor: Actor, customer: Cust
     after = customer_snapshot(customer)
     if after != before:
         record_audit(session, actor, "customer.update", "customer", customer.id, before=before, after=after)
-        emit(session, "customer.updated", {"customer_id": customer.id})
+        emit(session, CustomerUpdated(customer_id=customer.id))
     return customer
 
 
@@ -407,7 +408,7 @@ async def do_add_address(session: AsyncSession, actor: Actor, customer: Customer
     await session.flush()
     record_audit(session, actor, "customer.address_add", "customer", customer.id,
                  after={"address": parts.display()})
-    emit(session, "customer.updated", {"customer_id": customer.id})
+    emit(session, CustomerUpdated(customer_id=customer.id))
     return address
 
 
@@ -432,5 +433,5 @@ async def do_open_account(session: AsyncSession, actor: Actor, customer: Custome
     customer.accounts.append(account)
     await session.flush()
     record_audit(session, actor, "account.create", "account", account.id, after=account_snapshot(account))
-    emit(session, "account.created", {"account_id": account.id, "customer_id": customer.id})
+    emit(session, AccountCreated(account_id=account.id, customer_id=customer.id))
     return account

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.clock import utcnow
 from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.event_types import FollowupCompleted, FollowupUnreachable
 from gasdesk.events import emit
 from gasdesk.followups.models import FollowUpPolicy, FollowUpSurvey
 from gasdesk.jobs.queue import periodic
@@ -108,7 +109,7 @@ async def dispatch_due(session: AsyncSession, now: datetime | None = None) -> di
             counts["unreachable"] += 1
             record_audit(session, SYSTEM, "followup.unreachable", "followup", survey.id, before=before,
                          after=_state(survey))
-            emit(session, "followup.unreachable", {"followup_id": survey.id, "ticket_id": ticket.id})
+            emit(session, FollowupUnreachable(followup_id=survey.id, ticket_id=ticket.id))
             continue
         survey.attempts += 1
         channel = CHANNELS.get(survey.channel)
@@ -160,10 +161,10 @@ async def do_answer_followup(session: AsyncSession, survey_id: int, *, score: in
         survey.outcome = await _act_on_dissatisfaction(session, ticket, survey, policy.on_dissatisfied)
     from gasdesk.webhooks.service import publish
 
-    data = {"followup_id": survey.id, "ticket_id": ticket.id, "ticket_number": ticket.number, "score": score,
-            "solved": bool(solved), "outcome": survey.outcome}
-    emit(session, "followup.completed", data)
-    await publish(session, "followup.completed", data)
+    completed = FollowupCompleted(followup_id=survey.id, ticket_id=ticket.id, ticket_number=ticket.number,
+                                  score=score, solved=bool(solved), outcome=survey.outcome)
+    emit(session, completed)
+    await publish(session, completed.TYPE, completed.as_dict())
     return survey
 
 

@@ -8,6 +8,8 @@ the user's ``/ws/staff`` sockets (``notifications/socket.py``), so every open co
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +18,8 @@ from gasdesk.auth.models import User
 from gasdesk.clock import utcnow
 from gasdesk.db import after_commit
 from gasdesk.errors import NotFound
-from gasdesk.events import Event, bus
+from gasdesk.event_types import NotificationCreated, NotificationsRead, NotificationWire
+from gasdesk.events import Event, bus, publish_now
 from gasdesk.notifications.models import Notification
 from gasdesk.notifications.schemas import NotificationOut
 from gasdesk.security.pii import redact_pii
@@ -56,8 +59,8 @@ def do_notify(session: AsyncSession, user_id: int, kind: str, title: str, body: 
 
     async def publish() -> None:
         # Built after commit: the flush that committed the row gave it its id.
-        await bus.publish(Event("notification.created", {
-            "user_id": user_id, "notification": notification_out(note).model_dump(mode="json")}))
+        wire = cast(NotificationWire, notification_out(note).model_dump(mode="json"))
+        await publish_now(NotificationCreated(user_id=user_id, notification=wire))
 
     after_commit(session, publish)
     return note
@@ -91,7 +94,7 @@ async def access_notification(session: AsyncSession, user: User, notification_id
 async def _publish_read(session: AsyncSession, user: User, ids: list[int] | None) -> None:
     # The count as this transaction leaves it: the user's other pages show it without asking again.
     count = await unread_count(session, user)
-    event = Event("notification.read", {"user_id": user.id, "ids": ids, "unread": count})
+    event = Event.of(NotificationsRead(user_id=user.id, ids=ids, unread=count))
     after_commit(session, lambda: bus.publish(event))
 
 

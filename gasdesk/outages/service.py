@@ -11,6 +11,7 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.clock import format_local, utcnow
 from gasdesk.customers.addresses import normalize_community, normalize_district
 from gasdesk.errors import InvalidInput
+from gasdesk.event_types import OutageAnnounced
 from gasdesk.events import emit
 from gasdesk.outages.models import Outage
 
@@ -54,5 +55,5 @@ async def do_announce_outage(session: AsyncSession, actor: Actor, *, kind: str, 
     session.add(outage)
     await session.flush()
     record_audit(session, actor, "config.outage", "config", f"outage:{outage.id}", after={"text": describe(outage)})
-    emit(session, "outage.announced", {"outage_id": outage.id, "district": outage.district, "kind": kind})
+    emit(session, OutageAnnounced(outage_id=outage.id, district=outage.district, kind=kind))
     return outage

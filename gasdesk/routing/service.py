@@ -20,6 +20,7 @@ from gasdesk.auth.roles import Role
 from gasdesk.clock import to_local, utcnow
 from gasdesk.conversations.models import Conversation, ConversationState
 from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.event_types import AgentPresence, QueueChanged
 from gasdesk.events import emit
 from gasdesk.opening_hours import check_weekly_hours, within
 from gasdesk.routing.models import (
@@ -108,7 +109,7 @@ async def do_set_presence(session: AsyncSession, user: User, presence: str) -> A
         profile.presence_changed_at = utcnow()
         if value is Presence.online and profile.last_released_at is None:
             profile.last_released_at = utcnow()
-        emit(session, "agent.presence", {"user_id": user.id, "presence": value.value})
+        emit(session, AgentPresence(user_id=user.id, presence=value.value))
     if value is Presence.online:
         await try_assign_across(session, await agent_group_ids(session, user.id))
     return profile
@@ -247,7 +248,7 @@ async def try_assign(session: AsyncSession, group_id: int, *,
         if agent_id is not None:
             made.append((conversation.id, agent_id))
     if made:
-        emit(session, "queue.changed", {"skill_group_id": group_id})
+        emit(session, QueueChanged(skill_group_id=group_id))
     return made
 
 
@@ -275,7 +276,7 @@ async def try_assign_across(session: AsyncSession, group_ids: list[int]) -> list
             made.append((conversation.id, agent_id))
             changed.add(group.id)
     for group_id in sorted(changed):
-        emit(session, "queue.changed", {"skill_group_id": group_id})
+        emit(session, QueueChanged(skill_group_id=group_id))
     return made
 
 

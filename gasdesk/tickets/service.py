@@ -20,6 +20,7 @@ from gasdesk.customers.models import Account, Address, Customer
 from gasdesk.customers.service import address_parts
 from gasdesk.customers.validation import check_phone, mask_phone
 from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
+from gasdesk.event_types import TicketCreated, TicketSla, TicketUpdated, TicketWebhookData
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
 from gasdesk.security.pii import redact_pii
@@ -67,7 +68,8 @@ def ticket_snapshot(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def ticket_webhook_data(ticket: Ticket) -> dict[str, Any]:
+def ticket_webhook_data(ticket: Ticket) -> TicketWebhookData:
+    """``data`` of the ticket webhooks (declared in ``gasdesk/event_types.py``)."""
     return {
         **ticket_snapshot(ticket), "id": ticket.id, "title": ticket.title,
         "district": ticket.district, "channel": ticket.channel, "sla_state": ticket.sla_state,
@@ -77,12 +79,13 @@ def ticket_webhook_data(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-async def _publish(session: AsyncSession, event: str, ticket: Ticket) -> None:
+async def _publish(session: AsyncSession, event: type[TicketCreated | TicketUpdated], ticket: Ticket) -> None:
+    """Announce the ticket after commit and queue its webhook deliveries in this transaction."""
     from gasdesk.webhooks.service import publish
 
-    emit(session, event, {"ticket_id": ticket.id, "status": ticket.status, "crew_id": ticket.crew_id,
-                          "handler_id": ticket.handler_id})
-    await publish(session, event, ticket_webhook_data(ticket))
+    payload = event(ticket_id=ticket.id, status=ticket.status, crew_id=ticket.crew_id, handler_id=ticket.handler_id)
+    emit(session, payload)
+    await publish(session, payload.TYPE, ticket_webhook_data(ticket))
 
 
 async def load_history(session: AsyncSession, ticket: Ticket) -> None:
@@ -192,7 +195,7 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     if ticket.handler_id:
         do_notify(session, ticket.handler_id, "ticket.new", f"新工单 {ticket.number}", ticket.title,
                   link=f"/tickets/{ticket.id}")
-    await _publish(session, "ticket.created", ticket)
+    await _publish(session, TicketCreated, ticket)
     return ticket
 
 
@@ -264,7 +267,7 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
         from gasdesk.followups.service import schedule_followup
 
         await schedule_followup(session, ticket)
-    await _publish(session, "ticket.updated", ticket)
+    await _publish(session, TicketUpdated, ticket)
     return ticket
 
 
@@ -302,7 +305,7 @@ async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, b
     if body.resolved:
         await do_ticket_action(session, actor, ticket, "resolve", note="现场处理完成", user=crew)
     else:
-        await _publish(session, "ticket.updated", ticket)
+        await _publish(session, TicketUpdated, ticket)
     return ticket
 
 
@@ -453,7 +456,7 @@ async def do_add_ticket_note(session: AsyncSession, actor: Actor, ticket: Ticket
     _event(ticket, actor, "note", ticket.status, note=note)
     record_audit(session, actor, "ticket.note", "ticket", ticket.id, after={"number": ticket.number,
                                                                            "note_chars": len(note)})
-    await _publish(session, "ticket.updated", ticket)
+    await _publish(session, TicketUpdated, ticket)
     return ticket
 
 
@@ -482,7 +485,7 @@ async def do_update_ticket_contact(session: AsyncSession, actor: Actor, ticket: 
     record_audit(session, actor, "ticket.contact", "ticket", ticket.id, before=before,
                  after={"district": ticket.district, "address_text": bool(ticket.address_text),
                         "contact_phone": bool(ticket.contact_phone)})
-    await _publish(session, "ticket.updated", ticket)
+    await _publish(session, TicketUpdated, ticket)
     return ticket
 
 
@@ -652,5 +655,5 @@ async def do_flag_sla(session: AsyncSession, ticket: Ticket, state: str, deadlin
         record_audit(session, SLA_ACTOR, "ticket.sla_at_risk", "ticket", ticket.id, before=before, after=after)
     for user_id in await sla.people_to_tell(session, ticket):
         do_notify(session, user_id, f"sla.{state}", title, ticket.title, link=f"/tickets/{ticket.id}")
-    emit(session, "ticket.sla", {"ticket_id": ticket.id, "sla_state": state, "deadline": deadline})
-    await _publish(session, "ticket.updated", ticket)
+    emit(session, TicketSla(ticket_id=ticket.id, sla_state=state, deadline=deadline))
+    await _publish(session, TicketUpdated, ticket)

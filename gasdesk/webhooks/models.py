@@ -8,9 +8,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gasdesk.clock import utcnow
 from gasdesk.db import Base, TimestampMixin, UTCDateTime
+from gasdesk.event_types import webhook_event_names
 from gasdesk.security.crypto import EncryptedJSON, EncryptedString
 
-EVENTS = ("ticket.created", "ticket.updated", "appointment.booked", "followup.completed")
+# Declared with their bodies in gasdesk/event_types.py.
+EVENTS = webhook_event_names()
 
 
 class WebhookEndpoint(TimestampMixin, Base):

@@ -8,14 +8,17 @@ Any 2xx is success; anything else is retried with exponential backoff (jobs queu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import secrets
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +26,7 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
 from gasdesk.errors import InvalidInput
+from gasdesk.event_types import webhook_spec
 from gasdesk.jobs.queue import backoff, enqueue, job
 from gasdesk.security.outbound import CheckedTransport, check_public_url
 from gasdesk.security.pii import redact_pii
@@ -70,13 +74,21 @@ async def do_create_endpoint(session: AsyncSession, actor: Actor, *, name: str, 
     return endpoint, secret
 
 
-async def publish(session: AsyncSession, event: str, data: dict[str, Any]) -> list[WebhookDelivery]:
-    """Queue ``event`` for every active endpoint subscribed to it (inside the current transaction)."""
-    assert event in EVENTS, event
+@functools.cache
+def _body_schema(data_type: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(data_type)
+
+
+async def publish(session: AsyncSession, event: str, data: Mapping[str, Any]) -> list[WebhookDelivery]:
+    """Queue ``event`` for every active endpoint subscribed to it (inside the current transaction).
+
+    ``event`` must be declared as a webhook event in ``gasdesk/event_types.py`` and ``data`` must match its
+    declared body (UnknownEventType, ValidationError: programming errors)."""
+    _body_schema(webhook_spec(event).webhook).validate_python(data, strict=True)
     endpoints = await session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True)))
     deliveries = []
     event_id = "evt_" + uuid.uuid4().hex[:20]
-    body = {"id": event_id, "event": event, "created_at": utcnow().isoformat(), "data": data}
+    body = {"id": event_id, "event": event, "created_at": utcnow().isoformat(), "data": dict(data)}
     for endpoint in endpoints:
         if event not in (endpoint.events or []):
             continue

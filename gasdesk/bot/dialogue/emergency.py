@@ -12,6 +12,7 @@ from gasdesk.bot.dialogue.common import district_in, mask_phone
 from gasdesk.bot.nlu import Understanding
 from gasdesk.bot.nlu.slots import extract_slots
 from gasdesk.customers.addresses import parse_free_address
+from gasdesk.event_types import EmergencyAlert
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
 from gasdesk.tickets.models import OPEN_STATUSES, Ticket
@@ -54,8 +55,8 @@ async def escalate_emergency(ctx: BotContext, text: str, understanding: Understa
         for user_id in on_duty:
             do_notify(ctx.session, user_id, "emergency.gas_leak", f"燃气泄漏报警 {ticket.number}", text[:200],
                       link=f"/tickets/{ticket.id}")
-        emit(ctx.session, "emergency.alert", {"ticket_id": ticket.id, "conversation_id": ctx.conversation.id,
-                                              "number": ticket.number})
+        emit(ctx.session, EmergencyAlert(ticket_id=ticket.id, conversation_id=ctx.conversation.id,
+                                         number=ticket.number))
         ticket_text = f"紧急工单号：{ticket.number}。"
     else:
         ticket = await ctx.session.get(Ticket, ticket_id)

@@ -17,7 +17,8 @@ from gasdesk.conversations import history, pipeline, service
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState
 from gasdesk.db import transaction
 from gasdesk.errors import GasdeskError, InvalidInput
-from gasdesk.events import Event, bus
+from gasdesk.event_types import ConversationTyping
+from gasdesk.events import publish_now
 from gasdesk.realtime.frames import RESIDENT_FRAMES, check_frame, echo, load_frame, receive_frame
 from gasdesk.realtime.hub import Connection, get_hub
 from gasdesk.routing.models import SkillGroup
@@ -152,8 +153,8 @@ class ResidentSession:
         async with transaction() as session:
             conversation = await self.conversation(session)
             agent_id = conversation.agent_id
-        await bus.publish(Event("conversation.typing", {"conversation_id": self.conversation_id, "from": "resident",
-                                                        "agent_id": agent_id}))
+        await publish_now(ConversationTyping(conversation_id=self.conversation_id, sender="resident",
+                                             agent_id=agent_id))
 
     async def on_rate(self, frame: dict[str, Any]) -> None:
         score = frame.get("score")
