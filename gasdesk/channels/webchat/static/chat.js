@@ -118,7 +118,7 @@
   var S = {
     token: null,
     conversationId: null,
-    lastSeq: 0,
+    // lastSeq: the seq line's (track, below); welcomed: the socket's (link)
     convState: null,
     agentName: null,
     rating: null,
