@@ -21,6 +21,7 @@ from gasdesk.auth.service import user_for_session, user_for_token
 from gasdesk.config import get_settings
 from gasdesk.db import get_session, transaction
 from gasdesk.errors import NotAuthenticated, PermissionDenied
+from gasdesk.realtime.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
 from gasdesk.web.body_limit import is_upload_route
 from gasdesk.web.protection import origin_allowed
 
@@ -167,7 +168,7 @@ class WebSocketAccessRule(AccessRule):
             # A page on another site must not open a staff socket with the staff member's cookie
             # (cross-site WebSocket hijacking); browsers always send Origin on WebSocket handshakes.
             await websocket.accept()
-            raise WebSocketException(code=4403, reason="forbidden_origin")
+            raise WebSocketException(code=CLOSE_FORBIDDEN, reason="forbidden_origin")
         async with transaction() as session:
             user = await user_from_connection(session, websocket)
         if user is None or Role(user.role) not in self.roles:
@@ -175,8 +176,8 @@ class WebSocketAccessRule(AccessRule):
             # console needs 4401/4403 to tell "log in again" from a network drop.
             await websocket.accept()
             if user is None:
-                raise WebSocketException(code=4401, reason="not_authenticated")
-            raise WebSocketException(code=4403, reason="forbidden")
+                raise WebSocketException(code=CLOSE_UNAUTHORIZED, reason="not_authenticated")
+            raise WebSocketException(code=CLOSE_FORBIDDEN, reason="forbidden")
         return user
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 
 from gasdesk.auth.access import ws_allow
 from gasdesk.auth.models import User
@@ -13,13 +12,13 @@ from gasdesk.auth.roles import STAFF_DESK
 from gasdesk.conversations import service
 from gasdesk.conversations.models import SenderType
 from gasdesk.db import transaction
-from gasdesk.errors import GasdeskError, InvalidInput
+from gasdesk.errors import InvalidInput
 from gasdesk.event_types import ConversationTyping
 from gasdesk.events import publish_now
-from gasdesk.realtime.frames import STAFF_FRAMES, check_frame, echo, load_frame, receive_frame
+from gasdesk.realtime.frames import STAFF_FRAMES
 from gasdesk.realtime.hub import Connection, get_hub
+from gasdesk.realtime.sockets import Reply, serve_staff_socket, unknown_frame
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -30,7 +29,7 @@ async def _user(user_id: int, session: Any) -> User:
     return user
 
 
-async def handle_staff_frame(conn: Connection, frame: dict[str, Any]) -> dict[str, Any] | None:
+async def handle_staff_frame(conn: Connection, frame: dict[str, Any]) -> Reply:
     """Apply one frame from a staff socket; returns the reply frame (ack) if any."""
     kind = frame.get("type")
     cid = int(frame.get("conversation_id") or 0)
@@ -62,40 +61,15 @@ async def handle_staff_frame(conn: Connection, frame: dict[str, Any]) -> dict[st
         hub = get_hub()
         (hub.follow if kind == "watch" else hub.unfollow)(conn, cid)
         return None
-    if kind == "ping":
-        return {"type": "pong"}
-    raise InvalidInput("未知的消息类型", code="unknown_frame")
+    raise unknown_frame()
 
 
 @router.websocket("/ws/agent")
 async def agent_socket(websocket: WebSocket, user: User = ws_allow(*STAFF_DESK)) -> None:
-    await websocket.accept()
-    hub = get_hub()
-    conn = Connection(websocket, kind="staff", user_id=user.id, role=user.role)
-    hub.add_staff(conn)
-    await conn.send({"type": "hello", "user_id": user.id, "name": user.display_name, "role": user.role})
-    try:
-        while True:
-            raw = await receive_frame(websocket)
-            frame: dict[str, Any] = {}
-            try:
-                frame = load_frame(raw)
-                frame = check_frame(frame, STAFF_FRAMES)
-                reply = await handle_staff_frame(conn, frame)
-                if reply is not None:
-                    await conn.send(reply)
-            except GasdeskError as exc:
-                await conn.send({"type": "error", "code": exc.code, "message": exc.message,
-                                 "client_msg_id": echo(frame, "client_msg_id")})
-            except (ValueError, TypeError) as exc:
-                await conn.send({"type": "error", "code": "invalid_frame", "message": str(exc)[:200]})
-            except WebSocketDisconnect:
-                raise
-            except Exception:
-                log.exception("agent frame failed")
-                await conn.send({"type": "error", "code": "internal_error", "message": "服务器繁忙，请稍后重试"})
-    except WebSocketDisconnect:
-        pass
-    finally:
-        hub.remove(conn)
-        await conn.aclose()
+    """The agent console's socket (4403 foreign origin or role, 4401 no login)."""
+
+    async def hello() -> dict[str, Any]:
+        return {"type": "hello", "user_id": user.id, "name": user.display_name, "role": user.role}
+
+    await serve_staff_socket(websocket, user, kind="staff", kinds=STAFF_FRAMES, handle=handle_staff_frame,
+                             hello=hello)

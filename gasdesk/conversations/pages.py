@@ -9,7 +9,6 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.conversations.models import CHANNEL_LABELS
-from gasdesk.conversations.service import MAX_TEXT
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -17,5 +16,5 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/agent")
 async def agent_console(request: Request, user: User = allow(Role.agent, Role.supervisor, Role.admin)) -> Response:
-    return render(request, "agent.html", {"max_chars": MAX_TEXT,
-                                          "channel_labels": {c.value: label for c, label in CHANNEL_LABELS.items()}})
+    return render(request, "agent.html",
+                  {"channel_labels": {c.value: label for c, label in CHANNEL_LABELS.items()}})

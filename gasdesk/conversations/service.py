@@ -568,7 +568,6 @@ async def do_handle_left_message(session: AsyncSession, user: User, left_id: int
     left.handled_at = utcnow()
     record_audit(session, Actor.of(user), "left_message.handled", "left_message", left.id,
                  before={"status": before}, after={"status": left.status})
-    emit(session, "left_message.handled", {"left_message_id": left.id})
     return left
 
 

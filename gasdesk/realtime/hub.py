@@ -19,6 +19,7 @@ from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import transaction
 from gasdesk.events import Event, bus
+from gasdesk.realtime.protocol import CLOSE_TOO_SLOW
 from gasdesk.security import limits
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 # open) is dropped instead of growing memory or holding up anyone else. It resumes from its last seq.
 SEND_QUEUE_MAX = 512
 SEND_TIMEOUT_S = 5.0
-CLOSE_SLOW_CONSUMER = 4408
 # Open resident sockets per process: a widget needs one (a few with several tabs); per IP many residents may
 # share one carrier-NAT address.
 MAX_SOCKETS_PER_VISITOR = 5
@@ -125,7 +125,7 @@ class Connection:
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
         if not _abort_transport(self.websocket):
-            closing = asyncio.ensure_future(self.websocket.close(code=CLOSE_SLOW_CONSUMER, reason="slow consumer"))
+            closing = asyncio.ensure_future(self.websocket.close(code=CLOSE_TOO_SLOW, reason="slow consumer"))
             closing.add_done_callback(_consume_result)
 
     async def aclose(self) -> None:
@@ -202,10 +202,12 @@ class Hub:
 
     # ----------------------------------------------------------- membership
 
-    def add_staff(self, conn: Connection) -> None:
+    def add_staff(self, conn: Connection) -> bool:
+        """Register an agent console's socket (always taken: True, like ``add_notify`` under its cap)."""
         assert conn.user_id is not None
         self.staff.add(conn)
         self.by_user[conn.user_id].add(conn)
+        return True
 
     def add_notify(self, conn: Connection) -> bool:
         """Register a staff page's notification socket; False (refuse it) past the per-user cap."""

@@ -345,7 +345,6 @@ def _mark_left_message_ticketed(session: AsyncSession, actor: Actor, left: Any, 
     left.status, left.ticket_id, left.handled_at = "ticketed", ticket.id, utcnow()
     record_audit(session, actor, "left_message.ticketed", "left_message", left.id,
                  before={"status": before}, after={"status": left.status, "ticket_id": ticket.id})
-    emit(session, "left_message.handled", {"left_message_id": left.id, "ticket_id": ticket.id})
 
 
 async def do_create_desk_ticket(session: AsyncSession, user: User, actor: Actor, body: TicketCreate, *,

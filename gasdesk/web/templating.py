@@ -15,6 +15,7 @@ from gasdesk.auth.access import csrf_token, viewer_of
 from gasdesk.auth.roles import ROLE_LABELS, Role
 from gasdesk.clock import format_local
 from gasdesk.conversations.models import channel_label
+from gasdesk.realtime.protocol import client_protocol
 from gasdesk.web.navigation import Console, consoles_for
 
 TEMPLATE_DIRS = [str(Path(__file__).parent / "templates")]
@@ -22,6 +23,8 @@ templates = Jinja2Templates(directory=TEMPLATE_DIRS)
 templates.env.filters["local"] = format_local
 templates.env.globals["role_label"] = lambda role: ROLE_LABELS.get(Role(role), role) if role else ""
 templates.env.globals["channel_label"] = channel_label
+# The socket client's constants, rendered into every page that runs one (_socket_client.html).
+templates.env.globals["socket_protocol"] = client_protocol
 
 
 @pass_context

@@ -111,7 +111,7 @@ def _serve(attachment: Attachment) -> Response:
 @router.get("/chat", include_in_schema=False, dependencies=[public()])
 async def chat_page(request: Request) -> Response:
     """The resident chat (mobile-first); also the iframe behind widget.js and the WeChat webview."""
-    return render(request, "chat.html", {"max_chars": service.MAX_TEXT})
+    return render(request, "chat.html")
 
 
 @router.get("/widget.js", include_in_schema=False, dependencies=[public()])

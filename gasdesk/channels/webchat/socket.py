@@ -16,18 +16,18 @@ from gasdesk.channels.webchat.identity import visitor_from_token
 from gasdesk.conversations import history, pipeline, service
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState
 from gasdesk.db import transaction
-from gasdesk.errors import GasdeskError, InvalidInput
+from gasdesk.errors import InvalidInput
 from gasdesk.event_types import ConversationTyping
 from gasdesk.events import publish_now
-from gasdesk.realtime.frames import RESIDENT_FRAMES, check_frame, echo, load_frame, receive_frame
+from gasdesk.realtime.frames import RESIDENT_FRAMES, load_frame, receive_frame
 from gasdesk.realtime.hub import Connection, get_hub
+from gasdesk.realtime.protocol import CLOSE_BAD_HELLO, CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED
+from gasdesk.realtime.sockets import answer_frame, unknown_frame
 from gasdesk.routing.models import SkillGroup
 from gasdesk.security import limits
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-MAX_FRAME = 16_000
-CLOSE_TOO_MANY = 4429
 
 
 class ResidentSession:
@@ -185,9 +185,6 @@ class ResidentSession:
                                            content=str(frame.get("content") or ""), name=frame.get("name"),
                                            reason=str(frame.get("reason") or "no_agent")[:20], group=group)
 
-    async def on_ping(self, frame: dict[str, Any]) -> None:
-        await self.send({"type": "pong"})
-
     async def on_followup_answer(self, frame: dict[str, Any]) -> None:
         from gasdesk.followups.service import do_answer_followup
 
@@ -231,11 +228,11 @@ async def webchat_socket(websocket: WebSocket) -> None:
     try:
         first = load_frame(await receive_frame(websocket))
     except (WebSocketDisconnect, InvalidInput):
-        await websocket.close(code=4400, reason="expected hello")
+        await websocket.close(code=CLOSE_BAD_HELLO, reason="expected hello")
         return
     visitor_id = visitor_from_token(first.get("token") if isinstance(first, dict) else None)
     if visitor_id is None or first.get("type") != "hello":
-        await websocket.close(code=4401, reason="invalid visitor token")
+        await websocket.close(code=CLOSE_UNAUTHORIZED, reason="invalid visitor token")
         return
     client_ip = websocket.client.host if websocket.client else "unknown"
     limits.client_ip.set(client_ip)  # this task serves only this socket
@@ -272,33 +269,17 @@ async def _check_frame_rate(resident: ResidentSession, kind: str) -> None:
     """Flood limits per visitor and per client IP, shared by all their sockets (and processes with Redis)."""
     if kind == "message":
         await limits.check_rate(("message.visitor", resident.visitor_id), ("message.ip", resident.client_ip))
-    elif kind not in ("typing", "ping"):  # typing is limited (silently) in its handler; ping is free
+    elif kind != "typing":  # typing is limited (silently) in its handler; ping is answered before this
         await limits.check_rate(("frame.visitor", resident.visitor_id))
 
 
 async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> None:
     """Apply one frame; domain errors and bad frames are answered, never fatal to the socket."""
-    frame: dict[str, Any] = {}
-    try:
-        if isinstance(raw, str) and len(raw) > MAX_FRAME:
-            raise InvalidInput("消息过大", code="frame_too_large")
-        frame = raw if isinstance(raw, dict) else load_frame(raw)
-        frame = check_frame(frame, RESIDENT_FRAMES)
+
+    async def handle(frame: dict[str, Any]) -> None:
         if frame["type"] not in HANDLERS:
-            raise InvalidInput("未知的消息类型", code="unknown_frame")
+            raise unknown_frame()
         await _check_frame_rate(resident, frame["type"])
         await HANDLERS[frame["type"]](resident, frame)
-    except GasdeskError as exc:
-        error = {"type": "error", "code": exc.code, "message": exc.message,
-                 "client_msg_id": echo(frame, "client_msg_id"), "request_type": echo(frame, "type")}
-        if isinstance(exc.details, dict) and "retry_after_s" in exc.details:
-            error["retry_after_s"] = exc.details["retry_after_s"]
-        await resident.send(error)
-    except (ValueError, TypeError) as exc:
-        await resident.send({"type": "error", "code": "invalid_frame", "message": f"消息格式错误: {exc}"[:200]})
-    except WebSocketDisconnect:
-        raise
-    except Exception:  # keep the socket: one failed frame must not drop the resident
-        log.exception("webchat frame failed")
-        await resident.send({"type": "error", "code": "internal_error", "message": "服务器繁忙，请稍后重试",
-                             "client_msg_id": echo(frame, "client_msg_id")})
+
+    await answer_frame(resident.conn, raw, RESIDENT_FRAMES, handle)

@@ -1,5 +1,7 @@
 /* gasdesk agent console (/agent). Plain JS, no build step.
- * Protocol: docs/chat-protocol.md (staff socket /ws/agent + REST under /api/v1). */
+ * Protocol: docs/chat-protocol.md (staff socket /ws/agent + REST under /api/v1). The socket, the outbox of
+ * unacknowledged replies and the seq line of the open conversation are the shared client's
+ * (web/static/socket-client.js); this file is the console's UI. */
 (function () {
   "use strict";
 
@@ -16,16 +18,17 @@
   const REASON_LABELS = { after_hours: "非工作时间", no_agent: "无空闲坐席", queue_full: "排队已满" };
   const INTENT_LABELS = { human_agent: "要求转人工", greeting: "问候", gas_leak: "燃气泄漏" };
   const URGENT = 10;
+  // The numbers shared with the server (gasdesk/realtime/protocol.py).
+  const P = window.gasdeskSocket.protocol();
 
   const S = {
     presence: null, maxConcurrent: 0,
     mine: [], queue: [], left: [], queueFetchedAt: Date.now(),
-    selectedId: null, conv: null, messages: [], lastSeq: 0, selectToken: 0,
-    pending: new Map(), // client_msg_id -> {conversation_id, text, status, error, seq}
+    selectedId: null, conv: null, messages: [], selectToken: 0,
+    pending: new Map(), // client_msg_id -> {conversation_id, text, status, error, seq, item}: what the composer shows
     highlight: new Set(),
     canned: [], cannedFor: null, cannedIndex: 0,
     custFor: null, custAutoValue: "", custUserEdited: false,
-    ws: null, wsOpen: false, everOpen: false, backoff: 500, reconnectTimer: null, stopped: false,
     readSeq: {}, // conversation id -> last seq I have read here
     watched: null, lastTypingSent: 0, typingTimer: null, gapFetching: false,
   };
@@ -83,10 +86,6 @@
     if (n < 1024) return n + " B";
     if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
     return (n / 1024 / 1024).toFixed(1) + " MB";
-  }
-
-  function newClientMsgId() {
-    return "a" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
   }
 
   function toast(message, kind, ms) {
@@ -495,7 +494,7 @@
       box.append(h("div", { class: "msg msg-agent pending" + (failed ? " failed" : ""), dataset: { cmid } },
         h("div", { class: "bubble", text: p.text }),
         h("div", { class: "status" }, status, failed ? h("button", { type: "button", class: "secondary", text: "重试",
-          onclick: () => { p.status = "sending"; p.error = null; renderPending(); sendFrame({ type: "message", conversation_id: p.conversation_id, client_msg_id: cmid, text: p.text }); } }) : null,
+          onclick: () => { p.status = "sending"; p.error = null; renderPending(); link.outbox.retry(p.item); } }) : null,
         failed ? h("button", { type: "button", class: "secondary", text: "删除", onclick: () => { S.pending.delete(cmid); renderPending(); } }) : null)));
     }
   }
@@ -508,29 +507,45 @@
     return false;
   }
 
-  /** Merge server messages (in seq order) into the selected transcript; drop duplicates; detect gaps. */
+  /** The seq line of the open conversation: applied in order, seen ones dropped, a gap fetched (catchUp). */
+  const track = window.gasdeskSocket.SeqTracker({
+    apply: applyMessage,
+    duplicate: (m) => { if (resolvePending(m)) renderPending(); },
+    resume: () => { catchUp(); },
+  });
+  let merging = false;
+  let applied = [];
+
+  function applyMessage(m) {
+    resolvePending(m);
+    S.messages.push(m);
+    applied.push(m);
+    if (!merging) showApplied(nearBottom()); // released by the tracker on its own (a gap it gave up on)
+  }
+
+  /** Merge server messages into the selected transcript (the tracker orders them and drops duplicates). */
   function mergeMessages(list) {
-    let appended = false;
-    let gap = false;
     const stick = nearBottom();
+    merging = true;
+    try {
+      for (const m of list) if (m.conversation_id === S.selectedId) track.accept(m);
+    } finally {
+      merging = false;
+    }
+    showApplied(stick);
+  }
+
+  function showApplied(stick) {
+    const list = applied;
+    applied = [];
+    if (!list.length) return;
     for (const m of list) {
-      if (m.conversation_id !== S.selectedId) continue;
-      const hadPending = resolvePending(m);
-      if (m.seq <= S.lastSeq) { if (hadPending) renderPending(); continue; }
-      if (m.seq > S.lastSeq + 1) { gap = true; break; }
-      if (m.client_msg_id && S.messages.some((x) => x.client_msg_id === m.client_msg_id)) { S.lastSeq = m.seq; continue; }
-      S.messages.push(m);
-      S.lastSeq = m.seq;
       $("msgs").append(renderMessage(m));
-      appended = true;
       if (m.sender === "resident") { $("typing").hidden = true; maybeSuggestCustomer(); scheduleKnowledge(); }
     }
-    if (appended) {
-      renderPending();
-      if (stick || list.some((m) => m.sender === "agent")) scrollBottom();
-      sendRead();
-    }
-    if (gap) catchUp();
+    renderPending();
+    if (stick || list.some((m) => m.sender === "agent")) scrollBottom();
+    sendRead();
   }
 
   /** Fetch what we may have missed (gap, reconnect, state change): GET …?after_seq=last_seq. */
@@ -539,7 +554,7 @@
     S.gapFetching = true;
     const id = S.selectedId;
     try {
-      const data = await api("GET", "/api/v1/conversations/" + id + "?after_seq=" + S.lastSeq);
+      const data = await api("GET", "/api/v1/conversations/" + id + "?after_seq=" + track.lastSeq);
       if (S.selectedId !== id) return;
       const before = S.conv && S.conv.customer_id;
       S.conv = data.conversation;
@@ -559,7 +574,8 @@
 
   function clearSelection() {
     if (S.watched) { sendFrame({ type: "unwatch", conversation_id: S.watched }); S.watched = null; }
-    S.selectedId = null; S.conv = null; S.messages = []; S.lastSeq = 0;
+    S.selectedId = null; S.conv = null; S.messages = [];
+    track.reset(0);
     $("conv-view").hidden = true;
     $("conv-empty").hidden = false;
     $("cust-panel").replaceChildren(h("p", { class: "muted", text: "选择会话后显示客户信息" }));
@@ -587,8 +603,9 @@
     S.selectedId = id;
     S.conv = data.conversation;
     S.messages = [];
-    S.lastSeq = 0;
-    for (const m of data.messages) { resolvePending(m); if (m.seq === S.lastSeq + 1) { S.messages.push(m); S.lastSeq = m.seq; } }
+    track.reset(0);
+    merging = true;
+    try { for (const m of data.messages) track.accept(m); } finally { merging = false; applied = []; }
     $("conv-empty").hidden = true;
     $("conv-view").hidden = false;
     renderHeader();
@@ -611,8 +628,8 @@
   function sendRead() {
     if (!S.selectedId || !S.conv || document.hidden) return;
     if (S.conv.agent_id !== ME.id) return;
-    sendFrame({ type: "read", conversation_id: S.selectedId, seq: S.lastSeq });
-    S.readSeq[S.selectedId] = Math.max(S.readSeq[S.selectedId] || 0, S.lastSeq);
+    sendFrame({ type: "read", conversation_id: S.selectedId, seq: track.lastSeq });
+    S.readSeq[S.selectedId] = Math.max(S.readSeq[S.selectedId] || 0, track.lastSeq);
     const row = mineRow(S.selectedId);
     if (row && row.unread) { row.unread = 0; renderMine(); }
   }
@@ -621,7 +638,7 @@
   // ------------------------------------------------------------------ composer
 
   // The server's limit; the counter under the composer shows it, and a longer text stays in the box.
-  const MAX_CHARS = Number($("composer-input").dataset.maxChars) || 2000;
+  const MAX_CHARS = P.max_message_chars;
 
   function sendText(text) {
     text = text.trim();
@@ -630,11 +647,12 @@
       toast("消息过长（最多 " + MAX_CHARS + " 字），请删减或分条发送", "error");
       return false;
     }
-    const cmid = newClientMsgId();
-    S.pending.set(cmid, { conversation_id: S.selectedId, text, status: "sending", error: null });
+    const cmid = window.gasdeskSocket.newClientMsgId();
+    const item = { client_msg_id: cmid, frame: { type: "message", conversation_id: S.selectedId, text } };
+    S.pending.set(cmid, { conversation_id: S.selectedId, text, status: "sending", error: null, item });
     renderPending();
     scrollBottom();
-    sendFrame({ type: "message", conversation_id: S.selectedId, client_msg_id: cmid, text });
+    link.outbox.add(item); // sent now, or once connected; resent with the same id until acknowledged
     return true;
   }
 
@@ -675,7 +693,7 @@
     if (v.startsWith("/") && !v.includes("\n")) showCanned(v.trim());
     else if (!$("canned-pop").dataset.manual) $("canned-pop").hidden = true;
     const now = Date.now();
-    if (canWrite() && v && now - S.lastTypingSent > 3000) {
+    if (canWrite() && v && now - S.lastTypingSent > P.typing_interval_ms) {
       S.lastTypingSent = now;
       sendFrame({ type: "typing", conversation_id: S.selectedId });
     }
@@ -1014,70 +1032,55 @@
   // ------------------------------------------------------------------ WebSocket
 
   function setConnected(ok) {
-    S.wsOpen = ok;
     const st = $("conn-state");
     st.textContent = ok ? "实时连接正常" : "未连接";
     st.className = "conn-state " + (ok ? "ok" : "bad");
-    $("conn-banner").hidden = ok || !S.everOpen;
+    $("conn-banner").hidden = ok || !link.everReady();
   }
 
   function sendFrame(frame) {
-    if (S.ws && S.wsOpen && S.ws.readyState === WebSocket.OPEN) {
-      try { S.ws.send(JSON.stringify(frame)); return true; } catch (e) { return false; }
-    }
-    return false; // unacked messages are re-sent after reconnect
+    return link.send(frame); // false while disconnected: replies go through the outbox and are resent
   }
 
-  function connect() {
-    clearTimeout(S.reconnectTimer);
-    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/agent";
-    let ws;
-    try { ws = new WebSocket(url); } catch (e) { scheduleReconnect(); return; }
-    S.ws = ws;
-    ws.onopen = () => {
-      if (S.ws !== ws) return;
-      const wasOpen = S.everOpen;
-      S.everOpen = true;
-      S.backoff = 500;
+  function pendingOf(item) { return S.pending.get(item.client_msg_id); }
+
+  const link = window.gasdeskSocket.connect({
+    path: "/ws/agent",
+    onReady: (again) => {
       setConnected(true);
-      // re-send unacknowledged messages with their original client_msg_id (the server dedupes)
-      for (const [cmid, p] of S.pending) {
-        if (p.status === "sending") sendFrame({ type: "message", conversation_id: p.conversation_id, client_msg_id: cmid, text: p.text });
-      }
       if (S.watched) sendFrame({ type: "watch", conversation_id: S.watched });
-      if (wasOpen) { refreshLists().catch(() => {}); catchUp(); }
-    };
-    ws.onmessage = (ev) => {
-      let frame;
-      try { frame = JSON.parse(ev.data); } catch (e) { return; }
-      try { onFrame(frame); } catch (e) { console.error("agent console frame failed", e); }
-    };
-    ws.onclose = (ev) => {
-      if (S.ws !== ws) return;
+      if (again) { refreshLists().catch(() => {}); catchUp(); }
+    },
+    onFrame,
+    onClose: (ev, info) => {
       setConnected(false);
-      if (ev.code === 4401 || ev.code === 4403) {
-        S.stopped = true;
-        $("conn-banner").textContent = ev.code === 4401 ? "登录已过期，请重新登录" : "您的账号无权使用坐席工作台";
-        $("conn-banner").hidden = false;
+      const banner = $("conn-banner");
+      if (info.final) {
+        banner.textContent = ev.code === P.close_codes.unauthorized ? "登录已过期，请重新登录" : "您的账号无权使用坐席工作台";
+        banner.hidden = false;
         return;
       }
-      $("conn-banner").textContent = "连接已断开，正在重连…";
-      if (!S.everOpen) $("conn-banner").hidden = false;
-      scheduleReconnect();
-    };
-    ws.onerror = () => { /* onclose follows */ };
-  }
-
-  function scheduleReconnect() {
-    if (S.stopped) return;
-    const delay = Math.min(15000, S.backoff) * (0.8 + Math.random() * 0.4);
-    S.backoff = Math.min(15000, S.backoff * 2);
-    clearTimeout(S.reconnectTimer);
-    S.reconnectTimer = setTimeout(connect, delay);
-  }
-
-  setInterval(() => { sendFrame({ type: "ping" }); }, 25000);
-  window.addEventListener("online", () => { if (!S.wsOpen && !S.stopped) { S.backoff = 500; connect(); } });
+      banner.textContent = "连接已断开，正在重连…";
+      banner.hidden = false;
+    },
+    outbox: {
+      acked: (item, f) => {
+        const p = pendingOf(item);
+        if (!p) return;
+        // Shown as 已送达 until its message arrives (then it joins the transcript), unless that happened already.
+        if (p.conversation_id === S.selectedId && f.seq <= track.lastSeq) S.pending.delete(item.client_msg_id);
+        else if (p.conversation_id !== S.selectedId) S.pending.delete(item.client_msg_id);
+        else { p.status = "acked"; p.seq = f.seq; track.expect(f.seq); }
+        renderPending();
+      },
+      failed: (item, f) => {
+        const p = pendingOf(item);
+        if (p) { p.status = "failed"; p.error = f.message; renderPending(); }
+        toast(f.message || "发送失败", "error");
+      },
+      delayed: (item, f) => { toast(f.message || "发送过于频繁，稍后自动重发", "error"); },
+    },
+  });
 
   function onFrame(f) {
     switch (f.type) {
@@ -1099,24 +1102,9 @@
         }
         break;
       }
-      case "ack": {
-        const p = S.pending.get(f.client_msg_id);
-        if (!p) break;
-        if (p.conversation_id === S.selectedId && f.seq <= S.lastSeq) { S.pending.delete(f.client_msg_id); }
-        else {
-          p.status = "acked"; p.seq = f.seq;
-          setTimeout(() => { if (S.pending.has(f.client_msg_id) && p.conversation_id === S.selectedId && S.lastSeq < f.seq) catchUp(); }, 1500);
-          if (p.conversation_id !== S.selectedId) S.pending.delete(f.client_msg_id);
-        }
-        renderPending();
-        break;
-      }
-      case "error": {
-        const p = f.client_msg_id && S.pending.get(f.client_msg_id);
-        if (p) { p.status = "failed"; p.error = f.message; renderPending(); }
+      case "error": // errors of replies in the outbox went to it; the rest are shown
         toast(f.message || "操作失败", "error");
         break;
-      }
       case "typing":
         if (f.conversation_id === S.selectedId && f.from === "resident") {
           $("typing").hidden = false;
@@ -1157,7 +1145,10 @@
 
   loadPresence().catch(showError);
   refreshLists().catch(showError);
-  connect();
-  // for debugging and tests: the state, and a way to force a reconnect
-  window.gasdeskAgent = { state: S, select: selectConversation, connect: () => { S.stopped = false; connect(); } };
+  // for debugging and tests: the state (with the socket and whether it reconnects), and a way to reconnect
+  Object.defineProperties(S, {
+    ws: { get: () => link.socket() },
+    stopped: { get: () => link.isStopped(), set: (stop) => { if (stop) link.stop(); else link.start(); } },
+  });
+  window.gasdeskAgent = { state: S, select: selectConversation, link, connect: () => link.start() };
 })();

@@ -1,6 +1,7 @@
 /* The notification bell in the header of every staff page (base.html): unread badge, a menu of the latest
  * notifications, mark one / all read, and live pushes over /ws/staff. Urgent ones (a gas leak) raise an alert
- * that stays until dismissed, with a sound. REST: /api/v1/notifications. Plain JS, no build step. */
+ * that stays until dismissed, with a sound. REST: /api/v1/notifications. The socket is the shared client's
+ * (web/static/socket-client.js); this file is the bell's UI. Plain JS, no build step. */
 (function () {
   "use strict";
 
@@ -14,9 +15,7 @@
   const alerts = $("alert-toasts");
   const MENU_SIZE = 10;
 
-  const S = {
-    items: [], unread: 0, ws: null, open: false, everOpen: false, backoff: 500, timer: null, stopped: false,
-  };
+  const S = { items: [], unread: 0 };
 
   function h(tag, attrs, ...children) {
     const el = document.createElement(tag);
@@ -194,52 +193,19 @@
     }
   }
 
-  function connect() {
-    clearTimeout(S.timer);
-    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/staff";
-    let ws;
-    try { ws = new WebSocket(url); } catch (e) { reconnectLater(); return; }
-    S.ws = ws;
-    ws.onopen = () => {
-      if (S.ws !== ws) return;
-      const again = S.everOpen;
-      S.open = true; S.everOpen = true; S.backoff = 500;
-      bell.classList.remove("offline");
-      if (again) refresh(); // pushes sent while we were away are in the list, not on the socket
-    };
-    ws.onmessage = (ev) => {
-      let frame;
-      try { frame = JSON.parse(ev.data); } catch (e) { return; }
-      try { onFrame(frame); } catch (e) { console.error("notification frame failed", e); }
-    };
-    ws.onclose = (ev) => {
-      if (S.ws !== ws) return;
-      S.open = false;
-      bell.classList.add("offline");
-      if (ev.code === 4401 || ev.code === 4403) { S.stopped = true; return; }
-      reconnectLater();
-    };
-    ws.onerror = () => { /* onclose follows */ };
-  }
-
-  function reconnectLater() {
-    if (S.stopped) return;
-    const delay = Math.min(15000, S.backoff) * (0.8 + Math.random() * 0.4);
-    S.backoff = Math.min(15000, S.backoff * 2);
-    S.timer = setTimeout(connect, delay);
-  }
-
-  setInterval(() => {
-    if (S.ws && S.open && S.ws.readyState === WebSocket.OPEN) {
-      try { S.ws.send(JSON.stringify({ type: "ping" })); } catch (e) { /* onclose follows */ }
-    }
-  }, 25000);
-  window.addEventListener("online", () => { if (!S.open && !S.stopped) { S.backoff = 500; connect(); } });
-
   setUnread(0);
   render();
   refresh();
-  connect();
+  const link = window.gasdeskSocket.connect({
+    path: "/ws/staff",
+    onReady: (again) => {
+      bell.classList.remove("offline");
+      if (again) refresh(); // pushes sent while we were away are in the list, not on the socket
+    },
+    onFrame,
+    onClose: () => { bell.classList.add("offline"); },
+  });
   // for tests and debugging
-  window.gasdeskBell = { state: S, refresh };
+  Object.defineProperty(S, "open", { get: () => link.isReady() });
+  window.gasdeskBell = { state: S, refresh, link };
 })();

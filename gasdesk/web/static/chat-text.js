@@ -58,12 +58,13 @@
   }
 
   /**
-   * Show "n / max" under a textarea once the text nears the server's limit (``data-max-chars``); past it the
-   * counter turns red and ``onOver(true)`` lets the page refuse to send. Nothing is ever cut. Returns the
-   * update function, to call after the page changes the value itself (cleared after sending).
+   * Show "n / max" under a textarea once the text nears the server's limit (``max_message_chars`` of the
+   * page's protocol constants, socket-client.js); past it the counter turns red and ``onOver(true)`` lets the
+   * page refuse to send. Nothing is ever cut. Returns the update function, to call after the page changes
+   * the value itself (cleared after sending).
    */
   function attachCounter(textarea, counter, onOver) {
-    var max = parseInt(textarea.getAttribute("data-max-chars"), 10) || 2000;
+    var max = window.gasdeskSocket.protocol().max_message_chars;
     var from = Math.floor(max * 0.8);
     function update() {
       var n = length(textarea.value);

@@ -1,8 +1,9 @@
 /* gasdesk resident chat (web/H5, iframe behind widget.js, WeChat webview).
  * Protocol: docs/chat-protocol.md. Plain ES2017, no build step, no external resources.
  *
- * Reliability model:
- *  - every outgoing message has a client_msg_id and sits in an outbox (persisted in localStorage)
+ * Reliability model (the socket, the outbox and the seq line are the shared client's,
+ * web/static/socket-client.js; this file is the widget's UI and what it keeps across reloads):
+ *  - every outgoing message has a client_msg_id and sits in the outbox (persisted in localStorage here)
  *    until the server acknowledges it; after a reconnect the outbox is resent with the same ids
  *    (the server dedupes);
  *  - incoming messages are applied strictly in seq order; seq <= last_seq is a duplicate, a jump
@@ -17,8 +18,8 @@
   var KEY_CHAT = "gasdesk.chat";
   var KEY_OUTBOX = "gasdesk.outbox";
   var CACHE_LIMIT = 200;
-  var ACK_TIMEOUT_MS = 15000;
-  var TYPING_EVERY_MS = 2000;
+  // The numbers shared with the server (gasdesk/realtime/protocol.py), carried by the page.
+  var P = window.gasdeskSocket.protocol();
   var MB = 1024 * 1024;
   // Mirrors gasdesk/conversations/attachments.py ALLOWED.
   var LIMITS = {
@@ -76,18 +77,6 @@
     return node;
   }
 
-  function uuid() {
-    var c = window.crypto || window.msCrypto;
-    if (c && typeof c.randomUUID === "function") return c.randomUUID();
-    var b = new Uint8Array(16);
-    if (c && c.getRandomValues) c.getRandomValues(b);
-    else for (var i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
-    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
-  }
-
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
   // Asia/Shanghai is UTC+8 all year (no DST): no Intl time-zone support needed in old webviews.
@@ -129,30 +118,32 @@
   var S = {
     token: null,
     conversationId: null,
-    lastSeq: 0,
+    // lastSeq: the seq line's (track, below); welcomed: the socket's (link)
     convState: null,
     agentName: null,
     rating: null,
     msgs: {},            // seq -> message (applied, contiguous up to lastSeq)
-    buffer: {},          // seq -> message waiting for a gap to fill
-    outbox: [],          // unacknowledged outgoing messages
-    ws: null,
-    gen: 0,              // socket generation (stale socket events are ignored)
-    welcomed: false,
-    everWelcomed: false,
-    attempt: 0,
-    reconnectTimer: null,
-    resumeTimer: null,
-    resumeTries: 0,
     lastTypingSent: 0,
     typingTimer: null,
-    maxChars: 2000,      // the server's limit, read from the page (data-max-chars) at start
     pendingAction: null, // a form waiting for the server (errors without client_msg_id go there)
     identified: null,    // {conversationId, name}
     badToken: 0
   };
 
   var ui = {};
+  var link = null;         // the socket (gasdeskSocket.connect), made in init()
+  var restoredOutbox = []; // unacknowledged messages of the last visit, handed to the link's outbox
+
+  // The seq line of the current conversation; S.lastSeq reads and writes it.
+  var track = window.gasdeskSocket.SeqTracker({
+    apply: function (m) { applyMessage(m, true); saveChat(); },
+    duplicate: function (m) { if (m.client_msg_id) settleOutbox(m.client_msg_id); }, // a duplicate still proves delivery
+    resume: function (afterSeq) { sendFrame({ type: "resume", after_seq: afterSeq }); },
+    canResume: function () { return !!link && link.isReady(); }
+  });
+  Object.defineProperty(S, "lastSeq", { get: function () { return track.lastSeq; },
+    set: function (seq) { track.lastSeq = seq; } });
+  Object.defineProperty(S, "welcomed", { get: function () { return !!link && link.isReady(); } });
 
   function loadState() {
     var v = store.get(KEY_VISITOR);
@@ -160,7 +151,7 @@
     var chat = store.get(KEY_CHAT);
     if (chat && typeof chat === "object" && chat.conversation_id) {
       S.conversationId = chat.conversation_id;
-      S.lastSeq = chat.last_seq || 0;
+      track.reset(chat.last_seq || 0);
       S.convState = chat.state || null;
       S.agentName = chat.agent_name || null;
       S.rating = chat.rating == null ? null : chat.rating;
@@ -169,8 +160,7 @@
       });
     }
     var box = store.get(KEY_OUTBOX);
-    S.outbox = Array.isArray(box) ? box.filter(function (i) { return i && i.client_msg_id; }) : [];
-    S.outbox.forEach(function (i) { i.sentGen = 0; i.sentAt = 0; });
+    restoredOutbox = Array.isArray(box) ? box : [];
   }
 
   var saveTimer = null;
@@ -188,8 +178,8 @@
     if (now) write(); else saveTimer = setTimeout(write, 150);
   }
 
-  function saveOutbox() {
-    store.set(KEY_OUTBOX, S.outbox.map(function (i) {
+  function saveOutbox(items) {
+    store.set(KEY_OUTBOX, (items || link.outbox.items()).map(function (i) {
       return { client_msg_id: i.client_msg_id, conversation_id: i.conversation_id, text: i.text,
         content_type: i.content_type, payload: i.payload, local: i.local || null, created_at: i.created_at };
     }));
@@ -318,7 +308,7 @@
     var name = el("input", { id: uid + "-name", name: "name", maxlength: "30", autocomplete: "name" });
     var phone = el("input", { id: uid + "-phone", name: "phone", type: "tel", inputmode: "tel", maxlength: "20",
       autocomplete: "tel", required: true, "aria-required": "true" });
-    var content = el("textarea", { id: uid + "-content", name: "content", maxlength: "2000", required: true,
+    var content = el("textarea", { id: uid + "-content", name: "content", maxlength: String(P.max_message_chars), required: true,
       "aria-required": "true", rows: "3" });
     var err = el("p", { className: "gd-card-error", role: "alert", hidden: true });
     var submit = el("button", { type: "submit", className: "gd-primary" }, ["提交留言"]);
@@ -617,62 +607,20 @@
 
   function onMessage(m) {
     if (!m || m.conversation_id !== S.conversationId || !(m.seq > 0)) return;
-    if (m.seq <= S.lastSeq || S.msgs[m.seq]) {
-      if (m.client_msg_id) settleOutbox(m.client_msg_id); // a duplicate still proves delivery
-      return;
-    }
-    if (m.seq === S.lastSeq + 1) {
-      applyMessage(m, true);
-      S.lastSeq = m.seq;
-      while (S.buffer[S.lastSeq + 1]) {
-        var next = S.buffer[S.lastSeq + 1];
-        delete S.buffer[S.lastSeq + 1];
-        applyMessage(next, true);
-        S.lastSeq = next.seq;
-      }
-      if (!Object.keys(S.buffer).length) { S.resumeTries = 0; }
-      saveChat();
-      return;
-    }
-    S.buffer[m.seq] = m; // gap: hold until the missing messages arrive
-    scheduleResume(150);
-  }
-
-  function scheduleResume(delay) {
-    if (S.resumeTimer) return;
-    S.resumeTimer = setTimeout(function () {
-      S.resumeTimer = null;
-      var waiting = Object.keys(S.buffer).map(Number);
-      var need = waiting.length || (S.expectSeq && S.expectSeq > S.lastSeq);
-      if (!need || !S.welcomed) return;
-      S.resumeTries++;
-      if (S.resumeTries > 3 && waiting.length) {
-        // The server keeps seq gap-free, so this should never happen; render what we have rather than stall.
-        waiting.sort(function (a, b) { return a - b; }).forEach(function (seq) {
-          var mm = S.buffer[seq]; delete S.buffer[seq];
-          applyMessage(mm, true); S.lastSeq = Math.max(S.lastSeq, seq);
-        });
-        S.resumeTries = 0;
-        saveChat();
-        return;
-      }
-      sendFrame({ type: "resume", after_seq: S.lastSeq });
-      scheduleResume(2000 * S.resumeTries); // check again; stops once the gap is filled
-    }, delay);
+    if (S.msgs[m.seq]) { track.duplicate(m); return; }
+    track.accept(m); // applied in seq order (applyMessage), a duplicate dropped, a gap resumed
   }
 
   function resetConversation(newId) {
     S.conversationId = newId;
-    S.lastSeq = 0;
+    track.reset(0);
     S.msgs = {};
-    S.buffer = {};
     S.rating = null;
     S.agentName = null;
-    S.expectSeq = 0;
     S.identified = null;
     ui.list.innerHTML = "";
     // Unsent messages of another conversation stay visible as pending; outbox entries keep their conversation.
-    S.outbox.forEach(function (i) { renderPending(i); });
+    link.outbox.items().forEach(function (i) { renderPending(i); });
     hideTyping();
     showQueue(null);
   }
@@ -682,16 +630,15 @@
     Object.keys(S.msgs).map(Number).sort(function (a, b) { return a - b; }).forEach(function (seq) {
       placeConfirmed(renderMessage(S.msgs[seq]), seq);
     });
-    S.outbox.forEach(function (i) { renderPending(i); });
+    link.outbox.items().forEach(function (i) { renderPending(i); });
     refreshQuick();
     scrollToBottom();
   }
 
-  // ------------------------------------------------------------------ outbox
+  // ------------------------------------------------------------------ outbox (kept by the socket client)
+  /** The message is delivered (acknowledged, or its message arrived): out of the outbox, no longer 发送中. */
   function settleOutbox(cid, seq) {
-    var before = S.outbox.length;
-    S.outbox = S.outbox.filter(function (i) { return i.client_msg_id !== cid; });
-    if (S.outbox.length !== before) saveOutbox();
+    link.outbox.settle(cid);
     var li = pendingNode(cid);
     if (li && seq) {
       // Acknowledged (stored) but its `message` frame has not arrived yet: no longer "发送中".
@@ -702,94 +649,73 @@
     }
   }
 
-  function flushOutbox() {
-    if (!S.welcomed) return;
-    S.outbox.forEach(function (item) {
-      if (item.conversation_id == null) item.conversation_id = S.conversationId;
-      if (item.conversation_id !== S.conversationId) {
-        // Its conversation is not the current one (ended meanwhile): the resident decides.
-        if (!item.stale) { item.stale = true; markFailed(item.client_msg_id, "会话已切换，未发送"); }
-        return;
-      }
-      if (item.sentGen === S.gen || item.blockedUntil > Date.now()) return;
-      transmit(item);
-    });
-    saveOutbox();
+  /** Outbox rule of the widget: an item waits for its own conversation; one of an ended conversation stays
+   *  shown as failed until the resident retries it. */
+  function holdItem(item) {
+    if (item.conversation_id == null) item.conversation_id = S.conversationId;
+    if (item.conversation_id === S.conversationId) return false;
+    if (!item.stale) { item.stale = true; markFailed(item.client_msg_id, "会话已切换，未发送"); }
+    return true;
   }
 
-  function transmit(item) {
-    var frame = { type: "message", client_msg_id: item.client_msg_id, text: item.text, content_type: item.content_type };
+  function messageFrame(item) {
+    var frame = { type: "message", text: item.text, content_type: item.content_type };
     if (item.payload) frame.payload = item.payload;
-    if (sendFrame(frame)) { item.sentGen = S.gen; item.sentAt = Date.now(); }
+    return frame;
   }
 
   function enqueue(item, uploading) {
     item.created_at = item.created_at || new Date().toISOString();
     item.conversation_id = S.conversationId;
-    item.sentGen = 0;
-    S.outbox.push(item);
-    saveOutbox();
     renderPending(item, uploading);
     scrollToBottom();
-    if (S.welcomed) transmit(item);
+    link.outbox.add(item);
   }
 
   function sendText(text, payload) {
     text = (text || "").trim();
     if (!text) return false;
-    if (textLength(text) > S.maxChars) { showError("消息过长（最多 " + S.maxChars + " 字），请删减或分条发送"); return false; }
+    if (textLength(text) > P.max_message_chars) {
+      showError("消息过长（最多 " + P.max_message_chars + " 字），请删减或分条发送");
+      return false;
+    }
     if (S.convState === "closed") { showError("会话已结束，请点击“开始新的咨询”"); return false; }
-    enqueue({ client_msg_id: uuid(), text: text, content_type: "text", payload: payload || null });
+    enqueue({ client_msg_id: window.gasdeskSocket.newClientMsgId(), text: text, content_type: "text",
+      payload: payload || null });
     return true;
   }
 
   function retryFailed(cid) {
     var li = pendingNode(cid);
     var item = null;
-    S.outbox.forEach(function (i) { if (i.client_msg_id === cid) item = i; });
-    if (!item && li && li._item) { item = li._item; S.outbox.push(item); }
+    link.outbox.items().forEach(function (i) { if (i.client_msg_id === cid) item = i; });
+    if (!item && li && li._item) item = li._item;
     if (!item) return;
     item.stale = false;
     item.conversation_id = S.conversationId;
-    item.sentGen = 0;
-    item.blockedUntil = 0;
-    saveOutbox();
     renderPending(item);
-    if (S.welcomed) transmit(item);
+    link.outbox.retry(item);
   }
 
   function onAck(f) {
     settleOutbox(f.client_msg_id, f.seq);
-    if (f.seq > S.lastSeq && !S.msgs[f.seq]) { S.expectSeq = Math.max(S.expectSeq || 0, f.seq); scheduleResume(600); }
+    if (!S.msgs[f.seq]) track.expect(f.seq);
+  }
+
+  function onSendRefused(item, f) {
+    var li = pendingNode(item.client_msg_id);
+    if (li) li._item = item;
+    markFailed(item.client_msg_id, f.message || "操作失败，请稍后重试");
   }
 
   function onError(f) {
     var msg = f.message || "操作失败，请稍后重试";
-    if (f.client_msg_id) {
-      var item = null;
-      S.outbox.forEach(function (i) { if (i.client_msg_id === f.client_msg_id) item = i; });
-      if (!item) return;
-      if (f.code === "rate_limited" || f.code === "internal_error") {
-        // Transient: keep it in the outbox and try again shortly (same client_msg_id).
-        var wait = Math.max(3, f.retry_after_s || 0) * 1000;
-        item.sentGen = 0;
-        item.blockedUntil = Date.now() + wait;
-        showError(msg);
-        setTimeout(flushOutbox, wait + 100);
-        return;
-      }
-      S.outbox = S.outbox.filter(function (i) { return i !== item; });
-      saveOutbox();
-      var li = pendingNode(f.client_msg_id);
-      if (li) li._item = item;
-      markFailed(f.client_msg_id, msg);
-      return;
-    }
+    if (f.client_msg_id) return; // about a message no longer in the outbox (the outbox took its own)
     if (!S.welcomed && f.code === "conversation_not_found") {
       // The stored conversation is gone (or belongs to someone else): start over.
       store.remove(KEY_CHAT);
       resetConversation(null);
-      sendFrame({ type: "hello", token: S.token });
+      link.greet();
       return;
     }
     if (S.pendingAction) {
@@ -813,7 +739,7 @@
       errEl.textContent = "服务器未响应，请稍后重试";
       errEl.hidden = false;
       if (button) { button.disabled = false; button.textContent = label; }
-    }, 15000);
+    }, P.ack_timeout_ms);
     S.pendingAction = action;
   }
   function clearPending() {
@@ -834,19 +760,13 @@
   function residentTyping() {
     if (S.convState !== "queued" && S.convState !== "assigned") return;
     var now = Date.now();
-    if (now - S.lastTypingSent < TYPING_EVERY_MS) return;
+    if (now - S.lastTypingSent < P.typing_interval_ms) return;
     if (sendFrame({ type: "typing" })) S.lastTypingSent = now;
   }
 
   // ------------------------------------------------------------------ socket
   function sendFrame(frame) {
-    var ws = S.ws;
-    if (!ws || ws.readyState !== 1 || (!S.welcomed && frame.type !== "hello")) return false;
-    try { ws.send(JSON.stringify(frame)); return true; } catch (e) { return false; }
-  }
-
-  function wsUrl() {
-    return (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + "/ws/webchat";
+    return link.send(frame); // false until the server has welcomed this socket
   }
 
   function fetchVisitor() {
@@ -861,80 +781,58 @@
       });
   }
 
-  function connect() {
-    if (S.reconnectTimer) { clearTimeout(S.reconnectTimer); S.reconnectTimer = null; }
-    if (S.ws && (S.ws.readyState === 0 || S.ws.readyState === 1)) return;
-    if (!S.token) {
-      fetchVisitor().then(connect, function () { scheduleReconnect(); });
-      return;
+  function hello() {
+    var frame = { type: "hello", token: S.token };
+    if (S.conversationId) { frame.conversation_id = S.conversationId; frame.after_seq = S.lastSeq; }
+    return frame;
+  }
+
+  function onSocketClose(ev, info) {
+    if (ev.code === P.close_codes.unauthorized) {
+      // Token expired or signed with another key: new identity, new conversation.
+      S.badToken++;
+      S.token = null;
+      store.remove(KEY_VISITOR);
+      store.remove(KEY_CHAT);
+      resetConversation(null);
+      if (S.badToken > 3) { showConn("无法建立会话，请刷新页面重试"); return "stop"; }
+      return "now";
     }
-    var gen = ++S.gen;
-    var ws;
-    try { ws = new WebSocket(wsUrl()); } catch (e) { scheduleReconnect(); return; }
-    S.ws = ws;
-    S.welcomed = false;
-    ws.onopen = function () {
-      if (gen !== S.gen) return;
-      var hello = { type: "hello", token: S.token };
-      if (S.conversationId) { hello.conversation_id = S.conversationId; hello.after_seq = S.lastSeq; }
-      ws.send(JSON.stringify(hello));
-    };
-    ws.onmessage = function (ev) {
-      if (gen !== S.gen) return;
-      var f;
-      try { f = JSON.parse(ev.data); } catch (e) { return; }
-      handleFrame(f);
-    };
-    ws.onclose = function (ev) {
-      if (gen !== S.gen) return;
-      S.ws = null;
-      var wasWelcomed = S.welcomed;
-      S.welcomed = false;
-      S.outbox.forEach(function (i) { i.sentGen = 0; });
-      if (ev.code === 4401) {
-        // Token expired or signed with another key: new identity, new conversation.
-        S.badToken++;
-        S.token = null;
-        store.remove(KEY_VISITOR);
-        store.remove(KEY_CHAT);
-        resetConversation(null);
-        if (S.badToken > 3) { showConn("无法建立会话，请刷新页面重试"); return; }
-        connect();
-        return;
+    if (info.wasReady || link.everReady()) showConn("连接已断开，正在重连…");
+    setStatus("连接已断开，正在重连…");
+    return undefined;
+  }
+
+  function connect() {
+    link = window.gasdeskSocket.connect({
+      path: "/ws/webchat",
+      prepare: function () { return S.token ? null : fetchVisitor(); },
+      greeting: hello,
+      onFrame: handleFrame,
+      onClose: onSocketClose,
+      outbox: {
+        items: restoredOutbox,
+        frame: messageFrame,
+        hold: holdItem,
+        changed: saveOutbox,
+        acked: function (item, ack) { onAck(ack); },
+        failed: onSendRefused,
+        delayed: function (item, f) { showError(f.message || "发送过于频繁，稍后自动重发"); }
       }
-      if (wasWelcomed || S.everWelcomed) showConn("连接已断开，正在重连…");
-      setStatus("连接已断开，正在重连…");
-      scheduleReconnect();
-    };
-    ws.onerror = function () { /* onclose follows */ };
-  }
-
-  function scheduleReconnect() {
-    if (S.reconnectTimer) return;
-    var delay = Math.min(8000, 500 * Math.pow(2, S.attempt));
-    S.attempt++;
-    delay = Math.round(delay * (0.85 + Math.random() * 0.3));
-    S.reconnectTimer = setTimeout(function () { S.reconnectTimer = null; connect(); }, delay);
-  }
-
-  function reconnectNow() {
-    if (S.ws && (S.ws.readyState === 0 || S.ws.readyState === 1)) return;
-    S.attempt = 0;
-    if (S.reconnectTimer) { clearTimeout(S.reconnectTimer); S.reconnectTimer = null; }
-    connect();
+    });
   }
 
   function handleFrame(f) {
     switch (f.type) {
       case "welcome": return onWelcome(f);
       case "message": return onMessage(f.message);
-      case "ack": return onAck(f);
+      case "ack": return onAck(f); // one the outbox no longer holds (a resend's duplicate ack)
       case "state":
         if (f.conversation_id !== S.conversationId) return;
         applyConvState(f.state, { accepted: !!f.accepted });
         if (f.state === "assigned" && f.accepted && !S.agentName) {
           // `state` frames carry no agent name; a fresh hello returns it in `welcome` (replay is deduped).
-          sendFrame({ type: "hello", token: S.token, conversation_id: S.conversationId, after_seq: S.lastSeq });
+          link.greet();
         }
         return;
       case "queue":
@@ -960,20 +858,15 @@
     } else if (typeof conv.last_seq === "number" && conv.last_seq < S.lastSeq) {
       // The server knows fewer messages than we cached (restored database?): start the view over.
       resetConversation(conv.id);
-      S.expectSeq = conv.last_seq;
     }
-    S.expectSeq = Math.max(S.expectSeq || 0, conv.last_seq || 0);
     S.rating = conv.rating == null ? S.rating : conv.rating;
     var agentName = conv.agent_name || (conv.agent_id ? S.agentName : null);
     applyConvState(conv.state, { agentName: agentName, accepted: !!conv.accepted });
-    S.welcomed = true;
-    S.everWelcomed = true;
-    S.attempt = 0;
     if (!ui.connBanner.hidden && !ui.connBanner.classList.contains("gd-ok")) showConn("已重新连接", true);
     saveChat();
-    flushOutbox();
-    // Replayed messages follow the welcome at once; if the conversation is ahead of us afterwards, resume.
-    if (S.expectSeq > S.lastSeq) scheduleResume(500);
+    link.ready(); // sends may flow: the outbox resends what is unacknowledged
+    // Replayed messages follow the welcome at once; if the conversation is still ahead of us then, resume.
+    track.expect(conv.last_seq || 0);
   }
 
   // ------------------------------------------------------------------ actions
@@ -998,7 +891,7 @@
     }
     if (!S.conversationId || !S.token) { showError("正在连接，请稍后再试"); return; }
     if (S.convState === "closed") { showError("会话已结束，请点击“开始新的咨询”"); return; }
-    var cid = uuid();
+    var cid = window.gasdeskSocket.newClientMsgId();
     var preview = rule[0] === "image" && window.URL && URL.createObjectURL ? URL.createObjectURL(file) : null;
     var temp = { client_msg_id: cid, content_type: rule[0], text: file.name, created_at: new Date().toISOString(),
       local: { name: file.name, size: file.size, url: preview } };
@@ -1165,7 +1058,6 @@
     ui.btnHandoff = $("btn-handoff"); ui.btnHistory = $("btn-history"); ui.btnClose = $("btn-close");
     ui.btnNew = $("btn-new"); ui.btnUpload = $("btn-upload"); ui.btnSend = $("btn-send");
     // The server's limit, shown as a counter near it; the text is never cut (no maxlength).
-    S.maxChars = parseInt(ui.input.getAttribute("data-max-chars"), 10) || S.maxChars;
     if (window.gasdeskChatText) {
       ui.updateCount = window.gasdeskChatText.attachCounter(ui.input, $("input-count"), function (over) {
         ui.btnSend.disabled = over;
@@ -1176,6 +1068,7 @@
 
     applyEmbedOptions();
     loadState();
+    connect(); // the socket opens once this returns; the outbox it holds is rendered next
     renderCache();
     if (S.convState) applyConvState(S.convState, { agentName: S.agentName });
     setStatus("正在连接…");
@@ -1219,8 +1112,6 @@
       if (!ui.lightbox.hidden) { ui.lightbox.hidden = true; ui.lightboxImg.src = ""; } else if (!ui.history.hidden) closeHistory();
     });
 
-    window.addEventListener("online", reconnectNow);
-    document.addEventListener("visibilitychange", function () { if (!document.hidden) reconnectNow(); });
     window.addEventListener("pagehide", function () { saveChat(true); saveOutbox(); });
     if (window.visualViewport) {
       // iOS/WeChat: keep the composer above the on-screen keyboard.
@@ -1231,21 +1122,11 @@
         if (near) scrollToBottom();
       });
     }
-    // A socket can look open while dead (mobile networks, backgrounded webviews): an overdue ack forces a reconnect.
-    setInterval(function () {
-      if (!S.ws || S.ws.readyState !== 1) return;
-      var now = Date.now();
-      var overdue = S.outbox.some(function (i) { return i.sentGen === S.gen && now - i.sentAt > ACK_TIMEOUT_MS; });
-      if (overdue) { try { S.ws.close(4000, "ack timeout"); } catch (e) { /* ignore */ } }
-    }, 3000);
-
-    connect();
-
     // Small hook for diagnostics and tests (no secrets beyond what localStorage already holds).
     window.gasdeskChat = {
       state: S,
-      socket: function () { return S.ws; },
-      reconnect: reconnectNow
+      socket: function () { return link.socket(); },
+      reconnect: function () { link.reconnectNow(); }
     };
   }
 
