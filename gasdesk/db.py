@@ -197,9 +197,13 @@ async def commit(session: AsyncSession) -> None:
     await run_after_commit(session)
 
 
-async def rollback(session: AsyncSession) -> None:
+async def rollback(session: AsyncSession, *reload: Any) -> None:
+    """Roll back (queued after-commit work is dropped) and reload ``reload`` (e.g. the signed-in user), so a
+    page can re-render with the error after a failed form post."""
     session.info.pop("after_commit", None)
     await session.rollback()
+    for instance in reload:
+        await session.refresh(instance)
 
 
 @asynccontextmanager
