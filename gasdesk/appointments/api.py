@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -14,6 +15,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, OFFICE, Role
+from gasdesk.clock import local_zone
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
 from gasdesk.fields import BoundedDate, Id
@@ -46,10 +48,6 @@ async def free_slots(session: DbSession, district: str, service_code: str = Quer
 async def calendar(session: DbSession, district: str, first_day: BoundedDate, days: int = Query(7, ge=1, le=31),
                    _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     """Every slot of a district in a date range with its bookings (the calendar page)."""
-    from datetime import datetime, time, timedelta
-
-    from gasdesk.clock import local_zone
-
     start = datetime.combine(first_day, time.min, local_zone())
     rows = await session.scalars(select(AppointmentSlot).where(
         AppointmentSlot.district == district, AppointmentSlot.start >= start,

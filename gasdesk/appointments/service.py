@@ -15,15 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.appointments.models import Appointment, AppointmentSlot, ServiceOffering
 from gasdesk.audit.service import Actor, record_audit
+from gasdesk.auth.models import User
 from gasdesk.clock import local_zone, to_local, utcnow
 from gasdesk.customers.models import Address, Customer
 from gasdesk.customers.schemas import AddressIn
-from gasdesk.customers.service import address_parts, do_add_address
+from gasdesk.customers.service import CustomerQuery, address_parts, do_add_address, find_customers
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.fields import EARLIEST_DAY, LATEST_DAY
-from gasdesk.tickets.models import Ticket, TicketStatus
+from gasdesk.tickets.models import STATUS_LABELS, TYPE_LABELS, Ticket, TicketStatus, TicketType
 from gasdesk.tickets.schemas import TicketCreate
-from gasdesk.tickets.service import do_create_ticket, do_ticket_action
+from gasdesk.tickets.service import _event, _publish, do_create_ticket, do_ticket_action, load_history
+from gasdesk.webhooks.service import publish
 
 CHANGE_CUTOFF = timedelta(hours=2)
 
@@ -129,8 +131,6 @@ async def book_appointment(
     record_audit(session, actor, "appointment.book", "appointment", appointment.id,
                  after={"ticket": ticket.number, "slot": slot_label(slot), "service": service_code,
                         "address": address_parts(address).display()})
-    from gasdesk.webhooks.service import publish
-
     await publish(session, "appointment.booked", {
         "appointment_id": appointment.id, "ticket_id": ticket.id, "ticket_number": ticket.number,
         "service": service_code, "district": slot.district, "slot_start": slot.start.isoformat(),
@@ -171,8 +171,6 @@ async def do_reschedule(session: AsyncSession, actor: Actor, appointment: Appoin
     record_audit(session, actor, "appointment.reschedule", "appointment", appointment.id,
                  before={"slot": slot_label(old)}, after={"slot": slot_label(new)})
     if ticket is not None:
-        from gasdesk.tickets.service import _event, _publish, load_history
-
         await load_history(session, ticket)
         ticket.title = ticket.title.split(" - ")[0] + f" - {slot_label(new)}"
         _event(ticket, actor, "reschedule", ticket.status, note=f"改约：{slot_label(old)} → {slot_label(new)}")
@@ -197,10 +195,6 @@ async def do_cancel_appointment(session: AsyncSession, actor: Actor, appointment
 async def progress_for(session: AsyncSession, *, phone: str | None = None,
                        account_no: str | None = None) -> list[dict[str, Any]]:
     """Recent tickets/appointments of the customer behind a phone or 户号: status, slot and assigned crew."""
-    from gasdesk.auth.models import User
-    from gasdesk.customers.service import CustomerQuery, find_customers
-    from gasdesk.tickets.models import STATUS_LABELS, TYPE_LABELS, TicketType
-
     customers = await find_customers(session, CustomerQuery(phone=phone, account_no=account_no), limit=5)
     if not customers:
         return []

@@ -21,8 +21,8 @@ from gasdesk.auth.service import user_for_session, user_for_token
 from gasdesk.config import get_settings
 from gasdesk.db import get_session, transaction
 from gasdesk.errors import NotAuthenticated, PermissionDenied
+from gasdesk.security.origin import origin_allowed
 from gasdesk.web.body_limit import is_upload_route
-from gasdesk.web.protection import origin_allowed
 
 # The signed session cookie holds only these two values: the server-side session id and the CSRF token.
 SESSION_ID_KEY = "sid"

@@ -20,7 +20,7 @@ from gasdesk.config import get_settings
 from gasdesk.db import commit, rollback
 from gasdesk.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from gasdesk.events import emit
-from gasdesk.jobs.queue import periodic
+from gasdesk.notifications.service import do_notify
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
 
@@ -197,8 +197,6 @@ async def _claim_attempt(session: AsyncSession, key: str, now: datetime) -> int 
 
 
 async def _notify_admins_of_lockout(session: AsyncSession, user: User, client_ip: str, failures: int) -> None:
-    from gasdesk.notifications.service import do_notify
-
     minutes = max(1, get_settings().login_lockout_s // 60)
     admins = await session.scalars(select(User.id).where(User.role == Role.admin.value, User.is_active.is_(True)))
     for admin_id in admins:
@@ -323,7 +321,6 @@ async def do_end_session(session: AsyncSession, session_id: str) -> None:
                           .values(revoked_at=utcnow()))
 
 
-@periodic("auth.prune", every_s=3600)
 async def prune_auth_state(session: AsyncSession) -> None:
     """Forget sessions and tokens a day after they ended, and throttles idle for a day."""
     cutoff = utcnow() - timedelta(days=1)

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES
+from gasdesk.bot.nlu import understand
 from gasdesk.bot.schemas import UnderstandIn, UnderstandOut
 
 router = APIRouter(prefix="/api/v1/bot", tags=["bot"])
@@ -17,8 +18,6 @@ router = APIRouter(prefix="/api/v1/bot", tags=["bot"])
 @router.post("/understand", response_model=UnderstandOut)
 async def understand_text(body: UnderstandIn, _: User = allow(*ALL_ROLES)) -> UnderstandOut:
     """Intent, confidence and slots of a resident utterance (offline NLU)."""
-    from gasdesk.bot.nlu import understand
-
     # The first call trains the model (~1 s): keep it off the event loop.
     result = await asyncio.to_thread(understand, body.text)
     return UnderstandOut(**result.to_dict())

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasdesk.conversations.announce import publish_state
 from gasdesk.conversations.models import (
     CHANNEL_LABELS,
     STATE_LABELS,
@@ -35,8 +36,6 @@ async def do_identify_resident(session: AsyncSession, conversation: Conversation
         await commit(session)  # keep the lock-out alert although the frame fails
         raise
     conversation.customer_id = customer.id
-    from gasdesk.conversations.service import publish_state
-
     publish_state(session, conversation)
     return customer.name[0] + "*" * (len(customer.name) - 1)
 

@@ -10,11 +10,13 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.clock import utcnow
+from gasdesk.conversations.announce import announce_assignment, publish_state
 from gasdesk.conversations.lifecycle import transition
 from gasdesk.conversations.models import (
     Channel,
@@ -25,6 +27,7 @@ from gasdesk.conversations.models import (
     Message,
     SenderType,
 )
+from gasdesk.customers.models import Customer
 from gasdesk.customers.validation import check_phone
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.events import emit
@@ -108,15 +111,6 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
     }
 
 
-def publish_state(session: AsyncSession, conversation: Conversation, *, previous_agent_id: int | None = None,
-                   event: str = "conversation.state") -> None:
-    emit(session, event, {
-        "conversation_id": conversation.id, "state": conversation.state, "agent_id": conversation.agent_id,
-        "previous_agent_id": previous_agent_id, "skill_group_id": conversation.skill_group_id,
-        "accepted": conversation.accepted_at is not None,
-    })
-
-
 # ---------------------------------------------------------------- messages
 
 
@@ -145,8 +139,6 @@ async def _next_seq(session: AsyncSession, conversation: Conversation) -> int:
         .execution_options(synchronize_session=False)
     )
     conversation.last_seq = int(seq)
-    from sqlalchemy.orm.attributes import set_committed_value
-
     set_committed_value(conversation, "last_seq", int(seq))
     return int(seq)
 
@@ -165,8 +157,6 @@ async def _give_back_seq(session: AsyncSession, conversation: Conversation) -> N
         .values(last_seq=Conversation.last_seq - 1).returning(Conversation.last_seq)
         .execution_options(synchronize_session=False)
     )
-    from sqlalchemy.orm.attributes import set_committed_value
-
     set_committed_value(conversation, "last_seq", int(seq))
 
 
@@ -321,13 +311,6 @@ async def queue_spot(session: AsyncSession, conversation: Conversation) -> acd.Q
     return (await acd.queue_spots(session, conversation.skill_group_id)).get(conversation.id)
 
 
-async def announce_assignment(session: AsyncSession, conversation: Conversation, *,
-                              previous_agent_id: int | None) -> None:
-    """Tell everyone a conversation now has an agent (called by the ACD and by transfers)."""
-    publish_state(session, conversation, previous_agent_id=previous_agent_id)
-    emit(session, "conversation.assigned", {"conversation_id": conversation.id, "agent_id": conversation.agent_id})
-
-
 async def do_accept(session: AsyncSession, agent: User, conversation: Conversation) -> Conversation:
     """An agent takes a conversation: one offered to them, or one waiting in a queue they serve."""
     if conversation.state == S.queued.value:
@@ -476,8 +459,6 @@ async def do_leave_message(session: AsyncSession, conversation: Conversation | N
 
 
 async def do_link_customer(session: AsyncSession, user: User, conversation: Conversation, customer_id: int) -> None:
-    from gasdesk.customers.models import Customer
-
     if await session.get(Customer, customer_id) is None:
         raise NotFound("客户不存在", code="customer_not_found")
     before = conversation.customer_id

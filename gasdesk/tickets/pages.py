@@ -23,10 +23,15 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, DISPATCH, OFFICE, Role
 from gasdesk.clock import format_local, utcnow
+from gasdesk.conversations.models import LeftMessage
+from gasdesk.conversations.service import access_conversation_for_user
+from gasdesk.customers.models import Customer
+from gasdesk.customers.service import CustomerQuery, access_customer, find_customers, summarize
 from gasdesk.db import DbSession, rollback
-from gasdesk.errors import GasdeskError, InvalidInput, PermissionDenied
+from gasdesk.errors import GasdeskError, InvalidInput, NotFound, PermissionDenied
 from gasdesk.fields import MAX_DB_INT, Id, parse_id
 from gasdesk.tickets import service
+from gasdesk.tickets.draft import draft_from_conversation
 from gasdesk.tickets.lifecycle import ACTION_LABELS, allowed_actions
 from gasdesk.tickets.models import (
     OPEN_STATUSES,
@@ -187,8 +192,6 @@ async def _new_context(session: AsyncSession, values: dict[str, Any], error: str
     customer = None
     customer_id = parse_id(values.get("customer_id"))
     if customer_id is not None:
-        from gasdesk.customers.service import access_customer, summarize
-
         try:
             customer = summarize(await access_customer(session, customer_id))
         except GasdeskError:
@@ -205,9 +208,6 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
     notice = None
     open_tickets: list[dict[str, Any]] = []
     if conversation_id is not None:
-        from gasdesk.conversations.service import access_conversation_for_user
-        from gasdesk.tickets.draft import draft_from_conversation
-
         conversation = await access_conversation_for_user(session, user, conversation_id)
         draft = await draft_from_conversation(session, conversation)
         values.update(type=draft.type, service_type=draft.service_type or "", description=draft.description,
@@ -219,9 +219,6 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
         if open_tickets:  # one report, one ticket: offer the existing one first; a new one is linked to it
             values["parent_ticket_id"] = open_tickets[0]["id"]
     if left_message_id is not None:
-        from gasdesk.conversations.models import LeftMessage
-        from gasdesk.errors import NotFound
-
         left = await session.get(LeftMessage, left_message_id)
         if left is None:
             raise NotFound("留言不存在", code="left_message_not_found")
@@ -241,8 +238,6 @@ async def new_ticket_customers(request: Request, session: DbSession, customer_q:
                                user: User = allow(*OFFICE)) -> Response:
     """Customer search for the create form (phone, 户号, name or address); posted, so the searched phone
     number or 户号 stays out of URLs and access logs."""
-    from gasdesk.customers.service import CustomerQuery, find_customers, summarize
-
     results = []
     if customer_q.strip():
         results = [summarize(c) for c in await find_customers(session, CustomerQuery(q=customer_q[:120]), limit=10)]
@@ -326,8 +321,6 @@ async def _create_from_form(session: AsyncSession, user: User, actor: Actor, bod
 
 
 async def _detail_context(session: AsyncSession, user: User, ticket: Ticket) -> dict[str, Any]:
-    from gasdesk.customers.models import Customer
-
     card = (await _card(session, [ticket]))[0]
     names = await _people(session, {e.actor_id for e in ticket.events})
     actions = []

@@ -3,23 +3,28 @@ TicketEvent (history), an audit row, a domain event and the outbound webhook."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, or_, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
-from gasdesk.clock import utcnow
-from gasdesk.conversations.models import channel_label
+from gasdesk.clock import to_local, utcnow
+from gasdesk.conversations.attachments import Attachment, check_upload, sealed_path, store_sealed_file
+from gasdesk.conversations.models import LeftMessage, channel_label
+from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.customers.models import Account, Address, Customer
 from gasdesk.customers.service import address_parts
 from gasdesk.customers.validation import check_phone, mask_phone
-from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
+from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
 from gasdesk.security.pii import redact_pii
@@ -31,6 +36,7 @@ from gasdesk.tickets.models import (
     STATUS_LABELS,
     TYPE_LABELS,
     Priority,
+    SavedView,
     Ticket,
     TicketEvent,
     TicketStatus,
@@ -38,6 +44,20 @@ from gasdesk.tickets.models import (
 )
 from gasdesk.tickets.routing import check_ticket_type, route_ticket
 from gasdesk.tickets.schemas import CrewWriteback, TicketCreate
+from gasdesk.webhooks.service import publish
+
+# What else a resolve does in the same transaction (follow-ups schedules the 回访 survey). Follow-ups builds
+# on tickets (it reopens them and files complaints), so tickets cannot import it: the app factory and the
+# worker register the hook (gasdesk/worker.py register_handlers).
+ResolvedHook = Callable[[AsyncSession, Ticket], Awaitable[Any]]
+ON_RESOLVED: list[ResolvedHook] = []
+
+
+def on_ticket_resolved(hook: ResolvedHook) -> None:
+    """Run ``hook(session, ticket)`` whenever a ticket is resolved, inside the resolving transaction."""
+    if hook not in ON_RESOLVED:
+        ON_RESOLVED.append(hook)
+
 
 SERVICE_TYPES = ("开栓", "维修", "改线", "安检", "阀管改造", "旧改施工", "报警器安装")
 DEFAULT_PRIORITY = {TicketType.gas_leak: Priority.urgent, TicketType.no_gas: Priority.high,
@@ -78,8 +98,6 @@ def ticket_webhook_data(ticket: Ticket) -> dict[str, Any]:
 
 
 async def _publish(session: AsyncSession, event: str, ticket: Ticket) -> None:
-    from gasdesk.webhooks.service import publish
-
     emit(session, event, {"ticket_id": ticket.id, "status": ticket.status, "crew_id": ticket.crew_id,
                           "handler_id": ticket.handler_id})
     await publish(session, event, ticket_webhook_data(ticket))
@@ -180,8 +198,6 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     session.add(ticket)
     await session.flush()
     # Human-friendly, unique and sortable: GD + local date + id.
-    from gasdesk.clock import to_local
-
     ticket.number = f"GD{to_local(now).strftime('%Y%m%d')}{ticket.id:05d}"  # type: ignore[union-attr]
     _event(ticket, actor, "create", None, note=f"来源：{channel_label(data.channel) or '人工创建'}"
            + (f"；关联工单 {parent.number}" if parent else ""),
@@ -261,9 +277,8 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
         do_notify(session, crew_id, "ticket.assigned", f"新派工单 {ticket.number}", ticket.title,
                   link=f"/crew/tickets/{ticket.id}")
     if action == "resolve":
-        from gasdesk.followups.service import schedule_followup
-
-        await schedule_followup(session, ticket)
+        for hook in ON_RESOLVED:
+            await hook(session, ticket)
     await _publish(session, "ticket.updated", ticket)
     return ticket
 
@@ -278,8 +293,6 @@ async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, b
                            code="invalid_transition")
     photos = []
     if body.photo_tokens:
-        from gasdesk.conversations.attachments import Attachment
-
         for token in body.photo_tokens:
             photo = await session.scalar(select(Attachment).where(Attachment.token == token))
             if photo is None or photo.ticket_id != ticket.id:
@@ -311,10 +324,6 @@ LABELS = {"type": TYPE_LABELS, "status": STATUS_LABELS, "priority": PRIORITY_LAB
 async def link_ticket_sources(session: AsyncSession, user: User, body: TicketCreate) -> Any:
     """Fill a new ticket from its source: the conversation (channel, customer) the user may read, or
     a left message (contact, content). Returns the LeftMessage to mark once the ticket exists."""
-    from gasdesk.conversations.models import LeftMessage
-    from gasdesk.conversations.service import access_conversation_for_user
-    from gasdesk.errors import Conflict
-
     if body.conversation_id is not None:
         conversation = await access_conversation_for_user(session, user, body.conversation_id)
         body.channel = body.channel or conversation.channel
@@ -492,8 +501,6 @@ class TicketFilters:
 async def search_tickets(session: AsyncSession, user: User, filters: TicketFilters, *, limit: int = 50,
                          offset: int = 0) -> tuple[int, list[Ticket]]:
     """(total, page) newest first; field crews only ever see their own tickets."""
-    from sqlalchemy import func, or_
-
     query = select(Ticket)
     if Role(user.role) is Role.field_crew:
         query = query.where(Ticket.crew_id == user.id)
@@ -523,16 +530,12 @@ def check_view_name(name: str) -> str:
 
 
 async def saved_views(session: AsyncSession, user: User, page: str) -> list[Any]:
-    from gasdesk.tickets.models import SavedView
-
     return list(await session.scalars(select(SavedView).where(SavedView.user_id == user.id, SavedView.page == page)
                                       .order_by(SavedView.name)))
 
 
 async def do_save_view(session: AsyncSession, user: User, page: str, name: str, query_string: str) -> Any:
     """Save (or overwrite by name) the user's filter set for a list page."""
-    from gasdesk.tickets.models import SavedView
-
     name = check_view_name(name)
     if len(query_string) > 1000:
         raise InvalidInput("筛选条件过长，无法保存", code="view_too_long")
@@ -548,8 +551,6 @@ async def do_save_view(session: AsyncSession, user: User, page: str, name: str, 
 
 
 async def do_delete_view(session: AsyncSession, user: User, view_id: int) -> None:
-    from gasdesk.tickets.models import SavedView
-
     view = await session.get(SavedView, view_id)
     if view is None or view.user_id != user.id:
         raise NotFound("视图不存在", code="view_not_found")
@@ -561,11 +562,6 @@ async def do_store_ticket_photo(session: AsyncSession, user: User, ticket: Ticke
                                 data: bytes) -> Any:
     """Store an uploaded photo for a ticket (jpg/png/webp, checked) and return its Attachment.
     The photo is encrypted on disk and removed again if the transaction rolls back."""
-    import secrets
-    from pathlib import Path
-
-    from gasdesk.conversations.attachments import Attachment, check_upload, sealed_path, store_sealed_file
-
     kind = check_upload(filename or "", data)
     if kind.kind != "image":
         raise InvalidInput("工单照片只支持图片", code="file_type")

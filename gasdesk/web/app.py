@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,12 +16,16 @@ from starlette.middleware.sessions import SessionMiddleware
 from gasdesk import __version__
 from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
+from gasdesk.events import bus
+from gasdesk.realtime.hub import get_hub
+from gasdesk.realtime.redis_bridge import RedisBridge
 from gasdesk.web.access_log import AccessLogMiddleware, configure_app_logging
 from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
 from gasdesk.web.input_guard import InputGuard
 from gasdesk.web.protection import OriginCheckMiddleware, SecurityHeadersMiddleware
 from gasdesk.web.templating import add_template_dir
+from gasdesk.worker import register_handlers, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -78,27 +83,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI app. Refuses production mode with development secrets."""
     settings = settings or get_settings()
     settings.check_production_safety()
+    register_handlers()  # jobs enqueued by requests, and hooks such as ticket resolved → 回访, need them
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        from gasdesk.events import bus
-        from gasdesk.realtime.hub import get_hub
-
         get_hub()  # subscribe the hub before the first event
         bridge = None
         if settings.redis_url:
-            from gasdesk.realtime.redis_bridge import RedisBridge
-
             bridge = RedisBridge(settings.redis_url, bus)
             await bridge.start()
         worker = None
         if settings.run_worker:
-            import asyncio
-
-            from gasdesk.jobs.queue import worker_loop
-
             stop = asyncio.Event()
-            worker = (stop, asyncio.create_task(worker_loop(stop=stop), name="gasdesk-worker"))
+            worker = (stop, asyncio.create_task(run_worker(stop=stop), name="gasdesk-worker"))
         try:
             yield
         finally:

@@ -11,7 +11,6 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from gasdesk.auth.access import access_rules_of, iter_routes
 from gasdesk.auth.roles import Role
 from gasdesk.web.app import domain_static_mounts
-from gasdesk.web.app import domain_static_mounts
 
 # Framework routes that serve documentation or static files, public by design.
 FRAMEWORK_PUBLIC = {"/openapi.json", "/static", *domain_static_mounts()}

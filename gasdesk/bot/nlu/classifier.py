@@ -2,7 +2,7 @@
 
 Trained at first use from the shipped ``data/train.jsonl`` (about two seconds on two cores), so no
 binary model is ever checked in. ``train.jsonl`` is generated: edit ``data/seed.jsonl`` or the
-paraphrase families in ``data/generate.py`` and run ``python -m gasdesk.bot.nlu.data.generate``.
+paraphrase families in ``scripts/generate_nlu_training_data.py`` and run it.
 """
 
 from __future__ import annotations
