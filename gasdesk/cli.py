@@ -46,6 +46,7 @@ def check_settings() -> None:
 
 def run(coro):  # noqa: ANN001, ANN201 - thin wrapper
     """Run a coroutine, turning domain errors into a clear message and a non-zero exit."""
+    import gasdesk.all_models  # noqa: F401 - every mapper is known before the first flush (the app and worker import it too)
     from gasdesk.db import dispose_engine
 
     async def main():  # noqa: ANN202
@@ -94,11 +95,11 @@ def serve(
 def worker(poll: Annotated[float, typer.Option(help="Seconds between polls when idle")] = 5.0) -> None:
     """Run background jobs and periodic tasks (SLA scan, follow-ups, webhooks) in this process.
     Set GASDESK_RUN_WORKER=false on the web processes when you run dedicated workers."""
-    from gasdesk.jobs.queue import worker_loop
+    from gasdesk.worker import run_worker
 
     typer.echo("后台任务进程已启动（Ctrl-C 退出）")
     try:
-        run(worker_loop(poll_s=poll))
+        run(run_worker(poll_s=poll))
     except KeyboardInterrupt:
         pass
 

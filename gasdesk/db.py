@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -122,12 +123,8 @@ def _make_backend_engine(url: str) -> AsyncEngine:
 def get_engine() -> AsyncEngine:
     global _engine, _sessionmaker
     if _engine is None:
-        import gasdesk.all_models  # noqa: F401 - every mapper must be known before the first flush
-
         settings = get_settings()
         if settings.is_sqlite:
-            from pathlib import Path
-
             path = settings.database_url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -197,9 +194,13 @@ async def commit(session: AsyncSession) -> None:
     await run_after_commit(session)
 
 
-async def rollback(session: AsyncSession) -> None:
+async def rollback(session: AsyncSession, *reload: Any) -> None:
+    """Roll back (queued after-commit work is dropped) and reload ``reload`` (e.g. the signed-in user), so a
+    page can re-render with the error after a failed form post."""
     session.info.pop("after_commit", None)
     await session.rollback()
+    for instance in reload:
+        await session.refresh(instance)
 
 
 @asynccontextmanager

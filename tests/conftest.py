@@ -20,6 +20,7 @@ from gasdesk.all_models import metadata
 from gasdesk.config import reset_settings_cache
 from gasdesk.events import Event, bus
 from gasdesk.migrations.runner import upgrade
+from gasdesk.worker import register_handlers
 from tests.factories import Factory
 
 PG_URL = os.environ.get("GASDESK_TEST_DATABASE_URL")
@@ -107,6 +108,8 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # connections. Live servers (tests/browser) run the production default of one (see live_server).
     monkeypatch.setenv("GASDESK_SQLITE_POOL_SIZE", "5")
     reset_settings_cache()
+    # Job handlers, periodic tasks and hooks (ticket resolved → 回访) as the app factory and the worker register them.
+    register_handlers()
     await db.dispose_engine()
     if PG_URL:
         names = ", ".join(t.name for t in metadata.sorted_tables)

@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from gasdesk.appointments import service
 from gasdesk.appointments.models import Appointment, AppointmentSlot, ServiceOffering
+from gasdesk.appointments.schemas import BookIn, CancelIn, ProgressIn, RescheduleIn, SlotsIn
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, OFFICE, Role
-from gasdesk.customers.schemas import AddressIn
+from gasdesk.clock import local_zone
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
 from gasdesk.fields import BoundedDate, Id
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
-
-
-class BookIn(BaseModel):
-    customer_id: Id
-    service: str
-    slot_id: Id
-    address_id: Id | None = None
-    new_address: AddressIn | None = None
-    contact_phone: str | None = Field(default=None, max_length=20)
-    note: str = Field(default="", max_length=500)
-    conversation_id: Id | None = None
-
-
-class RescheduleIn(BaseModel):
-    slot_id: Id
-
-
-class CancelIn(BaseModel):
-    reason: str = Field(default="居民取消", max_length=200)
-
-
-class SlotsIn(BaseModel):
-    district: str = Field(min_length=1, max_length=40)
-    first_day: BoundedDate
-    days: int = Field(ge=1, le=120)
-    windows: list[tuple[str, str]] = Field(min_length=1, max_length=6)
-    capacity: int = Field(ge=1, le=500)
 
 
 def slot_out(slot: AppointmentSlot) -> dict[str, Any]:
@@ -74,10 +48,6 @@ async def free_slots(session: DbSession, district: str, service_code: str = Quer
 async def calendar(session: DbSession, district: str, first_day: BoundedDate, days: int = Query(7, ge=1, le=31),
                    _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     """Every slot of a district in a date range with its bookings (the calendar page)."""
-    from datetime import datetime, time, timedelta
-
-    from gasdesk.clock import local_zone
-
     start = datetime.combine(first_day, time.min, local_zone())
     rows = await session.scalars(select(AppointmentSlot).where(
         AppointmentSlot.district == district, AppointmentSlot.start >= start,
@@ -122,11 +92,6 @@ async def cancel(appointment_id: Id, body: CancelIn, session: DbSession, user: U
     appointment = await service.access_appointment(session, appointment_id)
     await service.do_cancel_appointment(session, Actor.of(user, "api"), appointment, body.reason)
     return {"appointment_id": appointment.id, "status": appointment.status}
-
-
-class ProgressIn(BaseModel):
-    phone: str | None = Field(default=None, max_length=20)
-    account_no: str | None = Field(default=None, max_length=20)
 
 
 @router.post("/progress")

@@ -15,16 +15,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.appointments.models import Appointment, AppointmentSlot, ServiceOffering
 from gasdesk.audit.service import Actor, record_audit
+from gasdesk.auth.models import User
 from gasdesk.clock import local_zone, to_local, utcnow
 from gasdesk.customers.models import Address, Customer
 from gasdesk.customers.schemas import AddressIn
-from gasdesk.customers.service import address_parts, do_add_address
+from gasdesk.customers.service import CustomerQuery, address_parts, do_add_address, find_customers
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.event_types import AppointmentBookedData, TicketUpdated
 from gasdesk.fields import EARLIEST_DAY, LATEST_DAY
-from gasdesk.tickets.models import Ticket, TicketStatus
+from gasdesk.tickets.models import STATUS_LABELS, TYPE_LABELS, Ticket, TicketStatus, TicketType
 from gasdesk.tickets.schemas import TicketCreate
-from gasdesk.tickets.service import do_create_ticket, do_ticket_action
+from gasdesk.tickets.service import (
+    _event,
+    _publish,
+    do_create_desk_ticket,
+    do_create_ticket,
+    do_ticket_action,
+    load_history,
+)
+from gasdesk.webhooks.service import publish
 
 CHANGE_CUTOFF = timedelta(hours=2)
 
@@ -130,8 +139,6 @@ async def book_appointment(
     record_audit(session, actor, "appointment.book", "appointment", appointment.id,
                  after={"ticket": ticket.number, "slot": slot_label(slot), "service": service_code,
                         "address": address_parts(address).display()})
-    from gasdesk.webhooks.service import publish
-
     await publish(session, "appointment.booked", AppointmentBookedData(
         appointment_id=appointment.id, ticket_id=ticket.id, ticket_number=ticket.number,
         service=service_code, district=slot.district, slot_start=slot.start.isoformat(),
@@ -172,8 +179,6 @@ async def do_reschedule(session: AsyncSession, actor: Actor, appointment: Appoin
     record_audit(session, actor, "appointment.reschedule", "appointment", appointment.id,
                  before={"slot": slot_label(old)}, after={"slot": slot_label(new)})
     if ticket is not None:
-        from gasdesk.tickets.service import _event, _publish, load_history
-
         await load_history(session, ticket)
         ticket.title = ticket.title.split(" - ")[0] + f" - {slot_label(new)}"
         _event(ticket, actor, "reschedule", ticket.status, note=f"改约：{slot_label(old)} → {slot_label(new)}")
@@ -198,10 +203,6 @@ async def do_cancel_appointment(session: AsyncSession, actor: Actor, appointment
 async def progress_for(session: AsyncSession, *, phone: str | None = None,
                        account_no: str | None = None) -> list[dict[str, Any]]:
     """Recent tickets/appointments of the customer behind a phone or 户号: status, slot and assigned crew."""
-    from gasdesk.auth.models import User
-    from gasdesk.customers.service import CustomerQuery, find_customers
-    from gasdesk.tickets.models import STATUS_LABELS, TYPE_LABELS, TicketType
-
     customers = await find_customers(session, CustomerQuery(phone=phone, account_no=account_no), limit=5)
     if not customers:
         return []
@@ -281,3 +282,23 @@ async def do_generate_slots(session: AsyncSession, *, district: str, first_day: 
 
 async def customer_addresses(session: AsyncSession, customer_id: int) -> list[Address]:
     return list(await session.scalars(select(Address).where(Address.customer_id == customer_id)))
+
+
+async def do_book_desk_ticket(session: AsyncSession, user: User, actor: Actor, body: TicketCreate,
+                              slot_id: int) -> Ticket:
+    """A ticket filed at the desk with a slot picked: a booking for the customer's address in the slot's
+    district, linked to its source like any desk ticket (``tickets.service.do_create_desk_ticket``)."""
+
+    async def book(body: TicketCreate) -> Ticket:
+        if not body.customer_id or not body.service_type:
+            raise InvalidInput("预约上门需要选择客户和服务类型", code="booking_needs_customer")
+        addresses = await customer_addresses(session, body.customer_id)
+        slot = await session.get(AppointmentSlot, slot_id)
+        address = next((a for a in addresses if slot is not None and a.district == slot.district), None)
+        booking = await book_appointment(
+            session, actor, customer_id=body.customer_id, service_code=body.service_type, slot_id=slot_id,
+            address_id=address.id if address else None, contact_phone=body.contact_phone, note=body.description,
+            channel=body.channel, conversation_id=body.conversation_id)
+        return booking.ticket
+
+    return await do_create_desk_ticket(session, user, actor, body, create=book)

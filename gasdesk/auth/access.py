@@ -22,8 +22,8 @@ from gasdesk.config import get_settings
 from gasdesk.db import get_session, transaction
 from gasdesk.errors import NotAuthenticated, PermissionDenied
 from gasdesk.realtime.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
+from gasdesk.security.origin import origin_allowed
 from gasdesk.web.body_limit import is_upload_route
-from gasdesk.web.protection import origin_allowed
 
 # The signed session cookie holds only these two values: the server-side session id and the CSRF token.
 SESSION_ID_KEY = "sid"

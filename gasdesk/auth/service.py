@@ -21,7 +21,7 @@ from gasdesk.db import commit, rollback
 from gasdesk.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from gasdesk.event_types import UserCreated, UserUpdated
 from gasdesk.events import emit
-from gasdesk.jobs.queue import periodic
+from gasdesk.notifications.service import do_notify
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
 
@@ -198,8 +198,6 @@ async def _claim_attempt(session: AsyncSession, key: str, now: datetime) -> int 
 
 
 async def _notify_admins_of_lockout(session: AsyncSession, user: User, client_ip: str, failures: int) -> None:
-    from gasdesk.notifications.service import do_notify
-
     minutes = max(1, get_settings().login_lockout_s // 60)
     admins = await session.scalars(select(User.id).where(User.role == Role.admin.value, User.is_active.is_(True)))
     for admin_id in admins:
@@ -334,7 +332,6 @@ async def do_end_session(session: AsyncSession, session_id: str) -> None:
     record_audit(session, actor, "auth.logout", "user", user_id)
 
 
-@periodic("auth.prune", every_s=3600)
 async def prune_auth_state(session: AsyncSession) -> None:
     """Forget sessions and tokens a day after they ended, and throttles idle for a day."""
     cutoff = utcnow() - timedelta(days=1)

@@ -27,7 +27,9 @@ from gasdesk.bot.dialogue.emergency import escalate_emergency, take_leak_address
 from gasdesk.bot.dialogue.flow import ASKS_RE, CANCEL_RE, NO_RE, QUESTION_RE, YES_RE, Flow, Turn, reply
 from gasdesk.bot.dialogue.pause import RESUME_RE
 from gasdesk.bot.nlu import Understanding, understand
+from gasdesk.bot.nlu.classifier import get_classifier
 from gasdesk.bot.nlu.scope import mentions_domain
+from gasdesk.kb.service import best_answer
 
 CONFIDENCE_THRESHOLD = 0.45
 # A running flow is left for another request only when the classifier is this sure (lower for asking for a
@@ -217,8 +219,6 @@ class NluBot:
                      confidence=u.confidence, slots=u.slots, skill_hint=SKILL_OF_INTENT.get(u.intent))
 
     def _clarify(self, turn: Turn) -> BotReply:
-        from gasdesk.bot.nlu.classifier import get_classifier
-
         ranking = get_classifier().predict(turn.text).ranking
         suggestions = [i for i, _ in ranking if i in INTENT_LABELS][:3]
         return reply("我不太确定您的意思，您是想咨询以下哪一项？",
@@ -228,12 +228,7 @@ class NluBot:
                      slots=turn.understanding.slots)
 
     async def _knowledge_answer(self, ctx: BotContext, text: str, intent: str) -> str:
-        try:
-            from gasdesk.kb.search import best_answer
-        except ImportError:
-            best_answer = None
-        if best_answer is not None:
-            answer = await best_answer(ctx.session, text, intent=intent, channel=ctx.conversation.channel)
-            if answer:
-                return answer
+        answer = await best_answer(ctx.session, text, intent=intent, channel=ctx.conversation.channel)
+        if answer:
+            return answer
         return STANDARD_ANSWERS.get(intent) or "这个问题我暂时无法准确回答，建议您转人工客服。"

@@ -13,7 +13,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, STAFF_DESK, Role
-from gasdesk.clock import utcnow
+from gasdesk.clock import to_local, utcnow
 from gasdesk.conversations import history, service
 from gasdesk.conversations.models import (
     CannedReply,
@@ -193,8 +193,6 @@ async def canned_replies(session: DbSession, conversation_id: Id | None = None,
             await session.refresh(customer, ["accounts"])
             account_no = customer.accounts[0].account_no if customer.accounts else None
     rows = await session.scalars(select(CannedReply).order_by(CannedReply.id))
-    from gasdesk.clock import to_local
-
     today = to_local(utcnow())
     return [{"id": r.id, "title": r.title, "shortcut": r.shortcut, "body": r.body,
              "text": render_canned(r.body, customer=customer, agent=user, account_no=account_no, today=today)}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.background import BackgroundTask
@@ -162,8 +162,6 @@ async def do_store_upload(session: AsyncSession, conversation: Conversation, fil
 async def check_attachment_payload(session: AsyncSession, conversation: Conversation,
                                    payload: dict[str, Any] | None) -> dict[str, Any]:
     """A file message must reference an upload of the same conversation."""
-    from sqlalchemy import select
-
     token = (payload or {}).get("file_token")
     attachment = await session.scalar(select(Attachment).where(Attachment.token == str(token or "")))
     if attachment is None or attachment.conversation_id != conversation.id:

@@ -17,9 +17,8 @@ from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
 from gasdesk.conversations import service
 from gasdesk.conversations.models import Conversation
-from gasdesk.jobs.queue import periodic
 
-SCAN_EVERY_S = 15
+SCAN_EVERY_S = 15  # how often the worker runs the scan (gasdesk/worker.py)
 
 
 async def scan_idle_residents(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
@@ -46,7 +45,3 @@ async def scan_idle_residents(session: AsyncSession, now: datetime | None = None
         counts["released"] += 1
     return counts
 
-
-@periodic("conversations.idle_scan", every_s=SCAN_EVERY_S)
-async def idle_scan_job(session: AsyncSession) -> None:
-    await scan_idle_residents(session)

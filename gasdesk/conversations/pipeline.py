@@ -9,6 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.bot.base import Bot, BotContext, BotMessage, BotReply
 from gasdesk.bot.nlu.safety import is_gas_leak
+from gasdesk.bot.nlu_bot import NluBot
+from gasdesk.bot.rule_bot import RuleBot
+from gasdesk.config import get_settings
 from gasdesk.conversations import service
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, SenderType
 from gasdesk.routing.handoff import HandoffDecision, decide_handoff
@@ -23,14 +26,8 @@ OVERFLOW_TEXT = {
 
 def current_bot() -> Bot:
     """The configured bot (``GASDESK_BOT_ENGINE``)."""
-    from gasdesk.config import get_settings
-
     if get_settings().bot_engine == "nlu":
-        from gasdesk.bot.nlu_bot import NluBot
-
         return NluBot()
-    from gasdesk.bot.rule_bot import RuleBot
-
     return RuleBot()
 
 

@@ -10,11 +10,13 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.clock import utcnow
+from gasdesk.conversations.announce import announce_assignment, publish_state
 from gasdesk.conversations.lifecycle import transition
 from gasdesk.conversations.models import (
     Channel,
@@ -31,11 +33,9 @@ from gasdesk.customers.validation import check_phone
 from gasdesk.db import commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.event_types import (
-    ConversationAssigned,
     ConversationMessage,
     ConversationRated,
     ConversationStarted,
-    ConversationStateChanged,
     LeftMessageCreated,
     QueueChanged,
     ResidentGone,
@@ -135,15 +135,6 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
     }
 
 
-def publish_state(session: AsyncSession, conversation: Conversation, *, previous_agent_id: int | None = None,
-                  event: type[ConversationStateChanged | ConversationStarted] = ConversationStateChanged) -> None:
-    """Announce the conversation's state after commit (``conversation.state``, or ``conversation.started``)."""
-    emit(session, event(
-        conversation_id=conversation.id, state=conversation.state, agent_id=conversation.agent_id,
-        previous_agent_id=previous_agent_id, skill_group_id=conversation.skill_group_id,
-        accepted=conversation.accepted_at is not None))
-
-
 # ---------------------------------------------------------------- messages
 
 
@@ -172,8 +163,6 @@ async def _next_seq(session: AsyncSession, conversation: Conversation) -> int:
         .execution_options(synchronize_session=False)
     )
     conversation.last_seq = int(seq)
-    from sqlalchemy.orm.attributes import set_committed_value
-
     set_committed_value(conversation, "last_seq", int(seq))
     return int(seq)
 
@@ -192,8 +181,6 @@ async def _give_back_seq(session: AsyncSession, conversation: Conversation) -> N
         .values(last_seq=Conversation.last_seq - 1).returning(Conversation.last_seq)
         .execution_options(synchronize_session=False)
     )
-    from sqlalchemy.orm.attributes import set_committed_value
-
     set_committed_value(conversation, "last_seq", int(seq))
 
 
@@ -345,13 +332,6 @@ async def queue_spot(session: AsyncSession, conversation: Conversation) -> acd.Q
     if conversation.state != S.queued.value or conversation.skill_group_id is None:
         return None
     return (await acd.queue_spots(session, conversation.skill_group_id)).get(conversation.id)
-
-
-async def announce_assignment(session: AsyncSession, conversation: Conversation, *,
-                              previous_agent_id: int | None) -> None:
-    """Tell everyone a conversation now has an agent (called by the ACD and by transfers)."""
-    publish_state(session, conversation, previous_agent_id=previous_agent_id)
-    emit(session, ConversationAssigned(conversation_id=conversation.id, agent_id=conversation.agent_id))
 
 
 async def do_accept(session: AsyncSession, agent: User, conversation: Conversation) -> Conversation:

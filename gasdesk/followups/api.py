@@ -1,3 +1,5 @@
+"""Follow-up (回访) REST API: the surveys, satisfaction outcomes, and the per-ticket-type policies (admins)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -6,14 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import utcnow
 from gasdesk.db import DbSession
 from gasdesk.fields import Id
-from gasdesk.followups.models import FollowUpSurvey
-from gasdesk.followups.service import followup_outcomes
+from gasdesk.followups.models import FollowUpPolicy, FollowUpSurvey
+from gasdesk.followups.schemas import FollowUpPolicyIn
+from gasdesk.followups.service import do_set_followup_policy, followup_outcomes
 
 router = APIRouter(prefix="/api/v1", tags=["followups"])
 
@@ -37,3 +41,19 @@ async def outcomes(session: DbSession, days: int = Query(30, ge=1, le=366),
     """Satisfaction trend per day and per problem category."""
     until = utcnow()
     return await followup_outcomes(session, until - timedelta(days=days), until)
+
+
+@router.get("/config/followup-policies", tags=["configuration"])
+async def list_followup(session: DbSession, _: User = allow(Role.admin, Role.supervisor)) -> list[dict[str, Any]]:
+    rows = await session.scalars(select(FollowUpPolicy).order_by(FollowUpPolicy.ticket_type))
+    return [{"ticket_type": p.ticket_type, "enabled": p.enabled, "delay_minutes": p.delay_minutes,
+             "max_attempts": p.max_attempts, "retry_minutes": p.retry_minutes, "on_dissatisfied": p.on_dissatisfied,
+             "dissatisfied_max_score": p.dissatisfied_max_score} for p in rows]
+
+
+@router.put("/config/followup-policies/{ticket_type}", tags=["configuration"])
+async def put_followup(ticket_type: str, body: FollowUpPolicyIn, session: DbSession,
+                       admin: User = allow(Role.admin)) -> dict[str, Any]:
+    """When to survey a resolved ticket of this type, how often to retry, and what a bad answer does."""
+    await do_set_followup_policy(session, Actor.of(admin, "api"), ticket_type, body.model_dump())
+    return {"ticket_type": ticket_type, **body.model_dump()}

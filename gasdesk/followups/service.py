@@ -15,14 +15,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
-from gasdesk.clock import utcnow
+from gasdesk.clock import to_local, utcnow
+from gasdesk.conversations import service as conversations
+from gasdesk.conversations.models import ContentType, Conversation, SenderType
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.event_types import FollowupCompleted, FollowupUnreachable
 from gasdesk.events import emit
 from gasdesk.followups.models import FollowUpPolicy, FollowUpSurvey
-from gasdesk.jobs.queue import periodic
 from gasdesk.tickets.models import Ticket, TicketStatus
 from gasdesk.tickets.routing import check_ticket_type
+from gasdesk.tickets.schemas import TicketCreate
+from gasdesk.tickets.service import do_create_ticket, do_ticket_action
+from gasdesk.webhooks.service import publish
 
 SYSTEM = Actor.system("回访", "job")
 DEFAULT_POLICY = FollowUpPolicy(enabled=True, delay_minutes=60, max_attempts=3, retry_minutes=24 * 60,
@@ -48,9 +52,6 @@ class WebchatSurvey:
     """Posts the survey card into the resident's web chat (a new conversation if the old one ended)."""
 
     async def send(self, session: AsyncSession, survey: FollowUpSurvey, ticket: Ticket) -> bool:
-        from gasdesk.conversations import service as conversations
-        from gasdesk.conversations.models import ContentType, Conversation, SenderType
-
         origin = await session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
         if origin is None:
             return False
@@ -127,11 +128,6 @@ def _state(survey: FollowUpSurvey) -> dict[str, Any]:
     return {"status": survey.status, "attempts": survey.attempts, "ticket_id": survey.ticket_id}
 
 
-@periodic("followups.dispatch", every_s=60)
-async def dispatch_job(session: AsyncSession) -> None:
-    await dispatch_due(session)
-
-
 async def do_answer_followup(session: AsyncSession, survey_id: int, *, score: int, solved: bool,
                              comment: str = "", visitor_id: str | None = None) -> FollowUpSurvey:
     """Store the resident's answer; dissatisfied or unsolved → reopen or complaint per policy."""
@@ -139,8 +135,6 @@ async def do_answer_followup(session: AsyncSession, survey_id: int, *, score: in
     if survey is None:
         raise NotFound("回访不存在", code="followup_not_found")
     if visitor_id is not None:
-        from gasdesk.conversations.models import Conversation
-
         conversation = await session.get(Conversation, survey.conversation_id) if survey.conversation_id else None
         if conversation is None or conversation.visitor_id != visitor_id:
             raise NotFound("回访不存在", code="followup_not_found")
@@ -159,8 +153,6 @@ async def do_answer_followup(session: AsyncSession, survey_id: int, *, score: in
     survey.outcome = "ok"
     if (score <= policy.dissatisfied_max_score or not solved) and policy.on_dissatisfied != "none":
         survey.outcome = await _act_on_dissatisfaction(session, ticket, survey, policy.on_dissatisfied)
-    from gasdesk.webhooks.service import publish
-
     completed = FollowupCompleted(followup_id=survey.id, ticket_id=ticket.id, ticket_number=ticket.number,
                                   score=score, solved=bool(solved), outcome=survey.outcome)
     emit(session, completed)
@@ -169,9 +161,6 @@ async def do_answer_followup(session: AsyncSession, survey_id: int, *, score: in
 
 
 async def _act_on_dissatisfaction(session: AsyncSession, ticket: Ticket, survey: FollowUpSurvey, mode: str) -> str:
-    from gasdesk.tickets.schemas import TicketCreate
-    from gasdesk.tickets.service import do_create_ticket, do_ticket_action
-
     reason = f"回访不满意：{survey.score} 分，{'已解决' if survey.solved else '未解决'}" + (
         f"，意见：{survey.comment}" if survey.comment else "")
     if mode == "reopen" and ticket.status in (TicketStatus.resolved.value, TicketStatus.closed.value):
@@ -186,8 +175,6 @@ async def _act_on_dissatisfaction(session: AsyncSession, ticket: Ticket, survey:
 
 async def followup_outcomes(session: AsyncSession, since: datetime, until: datetime) -> dict[str, Any]:
     """For reports: satisfaction trend per local day and answers per problem category."""
-    from gasdesk.clock import to_local
-
     rows = list(await session.execute(select(FollowUpSurvey.answered_at, FollowUpSurvey.score,
                                              FollowUpSurvey.solved, FollowUpSurvey.category)
                                       .where(FollowUpSurvey.status == "answered",

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
-PERIODIC: dict[str, tuple[int, Callable[[AsyncSession], Awaitable[Any]]]] = {}
+PeriodicTask = Callable[[AsyncSession], Awaitable[Any]]
+PERIODIC: dict[str, tuple[int, PeriodicTask]] = {}
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 STALE_AFTER = timedelta(minutes=10)
 
@@ -46,21 +47,25 @@ def wake_event() -> asyncio.Event:
     return _wake_events[loop]
 
 
+# Domains define handlers and periodic tasks as plain functions; the app factory and the worker entry point
+# register them (gasdesk/worker.py), so no domain imports a registry and this module imports no domain.
+
+
+def register_job(name: str, handler: Handler) -> None:
+    """Run ``handler(session, payload)`` for jobs enqueued under ``name``."""
+    HANDLERS[name] = handler
+
+
+def register_periodic(name: str, every_s: int, task: PeriodicTask) -> None:
+    """Run ``task(session)`` every ``every_s`` seconds (SLA scan, follow-up dispatch); one process at a time."""
+    PERIODIC[name] = (every_s, task)
+
+
 def job(name: str) -> Callable[[Handler], Handler]:
-    """Register a job handler: ``@job("followups.send")``."""
+    """``register_job`` as a decorator: ``@job("test.count")``."""
 
     def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
-        return fn
-
-    return register
-
-
-def periodic(name: str, every_s: int) -> Callable[[Callable[[AsyncSession], Awaitable[Any]]], Any]:
-    """Register a periodic task (SLA scan, follow-up dispatch). One process runs it at a time."""
-
-    def register(fn: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
-        PERIODIC[name] = (every_s, fn)
+        register_job(name, fn)
         return fn
 
     return register
@@ -190,9 +195,8 @@ async def run_periodic_once(force: bool = False) -> list[str]:
 
 
 async def worker_loop(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:
-    """Forever: run due jobs, run periodic tasks when their lease is ours, sleep until woken or polled."""
-    import gasdesk.jobs.registry  # noqa: F401 - registers every domain's handlers
-
+    """Forever: run due jobs, run periodic tasks when their lease is ours, sleep until woken or polled.
+    Start it through ``gasdesk.worker.run_worker``, which registers the handlers first."""
     stop = stop or asyncio.Event()
     last_periodic = 0.0
     loop = asyncio.get_running_loop()

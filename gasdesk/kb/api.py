@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
 
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow, public
@@ -17,39 +16,17 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, OFFICE
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, RateLimited
-from gasdesk.fields import MAX_DB_INT, BoundedDate, Count, Id
+from gasdesk.fields import Count, Id
 from gasdesk.kb import service
 from gasdesk.kb.importer import import_articles
 from gasdesk.kb.models import CHANNELS
+from gasdesk.kb.schemas import ArticleIn, FeedbackIn, RestoreIn
 from gasdesk.kb.search import search_articles
 from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
 
 MAX_UPLOAD = 5 * 1024 * 1024
-
-
-class ArticleIn(BaseModel):
-    title: str = Field(max_length=200)
-    questions: list[str] = Field(default_factory=list, max_length=30)
-    answer: str = Field(max_length=20000)
-    category: str = Field(default="常见问题", max_length=40)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-    channels: list[str] = Field(default_factory=list, max_length=5)
-    valid_from: BoundedDate | None = None
-    valid_to: BoundedDate | None = None
-    status: str | None = None
-
-    def checked(self) -> service.ArticleInput:
-        return service.check_article(**self.model_dump(exclude={"status"}))
-
-
-class FeedbackIn(BaseModel):
-    helpful: bool
-
-
-class RestoreIn(BaseModel):
-    version: int = Field(ge=1, le=MAX_DB_INT)
 
 
 def _check_channel(channel: str | None) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def _decode(raw: bytes) -> str:
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows as {field: value} keyed by our field names; raises InvalidInput for an unusable file."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
+        from openpyxl import load_workbook  # noqa: PLC0415 - loaded only for an .xlsx upload (a heavy import)
 
         try:
             book = load_workbook(path, read_only=True, data_only=True)
@@ -159,8 +160,6 @@ DEMO_KB_PATH = Path(__file__).resolve().parent / "data" / "demo_kb.jsonl"
 async def load_demo_kb(actor: Actor | None = None, path: Path = DEMO_KB_PATH) -> int:
     """Publish the demo articles whose titles are not in the knowledge base yet; returns how many were added.
     Idempotent: existing articles (possibly edited by admins) are left alone."""
-    import json
-
     actor = actor or Actor.system("seed-demo")
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     added = 0

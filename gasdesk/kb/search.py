@@ -257,29 +257,3 @@ async def search_articles(session: AsyncSession, q: str, limit: int = 5, channel
 
 def format_answer(hit: SearchHit) -> str:
     return f"【{hit.title}】\n{hit.answer}"
-
-
-async def best_answer(session: AsyncSession, text: str, *, intent: str | None = None,
-                      channel: str | None = None) -> str | None:
-    """The bot's knowledge answer (plain text with the title), or None below the threshold.
-    Records a hit on the article or a miss with the question for the admins."""
-    from gasdesk.kb.service import record_hit, record_miss
-
-    text = (text or "").strip()
-    if not text:
-        return None
-    hits = await search_articles(session, text, limit=3, channel=channel, intent=intent, min_score=0.0)
-    top = hits[0] if hits else None
-    if top is None or top.score < ANSWER_THRESHOLD:
-        await record_miss(session, text, channel=channel, intent=intent,
-                          best_article_id=top.article_id if top else None, best_score=top.score if top else 0.0)
-        return None
-    await record_hit(session, top.article_id)
-    from gasdesk.llm import llm_enabled, phrase_grounded_answer
-
-    if llm_enabled():
-        grounded = [h for h in hits if h.score >= ANSWER_THRESHOLD][:3] or [top]
-        phrased = await phrase_grounded_answer(text, grounded)
-        if phrased:
-            return phrased
-    return format_answer(top)

@@ -28,7 +28,8 @@ from gasdesk.kb.models import (
     KbFeedback,
     KbMiss,
 )
-from gasdesk.kb.search import compact, invalidate
+from gasdesk.kb.search import ANSWER_THRESHOLD, compact, format_answer, invalidate, search_articles
+from gasdesk.llm import llm_enabled, phrase_grounded_answer
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.pii import redact_pii
 
@@ -306,6 +307,28 @@ async def record_miss(session: AsyncSession, query: str, *, channel: str | None,
     """Remember a question the knowledge base could not answer: identifiers redacted, then encrypted."""
     session.add(KbMiss(query=redact_pii(query)[:300], normalized_index=miss_key(query), channel=channel,
                        intent=intent, best_article_id=best_article_id, best_score=round(best_score, 4), at=utcnow()))
+
+
+async def best_answer(session: AsyncSession, text: str, *, intent: str | None = None,
+                      channel: str | None = None) -> str | None:
+    """The bot's knowledge answer (plain text with the title), or None below the threshold.
+    Records a hit on the article or a miss with the question for the admins."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    hits = await search_articles(session, text, limit=3, channel=channel, intent=intent, min_score=0.0)
+    top = hits[0] if hits else None
+    if top is None or top.score < ANSWER_THRESHOLD:
+        await record_miss(session, text, channel=channel, intent=intent,
+                          best_article_id=top.article_id if top else None, best_score=top.score if top else 0.0)
+        return None
+    await record_hit(session, top.article_id)
+    if llm_enabled():
+        grounded = [h for h in hits if h.score >= ANSWER_THRESHOLD][:3] or [top]
+        phrased = await phrase_grounded_answer(text, grounded)
+        if phrased:
+            return phrased
+    return format_answer(top)
 
 
 async def do_feedback(session: AsyncSession, article_id: int, helpful: bool, source: str = "resident") -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from gasdesk.config import get_settings
+
 MIGRATIONS_DIR = Path(__file__).parent
 
 
@@ -22,8 +24,6 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 def upgrade(database_url: str | None = None, revision: str = "head") -> None:
     """Bring the database schema to ``revision`` (creates the SQLite file's folder if needed)."""
-    from gasdesk.config import get_settings
-
     url = database_url or get_settings().database_url
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

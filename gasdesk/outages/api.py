@@ -3,26 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, Role
 from gasdesk.db import DbSession
-from gasdesk.fields import AwareDatetime
+from gasdesk.outages.schemas import OutageIn
 from gasdesk.outages.service import describe, do_announce_outage, outages_affecting
 
 router = APIRouter(prefix="/api/v1/outages", tags=["outages"])
-
-
-class OutageIn(BaseModel):
-    kind: str
-    district: str = Field(min_length=1, max_length=40)
-    communities: list[str] = Field(default_factory=list, max_length=100)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    reason: str = Field(default="", max_length=200)
 
 
 @router.get("")

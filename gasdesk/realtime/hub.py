@@ -20,6 +20,7 @@ from gasdesk.conversations.models import Conversation
 from gasdesk.db import transaction
 from gasdesk.events import Event, bus
 from gasdesk.realtime.protocol import CLOSE_TOO_SLOW
+from gasdesk.routing.service import queue_spots
 from gasdesk.security import limits
 
 log = logging.getLogger(__name__)
@@ -347,9 +348,6 @@ class Hub:
         waiting = [cid for cid in self.by_conversation if any(c.kind == "resident" for c in self.by_conversation[cid])]
         if not waiting:
             return
-        from gasdesk.db import transaction
-        from gasdesk.routing.service import queue_spots
-
         async with transaction() as session:
             spots = await queue_spots(session, p["skill_group_id"])
         for cid, spot in spots.items():

@@ -14,6 +14,8 @@ import logging
 import redis.asyncio as redis
 
 from gasdesk.events import Event, EventBus
+from gasdesk.jobs import queue
+from gasdesk.jobs.queue import wake_local
 
 log = logging.getLogger(__name__)
 CHANNEL = "gasdesk:events"
@@ -35,8 +37,6 @@ class RedisBridge:
         self._task = asyncio.create_task(self._listen(), name="gasdesk-redis-events")
         await asyncio.wait_for(self._ready.wait(), timeout=10)
         self.bus.remote_publish = self.publish
-        from gasdesk.jobs import queue
-
         queue.remote_wake = self.wake_workers
 
     async def publish(self, event: Event) -> None:
@@ -67,8 +67,6 @@ class RedisBridge:
                     if item.get("type") != "message":
                         continue
                     if item.get("channel") in (JOBS_CHANNEL, JOBS_CHANNEL.encode()):
-                        from gasdesk.jobs.queue import wake_local
-
                         wake_local()
                         continue
                     data = json.loads(item["data"])
@@ -80,8 +78,6 @@ class RedisBridge:
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
-        from gasdesk.jobs import queue
-
         self.bus.remote_publish = None
         queue.remote_wake = None
         if self._task is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from gasdesk.audit.service import Actor
@@ -16,33 +15,10 @@ from gasdesk.auth.service import access_user
 from gasdesk.db import DbSession
 from gasdesk.fields import Id
 from gasdesk.routing import service as acd
-from gasdesk.routing.models import HandoffRule, RoutingMode, SkillGroup
+from gasdesk.routing.models import HandoffRule, SkillGroup
+from gasdesk.routing.schemas import AgentSkillsIn, HandoffRuleIn, SkillGroupIn
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
-
-
-class SkillGroupIn(BaseModel):
-    name: str = Field(min_length=1, max_length=60)
-    routing_mode: str = RoutingMode.longest_idle.value
-    sticky_returning: bool = True
-    queue_capacity: int = Field(default=50, ge=1, le=10000)
-    working_hours: dict[str, str]
-    default_handle_s: int = Field(default=240, ge=10, le=7200)
-
-
-class HandoffRuleIn(BaseModel):
-    position: int = Field(ge=0, le=10000)
-    name: str = Field(min_length=1, max_length=60)
-    kind: str
-    params: dict[str, Any] = {}
-    skill_group_id: Id
-    priority: int = Field(default=0, ge=0, le=10)
-    enabled: bool = True
-
-
-class AgentSkillsIn(BaseModel):
-    skill_group_ids: list[Id] = Field(max_length=50)
-    max_concurrent: int | None = Field(default=None, ge=1, le=50)
 
 
 @router.get("/skill-groups")

@@ -18,6 +18,7 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import to_local, utcnow
+from gasdesk.conversations.announce import announce_assignment
 from gasdesk.conversations.models import Conversation, ConversationState
 from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.event_types import AgentPresence, QueueChanged
@@ -209,8 +210,6 @@ async def assign_to(session: AsyncSession, conversation: Conversation, agent_id:
 async def _assign_one(session: AsyncSession, group: SkillGroup, conversation: Conversation,
                       candidates: list[tuple[AgentProfile, int]], exclude: tuple[int, int] | None) -> int | None:
     """Give one queued conversation to the best of the group's free agents; the agent's id, or None."""
-    from gasdesk.conversations.service import announce_assignment  # conversation side effects live there
-
     ordered = _order_candidates(group, candidates)
     if exclude is not None and exclude[0] == conversation.id:
         ordered = [p for p in ordered if p.user_id != exclude[1]]

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
+from gasdesk.appointments.service import do_generate_slots
 from gasdesk.audit.service import Actor
 from gasdesk.auth.models import User
 from gasdesk.auth.service import do_create_user
 from gasdesk.branches.models import ServiceBranch
 from gasdesk.branches.service import do_save_branch, do_set_holiday
-from gasdesk.clock import utcnow
+from gasdesk.clock import to_local, utcnow
 from gasdesk.config import get_settings
 from gasdesk.customers.importer import import_customers
 from gasdesk.customers.models import Account, BillingBalance, UsageRecord
@@ -114,9 +115,6 @@ def write_csv(rows: list[dict[str, str]], path: Path, encoding: str = "utf-8") -
 
 async def seed_demo_slots(days: int = 14) -> int:
     """Bookable on-site slots in every demo district for the coming two weeks (existing ones are kept)."""
-    from gasdesk.appointments.service import do_generate_slots
-    from gasdesk.clock import to_local
-
     first_day = to_local(utcnow() + timedelta(days=1)).date()  # type: ignore[union-attr]
     made = 0
     async with transaction() as session:

@@ -1,5 +1,6 @@
 """Ticket REST API: create (also from a conversation draft or a left message), list with filters,
-detail with history, state actions, crew write-back, photos, SLA compliance."""
+detail with history, state actions, crew write-back, photos, SLA compliance; and the admin configuration
+of the work-order loop (routing rules, SLA policies; audited)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,22 @@ from gasdesk.tickets.models import (
     STATUS_LABELS,
     TYPE_LABELS,
     Priority,
+    RoutingRule,
+    SlaPolicy,
     Team,
     Ticket,
     TicketStatus,
     TicketType,
 )
-from gasdesk.tickets.schemas import CrewWriteback, TicketAction, TicketCreate, TicketNote
+from gasdesk.tickets.routing import do_create_routing_rule, do_update_routing_rule, routing_rule_out
+from gasdesk.tickets.schemas import (
+    CrewWriteback,
+    RoutingRuleIn,
+    SlaPolicyIn,
+    TicketAction,
+    TicketCreate,
+    TicketNote,
+)
 from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
@@ -171,3 +182,37 @@ async def teams(session: DbSession, _: User = allow(*OFFICE)) -> list[dict[str, 
         [{"id": None, "crew_user_id": c.id, "name": c.display_name, "kind": "crew_user"} for c in crews]
 
 
+# ---------------------------------------------------------------- configuration (admins; audited)
+
+
+@router.get("/config/ticket-routing-rules", tags=["configuration"])
+async def list_rules(session: DbSession, _: User = allow(Role.admin, Role.supervisor)) -> list[dict[str, Any]]:
+    rows = await session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id))
+    return [routing_rule_out(r) for r in rows]
+
+
+@router.post("/config/ticket-routing-rules", status_code=201, tags=["configuration"])
+async def create_rule(body: RoutingRuleIn, session: DbSession, admin: User = allow(Role.admin)) -> dict[str, Any]:
+    rule = await do_create_routing_rule(session, Actor.of(admin, "api"), body.model_dump())
+    return routing_rule_out(rule)
+
+
+@router.put("/config/ticket-routing-rules/{rule_id}", tags=["configuration"])
+async def update_rule(rule_id: Id, body: RoutingRuleIn, session: DbSession,
+                      admin: User = allow(Role.admin)) -> dict[str, Any]:
+    rule = await do_update_routing_rule(session, Actor.of(admin, "api"), rule_id, body.model_dump())
+    return routing_rule_out(rule)
+
+
+@router.get("/config/sla-policies", tags=["configuration"])
+async def list_sla(session: DbSession, _: User = allow(Role.admin, Role.supervisor)) -> list[dict[str, Any]]:
+    rows = await session.scalars(select(SlaPolicy).order_by(SlaPolicy.ticket_type, SlaPolicy.priority))
+    return [{"ticket_type": p.ticket_type, "priority": p.priority, "respond_minutes": p.respond_minutes,
+             "resolve_minutes": p.resolve_minutes, "at_risk_ratio_pct": p.at_risk_ratio_pct} for p in rows]
+
+
+@router.put("/config/sla-policies", tags=["configuration"])
+async def put_sla(body: SlaPolicyIn, session: DbSession, admin: User = allow(Role.admin)) -> dict[str, Any]:
+    """Create or replace the deadlines for one (ticket type, priority); applies to tickets created from now on."""
+    await sla.do_set_sla_policy(session, Actor.of(admin, "api"), **body.model_dump())
+    return body.model_dump()

@@ -1,12 +1,12 @@
 """Work-order pages: ticket list (filters, saved views), detail with history and actions, create form,
-dispatcher board, appointment calendar, the crew's mobile pages and the webhook admin pages.
+dispatcher board and the crew's mobile pages.
 
 Handlers stay thin: they parse the form, call the service functions and render. A ``GasdeskError`` from
 a form post rolls the transaction back and re-renders the page with the Chinese message."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -22,11 +22,16 @@ from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, DISPATCH, OFFICE, Role
-from gasdesk.clock import format_local, local_zone, to_local, utcnow
+from gasdesk.clock import format_local, utcnow
+from gasdesk.conversations.models import LeftMessage
+from gasdesk.conversations.service import access_conversation_for_user
+from gasdesk.customers.models import Customer
+from gasdesk.customers.service import CustomerQuery, access_customer, find_customers, summarize
 from gasdesk.db import DbSession, rollback
-from gasdesk.errors import GasdeskError, InvalidInput, PermissionDenied
-from gasdesk.fields import EARLIEST_DAY, LATEST_DAY, MAX_DB_INT, Id, parse_id
+from gasdesk.errors import GasdeskError, InvalidInput, NotFound, PermissionDenied
+from gasdesk.fields import MAX_DB_INT, Id, parse_id
 from gasdesk.tickets import service
+from gasdesk.tickets.draft import draft_from_conversation
 from gasdesk.tickets.lifecycle import ACTION_LABELS, allowed_actions
 from gasdesk.tickets.models import (
     OPEN_STATUSES,
@@ -52,12 +57,6 @@ PAGE_SIZE = 20
 LIST_KEYS = ("status", "type", "priority", "district", "team_id", "sla_state", "mine", "q")
 EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "writeback": "现场回写", "reschedule": "改约",
                 "sla_at_risk": "SLA 预警", "sla_breached": "SLA 超时", "note": "补充说明", "contact": "补充地址/电话"}
-
-
-async def _undo(session: AsyncSession, user: User) -> None:
-    """Roll back a failed change (queued events are dropped) and reload the caller for the page render."""
-    await rollback(session)
-    await session.refresh(user)
 
 
 def _labels() -> dict[str, Any]:
@@ -169,7 +168,7 @@ async def save_view(request: Request, session: DbSession, user: User = allow(*OF
                                           _query_string(raw))
         notice = f"已保存视图“{view.name}”"
     except GasdeskError as exc:
-        await _undo(session, user)
+        await rollback(session, user)
         error = exc.message
     return render(request, "tickets_views.html",
                   {"views": await service.saved_views(session, user, "tickets"), "error": error, "notice": notice})
@@ -193,8 +192,6 @@ async def _new_context(session: AsyncSession, values: dict[str, Any], error: str
     customer = None
     customer_id = parse_id(values.get("customer_id"))
     if customer_id is not None:
-        from gasdesk.customers.service import access_customer, summarize
-
         try:
             customer = summarize(await access_customer(session, customer_id))
         except GasdeskError:
@@ -211,9 +208,6 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
     notice = None
     open_tickets: list[dict[str, Any]] = []
     if conversation_id is not None:
-        from gasdesk.conversations.service import access_conversation_for_user
-        from gasdesk.tickets.draft import draft_from_conversation
-
         conversation = await access_conversation_for_user(session, user, conversation_id)
         draft = await draft_from_conversation(session, conversation)
         values.update(type=draft.type, service_type=draft.service_type or "", description=draft.description,
@@ -225,9 +219,6 @@ async def new_ticket_page(request: Request, session: DbSession, conversation_id:
         if open_tickets:  # one report, one ticket: offer the existing one first; a new one is linked to it
             values["parent_ticket_id"] = open_tickets[0]["id"]
     if left_message_id is not None:
-        from gasdesk.conversations.models import LeftMessage
-        from gasdesk.errors import NotFound
-
         left = await session.get(LeftMessage, left_message_id)
         if left is None:
             raise NotFound("留言不存在", code="left_message_not_found")
@@ -247,8 +238,6 @@ async def new_ticket_customers(request: Request, session: DbSession, customer_q:
                                user: User = allow(*OFFICE)) -> Response:
     """Customer search for the create form (phone, 户号, name or address); posted, so the searched phone
     number or 户号 stays out of URLs and access logs."""
-    from gasdesk.customers.service import CustomerQuery, find_customers, summarize
-
     results = []
     if customer_q.strip():
         results = [summarize(c) for c in await find_customers(session, CustomerQuery(q=customer_q[:120]), limit=10)]
@@ -299,10 +288,13 @@ async def create_ticket(request: Request, session: DbSession, user: User = allow
                 preferred_time=values["preferred_time"] or None)
         except ValidationError:
             raise InvalidInput("填写内容过长或格式有误，请检查后重试", code="invalid_input") from None
-        ticket = await service.do_create_desk_ticket(session, user, actor, body,
-                                                     slot_id=_int_or_none(values["slot_id"]))
+        slot_id = _int_or_none(values["slot_id"])
+        if slot_id is None:
+            ticket = await service.do_create_desk_ticket(session, user, actor, body)
+        else:
+            ticket = await appointments.do_book_desk_ticket(session, user, actor, body, slot_id)
     except GasdeskError as exc:
-        await _undo(session, user)
+        await rollback(session, user)
         return render(request, "ticket_new.html", await _new_context(session, values, exc.message), exc.status_code)
     return RedirectResponse(f"/tickets/{ticket.id}?created=1", status_code=303)
 
@@ -311,8 +303,6 @@ async def create_ticket(request: Request, session: DbSession, user: User = allow
 
 
 async def _detail_context(session: AsyncSession, user: User, ticket: Ticket) -> dict[str, Any]:
-    from gasdesk.customers.models import Customer
-
     card = (await _card(session, [ticket]))[0]
     names = await _people(session, {e.actor_id for e in ticket.events})
     actions = []
@@ -368,7 +358,7 @@ async def ticket_action(request: Request, ticket_id: Id, session: DbSession, act
         await service.do_ticket_action(session, Actor.of(user, "web"), ticket, action, note=note,
                                        crew_id=parse_id(crew_id), user=user)
     except GasdeskError as exc:
-        await _undo(session, user)
+        await rollback(session, user)
         ticket = await service.access_ticket(session, user, ticket_id)
         context = await _detail_context(session, user, ticket)
         context.update(error=exc.message, failed_action=action, note=note)
@@ -384,7 +374,7 @@ async def ticket_note(request: Request, ticket_id: Id, session: DbSession,
     try:
         await service.do_add_ticket_note(session, Actor.of(user, "web"), ticket, note)
     except GasdeskError as exc:
-        await _undo(session, user)
+        await rollback(session, user)
         ticket = await service.access_ticket(session, user, ticket_id)
         context = await _detail_context(session, user, ticket)
         context.update(error=exc.message, note=note)
@@ -429,110 +419,11 @@ async def dispatch_assign(request: Request, ticket_id: Id, session: DbSession, c
         names = await _people(session, {crew})
         notice = f"工单 {ticket.number} 已派给 {names.get(crew, '')}"
     except GasdeskError as exc:
-        await _undo(session, user)
+        await rollback(session, user)
         error = exc.message
     context = await _board_context(session)
     context.update(error=error, notice=notice)
     return render(request, "dispatch_board.html", context)
-
-
-# ---------------------------------------------------------------- appointment calendar
-
-
-def _week_start(value: str) -> date:
-    today = to_local(utcnow()).date()  # type: ignore[union-attr]
-    try:
-        day = date.fromisoformat(value) if value else today
-    except ValueError:
-        day = today
-    if not EARLIEST_DAY <= day <= LATEST_DAY:  # the page adds and subtracts weeks around it
-        day = today
-    return day - timedelta(days=day.weekday())
-
-
-async def _calendar_context(session: AsyncSession, district: str, week: str) -> dict[str, Any]:
-    districts = list(await session.scalars(select(AppointmentSlot.district).distinct().order_by(AppointmentSlot.district)))
-    district = district or (districts[0] if districts else "")
-    monday = _week_start(week)
-    start = datetime.combine(monday, time.min, local_zone())
-    slots = list(await session.scalars(select(AppointmentSlot).where(
-        AppointmentSlot.district == district, AppointmentSlot.start >= start,
-        AppointmentSlot.start < start + timedelta(days=7)).order_by(AppointmentSlot.start)))
-    bookings: dict[int, list[dict[str, Any]]] = {}
-    if slots:
-        rows = await session.execute(select(Appointment, Ticket).join(Ticket, Ticket.id == Appointment.ticket_id).where(
-            Appointment.slot_id.in_([s.id for s in slots]), Appointment.status == "booked"))
-        for appointment, ticket in rows:
-            bookings.setdefault(appointment.slot_id, []).append(
-                {"ticket_id": ticket.id, "number": ticket.number, "service": appointment.service_code,
-                 "status_label": STATUS_LABELS[TicketStatus(ticket.status)]})
-    windows: list[str] = []
-    cells: dict[tuple[str, int], dict[str, Any]] = {}
-    for slot in slots:
-        local_start, local_end = to_local(slot.start), to_local(slot.end)
-        window = f"{local_start:%H:%M}-{local_end:%H:%M}"
-        if window not in windows:
-            windows.append(window)
-        cells[(window, (local_start.date() - monday).days)] = {  # type: ignore[union-attr]
-            "slot": slot, "bookings": bookings.get(slot.id, []), "full": slot.booked >= slot.capacity}
-    windows.sort()
-    days = [{"date": monday + timedelta(days=i), "label": f"{monday + timedelta(days=i):%m-%d} 周{'一二三四五六日'[i]}"}
-            for i in range(7)]
-    return {"district": district, "districts": districts, "monday": monday, "days": days, "windows": windows,
-            "cells": cells, "prev_week": (monday - timedelta(days=7)).isoformat(),
-            "next_week": (monday + timedelta(days=7)).isoformat()}
-
-
-@router.get("/appointments/calendar")
-async def calendar_page(request: Request, session: DbSession, district: str = "", week: str = "",
-                        user: User = allow(Role.dispatcher, Role.supervisor, Role.admin, Role.agent)) -> Response:
-    context = await _calendar_context(session, district[:40], week[:10])
-    context["can_generate"] = Role(user.role) in (Role.admin, Role.dispatcher)
-    return render(request, "appointments_calendar.html", context)
-
-
-def _windows(text: str) -> list[tuple[str, str]]:
-    out = []
-    for part in text.replace("，", ",").replace("～", "-").replace("~", "-").split(","):
-        if not part.strip():
-            continue
-        bits = [b.strip() for b in part.split("-")]
-        if len(bits) != 2:
-            raise InvalidInput(f"时段格式有误：“{part.strip()[:40]}”，应如 09:00-12:00", code="invalid_slots")
-        out.append((bits[0], bits[1]))
-    appointments.check_slot_windows(out)
-    return out
-
-
-@router.post("/appointments/calendar/generate")
-async def calendar_generate(request: Request, session: DbSession, district: Annotated[str, Form(max_length=40)],
-                            first_day: Annotated[str, Form()], days: Annotated[str, Form()] = "7",
-                            windows: Annotated[str, Form()] = "09:00-12:00,14:00-17:00",
-                            capacity: Annotated[str, Form()] = "4",
-                            user: User = allow(Role.admin, Role.dispatcher)) -> Response:
-    error = notice = None
-    try:
-        if not district.strip():
-            raise InvalidInput("请填写区域", code="invalid_slots")
-        try:
-            day = date.fromisoformat(first_day)
-        except ValueError:
-            raise InvalidInput("请填写开始日期", code="invalid_slots") from None
-        day_count, slot_capacity = parse_id(days), parse_id(capacity)
-        if day_count is None or slot_capacity is None:
-            raise InvalidInput("天数和容量须为正整数", code="invalid_slots")
-        made = await appointments.do_generate_slots(session, district=district.strip(), first_day=day, days=day_count,
-                                                    windows=_windows(windows), capacity=slot_capacity,
-                                                    actor=Actor.of(user, "web"))
-        notice = f"已生成 {made} 个时段（已存在的时段保持不变）"
-    except GasdeskError as exc:
-        await _undo(session, user)
-        error = exc.message
-    context = await _calendar_context(session, district.strip()[:40], first_day if not error else "")
-    context.update(can_generate=True, error=error, notice=notice,
-                   form={"district": district, "first_day": first_day, "days": days, "windows": windows,
-                         "capacity": capacity})
-    return render(request, "appointments_calendar.html", context, 200 if error is None else 422)
 
 
 # ---------------------------------------------------------------- crew (mobile)
@@ -580,7 +471,7 @@ async def crew_start(request: Request, ticket_id: Id, session: DbSession, user: 
     try:
         await service.do_ticket_action(session, Actor.of(user, "crew"), ticket, "start", note="到达现场", user=user)
     except GasdeskError as exc:
-        await _undo(session, user)
+        await rollback(session, user)
         ticket = await service.access_ticket(session, user, ticket_id)
         context = await _crew_ticket_context(session, ticket)
         context["error"] = exc.message
@@ -635,47 +526,9 @@ async def crew_writeback(request: Request, ticket_id: Id, session: DbSession,
             raise InvalidInput("回写内容过长或条目过多（材料 ≤ 50 项，照片 ≤ 20 张）", code="invalid_input") from None
         await service.do_crew_writeback(session, user, ticket, body)
     except GasdeskError as exc:
-        await _undo(session, user)
+        await rollback(session, user)
         ticket = await service.access_ticket(session, user, ticket_id)
         context = await _crew_ticket_context(session, ticket)
         context.update(error=exc.message, form={"result": result, "signature_name": signature_name})
         return render(request, "crew_ticket.html", context, exc.status_code)
     return RedirectResponse(f"/crew/tickets/{ticket.id}?done=saved", status_code=303)
-
-
-# ---------------------------------------------------------------- webhook admin
-
-
-async def _webhooks_context(session: AsyncSession, status: str = "") -> dict[str, Any]:
-    from gasdesk.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
-
-    endpoints = list(await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
-    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(200)
-    if status in ("pending", "delivered", "failed"):
-        query = query.where(WebhookDelivery.status == status)
-    return {"endpoints": endpoints, "names": {e.id: e.name for e in endpoints}, "events": EVENTS,
-            "deliveries": list(await session.scalars(query)), "status": status,
-            "status_labels": {"pending": "待发送", "delivered": "已送达", "failed": "失败"}}
-
-
-@router.get("/admin/webhooks")
-async def webhooks_page(request: Request, session: DbSession, status: str = "", _: User = allow(Role.admin)) -> Response:
-    return render(request, "admin_webhooks.html", await _webhooks_context(session, status))
-
-
-@router.post("/admin/webhooks")
-async def webhooks_create(request: Request, session: DbSession, url: Annotated[str, Form(max_length=500)],
-                          name: Annotated[str, Form(max_length=60)] = "",
-                          events: Annotated[list[str] | None, Form()] = None, admin: User = allow(Role.admin)) -> Response:
-    from gasdesk.webhooks.service import do_create_endpoint
-
-    error = created = secret = None
-    try:
-        created, secret = await do_create_endpoint(session, Actor.of(admin, "web"), name=name, url=url.strip(),
-                                                   events=events or [])
-    except GasdeskError as exc:
-        await _undo(session, admin)
-        error = exc.message
-    context = await _webhooks_context(session)
-    context.update(error=error, created=created, secret=secret, form={"name": name, "url": url, "events": events or []})
-    return render(request, "admin_webhooks.html", context, 200 if error is None else 422)

@@ -62,3 +62,25 @@ class CrewWriteback(BaseModel):
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
     photo_tokens: list[str] = Field(default_factory=list, max_length=20)
     signature_name: str | None = Field(default=None, max_length=30)
+
+
+class RoutingRuleIn(BaseModel):
+    position: int = Field(ge=0, le=10000)
+    name: str = Field(min_length=1, max_length=60)
+    ticket_types: list[str] = []
+    districts: list[str] = []
+    keywords: list[str] = []
+    customer_tags: list[str] = []
+    team_id: Id | None = None
+    handler_id: Id | None = None
+    complaint_mode: Literal["live_agent", "ticket"] | None = None
+    priority: Literal["urgent", "high", "normal", "low"] | None = None
+    enabled: bool = True
+
+
+class SlaPolicyIn(BaseModel):
+    ticket_type: str
+    priority: Literal["urgent", "high", "normal", "low"]
+    respond_minutes: int = Field(ge=1, le=60 * 24 * 30)
+    resolve_minutes: int = Field(ge=1, le=60 * 24 * 90)
+    at_risk_ratio_pct: int = Field(default=80, ge=10, le=99)

@@ -3,23 +3,28 @@ TicketEvent (history), an audit row, a domain event and the outbound webhook."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, or_, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
-from gasdesk.clock import utcnow
-from gasdesk.conversations.models import channel_label
+from gasdesk.clock import to_local, utcnow
+from gasdesk.conversations.attachments import Attachment, check_upload, sealed_path, store_sealed_file
+from gasdesk.conversations.models import LeftMessage, channel_label
+from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.customers.models import Account, Address, Customer
 from gasdesk.customers.service import address_parts
 from gasdesk.customers.validation import check_phone, mask_phone
-from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
+from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.event_types import TicketCreated, TicketSla, TicketUpdated, TicketWebhookData
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
@@ -32,6 +37,7 @@ from gasdesk.tickets.models import (
     STATUS_LABELS,
     TYPE_LABELS,
     Priority,
+    SavedView,
     Ticket,
     TicketEvent,
     TicketStatus,
@@ -39,6 +45,20 @@ from gasdesk.tickets.models import (
 )
 from gasdesk.tickets.routing import check_ticket_type, route_ticket
 from gasdesk.tickets.schemas import CrewWriteback, TicketCreate
+from gasdesk.webhooks.service import publish
+
+# What else a resolve does in the same transaction (follow-ups schedules the 回访 survey). Follow-ups builds
+# on tickets (it reopens them and files complaints), so tickets cannot import it: the app factory and the
+# worker register the hook (gasdesk/worker.py register_handlers).
+ResolvedHook = Callable[[AsyncSession, Ticket], Awaitable[Any]]
+ON_RESOLVED: list[ResolvedHook] = []
+
+
+def on_ticket_resolved(hook: ResolvedHook) -> None:
+    """Run ``hook(session, ticket)`` whenever a ticket is resolved, inside the resolving transaction."""
+    if hook not in ON_RESOLVED:
+        ON_RESOLVED.append(hook)
+
 
 SERVICE_TYPES = ("开栓", "维修", "改线", "安检", "阀管改造", "旧改施工", "报警器安装")
 DEFAULT_PRIORITY = {TicketType.gas_leak: Priority.urgent, TicketType.no_gas: Priority.high,
@@ -81,8 +101,6 @@ def ticket_webhook_data(ticket: Ticket) -> TicketWebhookData:
 
 async def _publish(session: AsyncSession, event: type[TicketCreated | TicketUpdated], ticket: Ticket) -> None:
     """Announce the ticket after commit and queue its webhook deliveries in this transaction."""
-    from gasdesk.webhooks.service import publish
-
     payload = event(ticket_id=ticket.id, status=ticket.status, crew_id=ticket.crew_id, handler_id=ticket.handler_id)
     emit(session, payload)
     await publish(session, payload.TYPE, ticket_webhook_data(ticket))
@@ -183,8 +201,6 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     session.add(ticket)
     await session.flush()
     # Human-friendly, unique and sortable: GD + local date + id.
-    from gasdesk.clock import to_local
-
     ticket.number = f"GD{to_local(now).strftime('%Y%m%d')}{ticket.id:05d}"  # type: ignore[union-attr]
     _event(ticket, actor, "create", None, note=f"来源：{channel_label(data.channel) or '人工创建'}"
            + (f"；关联工单 {parent.number}" if parent else ""),
@@ -264,9 +280,8 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
         do_notify(session, crew_id, "ticket.assigned", f"新派工单 {ticket.number}", ticket.title,
                   link=f"/crew/tickets/{ticket.id}")
     if action == "resolve":
-        from gasdesk.followups.service import schedule_followup
-
-        await schedule_followup(session, ticket)
+        for hook in ON_RESOLVED:
+            await hook(session, ticket)
     await _publish(session, TicketUpdated, ticket)
     return ticket
 
@@ -281,8 +296,6 @@ async def do_crew_writeback(session: AsyncSession, crew: User, ticket: Ticket, b
                            code="invalid_transition")
     photos = []
     if body.photo_tokens:
-        from gasdesk.conversations.attachments import Attachment
-
         for token in body.photo_tokens:
             photo = await session.scalar(select(Attachment).where(Attachment.token == token))
             if photo is None or photo.ticket_id != ticket.id:
@@ -318,10 +331,6 @@ LABELS = {"type": TYPE_LABELS, "status": STATUS_LABELS, "priority": PRIORITY_LAB
 async def link_ticket_sources(session: AsyncSession, user: User, body: TicketCreate) -> Any:
     """Fill a new ticket from its source: the conversation (channel, customer) the user may read, or
     a left message (contact, content). Returns the LeftMessage to mark once the ticket exists."""
-    from gasdesk.conversations.models import LeftMessage
-    from gasdesk.conversations.service import access_conversation_for_user
-    from gasdesk.errors import Conflict
-
     if body.conversation_id is not None:
         conversation = await access_conversation_for_user(session, user, body.conversation_id)
         body.channel = body.channel or conversation.channel
@@ -348,27 +357,13 @@ def _mark_left_message_ticketed(session: AsyncSession, actor: Actor, left: Any, 
 
 
 async def do_create_desk_ticket(session: AsyncSession, user: User, actor: Actor, body: TicketCreate, *,
-                                slot_id: int | None = None) -> Ticket:
+                                create: Callable[[TicketCreate], Awaitable[Ticket]] | None = None) -> Ticket:
     """A ticket staff file (REST and the create form): filled from its source, the conversation the user may
-    read or a left message (``link_ticket_sources``); with a slot it is a booking. A left message it came
-    from is marked ticketed (audited)."""
+    read or a left message (``link_ticket_sources``), then made by ``create`` (a booking:
+    ``appointments.service.do_book_desk_ticket``) or as a plain ticket. A left message it came from is marked
+    ticketed (audited)."""
     left = await link_ticket_sources(session, user, body)
-    if slot_id is not None:
-        from gasdesk.appointments import service as appointments
-        from gasdesk.appointments.models import AppointmentSlot
-
-        if not body.customer_id or not body.service_type:
-            raise InvalidInput("预约上门需要选择客户和服务类型", code="booking_needs_customer")
-        addresses = await appointments.customer_addresses(session, body.customer_id)
-        slot = await session.get(AppointmentSlot, slot_id)
-        address = next((a for a in addresses if slot is not None and a.district == slot.district), None)
-        booking = await appointments.book_appointment(
-            session, actor, customer_id=body.customer_id, service_code=body.service_type, slot_id=slot_id,
-            address_id=address.id if address else None, contact_phone=body.contact_phone, note=body.description,
-            channel=body.channel, conversation_id=body.conversation_id)
-        ticket = booking.ticket
-    else:
-        ticket = await do_create_ticket(session, actor, body)
+    ticket = await create(body) if create is not None else await do_create_ticket(session, actor, body)
     if left is not None:
         _mark_left_message_ticketed(session, actor, left, ticket)
     return ticket
@@ -529,8 +524,6 @@ class TicketFilters:
 async def search_tickets(session: AsyncSession, user: User, filters: TicketFilters, *, limit: int = 50,
                          offset: int = 0) -> tuple[int, list[Ticket]]:
     """(total, page) newest first; field crews only ever see their own tickets."""
-    from sqlalchemy import func, or_
-
     query = select(Ticket)
     if Role(user.role) is Role.field_crew:
         query = query.where(Ticket.crew_id == user.id)
@@ -560,16 +553,12 @@ def check_view_name(name: str) -> str:
 
 
 async def saved_views(session: AsyncSession, user: User, page: str) -> list[Any]:
-    from gasdesk.tickets.models import SavedView
-
     return list(await session.scalars(select(SavedView).where(SavedView.user_id == user.id, SavedView.page == page)
                                       .order_by(SavedView.name)))
 
 
 async def do_save_view(session: AsyncSession, user: User, page: str, name: str, query_string: str) -> Any:
     """Save (or overwrite by name) the user's filter set for a list page."""
-    from gasdesk.tickets.models import SavedView
-
     name = check_view_name(name)
     if len(query_string) > 1000:
         raise InvalidInput("筛选条件过长，无法保存", code="view_too_long")
@@ -589,8 +578,6 @@ async def do_save_view(session: AsyncSession, user: User, page: str, name: str, 
 
 
 async def do_delete_view(session: AsyncSession, user: User, view_id: int) -> None:
-    from gasdesk.tickets.models import SavedView
-
     view = await session.get(SavedView, view_id)
     if view is None or view.user_id != user.id:
         raise NotFound("视图不存在", code="view_not_found")
@@ -604,11 +591,6 @@ async def do_store_ticket_photo(session: AsyncSession, user: User, ticket: Ticke
                                 data: bytes) -> Any:
     """Store an uploaded photo for a ticket (jpg/png/webp, checked) and return its Attachment.
     The photo is encrypted on disk and removed again if the transaction rolls back."""
-    import secrets
-    from pathlib import Path
-
-    from gasdesk.conversations.attachments import Attachment, check_upload, sealed_path, store_sealed_file
-
     kind = check_upload(filename or "", data)
     if kind.kind != "image":
         raise InvalidInput("工单照片只支持图片", code="file_type")

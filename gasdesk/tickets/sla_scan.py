@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.clock import utcnow
-from gasdesk.jobs.queue import periodic
 from gasdesk.tickets.models import OPEN_STATUSES, SlaPolicy, Ticket
 from gasdesk.tickets.service import do_flag_sla
 from gasdesk.tickets.sla import state_of
@@ -37,7 +36,3 @@ async def scan_sla(session: AsyncSession, now: datetime | None = None) -> dict[s
             counts["escalated"] += 1
     return counts
 
-
-@periodic("tickets.sla_scan", every_s=60)
-async def sla_scan_job(session: AsyncSession) -> None:
-    await scan_sla(session)

@@ -2,98 +2,100 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from gasdesk import __version__
 from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
+from gasdesk.events import bus
+from gasdesk.realtime.hub import get_hub
+from gasdesk.realtime.redis_bridge import RedisBridge
 from gasdesk.web.access_log import AccessLogMiddleware, configure_app_logging
 from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
 from gasdesk.web.input_guard import InputGuard
 from gasdesk.web.protection import OriginCheckMiddleware, SecurityHeadersMiddleware
 from gasdesk.web.templating import add_template_dir
+from gasdesk.worker import register_handlers, run_worker
 
 log = logging.getLogger(__name__)
 
 
-def _routers() -> list:
-    # Imported here so that importing gasdesk.web.app stays cheap for the CLI.
-    from gasdesk.appointments.api import router as appointments_api
-    from gasdesk.audit.api import router as audit_router
-    from gasdesk.auth.api import router as auth_api
-    from gasdesk.auth.pages import router as auth_pages
-    from gasdesk.bot.api import router as bot_router
-    from gasdesk.branches.api import router as branches_router
-    from gasdesk.channels.webchat.api import router as webchat_api
-    from gasdesk.channels.webchat.socket import router as webchat_socket
-    from gasdesk.conversations.agent_socket import router as agent_socket
-    from gasdesk.conversations.api import router as conversations_api
-    from gasdesk.conversations.pages import router as conversations_pages
-    from gasdesk.customers.api import router as customers_api
-    from gasdesk.customers.pages import router as customers_pages
-    from gasdesk.followups.api import router as followups_api
-    from gasdesk.kb.api import router as kb_api
-    from gasdesk.kb.pages import router as kb_pages
-    from gasdesk.notifications.api import router as notifications_api
-    from gasdesk.notifications.pages import router as notifications_pages
-    from gasdesk.notifications.socket import router as notifications_socket
-    from gasdesk.outages.api import router as outages_api
-    from gasdesk.routing.api import router as routing_api
-    from gasdesk.system.api import router as system_router
-    from gasdesk.tickets.api import router as tickets_api
-    from gasdesk.tickets.config_api import router as tickets_config_api
-    from gasdesk.tickets.pages import router as tickets_pages
-    from gasdesk.webhooks.api import router as webhooks_api
-
-    return [system_router, auth_api, auth_pages, audit_router, customers_api, customers_pages, branches_router,
-            webchat_api, webchat_socket, agent_socket, conversations_api, conversations_pages, routing_api, bot_router,
-            tickets_api, tickets_config_api, tickets_pages, appointments_api, followups_api, webhooks_api, outages_api,
-            kb_api, kb_pages, notifications_api, notifications_pages, notifications_socket]
+GASDESK_DIR = Path(__file__).resolve().parent.parent
+WEB_DIR = Path(__file__).resolve().parent
+# Modules that hold a domain's HTTP and WebSocket routes, each as a module-level ``router``.
+ROUTER_MODULES = ("api", "pages", "socket", "agent_socket")
 
 
-# Domains keep templates and static files beside their code.
-DOMAIN_ASSETS = {
-    "webchat": Path(__file__).resolve().parent.parent / "channels" / "webchat",
-    "agent": Path(__file__).resolve().parent.parent / "conversations",
-    "tickets": Path(__file__).resolve().parent.parent / "tickets",
-    "kb": Path(__file__).resolve().parent.parent / "kb",
-    "notifications": Path(__file__).resolve().parent.parent / "notifications",
-}
+def _domain_dirs(kind: str) -> list[Path]:
+    """Every package's ``templates/`` or ``static/`` folder (nested packages too), the web package's own aside."""
+    found = []
+    for folder in sorted(GASDESK_DIR.rglob(kind)):
+        package = folder.parent
+        if folder.is_dir() and package != WEB_DIR and (package / "__init__.py").is_file():
+            found.append(folder)
+    return found
+
+
+def domain_template_dirs() -> list[Path]:
+    """Domains keep their page templates beside their code; every ``templates/`` folder is searched."""
+    return _domain_dirs("templates")
+
+
+def domain_static_mounts() -> dict[str, Path]:
+    """``/static/<package>`` for every package's ``static/`` folder (``/static/webchat``, ``/static/kb``, …).
+
+    Refuses two packages of the same name and a name that would shadow a file or folder of the shared
+    ``web/static`` (served at ``/static``)."""
+    mounts: dict[str, Path] = {}
+    for folder in _domain_dirs("static"):
+        url = f"/static/{folder.parent.name}"
+        if url in mounts or (WEB_DIR / "static" / folder.parent.name).exists():
+            raise RuntimeError(f"static folder {folder} would be served at {url}, which is already taken")
+        mounts[url] = folder
+    return mounts
+
+
+def domain_routers() -> list[APIRouter]:
+    """The ``router`` of every domain's ``api.py``, ``pages.py`` and socket module, found by name."""
+    routers = []
+    for path in sorted(GASDESK_DIR.rglob("*.py")):
+        if path.stem not in ROUTER_MODULES or WEB_DIR in path.parents:
+            continue
+        module = ".".join(path.relative_to(GASDESK_DIR.parent).with_suffix("").parts)
+        router = getattr(importlib.import_module(module), "router", None)
+        if not isinstance(router, APIRouter):
+            raise RuntimeError(f"{module} has no module-level APIRouter named router")
+        routers.append(router)
+    return routers
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI app. Refuses production mode with development secrets."""
     settings = settings or get_settings()
     settings.check_production_safety()
+    register_handlers()  # jobs enqueued by requests, and hooks such as ticket resolved → 回访, need them
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        from gasdesk.events import bus
-        from gasdesk.realtime.hub import get_hub
-
         get_hub()  # subscribe the hub before the first event
         bridge = None
         if settings.redis_url:
-            from gasdesk.realtime.redis_bridge import RedisBridge
-
             bridge = RedisBridge(settings.redis_url, bus)
             await bridge.start()
         worker = None
         if settings.run_worker:
-            import asyncio
-
-            from gasdesk.jobs.queue import worker_loop
-
             stop = asyncio.Event()
-            worker = (stop, asyncio.create_task(worker_loop(stop=stop), name="gasdesk-worker"))
+            worker = (stop, asyncio.create_task(run_worker(stop=stop), name="gasdesk-worker"))
         try:
             yield
         finally:
@@ -131,11 +133,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, chat_frame_ancestors=settings.chat_frame_ancestors,
                        hsts=settings.cookie_secure)
-    for name, folder in DOMAIN_ASSETS.items():
-        add_template_dir(folder / "templates")
-        app.mount(f"/static/{name}", StaticFiles(directory=folder / "static"), name=f"static-{name}")
-    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for router in _routers():
+    for folder in domain_template_dirs():
+        add_template_dir(folder)
+    for url, folder in domain_static_mounts().items():
+        app.mount(url, StaticFiles(directory=folder), name=f"static-{folder.parent.name}")
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    for router in domain_routers():
         app.include_router(router)
     install_error_handlers(app)
     # Outermost: times the whole request and logs it without query string or personal data.

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gasdesk.fields import json_value_problem
+from gasdesk.web.errors import error_response
 
 NUL_MESSAGE = "请求含有无法保存的字符（如 \\u0000）"
 NUMBER_MESSAGE = "请求含有无效数字（NaN、Infinity 或超出范围）"
@@ -79,8 +80,6 @@ class InputGuard:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        from gasdesk.web.errors import error_response
-
         response = error_response(Request(scope), 422, "invalid_input", problem)
         await response(scope, receive, send)
 

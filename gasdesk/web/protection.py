@@ -3,11 +3,12 @@ requests and the security headers (CSP, frame rules, nosniff, referrer policy)."
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gasdesk.security.origin import origin_allowed
+from gasdesk.web.errors import error_response
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -21,32 +22,6 @@ BASE_CSP = (
 )
 # The resident chat is the one page other sites may frame (widget.js, WeChat menus).
 FRAMEABLE_PATHS = frozenset({"/chat"})
-
-
-def _origin_of(value: str) -> tuple[str, str] | None:
-    parts = urlsplit(value)
-    if not parts.scheme or not parts.netloc:
-        return None
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def origin_allowed(headers: Headers, allowed_origins: list[str] | frozenset[str]) -> bool:
-    """Whether a browser request comes from a page of this site (or a configured origin).
-
-    Uses ``Origin``, else ``Referer``. A request with neither is not from a browser page (browsers send
-    Origin on every cross-origin POST and WebSocket handshake), so it passes; an opaque ``null`` origin
-    (sandboxed frames, some redirects) does not.
-    """
-    value = headers.get("origin") or headers.get("referer")
-    if value is None:
-        return True
-    origin = _origin_of(value)
-    if origin is None:
-        return False
-    scheme, netloc = origin
-    if netloc == headers.get("host", "").lower():
-        return True
-    return f"{scheme}://{netloc}" in allowed_origins
 
 
 class OriginCheckMiddleware:
@@ -66,8 +41,6 @@ class OriginCheckMiddleware:
             headers = Headers(scope=scope)
             bearer = headers.get("authorization", "").lower().startswith("bearer ")
             if not bearer and not origin_allowed(headers, self.allowed_origins):
-                from gasdesk.web.errors import error_response
-
                 response = error_response(Request(scope), 403, "forbidden_origin",
                                           "请求来源不是本站页面，已拒绝（跨站请求）")
                 await response(scope, receive, send)

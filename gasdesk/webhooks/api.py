@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from gasdesk.audit.service import Actor
@@ -12,16 +11,11 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.db import DbSession
 from gasdesk.fields import Id
-from gasdesk.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
+from gasdesk.webhooks.models import WebhookDelivery, WebhookEndpoint
+from gasdesk.webhooks.schemas import EndpointIn
 from gasdesk.webhooks.service import do_create_endpoint
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
-
-
-class EndpointIn(BaseModel):
-    name: str = Field(default="", max_length=60)
-    url: str = Field(min_length=8, max_length=500)
-    events: list[str] = Field(default_factory=lambda: list(EVENTS))
 
 
 @router.get("")

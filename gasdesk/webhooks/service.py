@@ -27,7 +27,7 @@ from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
 from gasdesk.errors import InvalidInput
 from gasdesk.event_types import webhook_spec
-from gasdesk.jobs.queue import backoff, enqueue, job
+from gasdesk.jobs.queue import backoff, enqueue
 from gasdesk.security.outbound import CheckedTransport, check_public_url
 from gasdesk.security.pii import redact_pii
 from gasdesk.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
@@ -136,7 +136,6 @@ async def attempt_delivery(session: AsyncSession, delivery: WebhookDelivery) -> 
     return ok
 
 
-@job("webhooks.deliver")
 async def deliver_job(session: AsyncSession, payload: dict[str, Any]) -> None:
     delivery = await session.get(WebhookDelivery, int(payload["delivery_id"]))
     if delivery is not None and delivery.status == "pending":

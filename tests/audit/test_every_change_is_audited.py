@@ -17,7 +17,6 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import gasdesk.jobs.registry  # noqa: F401 - registers every job handler and periodic task
 from gasdesk import clock
 from gasdesk.appointments.models import AppointmentSlot
 from gasdesk.appointments.service import book_appointment, do_generate_slots

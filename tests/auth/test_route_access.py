@@ -10,10 +10,10 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 
 from gasdesk.auth.access import access_rules_of, iter_routes
 from gasdesk.auth.roles import Role
+from gasdesk.web.app import domain_static_mounts
 
 # Framework routes that serve documentation or static files, public by design.
-FRAMEWORK_PUBLIC = {"/openapi.json", "/static", "/static/webchat",
-                    "/static/agent", "/static/tickets", "/static/kb", "/static/notifications"}
+FRAMEWORK_PUBLIC = {"/openapi.json", "/static", *domain_static_mounts()}
 
 
 def _api_routes(app) -> list[APIRoute]:

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-import gasdesk.jobs.registry  # noqa: F401 - registers every domain's periodic tasks, as the worker does
 from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
 from gasdesk.config import reset_settings_cache

@@ -84,7 +84,7 @@ async def test_feedback_is_public_counted_once_and_rate_limited(client, factory,
 
 
 async def test_stats_show_misses_and_not_helpful(client, factory, session) -> None:
-    from gasdesk.kb.search import best_answer
+    from gasdesk.kb.service import best_answer
 
     sup = await factory.headers("supervisor")
     aid = (await _create(client, sup, status="published"))["id"]

@@ -15,8 +15,7 @@ import pytest
 from gasdesk.audit.service import Actor
 from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
-from gasdesk.kb.search import best_answer
-from gasdesk.kb.service import check_article, do_create_article
+from gasdesk.kb.service import best_answer, check_article, do_create_article
 
 ACTOR = Actor.system("kb-test", "test")
 

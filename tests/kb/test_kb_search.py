@@ -11,8 +11,8 @@ from gasdesk.audit.service import Actor
 from gasdesk.db import commit
 from gasdesk.kb.importer import load_demo_kb
 from gasdesk.kb.models import KbArticle, KbMiss
-from gasdesk.kb.search import ANSWER_THRESHOLD, best_answer, search_articles
-from gasdesk.kb.service import check_article, do_create_article, do_set_status
+from gasdesk.kb.search import ANSWER_THRESHOLD, search_articles
+from gasdesk.kb.service import best_answer, check_article, do_create_article, do_set_status
 from tests.kb.kb_queries import OFF_TOPIC, PARAPHRASES
 
 ACTOR = Actor.system("kb-test", "test")

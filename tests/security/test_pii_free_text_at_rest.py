@@ -14,8 +14,7 @@ from gasdesk.conversations.models import LeftMessage
 from gasdesk.conversations.service import do_leave_message
 from gasdesk.jobs import queue
 from gasdesk.jobs.models import Job
-from gasdesk.kb.search import best_answer
-from gasdesk.kb.service import kb_stats
+from gasdesk.kb.service import best_answer, kb_stats
 from gasdesk.notifications.models import Notification
 from gasdesk.notifications.service import do_notify
 from gasdesk.tickets.models import SavedView, Ticket

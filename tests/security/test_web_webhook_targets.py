@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import func, select
 
-import gasdesk.jobs.registry  # noqa: F401 - registers webhooks.deliver
 from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
 from gasdesk.jobs.queue import run_due_jobs

@@ -149,8 +149,6 @@ async def test_closed_and_cancelled_tickets_are_not_scanned(session) -> None:
 
 
 async def test_scan_runs_as_a_periodic_job(session) -> None:
-    import gasdesk.jobs.registry  # noqa: F401
-
     clock.set_now(T0)
     ticket = await wo_ticket(session, "gas_leak")
     clock.set_now(at(20))

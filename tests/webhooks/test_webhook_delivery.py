@@ -11,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-import gasdesk.jobs.registry  # noqa: F401 - registers webhooks.deliver
 from gasdesk import clock
 from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gasdesk.bot.base import BotContext
+from gasdesk.bot.dialogue.identity import verified_customer
 from gasdesk.bot.nlu.slots import extract_phone
 from gasdesk.clock import format_local, to_local, utcnow
 from gasdesk.customers import validation
@@ -116,6 +117,4 @@ def ticket_status_text(ticket: Ticket) -> str:
 
 async def contact_customer(ctx: BotContext) -> Customer | None:
     """The customer linked to the conversation (phone-verified, or verified earlier in this chat)."""
-    from gasdesk.bot.dialogue.identity import verified_customer
-
     return await verified_customer(ctx)

@@ -16,6 +16,8 @@ from gasdesk.event_types import EmergencyAlert
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
 from gasdesk.tickets.models import OPEN_STATUSES, Ticket
+from gasdesk.tickets.schemas import TicketCreate
+from gasdesk.tickets.service import do_create_ticket, do_update_ticket_contact
 
 SAFETY_INSTRUCTIONS = (
     "【燃气泄漏紧急提示】请立即按以下步骤操作：\n"
@@ -37,9 +39,6 @@ LISTEN_MESSAGES = 3
 
 async def escalate_emergency(ctx: BotContext, text: str, understanding: Understanding) -> BotReply:
     """Create (once per conversation) the gas_leak ticket, alert on-duty staff, hand off at top priority."""
-    from gasdesk.tickets.schemas import TicketCreate
-    from gasdesk.tickets.service import do_create_ticket
-
     ctx.state.pop("flow_state", None)  # a leak interrupts whatever flow was running
     ticket_id = ctx.state.get("leak_ticket_id")
     if ticket_id is None:
@@ -82,8 +81,6 @@ def _district_of(address: str | None, text: str) -> str | None:
 async def take_leak_address(ctx: BotContext, text: str) -> BotReply | None:
     """While people handle a leak conversation, the address (or a phone) the resident sends next goes onto the
     leak ticket at once, for the crew; anything else is left to the people."""
-    from gasdesk.tickets.service import do_update_ticket_contact
-
     awaiting = ctx.state.get(AWAITING_ADDRESS_KEY)
     if not isinstance(awaiting, dict):
         return None

@@ -2,7 +2,7 @@
 
 Trained at first use from the shipped ``data/train.jsonl`` (about two seconds on two cores), so no
 binary model is ever checked in. ``train.jsonl`` is generated: edit ``data/seed.jsonl`` or the
-paraphrase families in ``data/generate.py`` and run ``python -m gasdesk.bot.nlu.data.generate``.
+paraphrase families in ``scripts/generate_nlu_training_data.py`` and run it.
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ def build_pipeline() -> Pipeline:
     # scikit-learn is imported here, not at the top: importing it costs about 1.5 s of CPU, which every
     # process (a server on the rule bot, the CLI, each test's live server) would pay at start-up for a model
     # that is only trained at first use.
-    from sklearn.calibration import CalibratedClassifierCV  # noqa: PLC0415
-    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415
-    from sklearn.pipeline import FeatureUnion, Pipeline  # noqa: PLC0415
-    from sklearn.svm import LinearSVC  # noqa: PLC0415
+    from sklearn.calibration import CalibratedClassifierCV  # noqa: PLC0415 - scikit-learn, see above
+    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415 - scikit-learn, see above
+    from sklearn.pipeline import FeatureUnion, Pipeline  # noqa: PLC0415 - scikit-learn, see above
+    from sklearn.svm import LinearSVC  # noqa: PLC0415 - scikit-learn, see above
 
     features = FeatureUnion(
         [

@@ -11,6 +11,8 @@ import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from gasdesk.clock import utcnow
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -65,8 +67,6 @@ def cn_number(token: str) -> int | None:
 def local_now(now: datetime | None) -> datetime:
     """``now`` in Asia/Shanghai; naive values are taken as already local."""
     if now is None:
-        from gasdesk.clock import utcnow  # the project clock, frozen in tests
-
         now = utcnow()
     if now.tzinfo is None:
         return now.replace(tzinfo=SHANGHAI)

@@ -19,6 +19,7 @@ from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, NotAuthenticated, NotFound
 from gasdesk.fields import Id
 from gasdesk.security import limits
+from gasdesk.tickets.service import access_ticket
 from gasdesk.web.templating import render
 from gasdesk.web.uploads import read_upload_form
 
@@ -83,8 +84,6 @@ async def download(request: Request, token: str, session: DbSession, v: str | No
 
 async def _ticket_photo(request: Request, session: DbSession, attachment: Attachment) -> Response:
     """Photos of residents' homes are for staff only (crews: their own tickets)."""
-    from gasdesk.tickets.service import access_ticket
-
     user = await current_user_or_none(request, session)
     if user is None:
         raise NotAuthenticated("请先登录", code="not_authenticated")

@@ -14,11 +14,14 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from gasdesk.auth.access import ws_public
 from gasdesk.channels.webchat.identity import visitor_from_token
 from gasdesk.conversations import history, pipeline, service
+from gasdesk.conversations.attachments import check_attachment_payload
+from gasdesk.conversations.group_commit import UseRegularPath, committer
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState
 from gasdesk.db import transaction
 from gasdesk.errors import InvalidInput
 from gasdesk.event_types import ConversationTyping
 from gasdesk.events import publish_now
+from gasdesk.followups.service import do_answer_followup
 from gasdesk.realtime.frames import RESIDENT_FRAMES, load_frame, receive_frame
 from gasdesk.realtime.hub import Connection, get_hub
 from gasdesk.realtime.protocol import CLOSE_BAD_HELLO, CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED
@@ -111,8 +114,6 @@ class ResidentSession:
         if kind not in ("text", "image", "file"):
             raise InvalidInput("不支持的消息类型", code="invalid_content_type")
         if kind == "text" and self.conversation_id is not None and not isinstance(frame.get("payload"), dict):
-            from gasdesk.conversations.group_commit import UseRegularPath, committer
-
             try:
                 stored = await committer.submit(self.conversation_id, self.visitor_id, frame.get("text"),
                                                 client_msg_id)
@@ -126,8 +127,6 @@ class ResidentSession:
             conversation = await self.conversation(session)
             payload = frame.get("payload") if isinstance(frame.get("payload"), dict) else None
             if kind != "text":
-                from gasdesk.conversations.attachments import check_attachment_payload
-
                 payload = await check_attachment_payload(session, conversation, payload)
             posted = await pipeline.receive_resident_message(
                 session, conversation, text=frame.get("text"), client_msg_id=client_msg_id, payload=payload,
@@ -186,8 +185,6 @@ class ResidentSession:
                                            reason=str(frame.get("reason") or "no_agent")[:20], group=group)
 
     async def on_followup_answer(self, frame: dict[str, Any]) -> None:
-        from gasdesk.followups.service import do_answer_followup
-
         score = frame.get("score")
         async with transaction() as session:
             await do_answer_followup(session, int(frame.get("followup_id") or 0),

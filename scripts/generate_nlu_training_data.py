@@ -1,7 +1,9 @@
 """Regenerate ``train.jsonl`` = hand-curated ``seed.jsonl`` + pattern-generated paraphrases.
 
-Run: ``.venv/bin/python -m gasdesk.bot.nlu.data.generate`` (deterministic: fixed seed, sorted output
-per intent, so the file only changes when this script or the seed changes).
+Run: ``.venv/bin/python scripts/generate_nlu_training_data.py`` (deterministic: fixed seed, sorted output
+per intent, so the file only changes when this script or the seed changes). A build script for data that
+ships in the package, not runtime code: nothing in ``gasdesk`` imports it, and
+``tests/bot/test_nlu_training_data.py`` checks that the shipped ``train.jsonl`` is what it writes.
 
 Why: the seed examples are short and clean (about 14 characters on average), while residents write
 long stories, dialect (咋整/啥/嘎哈/俺), fillers (那个/就是/麻烦问一下), homophone typos (然气/户好/
@@ -21,7 +23,7 @@ import random
 import re
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(__file__).resolve().parent.parent / "gasdesk" / "bot" / "nlu" / "data"
 SEED_PATH = DATA_DIR / "seed.jsonl"
 TRAIN_PATH = DATA_DIR / "train.jsonl"
 PER_INTENT = 130  # generated examples per intent (on top of the seed)
@@ -603,17 +605,25 @@ def generate(per_intent: int = PER_INTENT, seed: int = RANDOM_SEED) -> list[dict
     return rows
 
 
+def seed_rows() -> list[dict[str, str]]:
+    """The hand-curated examples."""
+    return [json.loads(line) for line in SEED_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def training_text() -> str:
+    """``train.jsonl`` as this script writes it: the seed, then the generated paraphrases not in the seed."""
+    seed = seed_rows()
+    known = {row["text"] for row in seed}
+    rows = seed + [row for row in generate() if row["text"] not in known]
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
 def main() -> int:
-    seed_rows = [
-        json.loads(line) for line in SEED_PATH.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-    known = {row["text"] for row in seed_rows}
-    rows = seed_rows + [row for row in generate() if row["text"] not in known]
-    with TRAIN_PATH.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    text = training_text()
+    TRAIN_PATH.write_text(text, encoding="utf-8")
+    rows, seed = text.count("\n"), len(seed_rows())
     print(
-        f"wrote {len(rows)} examples ({len(seed_rows)} seed + {len(rows) - len(seed_rows)} generated) to {TRAIN_PATH}"
+        f"wrote {rows} examples ({seed} seed + {rows - seed} generated) to {TRAIN_PATH}"
     )
     return 0
 

@@ -1,0 +1,35 @@
+"""The worker entry point, and what background work exists.
+
+Domains define job handlers, periodic tasks and hooks as plain functions; ``register_handlers`` wires them,
+called by the app factory (``web/app.py``) and by ``run_worker`` (``gasdesk worker``). So no domain imports a
+registry and the jobs queue imports no domain: the import graph stays free of cycles
+(tests/system/test_package_shape.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gasdesk import all_models  # noqa: F401 - every mapper is known before the first flush
+from gasdesk.auth.service import prune_auth_state
+from gasdesk.conversations.idle import SCAN_EVERY_S, scan_idle_residents
+from gasdesk.followups.service import dispatch_due, schedule_followup
+from gasdesk.jobs.queue import register_job, register_periodic, worker_loop
+from gasdesk.tickets.service import on_ticket_resolved
+from gasdesk.tickets.sla_scan import scan_sla
+from gasdesk.webhooks.service import deliver_job
+
+
+def register_handlers() -> None:
+    """Register every job handler, periodic task and cross-domain hook (idempotent)."""
+    register_job("webhooks.deliver", deliver_job)
+    register_periodic("auth.prune", 3600, prune_auth_state)
+    register_periodic("conversations.idle_scan", SCAN_EVERY_S, scan_idle_residents)
+    register_periodic("followups.dispatch", 60, dispatch_due)
+    register_periodic("tickets.sla_scan", 60, scan_sla)
+    on_ticket_resolved(schedule_followup)
+
+
+async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:
+    """Register the handlers, then run jobs and periodic tasks until ``stop`` is set."""
+    register_handlers()
+    await worker_loop(poll_s=poll_s, stop=stop)

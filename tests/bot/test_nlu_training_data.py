@@ -1,0 +1,18 @@
+"""The classifier's shipped training data is exactly what its build script (outside the package) writes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "generate_nlu_training_data.py"
+
+
+def test_shipped_train_jsonl_is_what_the_script_generates() -> None:
+    spec = importlib.util.spec_from_file_location("generate_nlu_training_data", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shipped = script.TRAIN_PATH.read_text(encoding="utf-8")
+    assert script.TRAIN_PATH.parent.parent.name == "nlu"  # it writes into the package's data folder
+    assert shipped == script.training_text(), "run scripts/generate_nlu_training_data.py after editing it"
