@@ -15,7 +15,7 @@ from tests.factories import login, staff_user
 GASDESK = Path(__file__).resolve().parents[2] / "gasdesk"
 CLIENT = "/static/socket-client.js"
 # The page scripts that talk over a socket, and the socket each one uses.
-SOCKET_PAGES = {"/static/webchat/chat.js": "/ws/webchat", "/static/agent/agent.js": "/ws/agent",
+SOCKET_PAGES = {"/static/webchat/chat.js": "/ws/webchat", "/static/conversations/agent.js": "/ws/agent",
                 "/static/notifications/bell.js": "/ws/staff"}
 PAGE_SCRIPTS = [GASDESK / "channels/webchat/static/chat.js", GASDESK / "conversations/static/agent.js",
                 GASDESK / "notifications/static/bell.js"]
