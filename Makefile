@@ -33,11 +33,16 @@ test-deps:
 lint: install
 	$(BIN)/ruff check gasdesk tests bench
 
+# Two pytest-xdist workers (this is a 2-core machine); the bench-marked load tests run alone afterwards, so that
+# their latency figures are not measured beside another worker's tests.
+XDIST := -n 2 --dist worksteal
+
 test-sqlite: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(XDIST) -m "not bench"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m bench
 
 test-postgres: install
-	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not browser and not bench"
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(XDIST) -m "not browser and not bench"
 
 ## test: everything, on SQLite and on a throwaway PostgreSQL cluster; prints how long it took
 test:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gasdesk import clock, db
@@ -23,7 +23,11 @@ from gasdesk.migrations.runner import upgrade
 from gasdesk.worker import register_handlers
 from tests.factories import Factory
 
-PG_URL = os.environ.get("GASDESK_TEST_DATABASE_URL")
+BASE_PG_URL = os.environ.get("GASDESK_TEST_DATABASE_URL")
+# Under pytest-xdist each worker gets a database of its own in the same cluster (created by migrated_template).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+PG_URL = (make_url(BASE_PG_URL).set(database=f"{make_url(BASE_PG_URL).database}_{XDIST_WORKER}")
+          .render_as_string(hide_password=False) if BASE_PG_URL and XDIST_WORKER else BASE_PG_URL)
 
 # Keys for this test run, set before any Settings exist so that nothing generates key files in the
 # repository's var/; subprocesses (the browser tests' live server) inherit them.
@@ -43,6 +47,13 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
         import asyncio
 
         async def reset_schema() -> None:
+            if engine_url != BASE_PG_URL:  # this xdist worker's own database
+                admin = create_async_engine(BASE_PG_URL, isolation_level="AUTOCOMMIT")
+                async with admin.connect() as conn:
+                    name = make_url(engine_url).database
+                    if not await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+                        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+                await admin.dispose()
             engine = create_async_engine(engine_url)
             async with engine.begin() as conn:
                 await conn.execute(text("DROP SCHEMA public CASCADE"))

@@ -9,9 +9,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("GASDESK_CHROMIUM", "/usr/bin/chromium")
@@ -65,14 +68,42 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     log.close()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
-
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    """One Chromium for the whole session: starting Playwright's driver and the browser cost about 3 s, which
+    each test used to pay. Tests get their own contexts (cookies, storage) through ``browser``."""
     async with async_playwright() as pw:
         instance = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield instance
         await instance.close()
+
+
+class TestBrowser:
+    """The shared Chromium as one test sees it: every context it opens is closed when the test ends, so no
+    page of one test (with its sockets reconnecting to a stopped server) lives on into the next."""
+
+    def __init__(self, chromium: Browser) -> None:
+        self._chromium = chromium
+        self._contexts: list[BrowserContext] = []
+
+    async def new_context(self, **options: Any) -> BrowserContext:
+        context = await self._chromium.new_context(**options)
+        self._contexts.append(context)
+        return context
+
+    async def new_page(self, **options: Any) -> Page:
+        return await (await self.new_context(**options)).new_page()
+
+    async def close(self) -> None:
+        for context in self._contexts:
+            await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(chromium: Browser) -> AsyncIterator[TestBrowser]:
+    test_browser = TestBrowser(chromium)
+    yield test_browser
+    await test_browser.close()
 
 
 async def screenshot(page: object, name: str) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from websockets.asyncio.client import connect
 
 from gasdesk.customers.models import BillingBalance
@@ -19,6 +20,9 @@ from gasdesk.db import commit
 from gasdesk.routing.service import do_set_skills
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 ALL_GROUPS = [1, 2, 3, 4]  # 燃气业务 (24h), 热力业务, 缴费账单, 投诉建议 — seeded by the migrations
 
@@ -79,7 +83,7 @@ class Resident:
         self._reader.cancel()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")  # its sockets live in the tests' (session) loop
 async def residents(live_server):
     started: list[Resident] = []
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.browser.conftest import screenshot
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_docs_render_offline_under_the_strict_csp(live_server, browser) -> None:

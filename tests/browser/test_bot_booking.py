@@ -16,6 +16,9 @@ from gasdesk.db import commit
 from gasdesk.tickets.models import Ticket
 from tests.browser.conftest import screenshot
 
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 

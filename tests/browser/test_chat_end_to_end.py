@@ -6,6 +6,7 @@ rates 5. Screenshots of both sides are saved as test artifacts."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from gasdesk.conversations.models import Conversation
@@ -13,6 +14,9 @@ from gasdesk.db import commit
 from gasdesk.routing.service import do_set_presence, do_set_skills
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 

@@ -5,17 +5,21 @@ shows a counter instead of cutting the text silently."""
 from __future__ import annotations
 
 import pytest
+import pytest_asyncio
 
 from tests.browser.conftest import screenshot
 from tests.browser.test_agent_console import Resident, _agent, _open_console, _take
 from tests.browser.test_webchat_widget import _open_chat, _send, _wait_acked
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 LINK = "https://gas.example.cn/notice?id=7&amp=1"
 # A link inside Chinese text, a script URL, markup and a link ending a sentence.
 TRICKY = f"停气通知见{LINK}，谢谢 javascript:alert(1) <b>粗体</b><img src=x> 详情 http://gas.example.cn/a."
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")  # its sockets live in the tests' (session) loop
 async def residents(live_server):
     started: list[Resident] = []
 

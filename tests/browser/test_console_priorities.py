@@ -25,6 +25,9 @@ from tests.factories import (
     wo_ticket,
 )
 
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 HOME = {"district": "和平区", "community": "幸福里小区", "building": "3", "unit": "2", "room": "501"}
 
 

@@ -3,8 +3,13 @@ page it may not open (or a missing ticket) is a Chinese 403/404 page, not a bare
 
 from __future__ import annotations
 
+import pytest
+
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PHONE = {"width": 390, "height": 844}
 

@@ -16,6 +16,9 @@ from gasdesk.notifications.service import do_notify
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD, staff_user, wo_headers, wo_ticket
 
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from gasdesk.customers.models import BillingBalance
 from gasdesk.db import commit
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def _login(page, base: str, username: str) -> None:

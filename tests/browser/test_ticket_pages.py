@@ -7,6 +7,8 @@ import struct
 import zlib
 from datetime import timedelta
 
+import pytest
+
 from gasdesk.audit.service import Actor
 from gasdesk.clock import to_local, utcnow
 from gasdesk.db import commit
@@ -14,6 +16,9 @@ from gasdesk.tickets import service
 from gasdesk.tickets.schemas import TicketCreate
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD, staff_user
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SYSTEM = Actor.system("test", "test")
 

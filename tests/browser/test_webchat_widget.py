@@ -17,6 +17,9 @@ from gasdesk.routing.service import do_set_presence, do_set_skills
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD
 
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "locale": "zh-CN"}
 GREETING = "li.gd-them:has-text('智能客服')"
 
@@ -382,14 +385,15 @@ async def test_identify_then_history(live_server, browser, factory) -> None:
 
 
 @pytest.fixture
-def twenty_messages_per_10s(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Set before the live server starts (it reads the environment). The limit counts fixed 10 s windows: with
-    # the default 50, a burst of 60 that straddles a window boundary can pass unrefused; with 20, one of the
-    # (at most two) windows the burst falls into always holds more than 20.
-    monkeypatch.setenv("GASDESK_RATE_LIMITS", '{"message.visitor": "20/10"}')
+def twenty_messages_per_3s(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Set before the live server starts (it reads the environment). The limit counts fixed windows: with the
+    # default 50/10 s, a burst of 60 that straddles a window boundary can pass unrefused; with 20, a burst
+    # shorter than 6 s falls into at most two windows and one of them holds more than 20. Short windows keep
+    # the wait for the resends (three windows' worth) short.
+    monkeypatch.setenv("GASDESK_RATE_LIMITS", '{"message.visitor": "20/3"}')
 
 
-async def test_rate_limited_messages_are_shown_and_retried(twenty_messages_per_10s, live_server, browser,
+async def test_rate_limited_messages_are_shown_and_retried(twenty_messages_per_3s, live_server, browser,
                                                            session) -> None:
     page = await _open_chat(browser, live_server)
     await page.evaluate("""() => {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from gasdesk import clock
@@ -16,6 +17,9 @@ from gasdesk.routing.service import do_set_presence, do_set_skills
 from gasdesk.tickets.models import Ticket
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD, staff_user
+
+# One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 

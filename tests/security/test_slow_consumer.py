@@ -144,13 +144,15 @@ def _bench(*extra: str) -> dict[str, Any]:
 @pytest.mark.bench
 def test_200_residents_keep_their_latency_while_the_attack_runs() -> None:
     """The acceptance run of finding 1: the attack running while 200 other residents chat; their p99 stays
-    within 2x of the attack-free p99 (the slower of two attack-free runs around it: the machine is shared, and
-    a single baseline run can be unlucky)."""
+    within 2x of the attack-free p99. The machine is shared and one baseline run can be unlucky, so a miss is
+    judged against the slower of two attack-free runs around the attack (the second runs only then)."""
     before = _bench()
     attacked = _bench("--attack-slow-readers", "4")
-    after = _bench()
     attack = attacked["attack"]
     assert attack["attack_messages_acked"] >= 100, attack  # the flood really ran
     assert attacked["fixed"]["lost"] == 0 and attacked["fixed"]["errors"] == 0
-    assert attacked["fixed"]["p99_ms"] <= 2 * max(before["fixed"]["p99_ms"], after["fixed"]["p99_ms"]), (
-        before["fixed"]["p99_ms"], attacked["fixed"]["p99_ms"], after["fixed"]["p99_ms"])
+    baseline = before["fixed"]["p99_ms"]
+    if attacked["fixed"]["p99_ms"] > 2 * baseline:
+        baseline = max(baseline, _bench()["fixed"]["p99_ms"])
+    assert attacked["fixed"]["p99_ms"] <= 2 * baseline, (before["fixed"]["p99_ms"], attacked["fixed"]["p99_ms"],
+                                                          baseline)
