@@ -32,6 +32,7 @@ test-deps:
 
 lint: install
 	$(BIN)/ruff check gasdesk tests bench
+	$(BIN)/mypy
 
 test-sqlite: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
