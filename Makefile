@@ -32,6 +32,7 @@ test-deps:
 
 lint: install
 	$(BIN)/ruff check gasdesk tests bench
+	$(BIN)/mypy
 
 # Two pytest-xdist workers (this is a 2-core machine); the bench-marked load tests run alone afterwards, so that
 # their latency figures are not measured beside another worker's tests.

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar, get_type_hints
+from typing import Annotated, Any, ClassVar, TypeVar, dataclass_transform, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, with_config
 from pydantic.fields import FieldInfo
@@ -39,6 +39,8 @@ class UnknownEventType(TypeError):
     """A programming error: an event that is not declared in ``gasdesk/event_types.py``."""
 
 
+# Tells type checkers that subclasses are frozen dataclasses (``event_type`` makes them so at run time).
+@dataclass_transform(frozen_default=True)
 class EventPayload:
     """Base of every declared payload (made a frozen, slotted dataclass by ``event_type``)."""
 
@@ -73,7 +75,7 @@ def event_type(name: str, *consumers: Consumer, webhook: Any = None) -> Callable
         made = dataclass(frozen=True, slots=True)(cls)
         hints = get_type_hints(made, include_extras=True)
         keys = []
-        for f in fields(made):
+        for f in fields(made):  # type: ignore[arg-type]  # dataclass() just made it one
             alias = next((m.alias for m in getattr(hints[f.name], "__metadata__", ())
                           if isinstance(m, FieldInfo) and m.alias), None)
             keys.append((f.name, alias or f.name))

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from gasdesk.customers.schemas import AddressIn
 from gasdesk.fields import BoundedDate, Id
+from gasdesk.schemas import IsoDatetime, Out
 
 
 class BookIn(BaseModel):
@@ -38,3 +39,79 @@ class SlotsIn(BaseModel):
 class ProgressIn(BaseModel):
     phone: str | None = Field(default=None, max_length=20)
     account_no: str | None = Field(default=None, max_length=20)
+
+
+# ---------------------------------------------------------------- responses
+
+
+class ServiceGuidance(Out):
+    """A service of the catalogue (``service.guidance``): what to bring, where to go, phone and hours."""
+
+    service: str
+    name: str
+    bookable: bool
+    description: str
+    materials: list[str]
+    where_to_go: str
+    phone: str
+    hours: str
+    fee_note: str
+
+
+class SlotOut(Out):
+    id: int
+    district: str
+    start: IsoDatetime
+    end: IsoDatetime
+    label: str
+    capacity: int
+    booked: int
+    free: int
+
+
+class SlotBooking(Out):
+    id: int
+    ticket_id: int
+    service: str
+
+
+class CalendarSlot(SlotOut):
+    appointments: list[SlotBooking]
+
+
+class SlotsCreated(Out):
+    created: int
+
+
+class BookingOut(Out):
+    appointment_id: int
+    ticket_id: int
+    ticket_number: str
+    slot: SlotOut
+
+
+class RescheduledOut(Out):
+    appointment_id: int
+    slot_id: int
+    status: str
+
+
+class CancelledOut(Out):
+    appointment_id: int
+    status: str
+
+
+class ProgressItem(Out):
+    """A recent ticket of the customer, with its appointment and crew (``service.progress_for``)."""
+
+    ticket_number: str
+    type: str
+    type_label: str
+    status: str
+    status_label: str
+    title: str
+    service: str | None
+    appointment_id: int | None
+    appointment_status: str | None
+    slot: str | None
+    crew: str | None

@@ -67,7 +67,7 @@ async def available_slots(session: AsyncSession, district: str, service_code: st
 def slot_label(slot: AppointmentSlot) -> str:
     start, end = to_local(slot.start), to_local(slot.end)
     weekday = "一二三四五六日"[start.weekday()]  # type: ignore[union-attr]
-    return f"{start:%m月%d日}（周{weekday}）{start:%H:%M}-{end:%H:%M}"  # type: ignore[union-attr]
+    return f"{start:%m月%d日}（周{weekday}）{start:%H:%M}-{end:%H:%M}"
 
 
 async def _take_capacity(session: AsyncSession, slot_id: int) -> None:

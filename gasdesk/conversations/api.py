@@ -23,7 +23,24 @@ from gasdesk.conversations.models import (
     Message,
     SenderType,
 )
-from gasdesk.conversations.schemas import AgentMessageIn, LinkCustomerIn, PresenceIn, TransferIn
+from gasdesk.conversations.schemas import (
+    AgentMessageIn,
+    CannedReplyOut,
+    Colleagues,
+    ConversationDetail,
+    ConversationRow,
+    ConversationSummary,
+    ConversationWire,
+    LeftMessageOut,
+    LeftMessageStatus,
+    LinkCustomerIn,
+    PostedMessage,
+    PresenceIn,
+    PresenceOut,
+    PresenceSet,
+    QueueItem,
+    TransferIn,
+)
 from gasdesk.customers.models import Customer
 from gasdesk.customers.service import access_customer
 from gasdesk.db import DbSession
@@ -48,7 +65,7 @@ async def _row(session: Any, c: Conversation) -> dict[str, Any]:
                              "at": last.created_at.isoformat()} if last else None}
 
 
-@router.get("/agent/conversations")
+@router.get("/agent/conversations", response_model=list[ConversationRow])
 async def my_conversations(session: DbSession, user: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Conversations assigned to me (open): emergencies first, then in the order they came to me."""
     rows = await session.scalars(select(Conversation).where(Conversation.agent_id == user.id,
@@ -57,7 +74,7 @@ async def my_conversations(session: DbSession, user: User = allow(*STAFF_DESK)) 
     return [await _row(session, c) for c in rows]
 
 
-@router.get("/agent/queue")
+@router.get("/agent/queue", response_model=list[QueueItem])
 async def waiting_queue(session: DbSession, user: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Waiting conversations in my skill groups (all groups for supervisors), in service order."""
     if Role(user.role) in MANAGERS:
@@ -83,7 +100,7 @@ async def waiting_queue(session: DbSession, user: User = allow(*STAFF_DESK)) -> 
     return sorted(items, key=lambda i: (-i["priority"], -i["waited_s"], i["id"]))
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
 async def get_conversation(conversation_id: Id, session: DbSession, after_seq: Annotated[Count, Query()] = 0,
                            user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     """Header and transcript (the whole bot part included) of a conversation I may read."""
@@ -92,7 +109,7 @@ async def get_conversation(conversation_id: Id, session: DbSession, after_seq: A
     return {"conversation": await _row(session, c), "messages": [m.to_wire() for m in messages]}
 
 
-@router.post("/conversations/{conversation_id}/messages", status_code=201)
+@router.post("/conversations/{conversation_id}/messages", status_code=201, response_model=PostedMessage)
 async def post_agent_message(conversation_id: Id, body: AgentMessageIn, session: DbSession,
                              user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
@@ -101,7 +118,7 @@ async def post_agent_message(conversation_id: Id, body: AgentMessageIn, session:
     return {"message": posted.message.to_wire(), "duplicate": not posted.created}
 
 
-@router.post("/conversations/{conversation_id}/accept")
+@router.post("/conversations/{conversation_id}/accept", response_model=ConversationRow)
 async def accept(conversation_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     """Take a conversation offered to me or waiting in one of my queues."""
     c = await service.access_conversation_to_accept(session, user, conversation_id)
@@ -109,7 +126,7 @@ async def accept(conversation_id: Id, session: DbSession, user: User = allow(*ST
     return await _row(session, c)
 
 
-@router.post("/conversations/{conversation_id}/transfer")
+@router.post("/conversations/{conversation_id}/transfer", response_model=ConversationWire)
 async def transfer(conversation_id: Id, body: TransferIn, session: DbSession,
                    user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
@@ -118,14 +135,14 @@ async def transfer(conversation_id: Id, body: TransferIn, session: DbSession,
     return await service.conversation_wire(session, c)
 
 
-@router.post("/conversations/{conversation_id}/close")
+@router.post("/conversations/{conversation_id}/close", response_model=ConversationWire)
 async def close(conversation_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
     await service.do_close(session, c, by="agent", user=user)
     return await service.conversation_wire(session, c)
 
 
-@router.put("/conversations/{conversation_id}/customer")
+@router.put("/conversations/{conversation_id}/customer", response_model=ConversationWire)
 async def link_customer(conversation_id: Id, body: LinkCustomerIn, session: DbSession,
                         user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     c = await service.access_conversation_for_user(session, user, conversation_id)
@@ -134,7 +151,7 @@ async def link_customer(conversation_id: Id, body: LinkCustomerIn, session: DbSe
     return await service.conversation_wire(session, c)
 
 
-@router.get("/customers/{customer_id}/conversations")
+@router.get("/customers/{customer_id}/conversations", response_model=list[ConversationSummary])
 async def customer_history(customer_id: Id, session: DbSession,
                            _: User = allow(Role.agent, Role.supervisor, Role.admin, Role.dispatcher)
                            ) -> list[dict[str, Any]]:
@@ -142,20 +159,20 @@ async def customer_history(customer_id: Id, session: DbSession,
     return await history.customer_conversations(session, customer_id)
 
 
-@router.get("/agent/presence")
+@router.get("/agent/presence", response_model=PresenceOut)
 async def get_presence(session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     profile = await acd.agent_profile(session, user.id)
     return {"presence": profile.presence, "label": PRESENCE_LABELS[Presence(profile.presence)],
             "max_concurrent": profile.max_concurrent, "active": await acd.active_count(session, user.id)}
 
 
-@router.put("/agent/presence")
+@router.put("/agent/presence", response_model=PresenceSet)
 async def set_presence(body: PresenceIn, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     profile = await acd.do_set_presence(session, user, body.presence)
     return {"presence": profile.presence, "label": PRESENCE_LABELS[Presence(profile.presence)]}
 
 
-@router.get("/agent/colleagues")
+@router.get("/agent/colleagues", response_model=Colleagues)
 async def colleagues(session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     """Transfer targets: agents with their presence, and skill groups."""
     rows = await session.execute(
@@ -181,7 +198,7 @@ def render_canned(body: str, *, customer: Customer | None, agent: User, account_
     return VARIABLE_RE.sub(lambda m: values[m.group(1)], body)
 
 
-@router.get("/canned-replies")
+@router.get("/canned-replies", response_model=list[CannedReplyOut])
 async def canned_replies(session: DbSession, conversation_id: Id | None = None,
                          user: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Canned replies with variables filled for the given conversation."""
@@ -199,7 +216,7 @@ async def canned_replies(session: DbSession, conversation_id: Id | None = None,
             for r in rows]
 
 
-@router.get("/left-messages")
+@router.get("/left-messages", response_model=list[LeftMessageOut])
 async def left_messages(session: DbSession, status: str = "open",
                         _: User = allow(*STAFF_DESK)) -> list[dict[str, Any]]:
     """Messages residents left outside hours or with nobody online."""
@@ -210,7 +227,7 @@ async def left_messages(session: DbSession, status: str = "open",
              "created_at": m.created_at.isoformat(), "status": m.status} for m in rows]
 
 
-@router.post("/left-messages/{left_id}/handled")
+@router.post("/left-messages/{left_id}/handled", response_model=LeftMessageStatus)
 async def handle_left_message(left_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
     m = await service.do_handle_left_message(session, user, left_id)
     return {"id": m.id, "status": m.status}

@@ -234,7 +234,7 @@ class _CoreBatch:
 
     async def conversations(self, ids: list[int]) -> dict[int, Row]:
         query = _SELECT_CONVERSATIONS_FOR_UPDATE if self.conn.dialect.name == "postgresql" else _SELECT_CONVERSATIONS
-        return {r[0]: tuple(r) for r in await self.conn.execute(query, {"ids": ids})}  # type: ignore[misc]
+        return {r[0]: tuple(r) for r in await self.conn.execute(query, {"ids": ids})}
 
     async def resends(self, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Stored]:
         result = await self.conn.execute(_SELECT_RESENDS, {"pairs": pairs})
@@ -281,7 +281,7 @@ class _SqliteBatch:
     async def conversations(self, ids: list[int]) -> dict[int, Row]:
         sql = ("SELECT id, visitor_id, state, agent_id, last_seq, handoff_reason FROM conversations WHERE id IN "
                f"({','.join('?' * len(ids))})")
-        return {r[0]: tuple(r) for r in await self.driver.execute_fetchall(sql, ids)}  # type: ignore[misc]
+        return {r[0]: tuple(r) for r in await self.driver.execute_fetchall(sql, ids)}
 
     async def resends(self, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Stored]:
         sql = ("SELECT conversation_id, client_msg_id, id, seq FROM messages WHERE (conversation_id, client_msg_id)"

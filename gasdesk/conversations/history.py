@@ -15,6 +15,7 @@ from gasdesk.conversations.models import (
     ConversationState,
     Message,
 )
+from gasdesk.conversations.wire import MessageWire
 from gasdesk.errors import NotFound
 from gasdesk.security.pii import mask_pii
 
@@ -53,7 +54,7 @@ async def resident_history(session: AsyncSession, conversation: Conversation, li
 
 
 async def resident_transcript(session: AsyncSession, conversation: Conversation,
-                              other_id: int) -> list[dict[str, Any]]:
+                              other_id: int) -> list[MessageWire]:
     """An earlier conversation's messages (wire form) for the resident, with phone, ID and account numbers
     masked: whoever holds the widget now may not be whoever typed them then."""
     other = await session.scalar(select(Conversation).where(Conversation.id == other_id, _same_resident(conversation)))
@@ -63,8 +64,8 @@ async def resident_transcript(session: AsyncSession, conversation: Conversation,
     wires = []
     for message in messages:
         wire = message.to_wire()
-        if wire.get("text"):
-            wire["text"] = mask_pii(wire["text"])
+        if text := wire["text"]:
+            wire["text"] = mask_pii(text)
         wires.append(wire)
     return wires
 

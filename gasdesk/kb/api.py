@@ -20,7 +20,18 @@ from gasdesk.fields import Count, Id
 from gasdesk.kb import service
 from gasdesk.kb.importer import import_articles
 from gasdesk.kb.models import CHANNELS
-from gasdesk.kb.schemas import ArticleIn, FeedbackIn, RestoreIn
+from gasdesk.kb.schemas import (
+    ArticleIn,
+    ArticleOut,
+    ArticleUpdated,
+    ArticleVersionOut,
+    FeedbackIn,
+    FeedbackOut,
+    ImportReport,
+    KbStatsOut,
+    RestoreIn,
+    SearchOut,
+)
 from gasdesk.kb.search import search_articles
 from gasdesk.web.uploads import read_upload_form
 
@@ -35,7 +46,7 @@ def _check_channel(channel: str | None) -> str | None:
     return channel or None
 
 
-@router.get("/search")
+@router.get("/search", response_model=SearchOut)
 async def search(session: DbSession, q: Annotated[str, Query(max_length=300)] = "", channel: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=20)] = 5, _: User = allow(*OFFICE)) -> dict[str, Any]:
     hits = await search_articles(session, q, limit=limit, channel=_check_channel(channel))
@@ -69,7 +80,7 @@ class _FeedbackLimiter:
 feedback_limiter = _FeedbackLimiter()
 
 
-@router.post("/articles/{article_id}/feedback")
+@router.post("/articles/{article_id}/feedback", response_model=FeedbackOut)
 async def feedback(article_id: Id, body: FeedbackIn, request: Request, session: DbSession,
                    user: User | None = public()) -> dict[str, Any]:
     """「有帮助/没帮助」from the residents' widget (anonymous, rate-limited) or from staff."""
@@ -82,7 +93,7 @@ async def feedback(article_id: Id, body: FeedbackIn, request: Request, session: 
     return {"ok": True, "counted": counted}
 
 
-@router.get("/articles")
+@router.get("/articles", response_model=list[ArticleOut])
 async def list_articles(session: DbSession, q: str = "", category: str = "", status: str = "",
                         limit: Annotated[int, Query(ge=1, le=500)] = 200, offset: Annotated[Count, Query()] = 0,
                         _: User = allow(*MANAGERS)) -> list[dict[str, Any]]:
@@ -90,20 +101,20 @@ async def list_articles(session: DbSession, q: str = "", category: str = "", sta
                                                                          status=status, limit=limit, offset=offset)]
 
 
-@router.post("/articles", status_code=201)
+@router.post("/articles", status_code=201, response_model=ArticleOut)
 async def create_article(body: ArticleIn, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.do_create_article(session, Actor.of(user, "api"), body.checked(),
                                               status=body.status or "draft")
     return service.article_dict(article)
 
 
-@router.get("/articles/{article_id}")
+@router.get("/articles/{article_id}", response_model=ArticleOut)
 async def get_article(article_id: Id, session: DbSession, _: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(article)
 
 
-@router.put("/articles/{article_id}")
+@router.put("/articles/{article_id}", response_model=ArticleUpdated)
 async def update_article(article_id: Id, body: ArticleIn, session: DbSession,
                          user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
@@ -118,19 +129,19 @@ async def delete_article(article_id: Id, session: DbSession, user: User = allow(
     await service.do_delete_article(session, Actor.of(user, "api"), article)
 
 
-@router.post("/articles/{article_id}/publish")
+@router.post("/articles/{article_id}/publish", response_model=ArticleOut)
 async def publish(article_id: Id, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(await service.do_set_status(session, Actor.of(user, "api"), article, "published"))
 
 
-@router.post("/articles/{article_id}/archive")
+@router.post("/articles/{article_id}/archive", response_model=ArticleOut)
 async def archive(article_id: Id, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     return service.article_dict(await service.do_set_status(session, Actor.of(user, "api"), article, "archived"))
 
 
-@router.get("/articles/{article_id}/versions")
+@router.get("/articles/{article_id}/versions", response_model=list[ArticleVersionOut])
 async def versions(article_id: Id, session: DbSession, _: User = allow(*MANAGERS)) -> list[dict[str, Any]]:
     await service.access_article(session, article_id)
     return [{"version": v.version, "title": v.title, "status": v.status, "note": v.note, "editor": v.editor_name,
@@ -138,14 +149,14 @@ async def versions(article_id: Id, session: DbSession, _: User = allow(*MANAGERS
             for v in await service.versions_of(session, article_id)]
 
 
-@router.post("/articles/{article_id}/restore")
+@router.post("/articles/{article_id}/restore", response_model=ArticleOut)
 async def restore(article_id: Id, body: RestoreIn, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     article = await service.access_article(session, article_id)
     await service.do_restore_version(session, Actor.of(user, "api"), article, body.version)
     return service.article_dict(article)
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=KbStatsOut)
 async def stats(session: DbSession, days: Annotated[int, Query(ge=1, le=365)] = 30,
                 _: User = allow(*MANAGERS)) -> dict[str, Any]:
     s = await service.kb_stats(session, days=days)
@@ -171,7 +182,7 @@ async def save_upload(request: Request, session: DbSession, folder: str) -> Path
     return path
 
 
-@router.post("/import")
+@router.post("/import", response_model=ImportReport)
 async def import_file(request: Request, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = await save_upload(request, session, tmp)

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from gasdesk.fields import MAX_DB_INT, BoundedDate
 from gasdesk.kb import service
+from gasdesk.schemas import IsoDatetime, Out
 
 
 class ArticleIn(BaseModel):
@@ -29,3 +30,103 @@ class FeedbackIn(BaseModel):
 
 class RestoreIn(BaseModel):
     version: int = Field(ge=1, le=MAX_DB_INT)
+
+
+# ---------------------------------------------------------------- responses
+
+
+class SearchResult(Out):
+    id: int
+    title: str
+    category: str
+    score: float
+    snippet: str
+    answer: str
+
+
+class SearchOut(Out):
+    q: str
+    results: list[SearchResult]
+
+
+class FeedbackOut(Out):
+    ok: bool
+    counted: bool  # False: a repeated vote, accepted but not counted
+
+
+class ArticleOut(Out):
+    """An article as ``service.article_dict`` gives it."""
+
+    id: int
+    title: str
+    questions: list[str]
+    answer: str
+    category: str
+    tags: list[str]
+    channels: list[str]
+    valid_from: str | None  # ISO date
+    valid_to: str | None
+    status: str
+    version: int
+    hits: int
+    helpful: int
+    not_helpful: int
+    published_at: IsoDatetime | None
+    updated_at: IsoDatetime
+
+
+class ArticleUpdated(ArticleOut):
+    changed: bool
+
+
+class ArticleVersionOut(Out):
+    version: int
+    title: str
+    status: str
+    note: str
+    editor: str
+    at: IsoDatetime
+    questions: list[str]
+    answer: str
+
+
+class MissedQuery(Out):
+    query: str  # one (redacted) wording of the group
+    key: str  # identifies the group
+    count: int
+    example: str
+
+
+class ArticleHits(Out):
+    id: int
+    title: str
+    hits: int
+
+
+class ArticleVotes(Out):
+    id: int
+    title: str
+    not_helpful: int
+    helpful: int
+
+
+class KbStatsOut(Out):
+    articles: dict[str, int]
+    hits: int
+    misses: int
+    top_misses: list[MissedQuery]
+    top_articles: list[ArticleHits]
+    not_helpful: list[ArticleVotes]
+
+
+class RejectedRow(Out):
+    row: int
+    title: str
+    reason: str
+
+
+class ImportReport(Out):
+    created: int
+    updated: int
+    unchanged: int
+    rejected: list[RejectedRow]

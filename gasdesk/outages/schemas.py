@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from gasdesk.fields import AwareDatetime
+from gasdesk.schemas import IsoDatetime, Out
 
 
 class OutageIn(BaseModel):
@@ -14,3 +15,22 @@ class OutageIn(BaseModel):
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     reason: str = Field(default="", max_length=200)
+
+
+# ---------------------------------------------------------------- responses
+
+
+class OutageOut(Out):
+    id: int
+    kind: str
+    district: str
+    communities: list[str]
+    starts_at: IsoDatetime
+    ends_at: IsoDatetime
+    reason: str
+    text: str  # the notice as residents read it
+
+
+class OutageAnnounced(Out):
+    id: int
+    text: str

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from gasdesk.fields import Id
 from gasdesk.routing.models import RoutingMode
+from gasdesk.schemas import Out
 
 
 class SkillGroupIn(BaseModel):
@@ -32,3 +33,37 @@ class HandoffRuleIn(BaseModel):
 class AgentSkillsIn(BaseModel):
     skill_group_ids: list[Id] = Field(max_length=50)
     max_concurrent: int | None = Field(default=None, ge=1, le=50)
+
+
+# ---------------------------------------------------------------- responses
+
+
+class SkillGroupOut(Out):
+    """A skill group as ``service.skill_group_out`` gives it."""
+
+    id: int
+    code: str
+    name: str
+    routing_mode: str
+    sticky_returning: bool
+    queue_capacity: int
+    working_hours: dict[str, str]
+    default_handle_s: int
+    open_now: bool
+
+
+class HandoffRuleOut(Out):
+    id: int
+    position: int
+    name: str
+    kind: str
+    params: dict[str, Any]
+    skill_group_id: int
+    priority: int
+    enabled: bool
+
+
+class AgentSkillsOut(Out):
+    user_id: int
+    skill_group_ids: list[int]
+    max_concurrent: int | None

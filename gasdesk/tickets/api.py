@@ -15,6 +15,7 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, OFFICE, Role
 from gasdesk.clock import utcnow
+from gasdesk.conversations.schemas import AttachmentOut
 from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
@@ -36,12 +37,20 @@ from gasdesk.tickets.models import (
 )
 from gasdesk.tickets.routing import do_create_routing_rule, do_update_routing_rule, routing_rule_out
 from gasdesk.tickets.schemas import (
+    CrewUserOut,
     CrewWriteback,
     RoutingRuleIn,
+    RoutingRuleOut,
     SlaPolicyIn,
+    SlaPolicyOut,
+    TeamCompliance,
+    TeamOut,
     TicketAction,
     TicketCreate,
+    TicketDetail,
+    TicketDraftOut,
     TicketNote,
+    TicketPage,
 )
 from gasdesk.web.uploads import read_upload_form
 
@@ -74,7 +83,7 @@ async def ticket_out(session: Any, ticket: Ticket, *, with_events: bool = False)
     return out
 
 
-@router.post("/tickets", status_code=201)
+@router.post("/tickets", status_code=201, response_model=TicketDetail)
 async def create_ticket(body: TicketCreate, session: DbSession, user: User = allow(*OFFICE)) -> dict[str, Any]:
     """Create a ticket (from the console, a conversation draft, or a left message). A ticket from a
     conversation that already has an open one is linked to it (``parent_ticket_id``); to add to that ticket
@@ -83,7 +92,7 @@ async def create_ticket(body: TicketCreate, session: DbSession, user: User = all
     return await ticket_out(session, ticket, with_events=True)
 
 
-@router.get("/conversations/{conversation_id}/ticket-draft")
+@router.get("/conversations/{conversation_id}/ticket-draft", response_model=TicketDraftOut)
 async def ticket_draft(conversation_id: Id, session: DbSession,
                        user: User = allow(Role.agent, Role.supervisor, Role.admin)) -> dict[str, Any]:
     """A ticket draft extracted offline from the transcript (type, address, phone, 户号, service, time), and the
@@ -92,7 +101,7 @@ async def ticket_draft(conversation_id: Id, session: DbSession,
     return (await draft_from_conversation(session, conversation)).to_dict()
 
 
-@router.get("/tickets")
+@router.get("/tickets", response_model=TicketPage)
 async def list_tickets(
     session: DbSession,
     status: Annotated[list[str] | None, Query()] = None,
@@ -116,13 +125,13 @@ async def list_tickets(
     return {"total": int(total or 0), "items": [await ticket_out(session, t) for t in rows]}
 
 
-@router.get("/tickets/{ticket_id}")
+@router.get("/tickets/{ticket_id}", response_model=TicketDetail)
 async def get_ticket(ticket_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     ticket = await service.access_ticket(session, user, ticket_id)
     return await ticket_out(session, ticket, with_events=True)
 
 
-@router.post("/tickets/{ticket_id}/actions")
+@router.post("/tickets/{ticket_id}/actions", response_model=TicketDetail)
 async def ticket_action(ticket_id: Id, body: TicketAction, session: DbSession,
                         user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     """assign (crew_id / handler_id) · start · resolve · close · reopen (note) · cancel (note)."""
@@ -132,7 +141,7 @@ async def ticket_action(ticket_id: Id, body: TicketAction, session: DbSession,
     return await ticket_out(session, ticket, with_events=True)
 
 
-@router.post("/tickets/{ticket_id}/notes")
+@router.post("/tickets/{ticket_id}/notes", response_model=TicketDetail)
 async def add_ticket_note(ticket_id: Id, body: TicketNote, session: DbSession,
                           user: User = allow(*OFFICE)) -> dict[str, Any]:
     """Add later information to a ticket (e.g. from a conversation that already has this ticket) instead of
@@ -142,7 +151,7 @@ async def add_ticket_note(ticket_id: Id, body: TicketNote, session: DbSession,
     return await ticket_out(session, ticket, with_events=True)
 
 
-@router.post("/tickets/{ticket_id}/writeback")
+@router.post("/tickets/{ticket_id}/writeback", response_model=TicketDetail)
 async def crew_writeback(ticket_id: Id, body: CrewWriteback, session: DbSession,
                          user: User = allow(Role.field_crew, Role.admin)) -> dict[str, Any]:
     """The crew's result: arrival, result, materials, photos (upload first), resident signature name."""
@@ -151,7 +160,7 @@ async def crew_writeback(ticket_id: Id, body: CrewWriteback, session: DbSession,
     return await ticket_out(session, ticket, with_events=True)
 
 
-@router.post("/tickets/{ticket_id}/photos", status_code=201)
+@router.post("/tickets/{ticket_id}/photos", status_code=201, response_model=AttachmentOut)
 async def upload_photo(ticket_id: Id, request: Request, session: DbSession,
                        user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     """Attach a photo (multipart field ``file``: jpg/png/webp ≤ 5 MB) to a ticket. The caller and the
@@ -165,7 +174,7 @@ async def upload_photo(ticket_id: Id, request: Request, session: DbSession,
     return photo.to_payload()
 
 
-@router.get("/reports/sla-compliance")
+@router.get("/reports/sla-compliance", response_model=list[TeamCompliance])
 async def sla_compliance(session: DbSession, days: int = Query(30, ge=1, le=366),
                          _: User = allow(Role.admin, Role.supervisor, Role.dispatcher)) -> list[dict[str, Any]]:
     """SLA compliance per team over the last ``days`` days."""
@@ -173,7 +182,7 @@ async def sla_compliance(session: DbSession, days: int = Query(30, ge=1, le=366)
     return await sla.sla_compliance(session, until - timedelta(days=days), until)
 
 
-@router.get("/teams")
+@router.get("/teams", response_model=list[TeamOut | CrewUserOut])
 async def teams(session: DbSession, _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     crews = await session.scalars(select(User).where(User.role == Role.field_crew.value, User.is_active.is_(True))
                                   .order_by(User.display_name))
@@ -185,33 +194,33 @@ async def teams(session: DbSession, _: User = allow(*OFFICE)) -> list[dict[str, 
 # ---------------------------------------------------------------- configuration (admins; audited)
 
 
-@router.get("/config/ticket-routing-rules", tags=["configuration"])
+@router.get("/config/ticket-routing-rules", tags=["configuration"], response_model=list[RoutingRuleOut])
 async def list_rules(session: DbSession, _: User = allow(Role.admin, Role.supervisor)) -> list[dict[str, Any]]:
     rows = await session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id))
     return [routing_rule_out(r) for r in rows]
 
 
-@router.post("/config/ticket-routing-rules", status_code=201, tags=["configuration"])
+@router.post("/config/ticket-routing-rules", status_code=201, tags=["configuration"], response_model=RoutingRuleOut)
 async def create_rule(body: RoutingRuleIn, session: DbSession, admin: User = allow(Role.admin)) -> dict[str, Any]:
     rule = await do_create_routing_rule(session, Actor.of(admin, "api"), body.model_dump())
     return routing_rule_out(rule)
 
 
-@router.put("/config/ticket-routing-rules/{rule_id}", tags=["configuration"])
+@router.put("/config/ticket-routing-rules/{rule_id}", tags=["configuration"], response_model=RoutingRuleOut)
 async def update_rule(rule_id: Id, body: RoutingRuleIn, session: DbSession,
                       admin: User = allow(Role.admin)) -> dict[str, Any]:
     rule = await do_update_routing_rule(session, Actor.of(admin, "api"), rule_id, body.model_dump())
     return routing_rule_out(rule)
 
 
-@router.get("/config/sla-policies", tags=["configuration"])
+@router.get("/config/sla-policies", tags=["configuration"], response_model=list[SlaPolicyOut])
 async def list_sla(session: DbSession, _: User = allow(Role.admin, Role.supervisor)) -> list[dict[str, Any]]:
     rows = await session.scalars(select(SlaPolicy).order_by(SlaPolicy.ticket_type, SlaPolicy.priority))
     return [{"ticket_type": p.ticket_type, "priority": p.priority, "respond_minutes": p.respond_minutes,
              "resolve_minutes": p.resolve_minutes, "at_risk_ratio_pct": p.at_risk_ratio_pct} for p in rows]
 
 
-@router.put("/config/sla-policies", tags=["configuration"])
+@router.put("/config/sla-policies", tags=["configuration"], response_model=SlaPolicyOut)
 async def put_sla(body: SlaPolicyIn, session: DbSession, admin: User = allow(Role.admin)) -> dict[str, Any]:
     """Create or replace the deadlines for one (ticket type, priority); applies to tickets created from now on."""
     await sla.do_set_sla_policy(session, Actor.of(admin, "api"), **body.model_dump())

@@ -157,7 +157,7 @@ def evaluate(path: str | Path, now: datetime | None = None) -> EvalReport:
 
     gold = [e.intent for e in examples]
     pairs = Counter((g, p) for g, p in zip(gold, predicted, strict=True) if g != p)
-    first_example = {}
+    first_example: dict[tuple[str, str], str] = {}
     for example, p in zip(examples, predicted, strict=True):
         first_example.setdefault((example.intent, p), example.text)
     confusions = [Confusion(g, p, n, first_example[(g, p)]) for (g, p), n in pairs.most_common(10)]

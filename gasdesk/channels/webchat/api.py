@@ -12,9 +12,11 @@ from sqlalchemy import select
 from gasdesk.auth.access import current_user_or_none, public
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.channels.webchat.identity import issue_visitor_token, visitor_from_token
+from gasdesk.channels.webchat.schemas import VisitorOut
 from gasdesk.conversations import service
 from gasdesk.conversations.attachments import Attachment, SealedFileResponse, do_store_upload
 from gasdesk.conversations.models import Conversation
+from gasdesk.conversations.schemas import AttachmentOut
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, NotAuthenticated, NotFound
 from gasdesk.fields import Id
@@ -28,7 +30,7 @@ STATIC = Path(__file__).parent / "static"
 # multipart framing around the largest file allowed
 
 
-@router.post("/api/v1/webchat/visitors", dependencies=[public()])
+@router.post("/api/v1/webchat/visitors", dependencies=[public()], response_model=VisitorOut)
 async def new_visitor(request: Request) -> dict[str, str]:
     """A fresh anonymous resident identity for the chat widget (kept in the browser); limited per client IP."""
     await limits.check_rate(("visitor_token.ip", request.client.host if request.client else "unknown"))
@@ -36,7 +38,7 @@ async def new_visitor(request: Request) -> dict[str, str]:
     return {"visitor_id": visitor_id, "token": token}
 
 
-@router.post("/api/v1/webchat/uploads", status_code=201, dependencies=[public()])
+@router.post("/api/v1/webchat/uploads", status_code=201, dependencies=[public()], response_model=AttachmentOut)
 async def upload(
     request: Request,
     session: DbSession,
