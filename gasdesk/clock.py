@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from gasdesk.config import get_settings
@@ -32,6 +33,12 @@ def local_zone() -> ZoneInfo:
     return ZoneInfo(get_settings().display_timezone)
 
 
+@overload
+def to_local(moment: datetime) -> datetime: ...
+@overload
+def to_local(moment: None) -> None: ...
+@overload
+def to_local(moment: datetime | None) -> datetime | None: ...
 def to_local(moment: datetime | None) -> datetime | None:
     """Convert a stored UTC time to the display zone (Asia/Shanghai by default)."""
     if moment is None:

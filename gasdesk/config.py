@@ -159,6 +159,13 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def signing_key(self) -> str:
+        """The key that signs session cookies and visitor tokens; refuses to sign with none."""
+        if not self.secret_key:
+            raise InsecureConfiguration("GASDESK_SECRET_KEY is not set")
+        return self.secret_key
+
+    @property
     def data_key_bytes(self) -> bytes:
         if self.data_key is None:
             raise InsecureConfiguration("GASDESK_DATA_KEY is not set")

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import CursorResult, DateTime, Executable, MetaData, Table, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -56,6 +56,22 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for bulk statements that skip the ORM's per-row bookkeeping.
+
+    SQLAlchemy types ``Model.__table__`` as any FROM clause (a model may map a join or a subquery); every
+    gasdesk model maps one plain Table.
+    """
+    return cast(Table, model.__table__)
+
+
+async def execute_counted(session: AsyncSession, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and return how many rows it matched (conditional updates decide by this)."""
+    # session.execute is typed as returning Result; a DML statement's result is a CursorResult.
+    result = cast("CursorResult[Any]", await session.execute(statement))
+    return result.rowcount
 
 
 class TimestampMixin:

@@ -29,7 +29,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _week_start(value: str) -> date:
-    today = to_local(utcnow()).date()  # type: ignore[union-attr]
+    today = to_local(utcnow()).date()
     try:
         day = date.fromisoformat(value) if value else today
     except ValueError:
@@ -62,7 +62,7 @@ async def _calendar_context(session: AsyncSession, district: str, week: str) -> 
         window = f"{local_start:%H:%M}-{local_end:%H:%M}"
         if window not in windows:
             windows.append(window)
-        cells[(window, (local_start.date() - monday).days)] = {  # type: ignore[union-attr]
+        cells[(window, (local_start.date() - monday).days)] = {
             "slot": slot, "bookings": bookings.get(slot.id, []), "full": slot.booked >= slot.capacity}
     windows.sort()
     days = [{"date": monday + timedelta(days=i), "label": f"{monday + timedelta(days=i):%m-%d} 周{'一二三四五六日'[i]}"}

@@ -20,6 +20,7 @@ from gasdesk.clock import local_zone, to_local, utcnow
 from gasdesk.customers.models import Address, Customer
 from gasdesk.customers.schemas import AddressIn
 from gasdesk.customers.service import CustomerQuery, address_parts, do_add_address, find_customers
+from gasdesk.db import execute_counted
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.event_types import AppointmentBookedData, TicketUpdated
 from gasdesk.fields import EARLIEST_DAY, LATEST_DAY
@@ -66,15 +67,16 @@ async def available_slots(session: AsyncSession, district: str, service_code: st
 
 def slot_label(slot: AppointmentSlot) -> str:
     start, end = to_local(slot.start), to_local(slot.end)
-    weekday = "一二三四五六日"[start.weekday()]  # type: ignore[union-attr]
+    weekday = "一二三四五六日"[start.weekday()]
     return f"{start:%m月%d日}（周{weekday}）{start:%H:%M}-{end:%H:%M}"
 
 
 async def _take_capacity(session: AsyncSession, slot_id: int) -> None:
-    result = await session.execute(
+    matched = await execute_counted(
+        session,
         update(AppointmentSlot).where(AppointmentSlot.id == slot_id, AppointmentSlot.booked < AppointmentSlot.capacity)
         .values(booked=AppointmentSlot.booked + 1).execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if matched != 1:
         raise Conflict("该时段已约满，请选择其他时段", code="slot_full")
 
 
@@ -105,6 +107,7 @@ async def book_appointment(
     if customer is None:
         raise NotFound("客户不存在", code="customer_not_found")
     await session.refresh(customer, ["addresses"])
+    address: Address | None
     if new_address is not None:
         address = await do_add_address(session, actor, customer, new_address)
     elif address_id is not None:
@@ -235,6 +238,8 @@ def check_slot_windows(windows: list[tuple[str, str]]) -> list[tuple[time, time]
         raise InvalidInput("请填写 1–6 个时段，如 09:00-12:00,14:00-17:00", code="invalid_slots")
     out = []
     for pair in windows:
+        start: time | None
+        end: time | None
         try:
             start, end = (time.fromisoformat(str(part).strip()) for part in pair)
         except ValueError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gasdesk.auth.roles import ROLE_LABELS
 from gasdesk.conversations.models import CHANNEL_LABELS
@@ -133,6 +133,16 @@ _ENTITY_FIELD_LABELS: dict[str, dict[str, str]] = {"customer": {"name": "姓名"
 _ID_FIELDS = frozenset({"customer_id", "address_id", "team_id", "handler_id", "crew_id", "agent_id", "skill_group_id",
                         "id", "ticket_id", "photo_id"})
 _APPOINTMENT_STATUS = {"booked": "已预约", "cancelled": "已取消", "done": "已完成"}
+
+
+_Key = TypeVar("_Key", bound=str)
+
+
+def _by_value(labels: Mapping[_Key, str]) -> dict[str, str]:
+    """Labels keyed by the plain stored value: audit rows hold strings, not enum members."""
+    return {str(key): label for key, label in labels.items()}
+
+
 _ROLE_VALUES = {r.value: label for r, label in ROLE_LABELS.items()}
 _CHANNEL_VALUES = {c.value: label for c, label in CHANNEL_LABELS.items()}
 PRESENCE_VALUE_LABELS = {p.value: label for p, label in PRESENCE_LABELS.items()}
@@ -140,19 +150,19 @@ _VALUE_LABELS: dict[str, Mapping[str, str]] = {
     "role": _ROLE_VALUES,
     "channel": _CHANNEL_VALUES,
     "channels": {**_CHANNEL_VALUES, "agent": "坐席"},
-    "type": TYPE_LABELS,
-    "ticket_type": TYPE_LABELS,
-    "ticket_types": TYPE_LABELS,
-    "priority": PRIORITY_LABELS,
-    "account_type": ACCOUNT_TYPE_LABELS,
-    "meter_type": METER_TYPE_LABELS,
+    "type": _by_value(TYPE_LABELS),
+    "ticket_type": _by_value(TYPE_LABELS),
+    "ticket_types": _by_value(TYPE_LABELS),
+    "priority": _by_value(PRIORITY_LABELS),
+    "account_type": _by_value(ACCOUNT_TYPE_LABELS),
+    "meter_type": _by_value(METER_TYPE_LABELS),
     "on_dissatisfied": {"reopen": "重新打开工单", "complaint": "转投诉", "none": "不处理"},
     "how": {"agent": "坐席关联", "resident_identity": "居民核实身份", "bot_identity": "智能客服核实身份"},
     "closed_by": {"agent": "坐席", "resident": "居民", "idle": "居民长时间离开", "bot": "智能客服", "system": "系统"},
     "presence": PRESENCE_VALUE_LABELS,
 }
 _STATUS_LABELS: dict[str, Mapping[str, str]] = {
-    "ticket": TICKET_STATUS_LABELS, "account": ACCOUNT_STATUS_LABELS, "config": KB_STATUS_LABELS,
+    "ticket": _by_value(TICKET_STATUS_LABELS), "account": _by_value(ACCOUNT_STATUS_LABELS), "config": KB_STATUS_LABELS,
     "appointment": _APPOINTMENT_STATUS,
 }
 EMPTY = "（空）"

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.models import AuditEntry
 from gasdesk.clock import utcnow
+from gasdesk.db import table_of
 
 if TYPE_CHECKING:
     from gasdesk.auth.models import User
@@ -76,7 +77,7 @@ async def record_audit_bulk(session: AsyncSession, actor: Actor, rows: list[dict
         return
     now = utcnow()
     await session.execute(
-        insert(AuditEntry.__table__),  # Core insert: the ORM bookkeeping costs more than the rows here
+        insert(table_of(AuditEntry)),  # Core insert: the ORM bookkeeping costs more than the rows here
         [
             {
                 "at": now,

@@ -57,7 +57,8 @@ INTENT_LABELS = {
 SKILL_OF_INTENT = {"heating_not_warm": "heating", "balance_query": "billing", "payment_howto": "billing",
                    "price_query": "billing", "complaint": "complaint"}
 # Every flow, by name and by the intent that starts it (a missing module fails loudly at import).
-FLOWS: dict[str, type[Flow]] = {f.name: f for f in (BookingFlow, BalanceFlow, AccountNumberFlow, *extra_flows.FLOWS)}
+_ALL_FLOWS: list[type[Flow]] = [BookingFlow, BalanceFlow, AccountNumberFlow, *extra_flows.FLOWS]
+FLOWS: dict[str, type[Flow]] = {f.name: f for f in _ALL_FLOWS}
 FLOW_OF_INTENT: dict[str, type[Flow]] = {f.intent: f for f in FLOWS.values()}
 FLOW_TITLES = {name: flow.title or INTENT_LABELS.get(flow.intent, name) for name, flow in FLOWS.items()}
 

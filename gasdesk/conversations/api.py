@@ -207,8 +207,9 @@ async def canned_replies(session: DbSession, conversation_id: Id | None = None,
         c = await service.access_conversation_for_user(session, user, conversation_id)
         if c.customer_id:
             customer = await session.get(Customer, c.customer_id)
-            await session.refresh(customer, ["accounts"])
-            account_no = customer.accounts[0].account_no if customer.accounts else None
+            if customer is not None:  # None only if the customer was deleted meanwhile: reply without names
+                await session.refresh(customer, ["accounts"])
+                account_no = customer.accounts[0].account_no if customer.accounts else None
     rows = await session.scalars(select(CannedReply).order_by(CannedReply.id))
     today = to_local(utcnow())
     return [{"id": r.id, "title": r.title, "shortcut": r.shortcut, "body": r.body,

@@ -29,7 +29,7 @@ from gasdesk.clock import utcnow
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, Message, SenderType
 from gasdesk.conversations.service import check_client_msg_id, check_text
 from gasdesk.conversations.wire import message_wire
-from gasdesk.db import get_engine, refuse_unstorable_text
+from gasdesk.db import get_engine, refuse_unstorable_text, table_of
 from gasdesk.errors import Conflict, NotFound
 from gasdesk.event_types import ConversationMessage
 from gasdesk.events import Event, bus
@@ -208,8 +208,8 @@ async def _decide_and_write(db: _BatchDb, batch: list[_Pending], look_for_resend
     return outcomes, events
 
 
-_conversations = Conversation.__table__
-_messages = Message.__table__
+_conversations = table_of(Conversation)
+_messages = table_of(Message)
 # Built once: the statements are the same for every batch (only the bound values change).
 _SELECT_CONVERSATIONS = (
     select(_conversations.c.id, _conversations.c.visitor_id, _conversations.c.state, _conversations.c.agent_id,

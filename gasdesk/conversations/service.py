@@ -157,11 +157,11 @@ def check_text(text: str | None) -> str:
 
 async def _next_seq(session: AsyncSession, conversation: Conversation) -> int:
     # One atomic UPDATE … RETURNING: concurrent writers (resident and agent, several processes) never share a seq.
-    seq = await session.scalar(
+    seq = (await session.execute(
         update(Conversation).where(Conversation.id == conversation.id)
         .values(last_seq=Conversation.last_seq + 1).returning(Conversation.last_seq)
         .execution_options(synchronize_session=False)
-    )
+    )).scalar_one()
     conversation.last_seq = int(seq)
     set_committed_value(conversation, "last_seq", int(seq))
     return int(seq)
@@ -176,11 +176,11 @@ async def message_by_client_id(session: AsyncSession, conversation_id: int, clie
 
 async def _give_back_seq(session: AsyncSession, conversation: Conversation) -> None:
     """Undo ``_next_seq`` while we still hold the lock, keeping seqs gap-free."""
-    seq = await session.scalar(
+    seq = (await session.execute(
         update(Conversation).where(Conversation.id == conversation.id)
         .values(last_seq=Conversation.last_seq - 1).returning(Conversation.last_seq)
         .execution_options(synchronize_session=False)
-    )
+    )).scalar_one()
     set_committed_value(conversation, "last_seq", int(seq))
 
 
@@ -347,7 +347,8 @@ async def do_accept(session: AsyncSession, agent: User, conversation: Conversati
         if not await acd.assign_to(session, conversation, agent.id):
             raise Conflict("该会话已被其他坐席接入", code="already_assigned")
         await announce_assignment(session, conversation, previous_agent_id=None)
-        emit(session, QueueChanged(skill_group_id=conversation.skill_group_id))
+        if conversation.skill_group_id is not None:  # the event names a group (its group may have been removed)
+            emit(session, QueueChanged(skill_group_id=conversation.skill_group_id))
     elif conversation.state == S.assigned.value:
         if conversation.agent_id != agent.id:
             raise Conflict("该会话已由其他坐席服务", code="already_assigned")
@@ -416,8 +417,9 @@ async def _release_agent(session: AsyncSession, agent_id: int) -> None:
     await acd.try_assign_across(session, await acd.agent_group_ids(session, agent_id))
 
 
+SATISFACTION_TITLE = "请为本次服务评价"
 SATISFACTION_CARD = {
-    "kind": "rating", "title": "请为本次服务评价", "scale": [1, 2, 3, 4, 5],
+    "kind": "rating", "title": SATISFACTION_TITLE, "scale": [1, 2, 3, 4, 5],
     "labels": {"1": "非常不满意", "2": "不满意", "3": "一般", "4": "满意", "5": "非常满意"},
 }
 
@@ -445,7 +447,7 @@ async def _close(session: AsyncSession, conversation: Conversation, *, by: str) 
     conversation.closed_by = by
     await post_system(session, conversation, "本次会话已结束，感谢您的咨询。", payload={"event": "closed", "by": by})
     if previous_state == S.assigned.value:
-        await post_system(session, conversation, SATISFACTION_CARD["title"], payload=SATISFACTION_CARD,
+        await post_system(session, conversation, SATISFACTION_TITLE, payload=SATISFACTION_CARD,
                           content_type=ContentType.card)
     publish_state(session, conversation)
     if previous_state == S.queued.value and conversation.skill_group_id:

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +44,7 @@ from gasdesk.customers.validation import (
     check_phone,
     to_halfwidth,
 )
-from gasdesk.db import commit, rollback, sessionmaker
+from gasdesk.db import Base, commit, rollback, sessionmaker, table_of
 from gasdesk.errors import GasdeskError, InvalidInput
 
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
@@ -70,6 +71,14 @@ FIELD_LABELS = {key: aliases[0] for key, aliases in HEADER_ALIASES.items()}
 LIST_SPLIT = str.maketrans({"；": ";", "，": ";", ",": ";", "/": ";", "、": ";", "|": ";", " ": ";"})
 # Phones are written with spaces inside ("139 0000 5678"), so spaces do not separate phones.
 PHONE_SPLIT = str.maketrans({"；": ";", "，": ";", ",": ";", "/": ";", "、": ";", "|": ";"})
+
+
+class _CustomerState(TypedDict):
+    """What an import may change on a stored customer (also the audit row's before/after)."""
+
+    name: str
+    id_card: str | None
+    tags: list[str]
 
 
 @dataclass
@@ -196,7 +205,7 @@ def check_row(line: int, original: dict[str, str], row: dict[str, str]) -> Impor
     phones: list[str] = []
     for raw_phone in row.get("phone", "").translate(PHONE_SPLIT).split(";"):
         if raw_phone.strip():
-            phone = attempt(lambda p=raw_phone: check_phone(p))
+            phone = attempt(partial(check_phone, raw_phone))
             if phone and phone not in phones:
                 phones.append(phone)
     id_card = attempt(lambda: check_id_card(row["id_card"])) if row.get("id_card") else None
@@ -229,7 +238,7 @@ def check_row(line: int, original: dict[str, str], row: dict[str, str]) -> Impor
     )
 
 
-async def _insert_returning_ids(session: AsyncSession, model: Any, rows: list[dict[str, Any]],
+async def _insert_returning_ids(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]],
                                 key_columns: tuple[str, ...]) -> list[int]:
     """Bulk insert and return the new ids aligned with ``rows``.
 
@@ -237,7 +246,7 @@ async def _insert_returning_ids(session: AsyncSession, model: Any, rows: list[di
     guaranteed; rows are matched back by ``key_columns`` instead. Rows with equal keys hold equal
     data, so which of them gets which id makes no difference.
     """
-    table = model.__table__
+    table = table_of(model)
     result = await session.execute(insert(table).returning(table.c.id, *(table.c[k] for k in key_columns)), rows)
     pool: dict[tuple[Any, ...], list[int]] = {}
     for record in result:
@@ -295,19 +304,20 @@ class _BatchWriter:
         # 2. Insert new customers.
         groups = list(new_customer_rows)
         if groups:
-            values = []
+            new_customers: list[dict[str, Any]] = []
             for group in groups:
                 members = new_customer_rows[group]
                 # Same merge rule as for stored customers below: last name wins, tags accumulate.
                 name = members[-1].name
                 tags = list(dict.fromkeys(t for r in members for t in r.tags))
-                values.append({
+                new_customers.append({
                     "name": name, "name_index": name_key(name), "id_card": members[0].id_card,
                     "id_card_index": id_card_key(members[0].id_card) if members[0].id_card else None, "tags": tags,
                 })
-            ids = await _insert_returning_ids(s, Customer, values, ("name", "name_index", "id_card_index", "tags"))
+            ids = await _insert_returning_ids(s, Customer, new_customers,
+                                              ("name", "name_index", "id_card_index", "tags"))
             group_id = dict(zip(groups, ids, strict=True))
-            for group, cid, value in zip(groups, ids, values, strict=True):
+            for group, cid, value in zip(groups, ids, new_customers, strict=True):
                 self.report.created_customers += 1
                 self.audit.append({"action": "customer.import_create", "entity_type": "customer", "entity_id": cid,
                                    "after": {"name": value["name"], "id_card": value["id_card"], "tags": value["tags"],
@@ -320,7 +330,7 @@ class _BatchWriter:
 
         # 3. Update existing customers whose name / ID / tags changed.
         # Plain dicts, not ORM objects: writes go through Core so the ORM must not flush anything itself.
-        existing = {
+        existing: dict[int, _CustomerState] = {
             c.id: {"name": c.name, "id_card": c.id_card, "tags": list(c.tags or [])}
             for c in await s.scalars(select(Customer).where(Customer.id.in_(customer_ids - new_ids)))
         }
@@ -343,9 +353,10 @@ class _BatchWriter:
             if before is None:
                 continue
             # The customer's state after this batch, decided once from all its rows (so a re-run is a no-op).
-            after = {"name": members[-1].name,
-                     "id_card": next((r.id_card for r in members if r.id_card), None) or before["id_card"],
-                     "tags": list(dict.fromkeys([*before["tags"], *(t for r in members for t in r.tags)]))}
+            after: _CustomerState = {
+                "name": members[-1].name,
+                "id_card": next((r.id_card for r in members if r.id_card), None) or before["id_card"],
+                "tags": list(dict.fromkeys([*before["tags"], *(t for r in members for t in r.tags)]))}
             if after != before:
                 customer_updates[cid] = {"b_id": cid, "name": after["name"], "name_index": name_key(after["name"]),
                                          "id_card": after["id_card"],
@@ -354,7 +365,7 @@ class _BatchWriter:
                 self.audit.append({"action": "customer.import_update", "entity_type": "customer", "entity_id": cid,
                                    "before": before, "after": after})
         if customer_updates:
-            table = Customer.__table__
+            table = table_of(Customer)
             await s.execute(update(table).where(table.c.id == bindparam("b_id")), list(customer_updates.values()))
             self.report.updated_customers += len(customer_updates)
 
@@ -399,24 +410,24 @@ class _BatchWriter:
             if account is None:
                 inserts.append({"account_no": row.account_no, "account_no_index": row.account_key, **values})
                 continue
-            before = {k: getattr(account, k) for k in values}
-            if before == values:
+            stored = {k: getattr(account, k) for k in values}
+            if stored == values:
                 if cid not in customer_updates:
                     self.report.unchanged += 1
                 continue
             updates.append({"b_id": account.id, **values})
             self.audit.append({"action": "account.import_update", "entity_type": "account", "entity_id": account.id,
-                               "before": {k: str(v) if v is not None else None for k, v in before.items()},
+                               "before": {k: str(v) if v is not None else None for k, v in stored.items()},
                                "after": {k: str(v) if v is not None else None for k, v in values.items()}})
         if inserts:
             ids = await _insert_returning_ids(s, Account, inserts, ("account_no_index",))
-            for aid, values in zip(ids, inserts, strict=True):
+            for aid, inserted in zip(ids, inserts, strict=True):
                 self.audit.append({"action": "account.import_create", "entity_type": "account", "entity_id": aid,
-                                   "after": {k: str(v) if v is not None else None for k, v in values.items()
+                                   "after": {k: str(v) if v is not None else None for k, v in inserted.items()
                                              if k != "account_no_index"}})
             self.report.created_accounts += len(inserts)
         if updates:
-            table = Account.__table__
+            table = table_of(Account)
             await s.execute(update(table).where(table.c.id == bindparam("b_id")), updates)
             self.report.updated_accounts += len(updates)
         await record_audit_bulk(s, self.actor, self.audit)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,7 +91,10 @@ def check_tags(tags: list[str]) -> list[str]:
     return cleaned
 
 
-def check_enum(value: str | None, enum: type, labels: dict, field: str) -> str | None:
+_Member = TypeVar("_Member", bound=StrEnum)
+
+
+def check_enum(value: str | None, enum: type[_Member], labels: Mapping[_Member, str], field: str) -> str | None:
     """Accept the code (``ic_card``) or its Chinese label (``IC卡表``)."""
     if value is None or value == "":
         return None

@@ -182,7 +182,9 @@ async def followup_outcomes(session: AsyncSession, since: datetime, until: datet
     by_day: dict[str, list[int]] = {}
     by_category: dict[str, dict[str, Any]] = {}
     for answered_at, score, solved, category in rows:
-        day = to_local(answered_at).strftime("%Y-%m-%d")  # type: ignore[union-attr]
+        if answered_at is None or score is None:  # do_answer_followup sets both with the status; the columns allow NULL
+            continue
+        day = to_local(answered_at).strftime("%Y-%m-%d")
         by_day.setdefault(day, []).append(score)
         entry = by_category.setdefault(category or "其他", {"category": category or "其他", "answered": 0,
                                                           "score_sum": 0, "unsolved": 0})

@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.clock import utcnow
-from gasdesk.db import after_commit, transaction
+from gasdesk.db import after_commit, execute_counted, transaction
 from gasdesk.jobs.models import Job, Lease
 from gasdesk.security.pii import redact_pii
 
@@ -109,14 +109,15 @@ async def _claim(limit: int) -> list[int]:
         claimed = []
         for job_id in candidates:
             # Conditional update: another worker that read the same row loses the race cleanly.
-            result = await session.execute(
+            matched = await execute_counted(
+                session,
                 update(Job).where(Job.id == job_id, Job.status.in_(["pending", "running"]), Job.run_at <= now,
                                   or_(Job.locked_at.is_(None), Job.locked_at < now - STALE_AFTER,
                                       Job.status == "pending"))
                 .values(status="running", locked_by=WORKER_ID, locked_at=now, attempts=Job.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount == 1:
+            if matched == 1:
                 claimed.append(job_id)
     return claimed
 

@@ -216,7 +216,7 @@ async def get_index(session: AsyncSession) -> KbIndex:
                                         func.coalesce(func.sum(KbArticle.version), 0),
                                         func.coalesce(func.max(KbArticle.id), 0)))).one()
     bind = session.get_bind()
-    key = (_generation, str(bind.url), row[0], str(row[1]), int(row[2]), int(row[3]))
+    key = (_generation, str(bind.engine.url), row[0], str(row[1]), int(row[2]), int(row[3]))
     if _cache["key"] != key or _cache["index"] is None:
         articles = list(await session.scalars(select(KbArticle).where(KbArticle.status == "published")))
         _cache["index"] = KbIndex(articles)

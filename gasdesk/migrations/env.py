@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -20,7 +22,7 @@ def _url() -> str:
     return config.attributes.get("database_url") or get_settings().database_url
 
 
-def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render gasdesk's TypeDecorators as their plain SQL types, so migrations never import app code."""
     if type_ == "type" and isinstance(obj, TypeDecorator):
         impl = obj.impl_instance if hasattr(obj, "impl_instance") else obj.impl

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.clock import utcnow
-from gasdesk.db import after_commit
+from gasdesk.db import after_commit, execute_counted
 from gasdesk.errors import NotFound
 from gasdesk.event_types import NotificationCreated, NotificationsRead, NotificationWire
 from gasdesk.events import Event, bus, publish_now
@@ -111,10 +111,10 @@ async def do_mark_read(session: AsyncSession, user: User, note: Notification, *,
 async def do_mark_all_read(session: AsyncSession, user: User, *, source: str = "web") -> int:
     """Mark every unread notification of the user read; returns how many changed. Audited once."""
     now = utcnow()
-    result = await session.execute(
+    marked = await execute_counted(
+        session,
         update(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
         .values(read_at=now).execution_options(synchronize_session=False))
-    marked = int(result.rowcount or 0)
     if marked:
         record_audit(session, Actor.of(user, source), "notification.read_all", "user", user.id,
                      after={"marked": marked})

@@ -7,6 +7,7 @@ profile, so two app processes can never hand the same conversation out twice or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from gasdesk.auth.roles import Role
 from gasdesk.clock import to_local, utcnow
 from gasdesk.conversations.announce import announce_assignment
 from gasdesk.conversations.models import Conversation, ConversationState
+from gasdesk.db import execute_counted, table_of
 from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.event_types import AgentPresence, QueueChanged
 from gasdesk.events import emit
@@ -75,7 +77,7 @@ async def agent_profile(session: AsyncSession, user_id: int, *, lock: bool = Fal
     SELECTs run outside the transaction, so the count that follows sees every committed assignment)."""
     query = select(AgentProfile).where(AgentProfile.user_id == user_id)
     if lock:
-        if session.bind.dialect.name == "sqlite":
+        if session.get_bind().dialect.name == "sqlite":
             await session.execute(update(AgentProfile).where(AgentProfile.user_id == user_id)
                                   .values(max_concurrent=AgentProfile.max_concurrent)
                                   .execution_options(synchronize_session=False))
@@ -121,7 +123,7 @@ async def agent_group_ids(session: AsyncSession, user_id: int) -> list[int]:
 
 
 async def do_set_skills(session: AsyncSession, user: User, group_ids: list[int], max_concurrent: int | None = None) -> None:
-    await session.execute(AgentSkill.__table__.delete().where(AgentSkill.user_id == user.id))
+    await session.execute(table_of(AgentSkill).delete().where(AgentSkill.user_id == user.id))
     for gid in dict.fromkeys(group_ids):
         session.add(AgentSkill(user_id=user.id, skill_group_id=gid))
     if max_concurrent is not None:
@@ -163,6 +165,7 @@ async def staffed(session: AsyncSession, group_id: int) -> bool:
 def _order_candidates(group: SkillGroup, candidates: list[tuple[AgentProfile, int]]) -> list[AgentProfile]:
     epoch = datetime.min.replace(tzinfo=utcnow().tzinfo)
     mode = RoutingMode(group.routing_mode)
+    key: Callable[[tuple[AgentProfile, int]], tuple[Any, ...]]
     if mode is RoutingMode.least_active:
         key = lambda c: (c[1], c[0].last_assigned_at or epoch)  # noqa: E731
     elif mode is RoutingMode.round_robin:
@@ -193,13 +196,14 @@ async def queued_in_order(session: AsyncSession, group_id: int) -> list[Conversa
 async def assign_to(session: AsyncSession, conversation: Conversation, agent_id: int) -> bool:
     """Atomically give a queued conversation to an agent; False if someone else got it first."""
     now = utcnow()
-    result = await session.execute(
+    matched = await execute_counted(
+        session,
         update(Conversation)
         .where(Conversation.id == conversation.id, Conversation.state == S.queued.value)
         .values(state=S.assigned.value, agent_id=agent_id, assigned_at=now, accepted_at=None)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if matched != 1:
         return False
     await session.refresh(conversation)
     profile = await agent_profile(session, agent_id)

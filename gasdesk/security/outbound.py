@@ -48,7 +48,8 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     seen: dict[str, IPAddress] = {}
     for *_, sockaddr in infos:
-        seen.setdefault(sockaddr[0], ipaddress.ip_address(sockaddr[0].split("%", 1)[0]))
+        address = str(sockaddr[0])  # typed str | int for the socket families this never asks for
+        seen.setdefault(address, ipaddress.ip_address(address.split("%", 1)[0]))
     return list(seen.values())
 
 

@@ -115,7 +115,7 @@ def write_csv(rows: list[dict[str, str]], path: Path, encoding: str = "utf-8") -
 
 async def seed_demo_slots(days: int = 14) -> int:
     """Bookable on-site slots in every demo district for the coming two weeks (existing ones are kept)."""
-    first_day = to_local(utcnow() + timedelta(days=1)).date()  # type: ignore[union-attr]
+    first_day = to_local(utcnow() + timedelta(days=1)).date()
     made = 0
     async with transaction() as session:
         for district in DISTRICTS:

@@ -116,16 +116,20 @@ def _filters_from(request: Request) -> tuple[service.TicketFilters, dict[str, An
     def as_int(key: str) -> int | None:
         return parse_id(one(key))
 
-    raw = {"status": [s for s in params.getlist("status") if s in TicketStatus.__members__],
-           "type": one("type") if one("type") in TicketType.__members__ else "",
-           "priority": one("priority") if one("priority") in Priority.__members__ else "",
-           "district": one("district")[:40], "team_id": as_int("team_id"),
-           "sla_state": one("sla_state") if one("sla_state") in SLA_LABELS else "",
-           "mine": one("mine") in ("1", "true", "on"), "q": one("q")[:40]}
-    filters = service.TicketFilters(status=raw["status"] or None, type=[raw["type"]] if raw["type"] else None,
-                                    priority=raw["priority"] or None, district=raw["district"] or None,
-                                    team_id=raw["team_id"], sla_state=raw["sla_state"] or None, mine=raw["mine"],
-                                    q=raw["q"] or None)
+    # Typed values first (unknown codes dropped); the page's form and the saved-view query echo them as raw.
+    status = [s for s in params.getlist("status") if s in TicketStatus.__members__]
+    ticket_type = one("type") if one("type") in TicketType.__members__ else ""
+    priority = one("priority") if one("priority") in Priority.__members__ else ""
+    district = one("district")[:40]
+    team_id = as_int("team_id")
+    sla_state = one("sla_state") if one("sla_state") in SLA_LABELS else ""
+    mine = one("mine") in ("1", "true", "on")
+    q = one("q")[:40]
+    raw = {"status": status, "type": ticket_type, "priority": priority, "district": district, "team_id": team_id,
+           "sla_state": sla_state, "mine": mine, "q": q}
+    filters = service.TicketFilters(status=status or None, type=[ticket_type] if ticket_type else None,
+                                    priority=priority or None, district=district or None, team_id=team_id,
+                                    sla_state=sla_state or None, mine=mine, q=q or None)
     return filters, raw
 
 
@@ -158,7 +162,7 @@ async def tickets_page(request: Request, session: DbSession, user: User = allow(
 @router.post("/tickets/views")
 async def save_view(request: Request, session: DbSession, user: User = allow(*OFFICE)) -> Response:
     form = await request.form()
-    raw = {"status": [s for s in form.getlist("status") if s in TicketStatus.__members__]}
+    raw: dict[str, Any] = {"status": [s for s in form.getlist("status") if s in TicketStatus.__members__]}
     for key in ("type", "priority", "district", "team_id", "sla_state", "q"):
         raw[key] = str(form.get(key) or "").strip()[:40]
     raw["mine"] = bool(form.get("mine"))

@@ -90,8 +90,10 @@ def ticket_snapshot(ticket: Ticket) -> dict[str, Any]:
 
 def ticket_webhook_data(ticket: Ticket) -> TicketWebhookData:
     """``data`` of the ticket webhooks (declared in ``gasdesk/event_types.py``)."""
-    return {
-        **ticket_snapshot(ticket), "id": ticket.id, "title": ticket.title,
+    return {  # the ticket_snapshot fields, spelled out: a TypedDict is built from its declared keys
+        "number": ticket.number, "type": ticket.type, "priority": ticket.priority, "status": ticket.status,
+        "team_id": ticket.team_id, "handler_id": ticket.handler_id, "crew_id": ticket.crew_id,
+        "customer_id": ticket.customer_id, "service_type": ticket.service_type, "id": ticket.id, "title": ticket.title,
         "district": ticket.district, "channel": ticket.channel, "sla_state": ticket.sla_state,
         "respond_by": ticket.respond_by.isoformat() if ticket.respond_by else None,
         "resolve_by": ticket.resolve_by.isoformat() if ticket.resolve_by else None,
@@ -201,7 +203,7 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     session.add(ticket)
     await session.flush()
     # Human-friendly, unique and sortable: GD + local date + id.
-    ticket.number = f"GD{to_local(now).strftime('%Y%m%d')}{ticket.id:05d}"  # type: ignore[union-attr]
+    ticket.number = f"GD{to_local(now).strftime('%Y%m%d')}{ticket.id:05d}"
     _event(ticket, actor, "create", None, note=f"来源：{channel_label(data.channel) or '人工创建'}"
            + (f"；关联工单 {parent.number}" if parent else ""),
            data={"routing_rule": ticket.routing_rule, "team_id": ticket.team_id,
@@ -532,11 +534,11 @@ async def search_tickets(session: AsyncSession, user: User, filters: TicketFilte
     for values, column in ((filters.status, Ticket.status), (filters.type, Ticket.type)):
         if values:
             query = query.where(column.in_(values))
-    for value, column in ((filters.priority, Ticket.priority), (filters.district, Ticket.district),
-                          (filters.team_id, Ticket.team_id), (filters.crew_id, Ticket.crew_id),
-                          (filters.sla_state, Ticket.sla_state), (filters.customer_id, Ticket.customer_id)):
+    for value, equal_column in ((filters.priority, Ticket.priority), (filters.district, Ticket.district),
+                                (filters.team_id, Ticket.team_id), (filters.crew_id, Ticket.crew_id),
+                                (filters.sla_state, Ticket.sla_state), (filters.customer_id, Ticket.customer_id)):
         if value is not None and value != "":
-            query = query.where(column == value)
+            query = query.where(equal_column == value)
     if filters.q:
         # Titles are encrypted (free text about residents), so the quick search matches ticket numbers.
         query = query.where(Ticket.number.contains(filters.q.strip().upper()))

@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.secret_key,
+        secret_key=settings.signing_key,
         session_cookie=settings.session_cookie,
         max_age=settings.session_max_age_s,
         same_site="lax",

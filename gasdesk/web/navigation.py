@@ -60,7 +60,7 @@ def page_roles(app: FastAPI) -> dict[str, frozenset[Role]]:
         return cached
     table: dict[str, frozenset[Role]] = {}
     for route in iter_routes(app.routes):
-        if not isinstance(route, APIRoute) or "GET" not in route.methods:
+        if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
             continue
         roles = frozenset(Role)
         for rule in access_rules_of(route):

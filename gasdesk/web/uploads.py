@@ -14,7 +14,7 @@ and only then call :func:`read_upload_form`, which
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -92,7 +92,7 @@ async def read_upload_form(request: Request, *, max_bytes: int | None = None, ma
     if session is not None:
         await session.commit()
 
-    async def capped() -> AsyncIterator[bytes]:
+    async def capped() -> AsyncGenerator[bytes, None]:
         received = 0
         async for chunk in request.stream():
             received += len(chunk)

@@ -56,6 +56,13 @@ def test_each_insecure_setting_is_named(overrides: dict, names: list[str]) -> No
         assert name in str(info.value)
 
 
+def test_no_signing_without_a_secret_key() -> None:
+    # Cookies and visitor tokens are never signed with a missing key: a clear refusal, not a library error.
+    with pytest.raises(InsecureConfiguration, match="GASDESK_SECRET_KEY"):
+        _ = production(secret_key=None).signing_key
+    assert production().signing_key == GOOD_SECRET
+
+
 def test_safe_production_settings_start() -> None:
     settings = production()
     settings.check_production_safety()

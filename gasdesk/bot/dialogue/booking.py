@@ -45,7 +45,7 @@ def _matches(slot: AppointmentSlot, day: str | None, part: str | None) -> bool:
         low, high = PARTS[part]
         return low <= start.hour < high
     if part and ":" in part:
-        return start.hour <= int(part.split(":")[0]) < to_local(slot.end).hour  # type: ignore[union-attr]
+        return start.hour <= int(part.split(":")[0]) < to_local(slot.end).hour
     return True
 
 
@@ -147,6 +147,10 @@ class BookingFlow(Flow):
                 return reply(f"{note}请选择上门时间（{district}）：",
                              quick=[option(appointments.slot_label(s), str(s.id)) for s in free[:6]])
         slot = await ctx.session.get(AppointmentSlot, int(self.slots["slot_id"]))
+        if slot is None:  # the chosen slot was removed since it was offered: offer the current ones again
+            self.slots.pop("slot_id", None)
+            self.asking = None
+            return await self.step(ctx, Turn("", {}, Understanding("appointment_book", 1.0, {})))
         if self.asking != "confirm":
             self.asking = "confirm"
             where = (AddressIn(**self.slots["new_address"]) if "new_address" in self.slots else None)

@@ -101,7 +101,7 @@ def promise(deadline: datetime | None) -> str:
     """"我们会在 2 小时内（12-07 12:00 前）与您联系" from a ticket's respond-by time."""
     if deadline is None:
         return "我们会尽快与您联系"
-    minutes = max(1, round((to_local(deadline) - to_local(utcnow())).total_seconds() / 60))  # type: ignore[operator]
+    minutes = max(1, round((to_local(deadline) - to_local(utcnow())).total_seconds() / 60))
     span = f"{minutes // 60} 小时" if minutes >= 60 and minutes % 60 == 0 else (
         f"{minutes} 分钟" if minutes < 60 else f"{minutes / 60:.1f} 小时")
     return f"我们会在 {span}内（{format_local(deadline, '%m-%d %H:%M')} 前）与您联系"

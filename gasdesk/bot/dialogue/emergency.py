@@ -41,6 +41,7 @@ async def escalate_emergency(ctx: BotContext, text: str, understanding: Understa
     """Create (once per conversation) the gas_leak ticket, alert on-duty staff, hand off at top priority."""
     ctx.state.pop("flow_state", None)  # a leak interrupts whatever flow was running
     ticket_id = ctx.state.get("leak_ticket_id")
+    ticket: Ticket | None  # None if the ticket made earlier no longer exists: then no address prompt
     if ticket_id is None:
         slots = understanding.slots
         ticket = await do_create_ticket(ctx.session, BOT_ACTOR, TicketCreate(

@@ -12,7 +12,7 @@ VISITOR_TOKEN_MAX_AGE_S = 90 * 24 * 3600
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().secret_key, salt="gasdesk-webchat-visitor")
+    return URLSafeTimedSerializer(get_settings().signing_key, salt="gasdesk-webchat-visitor")
 
 
 def issue_visitor_token() -> tuple[str, str]:

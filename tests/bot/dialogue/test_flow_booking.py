@@ -4,7 +4,7 @@ resident's date/time preference."""
 from __future__ import annotations
 
 from dialogue_kit import make_slots, tickets
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from gasdesk import db
 from gasdesk.appointments.models import Appointment, AppointmentSlot
@@ -117,3 +117,18 @@ async def test_a_full_preferred_time_lists_the_free_ones(session, factory, new_c
     chat = await new_chat(customer.id)
     text = await chat.say("明天下午来安检")
     assert "您说的时间已约满" in text and chat.buttons() == ["12月08日（周二）09:00-12:00"]
+
+
+async def test_a_slot_removed_before_confirming_is_offered_again_not_booked(session, factory, new_chat) -> None:
+    customer = await factory.customer()
+    slots = await make_slots(session)
+    chat = await new_chat(customer.id)
+    await chat.say("预约安检")
+    text = await chat.press("09:00")
+    assert "请确认预约：安检" in text
+    await session.execute(delete(AppointmentSlot).where(AppointmentSlot.id == slots[0].id))
+    await commit(session)
+    text = await chat.press("确认预约")
+    assert "请选择上门时间" in text and "预约成功" not in text
+    assert chat.buttons() == ["12月08日（周二）14:00-17:00"]
+    assert await _appointments() == [] and await tickets() == []
