@@ -28,3 +28,10 @@ def heldout_report() -> EvalReport:
 @pytest.fixture(scope="session")
 def heldout2_report() -> EvalReport:
     return evaluate(HELDOUT2)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Understanding is pure computation: no database, so the PostgreSQL pass of `make test` skips it.
+    for item in items:
+        if "tests/bot/nlu/" in str(item.fspath):
+            item.add_marker(pytest.mark.no_database)
