@@ -130,10 +130,12 @@ def _state(survey: FollowUpSurvey) -> dict[str, Any]:
 
 async def do_answer_followup(session: AsyncSession, survey_id: int, *, score: int, solved: bool,
                              comment: str = "", visitor_id: str | None = None) -> FollowUpSurvey:
-    """Store the resident's answer; dissatisfied or unsolved → reopen or complaint per policy."""
+    """Store the resident's answer; dissatisfied or unsolved → reopen or complaint per policy. Answered in the
+    chat (``visitor_id`` given: only that resident may answer), the chat thanks them."""
     survey = await session.get(FollowUpSurvey, survey_id)
     if survey is None:
         raise NotFound("回访不存在", code="followup_not_found")
+    conversation = None
     if visitor_id is not None:
         conversation = await session.get(Conversation, survey.conversation_id) if survey.conversation_id else None
         if conversation is None or conversation.visitor_id != visitor_id:
@@ -157,6 +159,9 @@ async def do_answer_followup(session: AsyncSession, survey_id: int, *, score: in
                                   score=score, solved=bool(solved), outcome=survey.outcome)
     emit(session, completed)
     await publish(session, completed.TYPE, completed.as_dict())
+    if conversation is not None:
+        await conversations.post_system(session, conversation, "感谢您参与回访，您的意见我们已记录。",
+                                        payload={"event": "followup_answered"})
     return survey
 
 

@@ -191,9 +191,6 @@ class ResidentSession:
                                      score=score if isinstance(score, int) else -1,
                                      solved=bool(frame.get("solved")), comment=str(frame.get("comment") or ""),
                                      visitor_id=self.visitor_id)
-            conversation = await self.conversation(session)
-            await service.post_system(session, conversation, "感谢您参与回访，您的意见我们已记录。",
-                                      payload={"event": "followup_answered"})
 
     async def on_identify(self, frame: dict[str, Any]) -> None:
         async with transaction() as session:
