@@ -83,30 +83,6 @@ async def _snapshot_seed_rows(url: str) -> None:
     await engine.dispose()
 
 
-def _used_tables_probe() -> str:
-    """One query naming every table without seed rows that a test used: it holds rows, or its id sequence
-    moved (an insert that was rolled back leaves the table empty but the next id taken)."""
-    probes = []
-    for table in metadata.sorted_tables:
-        if table.name in _SEED_ROWS:
-            continue
-        used = f"EXISTS (SELECT 1 FROM {table.name})"
-        if "id" in table.c:
-            used += f" OR pg_sequence_last_value(pg_get_serial_sequence('{table.name}', 'id')) IS NOT NULL"
-        probes.append(f"SELECT '{table.name}' WHERE {used}")
-    return " UNION ALL ".join(probes)
-
-
-async def _empty_used_tables(conn) -> None:
-    """Back to the freshly migrated state: TRUNCATE (ids restarted) the tables the last test used, and the
-    seeded ones, whose rows are then put back. Truncating all 44 tables cost about 55 ms per test; the probe
-    costs about 4 ms and a test uses a few tables. Tables CASCADE reaches beyond these are empty anyway."""
-    used = [row[0] for row in await conn.execute(text(_used_tables_probe()))]
-    names = ", ".join([*used, *_SEED_ROWS])
-    await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    await _restore_seed_rows(conn)
-
-
 async def _restore_seed_rows(conn) -> None:
     for table in metadata.sorted_tables:
         rows = _SEED_ROWS.get(table.name)
@@ -147,8 +123,10 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     register_handlers()
     await db.dispose_engine()
     if PG_URL:
+        names = ", ".join(t.name for t in metadata.sorted_tables)
         async with db.get_engine().begin() as conn:
-            await _empty_used_tables(conn)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            await _restore_seed_rows(conn)
     yield
     clock.set_now(None)
     await db.dispose_engine()
