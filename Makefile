@@ -31,7 +31,7 @@ test-deps:
 	@bash scripts/install-test-deps.sh
 
 lint: install
-	$(BIN)/ruff check gasdesk tests bench
+	$(BIN)/ruff check gasdesk tests bench scripts
 	$(BIN)/mypy
 
 # Two pytest-xdist workers, one per core of this machine (three were slower: the suite is CPU-bound). The

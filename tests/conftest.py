@@ -24,10 +24,18 @@ from gasdesk.worker import register_handlers
 from tests.factories import Factory
 
 BASE_PG_URL = os.environ.get("GASDESK_TEST_DATABASE_URL")
-# Under pytest-xdist each worker gets a database of its own in the same cluster (created by migrated_template).
-XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-PG_URL = (make_url(BASE_PG_URL).set(database=f"{make_url(BASE_PG_URL).database}_{XDIST_WORKER}")
-          .render_as_string(hide_password=False) if BASE_PG_URL and XDIST_WORKER else BASE_PG_URL)
+
+
+def _worker_database_url(base: str | None, worker: str | None) -> str | None:
+    """Under pytest-xdist each worker gets a database of its own in the same cluster (created by
+    migrated_template): gasdesk_test_gw0, gasdesk_test_gw1…"""
+    if not base or not worker:
+        return base
+    url = make_url(base)
+    return url.set(database=f"{url.database}_{worker}").render_as_string(hide_password=False)
+
+
+PG_URL = _worker_database_url(BASE_PG_URL, os.environ.get("PYTEST_XDIST_WORKER"))
 
 # Keys for this test run, set before any Settings exist so that nothing generates key files in the
 # repository's var/; subprocesses (the browser tests' live server) inherit them.
