@@ -123,6 +123,32 @@ class Settings(BaseSettings):
     # (count/seconds), and client addresses exempt from per-IP limits (e.g. a load generator on the host).
     rate_limits: dict[str, str] = Field(default_factory=dict)
     limit_exempt_ips: list[str] = Field(default_factory=list)
+    # WeChat official account (公众号), as configured in its 基本配置 page. No app id = the channel is off.
+    # wechat_token answers URL verification and signs every callback; wechat_aes_key (the 43-character
+    # EncodingAESKey) turns on safe mode (encrypt_type=aes). wechat_api_base points at WeChat's API, or at the
+    # built-in fake (the simulator, tests).
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_token: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    # SMS: "log" keeps messages in the outbox page (no account needed); "aliyun" or "tencent" send for real
+    # with the account below (sms_endpoint overrides the provider's address: the simulator, tests).
+    sms_provider: Literal["log", "aliyun", "tencent"] = "log"
+    sms_access_key_id: str | None = None
+    sms_access_key_secret: str | None = None
+    sms_sign_name: str = "燃气客服"
+    sms_sdk_app_id: str | None = None  # Tencent Cloud's SmsSdkAppId
+    sms_region: str = "ap-guangzhou"
+    sms_endpoint: str | None = None
+    # Shared secret the provider's delivery-receipt and uplink callbacks must carry (query ?token=).
+    sms_callback_token: str | None = None
+    sms_per_number_per_day: int = Field(default=10, ge=1, le=1000)
+    # No SMS to residents in these local hours (emergencies excepted): "21:00-08:00"; empty = none.
+    sms_quiet_hours: str = "21:00-08:00"
+    # The development simulator (/dev/simulator: a WeChat user and an SMS phone against this server through
+    # the real protocols, with fake WeChat and SMS APIs in-process). Never in production.
+    simulator: bool = True
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
@@ -147,6 +173,13 @@ class Settings(BaseSettings):
             raise ValueError("GASDESK_DATA_KEY must decode to exactly 32 bytes")
         return value
 
+    @field_validator("wechat_aes_key")
+    @classmethod
+    def _aes_key_is_43_characters(cls, value: str | None) -> str | None:
+        if value is not None and value != "" and len(value) != 43:
+            raise ValueError("GASDESK_WECHAT_AES_KEY (EncodingAESKey) must be exactly 43 characters")
+        return value or None
+
     @model_validator(mode="after")
     def _generated_keys_outside_production(self) -> Settings:
         # Production never generates keys: a key made on one host (or in one container's filesystem)
@@ -170,6 +203,15 @@ class Settings(BaseSettings):
         if self.data_key is None:
             raise InsecureConfiguration("GASDESK_DATA_KEY is not set")
         return base64.urlsafe_b64decode(self.data_key.encode())
+
+    @property
+    def simulator_enabled(self) -> bool:
+        """The development simulator and its fake APIs: never in production, whatever the setting says."""
+        return self.simulator and self.env != "production"
+
+    @property
+    def wechat_enabled(self) -> bool:
+        return bool(self.wechat_app_id and self.wechat_token)
 
     @property
     def is_sqlite(self) -> bool:

@@ -41,6 +41,8 @@ PG_URL = _worker_database_url(BASE_PG_URL, os.environ.get("PYTEST_XDIST_WORKER")
 # repository's var/; subprocesses (the browser tests' live server) inherit them.
 os.environ.setdefault("GASDESK_SECRET_KEY", secrets.token_urlsafe(48))
 os.environ.setdefault("GASDESK_DATA_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+# Test mode from the start, so that the seeded template database already has cheap password hashes.
+os.environ.setdefault("GASDESK_ENV", "test")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
