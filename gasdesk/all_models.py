@@ -4,6 +4,7 @@ from gasdesk.appointments import models as appointment_models  # noqa: F401
 from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401
 from gasdesk.branches import models as branch_models  # noqa: F401
+from gasdesk.channels import models as channel_models  # noqa: F401
 from gasdesk.conversations import attachments as attachment_models  # noqa: F401
 from gasdesk.conversations import models as conversation_models  # noqa: F401
 from gasdesk.customers import models as customer_models  # noqa: F401
@@ -13,6 +14,7 @@ from gasdesk.jobs import models as job_models  # noqa: F401
 from gasdesk.kb import models as kb_models  # noqa: F401
 from gasdesk.notifications import models as notification_models  # noqa: F401
 from gasdesk.outages import models as outage_models  # noqa: F401
+from gasdesk.outbound import models as outbound_models  # noqa: F401
 from gasdesk.routing import models as routing_models  # noqa: F401
 from gasdesk.tickets import models as ticket_models  # noqa: F401
 from gasdesk.webhooks import models as webhook_models  # noqa: F401

@@ -11,9 +11,14 @@ import asyncio
 
 from gasdesk import all_models  # noqa: F401 - every mapper is known before the first flush
 from gasdesk.auth.service import prune_auth_state
+from gasdesk.channels.inbound import prune_receipts
+from gasdesk.channels.replies import queue_chat_reply
 from gasdesk.conversations.idle import SCAN_EVERY_S, scan_idle_residents
+from gasdesk.conversations.service import on_reply_to_remote_resident
 from gasdesk.followups.service import dispatch_due, schedule_followup
 from gasdesk.jobs.queue import register_job, register_periodic, worker_loop
+from gasdesk.outbound.service import JOB as OUTBOUND_JOB
+from gasdesk.outbound.service import deliver_outbound, fail_stale_sending
 from gasdesk.tickets.service import on_ticket_resolved
 from gasdesk.tickets.sla_scan import scan_sla
 from gasdesk.webhooks.service import deliver_job
@@ -22,11 +27,15 @@ from gasdesk.webhooks.service import deliver_job
 def register_handlers() -> None:
     """Register every job handler, periodic task and cross-domain hook (idempotent)."""
     register_job("webhooks.deliver", deliver_job)
+    register_job(OUTBOUND_JOB, deliver_outbound)
+    register_periodic("outbound.stale_sending", 300, fail_stale_sending)
+    register_periodic("channels.prune_receipts", 3600, prune_receipts)
     register_periodic("auth.prune", 3600, prune_auth_state)
     register_periodic("conversations.idle_scan", SCAN_EVERY_S, scan_idle_residents)
     register_periodic("followups.dispatch", 60, dispatch_due)
     register_periodic("tickets.sla_scan", 60, scan_sla)
     on_ticket_resolved(schedule_followup)
+    on_reply_to_remote_resident(queue_chat_reply)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:

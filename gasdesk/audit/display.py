@@ -77,12 +77,19 @@ ACTION_LABELS: dict[str, str] = {
     "config.webhook": "配置 Webhook",
     "config.kb_article": "修改知识库",
     "config.outage": "发布停气/停热公告",
+    "contact.bind": "绑定联系人",
+    "contact.subscribe": "关注公众号",
+    "contact.unsubscribe": "取消关注公众号",
+    "contact.opt_out": "退订通知",
+    "contact.opt_in": "恢复通知",
+    "outbound.queue": "发送通知",
+    "outbound.fail": "消息发送失败",
 }
 
 ENTITY_LABELS: dict[str, str] = {
     "user": "用户", "api_token": "接口令牌", "customer": "客户", "account": "账户", "branch": "营业网点",
     "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置", "left_message": "留言",
-    "saved_view": "筛选视图", "followup": "回访",
+    "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {
@@ -94,7 +101,7 @@ CONFIG_LABELS: dict[str, str] = {
 SOURCE_LABELS: dict[str, str] = {
     "web": "网页", "api": "接口", "cli": "命令行", "cli-import": "命令行导入", "import": "导入", "job": "后台任务",
     "bot": "智能客服", "webchat": "网页聊天", "crew": "外勤手机端", "staff": "工作台", "resolver": "自动分派",
-    "seed-demo": "演示数据", "test": "测试",
+    "seed-demo": "演示数据", "test": "测试", "wechat": "微信", "sms": "短信", "callback": "渠道回执",
 }
 
 FIELD_LABELS: dict[str, str] = {

@@ -4,6 +4,7 @@ the CLI and jobs call these ``do_*`` functions; they persist, then publish after
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from gasdesk.conversations.models import (
     Message,
     SenderType,
 )
+from gasdesk.customers.contacts import contact_of_visitor, do_bind_contact
 from gasdesk.customers.identity import IdentityCheckFailed, verify_account_holder
 from gasdesk.customers.models import Customer
 from gasdesk.customers.validation import check_phone
@@ -55,6 +57,16 @@ RESIDENT = Actor.system("resident", "webchat")
 # full or the group closed, and come first in every queue and list.
 EMERGENCY_PRIORITY = 10
 CLIENT_MSG_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+# Residents on WeChat or SMS get the bot's and agents' messages through the outbound queue: the channel
+# layer registers the hook (gasdesk/worker.py), called for each such message in its own transaction.
+ReplyHook = Callable[[AsyncSession, Conversation, Message], Awaitable[Any]]
+ON_REMOTE_REPLY: list[ReplyHook] = []
+
+
+def on_reply_to_remote_resident(hook: ReplyHook) -> None:
+    if hook not in ON_REMOTE_REPLY:
+        ON_REMOTE_REPLY.append(hook)
 
 
 # ---------------------------------------------------------------- reading and access
@@ -234,6 +246,9 @@ async def do_post_message(
         conversation.agent_read_seq = seq
     emit(session, ConversationMessage(conversation_id=conversation.id, agent_id=conversation.agent_id,
                                      message=message.to_wire()))
+    if conversation.channel != Channel.webchat.value and sender is not SenderType.resident:
+        for hook in ON_REMOTE_REPLY:
+            await hook(session, conversation, message)
     return Posted(message, True)
 
 
@@ -501,7 +516,7 @@ async def do_leave_message(session: AsyncSession, conversation: Conversation | N
     return left
 
 
-LINK_HOW = ("agent", "resident_identity", "bot_identity")
+LINK_HOW = ("agent", "resident_identity", "bot_identity", "contact")
 
 
 async def do_link_customer(session: AsyncSession, actor: Actor, conversation: Conversation, customer: Customer, *,
@@ -518,6 +533,11 @@ async def do_link_customer(session: AsyncSession, actor: Actor, conversation: Co
     conversation.customer_id = customer.id
     record_audit(session, actor, "conversation.link_customer", "conversation", conversation.id,
                  before={"customer_id": before}, after={"customer_id": customer.id, "how": how})
+    contact = await contact_of_visitor(session, conversation.visitor_id or "")
+    if contact is not None and how != "contact":
+        # A WeChat user or phone identified in the chat is bound: their next conversation starts known.
+        await do_bind_contact(session, actor, contact, customer,
+                              how="agent" if how == "agent" else "resident_identity")
     publish_state(session, conversation)
     return True
 

@@ -136,3 +136,38 @@ class UsageRecord(Base):
     kind: Mapped[str] = mapped_column(String(10), default="gas")  # gas (m³) | heating (GJ)
     quantity: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+
+
+class ContactKind(StrEnum):
+    wechat = "wechat"  # an official-account openid
+    sms = "sms"  # a mobile number
+
+
+CONTACT_KIND_LABELS = {ContactKind.wechat: "微信", ContactKind.sms: "短信"}
+
+
+class ContactIdentity(Base):
+    """How a resident reaches us on a channel (a WeChat openid, a mobile number), and which customer it is.
+
+    ``customer_id`` is empty for strangers (not bound yet). The value is personal (a phone number; an openid
+    is a stable pseudonym), so it is encrypted and found by its blind index.
+    """
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (UniqueConstraint("kind", "value_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(EncryptedString)
+    value_index: Mapped[str] = mapped_column(BlindIndex())
+    # WeChat's unionid links the same person across the utility's OA and mini program.
+    unionid_index: Mapped[str | None] = mapped_column(BlindIndex(), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    bound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    bound_how: Mapped[str | None] = mapped_column(String(20))
+    # WeChat: followers only can be messaged; 客服消息 only within 48 hours of the resident's last message.
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The resident asked for no proactive messages here (replies to their own messages still go out).
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -46,6 +46,8 @@ LIMITS: dict[str, Limit] = {limit.name: limit for limit in (
     Limit("identify.visitor", 5, 900),            # failed identity checks per visitor
     Limit("identify.ip", 20, 3600),               # failed identity checks per client IP
     Limit("identify.account", 5, 1800),           # failed identity checks per 户号 → lock-out + staff alert
+    Limit("wechat.openid", 30, 60),               # WeChat messages per follower (excess answered, not stored)
+    Limit("sms.number", 20, 600),                 # inbound SMS per mobile number
 )}
 
 IDENTITY_LOCKOUT_S = 1800

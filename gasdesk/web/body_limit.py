@@ -44,6 +44,13 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"请求内容过大（上限 {_human(cap)}）")
 
 
+# Callbacks from WeChat and SMS providers: small XML/JSON documents; anything bigger is not theirs.
+CALLBACK_CAPS: tuple[BodyCap, ...] = (
+    BodyCap("POST", re.compile(r"^/channels/wechat/callback$"), 64 * KB),
+    BodyCap("POST", re.compile(r"^/channels/sms/"), 256 * KB),
+)
+
+
 def is_upload_route(method: str, path: str) -> bool:
     """Routes that take files (their bodies are parsed by ``web.uploads.read_upload_form``)."""
     return any(cap.method == method and cap.path.match(path) for cap in UPLOAD_CAPS)
@@ -51,7 +58,7 @@ def is_upload_route(method: str, path: str) -> bool:
 
 def body_cap(method: str, path: str) -> int:
     """The most bytes a request to ``method path`` may carry."""
-    for cap in UPLOAD_CAPS:
+    for cap in (*UPLOAD_CAPS, *CALLBACK_CAPS):
         if cap.method == method and cap.path.match(path):
             return cap.max_bytes
     return DEFAULT_MAX_BODY

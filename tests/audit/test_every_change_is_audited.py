@@ -31,6 +31,8 @@ from gasdesk.db import commit, transaction
 from gasdesk.jobs.queue import HANDLERS, PERIODIC
 from gasdesk.kb.service import access_article, check_article, do_create_article, do_update_article
 from gasdesk.notifications.service import do_notify
+from gasdesk.outbound.models import Purpose
+from gasdesk.outbound.service import do_queue_outbound
 from gasdesk.routing.models import SkillGroup
 from gasdesk.tickets.routing import do_create_routing_rule
 from gasdesk.tickets.service import do_save_view
@@ -120,6 +122,9 @@ EXEMPT: dict[tuple[str, str], str] = {
 JOB_EXEMPT: dict[str, str] = {
     "auth.prune": "forgets sessions, tokens and throttles that ended a day ago: housekeeping, no decision",
     "webhooks.deliver": "delivers an already audited change to a receiver; each attempt is in the delivery log",
+    "channels.prune_receipts": "forgets inbound de-duplication keys older than any provider retry: housekeeping",
+    "outbound.deliver": "sends a message whose queueing was audited; each attempt is on the outbound row, and a "
+                        "failure writes outbound.fail (tests/outbound/test_outbound_delivery.py)",
 }
 
 
@@ -824,6 +829,16 @@ async def _(ctx: Ctx) -> JobRun:
     await wo_ticket(ctx.session, "repair", status="resolved", crew_id=crew.id, actor=wo_actor(crew))
     clock.set_now(clock.utcnow() + timedelta(days=30))
     return JobRun(_periodic("followups.dispatch"), ("followup.send",))
+
+
+@job_scenario("outbound.stale_sending")
+async def _(ctx: Ctx) -> JobRun:
+    row = await do_queue_outbound(ctx.session, channel="sms", purpose=Purpose.ticket_progress, method="sms",
+                                  recipient="13800138000", template_key="ticket_progress", params={})
+    row.status = "sending"
+    await commit(ctx.session)
+    clock.set_now(clock.utcnow() + timedelta(hours=1))
+    return JobRun(_periodic("outbound.stale_sending"), ("outbound.fail",))
 
 
 def _app_jobs() -> set[str]:

@@ -1,0 +1,305 @@
+"""Queueing, sending and tracking messages to residents on WeChat and SMS.
+
+``do_queue_outbound`` writes an ``OutboundMessage`` and a job in the caller's transaction (so a message is
+never announced for a change that rolled back, and never lost once the change committed). The job
+``outbound.deliver`` claims the row (queued → sending, a conditional UPDATE, committed before the provider
+is called, so two workers never send it twice and no database connection waits on the network), calls the
+channel's sender (registered by ``gasdesk/worker.py``), and records sent / retry / failed. A provider outage
+keeps the row queued and retries with backoff; a permanent failure of a WeChat message falls back to SMS when
+the resident has a phone number on file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.audit.service import Actor, record_audit
+from gasdesk.channels.sending import SendFailed, SendResult
+from gasdesk.clock import as_utc, local_zone, to_local, utcnow
+from gasdesk.config import get_settings
+from gasdesk.customers.contacts import contact_key
+from gasdesk.customers.models import ContactIdentity, CustomerPhone
+from gasdesk.db import commit, execute_counted
+from gasdesk.errors import InvalidInput
+from gasdesk.jobs.queue import backoff, enqueue
+from gasdesk.outbound.models import OutboundMessage, OutboundStatus, Purpose
+
+JOB = "outbound.deliver"
+SYSTEM = Actor.system("outbound", "job")
+MAX_ATTEMPTS = 6
+# A row left in "sending" this long (the process died while the provider answered) is not sent again: it may
+# have gone out. It is marked failed with reason outcome_unknown, for staff to check.
+SENDING_STALE_AFTER = timedelta(minutes=10)
+CHANNELS = ("wechat", "sms")
+METHODS = {"wechat": ("custom", "template"), "sms": ("sms",)}
+# WeChat failures after which the same notice goes by SMS instead (the resident cannot get it on WeChat).
+FALLBACK_REASONS = {"outside_48h", "unsubscribed", "invalid_openid", "no_template", "wechat_off"}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a channel sender needs to send one message (no ORM object crosses into the adapters)."""
+
+    id: int
+    channel: str
+    method: str
+    purpose: str
+    recipient: str
+    text: str | None
+    template_key: str | None
+    params: dict[str, Any]
+
+
+Sender = Callable[[Outgoing], Awaitable[SendResult]]
+SENDERS: dict[str, Sender] = {}
+
+
+def register_sender(channel: str, sender: Sender) -> None:
+    """The channel adapter that sends ``channel``'s messages (wired in ``gasdesk/worker.py``)."""
+    SENDERS[channel] = sender
+
+
+def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
+    """ "21:00-08:00" → (21:00, 08:00); empty → None. Raises InvalidInput on anything else."""
+    spec = (spec or "").strip()
+    if not spec:
+        return None
+    try:
+        start_s, end_s = (part.strip() for part in spec.split("-", 1))
+        return time.fromisoformat(start_s), time.fromisoformat(end_s)
+    except ValueError:
+        raise InvalidInput(f"静默时段格式应为 21:00-08:00，收到 {spec!r}", code="invalid_quiet_hours") from None
+
+
+def quiet_hours_end(now: datetime, spec: str) -> datetime | None:
+    """When ``now`` falls in the quiet hours, the UTC moment they end; else None."""
+    hours = parse_quiet_hours(spec)
+    if hours is None:
+        return None
+    start, end = hours
+    local = to_local(now)
+    t = local.time()
+    inside = (start <= t or t < end) if start > end else (start <= t < end)
+    if not inside:
+        return None
+    end_day = local.date() if t < end else local.date() + timedelta(days=1)
+    return datetime.combine(end_day, end, tzinfo=local_zone()).astimezone(now.tzinfo)
+
+
+async def do_queue_outbound(
+    session: AsyncSession,
+    *,
+    channel: str,
+    purpose: Purpose,
+    method: str,
+    recipient: str,
+    contact: ContactIdentity | None = None,
+    customer_id: int | None = None,
+    conversation_id: int | None = None,
+    message_id: int | None = None,
+    ticket_id: int | None = None,
+    appointment_id: int | None = None,
+    followup_id: int | None = None,
+    text: str | None = None,
+    template_key: str | None = None,
+    params: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+    emergency: bool = False,
+    delay_s: float = 0.0,
+    fallback_of_id: int | None = None,
+    actor: Actor = SYSTEM,
+) -> OutboundMessage:
+    """Queue one message to a resident. Idempotent by ``dedupe_key`` (the existing row is returned). Proactive
+    messages (not chat replies) respect opt-out and, on SMS, the quiet hours — emergencies excepted."""
+    if channel not in METHODS or method not in METHODS[channel]:
+        raise InvalidInput(f"渠道 {channel} 不支持发送方式 {method}", code="invalid_outbound")
+    if dedupe_key:
+        existing = await session.scalar(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key))
+        if existing is not None:
+            return existing
+    now = utcnow()
+    row = OutboundMessage(
+        channel=channel, purpose=purpose.value, method=method, recipient=recipient,
+        recipient_index=_recipient_key(channel, recipient), contact_id=contact.id if contact else None,
+        customer_id=customer_id if customer_id is not None else (contact.customer_id if contact else None),
+        conversation_id=conversation_id, message_id=message_id, ticket_id=ticket_id, appointment_id=appointment_id,
+        followup_id=followup_id, text=text, template_key=template_key, params=params, dedupe_key=dedupe_key,
+        emergency=emergency, fallback_of_id=fallback_of_id, status=OutboundStatus.queued.value, attempts=0,
+        created_at=now, updated_at=now,
+    )
+    proactive = purpose is not Purpose.chat and not emergency
+    if proactive and contact is not None and contact.opted_out_at is not None:
+        row.status, row.reason = OutboundStatus.skipped.value, "opted_out"
+    run_at = now + timedelta(seconds=delay_s)
+    if channel == "sms" and proactive:
+        quiet_end = quiet_hours_end(now, get_settings().sms_quiet_hours)
+        if quiet_end is not None:
+            row.not_before = quiet_end
+            run_at = max(run_at, quiet_end)
+    session.add(row)
+    await session.flush()
+    if proactive or fallback_of_id is not None:
+        record_audit(session, actor, "outbound.queue", "outbound", row.id, after={
+            "channel": channel, "purpose": purpose.value, "status": row.status, "reason": row.reason,
+            "ticket_id": ticket_id, "appointment_id": appointment_id, "followup_id": followup_id})
+    if row.status == OutboundStatus.queued.value:
+        enqueue(session, JOB, {"id": row.id}, run_at=run_at, max_attempts=2)
+    return row
+
+
+def _recipient_key(channel: str, recipient: str) -> str:
+    # The contact identities' index: per-number limits and lookups match across tables.
+    return contact_key(channel, recipient)
+
+
+async def _sent_today(session: AsyncSession, row: OutboundMessage) -> int:
+    local_midnight = datetime.combine(to_local(utcnow()).date(), time(0), tzinfo=local_zone())
+    return int(await session.scalar(select(func.count()).select_from(OutboundMessage).where(
+        OutboundMessage.channel == "sms", OutboundMessage.recipient_index == row.recipient_index,
+        OutboundMessage.id != row.id, OutboundMessage.sent_at >= local_midnight,
+        OutboundMessage.status.in_([OutboundStatus.sent.value, OutboundStatus.delivered.value]))) or 0)
+
+
+async def deliver_outbound(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """The ``outbound.deliver`` job: claim, send outside any transaction, record the result."""
+    out_id = int(payload["id"])
+    now = utcnow()
+    claimed = await execute_counted(session, update(OutboundMessage).where(
+        OutboundMessage.id == out_id, OutboundMessage.status == OutboundStatus.queued.value,
+    ).values(status=OutboundStatus.sending.value, attempts=OutboundMessage.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if claimed != 1:
+        return  # sent already (a passive WeChat reply, another worker) or no longer wanted
+    row = await session.get(OutboundMessage, out_id, populate_existing=True)
+    assert row is not None
+    if row.channel == "sms" and not row.emergency and row.purpose != Purpose.chat.value:
+        if await _sent_today(session, row) >= get_settings().sms_per_number_per_day:
+            await _fail(session, row, "daily_limit")
+            return
+    outgoing = Outgoing(id=row.id, channel=row.channel, method=row.method, purpose=row.purpose,
+                        recipient=row.recipient, text=row.text, template_key=row.template_key,
+                        params=dict(row.params or {}))
+    await commit(session)  # the claim is durable before the provider is called; no connection is held
+    sender = SENDERS.get(row.channel)
+    try:
+        if sender is None:
+            raise SendFailed(f"{row.channel}_off", retryable=False)
+        result = await sender(outgoing)
+    except SendFailed as failure:
+        row = await session.get(OutboundMessage, out_id, populate_existing=True)
+        assert row is not None
+        if failure.retryable and row.attempts < MAX_ATTEMPTS:
+            row.status, row.reason, row.updated_at = OutboundStatus.queued.value, failure.reason[:40], utcnow()
+            enqueue(session, JOB, {"id": row.id}, run_at=utcnow() + backoff(row.attempts), max_attempts=2)
+        else:
+            await _fail(session, row, failure.reason)
+        return
+    row = await session.get(OutboundMessage, out_id, populate_existing=True)
+    assert row is not None
+    row.status, row.reason, row.provider_id = OutboundStatus.sent.value, None, result.provider_id
+    row.sent_at = row.updated_at = utcnow()
+
+
+async def _fail(session: AsyncSession, row: OutboundMessage, reason: str) -> None:
+    row.status, row.reason, row.updated_at = OutboundStatus.failed.value, reason[:40], utcnow()
+    fallback = await _queue_sms_fallback(session, row) if row.channel == "wechat" and reason in FALLBACK_REASONS \
+        else None
+    record_audit(session, SYSTEM, "outbound.fail", "outbound", row.id, after={
+        "channel": row.channel, "purpose": row.purpose, "reason": row.reason,
+        "fallback_id": fallback.id if fallback else None})
+
+
+# The SMS template standing in for a WeChat chat reply that cannot go out (SMS carries only approved
+# templates, never an agent's free text).
+CHAT_FALLBACK_TEMPLATE = "chat_reply_waiting"
+
+
+async def phone_on_file(session: AsyncSession, customer_id: int | None) -> str | None:
+    """The customer's primary (else first) phone number."""
+    if customer_id is None:
+        return None
+    phone = await session.scalar(select(CustomerPhone.phone).where(CustomerPhone.customer_id == customer_id)
+                                 .order_by(CustomerPhone.is_primary.desc(), CustomerPhone.id).limit(1))
+    return phone
+
+
+async def _queue_sms_fallback(session: AsyncSession, row: OutboundMessage) -> OutboundMessage | None:
+    phone = await phone_on_file(session, row.customer_id)
+    if phone is None:
+        return None
+    template_key = CHAT_FALLBACK_TEMPLATE if row.purpose == Purpose.chat.value else row.purpose
+    return await do_queue_outbound(
+        session, channel="sms", purpose=Purpose(row.purpose), method="sms", recipient=phone,
+        customer_id=row.customer_id, conversation_id=row.conversation_id, ticket_id=row.ticket_id,
+        appointment_id=row.appointment_id, followup_id=row.followup_id, template_key=template_key,
+        params=row.params if row.purpose != Purpose.chat.value else {}, emergency=row.emergency,
+        fallback_of_id=row.id, dedupe_key=f"fallback:{row.id}")
+
+
+async def fail_stale_sending(session: AsyncSession) -> int:
+    """Periodic: rows stuck in "sending" (the process died mid-call) become failed/outcome_unknown."""
+    cutoff = utcnow() - SENDING_STALE_AFTER
+    rows = list(await session.scalars(select(OutboundMessage).where(
+        OutboundMessage.status == OutboundStatus.sending.value, OutboundMessage.updated_at < cutoff)))
+    for row in rows:
+        row.status, row.reason, row.updated_at = OutboundStatus.failed.value, "outcome_unknown", utcnow()
+        record_audit(session, SYSTEM, "outbound.fail", "outbound", row.id,
+                     after={"channel": row.channel, "purpose": row.purpose, "reason": "outcome_unknown"})
+    return len(rows)
+
+
+async def do_record_receipt(session: AsyncSession, channel: str, provider_id: str, *, delivered: bool,
+                            error_code: str | None = None, at: datetime | None = None) -> OutboundMessage | None:
+    """A provider's delivery receipt: sent → delivered, or failed with the provider's code. Unknown ids are
+    ignored (receipts of messages sent by other systems on the same account)."""
+    row = await session.scalar(select(OutboundMessage).where(OutboundMessage.channel == channel,
+                                                             OutboundMessage.provider_id == provider_id))
+    if row is None or row.status not in (OutboundStatus.sent.value, OutboundStatus.sending.value):
+        return row
+    if delivered:
+        row.status, row.delivered_at = OutboundStatus.delivered.value, as_utc(at) if at else utcnow()
+    else:
+        row.status, row.reason = OutboundStatus.failed.value, (error_code or "undelivered")[:40]
+        record_audit(session, Actor.system(channel, "callback"), "outbound.fail", "outbound", row.id,
+                     after={"channel": row.channel, "purpose": row.purpose, "reason": row.reason})
+    row.updated_at = utcnow()
+    return row
+
+
+async def claim_for_passive_reply(session: AsyncSession, out_ids: list[int]) -> list[OutboundMessage]:
+    """WeChat's passive reply: the bot's answers to a callback go back in the HTTP response when they are ready
+    within WeChat's 5 seconds. Rows the worker has not taken yet are marked sent here (conditional UPDATE), so
+    an answer goes out exactly once — in the response or as 客服消息."""
+    taken = []
+    for out_id in out_ids:
+        matched = await execute_counted(session, update(OutboundMessage).where(
+            OutboundMessage.id == out_id, OutboundMessage.status == OutboundStatus.queued.value,
+        ).values(status=OutboundStatus.sent.value, method="passive", sent_at=utcnow(), updated_at=utcnow(),
+                 attempts=OutboundMessage.attempts + 1).execution_options(synchronize_session=False))
+        if matched == 1:
+            row = await session.get(OutboundMessage, out_id, populate_existing=True)
+            if row is not None:
+                taken.append(row)
+    return taken
+
+
+async def outbound_for(session: AsyncSession, *, ticket_id: int | None = None, appointment_id: int | None = None,
+                       conversation_id: int | None = None, customer_id: int | None = None,
+                       limit: int = 50) -> list[OutboundMessage]:
+    """Messages sent about one ticket / appointment / conversation / customer, newest first."""
+    query = select(OutboundMessage)
+    if ticket_id is not None:
+        query = query.where(OutboundMessage.ticket_id == ticket_id)
+    if appointment_id is not None:
+        query = query.where(OutboundMessage.appointment_id == appointment_id)
+    if conversation_id is not None:
+        query = query.where(OutboundMessage.conversation_id == conversation_id)
+    if customer_id is not None:
+        query = query.where(OutboundMessage.customer_id == customer_id)
+    return list(await session.scalars(query.order_by(OutboundMessage.id.desc()).limit(limit)))
