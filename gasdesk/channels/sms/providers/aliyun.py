@@ -32,6 +32,7 @@ from gasdesk.channels.sms.providers.base import (
     mobile_or_send_failed,
     ordered_params,
     safe_detail,
+    unreadable_answer,
 )
 
 ALIYUN_ENDPOINT = "https://dysmsapi.aliyuncs.com/"
@@ -187,8 +188,7 @@ def _result(response: httpx.Response) -> SendResult:
         raise SendFailed("provider_unavailable", retryable=True,
                          detail=safe_detail(f"HTTP {response.status_code}", str(code or "")))
     if not isinstance(code, str):
-        raise SendFailed("provider_unavailable", retryable=True,
-                         detail=f"HTTP {response.status_code}: unreadable answer")
+        raise unreadable_answer(response.status_code)
     if code == "OK" and response.status_code == 200:
         biz_id = answer.get("BizId")
         return SendResult(provider_id=str(biz_id) if biz_id else None)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from gasdesk.channels.sending import SendFailed, SendResult
-from gasdesk.customers.validation import MOBILE_RE, normalize_phone
+from gasdesk.customers.validation import MOBILE_RE, normalize_phone, to_halfwidth
 from gasdesk.errors import InvalidInput
 from gasdesk.security.pii import redact_pii
 
@@ -50,8 +50,11 @@ class SmsProvider(Protocol):
 def check_mobile(raw: str) -> str:
     """A mainland mobile number as 11 digits ("13800138000"): full-width digits, spaces, dashes and a
     +86/0086 prefix are accepted; landlines and foreign numbers are refused (they cannot receive SMS here)."""
+    compact = re.sub(r"[\s\-()]", "", to_halfwidth(raw or ""))
+    # An international prefix other than China's: "+1 415 555 0100" must not pass as 14155550100.
+    foreign = compact.startswith(("+", "00")) and not compact.startswith(("+86", "0086"))
     phone = normalize_phone(raw)
-    if not MOBILE_RE.match(phone):
+    if foreign or not MOBILE_RE.match(phone):
         raise InvalidInput("手机号格式不正确（应为 11 位中国大陆手机号）", code="invalid_phone")
     return phone
 
@@ -89,3 +92,14 @@ def safe_detail(code: str, message: str = "", limit: int = 160) -> str:
     text = f"{code}: {message}" if message else code
     text = redact_pii(_CONTROL.sub(" ", text)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def unreadable_answer(status_code: int) -> SendFailed:
+    """An answer without the provider's JSON: an outage (5xx, or a proxy's page) may pass; a 429 is a rate
+    limit; any other 4xx means the endpoint or account is wrong, which a retry does not fix."""
+    detail = f"HTTP {status_code}: unreadable answer"
+    if status_code == 429:
+        return SendFailed("rate_limited", retryable=True, detail=detail)
+    if 400 <= status_code < 500:
+        return SendFailed("provider_configuration", retryable=False, detail=detail)
+    return SendFailed("provider_unavailable", retryable=True, detail=detail)

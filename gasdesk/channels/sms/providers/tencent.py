@@ -33,6 +33,7 @@ from gasdesk.channels.sms.providers.base import (
     mobile_or_send_failed,
     ordered_params,
     safe_detail,
+    unreadable_answer,
 )
 
 TENCENT_ENDPOINT = "https://sms.tencentcloudapi.com/"
@@ -208,14 +209,15 @@ def _result(response: httpx.Response) -> SendResult:
     except ValueError:
         answer = None
     inner = answer.get("Response") if isinstance(answer, dict) else None
-    if response.status_code != 200 or not isinstance(inner, dict):
-        raise SendFailed("provider_unavailable", retryable=True,
-                         detail=f"HTTP {response.status_code}: unreadable answer")
+    if not isinstance(inner, dict):
+        raise unreadable_answer(response.status_code)
     error = inner.get("Error")
     if isinstance(error, dict):
         code = str(error.get("Code") or "")
         reason, retryable = classify_error(code)
         raise SendFailed(reason, retryable=retryable, detail=safe_detail(code, str(error.get("Message") or "")))
+    if response.status_code != 200:
+        raise unreadable_answer(response.status_code)
     statuses = inner.get("SendStatusSet")
     if not isinstance(statuses, list) or not statuses or not isinstance(statuses[0], dict):
         raise SendFailed("provider_unavailable", retryable=True, detail="answer without SendStatusSet")
