@@ -189,16 +189,16 @@ def _send_sms(fake: FakeTencentSms, payload: Any, now: datetime) -> JSONResponse
             return _error(fake, "FailedOperation.TemplateIncorrectOrUnapproved")
         if len(params) != fake.templates[template_id]:
             return _error(fake, "InvalidParameterValue.TemplateParameterFormatError")
+    per_number_code = injected.error_code if injected is not None else None
     statuses = []
     for number in numbers:
         phone = mainland_mobile(number)
-        code = injected.error_code if injected is not None and injected.error_code else None
-        if code is None and (phone is None or not number.startswith("+86")):
-            code = "InvalidParameterValue.IncorrectPhoneNumber"
+        code = per_number_code or (None if phone is not None else "InvalidParameterValue.IncorrectPhoneNumber")
         if code is not None or phone is None:
-            fake.rejected.append(code or "InvalidParameterValue.IncorrectPhoneNumber")
+            code = code or "InvalidParameterValue.IncorrectPhoneNumber"
+            fake.rejected.append(code)
             statuses.append({"SerialNo": "", "PhoneNumber": number, "Fee": 0, "SessionContext": "",
-                             "Code": code, "Message": _MESSAGES.get(code or "", code), "IsoCode": ""})
+                             "Code": code, "Message": _MESSAGES.get(code, code), "IsoCode": ""})
             continue
         serial = fake._serial_no()
         fake.sent.append(SentSms(phone=phone, template=template_id, params=list(params), sign_name=sign_name,
