@@ -1,0 +1,125 @@
+"""SMS templates: what we send, how it reads, and the checks its variables must pass.
+
+The providers send only templates approved in their console; ours mirror them: ``provider_code`` is the
+console's code/id (Aliyun ``SMS_…``, Tencent a number), ``body`` the approved text with ``{name}``
+placeholders (for previews, the outbox page and logs of the log provider — the provider renders the real
+message), ``variables`` the placeholders in the order Tencent's positional ``{1}``, ``{2}``… follow.
+
+Rules for variable values (``check_template_params``), the strictest of the two providers' where they differ:
+
+- exactly the template's variables: none missing, none extra;
+- each a non-empty string of at most 35 characters (Aliyun's cap per variable);
+- no line breaks or other control characters (they break the approved layout, and both providers refuse
+  them in most variable types);
+- no links (``http://``, ``https://``, ``www.``) except in the variables the template declares in
+  ``link_variables`` — the providers audit links in variables, so only templates approved with a link take one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gasdesk.channels.sms.providers.base import SmsTemplateRef
+from gasdesk.errors import InvalidInput
+
+MAX_VARIABLE_CHARS = 35
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_LINK = re.compile(r"(?i)(https?://|www\.)")
+
+
+@dataclass(frozen=True)
+class SmsTemplate:
+    """One message template. ``sign_name`` overrides ``GASDESK_SMS_SIGN_NAME`` for this template."""
+
+    key: str
+    provider_code: str
+    body: str
+    variables: tuple[str, ...]
+    sign_name: str | None = None
+    link_variables: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        placeholders = _PLACEHOLDER.findall(self.body)
+        if sorted(set(placeholders)) != sorted(self.variables) or len(set(self.variables)) != len(self.variables):
+            raise ValueError(f"template {self.key}: body placeholders {placeholders} != variables {self.variables}")
+        if not set(self.link_variables) <= set(self.variables):
+            raise ValueError(f"template {self.key}: link variables must be variables")
+
+    @property
+    def ref(self) -> SmsTemplateRef:
+        """What a provider needs to send it."""
+        return SmsTemplateRef(code=self.provider_code, variables=self.variables, sign_name=self.sign_name)
+
+
+def check_template_params(template: SmsTemplate, params: dict[str, str]) -> dict[str, str]:
+    """The values, checked against the rules above; ``InvalidInput`` (code ``invalid_sms_params``) otherwise.
+    Messages name the variable, never quote its value."""
+    missing = [name for name in template.variables if name not in params]
+    if missing:
+        raise InvalidInput(f"短信模板 {template.key} 缺少变量：{'、'.join(missing)}", code="invalid_sms_params")
+    extra = sorted(set(params) - set(template.variables))
+    if extra:
+        raise InvalidInput(f"短信模板 {template.key} 没有变量：{'、'.join(extra)}", code="invalid_sms_params")
+    checked = {}
+    for name in template.variables:
+        value = params[name]
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(f"短信变量 {name} 不能为空", code="invalid_sms_params")
+        if len(value) > MAX_VARIABLE_CHARS:
+            raise InvalidInput(f"短信变量 {name} 过长（最多 {MAX_VARIABLE_CHARS} 个字）", code="invalid_sms_params")
+        if _CONTROL.search(value):
+            raise InvalidInput(f"短信变量 {name} 不能包含换行或控制字符", code="invalid_sms_params")
+        if name not in template.link_variables and _LINK.search(value):
+            raise InvalidInput(f"短信变量 {name} 不能包含链接", code="invalid_sms_params")
+        checked[name] = value
+    return checked
+
+
+def render_preview(template: SmsTemplate, params: dict[str, str], *, sign_name: str | None = None) -> str:
+    """The text as the resident will read it (``【sign】`` first when a sign name is given). A variable without
+    a value stays as its ``{name}`` placeholder, so a preview of a half-filled form still reads."""
+    text = _PLACEHOLDER.sub(lambda m: str(params.get(m.group(1), m.group(0))), template.body)
+    sign = template.sign_name or sign_name
+    return f"【{sign}】{text}" if sign else text
+
+
+# The built-in catalogue for the seed's notices. The provider codes are placeholders: an admin replaces each
+# with the code/id the provider's console gave the approved template (the bodies are the texts to submit).
+DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
+    SmsTemplate(
+        key="appointment_confirmed", provider_code="SMS_000001",
+        body="您预约的{service}已确认，上门时间{time}。如需改约请致电{hotline}。",
+        variables=("service", "time", "hotline"), description="预约确认"),
+    SmsTemplate(
+        key="appointment_reminder", provider_code="SMS_000002",
+        body="温馨提醒：您预约的{service}将于{time}上门，请保持电话畅通并确保家中有人。如需改约请致电{hotline}。",
+        variables=("service", "time", "hotline"), description="上门前提醒"),
+    SmsTemplate(
+        key="ticket_progress", provider_code="SMS_000003",
+        body="您的工单{ticket_no}当前进度：{status}。如有疑问请致电{hotline}。",
+        variables=("ticket_no", "status", "hotline"), description="工单进度"),
+    SmsTemplate(
+        key="followup_invite", provider_code="SMS_000004",
+        body="您的{service}已完成，请回复数字1-5为本次服务评分（5为非常满意，1为非常不满意）。感谢您的支持！",
+        variables=("service",), description="回访邀请（回复 1–5）"),
+    SmsTemplate(
+        key="outage_notice", provider_code="SMS_000005",
+        body="停气通知：因{reason}，{area}将于{start}至{end}暂停供气。恢复供气前请关闭燃气阀门，"
+             "恢复后如需协助请致电{hotline}。",
+        variables=("reason", "area", "start", "end", "hotline"), description="停气通知"),
+    SmsTemplate(
+        key="guidance", provider_code="SMS_000006",
+        body="办理{service}所需材料清单请查看：{link}。如有疑问请致电{hotline}。",
+        variables=("service", "link", "hotline"), link_variables=("link",), description="办事指引（材料清单链接）"),
+)}
+
+
+def get_template(key: str) -> SmsTemplate:
+    """A built-in template by key; ``InvalidInput`` for an unknown key."""
+    try:
+        return DEFAULT_TEMPLATES[key]
+    except KeyError:
+        raise InvalidInput(f"没有短信模板 {key}", code="unknown_sms_template") from None
