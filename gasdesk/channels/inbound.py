@@ -4,6 +4,7 @@ conversations, bot, hand-off rules and queue the web chat uses."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,16 @@ from gasdesk.customers.contacts import visitor_id_of
 from gasdesk.customers.models import ContactIdentity, Customer
 
 RECEIPTS_KEPT = timedelta(days=2)
+
+# Text answers that are not chat: a 回访 score sent back by SMS, 退订 (opt-out). Registered by the domains that
+# own them (gasdesk/worker.py); the first that returns True has handled the message.
+Interceptor = Callable[[AsyncSession, ContactIdentity, str, "Inbound"], Awaitable[bool]]
+INTERCEPTORS: list[Interceptor] = []
+
+
+def intercept_inbound(interceptor: Interceptor) -> None:
+    if interceptor not in INTERCEPTORS:
+        INTERCEPTORS.append(interceptor)
 
 
 def receipt_key(*parts: str) -> str:
@@ -72,9 +83,12 @@ async def conversation_for_contact(session: AsyncSession, contact: ContactIdenti
 
 
 async def receive_from_contact(session: AsyncSession, contact: ContactIdentity, channel: str,
-                               message: Inbound) -> Conversation:
+                               message: Inbound) -> Conversation | None:
     """Store the resident's message and run the bot turn / hand-off rules. A bare digit answering the bot's
-    numbered options counts as pressing that button (转人工 included)."""
+    numbered options counts as pressing that button (转人工 included). Interceptors go first."""
+    for interceptor in INTERCEPTORS:
+        if await interceptor(session, contact, channel, message):
+            return None
     conversation = await conversation_for_contact(session, contact, channel)
     payload = dict(message.payload or {})
     text = message.text
