@@ -13,12 +13,13 @@ from gasdesk import all_models  # noqa: F401 - every mapper is known before the 
 from gasdesk.auth.service import prune_auth_state
 from gasdesk.channels.inbound import prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
+from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import SCAN_EVERY_S, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
 from gasdesk.followups.service import dispatch_due, schedule_followup
 from gasdesk.jobs.queue import register_job, register_periodic, worker_loop
 from gasdesk.outbound.service import JOB as OUTBOUND_JOB
-from gasdesk.outbound.service import deliver_outbound, fail_stale_sending
+from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, register_sender
 from gasdesk.tickets.service import on_ticket_resolved
 from gasdesk.tickets.sla_scan import scan_sla
 from gasdesk.webhooks.service import deliver_job
@@ -36,6 +37,7 @@ def register_handlers() -> None:
     register_periodic("tickets.sla_scan", 60, scan_sla)
     on_ticket_resolved(schedule_followup)
     on_reply_to_remote_resident(queue_chat_reply)
+    register_sender("wechat", send_wechat)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:
