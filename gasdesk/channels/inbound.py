@@ -19,7 +19,7 @@ from gasdesk.clock import utcnow
 from gasdesk.conversations import pipeline
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import ContentType, Conversation
-from gasdesk.customers.contacts import visitor_id_of
+from gasdesk.customers.contacts import contact_of_visitor, visitor_id_of
 from gasdesk.customers.models import ContactIdentity, Customer
 
 RECEIPTS_KEPT = timedelta(days=2)
@@ -74,12 +74,21 @@ async def conversation_for_contact(session: AsyncSession, contact: ContactIdenti
     conversation = await conversations.open_conversation_of(session, visitor_id, channel)
     if conversation is None:
         conversation = await pipeline.start_conversation(session, channel=channel, visitor_id=visitor_id)
-    if contact.customer_id is not None and conversation.customer_id is None:
-        customer = await session.get(Customer, contact.customer_id)
-        if customer is not None:
-            await conversations.do_link_customer(session, Actor.system(channel, channel), conversation, customer,
-                                                 how="contact")
+    await link_known_resident(session, conversation, contact)
     return conversation
+
+
+async def link_known_resident(session: AsyncSession, conversation: Conversation,
+                              contact: ContactIdentity | None = None) -> None:
+    """Give a conversation the customer its contact is bound to (a WeChat follower writing on WeChat, or in the
+    H5 chat opened from the official account)."""
+    contact = contact or await contact_of_visitor(session, conversation.visitor_id or "")
+    if contact is None or contact.customer_id is None or conversation.customer_id is not None:
+        return
+    customer = await session.get(Customer, contact.customer_id)
+    if customer is not None:
+        await conversations.do_link_customer(session, Actor.system(contact.kind, contact.kind), conversation,
+                                             customer, how="contact")
 
 
 async def receive_from_contact(session: AsyncSession, contact: ContactIdentity, channel: str,

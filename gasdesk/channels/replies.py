@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.conversations.models import Conversation, Message, SenderType
-from gasdesk.customers.contacts import contact_of_visitor, wechat_window_open
+from gasdesk.customers.contacts import contact_of_visitor, phone_on_file, wechat_window_open
 from gasdesk.customers.models import ContactIdentity
 from gasdesk.outbound.models import OutboundMessage, OutboundStatus, Purpose
-from gasdesk.outbound.service import do_queue_outbound, phone_on_file
+from gasdesk.outbound.service import do_queue_outbound
 
 # How long a reply queued while WeChat waits for our HTTP answer is held back: the answer goes in the response
 # when ready within WeChat's 5 seconds (the passive reply); otherwise the worker sends it as 客服消息.

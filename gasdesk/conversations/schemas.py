@@ -58,6 +58,8 @@ class ConversationWire(Out):
     queued_at: str | None
     resident_left: bool
     resident_left_at: str | None
+    # WeChat/SMS: what replying on the channel means right now (the 48-hour window, SMS fallback).
+    channel_note: str | None
 
 
 class LastMessage(Out):

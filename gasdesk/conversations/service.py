@@ -28,7 +28,7 @@ from gasdesk.conversations.models import (
     Message,
     SenderType,
 )
-from gasdesk.customers.contacts import contact_of_visitor, do_bind_contact
+from gasdesk.customers.contacts import channel_note, contact_of_visitor, do_bind_contact
 from gasdesk.customers.identity import IdentityCheckFailed, verify_account_holder
 from gasdesk.customers.models import Customer
 from gasdesk.customers.validation import check_phone
@@ -144,6 +144,8 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
         "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None,
         "resident_left": conversation.resident_left_at is not None,
         "resident_left_at": conversation.resident_left_at.isoformat() if conversation.resident_left_at else None,
+        "channel_note": None if conversation.channel == Channel.webchat.value else await channel_note(
+            session, conversation.visitor_id or "", conversation.customer_id),
     }
 
 

@@ -6,13 +6,13 @@ conversation its customer, so one resident has one history whatever channel they
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
-from gasdesk.clock import utcnow
+from gasdesk.clock import to_local, utcnow
 from gasdesk.customers.lookup_keys import phone_key
 from gasdesk.customers.models import ContactIdentity, ContactKind, Customer, CustomerPhone
 from gasdesk.errors import InvalidInput
@@ -60,31 +60,35 @@ async def _customer_with_phone(session: AsyncSession, phone: str) -> int | None:
                                 .order_by(CustomerPhone.id).limit(1))
 
 
-async def do_record_inbound_contact(session: AsyncSession, kind: ContactKind, value: str, *,
-                                    unionid: str | None = None, at: datetime | None = None) -> ContactIdentity:
-    """Find or create the identity a message came from and note when it last wrote (WeChat's 48-hour window).
-
-    A new mobile number that is on file for exactly one customer is bound to that customer at once
-    (``phone_on_file``); other new identities start as strangers."""
+async def do_find_or_create_contact(session: AsyncSession, kind: ContactKind, value: str, *,
+                                    unionid: str | None = None) -> ContactIdentity:
+    """The identity for a WeChat openid or a mobile number, created on first sight. A new mobile number that is
+    on file for a customer is bound to that customer at once (``phone_on_file``); others start as strangers."""
     if not value or len(value) > 64:
         raise InvalidInput("无效的联系人标识", code="invalid_contact")
-    now = at or utcnow()
     contact = await find_contact(session, kind, value)
     if contact is None:
         contact = ContactIdentity(kind=kind.value, value=value, value_index=contact_key(kind, value),
-                                  subscribed=True, created_at=now)
+                                  subscribed=True, created_at=utcnow())
         session.add(contact)
         await session.flush()
         if kind is ContactKind.sms:
             customer_id = await _customer_with_phone(session, value)
-            if customer_id is not None:
-                customer = await session.get(Customer, customer_id)
-                if customer is not None:
-                    await do_bind_contact(session, Actor.system("channel", kind.value), contact, customer,
-                                          how="phone_on_file")
+            customer = await session.get(Customer, customer_id) if customer_id is not None else None
+            if customer is not None:
+                await do_bind_contact(session, Actor.system("channel", kind.value), contact, customer,
+                                      how="phone_on_file")
     if unionid:
         contact.unionid_index = blind_index(unionid, kind="contact:unionid")
-    contact.last_inbound_at = now
+    return contact
+
+
+async def do_record_inbound_contact(session: AsyncSession, kind: ContactKind, value: str, *,
+                                    unionid: str | None = None, at: datetime | None = None) -> ContactIdentity:
+    """The identity a message came from (``do_find_or_create_contact``), noting when it last wrote: WeChat
+    lets us answer by 客服消息 for 48 hours after that."""
+    contact = await do_find_or_create_contact(session, kind, value, unionid=unionid)
+    contact.last_inbound_at = at or utcnow()
     return contact
 
 
@@ -129,3 +133,29 @@ def wechat_window_open(contact: ContactIdentity, now: datetime | None = None) ->
     if contact.kind != ContactKind.wechat or contact.last_inbound_at is None or not contact.subscribed:
         return False
     return ((now or utcnow()) - contact.last_inbound_at).total_seconds() < WECHAT_WINDOW_S
+
+
+async def phone_on_file(session: AsyncSession, customer_id: int | None) -> str | None:
+    """The customer's primary (else first) phone number."""
+    if customer_id is None:
+        return None
+    return await session.scalar(select(CustomerPhone.phone).where(CustomerPhone.customer_id == customer_id)
+                                .order_by(CustomerPhone.is_primary.desc(), CustomerPhone.id).limit(1))
+
+
+async def channel_note(session: AsyncSession, visitor_id: str, customer_id: int | None) -> str | None:
+    """What an agent must know about replying on this conversation's channel (WeChat's 48-hour window, SMS)."""
+    contact = await contact_of_visitor(session, visitor_id)
+    if contact is None:
+        return None
+    if contact.kind == ContactKind.sms:
+        return "短信渠道：回复以短信发送，请简明扼要"
+    phone = await phone_on_file(session, customer_id)
+    instead = "回复将改发短信提醒居民查看" if phone else "回复无法送达，请电话联系居民"
+    if not contact.subscribed:
+        return f"居民已取消关注公众号：{instead}"
+    if wechat_window_open(contact):
+        assert contact.last_inbound_at is not None
+        until = to_local(contact.last_inbound_at + timedelta(seconds=WECHAT_WINDOW_S))
+        return f"微信：{until:%m-%d %H:%M} 前可直接回复（48 小时窗口）"
+    return f"微信 48 小时窗口已过：{instead}"

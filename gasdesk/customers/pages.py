@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import OFFICE
+from gasdesk.channels.timeline import customer_contacts, customer_timeline
 from gasdesk.customers import service
 from gasdesk.customers.billing import billing_system_for
 from gasdesk.db import DbSession
@@ -39,4 +40,6 @@ async def customers_search(request: Request, session: DbSession, q: Annotated[st
 async def customer_page(request: Request, customer_id: Id, session: DbSession, _: User = allow(*OFFICE)) -> Response:
     customer = await service.access_customer(session, customer_id)
     view = await service.customer_360(session, customer, billing_system_for(session))
-    return render(request, "customer_360.html", {"c": view})
+    return render(request, "customer_360.html", {
+        "c": view, "timeline": await customer_timeline(session, customer.id),
+        "contacts": await customer_contacts(session, customer.id)})

@@ -23,8 +23,8 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.channels.sending import SendFailed, SendResult
 from gasdesk.clock import as_utc, local_zone, to_local, utcnow
 from gasdesk.config import get_settings
-from gasdesk.customers.contacts import contact_key
-from gasdesk.customers.models import ContactIdentity, CustomerPhone
+from gasdesk.customers.contacts import contact_key, phone_on_file
+from gasdesk.customers.models import ContactIdentity
 from gasdesk.db import commit, execute_counted
 from gasdesk.errors import InvalidInput
 from gasdesk.jobs.queue import backoff, enqueue
@@ -218,15 +218,6 @@ async def _fail(session: AsyncSession, row: OutboundMessage, reason: str) -> Non
 # The SMS template standing in for a WeChat chat reply that cannot go out (SMS carries only approved
 # templates, never an agent's free text).
 CHAT_FALLBACK_TEMPLATE = "chat_reply_waiting"
-
-
-async def phone_on_file(session: AsyncSession, customer_id: int | None) -> str | None:
-    """The customer's primary (else first) phone number."""
-    if customer_id is None:
-        return None
-    phone = await session.scalar(select(CustomerPhone.phone).where(CustomerPhone.customer_id == customer_id)
-                                 .order_by(CustomerPhone.is_primary.desc(), CustomerPhone.id).limit(1))
-    return phone
 
 
 async def _queue_sms_fallback(session: AsyncSession, row: OutboundMessage) -> OutboundMessage | None:

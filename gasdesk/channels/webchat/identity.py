@@ -15,9 +15,10 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(get_settings().signing_key, salt="gasdesk-webchat-visitor")
 
 
-def issue_visitor_token() -> tuple[str, str]:
-    """A new visitor id and the token that proves it."""
-    visitor_id = "v_" + secrets.token_urlsafe(16)
+def issue_visitor_token(visitor_id: str | None = None) -> tuple[str, str]:
+    """A visitor id (a new anonymous one unless given, e.g. a WeChat follower's "wechat:12" after OAuth) and the
+    token that proves it."""
+    visitor_id = visitor_id or "v_" + secrets.token_urlsafe(16)
     return visitor_id, _serializer().dumps({"v": visitor_id})
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gasdesk.auth.access import ws_public
+from gasdesk.channels.inbound import link_known_resident
 from gasdesk.channels.webchat.identity import visitor_from_token
 from gasdesk.conversations import history, pipeline, service
 from gasdesk.conversations.attachments import check_attachment_payload
@@ -72,7 +73,9 @@ class ResidentSession:
     async def start_conversation(self, session: Any) -> Conversation:
         """A new web-chat conversation, limited per visitor and per client IP across sockets."""
         await limits.check_rate(("conversation.visitor", self.visitor_id), ("conversation.ip", self.client_ip))
-        return await pipeline.start_conversation(session, channel="webchat", visitor_id=self.visitor_id)
+        conversation = await pipeline.start_conversation(session, channel="webchat", visitor_id=self.visitor_id)
+        await link_known_resident(session, conversation)  # the H5 chat opened from WeChat knows its follower
+        return conversation
 
     async def conversation(self, session: Any) -> Conversation:
         if self.conversation_id is None:

@@ -10,20 +10,29 @@ is ready in time (a passive reply), else the response is ``success`` and the rep
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import secrets
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from gasdesk.auth.access import public
 from gasdesk.channels.inbound import receipt_key, seen_before
+from gasdesk.channels.sending import SendFailed
+from gasdesk.channels.webchat.identity import issue_visitor_token
 from gasdesk.channels.wechat import crypto, messages
-from gasdesk.channels.wechat.account import wechat_account
+from gasdesk.channels.wechat.account import simulated_wechat, wechat_account
 from gasdesk.channels.wechat.inbound import handle_callback
+from gasdesk.channels.wechat.sender import wechat_client
 from gasdesk.clock import utcnow
-from gasdesk.db import transaction
-from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.config import get_settings
+from gasdesk.customers.contacts import do_find_or_create_contact, visitor_id_of
+from gasdesk.customers.models import ContactKind
+from gasdesk.db import DbSession, transaction
+from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
 from gasdesk.outbound.service import claim_for_passive_reply
 from gasdesk.security import limits
 
@@ -116,3 +125,57 @@ def _reply(cipher: crypto.WeChatCipher | None, token: str, msg: messages.Inbound
         return Response(reply_xml, media_type="application/xml")
     body = messages.encrypted_reply_xml(cipher, token, reply_xml, str(_now()), secrets.token_hex(8))
     return Response(body, media_type="application/xml")
+
+
+# ---------------------------------------------------------------- the H5 chat opened from the official account
+
+OAUTH_STATE_MAX_AGE_S = 600
+
+
+def _oauth_state(now: int) -> str:
+    # WeChat passes ``state`` back unchanged; it may hold only letters and digits (≤128): a time and its MAC.
+    mac = hmac.new(get_settings().signing_key.encode(), f"wechat-oauth:{now}".encode(), hashlib.sha256)
+    return f"{now}x{mac.hexdigest()[:32]}"
+
+
+def check_oauth_state(state: str, now: int) -> None:
+    stamp, _, _ = state.partition("x")
+    if not (stamp.isdigit() and len(stamp) <= 12) or not hmac.compare_digest(_oauth_state(int(stamp)), state) \
+            or not 0 <= now - int(stamp) <= OAUTH_STATE_MAX_AGE_S:
+        raise PermissionDenied("授权已过期，请从公众号菜单重新进入", code="wechat_bad_state")
+
+
+@router.get("/channels/wechat/h5", include_in_schema=False, dependencies=[public()])
+async def open_h5_chat(request: Request, sim_openid: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    """The official account's menu link to the chat: WeChat's OAuth (snsapi_base) tells us who the follower is,
+    so the H5 chat continues the same resident's history. The simulator skips WeChat's page (``sim_openid``)."""
+    account = wechat_account()
+    if account is None:
+        raise NotFound("未启用微信公众号渠道", code="wechat_off")
+    state = _oauth_state(_now())
+    redirect_uri = str(request.url_for("wechat_oauth_return"))
+    if account.simulated:
+        if not sim_openid:
+            raise InvalidInput("模拟器需要 sim_openid", code="wechat_sim_openid")
+        code = simulated_wechat().code_for(sim_openid)
+        return RedirectResponse(f"{redirect_uri}?{urlencode({'code': code, 'state': state})}", status_code=302)
+    return RedirectResponse(wechat_client(account).oauth_authorize_url(redirect_uri, state), status_code=302)
+
+
+@router.get("/channels/wechat/oauth", name="wechat_oauth_return", include_in_schema=False, dependencies=[public()])
+async def oauth_return(session: DbSession, code: Annotated[str, Query(max_length=128)],
+                       state: Annotated[str, Query(max_length=128)]) -> Response:
+    """WeChat's redirect back with a one-time code: the follower's openid → a visitor token for the chat."""
+    account = wechat_account()
+    if account is None:
+        raise NotFound("未启用微信公众号渠道", code="wechat_off")
+    check_oauth_state(state, _now())
+    try:
+        openid, unionid = await wechat_client(account).oauth_openid(code)
+    except SendFailed as failure:
+        raise InvalidInput("微信授权失败，请从公众号菜单重新进入", code="wechat_oauth_failed",
+                           details={"reason": failure.reason}) from None
+    contact = await do_find_or_create_contact(session, ContactKind.wechat, openid, unionid=unionid)
+    _, token = issue_visitor_token(visitor_id_of(contact))
+    # The token travels in the fragment: never sent to a server, never in an access log.
+    return RedirectResponse(f"/chat#vt={token}", status_code=302)

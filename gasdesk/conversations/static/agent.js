@@ -398,7 +398,7 @@
     const stateLabel = { bot: "机器人接待中", queued: "排队中", assigned: c.accepted ? "人工服务中" : "待接入", closed: "已结束" }[c.state] || c.state;
     const meta = [CHANNEL_LABELS[c.channel] || c.channel, c.skill_group, stateLabel,
       c.priority >= URGENT ? "紧急" : null, c.resident_left && c.state !== "closed" ? "居民已离开" : null,
-      c.agent_name && c.agent_id !== ME.id ? "坐席：" + c.agent_name : null];
+      c.agent_name && c.agent_id !== ME.id ? "坐席：" + c.agent_name : null, c.channel_note || null];
     $("conv-meta").textContent = meta.filter(Boolean).join(" · ");
     const offered = (c.state === "assigned" && !c.accepted && (c.agent_id === ME.id || IS_MANAGER)) || c.state === "queued";
     $("btn-accept").hidden = !offered;

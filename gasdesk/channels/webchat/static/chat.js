@@ -145,7 +145,22 @@
     set: function (seq) { track.lastSeq = seq; } });
   Object.defineProperty(S, "welcomed", { get: function () { return !!link && link.isReady(); } });
 
+  /** Opened from the WeChat official account: the OAuth return put the follower's visitor token in the
+   * fragment. It replaces any anonymous identity (and its chat), then leaves the address bar. */
+  function adoptFragmentToken() {
+    var m = /(?:^#|&)vt=([^&]+)/.exec(location.hash || "");
+    if (!m) return;
+    var token = decodeURIComponent(m[1]);
+    var old = store.get(KEY_VISITOR);
+    if (!old || old.token !== token) {
+      store.set(KEY_VISITOR, { token: token, visitor_id: null });
+      store.remove(KEY_CHAT);
+    }
+    if (window.history.replaceState) window.history.replaceState(null, "", location.pathname + location.search);
+  }
+
   function loadState() {
+    adoptFragmentToken();
     var v = store.get(KEY_VISITOR);
     S.token = v && typeof v === "object" ? v.token : (typeof v === "string" ? v : null);
     var chat = store.get(KEY_CHAT);
