@@ -77,6 +77,8 @@ ACTION_LABELS: dict[str, str] = {
     "config.webhook": "配置 Webhook",
     "config.kb_article": "修改知识库",
     "config.outage": "发布停气/停热公告",
+    "config.wechat_menu": "修改公众号菜单",
+    "config.wechat_menu_push": "推送公众号菜单",
     "contact.bind": "绑定联系人",
     "contact.subscribe": "关注公众号",
     "contact.unsubscribe": "取消关注公众号",
@@ -95,7 +97,7 @@ ENTITY_LABELS: dict[str, str] = {
 CONFIG_LABELS: dict[str, str] = {
     "kb_article": "知识文章", "webhook": "Webhook", "outage": "停气/停热公告", "skill_group": "技能组",
     "handoff_rule": "转人工规则", "routing_rule": "工单分派规则", "sla": "时限（SLA）", "followup": "回访策略",
-    "slots": "预约时段",
+    "slots": "预约时段", "wechat_menu": "公众号菜单",
 }
 
 SOURCE_LABELS: dict[str, str] = {

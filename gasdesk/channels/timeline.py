@@ -22,8 +22,7 @@ from gasdesk.security.pii import mask_pii
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    channel: str
-    channel_label: str
+    channel_code: str  # for the page's data attribute; people read channel_label
     kind: str  # 会话 | 通知
     summary: str
     status: str

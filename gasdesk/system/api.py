@@ -7,7 +7,7 @@ from sqlalchemy import text
 from gasdesk.auth.access import public, viewer_of
 from gasdesk.config import get_settings
 from gasdesk.db import DbSession
-from gasdesk.web.navigation import PUBLIC_PAGES, consoles_for, roles_label
+from gasdesk.web.navigation import consoles_for, public_pages, roles_label
 from gasdesk.web.templating import render
 
 router = APIRouter(tags=["system"])
@@ -53,5 +53,5 @@ async def index(request: Request) -> Response:
     role = viewer.role if viewer is not None else None
     consoles = [(c, roles_label(request.app, c.href)) for c in consoles_for(request.app, role)]
     show_demo = get_settings().env != "production" and viewer is None
-    return render(request, "index.html", {"consoles": consoles, "public_pages": PUBLIC_PAGES,
+    return render(request, "index.html", {"consoles": consoles, "public_pages": public_pages(),
                                           "demo_logins": DEMO_LOGINS if show_demo else []})

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from gasdesk.auth.access import access_rules_of, iter_routes
 from gasdesk.auth.roles import ROLE_LABELS, Role
+from gasdesk.config import get_settings
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,21 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/users", "用户管理", "新建用户、重置密码、调整角色、停用"),
     Console("/admin/audit", "审计日志", "谁在何时改了什么"),
     Console("/admin/webhooks", "Webhook", "对接外部系统的事件推送"),
+    Console("/admin/wechat-menu", "公众号菜单", "编辑微信公众号菜单并推送到微信"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (
     Console("/chat", "在线客服（居民）", "网页/H5 聊天，可用 widget.js 嵌入网站"),
     Console("/docs", "REST API 文档", "OpenAPI，供系统集成"),
+    Console("/dev/simulator", "渠道模拟器（开发）", "扮演微信公众号关注者和短信用户，按真实协议测试（生产环境关闭）"),
 )
+
+
+def public_pages() -> tuple[Console, ...]:
+    """The public pages that exist here (the simulator only outside production)."""
+    return tuple(p for p in PUBLIC_PAGES if p.href != "/dev/simulator" or get_settings().simulator_enabled)
+
+
 # Where each role starts after login. Admins and supervisors have no single console: the landing page
 # lists theirs.
 LANDING: dict[Role, str] = {

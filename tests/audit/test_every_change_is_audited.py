@@ -5,6 +5,7 @@ new one has to be given one (or an entry in EXEMPT with the reason it changes no
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.auth.access import iter_routes
 from gasdesk.auth.models import User
 from gasdesk.branches.service import do_save_branch
+from gasdesk.channels.wechat.service import DEFAULT_MENU
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import commit, transaction
@@ -116,6 +118,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): "a chat message is content, stored with its sender "
                                                                    "and seq, not a change of state",
     ("POST", "/api/v1/kb/articles/{article_id}/feedback"): "an anonymous 有帮助/没帮助 vote, counted on the article",
+    ("POST", "/dev/simulator/wechat/send"): "the development simulator playing WeChat: it posts a signed callback to "
+                                            "/channels/wechat/callback (exempt above) and stores nothing itself",
     ("POST", "/channels/wechat/callback"): "a resident's WeChat message is content like a chat message; the follows, "
                                            "unfollows and bindings it causes are audited (tests/channels/wechat)",
 }
@@ -551,6 +555,25 @@ async def _(ctx: Ctx) -> Call:
     await ctx.as_role("admin")
     return Call("POST", "/admin/webhooks", ("config.webhook",),
                 data={"url": "https://erp.example.com/hook", "name": "营收", "events": ["ticket.created"]})
+
+
+@scenario("PUT", "/api/v1/wechat/menu")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/wechat/menu", ("config.wechat_menu",), json=DEFAULT_MENU)
+
+
+@scenario("POST", "/api/v1/wechat/menu/push")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")  # no GASDESK_WECHAT_* in tests: the simulator's account and its in-process fake API
+    return Call("POST", "/api/v1/wechat/menu/push", ("config.wechat_menu_push",))
+
+
+@scenario("POST", "/admin/wechat-menu")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/wechat-menu", ("config.wechat_menu", "config.wechat_menu_push"),
+                data={"menu": json.dumps(DEFAULT_MENU, ensure_ascii=False), "action": "push"})
 
 
 # ---------------------------------------------------------------- appointments, webhooks, outages

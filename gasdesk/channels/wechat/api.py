@@ -13,19 +13,24 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from gasdesk.auth.access import public
+from gasdesk.audit.service import Actor
+from gasdesk.auth.access import allow, public
+from gasdesk.auth.models import User
+from gasdesk.auth.roles import Role
 from gasdesk.channels.inbound import receipt_key, seen_before
 from gasdesk.channels.sending import SendFailed
 from gasdesk.channels.webchat.identity import issue_visitor_token
 from gasdesk.channels.wechat import crypto, messages
+from gasdesk.channels.wechat import service as menu_service
 from gasdesk.channels.wechat.account import simulated_wechat, wechat_account
 from gasdesk.channels.wechat.inbound import handle_callback
+from gasdesk.channels.wechat.schemas import WeChatMenuIn, WeChatMenuOut
 from gasdesk.channels.wechat.sender import wechat_client
 from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
@@ -179,3 +184,24 @@ async def oauth_return(session: DbSession, code: Annotated[str, Query(max_length
     _, token = issue_visitor_token(visitor_id_of(contact))
     # The token travels in the fragment: never sent to a server, never in an access log.
     return RedirectResponse(f"/chat#vt={token}", status_code=302)
+
+
+# ---------------------------------------------------------------- the official account's menu (admins)
+
+
+@router.get("/api/v1/wechat/menu", response_model=WeChatMenuOut)
+async def get_menu(session: DbSession, _: User = allow(Role.admin)) -> dict[str, Any]:
+    """The stored menu (the default until an admin saves one)."""
+    return await menu_service.current_menu(session)
+
+
+@router.put("/api/v1/wechat/menu", response_model=WeChatMenuOut)
+async def put_menu(body: WeChatMenuIn, session: DbSession, admin: User = allow(Role.admin)) -> dict[str, Any]:
+    """Check and store a menu (WeChat's limits); push it with POST /api/v1/wechat/menu/push."""
+    return await menu_service.do_save_menu(session, Actor.of(admin, "api"), body.model_dump())
+
+
+@router.post("/api/v1/wechat/menu/push", response_model=WeChatMenuOut)
+async def push_menu(request: Request, admin: User = allow(Role.admin)) -> dict[str, Any]:
+    """Send the stored menu to WeChat (menu/create); "/…" links are made absolute on this server."""
+    return await menu_service.do_push_menu(Actor.of(admin, "api"), str(request.base_url))
