@@ -23,6 +23,7 @@ from gasdesk.security.pii import mask_pii
 class TimelineEntry:
     at: datetime
     channel_code: str  # for the page's data attribute; people read channel_label
+    channel_label: str
     kind: str  # 会话 | 通知
     summary: str
     status: str

@@ -186,6 +186,11 @@ async def _gone(cid: int) -> bool:
     return (await reload_conversation(cid)).resident_gone_at is not None
 
 
+async def _back(cid: int) -> bool:
+    back = await reload_conversation(cid)
+    return (back.resident_gone_at, back.resident_left_at) == (None, None)
+
+
 async def test_a_resident_who_comes_back_is_no_longer_marked(app, session, factory, idle_settings) -> None:
     await desk_agent(factory, presence="busy")  # staffed, but nobody free: the resident waits in the queue
     async with served(app) as host:
@@ -204,8 +209,8 @@ async def test_a_resident_who_comes_back_is_no_longer_marked(app, session, facto
         async with ChatSocket.connect(host) as ws:  # the resident opens the chat again
             await ws.send(type="hello", token=visitor["token"], conversation_id=cid)
             assert (await ws.until("welcome"))["conversation"]["resident_left"] is False
-            back = await reload_conversation(cid)
-            assert (back.resident_gone_at, back.resident_left_at) == (None, None)
+            # The hello's transaction commits right after the welcome is sent: look once it has.
+            await eventually(lambda: _back(cid))
             # later scans leave a connected resident alone
             assert await scan_idle_residents(session, now=gone_at + timedelta(hours=2)) == \
                 {"marked": 0, "released": 0}

@@ -282,3 +282,23 @@ async def test_outside_the_48_hour_window_the_reply_is_not_tried_and_sms_stands_
     assert (sms_row.channel, sms_row.recipient, sms_row.fallback_of_id) == ("sms", "13912345678", wechat_row.id)
     await session.refresh(contact)
     assert contact.customer_id == customer.id  # identified in the chat → bound for next time
+
+
+async def test_an_oversized_callback_is_refused_before_it_is_read(client, session, fake) -> None:
+    stamp = str(_now())
+    params = {"timestamp": stamp, "nonce": "n", "signature": crypto.callback_signature(TOKEN, stamp, "n")}
+    response = await client.post("/channels/wechat/callback", params=params, content=b"<xml>" + b"a" * 70_000)
+    assert response.status_code == 413
+    assert await session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+async def test_a_flooding_follower_is_answered_but_not_stored(client, session, fake,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GASDESK_RATE_LIMITS", '{"wechat.openid": "3/60"}')
+    reset_settings_cache()
+    replies = [_reply_text(await _post(client, _text(f"第{i}条", 70000 + i), nonce=f"n{i}")) for i in range(5)]
+    assert all("太频繁" in r for r in replies[3:]) and not any("太频繁" in r for r in replies[:3])
+    conversation = await _wechat_conversation(session)
+    stored = await session.scalar(select(func.count()).select_from(Message).where(
+        Message.conversation_id == conversation.id, Message.sender_type == "resident"))
+    assert stored == 3
