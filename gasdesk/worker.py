@@ -11,14 +11,16 @@ import asyncio
 
 from gasdesk import all_models  # noqa: F401 - every mapper is known before the first flush
 from gasdesk.auth.service import prune_auth_state
-from gasdesk.channels.inbound import prune_receipts
+from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
+from gasdesk.channels.sms.optout import sms_opt_out
+from gasdesk.channels.sms.sender import send_sms
 from gasdesk.conversations.idle import SCAN_EVERY_S, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
 from gasdesk.followups.service import dispatch_due, schedule_followup
 from gasdesk.jobs.queue import register_job, register_periodic, worker_loop
 from gasdesk.outbound.service import JOB as OUTBOUND_JOB
-from gasdesk.outbound.service import deliver_outbound, fail_stale_sending
+from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, register_sender
 from gasdesk.tickets.service import on_ticket_resolved
 from gasdesk.tickets.sla_scan import scan_sla
 from gasdesk.webhooks.service import deliver_job
@@ -36,6 +38,8 @@ def register_handlers() -> None:
     register_periodic("tickets.sla_scan", 60, scan_sla)
     on_ticket_resolved(schedule_followup)
     on_reply_to_remote_resident(queue_chat_reply)
+    register_sender("sms", send_sms)
+    intercept_inbound(sms_opt_out)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:

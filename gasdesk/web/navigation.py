@@ -36,6 +36,8 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/users", "用户管理", "新建用户、重置密码、调整角色、停用"),
     Console("/admin/audit", "审计日志", "谁在何时改了什么"),
     Console("/admin/webhooks", "Webhook", "对接外部系统的事件推送"),
+    Console("/admin/outbox", "外发消息", "发给居民的微信、短信及送达状态"),
+    Console("/admin/notice-templates", "通知模板", "短信与微信模板消息的服务商模板"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (
