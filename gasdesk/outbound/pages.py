@@ -14,6 +14,7 @@ from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.config import get_settings
+from gasdesk.conversations.models import channel_label
 from gasdesk.db import DbSession, rollback
 from gasdesk.errors import GasdeskError
 from gasdesk.outbound.models import PURPOSE_LABELS, STATUS_LABELS
@@ -32,7 +33,7 @@ from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-CHANNEL_LABELS = {"sms": "短信", "wechat": "微信"}
+CHANNEL_LABELS = {channel: channel_label(channel) for channel in CHANNELS}
 
 
 @router.get("/admin/outbox")
@@ -54,7 +55,7 @@ async def _templates_context(session: AsyncSession) -> dict[str, Any]:
     for channel in CHANNELS:
         for key in NOTICE_KEYS[channel]:
             row = overrides.get((channel, key))
-            rows.append({"channel": channel, "purpose": key, "label": notice_label(channel, key), "row": row,
+            rows.append({"channel_code": channel, "purpose": key, "label": notice_label(channel, key), "row": row,
                          "fields_text": "\n".join(f"{k}={v}" for k, v in (row.fields or {}).items()) if row else ""})
     return {"notices": rows, "channel_labels": CHANNEL_LABELS}
 
