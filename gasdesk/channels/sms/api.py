@@ -61,8 +61,8 @@ async def uplink(request: Request, session: DbSession, provider: Provider = Path
     for sms in parsed:
         key = (receipt_key(provider, "ref", sms.provider_ref) if sms.provider_ref else
                receipt_key(provider, sms.phone, sms.at.isoformat(), sms.text))
-        if await seen_before(session, "sms", key):
-            continue
+        if await seen_before(session, "sms", key) or not sms.text.strip():
+            continue  # a repeated push, or an empty reply (nothing to answer; refusing it would make it repeat)
         if not await limits.allowed("sms.number", contact_key(ContactKind.sms, sms.phone)):
             logger.warning("sms reply dropped: over the per-number limit")
             continue

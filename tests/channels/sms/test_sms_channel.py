@@ -291,6 +291,12 @@ async def test_replies_beyond_the_per_number_limit_are_acknowledged_but_dropped(
     assert await count(Message, Message.sender_type == "resident") == 2
 
 
+async def test_an_empty_reply_is_acknowledged_and_starts_nothing(client) -> None:
+    response = await push(client, "aliyun/uplink", aliyun_uplink("  ", sequence_id=42))
+    assert response.status_code == 200
+    assert await count(Conversation) == 0 and await count(Message) == 0
+
+
 TABLES = (InboundReceipt, ContactIdentity, Conversation, Message, OutboundMessage)
 
 
