@@ -51,7 +51,7 @@ HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 class _Built:
     settings: Settings
     loop: asyncio.AbstractEventLoop
-    http: httpx.AsyncClient | None
+    http: httpx.AsyncClient | None  # the client this module opened (not a test's override)
     provider: SmsProvider
 
 
@@ -85,7 +85,9 @@ def sms_provider() -> SmsProvider:
         if own is not None:
             loop.create_task(own.aclose())
         raise
-    _built = _Built(settings=settings, loop=loop, http=http, provider=provider)
+    previous, _built = _built, _Built(settings=settings, loop=loop, http=own, provider=provider)
+    if previous is not None and previous.http is not None and previous.loop is loop:
+        loop.create_task(previous.http.aclose())  # the client of settings that changed
     return provider
 
 
