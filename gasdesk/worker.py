@@ -11,8 +11,10 @@ import asyncio
 
 from gasdesk import all_models  # noqa: F401 - every mapper is known before the first flush
 from gasdesk.auth.service import prune_auth_state
-from gasdesk.channels.inbound import prune_receipts
+from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
+from gasdesk.channels.sms.optout import sms_opt_out
+from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import SCAN_EVERY_S, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
@@ -38,6 +40,8 @@ def register_handlers() -> None:
     on_ticket_resolved(schedule_followup)
     on_reply_to_remote_resident(queue_chat_reply)
     register_sender("wechat", send_wechat)
+    register_sender("sms", send_sms)
+    intercept_inbound(sms_opt_out)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:

@@ -75,6 +75,7 @@ ACTION_LABELS: dict[str, str] = {
     "config.sla_policy": "配置时限（SLA）",
     "config.followup_policy": "配置回访策略",
     "config.webhook": "配置 Webhook",
+    "config.notice_template": "配置通知模板",
     "config.kb_article": "修改知识库",
     "config.outage": "发布停气/停热公告",
     "config.wechat_menu": "修改公众号菜单",
@@ -97,7 +98,7 @@ ENTITY_LABELS: dict[str, str] = {
 CONFIG_LABELS: dict[str, str] = {
     "kb_article": "知识文章", "webhook": "Webhook", "outage": "停气/停热公告", "skill_group": "技能组",
     "handoff_rule": "转人工规则", "routing_rule": "工单分派规则", "sla": "时限（SLA）", "followup": "回访策略",
-    "slots": "预约时段", "wechat_menu": "公众号菜单",
+    "slots": "预约时段", "wechat_menu": "公众号菜单", "notice_template": "通知模板",
 }
 
 SOURCE_LABELS: dict[str, str] = {
@@ -132,6 +133,7 @@ FIELD_LABELS: dict[str, str] = {
     "sticky_returning": "老客户优先原坐席", "queue_capacity": "排队上限", "working_hours": "工作时间",
     "default_handle_s": "平均处理时长（秒）", "kind": "类型", "params": "参数", "skill_group_ids": "技能组",
     "max_concurrent": "最大并发会话", "url": "地址", "events": "事件", "text": "内容", "id": "编号",
+    "provider_template_id": "模板 ID", "fields": "变量对应", "body": "正文",
     # knowledge base
     "title": "标题", "questions": "问法", "answer": "答案", "category": "分类", "channels": "渠道",
     "valid_from": "生效日期", "valid_to": "失效日期",

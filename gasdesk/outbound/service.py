@@ -11,6 +11,7 @@ the resident has a phone number on file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -21,14 +22,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.channels.sending import SendFailed, SendResult
+from gasdesk.channels.sms.templates import CHAT_REPLY, chat_reply_params, resolve_notice
+from gasdesk.channels.sms.templates import DEFAULT_TEMPLATES as SMS_TEMPLATES
 from gasdesk.clock import as_utc, local_zone, to_local, utcnow
 from gasdesk.config import get_settings
 from gasdesk.customers.contacts import contact_key, phone_on_file
 from gasdesk.customers.models import ContactIdentity
+from gasdesk.customers.validation import normalize_phone
 from gasdesk.db import commit, execute_counted
 from gasdesk.errors import InvalidInput
 from gasdesk.jobs.queue import backoff, enqueue
-from gasdesk.outbound.models import OutboundMessage, OutboundStatus, Purpose
+from gasdesk.outbound.models import (
+    PURPOSE_LABELS,
+    STATUS_LABELS,
+    NoticeTemplate,
+    OutboundMessage,
+    OutboundStatus,
+    Purpose,
+)
 
 JOB = "outbound.deliver"
 SYSTEM = Actor.system("outbound", "job")
@@ -294,3 +305,229 @@ async def outbound_for(session: AsyncSession, *, ticket_id: int | None = None, a
     if customer_id is not None:
         query = query.where(OutboundMessage.customer_id == customer_id)
     return list(await session.scalars(query.order_by(OutboundMessage.id.desc()).limit(limit)))
+
+
+# ---------------------------------------------------------------- admin: provider templates of notices
+
+# Which notices an admin maps to a provider template, per channel. SMS: every template the SMS sender uses
+# (the notices, chat replies by SMS, the WeChat-reply reminder, opt-out confirmations). WeChat: the notices
+# sent as template messages (chat replies go as 客服消息, which need no template).
+NOTICE_KEYS: dict[str, tuple[str, ...]] = {
+    "sms": tuple(SMS_TEMPLATES),
+    "wechat": tuple(p.value for p in Purpose if p is not Purpose.chat),
+}
+MAX_NOTICE_FIELDS = 20
+_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_PROVIDER_FIELD = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class NoticeTemplateIn:
+    """A checked notice template (``check_notice_template``)."""
+
+    channel: str
+    purpose: str
+    provider_template_id: str
+    fields: dict[str, str]
+    body: str
+    enabled: bool
+
+
+def notice_label(channel: str, key: str) -> str:
+    """The notice's name for staff (预约确认, 会话回复（短）…)."""
+    if channel == "sms" and key in SMS_TEMPLATES:
+        return SMS_TEMPLATES[key].description or key
+    try:
+        return PURPOSE_LABELS[Purpose(key)]
+    except ValueError:
+        return key
+
+
+def parse_fields_text(text: str) -> dict[str, str]:
+    """The admin form's ``provider_name=our_param`` lines (in the provider's order) → a mapping. A line with
+    one name maps it to itself; blank lines are skipped."""
+    mapping: dict[str, str] = {}
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        provider, sep, ours = line.partition("=")
+        provider, ours = provider.strip(), (ours.strip() if sep else provider.strip())
+        if provider in mapping:
+            raise InvalidInput(f"变量对应第 {number} 行重复：{provider}", code="invalid_notice_template")
+        mapping[provider] = ours
+    return mapping
+
+
+def check_notice_template(*, channel: str, purpose: str, provider_template_id: str, fields: dict[str, Any],
+                          body: str, enabled: bool) -> NoticeTemplateIn:
+    """Validate an admin's notice template. SMS: ``fields`` maps each variable of the provider's approved
+    template (in the provider's order) to one of the notice's parameters — every parameter exactly once (an
+    empty mapping keeps the built-in names); the body's ``{placeholders}`` must be the notice's parameters.
+    WeChat: ``fields`` maps template fields (first, keyword1…) to the notice's parameters."""
+    if channel not in NOTICE_KEYS:
+        raise InvalidInput(f"不支持的渠道：{channel}", code="invalid_notice_template")
+    if purpose not in NOTICE_KEYS[channel]:
+        raise InvalidInput(f"渠道 {channel} 没有通知 {purpose}", code="invalid_notice_template")
+    template_id = (provider_template_id or "").strip()
+    if not _TEMPLATE_ID.match(template_id):
+        raise InvalidInput("模板 ID 应为 1–80 个字母、数字、下划线或连字符", code="invalid_notice_template")
+    if not isinstance(fields, dict) or len(fields) > MAX_NOTICE_FIELDS:
+        raise InvalidInput(f"变量对应最多 {MAX_NOTICE_FIELDS} 项", code="invalid_notice_template")
+    mapping: dict[str, str] = {}
+    for provider, ours in fields.items():
+        if not isinstance(provider, str) or not _PROVIDER_FIELD.match(provider):
+            raise InvalidInput("模板变量名应为字母、数字或下划线（最多 40 个）", code="invalid_notice_template")
+        if not isinstance(ours, str) or not _PARAM_NAME.match(ours):
+            raise InvalidInput(f"模板变量 {provider} 对应的参数名不正确", code="invalid_notice_template")
+        mapping[provider] = ours
+    body = (body or "").strip()
+    if len(body) > 500:
+        raise InvalidInput("模板正文最多 500 个字", code="invalid_notice_template")
+    if _CONTROL.search(body):
+        raise InvalidInput("模板正文不能包含控制字符", code="invalid_notice_template")
+    if channel == "sms":
+        params = SMS_TEMPLATES[purpose].variables
+        if mapping and sorted(mapping.values()) != sorted(params):
+            expected = "、".join(params) or "（无）"
+            raise InvalidInput(f"变量对应须恰好包含本通知的参数各一次：{expected}", code="invalid_notice_template")
+        if body and sorted(set(_PLACEHOLDER.findall(body))) != sorted(params):
+            expected = "、".join("{" + p + "}" for p in params) or "（无变量）"
+            raise InvalidInput(f"模板正文的变量应为：{expected}", code="invalid_notice_template")
+    return NoticeTemplateIn(channel=channel, purpose=purpose, provider_template_id=template_id, fields=mapping,
+                            body=body, enabled=bool(enabled))
+
+
+def notice_template_out(row: NoticeTemplate) -> dict[str, Any]:
+    return {"channel": row.channel, "purpose": row.purpose, "label": notice_label(row.channel, row.purpose),
+            "provider_template_id": row.provider_template_id, "fields": dict(row.fields or {}), "body": row.body,
+            "enabled": row.enabled, "updated_at": row.updated_at}
+
+
+async def notice_template_of(session: AsyncSession, channel: str, key: str) -> NoticeTemplate | None:
+    """The admin's template for notice ``key`` on ``channel``, if any."""
+    return await session.scalar(select(NoticeTemplate).where(NoticeTemplate.channel == channel,
+                                                             NoticeTemplate.purpose == key))
+
+
+async def notice_templates(session: AsyncSession) -> list[NoticeTemplate]:
+    return list(await session.scalars(select(NoticeTemplate).order_by(NoticeTemplate.channel,
+                                                                      NoticeTemplate.purpose)))
+
+
+async def do_save_notice_template(session: AsyncSession, actor: Actor, checked: NoticeTemplateIn) -> NoticeTemplate:
+    """Create or replace the template of one (channel, notice). Audited as ``config.notice_template``."""
+    row = await notice_template_of(session, checked.channel, checked.purpose)
+    before = None
+    if row is None:
+        row = NoticeTemplate(channel=checked.channel, purpose=checked.purpose)
+        session.add(row)
+    else:
+        before = {"provider_template_id": row.provider_template_id, "fields": dict(row.fields or {}),
+                  "body": row.body, "enabled": row.enabled}
+    row.provider_template_id, row.fields, row.body = checked.provider_template_id, checked.fields, checked.body
+    row.enabled, row.updated_at = checked.enabled, utcnow()
+    await session.flush()
+    record_audit(session, actor, "config.notice_template", "config",
+                 f"notice_template:{checked.channel}:{checked.purpose}", before=before,
+                 after={"provider_template_id": row.provider_template_id, "fields": dict(row.fields),
+                        "body": row.body, "enabled": row.enabled})
+    return row
+
+
+# ---------------------------------------------------------------- staff views of the outbox
+
+
+def mask_recipient(channel: str, recipient: str) -> str:
+    """A recipient as staff lists show it: 138****8000 for a phone, the openid shortened (oAbC…Xy9z)."""
+    value = recipient or ""
+    if channel == "sms":
+        digits = normalize_phone(value)
+        if len(digits) >= 7 and digits.isdigit():
+            return f"{digits[:3]}****{digits[-4:]}"
+        return "****"
+    if len(value) > 10:
+        return f"{value[:4]}…{value[-4:]}"
+    return "****"
+
+
+async def outbox(session: AsyncSession, *, channel: str | None = None, status: str | None = None,
+                 limit: int = 200) -> list[OutboundMessage]:
+    """The newest outbound messages, optionally of one channel / status."""
+    query = select(OutboundMessage)
+    if channel:
+        query = query.where(OutboundMessage.channel == channel)
+    if status:
+        query = query.where(OutboundMessage.status == status)
+    return list(await session.scalars(query.order_by(OutboundMessage.id.desc()).limit(limit)))
+
+
+REASON_LABELS: dict[str, str] = {
+    "opted_out": "居民已退订", "daily_limit": "超过每号每日条数", "provider_unavailable": "服务商暂不可用（将重试）",
+    "rate_limited": "服务商限流（将重试）", "invalid_phone": "号码无效", "outside_48h": "超出微信48小时窗口",
+    "unsubscribed": "居民已取消关注", "invalid_openid": "微信用户无效", "no_template": "未配置模板",
+    "notice_disabled": "模板已停用", "outcome_unknown": "结果未知（请人工核实）", "template_rejected": "模板被服务商拒绝",
+    "template_params_rejected": "模板变量被拒绝", "template_params_mismatch": "模板变量不符",
+    "invalid_params": "模板变量不合规", "sign_name_rejected": "签名被拒绝", "content_blocked": "内容被拦截",
+    "provider_configuration": "服务商配置错误", "provider_account": "服务商账户异常", "clock_skew": "服务器时间偏差",
+    "provider_rejected": "服务商拒绝", "sms_off": "短信未启用", "wechat_off": "微信未启用", "undelivered": "未送达",
+}
+
+
+def reason_label(reason: str | None) -> str:
+    if not reason:
+        return ""
+    return REASON_LABELS.get(reason, reason)
+
+
+def preview_text(row: OutboundMessage, overrides: dict[tuple[str, str], NoticeTemplate], *,
+                 sign_name: str | None = None) -> str:
+    """What the resident reads (or would read): an SMS template filled in as the sender fills it, a WeChat
+    message's text, a WeChat template's body with its values."""
+    params = {k: str(v) for k, v in (row.params or {}).items()}
+    key = row.template_key or row.purpose
+    if row.channel == "sms":
+        if key == CHAT_REPLY:
+            key, params = chat_reply_params(params.get("text") or row.text or "")
+        override = overrides.get(("sms", key))
+        try:
+            notice = resolve_notice(key, provider_template_id=override.provider_template_id if override else None,
+                                    fields=dict(override.fields or {}) if override else None,
+                                    body=override.body if override else None)
+        except InvalidInput:
+            return row.text or ""
+        return notice.preview(params, sign_name=sign_name)
+    if row.method == "template":
+        override = overrides.get(("wechat", key))
+        if override is not None and override.body:
+            return _PLACEHOLDER.sub(lambda m: params.get(m.group(1), m.group(0)), override.body)
+        return row.text or notice_label("wechat", key)
+    return row.text or ""
+
+
+async def notice_overrides(session: AsyncSession) -> dict[tuple[str, str], NoticeTemplate]:
+    """Every admin template by (channel, notice), for previews."""
+    return {(row.channel, row.purpose): row for row in await notice_templates(session)}
+
+
+def outbound_out(row: OutboundMessage, overrides: dict[tuple[str, str], NoticeTemplate]) -> dict[str, Any]:
+    """A message as staff see it (API and outbox page): the recipient masked, the text as the resident reads it."""
+    try:
+        purpose_label = PURPOSE_LABELS[Purpose(row.purpose)]
+    except ValueError:
+        purpose_label = row.purpose
+    try:
+        status_label = STATUS_LABELS[OutboundStatus(row.status)]
+    except ValueError:
+        status_label = row.status
+    return {"id": row.id, "channel": row.channel, "method": row.method, "purpose": row.purpose,
+            "purpose_label": purpose_label, "recipient": mask_recipient(row.channel, row.recipient),
+            "status": row.status, "status_label": status_label, "reason": row.reason,
+            "reason_label": reason_label(row.reason),
+            "preview": preview_text(row, overrides, sign_name=get_settings().sms_sign_name),
+            "attempts": row.attempts, "ticket_id": row.ticket_id, "appointment_id": row.appointment_id,
+            "conversation_id": row.conversation_id, "customer_id": row.customer_id, "created_at": row.created_at,
+            "sent_at": row.sent_at, "delivered_at": row.delivered_at}

@@ -38,6 +38,8 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/audit", "审计日志", "谁在何时改了什么"),
     Console("/admin/webhooks", "Webhook", "对接外部系统的事件推送"),
     Console("/admin/wechat-menu", "公众号菜单", "编辑微信公众号菜单并推送到微信"),
+    Console("/admin/outbox", "外发消息", "发给居民的微信、短信及送达状态"),
+    Console("/admin/notice-templates", "通知模板", "短信与微信模板消息的服务商模板"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (

@@ -27,6 +27,7 @@ from gasdesk.auth.access import iter_routes
 from gasdesk.auth.models import User
 from gasdesk.branches.service import do_save_branch
 from gasdesk.channels.wechat.service import DEFAULT_MENU
+from gasdesk.config import reset_settings_cache
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import commit, transaction
@@ -728,6 +729,64 @@ async def _(ctx: Ctx) -> Call:
     article_id = await _article(ctx)
     await ctx.as_role("supervisor")
     return Call("POST", f"/admin/kb/{article_id}/delete", ("config.kb_article",))
+
+
+# ---------------------------------------------------------------- SMS callbacks, outbound notices
+
+# Settings a scenario changes for its request (the SMS callback token); undone after every test.
+_ENV = pytest.MonkeyPatch()
+SMS_TOKEN = "audit-coverage-token"
+
+
+@pytest.fixture(autouse=True)
+def _undo_env() -> Any:
+    yield
+    _ENV.undo()
+    reset_settings_cache()
+
+
+def _sms_callbacks_on() -> None:
+    _ENV.setenv("GASDESK_SMS_CALLBACK_TOKEN", SMS_TOKEN)
+    reset_settings_cache()
+
+
+@scenario("POST", "/channels/sms/{provider}/receipts")
+async def _(ctx: Ctx) -> Call:
+    _sms_callbacks_on()
+    row = await do_queue_outbound(ctx.session, channel="sms", purpose=Purpose.chat, method="sms",
+                                  recipient="13800138000", template_key="chat_reply", params={"text": "您好"})
+    row.status, row.provider_id = "sent", "biz-audit-1"
+    await commit(ctx.session)
+    receipt = [{"phone_number": "13800138000", "send_time": "2024-05-06 11:00:00",
+                "report_time": "2024-05-06 11:00:05", "success": False, "err_code": "MK:0001", "err_msg": "关机",
+                "sms_size": "1", "biz_id": "biz-audit-1", "out_id": ""}]
+    return Call("POST", f"/channels/sms/aliyun/receipts?token={SMS_TOKEN}", ("outbound.fail",), json=receipt)
+
+
+@scenario("POST", "/channels/sms/{provider}/uplink")
+async def _(ctx: Ctx) -> Call:
+    _sms_callbacks_on()
+    await ctx.factory.customer(phones=["13800138011"])
+    reply = {"extend": "", "mobile": "13800138011", "nationcode": "86", "sign": "燃气客服", "text": "你好",
+             "time": int(clock.utcnow().timestamp())}
+    # A number on file is bound to its customer, and so is the conversation it starts.
+    return Call("POST", f"/channels/sms/tencent/uplink?token={SMS_TOKEN}",
+                ("contact.bind", "conversation.link_customer"), json=reply)
+
+
+@scenario("POST", "/admin/notice-templates")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/notice-templates", ("config.notice_template",),
+                data={"channel": "sms", "purpose": "ticket_progress", "provider_template_id": "SMS_123456",
+                      "fields": "ticket_no\nstatus\nhotline", "body": "", "enabled": "1"})
+
+
+@scenario("PUT", "/api/v1/notice-templates/{channel}/{purpose}")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/notice-templates/sms/chat_reply", ("config.notice_template",),
+                json={"provider_template_id": "1234567", "fields": {"1": "text"}, "body": "", "enabled": True})
 
 
 # ---------------------------------------------------------------- notifications

@@ -86,6 +86,57 @@ def render_preview(template: SmsTemplate, params: dict[str, str], *, sign_name: 
     return f"【{sign}】{text}" if sign else text
 
 
+# ------------------------------------------------------------------ chat replies by SMS
+
+CHAT_REPLY = "chat_reply"
+CHAT_REPLY_LONG = "chat_reply_long"
+CHAT_REPLY_PARTS = ("part1", "part2", "part3", "part4")
+# The most a reply carries: four variables of at most 35 characters (about three SMS segments with the
+# template's fixed text and the sign).
+CHAT_REPLY_MAX_CHARS = MAX_VARIABLE_CHARS * len(CHAT_REPLY_PARTS)
+CHAT_REPLY_TRUNCATED = "…"
+_LINK_WORD = re.compile(r"(?i)(?:https?://|www\.)\S+")
+_SPACES = re.compile(r"[\s\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def sms_chat_text(text: str) -> str:
+    """A chat message as one line an SMS variable may carry: line breaks and control characters become one
+    space, links become “[链接]” (the providers refuse links in variables not approved as links; the resident
+    can open them in the web chat)."""
+    return _SPACES.sub(" ", _LINK_WORD.sub("[链接]", text or "")).strip()
+
+
+def chat_reply_params(text: str) -> tuple[str, dict[str, str]]:
+    """The template and variables that carry an agent's or the bot's reply to a resident writing by SMS.
+
+    The providers only send approved templates and cap each variable at 35 characters, so a reply is fitted
+    into one of two templates (both approved once with their fixed text):
+
+    - up to 35 characters (after ``sms_chat_text``): ``chat_reply`` with the single variable ``text``;
+    - longer: ``chat_reply_long`` with ``part1``…``part4``, the text cut into four consecutive pieces of
+      nearly equal length (each 9–35 characters, none empty: the providers refuse empty variables); the
+      template body places them side by side, so the resident reads the text unchanged;
+    - beyond 140 characters the text is cut to 139 and ends with “…” (one message per reply, so a delivery
+      receipt and a retry concern the whole reply; agents are told to keep SMS replies short).
+    """
+    line = sms_chat_text(text)
+    if not line:
+        line = "（空白消息）"
+    if len(line) <= MAX_VARIABLE_CHARS:
+        return CHAT_REPLY, {"text": line}
+    if len(line) > CHAT_REPLY_MAX_CHARS:
+        line = line[: CHAT_REPLY_MAX_CHARS - len(CHAT_REPLY_TRUNCATED)] + CHAT_REPLY_TRUNCATED
+    count = len(CHAT_REPLY_PARTS)
+    size, extra = divmod(len(line), count)
+    parts: dict[str, str] = {}
+    start = 0
+    for index, name in enumerate(CHAT_REPLY_PARTS):
+        end = start + size + (1 if index < extra else 0)
+        parts[name] = line[start:end]
+        start = end
+    return CHAT_REPLY_LONG, parts
+
+
 # The built-in catalogue for the seed's notices. The provider codes are placeholders: an admin replaces each
 # with the code/id the provider's console gave the approved template (the bodies are the texts to submit).
 DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
@@ -114,6 +165,25 @@ DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
         key="guidance", provider_code="SMS_000006",
         body="办理{service}所需材料清单请查看：{link}。如有疑问请致电{hotline}。",
         variables=("service", "link", "hotline"), link_variables=("link",), description="办事指引（材料清单链接）"),
+    # Chat on SMS: see ``chat_reply_params`` for how a reply is fitted into these.
+    SmsTemplate(
+        key=CHAT_REPLY, provider_code="SMS_000007", body="客服回复：{text}（直接回复本短信可继续咨询）",
+        variables=("text",), description="会话回复（短）"),
+    SmsTemplate(
+        key=CHAT_REPLY_LONG, provider_code="SMS_000008",
+        body="客服回复：" + "".join(f"{{{name}}}" for name in CHAT_REPLY_PARTS) + "（直接回复本短信可继续咨询）",
+        variables=CHAT_REPLY_PARTS, description="会话回复（长，分段填入）"),
+    SmsTemplate(
+        key="chat_reply_waiting", provider_code="SMS_000009",
+        body="您在微信公众号的咨询已有回复，请进入公众号查看。", variables=(),
+        description="微信回复无法送达时的短信提醒"),
+    SmsTemplate(
+        key="opt_out_confirmed", provider_code="SMS_000010",
+        body="您已退订通知短信，此后不再收到预约、工单等通知（紧急停气通知除外）。回复“恢复订阅”可重新接收。",
+        variables=(), description="退订确认"),
+    SmsTemplate(
+        key="opt_in_confirmed", provider_code="SMS_000011",
+        body="您已恢复接收通知短信。回复TD可退订。", variables=(), description="恢复订阅确认"),
 )}
 
 
@@ -123,3 +193,54 @@ def get_template(key: str) -> SmsTemplate:
         return DEFAULT_TEMPLATES[key]
     except KeyError:
         raise InvalidInput(f"没有短信模板 {key}", code="unknown_sms_template") from None
+
+
+# ------------------------------------------------------------------ the template actually sent
+
+
+@dataclass(frozen=True)
+class SmsNotice:
+    """A template as it goes out: the built-in one, or an admin's ``NoticeTemplate`` row overriding it.
+
+    ``variables`` are our parameter names; ``provider_variables`` the names the provider's approved template
+    uses for them, in the provider's order (Tencent's ``{1}``, ``{2}``… are positional, so any names in the
+    right order do; Aliyun's ``TemplateParam`` is keyed by these names)."""
+
+    key: str
+    provider_code: str
+    body: str
+    variables: tuple[str, ...]
+    provider_variables: tuple[str, ...]
+    template: SmsTemplate
+    enabled: bool = True
+    configured: bool = False  # an admin's row, not the built-in placeholder code
+
+    @property
+    def ref(self) -> SmsTemplateRef:
+        return SmsTemplateRef(code=self.provider_code, variables=self.provider_variables,
+                              sign_name=self.template.sign_name)
+
+    def provider_params(self, params: dict[str, str]) -> dict[str, str]:
+        """Our checked values under the provider's names."""
+        return {provider: params[ours] for provider, ours in zip(self.provider_variables, self.variables,
+                                                                  strict=True)}
+
+    def preview(self, params: dict[str, str], *, sign_name: str | None = None) -> str:
+        text = _PLACEHOLDER.sub(lambda m: str(params.get(m.group(1), m.group(0))), self.body)
+        sign = self.template.sign_name or sign_name
+        return f"【{sign}】{text}" if sign else text
+
+
+def resolve_notice(key: str, *, provider_template_id: str | None = None, fields: dict[str, str] | None = None,
+                   body: str | None = None, enabled: bool = True) -> SmsNotice:
+    """The template ``key`` as sent: the built-in one, with an admin's row (its provider template id, its
+    ``fields`` = provider variable → our parameter, in the provider's order, and its body) over it. Empty
+    ``fields`` keep the built-in variable names; an empty body keeps the built-in text."""
+    template = get_template(key)
+    if provider_template_id is None:
+        return SmsNotice(key=key, provider_code=template.provider_code, body=template.body,
+                         variables=template.variables, provider_variables=template.variables, template=template)
+    mapping = dict(fields or {}) or {name: name for name in template.variables}
+    return SmsNotice(key=key, provider_code=provider_template_id, body=body or template.body,
+                     variables=tuple(mapping.values()), provider_variables=tuple(mapping),
+                     template=template, enabled=enabled, configured=True)
