@@ -379,7 +379,7 @@ async def test_guidance_form_on_the_ticket_page(session, factory, client, monkey
     agent = await staff_user(session, "agent")
     await login(client, agent.username)
     page = (await client.get(f"/tickets/{ticket.id}")).text
-    assert 'action="/tickets/%d/guidance"' % ticket.id in page and "旧改施工" in page
+    assert f'action="/tickets/{ticket.id}/guidance"' in page and "旧改施工" in page
     response = await client.post(f"/tickets/{ticket.id}/guidance", data={"service_code": "旧改施工"})
     assert response.status_code == 303, response.text[:300]
     [row] = await _rows(purpose="guidance")
