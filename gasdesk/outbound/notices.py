@@ -45,7 +45,7 @@ from gasdesk.channels.sms.templates import DEFAULT_TEMPLATES, MAX_VARIABLE_CHARS
 from gasdesk.clock import local_zone, to_local, utcnow
 from gasdesk.config import get_settings
 from gasdesk.conversations import service as conversations
-from gasdesk.conversations.models import CHANNEL_LABELS, Channel, Conversation, Message, SenderType
+from gasdesk.conversations.models import Channel, Conversation, Message, SenderType
 from gasdesk.customers.contacts import contact_of_visitor, contacts_of_customer, find_contact
 from gasdesk.customers.models import Address, ContactIdentity, ContactKind
 from gasdesk.customers.validation import mask_phone
@@ -336,8 +336,7 @@ def notice_rows(rows: list[OutboundMessage]) -> list[dict[str, Any]]:
         out.append({
             "id": row.id, "purpose": PURPOSE_LABELS.get(Purpose(row.purpose), row.purpose)
             if row.purpose in Purpose.__members__ else row.purpose,
-            "channel": CHANNEL_LABELS.get(Channel(row.channel), row.channel)
-            if row.channel in Channel.__members__ else row.channel,
+            "channel": row.channel,  # shown through channel_label() like every channel name
             "status": row.status, "status_label": STATUS_LABELS.get(OutboundStatus(row.status), row.status)
             if row.status in OutboundStatus.__members__ else row.status,
             "reason": REASON_LABELS.get(row.reason or "", row.reason or ""),
