@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     sms_per_number_per_day: int = Field(default=10, ge=1, le=1000)
     # No SMS to residents in these local hours (emergencies excepted): "21:00-08:00"; empty = none.
     sms_quiet_hours: str = "21:00-08:00"
+    # Said in notices to residents (预约确认, 工单进度…): the number to call with questions.
+    service_hotline: str = Field(default="96777", max_length=20)
+    # The utility's 办事指南 page (a short link, at most 35 characters): the 办理指引 SMS links to it. Empty =
+    # guidance goes by WeChat only.
+    guidance_url: str = Field(default="", max_length=35)
     # The development simulator (/dev/simulator: a WeChat user and an SMS phone against this server through
     # the real protocols, with fake WeChat and SMS APIs in-process). Never in production.
     simulator: bool = True

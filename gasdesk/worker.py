@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from gasdesk import all_models  # noqa: F401 - every mapper is known before the first flush
+from gasdesk.appointments.service import on_appointment_booked
 from gasdesk.auth.service import prune_auth_state
 from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
@@ -18,11 +19,20 @@ from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import SCAN_EVERY_S, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
+from gasdesk.followups.remote import RemoteSurvey, answer_by_digit
+from gasdesk.followups.service import CHANNELS as SURVEY_CHANNELS
 from gasdesk.followups.service import dispatch_due, schedule_followup
 from gasdesk.jobs.queue import register_job, register_periodic, worker_loop
+from gasdesk.outbound.notices import (
+    REMINDERS_EVERY_S,
+    notify_appointment_booked,
+    notify_ticket_created,
+    notify_ticket_progress,
+    send_appointment_reminders,
+)
 from gasdesk.outbound.service import JOB as OUTBOUND_JOB
 from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, register_sender
-from gasdesk.tickets.service import on_ticket_resolved
+from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
 from gasdesk.webhooks.service import deliver_job
 
@@ -37,7 +47,17 @@ def register_handlers() -> None:
     register_periodic("conversations.idle_scan", SCAN_EVERY_S, scan_idle_residents)
     register_periodic("followups.dispatch", 60, dispatch_due)
     register_periodic("tickets.sla_scan", 60, scan_sla)
+    register_periodic("notices.appointment_reminders", REMINDERS_EVERY_S, send_appointment_reminders)
     on_ticket_resolved(schedule_followup)
+    # Residents hear of their tickets and appointments on WeChat/SMS (gasdesk/outbound/notices.py).
+    on_ticket_created(notify_ticket_created)
+    on_ticket_transition(notify_ticket_progress)
+    on_appointment_booked(notify_appointment_booked)
+    # 回访 where the ticket came from: WeChat, SMS, and by SMS for hotline callers; a "4" answers it.
+    SURVEY_CHANNELS.setdefault("wechat", RemoteSurvey("wechat"))
+    SURVEY_CHANNELS.setdefault("sms", RemoteSurvey("sms"))
+    SURVEY_CHANNELS.setdefault("voice", RemoteSurvey("sms"))
+    intercept_inbound(answer_by_digit)
     on_reply_to_remote_resident(queue_chat_reply)
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)

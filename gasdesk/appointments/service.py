@@ -6,6 +6,7 @@ parallel bookings can never overbook a slot, on SQLite or across PostgreSQL conn
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -37,6 +38,17 @@ from gasdesk.tickets.service import (
 from gasdesk.webhooks.service import publish
 
 CHANGE_CUTOFF = timedelta(hours=2)
+
+# What else a booking (or a move to a new slot) does in the same transaction: the resident's 预约确认 on
+# WeChat/SMS (gasdesk/outbound/notices.py). Registered by gasdesk/worker.py, as tickets' ON_RESOLVED is.
+BookedHook = Callable[[AsyncSession, Appointment, AppointmentSlot], Awaitable[Any]]
+ON_BOOKED: list[BookedHook] = []
+
+
+def on_appointment_booked(hook: BookedHook) -> None:
+    """Run ``hook(session, appointment, slot)`` when an appointment is booked or moved to ``slot``."""
+    if hook not in ON_BOOKED:
+        ON_BOOKED.append(hook)
 
 
 async def access_offering(session: AsyncSession, code: str) -> ServiceOffering:
@@ -146,6 +158,8 @@ async def book_appointment(
         appointment_id=appointment.id, ticket_id=ticket.id, ticket_number=ticket.number,
         service=service_code, district=slot.district, slot_start=slot.start.isoformat(),
         slot_end=slot.end.isoformat()))
+    for hook in ON_BOOKED:
+        await hook(session, appointment, slot)
     return Booking(appointment, ticket, slot)
 
 
@@ -186,6 +200,8 @@ async def do_reschedule(session: AsyncSession, actor: Actor, appointment: Appoin
         ticket.title = ticket.title.split(" - ")[0] + f" - {slot_label(new)}"
         _event(ticket, actor, "reschedule", ticket.status, note=f"改约：{slot_label(old)} → {slot_label(new)}")
         await _publish(session, TicketUpdated, ticket)
+    for hook in ON_BOOKED:
+        await hook(session, appointment, new)
     return appointment
 
 

@@ -1,7 +1,8 @@
 """Scheduling, sending and answering follow-up surveys (回访).
 
 A resolved ticket gets a survey due after its type's delay. The survey goes out on the channel the
-resident came from (web chat now; SMS/WeChat plug in behind ``SurveyChannel``). Unanswered surveys
+resident came from (web chat here; WeChat, SMS and hotline tickets through ``followups/remote.py``, registered
+behind ``SurveyChannel`` by ``gasdesk/worker.py``). Unanswered surveys
 are re-sent every ``retry_minutes`` up to ``max_attempts``, then marked unreachable. A low score or
 "not solved" reopens the ticket or opens a complaint, per the policy.
 """

@@ -30,6 +30,7 @@ from gasdesk.customers.service import CustomerQuery, access_customer, find_custo
 from gasdesk.db import DbSession, rollback
 from gasdesk.errors import GasdeskError, InvalidInput, NotFound, PermissionDenied
 from gasdesk.fields import MAX_DB_INT, Id, parse_id
+from gasdesk.outbound.notices import do_send_guidance, guidance_services, notices_of_ticket
 from gasdesk.tickets import service
 from gasdesk.tickets.draft import draft_from_conversation
 from gasdesk.tickets.lifecycle import ACTION_LABELS, allowed_actions
@@ -323,12 +324,16 @@ async def _detail_context(session: AsyncSession, user: User, ticket: Ticket) -> 
     appointment = await session.scalar(select(Appointment).where(Appointment.ticket_id == ticket.id)
                                        .order_by(Appointment.id.desc()))
     slot = await session.get(AppointmentSlot, appointment.slot_id) if appointment else None
-    return {"c": card, "t": ticket, "events": [{"e": e, "actor": names.get(e.actor_id or 0, e.actor_name)}
+    is_crew = Role(user.role) is Role.field_crew
+    # 通知记录: what the resident was sent about this ticket / appointment, and whether it arrived.
+    notices = [] if is_crew else await notices_of_ticket(session, ticket.id, appointment.id if appointment else None)
+    guides = await guidance_services(session) if customer is not None and not is_crew else []
+    return {"notices": notices, "guides": guides, "c": card, "t": ticket, "events": [{"e": e, "actor": names.get(e.actor_id or 0, e.actor_name)}
                                               for e in ticket.events],
             "actions": actions, "crews": await _crews(session) if "assign" in actions else [],
             "customer": customer, "appointment": appointment, "slot_label": appointments.slot_label(slot) if slot else None,
             "result": ticket.result, "arrived_local": _iso_local((ticket.result or {}).get("arrived_at")),
-            "is_crew": Role(user.role) is Role.field_crew, "parent": parent, "linked": linked, **_labels()}
+            "is_crew": is_crew, "parent": parent, "linked": linked, **_labels()}
 
 
 def _iso_local(value: str | None) -> str:
@@ -346,7 +351,7 @@ async def ticket_page(request: Request, ticket_id: Id, session: DbSession, user:
     ticket = await service.access_ticket(session, user, ticket_id)
     context = await _detail_context(session, user, ticket)
     context["notice"] = "工单已创建" if request.query_params.get("created") else (
-        ("已补充到工单" if request.query_params.get("done") == "note" else "操作成功")
+        {"note": "已补充到工单", "guidance": "办理指引已发送"}.get(request.query_params.get("done") or "", "操作成功")
         if request.query_params.get("done") else None)
     return render(request, "ticket_detail.html", context)
 
@@ -384,6 +389,26 @@ async def ticket_note(request: Request, ticket_id: Id, session: DbSession,
         context.update(error=exc.message, note=note)
         return render(request, "ticket_detail.html", context, exc.status_code)
     return RedirectResponse(f"/tickets/{ticket.id}?done=note", status_code=303)
+
+
+@router.post("/tickets/{ticket_id}/guidance")
+async def ticket_guidance(request: Request, ticket_id: Id, session: DbSession,
+                          service_code: Annotated[str, Form(max_length=20)] = "",
+                          user: User = allow(*OFFICE)) -> Response:
+    """Send the 办理指引 of a service that cannot be booked online to the ticket's customer (WeChat or SMS)."""
+    ticket = await service.access_ticket(session, user, ticket_id)
+    try:
+        if ticket.customer_id is None:
+            raise InvalidInput("工单未关联客户，无法发送办理指引", code="customer_required")
+        await do_send_guidance(session, Actor.of(user, "web"), customer_id=ticket.customer_id,
+                               service_code=service_code, ticket_id=ticket.id)
+    except GasdeskError as exc:
+        await rollback(session, user)
+        ticket = await service.access_ticket(session, user, ticket_id)
+        context = await _detail_context(session, user, ticket)
+        context.update(error=exc.message)
+        return render(request, "ticket_detail.html", context, exc.status_code)
+    return RedirectResponse(f"/tickets/{ticket.id}?done=guidance", status_code=303)
 
 
 # ---------------------------------------------------------------- dispatcher board

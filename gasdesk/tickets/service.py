@@ -60,6 +60,28 @@ def on_ticket_resolved(hook: ResolvedHook) -> None:
         ON_RESOLVED.append(hook)
 
 
+# What else a new ticket or a state change does in the same transaction (the resident's 工单进度 notices on
+# WeChat/SMS, gasdesk/outbound/notices.py). Registered by gasdesk/worker.py like ON_RESOLVED.
+CreatedHook = Callable[[AsyncSession, Ticket], Awaitable[Any]]
+# (session, ticket, action, status before the action)
+TransitionHook = Callable[[AsyncSession, Ticket, str, str], Awaitable[Any]]
+ON_CREATED: list[CreatedHook] = []
+ON_TRANSITION: list[TransitionHook] = []
+
+
+def on_ticket_created(hook: CreatedHook) -> None:
+    """Run ``hook(session, ticket)`` for every new ticket, inside the creating transaction."""
+    if hook not in ON_CREATED:
+        ON_CREATED.append(hook)
+
+
+def on_ticket_transition(hook: TransitionHook) -> None:
+    """Run ``hook(session, ticket, action, previous_status)`` after every state-machine action, inside its
+    transaction (after the ticket's own hooks such as ON_RESOLVED)."""
+    if hook not in ON_TRANSITION:
+        ON_TRANSITION.append(hook)
+
+
 SERVICE_TYPES = ("开栓", "维修", "改线", "安检", "阀管改造", "旧改施工", "报警器安装")
 DEFAULT_PRIORITY = {TicketType.gas_leak: Priority.urgent, TicketType.no_gas: Priority.high,
                     TicketType.complaint: Priority.high}
@@ -213,6 +235,8 @@ async def do_create_ticket(session: AsyncSession, actor: Actor, data: TicketCrea
     if ticket.handler_id:
         do_notify(session, ticket.handler_id, "ticket.new", f"新工单 {ticket.number}", ticket.title,
                   link=f"/tickets/{ticket.id}")
+    for created_hook in ON_CREATED:
+        await created_hook(session, ticket)
     await _publish(session, TicketCreated, ticket)
     return ticket
 
@@ -284,6 +308,8 @@ async def do_ticket_action(session: AsyncSession, actor: Actor, ticket: Ticket, 
     if action == "resolve":
         for hook in ON_RESOLVED:
             await hook(session, ticket)
+    for transition_hook in ON_TRANSITION:
+        await transition_hook(session, ticket, action, previous)
     await _publish(session, TicketUpdated, ticket)
     return ticket
 

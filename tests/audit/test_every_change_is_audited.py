@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -30,6 +30,8 @@ from gasdesk.channels.wechat.service import DEFAULT_MENU
 from gasdesk.config import reset_settings_cache
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
+from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contact
+from gasdesk.customers.models import ContactKind
 from gasdesk.db import commit, transaction
 from gasdesk.jobs.queue import HANDLERS, PERIODIC
 from gasdesk.kb.service import access_article, check_article, do_create_article, do_update_article
@@ -510,6 +512,16 @@ async def _(ctx: Ctx) -> Call:
                 data={"action": "assign", "crew_id": str(crew.id)})
 
 
+@scenario("POST", "/tickets/{ticket_id}/guidance")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    follower = await do_record_inbound_contact(ctx.session, ContactKind.wechat, "oAuditGuidance0001")
+    await do_bind_contact(ctx.session, SETUP, follower, customer, how="agent")
+    ticket = await wo_ticket(ctx.session, "consultation", customer_id=customer.id)
+    await ctx.as_role("agent")
+    return Call("POST", f"/tickets/{ticket.id}/guidance", ("outbound.queue",), data={"service_code": "阀管改造"})
+
+
 @scenario("POST", "/tickets/{ticket_id}/note")
 async def _(ctx: Ctx) -> Call:
     ticket = await wo_ticket(ctx.session)
@@ -923,6 +935,18 @@ async def _(ctx: Ctx) -> JobRun:
     await commit(ctx.session)
     clock.set_now(clock.utcnow() + timedelta(hours=1))
     return JobRun(_periodic("outbound.stale_sending"), ("outbound.fail",))
+
+
+@job_scenario("notices.appointment_reminders")
+async def _(ctx: Ctx) -> JobRun:
+    first_day = (clock.to_local(clock.utcnow()) + timedelta(days=2)).date()
+    customer = await ctx.factory.customer()
+    slot, _ = await _slots(ctx, first_day=first_day)
+    await book_appointment(ctx.session, SETUP, customer_id=customer.id, service_code="安检", slot_id=slot.id)
+    await commit(ctx.session)
+    # The day before the visit, 10:00 local time.
+    clock.set_now(datetime.combine(first_day - timedelta(days=1), time(10, 0), tzinfo=clock.local_zone()))
+    return JobRun(_periodic("notices.appointment_reminders"), ("outbound.queue",))
 
 
 def _app_jobs() -> set[str]:
