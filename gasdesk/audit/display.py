@@ -86,6 +86,7 @@ ACTION_LABELS: dict[str, str] = {
     "contact.opt_out": "退订通知",
     "contact.opt_in": "恢复通知",
     "outbound.queue": "发送通知",
+    "notice.webchat": "网页聊天通知",
     "outbound.fail": "消息发送失败",
 }
 

@@ -123,6 +123,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/kb/articles/{article_id}/feedback"): "an anonymous 有帮助/没帮助 vote, counted on the article",
     ("POST", "/dev/simulator/wechat/send"): "the development simulator playing WeChat: it posts a signed callback to "
                                             "/channels/wechat/callback (exempt above) and stores nothing itself",
+    ("POST", "/dev/simulator/sms/inbox"): "reads the SMS sent to a phone; a POST only to keep the number out of URLs",
+    ("POST", "/dev/simulator/sms/send"): "the development simulator playing an SMS provider: it posts an uplink push "
+                                         "to /channels/sms/aliyun/uplink and stores nothing itself",
     ("POST", "/channels/wechat/callback"): "a resident's WeChat message is content like a chat message; the follows, "
                                            "unfollows and bindings it causes are audited (tests/channels/wechat)",
 }

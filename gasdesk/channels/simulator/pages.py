@@ -9,9 +9,17 @@ from fastapi.responses import Response
 
 from gasdesk.auth.access import public
 from gasdesk.channels.simulator import service
-from gasdesk.channels.simulator.schemas import CallbackResult, FollowerAction, FollowerInbox
+from gasdesk.channels.simulator.schemas import (
+    CallbackResult,
+    FollowerAction,
+    FollowerInbox,
+    PhoneInbox,
+    PhoneNumber,
+    PhoneText,
+)
 from gasdesk.channels.wechat.account import wechat_account
 from gasdesk.config import get_settings
+from gasdesk.db import DbSession
 from gasdesk.errors import NotFound
 from gasdesk.web.templating import render
 
@@ -45,3 +53,18 @@ async def follower_inbox(openid: Annotated[str, Query(min_length=8, max_length=6
     """What the fake WeChat API received for the follower: 客服消息 and template messages."""
     _enabled()
     return {"messages": service.received_for(service.check_openid(openid))}
+
+
+@router.post("/dev/simulator/sms/send", dependencies=[public()], response_model=CallbackResult)
+async def phone_sends(request: Request, body: PhoneText) -> dict[str, Any]:
+    """Send an SMS as the phone (the provider's uplink push, token and all)."""
+    _enabled()
+    return await service.send_as_phone(request.app, body.phone, body.text)
+
+
+@router.post("/dev/simulator/sms/inbox", dependencies=[public()], response_model=PhoneInbox)
+async def phone_inbox(session: DbSession, body: PhoneNumber) -> dict[str, Any]:
+    """The SMS messages this server queued or sent to the phone (the log provider's outbox, or a real one's).
+    A POST: phone numbers stay out of URLs and access logs."""
+    _enabled()
+    return {"messages": await service.texts_to(session, body.phone)}

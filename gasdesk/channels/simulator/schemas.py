@@ -30,3 +30,16 @@ class ReceivedMessage(Out):
 
 class FollowerInbox(Out):
     messages: list[ReceivedMessage]
+
+
+class PhoneNumber(BaseModel):
+    phone: str = Field(min_length=11, max_length=20)
+
+
+class PhoneText(BaseModel):
+    phone: str = Field(min_length=11, max_length=20)
+    text: str = Field(min_length=1, max_length=500)
+
+
+class PhoneInbox(Out):
+    messages: list[ReceivedMessage]

@@ -11,11 +11,20 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasdesk.channels.sms.callbacks import callback_token
+from gasdesk.channels.sms.providers.base import check_mobile
 from gasdesk.channels.wechat import simulate
 from gasdesk.channels.wechat.account import simulated_wechat, wechat_account
 from gasdesk.channels.wechat.messages import parse_fields
+from gasdesk.clock import to_local, utcnow
+from gasdesk.config import get_settings
+from gasdesk.customers.contacts import contact_key
 from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.outbound.models import STATUS_LABELS, OutboundMessage, OutboundStatus
+from gasdesk.outbound.service import notice_overrides, preview_text
 
 SIM_OA = "gh_gasdesksim01"
 _msg_ids = itertools.count(int(time.time() * 1000))
@@ -66,3 +75,35 @@ def _template_text(data: Any) -> str:
     if not isinstance(data, dict):
         return ""
     return "；".join(f"{key}: {value.get('value') if isinstance(value, dict) else value}" for key, value in data.items())
+
+
+# ---------------------------------------------------------------- the SMS phone
+
+
+async def send_as_phone(app: FastAPI, phone: str, text: str) -> dict[str, Any]:
+    """An SMS from ``phone`` as the provider pushes it (Aliyun's SmsUp JSON, with the callback token)."""
+    phone = check_mobile(phone)
+    if not text or not text.strip() or len(text) > 500:
+        raise InvalidInput("请输入 1–500 字的短信", code="invalid_text")
+    settings = get_settings()
+    token = callback_token(settings)
+    if token is None:
+        raise NotFound("短信回调未启用", code="sms_callback_disabled")
+    sent = to_local(utcnow()).strftime("%Y-%m-%d %H:%M:%S")
+    push = [{"phone_number": phone, "send_time": sent, "content": text, "sign_name": settings.sms_sign_name,
+             "dest_code": "1234", "sequence_id": next(_msg_ids)}]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://simulator.local") as client:
+        response = await client.post("/channels/sms/aliyun/uplink", params={"token": token}, json=push)
+    return {"status": response.status_code, "reply": "",
+            "error": response.json().get("error") if response.status_code >= 400 else None}
+
+
+async def texts_to(session: AsyncSession, phone: str) -> list[dict[str, Any]]:
+    """The SMS messages queued or sent to ``phone``, as the phone would show them, oldest first."""
+    phone = check_mobile(phone)
+    overrides = await notice_overrides(session)
+    rows = await session.scalars(select(OutboundMessage).where(
+        OutboundMessage.channel == "sms", OutboundMessage.recipient_index == contact_key("sms", phone))
+        .order_by(OutboundMessage.id))
+    return [{"kind": STATUS_LABELS[OutboundStatus(row.status)], "text": preview_text(row, overrides),
+             "at": row.created_at.timestamp()} for row in rows]

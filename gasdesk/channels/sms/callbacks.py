@@ -21,6 +21,7 @@ constant time.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from dataclasses import dataclass
@@ -69,9 +70,19 @@ def callback_ack(provider: str) -> dict[str, Any]:
     return dict(ALIYUN_CALLBACK_ACK if provider == "aliyun" else TENCENT_CALLBACK_ACK)
 
 
+def callback_token(settings: Settings) -> str | None:
+    """The token pushes must carry: the configured one; in development without one, the simulator's own
+    (derived from the secret key, so it is not published); else None (callbacks off)."""
+    if settings.sms_callback_token:
+        return settings.sms_callback_token
+    if settings.simulator_enabled and settings.secret_key:
+        return hmac.new(settings.secret_key.encode(), b"gasdesk sms simulator callbacks", hashlib.sha256).hexdigest()[:32]
+    return None
+
+
 def check_callback_token(settings: Settings, given: str | None) -> None:
     """Refuse a push without the configured token (or any push while none is configured); constant time."""
-    expected = settings.sms_callback_token
+    expected = callback_token(settings)
     if not expected:
         raise PermissionDenied("短信回调未启用（未配置回调令牌）", code="sms_callback_disabled")
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -34,3 +34,19 @@ async def test_the_simulator_does_not_exist_in_production(client, monkeypatch: p
     reset_settings_cache()
     response = await client.get(path, headers={"Accept": "application/json"})
     assert response.status_code == 404
+
+
+async def test_an_sms_from_a_number_on_file_reaches_its_customers_conversation(client, session, factory) -> None:
+    customer = await factory.customer(phones=["13911112222"])
+    response = await client.post("/dev/simulator/sms/send", json={"phone": "13911112222", "text": "你好"})
+    assert response.status_code == 200 and response.json()["status"] == 200, response.text
+    conversation = await session.scalar(select(Conversation).where(Conversation.channel == "sms"))
+    assert conversation is not None and conversation.customer_id == customer.id
+    inbox = await client.post("/dev/simulator/sms/inbox", json={"phone": "13911112222"})
+    texts = [m["text"] for m in inbox.json()["messages"]]
+    assert texts, "the bot's answer is queued as an SMS to the phone"
+
+
+async def test_the_sms_phone_refuses_bad_numbers(client) -> None:
+    response = await client.post("/dev/simulator/sms/send", json={"phone": "12345678901", "text": "你好"})
+    assert response.status_code == 422

@@ -11,6 +11,7 @@ from gasdesk.channels.sms.callbacks import (
     DeliveryReceipt,
     InboundSms,
     callback_ack,
+    callback_token,
     check_callback_token,
     parse_aliyun_report,
     parse_aliyun_uplink,
@@ -132,5 +133,13 @@ def test_callback_token() -> None:
             check_callback_token(settings, wrong)
         assert refused.value.code == "bad_callback_token"
     with pytest.raises(PermissionDenied) as disabled:
-        check_callback_token(Settings(sms_callback_token=None), "anything")
+        check_callback_token(Settings(sms_callback_token=None, simulator=False), "anything")
     assert disabled.value.code == "sms_callback_disabled"
+    # In development without a token, the simulator's own (derived from the secret key, not published) works.
+    dev = Settings(sms_callback_token=None, simulator=True, secret_key="k" * 40)
+    derived = callback_token(dev)
+    assert derived and derived != callback_token(Settings(sms_callback_token=None, simulator=True,
+                                                          secret_key="j" * 40))
+    check_callback_token(dev, derived)
+    with pytest.raises(PermissionDenied):
+        check_callback_token(dev, "anything")

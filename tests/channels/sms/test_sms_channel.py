@@ -321,6 +321,7 @@ async def test_bad_pushes_are_refused_and_write_nothing(client, path, body, toke
 
 async def test_callbacks_are_off_without_a_configured_token(client, monkeypatch) -> None:
     monkeypatch.delenv("GASDESK_SMS_CALLBACK_TOKEN")
+    monkeypatch.setenv("GASDESK_SIMULATOR", "false")  # outside development: no simulator token either
     reset_settings_cache()
     response = await push(client, "aliyun/uplink", aliyun_uplink("你好"), token="")
     assert response.status_code == 403 and response.json()["error"]["code"] == "sms_callback_disabled"

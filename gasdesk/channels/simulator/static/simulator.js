@@ -54,4 +54,50 @@
     } finally { setTimeout(poll, 1500); }
   }
   poll();
+
+  // ---------------------------------------------------------------- the SMS phone
+  var smsLog = document.getElementById("sms-log");
+  var smsSeen = 0;
+  var phoneInput = document.getElementById("sms-phone");
+  var savedPhone = localStorage.getItem("gasdesk.simulator.phone");
+  if (savedPhone) phoneInput.value = savedPhone;
+  phoneInput.addEventListener("change", function () {
+    localStorage.setItem("gasdesk.simulator.phone", phoneInput.value.trim());
+    smsLog.innerHTML = ""; smsSeen = 0;
+  });
+  function smsLine(cls, kind, text) {
+    var li = document.createElement("li");
+    li.className = cls;
+    var k = document.createElement("span"); k.className = "k"; k.textContent = kind;
+    li.appendChild(k); li.appendChild(document.createTextNode(text));
+    smsLog.appendChild(li); smsLog.scrollTop = smsLog.scrollHeight;
+  }
+  document.getElementById("sms-form").addEventListener("submit", async function (e) {
+    e.preventDefault();
+    var input = document.getElementById("sms-text");
+    var text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    smsLine("me", "我", text);
+    var r = await fetch("/dev/simulator/sms/send", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify({ phone: phoneInput.value.trim(), text: text }) });
+    var data = await r.json();
+    if (data.error) smsLine("oa", "错误 " + data.status, data.error.message);
+  });
+  async function pollSms() {
+    try {
+      var phone = phoneInput.value.trim();
+      if (phone.length >= 11) {
+        var r = await fetch("/dev/simulator/sms/inbox", { method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify({ phone: phone }) });
+        if (r.ok) {
+          var data = await r.json();
+          data.messages.slice(smsSeen).forEach(function (m) { smsLine("oa", "短信（" + m.kind + "）", m.text); });
+          smsSeen = data.messages.length;
+        }
+      }
+    } finally { setTimeout(pollSms, 1500); }
+  }
+  pollSms();
 })();
