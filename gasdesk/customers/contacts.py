@@ -148,14 +148,15 @@ async def channel_note(session: AsyncSession, visitor_id: str, customer_id: int 
     contact = await contact_of_visitor(session, visitor_id)
     if contact is None:
         return None
+    stranger = "陌生人（未绑定客户，可在右侧关联）；" if contact.customer_id is None and customer_id is None else ""
     if contact.kind == ContactKind.sms:
-        return "短信渠道：回复以短信发送，请简明扼要"
+        return f"{stranger}短信渠道：回复以短信发送，超过 140 字会被截断"
     phone = await phone_on_file(session, customer_id)
     instead = "回复将改发短信提醒居民查看" if phone else "回复无法送达，请电话联系居民"
     if not contact.subscribed:
-        return f"居民已取消关注公众号：{instead}"
+        return f"{stranger}居民已取消关注公众号：{instead}"
     if wechat_window_open(contact):
         assert contact.last_inbound_at is not None
         until = to_local(contact.last_inbound_at + timedelta(seconds=WECHAT_WINDOW_S))
-        return f"微信：{until:%m-%d %H:%M} 前可直接回复（48 小时窗口）"
-    return f"微信 48 小时窗口已过：{instead}"
+        return f"{stranger}微信：{until:%m-%d %H:%M} 前可直接回复（48 小时窗口）"
+    return f"{stranger}微信 48 小时窗口已过：{instead}"
