@@ -16,6 +16,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests.factories import TEST_PASSWORD
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("GASDESK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -112,3 +114,12 @@ async def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+async def login_as(page: Page, base: str, username: str, *, wait: str = "networkidle") -> None:
+    """Sign in through the login form as ``username`` (factory users have ``TEST_PASSWORD``)."""
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", TEST_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_load_state(wait)  # type: ignore[arg-type]

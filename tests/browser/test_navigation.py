@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import screenshot
-from tests.factories import TEST_PASSWORD
+from tests.browser.conftest import login_as, screenshot
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -31,14 +30,6 @@ OVERFLOW_JS = """() => {
 }"""
 
 
-async def _login(page, base: str, username: str) -> None:
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", TEST_PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state("domcontentloaded")
-
-
 async def _assert_header_fits(page, where: str) -> None:
     box = await page.evaluate(OVERFLOW_JS)
     assert box["width"] == 390, box
@@ -53,7 +44,7 @@ async def test_each_role_lands_on_its_console_and_the_header_fits_a_phone(live_s
         user = await factory.user(role)
         context = await browser.new_context(viewport=PHONE, device_scale_factor=1)
         page = await context.new_page()
-        await _login(page, live_server, user.username)
+        await login_as(page, live_server, user.username, wait="domcontentloaded")
         assert page.url == live_server + path, (role, page.url)
         await _assert_header_fits(page, f"{role} {path}")
         nav = await page.locator("header nav a").all_inner_texts()
@@ -77,7 +68,7 @@ async def test_forbidden_and_missing_pages_show_a_chinese_page(live_server, brow
     ]:
         context = await browser.new_context(viewport=PHONE)
         page = await context.new_page()
-        await _login(page, live_server, user.username)
+        await login_as(page, live_server, user.username, wait="domcontentloaded")
         response = await page.goto(live_server + path)
         assert response.status == status, (path, response.status)
         body = await page.inner_text("main")

@@ -9,19 +9,11 @@ import pytest
 
 from gasdesk.customers.models import BillingBalance
 from gasdesk.db import commit
-from tests.browser.conftest import screenshot
-from tests.factories import TEST_PASSWORD
+from tests.browser.conftest import login_as, screenshot
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-
-async def _login(page, base: str, username: str) -> None:
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", TEST_PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state("networkidle")
 
 
 async def test_agent_finds_customer_and_opens_360(live_server, browser, factory, session) -> None:
@@ -34,7 +26,7 @@ async def test_agent_finds_customer_and_opens_360(live_server, browser, factory,
     await commit(session)
 
     page = await browser.new_page()
-    await _login(page, live_server, agent.username)
+    await login_as(page, live_server, agent.username)
     await page.goto(live_server + "/customers")
     await page.fill("input[name=q]", "139 1234 5678")
     await page.click("button:has-text('查询')")
@@ -53,7 +45,7 @@ async def test_admin_browses_audit_log(live_server, browser, factory) -> None:
     admin = await factory.user("admin", username="adminqian")
     await factory.customer(name="陈静")
     page = await browser.new_page()
-    await _login(page, live_server, admin.username)
+    await login_as(page, live_server, admin.username)
     await page.goto(live_server + "/admin/audit?entity_type=customer")
     await page.wait_for_selector("td.audit-action:has-text('新建客户')")
     table = await page.inner_text("table")
@@ -78,7 +70,7 @@ async def test_admin_changes_a_role_and_resets_a_password_in_the_page(live_serve
     admin = await factory.user("admin", username="adminli")
     await factory.user("agent", username="agentforgot")
     page = await browser.new_page()
-    await _login(page, live_server, admin.username)
+    await login_as(page, live_server, admin.username)
     await page.goto(live_server + "/admin/users")
     row = page.locator("tr[data-username=agentforgot]")
     await row.locator("select[name=role]").select_option("dispatcher")

@@ -14,21 +14,14 @@ from gasdesk.clock import to_local, utcnow
 from gasdesk.db import commit
 from gasdesk.tickets import service
 from gasdesk.tickets.schemas import TicketCreate
-from tests.browser.conftest import screenshot
-from tests.factories import TEST_PASSWORD, staff_user
+from tests.browser.conftest import login_as, screenshot
+from tests.factories import staff_user
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SYSTEM = Actor.system("test", "test")
 
-
-async def _login(page, base: str, username: str) -> None:
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", TEST_PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state("networkidle")
 
 
 async def _ticket(session, **fields):
@@ -63,7 +56,7 @@ async def test_dispatcher_assigns_new_ticket_from_board(live_server, browser, fa
     urgent = await _ticket(session, type="gas_leak", description="楼道有煤气味")
 
     page = await browser.new_page(viewport={"width": 1400, "height": 900})
-    await _login(page, live_server, dispatcher.username)
+    await login_as(page, live_server, dispatcher.username)
     await page.goto(live_server + "/dispatch")
     new_column = page.locator("section[data-status=new]")
     await new_column.locator(f"[data-ticket='{normal.number}']").wait_for()
@@ -92,7 +85,7 @@ async def test_crew_marks_arrival_and_writes_back_on_phone(live_server, browser,
 
     context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = await context.new_page()
-    await _login(page, live_server, crew.username)
+    await login_as(page, live_server, crew.username)
     await page.goto(live_server + "/crew")
     card = page.locator(f"[data-ticket='{ticket.number}']")
     await card.wait_for()
@@ -142,7 +135,7 @@ async def test_ticket_detail_shows_history_in_order_and_chinese_errors(live_serv
     await _act(session, ticket, "resolve", note="已更换阀门")
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    await _login(page, live_server, supervisor.username)
+    await login_as(page, live_server, supervisor.username)
     await page.goto(f"{live_server}/tickets/{ticket.id}")
     actions = await page.locator("#timeline li").evaluate_all("els => els.map(e => e.dataset.action)")
     assert actions == ["create", "assign", "start", "resolve"]
@@ -179,7 +172,7 @@ async def test_list_filters_by_status_and_reapplies_saved_view(live_server, brow
     await _act(session, cancelled, "cancel", note="重复工单")
 
     page = await browser.new_page(viewport={"width": 1400, "height": 900})
-    await _login(page, live_server, agent.username)
+    await login_as(page, live_server, agent.username)
     await page.goto(live_server + "/tickets")
     results = page.locator("#ticket-results")
     for t in (fresh, assigned, cancelled):
@@ -231,7 +224,7 @@ async def test_calendar_shows_booking_and_generates_slots(live_server, browser, 
     await commit(session)
 
     page = await browser.new_page(viewport={"width": 1400, "height": 900})
-    await _login(page, live_server, dispatcher.username)
+    await login_as(page, live_server, dispatcher.username)
     await page.goto(f"{live_server}/appointments/calendar?district=朝阳区&week={first_day.isoformat()}")
     cell = page.locator(f"td[data-slot='{slot.id}']")
     await cell.wait_for()
@@ -259,7 +252,7 @@ async def test_new_ticket_shows_guidance_and_books_a_slot(live_server, browser, 
     await commit(session)
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    await _login(page, live_server, agent.username)
+    await login_as(page, live_server, agent.username)
     await page.goto(live_server + "/tickets/new")
     await page.select_option("select[name=service_type]", "阀管改造")
     await page.wait_for_selector("#guidance")
@@ -288,7 +281,7 @@ async def test_new_ticket_shows_guidance_and_books_a_slot(live_server, browser, 
 async def test_admin_adds_webhook_sees_secret_once_and_delivery_log(live_server, browser, factory, session) -> None:
     admin = await staff_user(session, "admin", display_name="管理员")
     page = await browser.new_page(viewport={"width": 1400, "height": 900})
-    await _login(page, live_server, admin.username)
+    await login_as(page, live_server, admin.username)
     await page.goto(live_server + "/admin/webhooks")
     await page.fill("input[name=url]", "ftp://bad.example")
     await page.click("button:has-text('添加')")
@@ -322,7 +315,7 @@ async def test_new_ticket_prefills_from_left_message_and_conversation(live_serve
     conversation = await bot_conversation(session)
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    await _login(page, live_server, supervisor.username)
+    await login_as(page, live_server, supervisor.username)
     await page.goto(f"{live_server}/tickets/new?conversation_id={conversation.id}")
     await page.wait_for_selector(f"text=已根据会话 #{conversation.id} 预填")
     assert await page.input_value("input[name=conversation_id]") == str(conversation.id)
@@ -355,7 +348,7 @@ async def test_new_ticket_from_a_conversation_with_a_ticket_offers_to_add_to_it(
     leak = await _ticket(session, type="gas_leak", priority="urgent", conversation_id=conversation.id)
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    await _login(page, live_server, supervisor.username)
+    await login_as(page, live_server, supervisor.username)
     await page.goto(f"{live_server}/tickets/new?conversation_id={conversation.id}")
     offer = page.locator(f"#existing-tickets form[data-ticket='{leak.number}']")
     await offer.wait_for()

@@ -9,20 +9,12 @@ import pytest
 
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_presence, do_set_skills
-from tests.browser.conftest import screenshot
-from tests.factories import TEST_PASSWORD
+from tests.browser.conftest import login_as, screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
-
-async def _login(page, base: str, username: str) -> None:
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", TEST_PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state("networkidle")
 
 
 async def test_wechat_follower_agent_reply_and_one_timeline(live_server, browser, factory, session) -> None:
@@ -42,7 +34,7 @@ async def test_wechat_follower_agent_reply_and_one_timeline(live_server, browser
     await follower.wait_for_selector("#sim-log li.oa:has-text('人工客服')")
 
     console = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
-    await _login(console, live_server, "wxagent")
+    await login_as(console, live_server, "wxagent")
     await console.goto(live_server + "/agent")
     await console.wait_for_selector("#conn-state.ok")
     row = "#mine-list .conv-item:has-text('微信')"

@@ -15,8 +15,8 @@ from gasdesk.followups.models import FollowUpSurvey
 from gasdesk.followups.service import dispatch_due
 from gasdesk.routing.service import do_set_presence, do_set_skills
 from gasdesk.tickets.models import Ticket
-from tests.browser.conftest import screenshot
-from tests.factories import TEST_PASSWORD, staff_user
+from tests.browser.conftest import login_as, screenshot
+from tests.factories import staff_user
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -26,11 +26,7 @@ MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_tou
 
 async def _login(context, base: str, username: str):
     page = await context.new_page()
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", TEST_PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state("networkidle")
+    await login_as(page, base, username)
     return page
 
 

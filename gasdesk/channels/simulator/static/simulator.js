@@ -12,13 +12,15 @@
   document.getElementById("sim-h5").href = "/channels/wechat/h5?sim_openid=" + encodeURIComponent(openid);
   var log = document.getElementById("sim-log");
   var seen = 0;
-  function line(cls, kind, text) {
+  /** One bubble in a phone's log: `cls` me (sent) or oa (received), `kind` what it was. */
+  function appendLine(list, cls, kind, text) {
     var li = document.createElement("li");
     li.className = cls;
     var k = document.createElement("span"); k.className = "k"; k.textContent = kind;
     li.appendChild(k); li.appendChild(document.createTextNode(text));
-    log.appendChild(li); log.scrollTop = log.scrollHeight;
+    list.appendChild(li); list.scrollTop = list.scrollHeight;
   }
+  function line(cls, kind, text) { appendLine(log, cls, kind, text); }
   async function post(body) {
     var r = await fetch("/dev/simulator/wechat/send", { method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json" }, body: JSON.stringify(body) });
@@ -65,13 +67,7 @@
     localStorage.setItem("gasdesk.simulator.phone", phoneInput.value.trim());
     smsLog.innerHTML = ""; smsSeen = 0;
   });
-  function smsLine(cls, kind, text) {
-    var li = document.createElement("li");
-    li.className = cls;
-    var k = document.createElement("span"); k.className = "k"; k.textContent = kind;
-    li.appendChild(k); li.appendChild(document.createTextNode(text));
-    smsLog.appendChild(li); smsLog.scrollTop = smsLog.scrollHeight;
-  }
+  function smsLine(cls, kind, text) { appendLine(smsLog, cls, kind, text); }
   document.getElementById("sms-form").addEventListener("submit", async function (e) {
     e.preventDefault();
     var input = document.getElementById("sms-text");
