@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     # The development simulator (/dev/simulator: a WeChat user and an SMS phone against this server through
     # the real protocols, with fake WeChat and SMS APIs in-process). Never in production.
     simulator: bool = True
+    # Where the fitted intent model is kept between processes (a few MB; trained again whenever the NLU code,
+    # data or library versions change). Unset: <var_dir>/cache. Empty string: never cached.
+    nlu_cache_dir: str | None = None
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
@@ -208,6 +211,13 @@ class Settings(BaseSettings):
         if self.data_key is None:
             raise InsecureConfiguration("GASDESK_DATA_KEY is not set")
         return base64.urlsafe_b64decode(self.data_key.encode())
+
+    @property
+    def nlu_cache_folder(self) -> Path | None:
+        """Where the fitted intent model is cached; None when caching is off."""
+        if self.nlu_cache_dir is None:
+            return self.var_dir / "cache"
+        return Path(self.nlu_cache_dir) if self.nlu_cache_dir.strip() else None
 
     @property
     def simulator_enabled(self) -> bool:

@@ -7,6 +7,7 @@ import base64
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -43,6 +44,9 @@ os.environ.setdefault("GASDESK_SECRET_KEY", secrets.token_urlsafe(48))
 os.environ.setdefault("GASDESK_DATA_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
 # Test mode from the start, so that the seeded template database already has cheap password hashes.
 os.environ.setdefault("GASDESK_ENV", "test")
+# One fitted intent model for the whole run: every xdist worker and every live server loads it instead of
+# training it again (seconds of CPU each). Keyed by the NLU code and data (gasdesk/bot/nlu/classifier.py).
+os.environ.setdefault("GASDESK_NLU_CACHE_DIR", str(Path(tempfile.gettempdir()) / "gasdesk-test-nlu-cache"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -159,11 +163,25 @@ def events() -> Iterator[list[Event]]:
     unsubscribe()
 
 
+_APPS: dict[tuple[object, ...], object] = {}
+
+
 @pytest.fixture
 def app():
+    """The ASGI app for this test's settings. Building it costs ~0.1 s (every route's signature and schema),
+    so apps are kept per the settings ``create_app`` reads; httpx's ASGITransport runs no lifespan, so an
+    app holds no per-test state (``register_handlers`` is idempotent and re-run by ``configured``)."""
+    from gasdesk.config import get_settings
     from gasdesk.web.app import create_app
 
-    return create_app()
+    s = get_settings()
+    key = (s.env, s.signing_key, s.session_cookie, s.session_max_age_s, s.cookie_secure, tuple(s.allowed_origins),
+           s.chat_frame_ancestors, s.run_worker, s.redis_url)
+    if key not in _APPS:
+        _APPS[key] = create_app()
+    else:
+        s.check_production_safety()  # as create_app would: production settings without keys must still fail
+    return _APPS[key]
 
 
 @pytest.fixture

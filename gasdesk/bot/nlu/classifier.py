@@ -1,16 +1,22 @@
 """Intent classifier: char n-grams + jieba words -> linear SVM with calibrated probabilities.
 
 Trained at first use from the shipped ``data/train.jsonl`` (about two seconds on two cores), so no
-binary model is ever checked in. ``train.jsonl`` is generated: edit ``data/seed.jsonl`` or the
+binary model is ever checked in; the fitted model is then kept in ``GASDESK_NLU_CACHE_DIR`` for the next
+process. ``train.jsonl`` is generated: edit ``data/seed.jsonl`` or the
 paraphrase families in ``scripts/generate_nlu_training_data.py`` and run it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
+import pickle
 import re
 import threading
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +24,12 @@ import numpy as np
 
 from gasdesk.bot.nlu.normalize import canonicalize
 from gasdesk.bot.nlu.segment import words
+from gasdesk.config import get_settings
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+log = logging.getLogger(__name__)
 TRAIN_PATH = Path(__file__).resolve().parent / "data" / "train.jsonl"
 
 _LONG_NUMBER = re.compile(r"\d{7,}")
@@ -129,13 +137,51 @@ class IntentClassifier:
 
 _lock = threading.Lock()
 _classifier: IntentClassifier | None = None
+NLU_DIR = Path(__file__).resolve().parent
+
+
+def model_fingerprint() -> str:
+    """What the trained model depends on: every file of the NLU package (code, lexicon, training data) and
+    the versions of the libraries that fit it. A change to any of them means training again."""
+    # Versions from the installed metadata: importing scikit-learn just to ask costs a second.
+    digest = hashlib.sha256(f"{version('scikit-learn')}|{version('scipy')}|{np.__version__}".encode())
+    for path in sorted(p for p in NLU_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(NLU_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def _cached_classifier() -> IntentClassifier:
+    # Training takes seconds of CPU, paid by every new process (each app worker, each test server). The fitted
+    # model is kept on local disk, written by this install only, under a name that changes with the fingerprint.
+    folder = get_settings().nlu_cache_folder
+    path = folder / f"intent-{model_fingerprint()}.pkl" if folder is not None else None
+    if path is not None and path.is_file():
+        try:
+            with path.open("rb") as handle:
+                loaded = pickle.load(handle)  # noqa: S301 - our own file, see above
+            if isinstance(loaded, IntentClassifier):
+                return loaded
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            log.warning("NLU model cache unreadable, training again")
+    classifier = IntentClassifier(*load_examples())
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            with partial.open("wb") as handle:
+                pickle.dump(classifier, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            partial.replace(path)  # atomic: concurrent processes never read half a file
+        except OSError:
+            log.warning("NLU model cache not writable; the model is trained per process")
+    return classifier
 
 
 def get_classifier() -> IntentClassifier:
-    """The process-wide classifier, trained on first use (double-checked under a lock)."""
+    """The process-wide classifier: loaded from the local model cache, else trained on first use (double-checked
+    under a lock)."""
     global _classifier
     if _classifier is None:
         with _lock:
             if _classifier is None:
-                _classifier = IntentClassifier(*load_examples())
+                _classifier = _cached_classifier()
     return _classifier
