@@ -821,11 +821,6 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
             result: dict[str, Any] = {"setup": setup}
             client.window_open = True
             attack = None
-            if args.attack_slow_readers and gasdesk and args.baseline_first:
-                # The attack-free figures from the same server and residents, just before the attack starts.
-                log(f"[{name}] baseline (no attack) {args.rate}/s per resident for {args.warmup:g}+{args.duration:g} s",
-                    quiet=quiet)
-                result["baseline"] = await client.phase(saturate=False, duration=args.duration, quiet=quiet)
             if args.attack_slow_readers and gasdesk:
                 import httpx
 
@@ -958,8 +953,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--attack-slow-readers", type=int, default=0, metavar="K",
                    help="during the run, one attacker holds K non-reading sockets on its conversation and floods it;"
                         " one agent console freezes too (issue 8, finding 1)")
-    p.add_argument("--baseline-first", action="store_true",
-                   help="with --attack-slow-readers: measure an attack-free phase on the same server first")
     p.add_argument("--attack-rate", type=float, default=50.0, metavar="R",
                    help="the slow-reader attack's flood: longest messages per second from the attacking visitor")
     p.add_argument("--target", choices=["both", "gasdesk", "bare"], default="both")

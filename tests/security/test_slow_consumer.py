@@ -144,17 +144,17 @@ def _bench(*extra: str) -> dict[str, Any]:
 @pytest.mark.bench
 def test_200_residents_keep_their_latency_while_the_attack_runs() -> None:
     """The acceptance run of finding 1: the attack running while 200 other residents chat; their p99 stays
-    within 2x of the attack-free p99, both measured on the same server and residents (an attack-free phase,
-    then the attack). A p99 over 800 messages is the 8th-slowest one, so one unlucky moment on a shared
-    machine can double it: a miss is measured once more, and a real regression misses both times."""
+    within 2x of the attack-free p99. A p99 over 800 messages is the 8th-slowest one, so one unlucky moment
+    on a shared machine can double it: a miss is measured once more (a fresh attack-free run, then the attack
+    again), and a real regression misses both times."""
     runs = []
     for _ in range(2):
-        result = _bench("--attack-slow-readers", "4", "--baseline-first")
-        baseline, attacked = result["baseline"], result["fixed"]
-        attack = result["attack"]
+        baseline = _bench()["fixed"]["p99_ms"]
+        attacked = _bench("--attack-slow-readers", "4")
+        attack = attacked["attack"]
         assert attack["attack_messages_acked"] >= 100, attack  # the flood really ran
-        assert attacked["lost"] == 0 and attacked["errors"] == 0
-        runs.append((baseline["p99_ms"], attacked["p99_ms"]))
-        if attacked["p99_ms"] <= 2 * baseline["p99_ms"]:
+        assert attacked["fixed"]["lost"] == 0 and attacked["fixed"]["errors"] == 0
+        runs.append((baseline, attacked["fixed"]["p99_ms"]))
+        if attacked["fixed"]["p99_ms"] <= 2 * baseline:
             return
     pytest.fail(f"the attack more than doubled the residents' p99 twice (attack-free, attacked ms): {runs}")
