@@ -39,6 +39,7 @@ class OutboundOut(Out):
     ticket_id: int | None
     appointment_id: int | None
     conversation_id: int | None
+    message_id: int | None  # the chat message it carries (a reply in a WeChat/SMS conversation)
     customer_id: int | None
     created_at: IsoDatetime
     sent_at: IsoDatetime | None

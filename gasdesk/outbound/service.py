@@ -529,5 +529,6 @@ def outbound_out(row: OutboundMessage, overrides: dict[tuple[str, str], NoticeTe
             "reason_label": reason_label(row.reason),
             "preview": preview_text(row, overrides, sign_name=get_settings().sms_sign_name),
             "attempts": row.attempts, "ticket_id": row.ticket_id, "appointment_id": row.appointment_id,
-            "conversation_id": row.conversation_id, "customer_id": row.customer_id, "created_at": row.created_at,
+            "conversation_id": row.conversation_id, "message_id": row.message_id, "customer_id": row.customer_id,
+            "created_at": row.created_at,
             "sent_at": row.sent_at, "delivered_at": row.delivered_at}

@@ -49,6 +49,9 @@ async def test_wechat_follower_agent_reply_and_one_timeline(live_server, browser
     # The reply leaves through the outbound queue as 客服消息 and reaches the fake WeChat API.
     await follower.wait_for_selector("#sim-log li.oa:has-text('客服消息'):has-text('我是客服小王')", timeout=15_000)
     await screenshot(follower, "wechat-simulator-agent-reply")
+    # …and the agent sees that it went out (the outbound row's status under the message).
+    await console.wait_for_selector("#msgs .msg-agent:has-text('我是客服小王') .delivery:has-text('微信已发送')",
+                                    timeout=15_000)
 
     # The agent identifies the follower: the WeChat user is bound to the customer.
     await console.fill("#cust-q", "13912345678")

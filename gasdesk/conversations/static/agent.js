@@ -356,6 +356,7 @@
     }
   }
   setInterval(tick, 1000);
+  setInterval(refreshDelivery, 5000);
 
   async function acceptConversation(id, button) {
     if (button) button.disabled = true;
@@ -445,7 +446,7 @@
     const p = m.payload || {};
     const system = m.sender === "system";
     const isCard = m.type === "card";
-    const el = h("div", { class: "msg msg-" + m.sender + (isCard ? " is-card" : ""), dataset: { seq: m.seq, cmid: m.client_msg_id || "" } });
+    const el = h("div", { class: "msg msg-" + m.sender + (isCard ? " is-card" : ""), dataset: { seq: m.seq, cmid: m.client_msg_id || "", mid: m.id || "" } });
     if (!system) {
       const base = SENDER_LABELS[m.sender] || m.sender;
       const who = m.sender_name ? m.sender_name + (m.sender === "agent" ? "" : "（" + base + "）") : base;
@@ -471,6 +472,29 @@
     return el;
   }
 
+  // WeChat/SMS: whether each reply reached the resident's phone, and why not (48-hour window, outage…).
+  // Messages on those channels leave through the outbound queue; the console asks for their status.
+  async function refreshDelivery() {
+    const c = S.conv;
+    if (!c || c.channel === "webchat") return;
+    let rows;
+    try { rows = await api("GET", "/api/v1/outbound?conversation_id=" + encodeURIComponent(c.id) + "&limit=200"); }
+    catch (e) { return; }
+    if (!S.conv || S.conv.id !== c.id) return;
+    const byMessage = {};
+    rows.slice().reverse().forEach((r) => { if (r.message_id) (byMessage[r.message_id] = byMessage[r.message_id] || []).push(r); });
+    document.querySelectorAll("#transcript .msg[data-mid]").forEach((node) => {
+      const list = byMessage[node.dataset.mid];
+      let tag = node.querySelector(".delivery");
+      if (!list) { if (tag) tag.remove(); return; }
+      const text = list.map((r) => (r.channel === "sms" ? "短信" : "微信") + r.status_label +
+        (r.reason ? "（" + (r.reason_label || r.reason) + "）" : "")).join(" → ");
+      if (!tag) { tag = h("div", { class: "status delivery" }); node.append(tag); }
+      tag.textContent = text;
+      tag.classList.toggle("failed", list.some((r) => r.status === "failed" || r.status === "skipped"));
+    });
+  }
+
   function nearBottom() {
     const t = $("transcript");
     return t.scrollHeight - t.scrollTop - t.clientHeight < 80;
@@ -482,6 +506,7 @@
     box.replaceChildren(...S.messages.map(renderMessage));
     renderPending();
     scrollBottom();
+    refreshDelivery();
   }
 
   function renderPending() {
