@@ -13,9 +13,8 @@ from gasdesk.conversations.history import customer_conversations
 from gasdesk.conversations.models import channel_label
 from gasdesk.customers.contacts import contacts_of_customer
 from gasdesk.customers.models import CONTACT_KIND_LABELS, ContactKind
-from gasdesk.customers.validation import mask_phone
 from gasdesk.outbound.models import PURPOSE_LABELS, STATUS_LABELS, OutboundStatus, Purpose
-from gasdesk.outbound.service import outbound_for
+from gasdesk.outbound.service import mask_recipient, outbound_for
 from gasdesk.security.pii import mask_pii
 
 
@@ -58,7 +57,7 @@ async def customer_contacts(session: AsyncSession, customer_id: int) -> list[Con
     lines = []
     for contact in await contacts_of_customer(session, customer_id):
         kind = ContactKind(contact.kind)
-        shown = mask_phone(contact.value) if kind is ContactKind.sms else f"{contact.value[:4]}…{contact.value[-4:]}"
+        shown = mask_recipient(kind.value, contact.value)
         state = "已退订通知" if contact.opted_out_at else ("已取消关注" if not contact.subscribed else "正常")
         lines.append(ContactLine(CONTACT_KIND_LABELS[kind], shown, state))
     return lines

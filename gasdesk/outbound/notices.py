@@ -48,10 +48,9 @@ from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Channel, Conversation, Message, SenderType
 from gasdesk.customers.contacts import contact_of_visitor, contacts_of_customer, find_contact
 from gasdesk.customers.models import Address, ContactIdentity, ContactKind
-from gasdesk.customers.validation import mask_phone
 from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.outbound.models import PURPOSE_LABELS, STATUS_LABELS, OutboundMessage, OutboundStatus, Purpose
-from gasdesk.outbound.service import SYSTEM, do_queue_outbound, outbound_for, phone_on_file
+from gasdesk.outbound.service import SYSTEM, do_queue_outbound, mask_recipient, outbound_for, phone_on_file
 from gasdesk.tickets.models import Ticket, TicketStatus, TicketType
 
 NOTICE_SENDER = "消息通知"
@@ -320,12 +319,6 @@ async def guidance_services(session: AsyncSession) -> list[ServiceOffering]:
 
 
 # ---------------------------------------------------------------- for staff pages
-
-
-def mask_recipient(channel: str, recipient: str) -> str:
-    if channel == "sms":
-        return mask_phone(recipient)
-    return (recipient[:4] + "…") if len(recipient) > 6 else "…"
 
 
 def notice_rows(rows: list[OutboundMessage]) -> list[dict[str, Any]]:

@@ -137,7 +137,7 @@ async def do_queue_outbound(
     now = utcnow()
     row = OutboundMessage(
         channel=channel, purpose=purpose.value, method=method, recipient=recipient,
-        recipient_index=_recipient_key(channel, recipient), contact_id=contact.id if contact else None,
+        recipient_index=contact_key(channel, recipient), contact_id=contact.id if contact else None,
         customer_id=customer_id if customer_id is not None else (contact.customer_id if contact else None),
         conversation_id=conversation_id, message_id=message_id, ticket_id=ticket_id, appointment_id=appointment_id,
         followup_id=followup_id, text=text, template_key=template_key, params=params, dedupe_key=dedupe_key,
@@ -162,11 +162,6 @@ async def do_queue_outbound(
     if row.status == OutboundStatus.queued.value:
         enqueue(session, JOB, {"id": row.id}, run_at=run_at, max_attempts=2)
     return row
-
-
-def _recipient_key(channel: str, recipient: str) -> str:
-    # The contact identities' index: per-number limits and lookups match across tables.
-    return contact_key(channel, recipient)
 
 
 async def _sent_today(session: AsyncSession, row: OutboundMessage) -> int:

@@ -13,6 +13,7 @@ import httpx
 
 from gasdesk.channels.wechat.fake_api import FakeWeChat, create_fake_wechat_app
 from gasdesk.config import get_settings
+from gasdesk.errors import NotFound
 
 SIMULATED_APP_ID = "wxgasdesksimulator"
 SIMULATED_API_BASE = "http://wechat-fake.invalid"
@@ -46,6 +47,14 @@ def wechat_account() -> WeChatAccount | None:
                              base64.b64encode(_derived("aes")).decode().rstrip("="), SIMULATED_API_BASE,
                              simulated=True)
     return None
+
+
+def require_wechat_account() -> WeChatAccount:
+    """The account, or NotFound (``wechat_off``) when the channel is off."""
+    account = wechat_account()
+    if account is None:
+        raise NotFound("未启用微信公众号渠道", code="wechat_off")
+    return account
 
 
 @cache

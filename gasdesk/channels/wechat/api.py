@@ -28,7 +28,7 @@ from gasdesk.channels.sending import SendFailed
 from gasdesk.channels.webchat.identity import issue_visitor_token
 from gasdesk.channels.wechat import crypto, messages
 from gasdesk.channels.wechat import service as menu_service
-from gasdesk.channels.wechat.account import simulated_wechat, wechat_account
+from gasdesk.channels.wechat.account import require_wechat_account, simulated_wechat
 from gasdesk.channels.wechat.inbound import handle_callback
 from gasdesk.channels.wechat.schemas import WeChatMenuIn, WeChatMenuOut
 from gasdesk.channels.wechat.sender import wechat_client
@@ -37,7 +37,7 @@ from gasdesk.config import get_settings
 from gasdesk.customers.contacts import do_find_or_create_contact, visitor_id_of
 from gasdesk.customers.models import ContactKind
 from gasdesk.db import DbSession, transaction
-from gasdesk.errors import InvalidInput, NotFound, PermissionDenied
+from gasdesk.errors import InvalidInput, PermissionDenied
 from gasdesk.outbound.service import claim_for_passive_reply
 from gasdesk.security import limits
 
@@ -45,13 +45,6 @@ router = APIRouter(tags=["wechat"])
 # WeChat gives up after 5 s and retries; answer with what is ready a little before that.
 PASSIVE_DEADLINE_S = 4.0
 _background: set[asyncio.Task[list[int]]] = set()
-
-
-def _settings_or_404() -> tuple[str, str, str | None]:
-    account = wechat_account()
-    if account is None:
-        raise NotFound("未启用微信公众号渠道", code="wechat_off")
-    return account.app_id, account.token, account.aes_key
 
 
 def _now() -> int:
@@ -62,7 +55,7 @@ def _now() -> int:
 async def verify_url(signature: Annotated[str, Query(max_length=64)], timestamp: Annotated[str, Query(max_length=20)],
                      nonce: Annotated[str, Query(max_length=64)], echostr: Annotated[str, Query(max_length=512)]) -> str:
     """WeChat's URL verification: echo ``echostr`` when the signature is ours."""
-    _, token, _ = _settings_or_404()
+    token = require_wechat_account().token
     crypto.check_callback(token, timestamp=timestamp, nonce=nonce, signature=signature, now=_now())
     return echostr
 
@@ -77,7 +70,8 @@ async def receive_callback(
     msg_signature: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """One message or event from a follower."""
-    app_id, token, aes_key = _settings_or_404()
+    account = require_wechat_account()
+    app_id, token, aes_key = account.app_id, account.token, account.aes_key
     crypto.check_callback(token, timestamp=timestamp, nonce=nonce, signature=signature, now=_now())
     body = await request.body()
     cipher = None
@@ -154,9 +148,7 @@ def check_oauth_state(state: str, now: int) -> None:
 async def open_h5_chat(request: Request, sim_openid: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     """The official account's menu link to the chat: WeChat's OAuth (snsapi_base) tells us who the follower is,
     so the H5 chat continues the same resident's history. The simulator skips WeChat's page (``sim_openid``)."""
-    account = wechat_account()
-    if account is None:
-        raise NotFound("未启用微信公众号渠道", code="wechat_off")
+    account = require_wechat_account()
     state = _oauth_state(_now())
     redirect_uri = str(request.url_for("wechat_oauth_return"))
     if account.simulated:
@@ -171,9 +163,7 @@ async def open_h5_chat(request: Request, sim_openid: Annotated[str | None, Query
 async def oauth_return(session: DbSession, code: Annotated[str, Query(max_length=128)],
                        state: Annotated[str, Query(max_length=128)]) -> Response:
     """WeChat's redirect back with a one-time code: the follower's openid → a visitor token for the chat."""
-    account = wechat_account()
-    if account is None:
-        raise NotFound("未启用微信公众号渠道", code="wechat_off")
+    account = require_wechat_account()
     check_oauth_state(state, _now())
     try:
         openid, unionid = await wechat_client(account).oauth_openid(code)

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.channels.models import ChannelState
 from gasdesk.channels.sending import SendFailed
-from gasdesk.channels.wechat.account import wechat_account
+from gasdesk.channels.wechat.account import require_wechat_account
 from gasdesk.channels.wechat.inbound import ASK_PREFIX, HANDOFF_KEY
 from gasdesk.channels.wechat.sender import wechat_client
 from gasdesk.clock import utcnow
 from gasdesk.db import transaction
-from gasdesk.errors import InvalidInput, NotFound, ServiceUnavailable
+from gasdesk.errors import InvalidInput, ServiceUnavailable
 
 MENU_KEY = "wechat.menu"
 # WeChat's limits: 3 entries on the bar, 5 under each; names 16 bytes on the bar (4 汉字), 60 below.
@@ -114,9 +114,7 @@ async def do_push_menu(actor: Actor, public_base: str) -> dict[str, Any]:
 
     Takes no session: it runs its own short transactions around the call, because no database connection may
     wait on WeChat (SQLite has one, and the access-token store needs it too)."""
-    account = wechat_account()
-    if account is None:
-        raise NotFound("未启用微信公众号渠道", code="wechat_off")
+    account = require_wechat_account()
     async with transaction() as session:
         menu = _absolute(await current_menu(session), public_base)
     try:
