@@ -597,12 +597,18 @@ class SlowReaderAttack:
     second socket that never reads either. gasdesk must drop the stuck sockets without slowing anyone else
     down. The rate is well above the per-visitor limit (5/s), which a run may lift to strain the slow-reader
     defence alone; it stays bounded so the run measures slow readers, not a CPU flood (that is what the
-    per-visitor and per-IP limits are for)."""
+    per-visitor and per-IP limits are for).
 
-    def __init__(self, client: Client, sockets: int, rate: float = 50.0) -> None:
+    With ``reading`` (``--attack-control``) the same sockets are opened and the same flood is sent, but every
+    socket reads: the control run. It carries exactly the attack's traffic, so comparing the two measures
+    what the *slow readers* cost the other residents, apart from the CPU the extra messages cost anyway."""
+
+    def __init__(self, client: Client, sockets: int, rate: float = 50.0, *, reading: bool = False) -> None:
         self.client = client
         self.sockets = sockets
         self.rate = rate
+        self.reading = reading
+        self.readers: list[asyncio.Task] = []
         self.stuck: list[Any] = []
         self.sender: Any = None
         self.sent = 0
@@ -612,10 +618,22 @@ class SlowReaderAttack:
     async def _stuck_socket(self, url: str, **kwargs: Any) -> Any:
         from websockets.asyncio.client import connect
 
+        if self.reading:
+            ws = await connect(url, **self.client.ws_kwargs(), **kwargs)
+            self.readers.append(asyncio.create_task(self._read_all(ws)))
+            return ws
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
         return await connect(url, sock=sock, **{**self.client.ws_kwargs(), "max_queue": 1}, **kwargs)
+
+    @staticmethod
+    async def _read_all(ws: Any) -> None:
+        try:
+            async for _ in ws:
+                pass
+        except Exception:  # noqa: BLE001 - closed at the end of the run
+            return
 
     async def start(self, http: Any) -> None:
         from websockets.asyncio.client import connect
@@ -662,6 +680,8 @@ class SlowReaderAttack:
     async def stop(self) -> dict[str, Any]:
         if self.task is not None:
             self.task.cancel()
+        for reader in self.readers:
+            reader.cancel()
         dropped = 0
         for ws in self.stuck:
             if ws.transport.is_closing() or ws.state.name != "OPEN":
@@ -824,10 +844,13 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
             if args.attack_slow_readers and gasdesk:
                 import httpx
 
-                attack = SlowReaderAttack(client, args.attack_slow_readers, args.attack_rate)
+                attack = SlowReaderAttack(client, args.attack_slow_readers, args.attack_rate,
+                                          reading=args.attack_control)
                 async with httpx.AsyncClient(base_url=client.base_http, timeout=30) as http:
                     await attack.start(http)
-                log(f"[{name}] attack: {args.attack_slow_readers} non-reading resident sockets + 1 frozen console",
+                log(f"[{name}] attack: {args.attack_slow_readers} "
+                    + ("reading (control run)" if args.attack_control else "non-reading")
+                    + " resident sockets + 1 " + ("reading" if args.attack_control else "frozen") + " console",
                     quiet=quiet)
             log(f"[{name}] fixed rate {args.rate}/s per resident for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
             result["fixed"] = await client.phase(saturate=False, duration=args.duration, quiet=quiet)
@@ -955,6 +978,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         " one agent console freezes too (issue 8, finding 1)")
     p.add_argument("--attack-rate", type=float, default=50.0, metavar="R",
                    help="the slow-reader attack's flood: longest messages per second from the attacking visitor")
+    p.add_argument("--attack-control", action="store_true",
+                   help="the attack's control run: the same sockets and flood, but every socket reads")
     p.add_argument("--target", choices=["both", "gasdesk", "bare"], default="both")
     p.add_argument("--database-url", help="e.g. postgresql+asyncpg://… (must be an empty database)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs PostgreSQL + Redis)")
@@ -979,6 +1004,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if (args.residents < 1 or args.agents < 1 or args.rate <= 0 or args.duration <= 0 or args.batch < 1
                 or args.attack_rate <= 0):
             p.error("residents, agents, batch, rate, attack rate and duration must be positive")
+        if args.attack_control and not args.attack_slow_readers:
+            p.error("--attack-control is the control run of --attack-slow-readers K: give K too")
         if math.ceil(args.residents / args.agents) + 5 > 50:
             p.error("ceil(residents/agents)+5 exceeds gasdesk's max_concurrent limit of 50: raise --agents")
         if args.saturate_max_rate >= SERVER_RATE_LIMIT and args.target != "bare" and not args.lift_visitor_limit:

@@ -1,22 +1,18 @@
-"""Real-browser tests: a live gasdesk server in a subprocess and Playwright driving Debian's chromium."""
+"""Real-browser tests: a live gasdesk server in its own process and Playwright driving Debian's chromium."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.factories import TEST_PASSWORD
+from tests.servers import LiveServer
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = os.environ.get("GASDESK_CHROMIUM", "/usr/bin/chromium")
@@ -32,42 +28,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """gasdesk served by uvicorn on a free loopback port, over this test's database."""
-    port = _free_port()
-    env = {**os.environ, "GASDESK_DATABASE_URL": database_url, "GASDESK_ENV": "test",
-           "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads"), "GASDESK_SQLITE_POOL_SIZE": "1"}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gasdesk.web.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60  # a loaded machine may take a while to start it
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("live server did not start: " + (tmp_path / "server.log").read_text())
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    """gasdesk on a free loopback port, in its own process (tests/servers.py), over this test's database."""
+    server = LiveServer({"GASDESK_DATABASE_URL": database_url, "GASDESK_ENV": "test",
+                         "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads"), "GASDESK_SQLITE_POOL_SIZE": "1"},
+                        tmp_path / "server.log")
+    yield server.base
+    server.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

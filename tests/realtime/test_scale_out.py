@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,42 +17,18 @@ from gasdesk.conversations.models import Conversation
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_skills
 from tests.factories import desk_agent, login, staff_user, wo_headers, wo_ticket
-from tests.realtime.conftest import free_port
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60  # a loaded CI machine may take a while to import and migrate
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("process exited: " + log.read_text())
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("did not start: " + log.read_text())
+from tests.servers import LiveServer
 
 
 @pytest.fixture
 def two_servers(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    procs, bases = [], []
-    for name in ("a", "b"):
-        port = free_port()
-        log = tmp_path / f"server-{name}.log"
-        env = {**os.environ, "GASDESK_DATABASE_URL": database_url, "GASDESK_REDIS_URL": redis_url,
-               "GASDESK_ENV": "test", "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gasdesk.web.app:create_app", "--factory",
-                                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        _wait_http(base + "/readyz", proc, log)
-        bases.append(base)
-    yield bases[0], bases[1]
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=10)
+    """Two app processes (tests/servers.py) over one database, sharing events through one Redis."""
+    servers = [LiveServer({"GASDESK_DATABASE_URL": database_url, "GASDESK_REDIS_URL": redis_url,
+                           "GASDESK_ENV": "test", "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")},
+                          tmp_path / f"server-{name}.log", ready_path="/readyz") for name in ("a", "b")]
+    yield servers[0].base, servers[1].base
+    for server in servers:
+        server.stop()
 
 
 async def _next(ws, kind: str, timeout: float = 10.0, **match) -> dict:

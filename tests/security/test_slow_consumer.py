@@ -143,18 +143,23 @@ def _bench(*extra: str) -> dict[str, Any]:
 
 @pytest.mark.bench
 def test_200_residents_keep_their_latency_while_the_attack_runs() -> None:
-    """The acceptance run of finding 1: the attack running while 200 other residents chat; their p99 stays
-    within 2x of the attack-free p99. A p99 over 800 messages is the 8th-slowest one, so one unlucky moment
-    on a shared machine can double it: a miss is measured once more (a fresh attack-free run, then the attack
-    again), and a real regression misses both times."""
+    """The acceptance run of finding 1: the attack (non-reading sockets on the attacker's conversation and a
+    frozen console, while the attacker floods it) running while 200 other residents chat; their p99 stays
+    within 2x of the run without the attack. The run without it is the control: the same sockets and the same
+    flood, but every socket reads — so the comparison measures what slow readers cost the others, not the CPU
+    the flood's extra 50 msg/s (longest messages) cost anyway, which on this 2-core machine alone moved the
+    attacked p99 between 7 and 67 ms from run to run. A p99 over 800 messages is the 8th-slowest one, so one
+    unlucky moment on a shared machine can double it: a miss is measured once more, and a real regression
+    misses both times."""
     runs = []
     for _ in range(2):
-        baseline = _bench()["fixed"]["p99_ms"]
+        control = _bench("--attack-slow-readers", "4", "--attack-control")
         attacked = _bench("--attack-slow-readers", "4")
-        attack = attacked["attack"]
-        assert attack["attack_messages_acked"] >= 100, attack  # the flood really ran
-        assert attacked["fixed"]["lost"] == 0 and attacked["fixed"]["errors"] == 0
-        runs.append((baseline, attacked["fixed"]["p99_ms"]))
-        if attacked["fixed"]["p99_ms"] <= 2 * baseline:
+        for run in (control, attacked):
+            assert run["attack"]["attack_messages_acked"] >= 100, run["attack"]  # the flood really ran
+            assert run["fixed"]["lost"] == 0 and run["fixed"]["errors"] == 0
+        assert control["attack"]["attack_sockets_dropped_by_server"] == 0, "reading sockets are never dropped"
+        runs.append((control["fixed"]["p99_ms"], attacked["fixed"]["p99_ms"]))
+        if attacked["fixed"]["p99_ms"] <= 2 * control["fixed"]["p99_ms"]:
             return
-    pytest.fail(f"the attack more than doubled the residents' p99 twice (attack-free, attacked ms): {runs}")
+    pytest.fail(f"the slow readers more than doubled the residents' p99 twice (control, attacked ms): {runs}")

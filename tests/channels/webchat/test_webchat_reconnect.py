@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,37 +22,16 @@ from websockets.exceptions import ConnectionClosed
 from gasdesk import db
 from gasdesk.conversations.models import Message
 from tests.factories import served
+from tests.servers import LiveServer
 
 
 @pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """gasdesk in a separate uvicorn process over this test's database (as in production). Yields host:port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GASDESK_DATABASE_URL": database_url, "GASDESK_ENV": "test",
-           "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gasdesk.web.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60  # a loaded machine may take a while
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("live server did not start: " + (tmp_path / "server.log").read_text())
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    """gasdesk in a separate server process over this test's database (as in production). Yields host:port."""
+    server = LiveServer({"GASDESK_DATABASE_URL": database_url, "GASDESK_ENV": "test",
+                         "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")}, tmp_path / "server.log")
+    yield f"127.0.0.1:{server.port}"
+    server.stop()
 
 
 class Widget:
