@@ -77,13 +77,14 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
         asyncio.run(reset_schema())
         upgrade(engine_url)
         asyncio.run(_snapshot_seed_rows(engine_url))
+        asyncio.run(_create_reset_function(engine_url))
         return engine_url
     path = tmp_path_factory.mktemp("template") / "template.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
     return str(path)
 
 
-# Rows the migrations insert (default skill groups, rules…), restored after each TRUNCATE on PostgreSQL.
+# Rows the migrations insert (default skill groups, rules…), restored after each reset on PostgreSQL.
 _SEED_ROWS: dict[str, list[dict]] = {}
 
 
@@ -97,10 +98,82 @@ async def _snapshot_seed_rows(url: str) -> None:
     await engine.dispose()
 
 
-async def _restore_seed_rows(conn) -> None:
+# Emptying the tables between tests. TRUNCATE of every table cost ~0.2 s per test (it makes new files for each
+# table), a third of the PostgreSQL pass. Instead, in one round trip: delete the rows of the tables a test
+# wrote (foreign-key triggers off for the transaction), restart the sequences it used, and leave each table of
+# the migrations' seed rows alone while its content is unchanged (compared by digest) — the ones a test
+# changed are emptied and listed, and get their seed rows back. Same result as TRUNCATE + restore.
+_RESET_FUNCTIONS = ["""
+CREATE OR REPLACE FUNCTION gasdesk_test_digest(name text) RETURNS text AS $$
+DECLARE
+  digest text;
+BEGIN
+  EXECUTE format('SELECT md5(coalesce(string_agg(t::text, chr(10) ORDER BY t::text), %L)) FROM %I t', '', name)
+    INTO digest;
+  RETURN digest;
+END
+$$ LANGUAGE plpgsql
+""", """
+CREATE OR REPLACE FUNCTION gasdesk_test_reset(tables text[], seeded text[], digests text[], serial text[]) RETURNS text[] AS $$
+DECLARE
+  name text;
+  idx int;
+  dirty boolean;
+  kept text[] := '{}';
+  emptied text[] := '{}';
+BEGIN
+  SET LOCAL session_replication_role = replica;
+  FOREACH name IN ARRAY tables LOOP
+    idx := array_position(seeded, name);
+    IF idx IS NOT NULL THEN
+      IF gasdesk_test_digest(name) = digests[idx] THEN
+        kept := kept || name;
+        CONTINUE;
+      END IF;
+      emptied := emptied || name;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', name) INTO dirty;
+    IF dirty THEN
+      EXECUTE format('DELETE FROM %I', name);
+    END IF;
+  END LOOP;
+  FOR name IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL LOOP
+    PERFORM setval(quote_ident(name)::regclass, 1, false);
+  END LOOP;
+  FOREACH name IN ARRAY kept LOOP
+    CONTINUE WHEN NOT name = ANY(serial);
+    EXECUTE format('SELECT setval(pg_get_serial_sequence(%L, %L), (SELECT max(id) FROM %I))', name, 'id', name);
+  END LOOP;
+  RETURN emptied;
+END
+$$ LANGUAGE plpgsql
+"""]
+_SEED_DIGESTS: dict[str, str] = {}
+
+
+async def _create_reset_function(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        for statement in _RESET_FUNCTIONS:
+            await conn.execute(text(statement))
+        for name in _SEED_ROWS:
+            _SEED_DIGESTS[name] = await conn.scalar(text("SELECT gasdesk_test_digest(:n)"), {"n": name})
+    await engine.dispose()
+
+
+async def _reset_tables(conn) -> None:
+    seeded = list(_SEED_DIGESTS)
+    emptied = await conn.scalar(text("SELECT gasdesk_test_reset(:tables, :seeded, :digests, :serial)"), {
+        "tables": [t.name for t in metadata.sorted_tables], "seeded": seeded,
+        "digests": [_SEED_DIGESTS[n] for n in seeded],
+        "serial": [t.name for t in metadata.sorted_tables if t.name in _SEED_DIGESTS and "id" in t.c]})
+    await _restore_seed_rows(conn, set(emptied))
+
+
+async def _restore_seed_rows(conn, names: set[str]) -> None:
     for table in metadata.sorted_tables:
         rows = _SEED_ROWS.get(table.name)
-        if not rows:
+        if not rows or table.name not in names:
             continue
         await conn.execute(table.insert(), rows)
         if "id" in table.c:
@@ -137,10 +210,8 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     register_handlers()
     await db.dispose_engine()
     if PG_URL:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
         async with db.get_engine().begin() as conn:
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            await _restore_seed_rows(conn)
+            await _reset_tables(conn)
     yield
     clock.set_now(None)
     await db.dispose_engine()

@@ -33,7 +33,7 @@ def test_transition_table_matches_the_documented_lifecycle() -> None:
     }
 
 
-# One test per table rather than one per cell: pure checks, and on PostgreSQL every test pays for a TRUNCATE.
+# One test per table rather than one per cell: pure checks, and on PostgreSQL every test pays for emptying the tables.
 
 
 def test_every_allowed_transition() -> None:
