@@ -157,8 +157,8 @@ class Settings(BaseSettings):
     # telephony_recording_retention_days by a periodic task; telephony_queue_poll_s: how often a waiting call
     # looks at its conversation's state.
     telephony_max_concurrent_calls: int = Field(default=60, ge=1, le=10_000)
-    telephony_queue_wait_limit_s: float = Field(default=600, ge=1, le=4 * 3600)
-    telephony_agent_answer_timeout_s: float = Field(default=30, ge=1, le=300)
+    telephony_queue_wait_limit_s: float = Field(default=600, ge=0.1, le=4 * 3600)
+    telephony_agent_answer_timeout_s: float = Field(default=30, ge=0.1, le=300)
     telephony_recording_retention_days: int = Field(default=180, ge=1, le=3650)
     telephony_queue_poll_s: float = Field(default=1.0, ge=0.01, le=30)
     # The development simulator (/dev/simulator: a WeChat user and an SMS phone against this server through

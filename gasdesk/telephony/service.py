@@ -193,10 +193,10 @@ async def do_end_call(session: AsyncSession, call: Call, *, by: str, cause: str)
             payload={"event": "call_ended", "call_id": call.id, "by": by, "talk_s": call.talk_s,
                      "queue_wait_s": call.queue_wait_s})
         if conversation.state != ConversationState.closed.value:
-            agent = await session.get(User, conversation.agent_id) if by == HangupBy.agent.value and \
-                conversation.agent_id else None
-            await conversations.do_close(session, conversation, by=CLOSED_BY[by] if agent or by != "agent" else "system",
-                                         user=agent)
+            agent = await session.get(User, conversation.agent_id) \
+                if by == HangupBy.agent.value and conversation.agent_id else None
+            closed_by = CLOSED_BY[by] if agent is not None or by != HangupBy.agent.value else "system"
+            await conversations.do_close(session, conversation, by=closed_by, user=agent)
     emit(session, CallEnded(call_id=call.id, conversation_id=call.conversation_id, agent_id=call.agent_id,
                             hangup_by=by))
     return call

@@ -133,7 +133,7 @@ class _Runner:
 
     async def step(self, node: object) -> str | Outcome:
         handler = getattr(self, "_" + type(node).__name__)
-        return await handler(node)  # type: ignore[no-any-return]
+        return await handler(node)
 
     async def _MenuNode(self, node: MenuNode) -> str:  # noqa: N802 - named after the node class
         prompt = await self.prompts.render(node.prompt)
