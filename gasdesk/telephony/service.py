@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 HOTLINE = Actor.system("热线语音导航", "voice")
 RETENTION = Actor.system("recording-retention", "job")
 RECORDINGS_DIR = "recordings"
+RETENTION_EVERY_S = 3600
 # Hang-up by whom → how the conversation's closing is recorded (conversations.service do_close ``by``).
 CLOSED_BY = {HangupBy.caller.value: "resident", HangupBy.agent.value: "agent", HangupBy.system.value: "system"}
 HANGUP_LABELS = {HangupBy.caller.value: "来电人", HangupBy.agent.value: "坐席", HangupBy.system.value: "系统"}

@@ -952,6 +952,21 @@ async def _(ctx: Ctx) -> JobRun:
     return JobRun(_periodic("notices.appointment_reminders"), ("outbound.queue",))
 
 
+@job_scenario("telephony.recording_retention")
+async def _(ctx: Ctx) -> JobRun:
+    from gasdesk.telephony.media import CallInfo, RecordingInfo
+    from gasdesk.telephony.service import do_start_call, do_store_recording, recording_path
+
+    call = await do_start_call(ctx.session, CallInfo(call_ref="audit-rec", caller="", callee="96777", backend="sip"),
+                               script_version=None)
+    path = recording_path(call)
+    path.write_bytes(b"RIFF")
+    await do_store_recording(ctx.session, call, RecordingInfo(path=path, duration_s=1.0, bytes=4))
+    await commit(ctx.session)
+    clock.set_now(clock.utcnow() + timedelta(days=400))
+    return JobRun(_periodic("telephony.recording_retention"), ("call.recording_delete",))
+
+
 def _app_jobs() -> set[str]:
     """Jobs the app registers (other test modules register throwaway handlers of their own)."""
     handlers = dict(HANDLERS) | {name: fn for name, (_, fn) in PERIODIC.items()}
