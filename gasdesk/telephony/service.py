@@ -7,9 +7,12 @@ short transaction per step, so no database connection is held while a caller lis
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import os
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from gasdesk.customers.validation import LANDLINE_RE, MOBILE_RE, normalize_phone
 from gasdesk.errors import NotFound
 from gasdesk.event_types import CallEnded, CallRinging
 from gasdesk.events import emit
+from gasdesk.security.crypto import encrypt_bytes
 from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, Script, check_script
 from gasdesk.telephony.media import CallInfo, RecordingInfo
 from gasdesk.telephony.models import (
@@ -218,25 +222,32 @@ def recording_path(call: Call) -> Path:
     return folder / f"call-{call.id}.wav"
 
 
-def _digest(path: Path) -> tuple[int, str | None]:
-    if not path.is_file():
-        return 0, None
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            sha.update(block)
-    return path.stat().st_size, sha.hexdigest()
+def _seal(plain: Path) -> tuple[Path, int, str] | None:
+    """Encrypt a finished recording in place (a voice is personal data): ``call-<id>.wav`` becomes
+    ``call-<id>.sealed`` (AES-GCM, the file's stem as associated data). Returns (sealed path, plaintext
+    size, plaintext SHA-256), or None when the back-end left no file."""
+    if not plain.is_file():
+        return None
+    data = plain.read_bytes()
+    sealed = plain.with_suffix(".sealed")
+    partial = plain.with_suffix(".part")
+    partial.write_bytes(encrypt_bytes(data, aad=sealed.stem.encode()))
+    os.replace(partial, sealed)
+    plain.unlink()
+    return sealed, len(data), hashlib.sha256(data).hexdigest()
 
 
 async def do_store_recording(session: AsyncSession, call: Call, info: RecordingInfo) -> CallRecording:
-    """The finished recording of a call: its path under the var dir, size, duration and SHA-256."""
-    size, sha = _digest(info.path)
+    """The finished recording of a call, sealed at rest: its path under the var dir, size, duration and the
+    SHA-256 of the WAV."""
+    sealed = await asyncio.to_thread(_seal, info.path)
+    path, size, sha = sealed if sealed is not None else (info.path, info.bytes, None)
     try:
-        relative = info.path.resolve().relative_to(get_settings().var_dir.resolve()).as_posix()
+        relative = path.resolve().relative_to(get_settings().var_dir.resolve()).as_posix()
     except ValueError:  # a back-end that recorded elsewhere: keep the absolute path
-        relative = str(info.path)
-    row = CallRecording(call_id=call.id, path=relative[:200], duration_s=float(info.duration_s),
-                        bytes=size or info.bytes, sha256=sha, created_at=utcnow())
+        relative = str(path)
+    row = CallRecording(call_id=call.id, path=relative[:200], duration_s=float(info.duration_s), bytes=size,
+                        sha256=sha, created_at=utcnow())
     session.add(row)
     await session.flush()
     add_event(session, call, CallEventKind.recording_stopped, recording_id=row.id)
@@ -277,6 +288,66 @@ async def purge_recordings(session: AsyncSession) -> int:
         record_audit(session, RETENTION, "call.recording_delete", "call", row.call_id,
                      after={"recording_id": row.id, "reason": "retention"})
     return len(rows)
+
+
+# ---------------------------------------------------------------- call history
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """One call as the customer 360 and the conversation timeline show it (no number)."""
+
+    call_id: int
+    conversation_id: int | None
+    at: datetime
+    talk_s: int | None
+    queue_wait_s: int | None
+    duration_s: int
+    ivr_path: list[str]
+    agent_name: str | None
+    hangup_by: str | None
+    hangup_label: str
+    recording_id: int | None
+
+    @property
+    def recording_url(self) -> str | None:
+        return f"/api/v1/calls/recordings/{self.recording_id}" if self.recording_id else None
+
+
+async def call_summaries(session: AsyncSession, calls: list[Call]) -> list[CallSummary]:
+    ids = [c.id for c in calls]
+    paths: dict[int, list[str]] = {i: [] for i in ids}
+    for call_id, node_id in await session.execute(select(IvrNodeVisit.call_id, IvrNodeVisit.node_id).where(
+            IvrNodeVisit.call_id.in_(ids)).order_by(IvrNodeVisit.id)):
+        paths[call_id].append(node_id)
+    recordings = dict((await session.execute(select(CallRecording.call_id, CallRecording.id).where(
+        CallRecording.call_id.in_(ids), CallRecording.deleted_at.is_(None)))).all()) if ids else {}
+    agent_ids = {c.agent_id for c in calls if c.agent_id}
+    names = dict((await session.execute(select(User.id, User.display_name).where(User.id.in_(agent_ids)))).all()) \
+        if agent_ids else {}
+    out = []
+    for c in calls:
+        end = c.ended_at or utcnow()
+        out.append(CallSummary(
+            call_id=c.id, conversation_id=c.conversation_id, at=c.started_at, talk_s=c.talk_s,
+            queue_wait_s=c.queue_wait_s, duration_s=int(round((end - c.started_at).total_seconds())),
+            ivr_path=paths.get(c.id, []), agent_name=names.get(c.agent_id) if c.agent_id else None,
+            hangup_by=c.hangup_by, hangup_label=HANGUP_LABELS.get(c.hangup_by or "", "通话中"),
+            recording_id=recordings.get(c.id)))
+    return out
+
+
+async def calls_of_customer(session: AsyncSession, customer_id: int, limit: int = 30) -> list[CallSummary]:
+    """The customer's calls, newest first."""
+    calls = list(await session.scalars(select(Call).where(Call.customer_id == customer_id)
+                                       .order_by(Call.id.desc()).limit(limit)))
+    return await call_summaries(session, calls)
+
+
+async def calls_of_conversation(session: AsyncSession, conversation_id: int) -> list[CallSummary]:
+    calls = list(await session.scalars(select(Call).where(Call.conversation_id == conversation_id)
+                                       .order_by(Call.id)))
+    return await call_summaries(session, calls)
 
 
 # ---------------------------------------------------------------- IVR scripts

@@ -115,6 +115,7 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/tickets/new/customers"): "customer search of the create form; a POST only to keep personal data out of URLs",
     ("POST", "/api/v1/progress"): "a progress lookup; a POST only to keep phone numbers and 户号 out of URLs",
     ("POST", "/api/v1/bot/understand"): "runs the NLU on a text and returns what it understood; stores nothing",
+    ("POST", "/api/v1/ivr/scripts/validate"): "checks an IVR script and lists its problems; stores nothing",
     ("POST", "/admin/kb/preview"): "renders an answer's Markdown for the editor; stores nothing",
     ("POST", "/api/v1/webchat/visitors"): "issues a signed anonymous visitor token; stores nothing",
     ("POST", "/api/v1/webchat/uploads"): "a resident's file for their chat: content (like a message), not a change of state",
@@ -876,6 +877,25 @@ async def test_mutating_route_writes_an_audit_row(route, client, session, factor
 
 
 # ---------------------------------------------------------------- jobs
+
+
+@scenario("POST", "/api/v1/ivr/scripts")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/ivr/scripts", ("ivr_script.save",), json={"body": DEFAULT_SCRIPT, "note": "复制"})
+
+
+@scenario("POST", "/api/v1/ivr/scripts/{version}/activate")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+    from gasdesk.telephony.service import do_save_ivr_script
+
+    row = await do_save_ivr_script(ctx.session, SETUP, DEFAULT_SCRIPT)
+    await commit(ctx.session)
+    await ctx.as_role("admin")
+    return Call("POST", f"/api/v1/ivr/scripts/{row.version}/activate", ("ivr_script.activate",))
 
 
 @dataclass
