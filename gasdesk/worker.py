@@ -32,8 +32,8 @@ from gasdesk.outbound.notices import (
 )
 from gasdesk.outbound.service import JOB as OUTBOUND_JOB
 from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, register_sender
-from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.telephony.service import RETENTION_EVERY_S, purge_recordings
+from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
 from gasdesk.webhooks.service import deliver_job
 
