@@ -898,6 +898,28 @@ async def _(ctx: Ctx) -> Call:
     return Call("POST", f"/api/v1/ivr/scripts/{row.version}/activate", ("ivr_script.activate",))
 
 
+@scenario("POST", "/admin/ivr")
+async def _(ctx: Ctx) -> Call:
+    import json
+
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/ivr", ("ivr_script.save", "ivr_script.activate"),
+                data={"script": json.dumps(DEFAULT_SCRIPT, ensure_ascii=False), "note": "页面保存", "activate": "1"})
+
+
+@scenario("POST", "/admin/ivr/{version}/activate")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+    from gasdesk.telephony.service import do_save_ivr_script
+
+    row = await do_save_ivr_script(ctx.session, SETUP, DEFAULT_SCRIPT)
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/ivr/{row.version}/activate", ("ivr_script.activate",))
+
+
 @dataclass
 class JobRun:
     """Run a job with work to do; ``actions`` are the audit rows it must write."""

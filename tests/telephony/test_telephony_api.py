@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from gasdesk.telephony import controller
 from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
 from gasdesk.telephony.models import CallRecording, IvrScript
 from gasdesk.telephony.service import purge_recordings
-from tests.factories import desk_agent, login
+from tests.factories import desk_agent, login, page_csrf_token, staff_user
 
 
 @pytest.fixture
@@ -117,3 +118,32 @@ async def test_ivr_script_versions(client, session, factory, prompts) -> None:
     caller = FakeCaller(inputs=["9", "9", "9"], caller="13900000034")  # three wrong keys, then the caller hangs up
     await asyncio.wait_for(controller.handle_call(caller, prompts=prompts), timeout=10)
     assert (await call_rows(caller.info.call_ref)).call.ivr_script_version == 2
+
+
+async def test_the_admin_page_edits_checks_and_activates_the_script(client, session, factory) -> None:
+    admin = await staff_user(session, "supervisor")
+    await login(client, admin.username)
+    page = await client.get("/admin/ivr")
+    assert page.status_code == 200 and "第 1 版" in page.text and "使用中" in page.text
+    token = await page_csrf_token(client)
+
+    broken = await client.post("/admin/ivr", data={"script": '{"start": "main", "nodes": {', "csrf_token": token})
+    assert broken.status_code == 422 and "JSON 格式错误：第 1 行" in broken.text
+    bad = copy.deepcopy(DEFAULT_SCRIPT)
+    bad["nodes"]["main"]["timeout_s"] = 99
+    refused = await client.post("/admin/ivr", data={"script": json.dumps(bad, ensure_ascii=False), "csrf_token": token})
+    assert refused.status_code == 422 and "nodes.main.timeout_s：数值过大" in refused.text
+    assert await session.scalar(select(IvrScript.id).where(IvrScript.version == 2)) is None
+
+    good = copy.deepcopy(DEFAULT_SCRIPT)
+    good["nodes"]["bye"]["prompt"] = "再见。"
+    saved = await client.post("/admin/ivr", data={"script": json.dumps(good, ensure_ascii=False), "note": "短结束语",
+                                                  "activate": "1", "csrf_token": token})
+    assert saved.status_code == 303 and saved.headers["location"] == "/admin/ivr?version=2"
+    statuses = dict((await session.execute(select(IvrScript.version, IvrScript.status))).all())
+    assert statuses == {1: "retired", 2: "active"}
+    back = await client.post("/admin/ivr/1/activate", data={"csrf_token": token})
+    assert back.status_code == 303
+    session.expire_all()
+    statuses = dict((await session.execute(select(IvrScript.version, IvrScript.status))).all())
+    assert statuses == {1: "active", 2: "retired"}
