@@ -107,10 +107,16 @@ async def _refuse(media: MediaSession, prompts: PromptRenderer) -> None:
 
 
 async def _run(media: MediaSession, prompts: PromptRenderer, endpoint_for: EndpointFor) -> None:
-    async with transaction() as session:
-        row = await service.active_ivr_script(session)
-        script, version = service.script_of(row), row.version
-        call = await service.do_start_call(session, media.info, script_version=version)
+    try:
+        async with transaction() as session:
+            row = await service.active_ivr_script(session)
+            script, version = service.script_of(row), row.version
+            call = await service.do_start_call(session, media.info, script_version=version)
+    except Exception:  # noqa: BLE001 - e.g. the database is down: the call cannot be served or recorded
+        log.exception("could not start a call")
+        with contextlib.suppress(Exception):
+            await media.hangup("NORMAL_TEMPORARY_FAILURE")
+        return
     live = LiveCall(call.id, call.conversation_id, version, media)
     by, cause = HangupBy.system.value, "NORMAL_CLEARING"
     cancelled = False
