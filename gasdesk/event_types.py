@@ -223,6 +223,29 @@ class EmergencyAlert(EventPayload):
     number: str
 
 
+# ------------------------------------------------------------------ the hotline (gasdesk/telephony)
+
+
+@event_type("call.ringing", Consumer.STAFF)
+class CallRinging(EventPayload):
+    """A call reached the hotline: frame ``call_ringing`` to every console (the screen pop: the conversation
+    and the customer, if the number is on file; never the number itself)."""
+
+    call_id: int
+    conversation_id: int
+    customer_id: int | None
+
+
+@event_type("call.ended", Consumer.STAFF)
+class CallEnded(EventPayload):
+    """A call ended: frame ``call_ended`` to every console (the softphone drops its line)."""
+
+    call_id: int
+    conversation_id: int | None
+    agent_id: int | None
+    hangup_by: str
+
+
 # ------------------------------------------------------------------ notifications (the bell)
 
 

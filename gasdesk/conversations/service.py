@@ -144,7 +144,7 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
         "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None,
         "resident_left": conversation.resident_left_at is not None,
         "resident_left_at": conversation.resident_left_at.isoformat() if conversation.resident_left_at else None,
-        "channel_note": None if conversation.channel == Channel.webchat.value else await channel_note(
+        "channel_note": None if conversation.channel in (Channel.webchat.value, Channel.voice.value) else await channel_note(
             session, conversation.visitor_id or "", conversation.customer_id),
     }
 

@@ -343,6 +343,12 @@ class Hub:
     async def _on_left_message_created(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "left_message", **p})
 
+    async def _on_call_ringing(self, p: dict[str, Any]) -> None:
+        await self._fanout(self.staff, {"type": "call_ringing", **p})
+
+    async def _on_call_ended(self, p: dict[str, Any]) -> None:
+        await self._fanout(self.staff, {"type": "call_ended", **p})
+
     async def _on_queue_changed(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "queue_changed", **p})
         waiting = [cid for cid in self.by_conversation if any(c.kind == "resident" for c in self.by_conversation[cid])]

@@ -78,7 +78,9 @@ class MediaSession(Protocol):
         """Record both directions (mixed, or stereo caller/agent) to a WAV file at ``path``."""
 
     async def stop_recording(self) -> RecordingInfo | None:
-        """Stop a running recording; None if none was running."""
+        """Stop a running recording; None if none was running. Also called once the call has ended (the
+        controller stores every recording after the hang-up): then it returns the finished file instead of
+        raising ``CallHungUp``."""
 
     async def bridge(self, target: BridgeTarget) -> None:
         """Connect the caller to an agent; returns once the agent's leg is answered (raises CallHungUp if

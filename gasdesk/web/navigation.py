@@ -40,6 +40,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/wechat-menu", "公众号菜单", "编辑微信公众号菜单并推送到微信"),
     Console("/admin/outbox", "外发消息", "发给居民的微信、短信及送达状态"),
     Console("/admin/notice-templates", "通知模板", "短信与微信模板消息的服务商模板"),
+    Console("/admin/ivr", "语音导航", "来电语音导航脚本：编辑、校验、版本与启用"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (

@@ -115,6 +115,7 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/tickets/new/customers"): "customer search of the create form; a POST only to keep personal data out of URLs",
     ("POST", "/api/v1/progress"): "a progress lookup; a POST only to keep phone numbers and 户号 out of URLs",
     ("POST", "/api/v1/bot/understand"): "runs the NLU on a text and returns what it understood; stores nothing",
+    ("POST", "/api/v1/ivr/scripts/validate"): "checks an IVR script and lists its problems; stores nothing",
     ("POST", "/admin/kb/preview"): "renders an answer's Markdown for the editor; stores nothing",
     ("POST", "/api/v1/webchat/visitors"): "issues a signed anonymous visitor token; stores nothing",
     ("POST", "/api/v1/webchat/uploads"): "a resident's file for their chat: content (like a message), not a change of state",
@@ -878,6 +879,47 @@ async def test_mutating_route_writes_an_audit_row(route, client, session, factor
 # ---------------------------------------------------------------- jobs
 
 
+@scenario("POST", "/api/v1/ivr/scripts")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/ivr/scripts", ("ivr_script.save",), json={"body": DEFAULT_SCRIPT, "note": "复制"})
+
+
+@scenario("POST", "/api/v1/ivr/scripts/{version}/activate")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+    from gasdesk.telephony.service import do_save_ivr_script
+
+    row = await do_save_ivr_script(ctx.session, SETUP, DEFAULT_SCRIPT)
+    await commit(ctx.session)
+    await ctx.as_role("admin")
+    return Call("POST", f"/api/v1/ivr/scripts/{row.version}/activate", ("ivr_script.activate",))
+
+
+@scenario("POST", "/admin/ivr")
+async def _(ctx: Ctx) -> Call:
+    import json
+
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/ivr", ("ivr_script.save", "ivr_script.activate"),
+                data={"script": json.dumps(DEFAULT_SCRIPT, ensure_ascii=False), "note": "页面保存", "activate": "1"})
+
+
+@scenario("POST", "/admin/ivr/{version}/activate")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT
+    from gasdesk.telephony.service import do_save_ivr_script
+
+    row = await do_save_ivr_script(ctx.session, SETUP, DEFAULT_SCRIPT)
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/ivr/{row.version}/activate", ("ivr_script.activate",))
+
+
 @dataclass
 class JobRun:
     """Run a job with work to do; ``actions`` are the audit rows it must write."""
@@ -950,6 +992,21 @@ async def _(ctx: Ctx) -> JobRun:
     # The day before the visit, 10:00 local time.
     clock.set_now(datetime.combine(first_day - timedelta(days=1), time(10, 0), tzinfo=clock.local_zone()))
     return JobRun(_periodic("notices.appointment_reminders"), ("outbound.queue",))
+
+
+@job_scenario("telephony.recording_retention")
+async def _(ctx: Ctx) -> JobRun:
+    from gasdesk.telephony.media import CallInfo, RecordingInfo
+    from gasdesk.telephony.service import do_start_call, do_store_recording, recording_path
+
+    call = await do_start_call(ctx.session, CallInfo(call_ref="audit-rec", caller="", callee="96777", backend="sip"),
+                               script_version=None)
+    path = recording_path(call)
+    path.write_bytes(b"RIFF")
+    await do_store_recording(ctx.session, call, RecordingInfo(path=path, duration_s=1.0, bytes=4))
+    await commit(ctx.session)
+    clock.set_now(clock.utcnow() + timedelta(days=400))
+    return JobRun(_periodic("telephony.recording_retention"), ("call.recording_delete",))
 
 
 def _app_jobs() -> set[str]:

@@ -446,6 +446,33 @@ async def _outage(w: World) -> None:
     await commit(w.session)
 
 
+@case("call.ringing")
+async def _call_ringing(w: World) -> None:
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_start_call
+
+    await w.factory.customer(phones=["13900000071"])
+    w.expect(Consumer.STAFF, w.console(await staff_user(w.session)), "call_ringing")
+    w.start()
+    await do_start_call(w.session, CallInfo(call_ref="ev-ring", caller="13900000071", callee="96777", backend="sip"),
+                        script_version=None)
+    await commit(w.session)
+
+
+@case("call.ended")
+async def _call_ended(w: World) -> None:
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_end_call, do_start_call
+
+    call = await do_start_call(w.session, CallInfo(call_ref="ev-end", caller="", callee="96777", backend="sip"),
+                               script_version=None)
+    await commit(w.session)
+    w.expect(Consumer.STAFF, w.console(await staff_user(w.session)), "call_ended")
+    w.start()
+    await do_end_call(w.session, call, by="caller", cause="NORMAL_CLEARING")
+    await commit(w.session)
+
+
 # ------------------------------------------------------------------ the test
 
 

@@ -9,6 +9,7 @@ from typing import Any
 # (method, path) → why it documents no JSON object.
 NO_JSON_BODY = {
     ("get", "/api/v1/files/{token}"): "a file download: the stored bytes, with the upload's verified type",
+    ("get", "/api/v1/calls/recordings/{recording_id}"): "a call's recording: WAV audio for the browser's player",
 }
 
 

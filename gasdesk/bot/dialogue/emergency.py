@@ -3,21 +3,14 @@ and an alert to everyone on duty; the conversation goes to people at emergency p
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from gasdesk.auth.models import User
-from gasdesk.auth.roles import Role
 from gasdesk.bot.base import BOT_ACTOR, BotContext, BotMessage, BotReply
 from gasdesk.bot.dialogue.common import district_in, mask_phone
 from gasdesk.bot.nlu import Understanding
 from gasdesk.bot.nlu.slots import extract_slots
 from gasdesk.customers.addresses import parse_free_address
-from gasdesk.event_types import EmergencyAlert
-from gasdesk.events import emit
-from gasdesk.notifications.service import do_notify
+from gasdesk.tickets.emergency import do_report_gas_leak
 from gasdesk.tickets.models import OPEN_STATUSES, Ticket
-from gasdesk.tickets.schemas import TicketCreate
-from gasdesk.tickets.service import do_create_ticket, do_update_ticket_contact
+from gasdesk.tickets.service import do_update_ticket_contact
 
 SAFETY_INSTRUCTIONS = (
     "【燃气泄漏紧急提示】请立即按以下步骤操作：\n"
@@ -44,19 +37,12 @@ async def escalate_emergency(ctx: BotContext, text: str, understanding: Understa
     ticket: Ticket | None  # None if the ticket made earlier no longer exists: then no address prompt
     if ticket_id is None:
         slots = understanding.slots
-        ticket = await do_create_ticket(ctx.session, BOT_ACTOR, TicketCreate(
-            type="gas_leak", priority="urgent", title="燃气泄漏（在线报警）", description=text,
-            customer_id=ctx.conversation.customer_id, contact_phone=slots.get("phone"),
-            address_text=slots.get("address"), district=_district_of(slots.get("address"), text),
-            channel=ctx.conversation.channel, conversation_id=ctx.conversation.id))
+        ticket = await do_report_gas_leak(
+            ctx.session, BOT_ACTOR, conversation_id=ctx.conversation.id, channel=ctx.conversation.channel,
+            customer_id=ctx.conversation.customer_id, title="燃气泄漏（在线报警）", description=text,
+            contact_phone=slots.get("phone"), address_text=slots.get("address"),
+            district=_district_of(slots.get("address"), text))
         ctx.state["leak_ticket_id"] = ticket.id
-        on_duty = await ctx.session.scalars(select(User.id).where(
-            User.is_active.is_(True), User.role.in_([Role.dispatcher.value, Role.supervisor.value, Role.agent.value])))
-        for user_id in on_duty:
-            do_notify(ctx.session, user_id, "emergency.gas_leak", f"燃气泄漏报警 {ticket.number}", text[:200],
-                      link=f"/tickets/{ticket.id}")
-        emit(ctx.session, EmergencyAlert(ticket_id=ticket.id, conversation_id=ctx.conversation.id,
-                                         number=ticket.number))
         ticket_text = f"紧急工单号：{ticket.number}。"
     else:
         ticket = await ctx.session.get(Ticket, ticket_id)
