@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import unquote
 
+from gasdesk.config import Settings
+
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BLOCK = 64 * 1024  # bytes of one header block (a CHANNEL_DATA dump is ~5-10 KB)
@@ -228,6 +230,15 @@ class EslConnection:
             await conn.close()
             raise
         return conn
+
+    @classmethod
+    async def open_from_settings(cls, settings: Settings) -> EslConnection:
+        """The inbound connection to FreeSWITCH's Event Socket configured by ``freeswitch_host/port/password``."""
+        if settings.freeswitch_password is None:
+            raise EslAuthError("GASDESK_FREESWITCH_PASSWORD is not set")
+        return await cls.open_inbound(settings.freeswitch_host, settings.freeswitch_port,
+                                      settings.freeswitch_password.get_secret_value(),
+                                      timeout_s=settings.freeswitch_command_timeout_s)
 
     async def authenticate(self, password: str) -> None:
         """Wait for ``auth/request`` and answer it (the password is never logged)."""

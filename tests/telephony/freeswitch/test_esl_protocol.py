@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 
+from gasdesk.config import get_settings
 from gasdesk.telephony.freeswitch.esl import (
     EslAuthError,
     EslClosed,
@@ -107,6 +109,17 @@ async def test_auth_api_and_bgapi_with_job_uuid(fake: FakeFreeswitch) -> None:
     sent = fake.inbound_commands
     assert sent[:4] == ["auth ********", "api status", "api no_such_command", "event plain BACKGROUND_JOB"]
     assert sent[4:] == ["bgapi status", "bgapi status", "bgapi no_such_command"]
+
+
+async def test_the_inbound_connection_from_settings(fake: FakeFreeswitch, caplog: pytest.LogCaptureFixture) -> None:
+    settings = get_settings().model_copy(update={"freeswitch_port": fake.port, "freeswitch_password": SecretStr("s3cret-Pw")})
+    assert "s3cret-Pw" not in repr(settings)
+    conn = await EslConnection.open_from_settings(settings)
+    assert "is ready" in await conn.api("status")
+    await conn.close()
+    with pytest.raises(EslAuthError):
+        await EslConnection.open_from_settings(settings.model_copy(update={"freeswitch_password": None}))
+    assert "s3cret-Pw" not in caplog.text
 
 
 async def test_a_wrong_password_is_refused(fake: FakeFreeswitch, caplog: pytest.LogCaptureFixture) -> None:

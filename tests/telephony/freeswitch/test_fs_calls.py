@@ -138,6 +138,31 @@ async def test_a_key_during_a_prompt_interrupts_it_and_is_kept_for_the_menu(harn
     assert call.hangup_by == "system"
 
 
+async def test_an_account_number_ends_at_the_terminator_and_silence_gives_nothing(harness: Harness,
+                                                                                  tmp_path: Path) -> None:
+    ask = _wav(tmp_path / "ask account.wav")  # a space: play_and_get_digits cannot take this path
+
+    async def ivr(session: MediaSession) -> None:
+        await session.answer()
+        harness.results["account"] = await session.collect_digits(ask, max_digits=10, timeout_s=3)
+        harness.results["nothing"] = await session.collect_digits(None, max_digits=1, timeout_s=0.2)
+        await session.hangup()
+
+    call = await harness.call(ivr, CallerScript(press={"play_and_get_digits#1": "12345#"}))
+    assert harness.results["account"] == "12345" and harness.results["nothing"] == ""
+    assert call.commands[4:] == [
+        "sendmsg execute set playback_terminators=0123456789*#",
+        f"sendmsg execute playback {ask.path}",
+        "sendmsg execute play_and_get_digits 1 10 1 3000 # silence_stream://250 silence_stream://250 "
+        "gasdesk_digits_1 ^[0-9*#]+$ 3000",
+        f"api uuid_getvar {call.uuid} gasdesk_digits_1",
+        "sendmsg execute play_and_get_digits 1 1 1 200 # silence_stream://250 silence_stream://250 "
+        "gasdesk_digits_2 ^[0-9*#]+$ 200",
+        f"api uuid_getvar {call.uuid} gasdesk_digits_2",
+        "sendmsg hangup NORMAL_CLEARING",
+    ]
+
+
 async def test_the_caller_hanging_up_mid_prompt_ends_every_operation(harness: Harness, tmp_path: Path) -> None:
     long_prompt = _wav(tmp_path / "notice.wav")
 
