@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +170,33 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
+    # Hotline prompts by offline TTS (telephony/tts.py): espeak-ng's voice (cmn-latn-pinyin reads 汉字 with
+    # tones; plain cmn does not) and speed in words per minute. Synthesised prompts are cached under
+    # <var_dir>/prompts/cache; admins' recorded prompts (WAV/MP3, converted to 8 kHz) under prompts/uploaded.
+    tts_voice: str = Field(default="cmn-latn-pinyin", pattern=r"^[A-Za-z0-9_+-]{1,40}$")
+    tts_rate_wpm: int = Field(default=150, ge=80, le=400)
+    tts_max_chars: int = Field(default=400, ge=1, le=5000)
+    tts_timeout_s: float = Field(default=20.0, gt=0, le=300)
+    tts_upload_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    tts_upload_max_seconds: float = Field(default=180.0, gt=0, le=3600)
+    # FreeSWITCH production mode (telephony/freeswitch): the dialplan's `socket` application connects to
+    # this listener once per call (outbound Event Socket, see docs/freeswitch.md). freeswitch_host/port/
+    # password reach FreeSWITCH's own Event Socket (inbound, event_socket.conf.xml) for api commands and
+    # health checks; the password is a secret and never logged.
+    freeswitch_enabled: bool = False
+    freeswitch_listen_host: str = "127.0.0.1"
+    freeswitch_listen_port: int = Field(default=8084, ge=0, le=65535)
+    freeswitch_host: str = "127.0.0.1"
+    freeswitch_port: int = Field(default=8021, ge=1, le=65535)
+    freeswitch_password: SecretStr | None = None
+    freeswitch_max_calls: int = Field(default=200, ge=1, le=10_000)
+    freeswitch_command_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # Speech recognition for the hotline (telephony/asr.py): a FunASR runtime server's WebSocket address,
+    # e.g. ws://127.0.0.1:10095. Empty = off (callers answer by DTMF only). Nothing downloads models here.
+    asr_url: str = ""
+    asr_mode: Literal["offline", "2pass"] = "offline"
+    asr_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    asr_max_audio_s: float = Field(default=30.0, gt=0, le=600)
 
     @field_validator("allowed_origins", "webhook_allow_private_hosts", mode="before")
     @classmethod

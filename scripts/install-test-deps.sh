@@ -6,6 +6,10 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fc-list 2>/dev/null | grep -qi "noto sans cjk" || need+=(fonts-noto-cjk)
+# Hotline prompts: espeak-ng (Mandarin TTS), sox (8 kHz conversion) with MP3 support for uploaded recordings.
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+sox -h 2>/dev/null | grep -q "AUDIO FILE FORMATS:.* mp3 " || need+=(libsox-fmt-mp3)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
