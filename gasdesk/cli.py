@@ -104,6 +104,23 @@ def worker(poll: Annotated[float, typer.Option(help="Seconds between polls when 
         pass
 
 
+@app.command()
+def hotline() -> None:
+    """Run the hotline's media back-ends (FreeSWITCH listener, embedded SIP) in this process. Calls join the
+    same database and queues as the web processes; run one hotline process."""
+    from gasdesk.config import get_settings
+    from gasdesk.telephony.runtime import serve_hotline
+
+    settings = get_settings()
+    if not settings.freeswitch_enabled and not settings.sip_enabled:
+        fail("未启用任何热线接入：设置 GASDESK_FREESWITCH_ENABLED=true 或 GASDESK_SIP_ENABLED=true")
+    typer.echo("热线进程已启动（Ctrl-C 退出）")
+    try:
+        run(serve_hotline(settings))
+    except KeyboardInterrupt:
+        pass
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Apply database migrations (Alembic)."""

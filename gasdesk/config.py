@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     freeswitch_password: SecretStr | None = None
     freeswitch_max_calls: int = Field(default=200, ge=1, le=10_000)
     freeswitch_command_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # What FreeSWITCH dials to reach an agent's phone registered with it ({agent_id}: the gasdesk user id).
+    freeswitch_agent_dial: str = Field(default="user/{agent_id}", pattern=r"^[A-Za-z0-9_/@.:{}=+-]{1,120}$")
+    # Start the enabled hotline back-ends inside the web app (one-process mode) instead of `gasdesk hotline`.
+    hotline_in_app: bool = False
     # Speech recognition for the hotline (telephony/asr.py): a FunASR runtime server's WebSocket address,
     # e.g. ws://127.0.0.1:10095. Empty = off (callers answer by DTMF only). Nothing downloads models here.
     asr_url: str = ""
@@ -224,6 +228,14 @@ class Settings(BaseSettings):
         if value is not None and value != "" and len(value) != 43:
             raise ValueError("GASDESK_WECHAT_AES_KEY (EncodingAESKey) must be exactly 43 characters")
         return value or None
+
+    @field_validator("freeswitch_agent_dial")
+    @classmethod
+    def _dial_names_the_agent(cls, value: str) -> str:
+        if value.replace("{agent_id}", "").count("{") or value.replace("{agent_id}", "").count("}") \
+                or "{agent_id}" not in value:
+            raise ValueError("GASDESK_FREESWITCH_AGENT_DIAL must contain {agent_id} and no other placeholder")
+        return value
 
     @model_validator(mode="after")
     def _generated_keys_outside_production(self) -> Settings:

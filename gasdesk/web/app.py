@@ -19,6 +19,7 @@ from gasdesk.db import dispose_engine
 from gasdesk.events import bus
 from gasdesk.realtime.hub import get_hub
 from gasdesk.realtime.redis_bridge import RedisBridge
+from gasdesk.telephony.runtime import start_hotline
 from gasdesk.web.access_log import AccessLogMiddleware, configure_app_logging
 from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.redis_url:
             bridge = RedisBridge(settings.redis_url, bus)
             await bridge.start()
+        hotline = await start_hotline(settings) if settings.hotline_in_app else None
         worker = None
         if settings.run_worker:
             stop = asyncio.Event()
@@ -102,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None:
                 worker[0].set()
                 worker[1].cancel()
+            if hotline is not None:
+                await hotline.close()
             if bridge is not None:
                 await bridge.stop()
             await dispose_engine()

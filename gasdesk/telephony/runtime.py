@@ -1,0 +1,70 @@
+"""The hotline at run time: the media back-ends switched on in Settings, each handing every call to
+``controller.handle_call`` with prompts from the TTS (or an admin's recording).
+
+``gasdesk hotline`` runs them in a process of their own (production, and scale-out: one hotline process, any
+number of web processes, all sharing the database). With ``GASDESK_HOTLINE_IN_APP=true`` the web app starts
+them in its lifespan instead — the one-process embedded mode of a small utility or a demo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from gasdesk.config import Settings
+from gasdesk.telephony.controller import handle_call
+from gasdesk.telephony.freeswitch.listener import FreeswitchListener
+from gasdesk.telephony.media import MediaSession
+from gasdesk.telephony.tts import PromptRenderer
+
+log = logging.getLogger(__name__)
+
+
+def freeswitch_endpoint_for(settings: Settings) -> Callable[[int], str]:
+    """The dial string FreeSWITCH bridges a caller to for an agent (``freeswitch_agent_dial``)."""
+    template = settings.freeswitch_agent_dial
+    return lambda agent_id: template.format(agent_id=agent_id)
+
+
+class Hotline:
+    """The running back-ends; ``await close()`` stops accepting calls and ends the ones in progress."""
+
+    def __init__(self) -> None:
+        self.freeswitch: FreeswitchListener | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._closers)
+
+    async def close(self) -> None:
+        for close in reversed(self._closers):
+            await close()
+        self._closers.clear()
+
+
+async def start_hotline(settings: Settings) -> Hotline:
+    """Start every back-end enabled in ``settings`` (none enabled: an idle Hotline)."""
+    hotline = Hotline()
+    prompts = PromptRenderer.from_settings(settings)
+    if settings.freeswitch_enabled:
+        endpoint_for = freeswitch_endpoint_for(settings)
+
+        async def on_freeswitch_call(media: MediaSession) -> None:
+            await handle_call(media, prompts=prompts, endpoint_for=endpoint_for)
+
+        hotline.freeswitch = FreeswitchListener.from_settings(settings, on_freeswitch_call)
+        port = await hotline.freeswitch.start()
+        hotline._closers.append(hotline.freeswitch.close)
+        log.info("hotline: FreeSWITCH outbound Event Socket listener on %s:%s", settings.freeswitch_listen_host, port)
+    return hotline
+
+
+async def serve_hotline(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """``gasdesk hotline``: run the enabled back-ends until ``stop`` is set (or forever)."""
+    hotline = await start_hotline(settings)
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await hotline.close()
