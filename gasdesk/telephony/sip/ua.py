@@ -25,7 +25,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gasdesk.telephony.media import CallHungUp, CallInfo, Prompt
 from gasdesk.telephony.sip import message as sipmsg
@@ -146,8 +146,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     # --- socket
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("sip: socket error %s", exc)
