@@ -262,6 +262,13 @@ class RtpStream(asyncio.DatagramProtocol):
             self._transport = None
 
 
+async def bind_stream(stream: RtpStream, host: str, port: int) -> int:
+    """Bind ``stream`` to ``host``:``port`` (0: any free port); returns the port."""
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: stream, local_addr=(host, port))
+    stream.local_port = int(transport.get_extra_info("sockname")[1])
+    return stream.local_port
+
+
 class PortAllocator:
     """Even RTP ports from ``[low, high]``; a port in use by something else is skipped."""
 
@@ -278,14 +285,13 @@ class PortAllocator:
 
     async def open(self, host: str, stream: RtpStream) -> int:
         """Bind ``stream`` to a free port; raises OSError when the range is exhausted."""
-        loop = asyncio.get_running_loop()
         for _ in range(self.capacity):
             port = self._next
             self._next = self.low if port + 2 > self.high else port + 2
             if port in self._used:
                 continue
             try:
-                await loop.create_datagram_endpoint(lambda: stream, local_addr=(host, port))
+                await bind_stream(stream, host, port)
             except OSError:
                 continue
             self._used.add(port)

@@ -113,6 +113,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._rejects: OrderedDict[tuple[str, str], tuple[bytes, asyncio.Event]] = OrderedDict()
         self._pending: dict[tuple[str, int], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # INVITEs accepted but whose RTP socket is still being bound count against capacity already.
+        self._setting_up: dict[bool, int] = {False: 0, True: 0}
 
     # --- lifecycle
     async def start(self) -> None:
@@ -138,11 +140,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     @property
     def active_calls(self) -> int:
-        return sum(1 for c in self.calls.values() if c.state != "ended" and not c.overflow)
+        """Calls with the handler (or being set up for it)."""
+        return self._setting_up[False] + sum(
+            1 for c in self.calls.values() if c.state != "ended" and not c.overflow)
 
     @property
     def overflow_calls(self) -> int:
-        return sum(1 for c in self.calls.values() if c.state != "ended" and c.overflow)
+        """Callers hearing the overflow prompt (or being set up for it)."""
+        return self._setting_up[True] + sum(1 for c in self.calls.values() if c.state != "ended" and c.overflow)
 
     # --- socket
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -233,6 +238,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 return
             overflow = True
         self._respond(req, addr, 100)
+        self._setting_up[overflow] += 1
         task = asyncio.get_running_loop().create_task(self._setup_call(req, addr, neg, overflow))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -248,6 +254,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         except OSError:
             self._reject_new(req, addr, 503, headers=[("Retry-After", "30")])
             return
+        finally:
+            self._setting_up[overflow] -= 1
         if req.call_id in self.calls:  # a retransmission raced the port binding
             stream.close()
             self.ports.release(stream.local_port)

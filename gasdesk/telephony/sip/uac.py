@@ -17,7 +17,7 @@ import numpy as np
 
 from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.message import SipMessage, SipParseError
-from gasdesk.telephony.sip.rtp import FRAME_BYTES, RtpPacket, RtpStream
+from gasdesk.telephony.sip.rtp import FRAME_BYTES, RtpPacket, RtpStream, bind_stream
 from gasdesk.telephony.sip.sdp import negotiate
 
 CODEC_PT = {"PCMU": 0, "PCMA": 8}
@@ -99,9 +99,7 @@ class SipCaller:
         self.rtp = RtpStream(codec=codec, payload_type=CODEC_PT[codec], dtmf_payload_type=101,
                              remote=self.target, allowed_sources={self.target[0]})
         self.rtp.stats.keep_samples = True
-        await loop.create_datagram_endpoint(lambda: self.rtp, local_addr=(self.host, 0))  # type: ignore[arg-type,return-value]
-        assert self.rtp._transport is not None
-        self.rtp_port = int(self.rtp._transport.get_extra_info("sockname")[1])
+        self.rtp_port = await bind_stream(self.rtp, self.host, 0)
         self.rtp.on_audio = self._on_audio
         if self.source is not None:
             self.rtp.source = self.source
