@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from gasdesk.config import Settings
 from gasdesk.telephony.media import CallHungUp, CallInfo, Prompt
 from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.message import SipMessage, SipParseError, make_response
@@ -482,6 +483,15 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def _contact(self) -> str:
         return f"<sip:{self.callee_name}@{self.advertised_host}:{self.port}>"
+
+
+def endpoint_from_settings(settings: Settings, on_call: OnCall, **kw: Any) -> SipEndpoint:
+    """A SipEndpoint configured by the ``sip_*``/``rtp_*`` settings; ``kw`` adds the overflow/hold prompts
+    and the bridge provider."""
+    return SipEndpoint(on_call, host=settings.sip_host, port=settings.sip_port,
+                       advertised_host=settings.sip_advertised_host, rtp_port_min=settings.rtp_port_min,
+                       rtp_port_max=settings.rtp_port_max, max_calls=settings.sip_max_calls,
+                       max_overflow_calls=settings.sip_max_overflow_calls, **kw)
 
 
 def info_digit(content_type: str, body: str) -> str | None:
