@@ -204,10 +204,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
     def _invite(self, req: SipMessage, addr: tuple[str, int]) -> None:
         call = self.calls.get(req.call_id)
         if req.to_tag:
-            if call is None or call.local_tag != req.to_tag:
+            dialog = self._dialog(req, addr)
+            if dialog is None:
                 self._respond(req, addr, 481)
             else:
-                self._reinvite(call, req, addr)
+                self._reinvite(dialog, req, addr)
             return
         if call is not None:  # retransmitted INVITE: repeat our last response
             if call.last_response:
@@ -387,9 +388,17 @@ class SipEndpoint(asyncio.DatagramProtocol):
         if remembered is not None:
             remembered[1].set()
 
-    def _bye(self, req: SipMessage, addr: tuple[str, int]) -> None:
+    def _dialog(self, req: SipMessage, addr: tuple[str, int]) -> _Call | None:
+        """The call an in-dialog request belongs to: Call-ID, our tag, and the caller's IP must all match
+        (without authentication, knowing the Call-ID and tags must not let a third host end or steer a call)."""
         call = self.calls.get(req.call_id)
-        if call is None or req.to_tag != call.local_tag:
+        if call is None or req.to_tag != call.local_tag or addr[0] != call.addr[0]:
+            return None
+        return call
+
+    def _bye(self, req: SipMessage, addr: tuple[str, int]) -> None:
+        call = self._dialog(req, addr)
+        if call is None:
             self._respond(req, addr, 481)
             return
         self._respond(req, addr, 200)
@@ -399,7 +408,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def _cancel(self, req: SipMessage, addr: tuple[str, int]) -> None:
         call = self.calls.get(req.call_id)
-        if call is None or call.invite.branch != req.branch:
+        if call is None or call.invite.branch != req.branch or addr[0] != call.addr[0]:
             self._respond(req, addr, 481)
             return
         self._respond(req, addr, 200, to_tag=call.local_tag)
@@ -413,8 +422,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
                                                ("Contact", self._contact())])
 
     def _info(self, req: SipMessage, addr: tuple[str, int]) -> None:
-        call = self.calls.get(req.call_id)
-        if call is None or req.to_tag != call.local_tag or call.session is None:
+        call = self._dialog(req, addr)
+        if call is None or call.session is None:
             self._respond(req, addr, 481)
             return
         ctype = req.content_type

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from gasdesk.telephony.media import Prompt
+from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.session import SipMediaSession
 from gasdesk.telephony.sip.ua import SipEndpoint
 
@@ -53,6 +54,46 @@ def free_rtp_range(size: int = 40) -> tuple[int, int]:
     """A random even port range in 20000-59999 (collisions are skipped by the allocator anyway)."""
     base = 20000 + 2 * secrets.randbelow(20000 - size)
     return base, base + size - 1
+
+
+class RawUdp(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.inbox.put_nowait(data)
+
+
+async def raw_socket() -> RawUdp:
+    proto = RawUdp()
+    await asyncio.get_running_loop().create_datagram_endpoint(lambda: proto, local_addr=("127.0.0.1", 0))
+    return proto
+
+
+async def replies(proto: RawUdp, wait: float = 0.15) -> list[sipmsg.SipMessage]:
+    await asyncio.sleep(wait)
+    out = []
+    while not proto.inbox.empty():
+        out.append(sipmsg.parse(proto.inbox.get_nowait()))
+    return out
+
+
+def raw_request(method: str, port: int, *, call_id: str | None = None, extra: str = "", body: str = "",
+                cseq_method: str | None = None) -> bytes:
+    headers = (f"{method} sip:96777@127.0.0.1:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{secrets.token_hex(4)}\r\n"
+               "Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=abc\r\nTo: <sip:96777@127.0.0.1>\r\n"
+               f"Call-ID: {call_id or secrets.token_hex(6)}\r\nCSeq: 1 {cseq_method or method}\r\n{extra}")
+    return (headers + f"Content-Length: {len(body)}\r\n\r\n" + body).encode()
+
+
+async def idle_handler(session: SipMediaSession) -> None:
+    await session.answer()
+    await session.wait_hangup()
 
 
 @pytest.fixture
