@@ -178,7 +178,8 @@ class RtpStream(asyncio.DatagramProtocol):
         self._ts = secrets.randbits(32)
         self._dtmf = DtmfDecoder()
         self._transport: asyncio.DatagramTransport | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._clock: MediaClock | None = None
+        self._first = True
         self._silence = b"\x00" * FRAME_BYTES
 
     # --- asyncio protocol
@@ -212,32 +213,19 @@ class RtpStream(asyncio.DatagramProtocol):
                 self.on_dtmf(digit)
 
     # --- sending
-    def start(self) -> None:
-        """Start the 20 ms sender."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._tx_loop(), name="rtp-tx")
+    def start(self, clock: MediaClock | None = None) -> None:
+        """Start sending on ``clock`` (an endpoint shares one among its calls; default: a clock of its own)."""
+        if self._clock is None:
+            self._clock = clock or MediaClock()
+            self._clock.add(self)
 
-    async def _tx_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        n = 0
-        first = True
-        while self._transport is not None:
-            n += 1
-            delay = start + n * FRAME_S - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -0.2:
-                # The loop was stalled for >200 ms: skip the missed frames rather than burst them, and keep
-                # the RTP timestamp in step with real time.
-                missed = int(-delay / FRAME_S)
-                n += missed
-                self._ts += missed * FRAME_SAMPLES
-            try:
-                self._send_frame(first)
-                first = False
-            except Exception:
-                log.exception("rtp: frame not sent")
+    def _skip(self, frames: int) -> None:
+        """The clock skipped ``frames`` ticks: keep the RTP timestamp in step with real time."""
+        self._ts = (self._ts + frames * FRAME_SAMPLES) & 0xFFFFFFFF
+
+    def _tick_now(self) -> None:
+        self._send_frame(self._first)
+        self._first = False
 
     def _send_frame(self, marker: bool) -> None:
         pcm = self.source()
@@ -254,12 +242,63 @@ class RtpStream(asyncio.DatagramProtocol):
 
     def close(self) -> None:
         """Stop sending and close the socket (idempotent)."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if self._clock is not None:
+            self._clock.remove(self)
+            self._clock = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+class MediaClock:
+    """The 20 ms schedule that sends every registered stream's next frame. Ticks fall at ``start + n·20 ms``
+    on the loop's monotonic clock, so lateness never accumulates into drift; after a stall of more than
+    200 ms the missed ticks are skipped (not burst) and the streams' timestamps jump with real time. One clock
+    for all of an endpoint's calls means one timer wake-up per 20 ms instead of one per call."""
+
+    def __init__(self) -> None:
+        self._streams: dict[RtpStream, None] = {}  # insertion-ordered: each call keeps its slot in the tick
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+        self.late_max = 0.0  # seconds a tick ran after its due time, worst case
+        self.late_sum = 0.0
+
+    def add(self, stream: RtpStream) -> None:
+        self._streams[stream] = None
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="rtp-clock")
+
+    def remove(self, stream: RtpStream) -> None:
+        self._streams.pop(stream, None)
+        if not self._streams and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        n = 0
+        while self._streams:
+            n += 1
+            due = start + n * FRAME_S
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.2:
+                missed = int(-delay / FRAME_S)
+                n += missed
+                due += missed * FRAME_S
+                for stream in list(self._streams):
+                    stream._skip(missed)
+            late = loop.time() - due
+            self.ticks += 1
+            self.late_sum += late
+            self.late_max = max(self.late_max, late)
+            for stream in list(self._streams):
+                try:
+                    stream._tick_now()
+                except Exception:
+                    log.exception("rtp: frame not sent")
 
 
 async def bind_stream(stream: RtpStream, host: str, port: int) -> int:

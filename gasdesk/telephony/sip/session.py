@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gasdesk.telephony.media import BridgeTarget, CallHungUp, CallInfo, Prompt, RecordingInfo
-from gasdesk.telephony.sip.rtp import FRAME_BYTES, RtpStream
+from gasdesk.telephony.sip.rtp import FRAME_BYTES, MediaClock, RtpStream
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,11 @@ class SipMediaSession:
     """One embedded call's media. Created by :class:`~gasdesk.telephony.sip.ua.SipEndpoint`."""
 
     def __init__(self, info: CallInfo, leg: SignalingLeg, stream: RtpStream, *,
-                 bridge_provider: BridgeProvider | None = None, hold_prompt: Prompt | None = None) -> None:
+                 bridge_provider: BridgeProvider | None = None, hold_prompt: Prompt | None = None,
+                 clock: MediaClock | None = None) -> None:
         self.info = info
         self.stream = stream
+        self._clock = clock
         self._leg = leg
         self._bridge_provider = bridge_provider
         self._hold_pcm = load_prompt(hold_prompt.path) if hold_prompt else b""
@@ -242,7 +244,7 @@ class SipMediaSession:
             return
         await self._leg.send_answer()
         self._answered = True
-        self.stream.start()
+        self.stream.start(self._clock)
 
     async def play(self, prompt: Prompt, *, barge_in: bool = True) -> str:
         """Stream ``prompt`` to the caller; a digit ends it early when ``barge_in``."""

@@ -31,7 +31,7 @@ from gasdesk.config import Settings
 from gasdesk.telephony.media import CallHungUp, CallInfo, Prompt
 from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.message import SipMessage, SipParseError, make_response
-from gasdesk.telephony.sip.rtp import DTMF_EVENTS, PortAllocator, RtpStream
+from gasdesk.telephony.sip.rtp import DTMF_EVENTS, MediaClock, PortAllocator, RtpStream
 from gasdesk.telephony.sip.sdp import Negotiated, NotAcceptable, build_answer, negotiate
 from gasdesk.telephony.sip.session import BridgeProvider, SipMediaSession
 
@@ -99,6 +99,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.port = port
         self.advertised_host = advertised_host or host
         self.ports = PortAllocator(rtp_port_min, rtp_port_max)
+        self.clock = MediaClock()  # one 20 ms schedule for every call's audio
         self.max_calls = max_calls
         self.overflow_prompt = overflow_prompt
         self.max_overflow_calls = max_overflow_calls
@@ -272,7 +273,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
                         callee=sipmsg.uri_user(req.uri), backend="sip")
         try:
             call.session = SipMediaSession(info, _Leg(self, call), stream, bridge_provider=self.bridge_provider,
-                                           hold_prompt=self.hold_prompt)
+                                           hold_prompt=self.hold_prompt, clock=self.clock)
         except Exception:
             log.exception("sip: session setup failed")
             self._reject_invite(call, 500)
