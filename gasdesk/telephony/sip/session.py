@@ -152,6 +152,8 @@ class SipMediaSession:
         self._play_done: asyncio.Event | None = None
         self._held = False
         self._recorder: _Recorder | None = None
+        self._finished_recording: RecordingInfo | None = None  # closed by the end of the call
+        self._closing: set[asyncio.Task[None]] = set()
         self._peer: BridgePeer | None = None
         self._peer_task: asyncio.Task[None] | None = None
         stream.source = self._next_frame
@@ -175,12 +177,15 @@ class SipMediaSession:
         self._ended.set_result(by)
         self.stream.close()
         if self._recorder is not None:
+            rec, self._recorder = self._recorder, None
             try:
-                self._recorder.close()
+                self._finished_recording = rec.close()  # stop_recording() still returns it
             except Exception:
                 log.exception("sip: recording not closed cleanly")
         if self._peer is not None:
-            asyncio.get_running_loop().create_task(self._peer.close())
+            task = asyncio.get_running_loop().create_task(self._peer.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         if self._peer_task is not None:
             self._peer_task.cancel()
 
@@ -300,12 +305,16 @@ class SipMediaSession:
         self._check()
         if self._recorder is not None:
             self._recorder.close()
+        self._finished_recording = None
         self._recorder = _Recorder(path)
 
     async def stop_recording(self) -> RecordingInfo | None:
-        """Close the running recording and describe it."""
+        """Close the running recording and describe it (also after the call ended, which closed it)."""
         rec, self._recorder = self._recorder, None
-        return rec.close() if rec is not None else None
+        if rec is not None:
+            return rec.close()
+        info, self._finished_recording = self._finished_recording, None
+        return info
 
     async def bridge(self, target: BridgeTarget) -> None:
         """Connect the caller to the agent through the registered :data:`BridgeProvider`."""

@@ -270,7 +270,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
                      route_set=req.get_all("Record-Route"))
         self.calls[call.call_id] = call
         info = CallInfo(call_ref=call.call_id, caller=sipmsg.uri_user(sipmsg.header_uri(req.get("From"))),
-                        callee=sipmsg.uri_user(req.uri), backend="sip")
+                        callee=sipmsg.uri_user(req.uri), backend="sip", extra={"codec": neg.codec})
         try:
             call.session = SipMediaSession(info, _Leg(self, call), stream, bridge_provider=self.bridge_provider,
                                            hold_prompt=self.hold_prompt, clock=self.clock)

@@ -71,12 +71,15 @@ async def test_baresip_hangs_up_mid_prompt(make_endpoint, baresip: Baresip, tmp_
     async def handler(session: SipMediaSession) -> None:
         try:
             await session.answer()
+            await session.start_recording(tmp_path / "cut.wav")
             await session.play(prompt, barge_in=False)
             result["outcome"] = "played to the end"
         except CallHungUp as exc:
             result["outcome"] = "hung up"
             result["by"] = exc.by
             result["wait_hangup"] = await asyncio.wait_for(session.wait_hangup(), 1)
+            rec = await session.stop_recording()  # the hang-up closed it; its description is still there
+            result["recorded_s"] = round(rec.duration_s, 1) if rec else None
         finally:
             done.set()
 
@@ -86,6 +89,8 @@ async def test_baresip_hangs_up_mid_prompt(make_endpoint, baresip: Baresip, tmp_
     await asyncio.sleep(0.5)
     assert (await baresip.command("hangup"))["ok"]
     await asyncio.wait_for(done.wait(), 3)
+    recorded = result.pop("recorded_s")
     assert result == {"outcome": "hung up", "by": "caller", "wait_hangup": "caller"}
+    assert recorded is not None and 0.3 <= recorded <= 1.5
     assert ep.active_calls == 0
     assert not ep.ports._used  # the RTP port went back to the pool
