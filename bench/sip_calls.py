@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gasdesk.telephony.media import CallHungUp, Prompt  # noqa: E402
+from gasdesk.telephony.sip.rtp import MediaClock  # noqa: E402
 from gasdesk.telephony.sip.session import SipMediaSession  # noqa: E402
 from gasdesk.telephony.sip.ua import SipEndpoint  # noqa: E402
 from gasdesk.telephony.sip.uac import SipCaller, tone_frames  # noqa: E402
@@ -42,6 +43,12 @@ def write_prompt(path: Path, seconds: float = 5.0) -> Path:
         w.setframerate(8000)
         w.writeframes((8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes())
     return path
+
+
+def proc_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serve(conn: Connection, max_calls: int, workdir: str) -> None:
@@ -85,7 +92,8 @@ async def run(calls: int, seconds: float) -> None:
     proc = mp.get_context("spawn").Process(target=serve, args=(child, calls + 10, workdir), daemon=True)
     proc.start()
     port = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
-    callers = [SipCaller(("127.0.0.1", port), source=tone_frames(440)) for _ in range(calls)]
+    clock = MediaClock()  # the callers share one sending schedule, like the endpoint's calls
+    callers = [SipCaller(("127.0.0.1", port), source=tone_frames(440), clock=clock) for _ in range(calls)]
     setup0 = time.monotonic()
     for c in callers:
         await c.open()
@@ -98,11 +106,12 @@ async def run(calls: int, seconds: float) -> None:
         assert c.rtp is not None
         c.rtp.stats.samples.clear()
     parent.send("measure")
-    cpu0, wall0 = time.process_time(), time.monotonic()
+    cpu0, wall0, child0 = time.process_time(), time.monotonic(), proc_cpu_s(proc.pid)
     start_packets = [c.rtp.stats.packets for c in callers if c.rtp]
     start_expected = [c.rtp.stats.expected for c in callers if c.rtp]
     await asyncio.sleep(seconds)
     client_cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    child_cpu = (proc_cpu_s(proc.pid) - child0) / (time.monotonic() - wall0)
     parent.send("stop")
     samples = np.array([s for c in callers if c.rtp for s in c.rtp.stats.samples])
     got = sum(c.rtp.stats.packets for c in callers if c.rtp) - sum(start_packets)
@@ -121,7 +130,8 @@ async def run(calls: int, seconds: float) -> None:
     print(f"endpoint send lateness vs the 20 ms schedule: mean {report['late_mean_ms']:.2f} ms, "
           f"max {report['late_max_ms']:.2f} ms")
     print(f"endpoint CPU: {100 * report['cpu_s'] / report['wall_s']:.1f} % of one core; "
-          f"callers' CPU: {100 * client_cpu:.1f} %; load average {os.getloadavg()[0]:.2f}")
+          f"(from /proc: {100 * child_cpu:.1f} %); callers' CPU: {100 * client_cpu:.1f} %; "
+          f"load average {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:

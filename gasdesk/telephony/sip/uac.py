@@ -17,7 +17,7 @@ import numpy as np
 
 from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.message import SipMessage, SipParseError
-from gasdesk.telephony.sip.rtp import FRAME_BYTES, RtpPacket, RtpStream, bind_stream
+from gasdesk.telephony.sip.rtp import FRAME_BYTES, MediaClock, RtpPacket, RtpStream, bind_stream
 from gasdesk.telephony.sip.sdp import negotiate
 
 CODEC_PT = {"PCMU": 0, "PCMA": 8}
@@ -63,8 +63,9 @@ class SipCaller:
 
     def __init__(self, target: tuple[str, int], *, host: str = "127.0.0.1", codecs: tuple[str, ...] = ("PCMU",),
                  offer_payload_types: list[int] | None = None, dtmf: bool = True,
-                 source: Callable[[], bytes | None] | None = None) -> None:
+                 source: Callable[[], bytes | None] | None = None, clock: MediaClock | None = None) -> None:
         self.target = target
+        self.clock = clock
         self.host = host
         self.codecs = codecs
         self.offer_payload_types = offer_payload_types
@@ -181,7 +182,7 @@ class SipCaller:
             assert self.rtp is not None
             self.rtp.remote = (neg.remote_address, neg.remote_port)
             self.rtp.codec, self.rtp.payload_type = neg.codec, neg.payload_type
-            self.rtp.start()
+            self.rtp.start(self.clock)
         elif resp.status >= 300:
             self._send(self._non2xx_ack(invite, resp).serialize())
         return resp
