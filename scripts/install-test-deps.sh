@@ -6,6 +6,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fc-list 2>/dev/null | grep -qi "noto sans cjk" || need+=(fonts-noto-cjk)
+# The embedded SIP endpoint's end-to-end tests call it with a real SIP client (baresip-core has the modules).
+[ -f /usr/lib/baresip/modules/ctrl_tcp.so ] && command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
