@@ -117,6 +117,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task[Any]] = set()
         # INVITEs accepted but whose RTP socket is still being bound count against capacity already.
         self._setting_up: dict[bool, int] = {False: 0, True: 0}
+        self._binding: set[str] = set()  # Call-IDs of those INVITEs
 
     # --- lifecycle
     async def start(self) -> None:
@@ -219,6 +220,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         if remembered is not None:
             self._send(remembered[0], addr)
             return
+        if req.call_id in self._binding:  # retransmitted while its RTP port is being bound
+            self._respond(req, addr, 100)
+            return
         self.counters["invites"] += 1
         required = [r.strip() for r in req.get("Require").split(",") if r.strip()]
         if required:
@@ -242,6 +246,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             overflow = True
         self._respond(req, addr, 100)
         self._setting_up[overflow] += 1
+        self._binding.add(req.call_id)
         task = asyncio.get_running_loop().create_task(self._setup_call(req, addr, neg, overflow))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -259,10 +264,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return
         finally:
             self._setting_up[overflow] -= 1
-        if req.call_id in self.calls:  # a retransmission raced the port binding
-            stream.close()
-            self.ports.release(stream.local_port)
-            return
+            self._binding.discard(req.call_id)
         contact = req.get("Contact")
         call = _Call(call_id=req.call_id, invite=req, addr=addr, local_tag=sipmsg.new_tag(), neg=neg,
                      stream=stream, overflow=overflow,

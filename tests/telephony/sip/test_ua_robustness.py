@@ -143,3 +143,28 @@ async def test_in_dialog_requests_from_another_host_are_refused(make_endpoint) -
     finally:
         stranger.transport.close()
         caller.close()
+
+
+async def test_retransmitted_invite_makes_one_call(make_endpoint) -> None:
+    sessions: list[SipMediaSession] = []
+
+    async def handler(session: SipMediaSession) -> None:
+        sessions.append(session)
+        await idle_handler(session)
+
+    ep = await make_endpoint(handler, max_calls=1)
+    caller = SipCaller(("127.0.0.1", ep.port))
+    await caller.open()
+    try:
+        invite = caller.request("INVITE", body=caller.sdp()).serialize()
+        for _ in range(3):  # the client's Timer A fired before our 100 Trying arrived
+            caller._send(invite)
+        final = await caller.response(3, final=True)
+        assert final.status == 200
+        await asyncio.sleep(0.2)
+        assert len(sessions) == 1 and ep.counters["invites"] == 1 and ep.counters["busy"] == 0
+        caller.to_tag = final.to_tag
+        caller.ack(final)
+        assert (await caller.hangup()).status == 200
+    finally:
+        caller.close()
