@@ -123,8 +123,9 @@ async def make_endpoint() -> AsyncIterator[Callable[..., Awaitable[SipEndpoint]]
 class Baresip:
     """A baresip process on loopback driven over its ctrl_tcp JSON/netstring interface."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, codec_modules: tuple[str, ...] = ("g711",)) -> None:
         self.home = home
+        self.codec_modules = codec_modules
         self.sip_port = free_port()
         self.ctrl_port = free_port(socket.SOCK_STREAM)
         self.snd_dir = home / "snd"
@@ -149,7 +150,7 @@ class Baresip:
             "audio_alert aubridge,nowhere",
             f"audio_source aufile,{self.voice}",
             f"module_path {BARESIP_MODULES}",
-            "module g711.so", "module aufile.so", "module aubridge.so", "module sndfile.so",
+            *(f"module {m}.so" for m in self.codec_modules), "module aufile.so", "module aubridge.so", "module sndfile.so",
             "module_app account.so", "module_app menu.so", "module_app ctrl_tcp.so",
             f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
             f"snd_path {self.snd_dir}",

@@ -94,3 +94,22 @@ async def test_baresip_hangs_up_mid_prompt(make_endpoint, baresip: Baresip, tmp_
     assert recorded is not None and 0.3 <= recorded <= 1.5
     assert ep.active_calls == 0
     assert not ep.ports._used  # the RTP port went back to the pool
+
+
+async def test_baresip_offering_only_g722_gets_488(make_endpoint, tmp_path: Path) -> None:
+    calls: list[SipMediaSession] = []
+
+    async def handler(session: SipMediaSession) -> None:
+        calls.append(session)
+
+    ep = await make_endpoint(handler)
+    client = Baresip(tmp_path / "g722", codec_modules=("g722",))
+    client.home.mkdir()
+    await client.start()
+    try:
+        assert (await client.command("dial", f"sip:96777@127.0.0.1:{ep.port}"))["ok"]
+        closed = await client.wait_event("CALL_CLOSED", 5)
+        assert "488" in closed.get("param", "")
+        assert calls == [] and ep.counters["rejected_488"] == 1
+    finally:
+        await client.stop()

@@ -122,3 +122,27 @@ async def test_sender_paces_20ms_frames_without_drift() -> None:
     for t, pkt in arrivals:
         stats.update(pkt, t)
     assert stats.jitter_ms < 5
+
+
+async def test_symmetric_rtp_latches_only_to_the_callers_host() -> None:
+    loop = asyncio.get_running_loop()
+    heard: list[bytes] = []
+    stream = RtpStream(codec="PCMU", payload_type=0, dtmf_payload_type=None, remote=("127.0.0.1", 9),
+                       allowed_sources={"127.0.0.1"})
+    stream.on_audio = heard.append
+    port = await bind_stream(stream, "127.0.0.1", 0)
+    frame = RtpPacket(0, 1, 160, 42, g711.encode(b"\x10\x00" * 160, "PCMU")).build()
+    stranger, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.2", 0))
+    caller, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    try:
+        stranger.sendto(frame, ("127.0.0.1", port))
+        await asyncio.sleep(0.05)
+        assert stream.remote == ("127.0.0.1", 9) and heard == []  # another host cannot take the stream
+        caller.sendto(frame, ("127.0.0.1", port))
+        await asyncio.sleep(0.05)
+        assert stream.remote == caller.get_extra_info("sockname")  # latched to where the caller sends from
+        assert len(heard) == 1 and len(heard[0]) == 320
+    finally:
+        stream.close()
+        stranger.close()
+        caller.close()
