@@ -161,9 +161,10 @@ class Baresip:
 
     async def start(self) -> None:
         self.write_config()
-        self.proc = await asyncio.create_subprocess_exec(
-            BARESIP, "-f", str(self.home), stdin=asyncio.subprocess.DEVNULL,
-            stdout=(self.home / "stdout.log").open("wb"), stderr=asyncio.subprocess.STDOUT)
+        with (self.home / "stdout.log").open("wb") as out:  # the child keeps its own descriptor
+            self.proc = await asyncio.create_subprocess_exec(
+                BARESIP, "-f", str(self.home), stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                stderr=asyncio.subprocess.STDOUT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
         while True:
