@@ -202,6 +202,15 @@ class Settings(BaseSettings):
     asr_timeout_s: float = Field(default=10.0, gt=0, le=120)
     asr_max_audio_s: float = Field(default=30.0, gt=0, le=600)
 
+    # Embedded media back-end (telephony/sip): the built-in SIP user agent on UDP that answers hotline calls.
+    sip_host: str = "127.0.0.1"  # listen address (SIP and RTP)
+    sip_port: int = Field(default=5060, ge=0, le=65535)
+    sip_advertised_host: str | None = None  # the address put in Contact/SDP when sip_host is 0.0.0.0 or NATed
+    sip_max_calls: int = Field(default=60, ge=1, le=2000)  # calls that reach the IVR at once
+    sip_max_overflow_calls: int = Field(default=8, ge=0, le=2000)  # beyond: callers hearing the busy prompt
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
+    rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
+
     @field_validator("allowed_origins", "webhook_allow_private_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -236,6 +245,12 @@ class Settings(BaseSettings):
                 or "{agent_id}" not in value:
             raise ValueError("GASDESK_FREESWITCH_AGENT_DIAL must contain {agent_id} and no other placeholder")
         return value
+
+    @model_validator(mode="after")
+    def _rtp_port_range(self) -> Settings:
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ValueError("GASDESK_RTP_PORT_MIN must not exceed GASDESK_RTP_PORT_MAX")
+        return self
 
     @model_validator(mode="after")
     def _generated_keys_outside_production(self) -> Settings:

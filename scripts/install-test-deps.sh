@@ -10,6 +10,8 @@ fc-list 2>/dev/null | grep -qi "noto sans cjk" || need+=(fonts-noto-cjk)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 sox -h 2>/dev/null | grep -q "AUDIO FILE FORMATS:.* mp3 " || need+=(libsox-fmt-mp3)
+# The embedded SIP endpoint's end-to-end tests call it with a real SIP client (baresip-core has the modules).
+[ -f /usr/lib/baresip/modules/ctrl_tcp.so ] && command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
