@@ -91,39 +91,6 @@ def serve(
     )
 
 
-@app.command("sip-serve")
-def sip_serve(
-    prompt: Annotated[Path | None, typer.Option(help="8 kHz mono 16-bit WAV to play to each caller")] = None,
-) -> None:
-    """Run the embedded SIP endpoint (GASDESK_SIP_* / GASDESK_RTP_* settings) with a test handler: answer,
-    play the prompt, collect digits up to '#', hang up. The hotline's IVR plugs in the same way."""
-    from gasdesk.config import get_settings
-    from gasdesk.telephony.media import Prompt
-    from gasdesk.telephony.sip.session import SipMediaSession
-    from gasdesk.telephony.sip.ua import endpoint_from_settings
-
-    async def on_call(session: SipMediaSession) -> None:
-        await session.answer()
-        digits = await session.collect_digits(Prompt(prompt) if prompt else None, max_digits=20, timeout_s=10)
-        typer.echo(f"通话 {session.info.call_ref[:12]}… 按键: {digits or '（无）'}")
-        await session.hangup()
-
-    async def main() -> None:
-        settings = get_settings()
-        endpoint = endpoint_from_settings(settings, on_call)
-        await endpoint.start()
-        typer.echo(f"SIP 端点已启动: udp://{settings.sip_host}:{endpoint.port}（Ctrl-C 退出）")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await endpoint.stop()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-
-
 @app.command()
 def worker(poll: Annotated[float, typer.Option(help="Seconds between polls when idle")] = 5.0) -> None:
     """Run background jobs and periodic tasks (SLA scan, follow-ups, webhooks) in this process.

@@ -203,6 +203,7 @@ class Settings(BaseSettings):
     asr_max_audio_s: float = Field(default=30.0, gt=0, le=600)
 
     # Embedded media back-end (telephony/sip): the built-in SIP user agent on UDP that answers hotline calls.
+    sip_enabled: bool = False
     sip_host: str = "127.0.0.1"  # listen address (SIP and RTP)
     sip_port: int = Field(default=5060, ge=0, le=65535)
     sip_advertised_host: str | None = None  # the address put in Contact/SDP when sip_host is 0.0.0.0 or NATed

@@ -15,7 +15,10 @@ from collections.abc import Awaitable, Callable
 from gasdesk.config import Settings
 from gasdesk.telephony.controller import handle_call
 from gasdesk.telephony.freeswitch.listener import FreeswitchListener
+from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, Script
 from gasdesk.telephony.media import MediaSession
+from gasdesk.telephony.sip.session import BridgeProvider
+from gasdesk.telephony.sip.ua import SipEndpoint, endpoint_from_settings
 from gasdesk.telephony.tts import PromptRenderer
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ class Hotline:
 
     def __init__(self) -> None:
         self.freeswitch: FreeswitchListener | None = None
+        self.sip: SipEndpoint | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -44,8 +48,9 @@ class Hotline:
         self._closers.clear()
 
 
-async def start_hotline(settings: Settings) -> Hotline:
-    """Start every back-end enabled in ``settings`` (none enabled: an idle Hotline)."""
+async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider | None = None) -> Hotline:
+    """Start every back-end enabled in ``settings`` (none enabled: an idle Hotline). ``bridge_provider``
+    connects embedded SIP callers to agents (the softphone)."""
     hotline = Hotline()
     prompts = PromptRenderer.from_settings(settings)
     if settings.freeswitch_enabled:
@@ -58,6 +63,17 @@ async def start_hotline(settings: Settings) -> Hotline:
         port = await hotline.freeswitch.start()
         hotline._closers.append(hotline.freeswitch.close)
         log.info("hotline: FreeSWITCH outbound Event Socket listener on %s:%s", settings.freeswitch_listen_host, port)
+    if settings.sip_enabled:
+        async def on_sip_call(media: MediaSession) -> None:
+            await handle_call(media, prompts=prompts)
+
+        # Beyond sip_max_calls the endpoint itself answers with the overflow prompt (no database work at all).
+        overflow = await prompts.render(Script.model_validate(DEFAULT_SCRIPT).prompts.overflow)
+        hotline.sip = endpoint_from_settings(settings, on_sip_call, overflow_prompt=overflow,
+                                             bridge_provider=bridge_provider)
+        await hotline.sip.start()
+        hotline._closers.append(hotline.sip.stop)
+        log.info("hotline: embedded SIP endpoint on udp %s:%s", settings.sip_host, hotline.sip.port)
     return hotline
 
 

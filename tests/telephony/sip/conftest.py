@@ -123,8 +123,9 @@ async def make_endpoint() -> AsyncIterator[Callable[..., Awaitable[SipEndpoint]]
 class Baresip:
     """A baresip process on loopback driven over its ctrl_tcp JSON/netstring interface."""
 
-    def __init__(self, home: Path, codec_modules: tuple[str, ...] = ("g711",)) -> None:
+    def __init__(self, home: Path, codec_modules: tuple[str, ...] = ("g711",), user: str = "caller") -> None:
         self.home = home
+        self.user = user
         self.codec_modules = codec_modules
         self.sip_port = free_port()
         self.ctrl_port = free_port(socket.SOCK_STREAM)
@@ -157,7 +158,7 @@ class Baresip:
             f"rtp_ports {low}-{high}",
             "",
         ]))
-        (self.home / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
+        (self.home / "accounts").write_text(f"<sip:{self.user}@127.0.0.1>;regint=0\n")
 
     async def start(self) -> None:
         self.write_config()
