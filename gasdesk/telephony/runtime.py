@@ -77,10 +77,15 @@ async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider |
     return hotline
 
 
-async def serve_hotline(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """``gasdesk hotline``: run the enabled back-ends until ``stop`` is set (or forever)."""
+async def serve_hotline(settings: Settings, *, stop: asyncio.Event | None = None,
+                        on_start: Callable[[int], Awaitable[None]] | None = None) -> None:
+    """``gasdesk hotline``: run the enabled back-ends until ``stop`` is set (or forever). ``on_start`` gets the
+    FreeSWITCH listener's port (or the SIP port) once listening."""
     hotline = await start_hotline(settings)
     try:
+        if on_start is not None:
+            port = hotline.freeswitch.port if hotline.freeswitch else hotline.sip.port if hotline.sip else 0
+            await on_start(port)
         await (stop or asyncio.Event()).wait()
     finally:
         await hotline.close()
