@@ -17,7 +17,7 @@ from gasdesk.channels.replies import queue_chat_reply
 from gasdesk.channels.sms.optout import sms_opt_out
 from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
-from gasdesk.conversations.idle import SCAN_EVERY_S, scan_idle_residents
+from gasdesk.conversations.idle import scan_every_s, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
 from gasdesk.followups.remote import RemoteSurvey, answer_by_digit
 from gasdesk.followups.service import CHANNELS as SURVEY_CHANNELS
@@ -45,7 +45,7 @@ def register_handlers() -> None:
     register_periodic("outbound.stale_sending", 300, fail_stale_sending)
     register_periodic("channels.prune_receipts", 3600, prune_receipts)
     register_periodic("auth.prune", 3600, prune_auth_state)
-    register_periodic("conversations.idle_scan", SCAN_EVERY_S, scan_idle_residents)
+    register_periodic("conversations.idle_scan", scan_every_s(), scan_idle_residents)
     register_periodic("followups.dispatch", 60, dispatch_due)
     register_periodic("tickets.sla_scan", 60, scan_sla)
     register_periodic("notices.appointment_reminders", REMINDERS_EVERY_S, send_appointment_reminders)

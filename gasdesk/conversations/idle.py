@@ -18,7 +18,11 @@ from gasdesk.config import get_settings
 from gasdesk.conversations import service
 from gasdesk.conversations.models import Conversation
 
-SCAN_EVERY_S = 15  # how often the worker runs the scan (gasdesk/worker.py)
+
+def scan_every_s() -> int:
+    """How often the worker runs the scan (gasdesk/worker.py): every 15 s, or often enough for a short
+    ``resident_left_after_s`` to be honoured within a quarter of it."""
+    return max(1, min(15, get_settings().resident_left_after_s // 4))
 
 
 async def scan_idle_residents(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:

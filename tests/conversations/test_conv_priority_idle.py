@@ -16,7 +16,7 @@ from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
 from gasdesk.config import reset_settings_cache
 from gasdesk.conversations import service
-from gasdesk.conversations.idle import scan_idle_residents
+from gasdesk.conversations.idle import scan_every_s, scan_idle_residents
 from gasdesk.conversations.models import Conversation, Message
 from gasdesk.db import commit
 from gasdesk.jobs.queue import run_periodic_once
@@ -249,3 +249,13 @@ async def test_idle_scan_is_a_periodic_task_with_its_own_cadence(session) -> Non
     assert "conversations.idle_scan" in first and "tickets.sla_scan" in first
     # the worker looks again at the pace of its most frequent task: nothing whose period has not passed runs
     assert await run_periodic_once() == []
+
+
+def test_the_idle_scan_runs_often_enough_for_the_configured_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert scan_every_s() == 15  # the default: residents marked 2 minutes after leaving, scanned every 15 s
+    monkeypatch.setenv("GASDESK_RESIDENT_LEFT_AFTER_S", "20")
+    reset_settings_cache()
+    assert scan_every_s() == 5
+    monkeypatch.setenv("GASDESK_RESIDENT_LEFT_AFTER_S", "1")
+    reset_settings_cache()
+    assert scan_every_s() == 1
