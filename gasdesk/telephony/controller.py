@@ -22,10 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.appointments.service import progress_for
 from gasdesk.auth.models import User
 from gasdesk.bot.base import BotReply
+from gasdesk.bot.nlu.engine import understand
+from gasdesk.bot.nlu.intents import GAS_LEAK
+from gasdesk.bot.nlu.safety import is_gas_leak
 from gasdesk.branches.service import access_branch, opening_status
 from gasdesk.config import get_settings
 from gasdesk.conversations import service as conversations
-from gasdesk.conversations.models import Conversation, ConversationState
+from gasdesk.conversations.models import Conversation, ConversationState, SenderType
 from gasdesk.customers.billing import billing_system_for
 from gasdesk.customers.contacts import find_contact
 from gasdesk.customers.identity import verify_account_holder
@@ -41,7 +44,9 @@ from gasdesk.routing import service as acd
 from gasdesk.routing.handoff import decide_handoff
 from gasdesk.routing.models import Presence, SkillGroup
 from gasdesk.security import limits
+from gasdesk.security.pii import redact_pii
 from gasdesk.telephony import service
+from gasdesk.telephony.asr import AsrUnavailable, DtmfOnlyRecognizer, Recognizer
 from gasdesk.telephony.ivr.engine import CallActions, IdentifyResult, PromptRenderer, run_script
 from gasdesk.telephony.ivr.script import Script
 from gasdesk.telephony.media import BridgeTarget, CallHungUp, MediaSession, RecordingInfo
@@ -71,17 +76,18 @@ def active_call_count() -> int:
 
 
 async def handle_call(media: MediaSession, *, prompts: PromptRenderer,
-                      endpoint_for: EndpointFor = default_endpoint) -> None:
+                      endpoint_for: EndpointFor = default_endpoint, recognizer: Recognizer | None = None) -> None:
     """Carry one call from ringing to its records. Never raises for what the caller or the network does (a
     hang-up anywhere, a flood beyond capacity); ``asyncio.CancelledError`` is re-raised after the records are
-    finalised."""
+    finalised. ``recognizer`` turns the caller's speech into text for the script's speech menus (default:
+    none, keys only)."""
     key = f"{media.info.backend}:{media.info.call_ref}"
     if len(_ACTIVE) >= get_settings().telephony_max_concurrent_calls or key in _ACTIVE:
         await _refuse(media, prompts)
         return
     _ACTIVE.add(key)
     try:
-        await _run(media, prompts, endpoint_for)
+        await _run(media, prompts, endpoint_for, recognizer or DtmfOnlyRecognizer())
     finally:
         _ACTIVE.discard(key)
 
@@ -106,7 +112,8 @@ async def _refuse(media: MediaSession, prompts: PromptRenderer) -> None:
         log.exception("could not record a refused call")
 
 
-async def _run(media: MediaSession, prompts: PromptRenderer, endpoint_for: EndpointFor) -> None:
+async def _run(media: MediaSession, prompts: PromptRenderer, endpoint_for: EndpointFor,
+               recognizer: Recognizer) -> None:
     try:
         async with transaction() as session:
             row = await service.active_ivr_script(session)
@@ -117,7 +124,7 @@ async def _run(media: MediaSession, prompts: PromptRenderer, endpoint_for: Endpo
         with contextlib.suppress(Exception):
             await media.hangup("NORMAL_TEMPORARY_FAILURE")
         return
-    live = LiveCall(call.id, call.conversation_id, version, media)
+    live = LiveCall(call.id, call.conversation_id, version, media, recognizer)
     by, cause = HangupBy.system.value, "NORMAL_CLEARING"
     cancelled = False
     try:
@@ -204,8 +211,11 @@ async def _wait_for_agent(live: LiveCall, script: Script, prompts: PromptRendere
 class LiveCall(CallActions):
     """The controller's side of one call: the engine's ``CallActions``, each a short transaction."""
 
-    def __init__(self, call_id: int, conversation_id: int | None, version: int, media: MediaSession) -> None:
+    def __init__(self, call_id: int, conversation_id: int | None, version: int, media: MediaSession,
+                 recognizer: Recognizer | None = None) -> None:
         self.call_id, self.conversation_id, self.version, self.media = call_id, conversation_id, version, media
+        self.recognizer: Recognizer = recognizer or DtmfOnlyRecognizer()
+        self.speech_enabled = self.recognizer.enabled
         self.visit_id: int | None = None
         self.node_id: str | None = None
         self.path: list[str] = []
@@ -283,7 +293,7 @@ class LiveCall(CallActions):
             ticket = await do_report_gas_leak(
                 session, service.HOTLINE, conversation_id=conversation.id, channel=conversation.channel,
                 customer_id=conversation.customer_id, title="燃气泄漏（热线报警）",
-                description="热线来电人在语音导航中按键报告燃气泄漏，请立即回拨并派抢修。",
+                description="热线来电人在语音导航中报告燃气泄漏，请立即回拨并派抢修。",
                 contact_phone=call.caller, district=address.district if address else None)
             await conversations.post_system(session, conversation, f"来电人报告燃气泄漏，已生成紧急工单 {ticket.number}",
                                             payload={"event": "call_gas_leak", "ticket_id": ticket.id})
@@ -464,6 +474,36 @@ class LiveCall(CallActions):
             if target is None:
                 return False
             return await self._queue(session, call, conversation, target[0], target[1], "request")
+
+    async def recognize(self, pcm: bytes) -> tuple[str, float] | None:
+        """Transcribe, then the bot's understanding (the gas-leak rules first, on the text as recognised).
+        The call's events get the intent and confidence only; the conversation gets the text with phone, ID
+        and account numbers redacted, as the caller's message (agents see what was said)."""
+        audio_s = round(len(pcm) / 16000, 2)
+        try:
+            text = await self.recognizer.transcribe(pcm, sample_rate=8000)
+        except AsrUnavailable as exc:
+            log.warning("speech recognition failed on call %s (%s)", self.call_id, exc.code)
+            async with transaction() as session:
+                service.add_event(session, self.call_id, CallEventKind.speech, node=self.node_id, error=exc.code,
+                                  audio_s=audio_s)
+            return None
+        if not text:
+            intent, confidence = "", 0.0
+        elif is_gas_leak(text):
+            intent, confidence = GAS_LEAK, 1.0
+        else:
+            understood = await asyncio.to_thread(understand, text)  # CPU-bound: off the event loop
+            intent, confidence = understood.intent, understood.confidence
+        async with transaction() as session:
+            call, conversation = await self._load(session)
+            service.add_event(session, call, CallEventKind.speech, node=self.node_id, intent=intent or None,
+                              confidence=round(confidence, 3), audio_s=audio_s)
+            if text:
+                await conversations.do_post_message(
+                    session, conversation, SenderType.resident, text=redact_pii(text)[:conversations.MAX_TEXT],
+                    payload={"source": "speech", "intent": intent, "confidence": round(confidence, 3)})
+        return intent, confidence
 
     # ---------------------------------------------------------------- with an agent
 

@@ -8,9 +8,14 @@ IVR script produces the same records whichever back-end carries the audio.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+import numpy as np
+
+SPEECH_FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
 
 
 class CallHungUp(Exception):
@@ -74,6 +79,12 @@ class MediaSession(Protocol):
         """Play ``prompt`` (if any) and collect up to ``max_digits`` DTMF digits. Returns '' on timeout;
         the terminator is not included."""
 
+    async def listen(self, prompt: Prompt | None, *, max_s: float = 8.0, silence_s: float = 0.8) -> bytes:
+        """Play ``prompt`` (if any), then capture what the caller says as 8 kHz mono 16-bit PCM: from just
+        before the speech starts until ``silence_s`` of silence after it, or ``max_s`` after the prompt.
+        Returns b'' when the caller said nothing, and when they pressed a key (during the prompt or while
+        speaking): the key is their answer and stays buffered for the next ``collect_digits``."""
+
     async def start_recording(self, path: Path) -> None:
         """Record both directions (mixed, or stereo caller/agent) to a WAV file at ``path``."""
 
@@ -94,3 +105,75 @@ class MediaSession(Protocol):
 
     async def wait_hangup(self) -> str:
         """Wait until the call ends; returns who ended it ("caller", "agent", "system")."""
+
+
+class SpeechDetector:
+    """A simple energy voice-activity detector over 20 ms frames of 8 kHz 16-bit PCM. A frame is loud when its
+    RMS is well above the line's noise floor (a running average of the quiet frames) and above an absolute
+    minimum; speech starts after ``onset_frames`` loud frames in a row and ends after ``silence_s`` without
+    one. The utterance keeps ``preroll_s`` before the onset (so its first syllable is not cut) and loses the
+    silent tail beyond ``tail_s``."""
+
+    MIN_RMS = 300.0  # below this nothing is speech, however quiet the line
+    FLOOR_RATIO = 3.0  # speech is this many times the noise floor
+
+    def __init__(self, silence_s: float = 0.8, *, onset_frames: int = 3, preroll_s: float = 0.3,
+                 tail_s: float = 0.2) -> None:
+        self.silence_frames = max(1, round(silence_s / 0.02))
+        self.onset_frames = onset_frames
+        self.tail_frames = max(0, round(tail_s / 0.02))
+        self.floor = 100.0
+        self.started = False
+        self.ended = False
+        self._preroll: deque[bytes] = deque(maxlen=max(onset_frames, round(preroll_s / 0.02)))
+        self._loud_run = 0
+        self._quiet_run = 0
+        self._frames: list[bytes] = []
+        self._pending = b""
+
+    @staticmethod
+    def rms(frame: bytes) -> float:
+        samples = np.frombuffer(frame[: len(frame) // 2 * 2], dtype="<i2").astype(np.float64)
+        return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
+
+    def feed(self, pcm: bytes) -> bool:
+        """Take more audio (any length); True once the utterance has ended."""
+        self._pending += pcm
+        while len(self._pending) >= SPEECH_FRAME_BYTES and not self.ended:
+            frame, self._pending = self._pending[:SPEECH_FRAME_BYTES], self._pending[SPEECH_FRAME_BYTES:]
+            self._frame(frame)
+        return self.ended
+
+    def _frame(self, frame: bytes) -> None:
+        level = self.rms(frame)
+        loud = level >= max(self.MIN_RMS, self.floor * self.FLOOR_RATIO)
+        if not loud:
+            self.floor = 0.95 * self.floor + 0.05 * level
+        if not self.started:
+            self._preroll.append(frame)
+            self._loud_run = self._loud_run + 1 if loud else 0
+            if self._loud_run >= self.onset_frames:
+                self.started = True
+                self._frames = list(self._preroll)
+            return
+        self._frames.append(frame)
+        self._quiet_run = 0 if loud else self._quiet_run + 1
+        if self._quiet_run >= self.silence_frames:
+            self.ended = True
+
+    def utterance(self) -> bytes:
+        """What the caller said so far (b'' if speech never started)."""
+        if not self.started:
+            return b""
+        frames = self._frames
+        extra = self._quiet_run - self.tail_frames
+        if extra > 0:
+            frames = frames[: len(frames) - extra]
+        return b"".join(frames)
+
+
+def speech_in(pcm: bytes, silence_s: float = 0.8) -> bytes:
+    """The first utterance in a stretch of recorded audio (b'' if it holds no speech)."""
+    detector = SpeechDetector(silence_s)
+    detector.feed(pcm)
+    return detector.utterance()

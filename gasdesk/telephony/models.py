@@ -46,6 +46,7 @@ class CallEventKind(StrEnum):
     recording_started = "recording_started"
     recording_stopped = "recording_stopped"
     hung_up = "hung_up"
+    speech = "speech"  # the caller answered a speech menu: intent and confidence only, never the text
 
 
 class VisitOutcome(StrEnum):

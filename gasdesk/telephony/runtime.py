@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from gasdesk.config import Settings
+from gasdesk.telephony.asr import recognizer_from_settings
 from gasdesk.telephony.controller import handle_call
 from gasdesk.telephony.freeswitch.listener import FreeswitchListener
 from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, Script
@@ -53,11 +54,12 @@ async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider |
     connects embedded SIP callers to agents (the softphone)."""
     hotline = Hotline()
     prompts = PromptRenderer.from_settings(settings)
+    recognizer = recognizer_from_settings(settings)  # DTMF only unless asr_url names a FunASR server
     if settings.freeswitch_enabled:
         endpoint_for = freeswitch_endpoint_for(settings)
 
         async def on_freeswitch_call(media: MediaSession) -> None:
-            await handle_call(media, prompts=prompts, endpoint_for=endpoint_for)
+            await handle_call(media, prompts=prompts, endpoint_for=endpoint_for, recognizer=recognizer)
 
         hotline.freeswitch = FreeswitchListener.from_settings(settings, on_freeswitch_call)
         port = await hotline.freeswitch.start()
@@ -65,7 +67,7 @@ async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider |
         log.info("hotline: FreeSWITCH outbound Event Socket listener on %s:%s", settings.freeswitch_listen_host, port)
     if settings.sip_enabled:
         async def on_sip_call(media: MediaSession) -> None:
-            await handle_call(media, prompts=prompts)
+            await handle_call(media, prompts=prompts, recognizer=recognizer)
 
         # Beyond sip_max_calls the endpoint itself answers with the overflow prompt (no database work at all).
         overflow = await prompts.render(Script.model_validate(DEFAULT_SCRIPT).prompts.overflow)

@@ -52,10 +52,14 @@ class FakeCaller:
     """Plays the caller. ``inputs``: what the caller keys at each ``collect_digits`` in turn ('' = stays
     silent until the timeout, ``HANGUP`` = hangs up there); out of inputs, the caller hangs up.
     ``hang_up_at_op``: hang up at the n-th media operation (1-based), wherever the script is.
-    ``hang_up_on``: hang up when a prompt containing this text starts. Once bridged, the agent (or the caller,
+    ``hang_up_on``: hang up when a prompt containing this text starts. ``utterances``: what the caller does
+    at each ``listen`` in turn: PCM bytes = says that (returned as heard), a string = presses that key
+    during the prompt (b'' returned, the key buffered for the next ``collect_digits``); out of utterances,
+    the caller says nothing (b''). Once bridged, the agent (or the caller,
     ``talk_ends_by``) ends the call after ``talk_s`` seconds, unless ``end_call`` is set by the test."""
 
     inputs: list[str] = field(default_factory=list)
+    utterances: list[bytes | str] = field(default_factory=list)
     caller: str = "13900000001"
     hang_up_at_op: int | None = None
     hang_up_on: str | None = None
@@ -102,6 +106,14 @@ class FakeCaller:
             self.gone = True
             raise CallHungUp("caller")
         return self.inputs.pop(0)[:max_digits]
+
+    async def listen(self, prompt: Prompt | None, *, max_s: float = 8.0, silence_s: float = 0.8) -> bytes:
+        self._op("listen", prompt)
+        said = self.utterances.pop(0) if self.utterances else b""
+        if isinstance(said, str):
+            self.inputs.insert(0, said)
+            return b""
+        return said
 
     async def start_recording(self, path: Path) -> None:
         self._op("record")

@@ -105,6 +105,9 @@ class CallerScript:
     caller: str = "13800138000"
     callee: str = "96777"
     press: dict[str, str] = field(default_factory=dict)  # moment → keys pressed during it
+    # moment ("record#1") → what the caller says during that ``record``: 8 kHz mono 16-bit PCM, or a WAV
+    # file; the fake writes it to the record's path (absent: 0.3 s of silence).
+    speech: dict[str, bytes | Path] = field(default_factory=dict)
     hangup_at: str | None = None  # the caller hangs up during this moment
     agent_answers: bool = True
     agent_hangup_after_s: float | None = 0.1  # after the bridge; None = the agent never hangs up
@@ -336,6 +339,8 @@ class FakeCall:
             await self._playback(arg, app_uuid)
         elif app == "play_and_get_digits":
             await self._play_and_get_digits(arg, app_uuid)
+        elif app == "record":
+            await self._record_app(arg, app_uuid)
         elif app == "record_session":
             self.recordings.append(Path(arg))
             self._complete(app, arg, app_uuid)
@@ -392,6 +397,33 @@ class FakeCall:
         if got and (not regex or re.match(regex, got)):
             self.variables[var] = got
         self._complete("play_and_get_digits", arg, app_uuid, response="FILE PLAYED")
+
+    async def _record_app(self, arg: str, app_uuid: str) -> None:
+        """``record <path> [limit] [thresh] [hits]``: the caller speaks for play_s (a terminator key ends it);
+        the file gets the script's speech for this moment."""
+        path = Path(arg.split(" ")[0])
+        said = self.script.speech.get(f"record#{self._counts['record']}", b"")
+        if isinstance(said, Path):
+            with wave.open(str(said), "rb") as wav:
+                said = wav.readframes(wav.getnframes())
+        pcm = said or b"\x00\x00" * 2400
+        terminators = self.variables.get("playback_terminators", "")
+        with contextlib.suppress(TimeoutError):
+            while True:
+                key = await asyncio.wait_for(self._digits.get(), self.script.play_s)
+                if terminators not in ("", "none") and key in terminators:
+                    self.variables["playback_terminator_used"] = key
+                    break
+        if self._hungup.is_set():
+            return
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(path), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(8000)
+                wav.writeframes(pcm)
+        self._complete("record", arg, app_uuid, response="success")
 
     def _write_recording(self, path: Path) -> None:
         # What FreeSWITCH leaves behind: a stereo 8 kHz WAV of the call (here: quiet noise, 0.5 s).

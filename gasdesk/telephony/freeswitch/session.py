@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
+import wave
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
+import numpy as np
+
+from gasdesk.config import get_settings
 from gasdesk.telephony.freeswitch.esl import EslClosed, EslConnection, EslError, Event
-from gasdesk.telephony.media import BridgeTarget, CallHungUp, CallInfo, Prompt, RecordingInfo
+from gasdesk.telephony.media import BridgeTarget, CallHungUp, CallInfo, Prompt, RecordingInfo, speech_in
 from gasdesk.telephony.tts import wav_duration
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,32 @@ MAX_BUFFERED_DIGITS = 32
 _ENDPOINT = re.compile(r"^[A-Za-z0-9_./@:+={},^-]{1,200}$")
 _CAUSE = re.compile(r"^[A-Z_]{1,40}$")
 _HANGUP_EVENTS = {"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"}
+# ``record``'s silence threshold: FreeSWITCH's energy score (voicemail uses 200 too).
+RECORD_SILENCE_THRESHOLD = 200
+MAX_LISTEN_S = 60
+
+
+def speech_dir() -> Path:
+    """Where ``listen`` has FreeSWITCH write the caller's answer: beside the call recordings, so the folder
+    both hosts already share serves (each file is deleted once read)."""
+    return get_settings().var_dir / "recordings" / "speech"
+
+
+def read_speech_wav(path: Path) -> bytes:
+    """8 kHz mono 16-bit PCM from a WAV FreeSWITCH wrote (mono or stereo, 8 or 16 kHz); ValueError if not a
+    16-bit WAV at one of those rates."""
+    with wave.open(str(path), "rb") as wav:
+        channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+        if width != 2 or channels not in (1, 2) or rate not in (8000, 16000):
+            raise ValueError(f"{path.name}: not 8/16 kHz 16-bit PCM")
+        raw = wav.readframes(min(wav.getnframes(), rate * MAX_LISTEN_S))
+    samples = np.frombuffer(raw[: len(raw) // (2 * channels) * 2 * channels], dtype="<i2")
+    if channels == 2:
+        samples = samples[0::2]
+    if rate == 16000:  # wideband leg: average sample pairs (a crude low-pass is enough for recognition)
+        samples = samples[: len(samples) // 2 * 2]
+        samples = ((samples[0::2].astype(np.int32) + samples[1::2]) // 2).astype("<i2")
+    return samples.astype("<i2").tobytes()
 
 
 class BridgeFailed(Exception):
@@ -60,6 +91,7 @@ class FreeswitchMediaSession:
         self._in_bridge = False  # the bridge application is running: other applications would queue behind it
         self._we_hung_up = False
         self._collects = 0
+        self._listens = 0
         self._ended: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
         conn.on_event = self._on_event
 
@@ -238,6 +270,41 @@ class FreeswitchMediaSession:
         if value in ("_undef_", "") or not all(c in DIGITS for c in value):
             value = ""
         return taken + value
+
+    async def listen(self, prompt: Prompt | None, *, max_s: float = 8.0, silence_s: float = 0.8) -> bytes:
+        """Play ``prompt`` (a key ends it), then the ``record`` application (time limit ``max_s``, silence
+        detection: FreeSWITCH counts whole seconds of silence, so ``silence_s`` is rounded up) to a WAV in
+        :func:`speech_dir`, ended by any key (playback_terminators); the file is read, run through the
+        energy detector (FreeSWITCH's silence detection also fires when the caller never spoke) and
+        deleted. b'' when nothing was said or a key was pressed (the key stays buffered)."""
+        if prompt is not None and await self.play(prompt, barge_in=True):
+            return b""
+        if self.digits:
+            return b""
+        await self._playback_terminators(True)
+        self._listens += 1
+        folder = speech_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"listen-{self.uuid}-{self._listens}.wav"
+        limit = max(1, min(MAX_LISTEN_S, math.ceil(max_s)))
+        hits = max(1, math.ceil(silence_s))
+        try:
+            try:
+                await self._app("record", f"{path} {limit} {RECORD_SILENCE_THRESHOLD} {hits}",
+                                timeout_s=limit + self.conn.command_timeout_s)
+            except TimeoutError:
+                await self._api(f"uuid_break {self.uuid}")
+                return b""
+            if self.digits:
+                return b""
+            try:
+                pcm = read_speech_wav(path)
+            except (OSError, EOFError, ValueError, wave.Error) as exc:
+                log.warning("cannot read FreeSWITCH's recording of the caller's answer (%s)", exc.__class__.__name__)
+                return b""
+        finally:
+            path.unlink(missing_ok=True)
+        return speech_in(pcm[: int(max_s * 8000) * 2], silence_s)
 
     async def start_recording(self, path: Path) -> None:
         """``record_session`` to ``path`` (a path FreeSWITCH writes: share the folder), stereo: caller left,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from gasdesk.bot.nlu.intents import GAS_LEAK
 from gasdesk.telephony.ivr.script import (
     BalanceNode,
     EmergencyNode,
@@ -24,6 +25,7 @@ from gasdesk.telephony.ivr.script import (
     SayNode,
     Script,
     SmsLinkNode,
+    SpeechMenuNode,
 )
 from gasdesk.telephony.media import MediaSession, Prompt
 from gasdesk.telephony.models import VisitOutcome
@@ -47,6 +49,8 @@ IdentifyResult = Literal["ok", "failed", "locked"]
 
 class CallActions(Protocol):
     """What a node does beyond audio: the controller implements it with the domains' ``do_*``."""
+
+    speech_enabled: bool  # a speech recogniser is configured (else speech menus pass to their fallback)
 
     async def enter(self, node_id: str) -> None:
         """A node starts (its visit is recorded)."""
@@ -87,6 +91,10 @@ class CallActions(Protocol):
     async def hand_off(self, group: str) -> bool:
         """Queue the call's conversation for people (the same ACD as chats); False if nobody can take it."""
 
+    async def recognize(self, pcm: bytes) -> tuple[str, float] | None:
+        """The caller's answer (8 kHz 16-bit PCM) → text → the bot's (intent, confidence); None when the
+        recogniser failed. The text itself is not recorded in clear."""
+
 
 @dataclass
 class Outcome:
@@ -108,12 +116,16 @@ async def run_script(script: Script, media: MediaSession, prompts: PromptRendere
     runner = _Runner(script, media, prompts, actions)
     node_id: str | None = script.start
     while node_id is not None:
+        node = script.nodes[node_id]
+        if isinstance(node, SpeechMenuNode) and not actions.speech_enabled:
+            node_id = node.fallback  # no recogniser: as if the speech menu were not there (no visit, no prompt)
+            continue
         if len(runner.path) >= max_steps:
             await media.play(await prompts.render(TOO_LONG_PROMPT), barge_in=False)
             return Outcome("hangup", path=runner.path)
         runner.path.append(node_id)
         await actions.enter(node_id)
-        result = await runner.step(script.nodes[node_id])
+        result = await runner.step(node)
         if isinstance(result, Outcome):
             result.path = runner.path
             return result
@@ -248,6 +260,26 @@ class _Runner:
         queued = await self.actions.hand_off(node.group)
         await self.actions.leave(VisitOutcome.next)
         return Outcome("queued") if queued else node.unavailable
+
+    async def _SpeechMenuNode(self, node: SpeechMenuNode) -> str:  # noqa: N802
+        # Outcomes: digit = an intent chose the way; timeout = nothing said (or a key pressed: it waits in the
+        # buffer for the fallback menu); invalid = not understood well enough; next = the recogniser failed.
+        pcm = await self.media.listen(await self.prompts.render(node.prompt), max_s=node.max_s,
+                                      silence_s=node.silence_s)
+        if not pcm:
+            await self.actions.leave(VisitOutcome.timeout)
+            return node.fallback
+        heard = await self.actions.recognize(pcm)
+        if heard is None:
+            await self.actions.leave(VisitOutcome.next)
+            return node.fallback
+        intent, confidence = heard
+        target = node.intents.get(intent)
+        if target and (intent == GAS_LEAK or confidence >= node.min_confidence):
+            await self.actions.leave(VisitOutcome.digit)
+            return target
+        await self.actions.leave(VisitOutcome.invalid)
+        return node.fallback
 
     async def _HangupNode(self, node: HangupNode) -> Outcome:  # noqa: N802
         await self.say(node.prompt, barge_in=False)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gasdesk.bot.nlu.intents import GAS_LEAK, INTENTS
 from gasdesk.errors import InvalidInput
 
 NODE_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -160,13 +161,42 @@ class QueueNode(_Node):
     unavailable: NodeRef  # nobody can take the call (no agent online, queue full, after hours)
 
 
+class SpeechMenuNode(_Node):
+    """Ask the caller to say what they need; the recognised text goes through the bot's understanding and
+    ``intents`` maps its intent to a node. Everything else goes to ``fallback`` (a DTMF menu): speech
+    recognition off (then the prompt is not even played), nothing said, a key pressed instead (already
+    buffered for the menu), the recogniser failing, an intent not in ``intents``, or a confidence below
+    ``min_confidence`` (a possible gas leak always counts, whatever the confidence)."""
+
+    kind: Literal["speech_menu"]
+    prompt: Prompt = "请简单说出您要办理的业务，例如：燃气泄漏、停气、查余额；也可以直接按键。"
+    intents: dict[str, NodeRef] = Field(min_length=1, max_length=len(INTENTS))
+    fallback: NodeRef
+    max_s: Timeout = 8
+    silence_s: Annotated[float, Field(ge=0.3, le=3)] = 0.8
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+    @field_validator("intents")
+    @classmethod
+    def _known_intents(cls, intents: dict[str, str]) -> dict[str, str]:
+        unknown = [name for name in intents if name not in INTENTS]
+        if unknown:
+            raise ValueError(f"未知的意图：{'、'.join(unknown)}")
+        if GAS_LEAK not in intents:
+            raise ValueError("语音菜单必须为燃气泄漏（gas_leak）指定去向")
+        return intents
+
+    def targets(self) -> list[str]:
+        return [*self.intents.values(), self.fallback]
+
+
 class HangupNode(_Node):
     kind: Literal["hangup"]
     prompt: OptionalPrompt = "感谢您的来电，再见。"
 
 
 Node = Annotated[MenuNode | SayNode | HoursNode | EmergencyNode | OutageNoticesNode | IdentifyNode | BalanceNode
-                 | ProgressNode | SmsLinkNode | QueueNode | HangupNode, Field(discriminator="kind")]
+                 | ProgressNode | SmsLinkNode | QueueNode | HangupNode | SpeechMenuNode, Field(discriminator="kind")]
 
 
 class Prompts(BaseModel):
@@ -199,6 +229,9 @@ def _graph_problems(script: Script) -> list[str]:
                 problems.append(f"节点“{name}”指向不存在的节点“{target}”")
         if isinstance(node, QueueNode) and node.offer_node and not node.offer_digit:
             problems.append(f"节点“{name}”设置了短信分流节点，但没有设置按键")
+        if isinstance(node, SpeechMenuNode) and isinstance(script.nodes.get(node.fallback), SpeechMenuNode):
+            # With recognition off a speech menu passes straight to its fallback: that must take keys.
+            problems.append(f"语音菜单“{name}”的备用节点不能是另一个语音菜单")
     if problems:
         return problems
     seen, stack = {script.start}, [script.start]
@@ -261,7 +294,7 @@ def _chinese(error: Any) -> str:
 
 
 NODE_KINDS = ("menu", "say", "hours", "emergency", "outage_notices", "identify", "balance", "progress", "sms_link",
-              "queue", "hangup")
+              "queue", "hangup", "speech_menu")
 
 
 def script_problems(body: Any) -> list[str]:
@@ -289,9 +322,21 @@ SAFETY_PROMPT = (
     "迅速离开到室外安全地点。我们已生成紧急抢修工单并通知值班人员，正在为您优先转接人工，请不要挂机。"
 )
 
+# One script serves both set-ups: it starts at the speech menu, which the engine passes straight to its
+# fallback ("main", the DTMF menu) without a word or a record when no speech recogniser is configured.
 DEFAULT_SCRIPT: dict[str, Any] = {
-    "start": "main",
+    "start": "speech",
     "nodes": {
+        "speech": {
+            "kind": "speech_menu",
+            "prompt": "您好，欢迎致电燃气服务热线。请简单说出您要办理的业务，例如：燃气泄漏、停气、查余额；"
+                      "也可以直接按键。",
+            "intents": {"gas_leak": "leak", "outage_query": "outages", "no_gas": "outages",
+                        "balance_query": "id_balance", "account_number_query": "id_balance",
+                        "appointment_progress": "id_progress", "human_agent": "office_hours",
+                        "complaint": "office_hours"},
+            "fallback": "main",
+        },
         "main": {
             "kind": "menu",
             "prompt": "您好，欢迎致电燃气服务热线。燃气泄漏请按1；停气停暖通知请按2；查询余额或户号请按3；"

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gasdesk.telephony.media import BridgeTarget, CallHungUp, CallInfo, Prompt, RecordingInfo
+from gasdesk.telephony.media import BridgeTarget, CallHungUp, CallInfo, Prompt, RecordingInfo, SpeechDetector
 from gasdesk.telephony.sip.rtp import FRAME_BYTES, MediaClock, RtpStream
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class SipMediaSession:
         self._closing: set[asyncio.Task[None]] = set()
         self._peer: BridgePeer | None = None
         self._peer_task: asyncio.Task[None] | None = None
+        self._listener: tuple[SpeechDetector, asyncio.Event] | None = None  # listen() in progress
         stream.source = self._next_frame
         stream.on_audio = self._caller_audio
         stream.on_dtmf = self.push_digit
@@ -217,6 +218,8 @@ class SipMediaSession:
             self._recorder.caller_audio(pcm)
         if self._peer is not None and not self._held:
             self._peer.feed_caller(pcm)
+        if self._listener is not None and self._listener[0].feed(pcm):
+            self._listener[1].set()
 
     def _tick(self, pcm: bytes) -> None:
         if self._recorder is not None:
@@ -299,6 +302,24 @@ class SipMediaSession:
                 return got
             got += digit
         return got
+
+    async def listen(self, prompt: Prompt | None, *, max_s: float = 8.0, silence_s: float = 0.8) -> bytes:
+        """Play ``prompt`` (a key ends it), then run the caller's RTP audio through a
+        :class:`SpeechDetector` until the utterance ends, ``max_s`` passes or a key is pressed (b'' then,
+        the key stays buffered)."""
+        if prompt is not None and await self.play(prompt, barge_in=True):
+            return b""
+        self._check()
+        if self._digits:
+            return b""
+        detector, done = SpeechDetector(silence_s), asyncio.Event()
+        self._digit_event.clear()
+        self._listener = (detector, done)
+        try:
+            await self._until(done.wait(), self._digit_event.wait(), timeout=max_s)
+        finally:
+            self._listener = None
+        return b"" if self._digits else detector.utterance()
 
     async def start_recording(self, path: Path) -> None:
         """Record both directions to a stereo WAV (left caller, right what the caller hears)."""
