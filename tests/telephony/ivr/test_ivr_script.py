@@ -26,6 +26,8 @@ def _edited(**nodes: Any) -> dict[str, Any]:
 def test_the_default_script_is_valid_and_has_the_seed_menu() -> None:
     script = check_script(DEFAULT_SCRIPT)
     main = script.nodes[script.start]
+    assert main.kind == "speech_menu" and main.fallback == "main"
+    main = script.nodes[main.fallback]
     assert main.kind == "menu"
     targets = {digit: script.nodes[name].kind for digit, name in main.options.items()}
     assert targets == {"1": "emergency", "2": "outage_notices", "3": "identify", "4": "identify", "0": "hours"}
