@@ -288,3 +288,60 @@ async def test_calls_over_the_cap_are_refused_without_harm(harness: Harness) -> 
 
 def test_frame_helper_matches_the_wire_format() -> None:
     assert frame_bytes({"Content-Type": "api/response"}, "+OK") == b"Content-Length: 3\nContent-Type: api/response\n\n+OK"
+
+
+def _tone_pcm(seconds: float, amplitude: int = 6000) -> bytes:
+    import numpy as np  # noqa: PLC0415 - only these tests need it
+
+    t = np.arange(int(8000 * seconds)) / 8000.0
+    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+
+
+@pytest.fixture
+def speech_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from gasdesk.config import reset_settings_cache  # noqa: PLC0415
+
+    monkeypatch.setenv("GASDESK_VAR_DIR", str(tmp_path / "var"))
+    reset_settings_cache()
+    yield tmp_path / "var" / "recordings" / "speech"
+    reset_settings_cache()
+
+
+async def test_listen_records_the_callers_answer_and_keeps_only_the_speech(harness: Harness, tmp_path: Path,
+                                                                           speech_dir: Path) -> None:
+    ask = _wav(tmp_path / "ask.wav")
+    said = b"\x00\x00" * 4000 + _tone_pcm(1.0) + b"\x00\x00" * 8000  # 0.5 s quiet, 1 s speech, 1 s quiet
+    answers: list[bytes] = []
+
+    async def ivr(session: MediaSession) -> None:
+        await session.answer()
+        answers.append(await session.listen(ask, max_s=8, silence_s=0.8))
+        answers.append(await session.listen(None, max_s=3))  # says nothing
+        await session.hangup()
+
+    call = await harness.call(ivr, CallerScript(speech={"record#1": said}))
+    path = speech_dir / f"listen-{call.uuid}-1.wav"
+    assert f"sendmsg execute record {path} 8 200 1" in call.commands
+    assert f"sendmsg execute record {speech_dir / f'listen-{call.uuid}-2.wav'} 3 200 1" in call.commands
+    speech, silence = answers
+    assert 1.0 <= len(speech) / 16000 <= 1.6 and _tone_pcm(1.0)[:3200] in speech and silence == b""
+    assert not any(speech_dir.iterdir())  # read, then deleted
+
+
+async def test_a_key_during_listen_ends_it_and_stays_for_collect_digits(harness: Harness, tmp_path: Path,
+                                                                        speech_dir: Path) -> None:
+    ask = _wav(tmp_path / "ask.wav")
+    results: list[object] = []
+
+    async def ivr(session: MediaSession) -> None:
+        await session.answer()
+        results.append(await session.listen(ask))  # key during the prompt
+        results.append(await session.collect_digits(None, max_digits=1, timeout_s=1, terminators=""))
+        results.append(await session.listen(None))  # key during the recording
+        results.append(await session.collect_digits(None, max_digits=1, timeout_s=1, terminators=""))
+        await session.hangup()
+
+    call = await harness.call(ivr, CallerScript(press={"playback#1": "3", "record#1": "0"},
+                                                speech={"record#1": _tone_pcm(1.0)}, play_s=0.2))
+    assert results == [b"", "3", b"", "0"]
+    assert sum(1 for c in call.commands if c.startswith("sendmsg execute record ")) == 1
