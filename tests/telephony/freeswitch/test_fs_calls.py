@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -298,7 +298,7 @@ def _tone_pcm(seconds: float, amplitude: int = 6000) -> bytes:
 
 
 @pytest.fixture
-def speech_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def speech_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     from gasdesk.config import reset_settings_cache  # noqa: PLC0415
 
     monkeypatch.setenv("GASDESK_VAR_DIR", str(tmp_path / "var"))
