@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.appointments.service import progress_for
@@ -436,14 +436,9 @@ class LiveCall(CallActions):
             if target is None:
                 return None
             found, _ = target
-            waiting = int(await session.scalar(select(func.count()).select_from(Conversation).where(
-                Conversation.state == ConversationState.queued.value, Conversation.skill_group_id == found.id)) or 0)
-            if waiting == 0:
-                return 0, 0
-            spots = await acd.queue_spots(session, found.id)
-            last = max(spots.values(), key=lambda spot: spot.position, default=None)
-            wait_s = int(last.estimated_wait_s * (waiting + 1) / waiting) if last else 0
-            return waiting, wait_s
+            # Callers ahead of this one, served one call per agent (chats wait for other slots).
+            spot = await acd.expected_wait(session, found.id, conversation.channel)
+            return spot.waiting, spot.estimated_wait_s
 
     async def _target_group(self, session: AsyncSession, conversation: Conversation,
                             group: str) -> tuple[SkillGroup, int] | None:
