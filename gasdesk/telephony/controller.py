@@ -43,7 +43,7 @@ from gasdesk.routing.models import Presence, SkillGroup
 from gasdesk.security import limits
 from gasdesk.telephony import service
 from gasdesk.telephony.ivr.engine import CallActions, IdentifyResult, PromptRenderer, run_script
-from gasdesk.telephony.ivr.script import Script
+from gasdesk.telephony.ivr.script import SCRIPT_PROMPTS, Script, prompt_key
 from gasdesk.telephony.media import BridgeTarget, CallHungUp, MediaSession, RecordingInfo
 from gasdesk.telephony.models import Call, CallEventKind, CallState, HangupBy, IvrNodeVisit, VisitOutcome
 from gasdesk.tickets.emergency import do_report_gas_leak
@@ -91,7 +91,7 @@ async def _refuse(media: MediaSession, prompts: PromptRenderer) -> None:
         async with transaction() as session:
             overflow = service.script_of(await service.active_ivr_script(session)).prompts.overflow
         await media.answer()
-        await media.play(await prompts.render(overflow), barge_in=False)
+        await media.play(await prompts.render(overflow, key=prompt_key(SCRIPT_PROMPTS, "overflow")), barge_in=False)
         await media.hangup("USER_BUSY")
     except CallHungUp:
         pass
@@ -158,7 +158,8 @@ async def _connect(live: LiveCall, script: Script, prompts: PromptRenderer,
         agent_id = await _wait_for_agent(live, script, prompts, deadline) if loop.time() < deadline else None
         if agent_id is None:
             await live.note(CallEventKind.queued, "排队等待超时，来电已结束", timeout=True)
-            await media.play(await prompts.render(script.prompts.queue_timeout), barge_in=False)
+            await media.play(await prompts.render(script.prompts.queue_timeout,
+                                                   key=prompt_key(SCRIPT_PROMPTS, "queue_timeout")), barge_in=False)
             await media.hangup()
             return HangupBy.system.value, "queue_timeout"
         try:
@@ -179,7 +180,7 @@ async def _wait_for_agent(live: LiveCall, script: Script, prompts: PromptRendere
     closed. The wait prompt repeats meanwhile; a hang-up raises ``CallHungUp``."""
     loop = asyncio.get_running_loop()
     poll = get_settings().telephony_queue_poll_s
-    wait_prompt = await prompts.render(script.prompts.wait)
+    wait_prompt = await prompts.render(script.prompts.wait, key=prompt_key(SCRIPT_PROMPTS, "wait"))
     playing: asyncio.Task[str] | None = None
     try:
         while True:
