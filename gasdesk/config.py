@@ -151,9 +151,10 @@ class Settings(BaseSettings):
     # The utility's 办事指南 page (a short link, at most 35 characters): the 办理指引 SMS links to it. Empty =
     # guidance goes by WeChat only.
     guidance_url: str = Field(default="", max_length=35)
-    # The hotline (gasdesk/telephony). Calls beyond telephony_max_concurrent_calls (per process) hear the overflow
-    # prompt and are hung up; a caller waits in the queue at most telephony_queue_wait_limit_s; an agent's
-    # phone rings at most telephony_agent_answer_timeout_s. Recordings (<var_dir>/recordings) are deleted after
+    # The hotline (gasdesk/telephony). Calls beyond telephony_max_concurrent_calls hear the overflow prompt and are
+    # hung up; the limit is per process (the calls this process carries: N hotline processes take N × the limit).
+    # A caller waits in the queue at most telephony_queue_wait_limit_s; an agent's phone rings at most
+    # telephony_agent_answer_timeout_s. Recordings (<var_dir>/recordings) are deleted after
     # telephony_recording_retention_days by a periodic task; telephony_queue_poll_s: how often a waiting call
     # looks at its conversation's state.
     telephony_max_concurrent_calls: int = Field(default=60, ge=1, le=10_000)

@@ -186,12 +186,14 @@ async def bot_conversation(session: AsyncSession, *, visitor_id: str | None = No
 
 
 async def queued_conversation(session: AsyncSession, *, group_id: int = 1, priority: int = 0,
-                              visitor_id: str | None = None, customer_id: int | None = None) -> Any:
-    """A conversation handed to a skill group through ``do_handoff`` (it may be assigned at once), committed."""
+                              visitor_id: str | None = None, customer_id: int | None = None,
+                              channel: str = "webchat") -> Any:
+    """A conversation handed to a skill group through ``do_handoff`` (it may be assigned at once), committed.
+    ``channel="voice"``: a call's conversation (it takes an agent's voice slot)."""
     from gasdesk.conversations.service import do_handoff
     from gasdesk.routing.models import SkillGroup
 
-    conversation = await bot_conversation(session, visitor_id=visitor_id, customer_id=customer_id)
+    conversation = await bot_conversation(session, visitor_id=visitor_id, customer_id=customer_id, channel=channel)
     group = await session.get(SkillGroup, group_id)
     outcome = await do_handoff(session, conversation, group=group, reason="request", priority=priority)
     await commit(session)

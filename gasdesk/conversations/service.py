@@ -359,7 +359,9 @@ async def do_accept(session: AsyncSession, agent: User, conversation: Conversati
                 session, agent.id):
             raise PermissionDenied("您不在该会话所属的技能组", code="not_in_skill_group")
         profile = await acd.agent_profile(session, agent.id, lock=True)
-        if await acd.active_count(session, agent.id) >= profile.max_concurrent:
+        if not await acd.has_room(session, profile, conversation.channel):
+            if acd.is_call(conversation.channel):
+                raise Conflict("您正在通话中，请结束当前通话后再接听", code="agent_on_call")
             raise Conflict(f"您已达到最大并发会话数（{profile.max_concurrent}）", code="agent_at_capacity")
         if not await acd.assign_to(session, conversation, agent.id):
             raise Conflict("该会话已被其他坐席接入", code="already_assigned")
@@ -397,7 +399,9 @@ async def do_transfer(
         if target.id == conversation.agent_id:
             raise InvalidInput("会话已在该坐席名下", code="invalid_transfer")
         profile = await acd.agent_profile(session, target.id, lock=True)
-        if await acd.active_count(session, target.id) >= profile.max_concurrent:
+        if not await acd.has_room(session, profile, conversation.channel):
+            if acd.is_call(conversation.channel):
+                raise Conflict(f"{target.display_name} 正在通话中，请稍后或转技能组", code="agent_on_call")
             raise Conflict(f"{target.display_name} 已满负荷，请稍后或转技能组", code="agent_at_capacity")
         transition(conversation, "transfer_agent", S.assigned)
         conversation.agent_id = target.id

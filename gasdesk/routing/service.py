@@ -2,7 +2,13 @@
 
 Assignment is a conditional UPDATE (``… WHERE state='queued'``) plus a row lock on the agent's
 profile, so two app processes can never hand the same conversation out twice or push an agent past
-``max_concurrent``.
+their capacity.
+
+Capacity has two kinds of slot. Chats (web chat, WeChat, SMS) count against ``max_concurrent``; a call (a
+``voice`` conversation) takes the agent's one voice slot and no chat slot: an agent on a call keeps
+getting chats up to ``max_concurrent``, and is offered a call only while they have none (whatever their
+chat load). Queues are served in one order for both kinds (emergencies first, then the longest waiting);
+a conversation whose kind of slot is full everywhere waits without holding back the other kind.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
@@ -20,7 +26,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import to_local, utcnow
 from gasdesk.conversations.announce import announce_assignment
-from gasdesk.conversations.models import Conversation, ConversationState
+from gasdesk.conversations.models import Channel, Conversation, ConversationState
 from gasdesk.db import execute_counted, table_of
 from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.event_types import AgentPresence, QueueChanged
@@ -38,6 +44,12 @@ from gasdesk.routing.models import (
 
 S = ConversationState
 OPEN_STATES = (S.assigned.value,)
+VOICE = Channel.voice.value
+
+
+def is_call(channel: str | None) -> bool:
+    """Whether a conversation of this channel takes the voice slot (a call) rather than a chat slot."""
+    return channel == VOICE
 
 
 @dataclass(frozen=True)
@@ -91,10 +103,28 @@ async def agent_profile(session: AsyncSession, user_id: int, *, lock: bool = Fal
 
 
 async def active_count(session: AsyncSession, user_id: int) -> int:
+    """The chats the agent is serving: what ``max_concurrent`` bounds (a call is not counted: it takes the
+    voice slot, see :func:`on_call`)."""
     return int(await session.scalar(
         select(func.count()).select_from(Conversation).where(
-            Conversation.agent_id == user_id, Conversation.state == S.assigned.value)
+            Conversation.agent_id == user_id, Conversation.state == S.assigned.value, Conversation.channel != VOICE)
     ) or 0)
+
+
+async def on_call(session: AsyncSession, user_id: int) -> bool:
+    """Whether the agent's voice slot is taken: a call assigned to them (ringing on their softphone or talking)."""
+    found = await session.scalar(
+        select(Conversation.id).where(Conversation.agent_id == user_id, Conversation.state == S.assigned.value,
+                                      Conversation.channel == VOICE).limit(1))
+    return found is not None
+
+
+async def has_room(session: AsyncSession, profile: AgentProfile, channel: str | None) -> bool:
+    """Whether the agent can take one more conversation of ``channel`` now: a call needs the voice slot free;
+    a chat needs fewer than ``max_concurrent`` chats. Presence is the caller's concern."""
+    if is_call(channel):
+        return not await on_call(session, profile.user_id)
+    return await active_count(session, profile.user_id) < profile.max_concurrent
 
 
 async def do_set_presence(session: AsyncSession, user: User, presence: str) -> AgentProfile:
@@ -133,22 +163,28 @@ async def do_set_skills(session: AsyncSession, user: User, group_ids: list[int],
     await session.flush()
 
 
-async def available_agents(session: AsyncSession, group_id: int) -> list[tuple[AgentProfile, int]]:
-    """Online agents with the skill and free capacity, with their current load."""
+async def available_agents(session: AsyncSession, group_id: int,
+                           channel: str | None = None) -> list[tuple[AgentProfile, int]]:
+    """Online agents with the skill and room for a conversation of ``channel`` (a chat when None), with their
+    current chat load: for a chat, fewer chats than ``max_concurrent``; for a call, no call."""
+    chats = func.sum(case((Conversation.channel == VOICE, 0), else_=1))
+    calls = func.sum(case((Conversation.channel == VOICE, 1), else_=0))
     load = (
-        select(Conversation.agent_id, func.count().label("n"))
+        select(Conversation.agent_id, chats.label("chats"), calls.label("calls"))
         .where(Conversation.state == S.assigned.value, Conversation.agent_id.is_not(None))
         .group_by(Conversation.agent_id).subquery()
     )
     rows = await session.execute(
-        select(AgentProfile, func.coalesce(load.c.n, 0))
+        select(AgentProfile, func.coalesce(load.c.chats, 0), func.coalesce(load.c.calls, 0))
         .join(AgentSkill, AgentSkill.user_id == AgentProfile.user_id)
         .join(User, User.id == AgentProfile.user_id)
         .outerjoin(load, load.c.agent_id == AgentProfile.user_id)
         .where(AgentSkill.skill_group_id == group_id, AgentProfile.presence == Presence.online.value,
                User.is_active.is_(True), User.role.in_([Role.agent.value, Role.supervisor.value]))
     )
-    return [(profile, int(n)) for profile, n in rows if int(n) < profile.max_concurrent]
+    if is_call(channel):
+        return [(profile, int(n)) for profile, n, c in rows if int(c) == 0]
+    return [(profile, int(n)) for profile, n, _ in rows if int(n) < profile.max_concurrent]
 
 
 async def staffed(session: AsyncSession, group_id: int) -> bool:
@@ -223,8 +259,7 @@ async def _assign_one(session: AsyncSession, group: SkillGroup, conversation: Co
             ordered = [p for p in ordered if p.user_id == last] + [p for p in ordered if p.user_id != last]
     for profile in ordered:
         locked = await agent_profile(session, profile.user_id, lock=True)
-        if locked.presence != Presence.online.value or await active_count(session, locked.user_id) >= \
-                locked.max_concurrent:
+        if locked.presence != Presence.online.value or not await has_room(session, locked, conversation.channel):
             continue
         if await assign_to(session, conversation, locked.user_id):
             await announce_assignment(session, conversation, previous_agent_id=None)
@@ -243,10 +278,17 @@ async def try_assign(session: AsyncSession, group_id: int, *,
     if group is None:
         return []
     made: list[tuple[int, int]] = []
+    full: set[bool] = set()  # the kinds of slot (call: True, chat: False) nobody in the group has free
     for conversation in await queued_in_order(session, group_id):
-        candidates = await available_agents(session, group_id)
+        kind = is_call(conversation.channel)
+        if kind in full:
+            continue
+        candidates = await available_agents(session, group_id, conversation.channel)
         if not candidates:
-            break
+            full.add(kind)
+            if len(full) == 2:
+                break
+            continue
         agent_id = await _assign_one(session, group, conversation, candidates, exclude)
         if agent_id is not None:
             made.append((conversation.id, agent_id))
@@ -271,7 +313,7 @@ async def try_assign_across(session: AsyncSession, group_ids: list[int]) -> list
         group = await session.get(SkillGroup, conversation.skill_group_id)
         if group is None:
             continue
-        candidates = await available_agents(session, group.id)
+        candidates = await available_agents(session, group.id, conversation.channel)
         if not candidates:
             continue
         agent_id = await _assign_one(session, group, conversation, candidates, None)
@@ -295,10 +337,24 @@ async def average_handle_s(session: AsyncSession, group: SkillGroup) -> int:
     return int(sum(spans) / len(spans)) if len(spans) >= 5 else group.default_handle_s
 
 
+async def _slots(session: AsyncSession, group_id: int) -> tuple[int, int]:
+    """(chat slots, voice slots) of the group's online or busy agents: the sum of their ``max_concurrent``,
+    and one per agent (each has one voice slot); at least 1 each, so an estimate never divides by zero."""
+    agents = list(await session.execute(
+        select(AgentProfile.max_concurrent)
+        .join(AgentSkill, AgentSkill.user_id == AgentProfile.user_id)
+        .where(AgentSkill.skill_group_id == group_id,
+               AgentProfile.presence.in_([Presence.online.value, Presence.busy.value]))
+    ))
+    return max(1, sum(n for (n,) in agents)), max(1, len(agents))
+
+
 async def queue_spots(session: AsyncSession, group_id: int,
                       queued: list[Conversation] | None = None) -> dict[int, QueueSpot]:
     """Position and estimated wait of every queued conversation of a group (``queued``: the queue in
-    service order, when the caller already has it)."""
+    service order, when the caller already has it). Calls and chats wait for different slots, so each is
+    placed among its own kind: a call's position counts the calls ahead, served one per agent; a chat's
+    counts the chats ahead, served by the agents' chat slots."""
     group = await session.get(SkillGroup, group_id)
     if group is None:
         return {}
@@ -307,17 +363,31 @@ async def queue_spots(session: AsyncSession, group_id: int,
     if not queued:
         return {}
     handle = await average_handle_s(session, group)
-    agents = await session.execute(
-        select(AgentProfile.max_concurrent)
-        .join(AgentSkill, AgentSkill.user_id == AgentProfile.user_id)
-        .where(AgentSkill.skill_group_id == group_id,
-               AgentProfile.presence.in_([Presence.online.value, Presence.busy.value]))
-    )
-    slots = max(1, sum(n for (n,) in agents))
-    return {
-        c.id: QueueSpot(position=i + 1, waiting=len(queued), estimated_wait_s=int(handle * (i + 1) / slots))
-        for i, c in enumerate(queued)
-    }
+    chat_slots, voice_slots = await _slots(session, group_id)
+    spots: dict[int, QueueSpot] = {}
+    for kind, slots in ((True, voice_slots), (False, chat_slots)):
+        line = [c for c in queued if is_call(c.channel) == kind]
+        for i, c in enumerate(line):
+            spots[c.id] = QueueSpot(position=i + 1, waiting=len(line), estimated_wait_s=int(handle * (i + 1) / slots))
+    return spots
+
+
+async def expected_wait(session: AsyncSession, group_id: int, channel: str | None) -> QueueSpot:
+    """Where a conversation of ``channel`` joining the group's queue now would stand (normal priority):
+    ``waiting`` = those of its kind already queued; the estimate as :func:`queue_spots` makes it."""
+    group = await session.get(SkillGroup, group_id)
+    if group is None:
+        return QueueSpot(position=1, waiting=0, estimated_wait_s=0)
+    waiting = int(await session.scalar(
+        select(func.count()).select_from(Conversation).where(
+            Conversation.state == S.queued.value, Conversation.skill_group_id == group_id,
+            (Conversation.channel == VOICE) if is_call(channel) else (Conversation.channel != VOICE))) or 0)
+    if waiting == 0:
+        return QueueSpot(position=1, waiting=0, estimated_wait_s=0)
+    chat_slots, voice_slots = await _slots(session, group_id)
+    slots = voice_slots if is_call(channel) else chat_slots
+    handle = await average_handle_s(session, group)
+    return QueueSpot(position=waiting + 1, waiting=waiting, estimated_wait_s=int(handle * (waiting + 1) / slots))
 
 
 # ----------------------------------------------------------------- configuration (admin write path)

@@ -1,31 +1,44 @@
-"""The hotline's REST routes: a customer's calls, recordings for staff (audited), and the IVR scripts."""
+"""The hotline's REST routes: a customer's calls, recordings for staff (audited), the IVR scripts, their
+recorded prompts (admins upload, staff listen) and the report of where callers drop."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import FileResponse
 
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import MANAGERS, OFFICE
+from gasdesk.auth.roles import MANAGERS, OFFICE, Role
+from gasdesk.config import get_settings
 from gasdesk.conversations.attachments import SealedFileResponse
 from gasdesk.db import DbSession
-from gasdesk.fields import Id
+from gasdesk.errors import InvalidInput
+from gasdesk.fields import AwareDatetime, Id
 from gasdesk.telephony import service
 from gasdesk.telephony.ivr.script import script_problems
 from gasdesk.telephony.models import IvrScript
 from gasdesk.telephony.schemas import (
     CallOut,
+    IvrReportOut,
     IvrScriptCheck,
     IvrScriptDetail,
     IvrScriptIn,
     IvrScriptOut,
     IvrScriptProblems,
+    PromptDeleted,
+    PromptOut,
 )
+from gasdesk.telephony.tts import do_delete_prompt, do_upload_prompt
+from gasdesk.web.body_limit import body_cap
+from gasdesk.web.uploads import read_upload_form
 
 router = APIRouter(tags=["telephony"])
+
+# A prompt's key in a path: <node>.<field> (ivr.script.prompt_key), the form tts.PROMPT_KEY accepts.
+PromptKey = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 
 
 def _script_out(row: IvrScript, *, body: bool = False) -> dict[str, Any]:
@@ -82,3 +95,82 @@ async def save_script(body: IvrScriptIn, session: DbSession, user: User = allow(
 async def activate_script(version: Id, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
     """New calls run this version from now on."""
     return _script_out(await service.do_activate_ivr_script(session, Actor.of(user, "api"), version))
+
+
+# ---------------------------------------------------------------- recorded prompts
+
+
+def prompt_out(status: service.PromptStatus) -> dict[str, Any]:
+    """A prompt with its upload, as the API and the admin page show it."""
+    slot, upload = status.slot, status.upload
+    return {"key": slot.key, "node": slot.node, "field": slot.field, "label": slot.label, "text": slot.text,
+            "uploaded": upload is not None, "duration_s": upload.duration_s if upload else None,
+            "bytes": upload.bytes if upload else None, "uploaded_at": upload.uploaded_at if upload else None,
+            "audio_url": f"/api/v1/ivr/prompts/{slot.key}/audio" if upload else None}
+
+
+async def upload_prompt(request: Request, session: DbSession, user: User, key: str) -> service.PromptStatus:
+    """Read an authorised admin's multipart upload (field ``file``) for prompt ``key`` and store it (audited):
+    the key is checked against the scripts before a byte of the body is read."""
+    slot = await service.access_prompt_slot(session, key)
+    settings = get_settings()
+    cap = min(body_cap(request.method, request.url.path), settings.tts_upload_max_bytes + 64 * 1024)
+    form = await read_upload_form(request, session=session, max_bytes=cap)
+    upload = form.file("file")
+    if upload is None:
+        raise InvalidInput("请选择录音文件（WAV 或 MP3）", code="invalid_prompt_audio")
+    stored = await do_upload_prompt(session, Actor.of(user, "web" if request.url.path.startswith("/admin") else "api"),
+                                    settings, key=slot.key, filename=upload.filename, data=upload.data)
+    return service.PromptStatus(slot, stored)
+
+
+@router.get("/api/v1/ivr/prompts", response_model=list[PromptOut])
+async def list_prompts(session: DbSession, _: User = allow(*MANAGERS)) -> list[dict[str, Any]]:
+    """The fixed prompts of the active IVR script, each with its recording if one was uploaded."""
+    return [prompt_out(s) for s in await service.script_prompts(session, get_settings())]
+
+
+@router.post("/api/v1/ivr/prompts/{key}", status_code=201, response_model=PromptOut)
+async def put_prompt(key: PromptKey, request: Request, session: DbSession,
+                     user: User = allow(Role.admin)) -> dict[str, Any]:
+    """Upload a recording (multipart field ``file``: WAV or MP3) for a prompt of the script; it replaces the
+    synthesised text (and any earlier recording) for new prompts played from now on. Admins only; audited."""
+    return prompt_out(await upload_prompt(request, session, user, key))
+
+
+@router.delete("/api/v1/ivr/prompts/{key}", response_model=PromptDeleted)
+async def delete_prompt(key: PromptKey, session: DbSession, user: User = allow(Role.admin)) -> dict[str, Any]:
+    """Remove a prompt's recording: calls hear the synthesised text again. Admins only; audited."""
+    await do_delete_prompt(session, Actor.of(user, "api"), get_settings(), key=key)
+    return {"key": key, "uploaded": False}
+
+
+@router.get("/api/v1/ivr/prompts/{key}/audio", response_class=Response,
+            responses={200: {"content": {"audio/wav": {}}, "description": "the uploaded recording (WAV)"}})
+async def prompt_audio(key: PromptKey, _: User = allow(*OFFICE)) -> Response:
+    """Listen to a prompt's uploaded recording (8 kHz mono WAV), for staff."""
+    found = await service.access_prompt_audio(get_settings(), key)
+    return FileResponse(found.path, media_type="audio/wav", filename=f"{key}.wav", content_disposition_type="inline",
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-cache"})
+
+
+# ---------------------------------------------------------------- report
+
+
+def report_out(report: service.IvrReport) -> dict[str, Any]:
+    c = report.calls
+    return {"since": report.since, "until": report.until,
+            "calls": {"total": c.total, "refused": c.refused, "ivr_only": c.ivr_only, "queued": c.queued,
+                      "answered": c.answered, "abandoned": c.abandoned, "avg_queue_wait_s": c.avg_queue_wait_s,
+                      "avg_talk_s": c.avg_talk_s, "avg_hold_s": c.avg_hold_s},
+            "nodes": [{"node_id": n.node_id, "visits": n.visits, "digit": n.digit, "timeout": n.timeout,
+                       "invalid": n.invalid, "hangup": n.hangup, "next": n.next, "open": n.open,
+                       "hangup_rate": n.hangup_rate} for n in report.nodes]}
+
+
+@router.get("/api/v1/ivr/report", response_model=IvrReportOut)
+async def report(session: DbSession, since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+                 _: User = allow(*MANAGERS)) -> dict[str, Any]:
+    """Where callers drop, for calls that started in [since, until) (default: the last 7 days; at most 366):
+    per IVR node its visits and how they ended with the hang-up rate, and the calls' totals and averages."""
+    return report_out(await service.ivr_report(session, since, until))

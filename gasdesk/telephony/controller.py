@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.appointments.service import progress_for
@@ -48,7 +48,7 @@ from gasdesk.security.pii import redact_pii
 from gasdesk.telephony import service
 from gasdesk.telephony.asr import AsrUnavailable, DtmfOnlyRecognizer, Recognizer
 from gasdesk.telephony.ivr.engine import CallActions, IdentifyResult, PromptRenderer, run_script
-from gasdesk.telephony.ivr.script import Script
+from gasdesk.telephony.ivr.script import SCRIPT_PROMPTS, Script, prompt_key
 from gasdesk.telephony.media import BridgeTarget, CallHungUp, MediaSession, RecordingInfo
 from gasdesk.telephony.models import Call, CallEventKind, CallState, HangupBy, IvrNodeVisit, VisitOutcome
 from gasdesk.tickets.emergency import do_report_gas_leak
@@ -97,7 +97,7 @@ async def _refuse(media: MediaSession, prompts: PromptRenderer) -> None:
         async with transaction() as session:
             overflow = service.script_of(await service.active_ivr_script(session)).prompts.overflow
         await media.answer()
-        await media.play(await prompts.render(overflow), barge_in=False)
+        await media.play(await prompts.render(overflow, key=prompt_key(SCRIPT_PROMPTS, "overflow")), barge_in=False)
         await media.hangup("USER_BUSY")
     except CallHungUp:
         pass
@@ -165,7 +165,8 @@ async def _connect(live: LiveCall, script: Script, prompts: PromptRenderer,
         agent_id = await _wait_for_agent(live, script, prompts, deadline) if loop.time() < deadline else None
         if agent_id is None:
             await live.note(CallEventKind.queued, "排队等待超时，来电已结束", timeout=True)
-            await media.play(await prompts.render(script.prompts.queue_timeout), barge_in=False)
+            await media.play(await prompts.render(script.prompts.queue_timeout,
+                                                   key=prompt_key(SCRIPT_PROMPTS, "queue_timeout")), barge_in=False)
             await media.hangup()
             return HangupBy.system.value, "queue_timeout"
         try:
@@ -186,7 +187,7 @@ async def _wait_for_agent(live: LiveCall, script: Script, prompts: PromptRendere
     closed. The wait prompt repeats meanwhile; a hang-up raises ``CallHungUp``."""
     loop = asyncio.get_running_loop()
     poll = get_settings().telephony_queue_poll_s
-    wait_prompt = await prompts.render(script.prompts.wait)
+    wait_prompt = await prompts.render(script.prompts.wait, key=prompt_key(SCRIPT_PROMPTS, "wait"))
     playing: asyncio.Task[str] | None = None
     try:
         while True:
@@ -446,14 +447,9 @@ class LiveCall(CallActions):
             if target is None:
                 return None
             found, _ = target
-            waiting = int(await session.scalar(select(func.count()).select_from(Conversation).where(
-                Conversation.state == ConversationState.queued.value, Conversation.skill_group_id == found.id)) or 0)
-            if waiting == 0:
-                return 0, 0
-            spots = await acd.queue_spots(session, found.id)
-            last = max(spots.values(), key=lambda spot: spot.position, default=None)
-            wait_s = int(last.estimated_wait_s * (waiting + 1) / waiting) if last else 0
-            return waiting, wait_s
+            # Callers ahead of this one, served one call per agent (chats wait for other slots).
+            spot = await acd.expected_wait(session, found.id, conversation.channel)
+            return spot.waiting, spot.estimated_wait_s
 
     async def _target_group(self, session: AsyncSession, conversation: Conversation,
                             group: str) -> tuple[SkillGroup, int] | None:

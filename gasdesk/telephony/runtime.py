@@ -16,7 +16,7 @@ from gasdesk.config import Settings
 from gasdesk.telephony.asr import recognizer_from_settings
 from gasdesk.telephony.controller import handle_call
 from gasdesk.telephony.freeswitch.listener import FreeswitchListener
-from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, Script
+from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, SCRIPT_PROMPTS, Script, prompt_key
 from gasdesk.telephony.media import MediaSession
 from gasdesk.telephony.sip.session import BridgeProvider
 from gasdesk.telephony.sip.ua import SipEndpoint, endpoint_from_settings
@@ -70,7 +70,8 @@ async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider |
             await handle_call(media, prompts=prompts, recognizer=recognizer)
 
         # Beyond sip_max_calls the endpoint itself answers with the overflow prompt (no database work at all).
-        overflow = await prompts.render(Script.model_validate(DEFAULT_SCRIPT).prompts.overflow)
+        overflow = await prompts.render(Script.model_validate(DEFAULT_SCRIPT).prompts.overflow,
+                                        key=prompt_key(SCRIPT_PROMPTS, "overflow"))
         hotline.sip = endpoint_from_settings(settings, on_sip_call, overflow_prompt=overflow,
                                              bridge_provider=bridge_provider)
         await hotline.sip.start()

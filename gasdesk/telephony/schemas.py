@@ -49,3 +49,54 @@ class CallOut(Out):
     agent_name: str | None
     hangup_by: str | None
     recording_url: str | None
+
+
+class PromptOut(Out):
+    """A fixed prompt of the IVR script and its uploaded recording (``uploaded`` false: the TTS reads ``text``)."""
+
+    key: str  # <node>.<field>, or prompts.<name> for the script-wide prompts
+    node: str | None
+    field: str
+    label: str
+    text: str
+    uploaded: bool
+    duration_s: float | None
+    bytes: int | None
+    uploaded_at: str | None
+    audio_url: str | None  # the recording (staff only); None when synthesised
+
+
+class PromptDeleted(Out):
+    key: str
+    uploaded: bool  # always false: calls hear the synthesised text again
+
+
+class IvrNodeStatsOut(Out):
+    node_id: str
+    visits: int
+    digit: int  # chose an option
+    timeout: int  # no input after every retry
+    invalid: int  # wrong input after every retry
+    hangup: int  # hung up in this node
+    next: int  # the node finished and went on
+    open: int  # the call is still in the node
+    hangup_rate: float  # hangup / visits, 0–1
+
+
+class CallStatsOut(Out):
+    total: int
+    refused: int  # turned away over capacity
+    ivr_only: int  # ended in the IVR without queueing for a person
+    queued: int
+    answered: int  # connected to an agent
+    abandoned: int  # hung up while waiting in the queue
+    avg_queue_wait_s: float | None
+    avg_talk_s: float | None
+    avg_hold_s: float | None
+
+
+class IvrReportOut(Out):
+    since: IsoDatetime
+    until: IsoDatetime
+    calls: CallStatsOut
+    nodes: list[IvrNodeStatsOut]

@@ -1,5 +1,6 @@
 """Hotline records and configuration: the call's rows (start, events, IVR node visits, end, recording), the
-versioned IVR scripts, recordings for staff and their retention.
+versioned IVR scripts, recordings for staff and their retention, the recorded prompts of the script, and the
+report of where callers drop.
 
 Every function works inside the caller's transaction; the call controller (``controller.py``) opens one
 short transaction per step, so no database connection is held while a caller listens to a prompt.
@@ -24,18 +25,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.clock import utcnow
-from gasdesk.config import get_settings
+from gasdesk.config import Settings, get_settings
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Channel, Conversation, ConversationState
 from gasdesk.customers.contacts import do_find_or_create_contact, visitor_id_of
 from gasdesk.customers.lookup_keys import phone_key
 from gasdesk.customers.models import ContactKind, CustomerPhone
 from gasdesk.customers.validation import LANDLINE_RE, MOBILE_RE, normalize_phone
-from gasdesk.errors import NotFound
+from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.event_types import CallEnded, CallRinging
 from gasdesk.events import emit
 from gasdesk.security.crypto import encrypt_bytes
-from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, Script, check_script
+from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, PromptSlot, Script, check_script, prompt_slots
 from gasdesk.telephony.media import CallInfo, RecordingInfo
 from gasdesk.telephony.models import (
     Call,
@@ -49,6 +50,7 @@ from gasdesk.telephony.models import (
     ScriptStatus,
     VisitOutcome,
 )
+from gasdesk.telephony.tts import PROMPT_KEY, UploadedPrompt, uploaded_prompts
 
 log = logging.getLogger(__name__)
 
@@ -425,3 +427,142 @@ async def do_activate_ivr_script(session: AsyncSession, actor: Actor, version: i
     record_audit(session, actor, "ivr_script.activate", "ivr_script", row.version,
                  before={"version": current.version}, after={"version": row.version})
     return row
+
+
+# ---------------------------------------------------------------- recorded prompts
+
+
+@dataclass(frozen=True)
+class PromptStatus:
+    """A fixed prompt of the script with the recording uploaded for its key, if any (else the TTS reads it)."""
+
+    slot: PromptSlot
+    upload: UploadedPrompt | None
+
+
+async def script_prompts(session: AsyncSession, settings: Settings) -> list[PromptStatus]:
+    """The fixed prompts of the active script, each with its uploaded recording (or None: synthesised)."""
+    slots = prompt_slots(script_of(await active_ivr_script(session)))
+    store = uploaded_prompts(settings)
+    uploads = await asyncio.to_thread(lambda: {slot.key: store.get(slot.key) for slot in slots})
+    return [PromptStatus(slot, uploads[slot.key]) for slot in slots]
+
+
+async def access_prompt_slot(session: AsyncSession, key: str) -> PromptSlot:
+    """The fixed prompt ``key`` names in the active script, else in the newest stored version that has it (so a
+    draft's prompts can be recorded before it is activated); NotFound for a key no script uses."""
+    active = await active_ivr_script(session)
+    for row in [active, *await session.scalars(select(IvrScript).where(IvrScript.id != active.id)
+                                               .order_by(IvrScript.version.desc()))]:
+        found = next((slot for slot in prompt_slots(script_of(row)) if slot.key == key), None)
+        if found is not None:
+            return found
+    raise NotFound(f"语音导航脚本中没有提示音 {key}", code="prompt_key_not_found")
+
+
+async def access_prompt_audio(settings: Settings, key: str) -> UploadedPrompt:
+    """The recording uploaded for ``key`` (to listen to); NotFound when the key has none."""
+    found = await asyncio.to_thread(uploaded_prompts(settings).get, key) if PROMPT_KEY.match(key) else None
+    if found is None:
+        raise NotFound("该提示音没有上传录音", code="prompt_upload_not_found")
+    return found
+
+
+# ---------------------------------------------------------------- where callers drop
+
+MAX_REPORT_DAYS = 366
+
+
+@dataclass
+class NodeStats:
+    """How the visits of one IVR node ended in the period (``open``: the call was still in it)."""
+
+    node_id: str
+    visits: int = 0
+    digit: int = 0
+    timeout: int = 0
+    invalid: int = 0
+    hangup: int = 0
+    next: int = 0
+    open: int = 0
+
+    @property
+    def hangup_rate(self) -> float:
+        """Share of the node's visits that ended with the caller hanging up (0–1)."""
+        return round(self.hangup / self.visits, 4) if self.visits else 0.0
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """The hotline's calls that started in the period."""
+
+    total: int
+    refused: int  # turned away over capacity (overflow prompt)
+    ivr_only: int  # ended in the IVR, never queued for a person
+    queued: int
+    answered: int  # connected to an agent
+    abandoned: int  # queued, never connected, the caller hung up
+    avg_queue_wait_s: float | None  # over queued calls that ended
+    avg_talk_s: float | None  # over answered calls that ended
+    avg_hold_s: float | None  # over answered calls that ended
+
+
+@dataclass(frozen=True)
+class IvrReport:
+    since: datetime
+    until: datetime
+    calls: CallStats
+    nodes: list[NodeStats]
+
+
+def check_report_period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """The report's period: ``until`` defaults to now, ``since`` to 7 days before ``until``; at most 366 days."""
+    until = until or utcnow()
+    since = since or until - timedelta(days=7)
+    if since >= until:
+        raise InvalidInput("开始时间应早于结束时间", code="invalid_period")
+    if until - since > timedelta(days=MAX_REPORT_DAYS):
+        raise InvalidInput(f"统计区间最长 {MAX_REPORT_DAYS} 天", code="invalid_period")
+    return since, until
+
+
+def _avg(values: list[int | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(sum(present) / len(present), 1) if present else None
+
+
+async def ivr_report(session: AsyncSession, since: datetime | None = None,
+                     until: datetime | None = None) -> IvrReport:
+    """Where callers drop, for calls that started in [since, until): per IVR node (in order of first use) its
+    visits and how they ended (digit / timeout / invalid / hang-up / next) with the hang-up rate; and the calls:
+    total, refused, answered by agents, abandoned in the queue, average queue wait, talk and hold time."""
+    since, until = check_report_period(since, until)
+    in_period = (Call.started_at >= since, Call.started_at < until)
+    nodes: dict[str, NodeStats] = {}
+    rows = await session.execute(
+        select(IvrNodeVisit.node_id, IvrNodeVisit.outcome, func.count(), func.min(IvrNodeVisit.id))
+        .join(Call, Call.id == IvrNodeVisit.call_id).where(*in_period)
+        .group_by(IvrNodeVisit.node_id, IvrNodeVisit.outcome).order_by(func.min(IvrNodeVisit.id)))
+    for node_id, outcome, count, _ in rows:
+        node = nodes.setdefault(node_id, NodeStats(node_id))
+        node.visits += int(count)
+        field = str(outcome) if outcome in VisitOutcome.__members__ else "open"
+        setattr(node, field, getattr(node, field) + int(count))
+    calls = list((await session.execute(
+        select(Call.conversation_id, Call.state, Call.queued_at, Call.connected_at, Call.hangup_by, Call.queue_wait_s,
+               Call.talk_s, Call.hold_s).where(*in_period))).all())
+    ended = [c for c in calls if c.state == CallState.ended.value]
+    answered = [c for c in calls if c.connected_at is not None]
+    stats = CallStats(
+        total=len(calls),
+        refused=sum(1 for c in calls if c.conversation_id is None),
+        ivr_only=sum(1 for c in ended if c.conversation_id is not None and c.queued_at is None),
+        queued=sum(1 for c in calls if c.queued_at is not None),
+        answered=len(answered),
+        abandoned=sum(1 for c in ended if c.queued_at is not None and c.connected_at is None
+                      and c.hangup_by == HangupBy.caller.value),
+        avg_queue_wait_s=_avg([c.queue_wait_s for c in ended if c.queued_at is not None]),
+        avg_talk_s=_avg([c.talk_s for c in ended if c.connected_at is not None]),
+        avg_hold_s=_avg([c.hold_s for c in ended if c.connected_at is not None]),
+    )
+    return IvrReport(since=since, until=until, calls=stats, nodes=list(nodes.values()))

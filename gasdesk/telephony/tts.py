@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.clock import utcnow
 from gasdesk.config import Settings
-from gasdesk.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
+from gasdesk.errors import InvalidInput, NotFound, PayloadTooLarge, ServiceUnavailable
 from gasdesk.telephony.media import Prompt
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,20 @@ class UploadedPrompts:
         assert found is not None
         return found
 
+    def remove(self, key: str) -> UploadedPrompt | None:
+        """Drop the recording of ``key`` (index entry and file); what was removed, or None if there was none."""
+        found = self.get(key)
+        if found is None:
+            return None
+        with self._locked():
+            index = self._read_index()
+            index.pop(key, None)
+            tmp = self.index_path.with_name(f".index.{secrets.token_hex(4)}.json")
+            tmp.write_text(json.dumps(index, ensure_ascii=False, indent=1, sort_keys=True))
+            _atomic_place(tmp, self.index_path)
+            (self.folder / f"{key}.wav").unlink(missing_ok=True)
+        return found
+
 
 def prompts_folder(settings: Settings) -> Path:
     return settings.var_dir / "prompts"
@@ -285,7 +299,7 @@ async def do_upload_prompt(session: AsyncSession, actor: Actor, settings: Settin
     16-bit; audited. Raises InvalidInput for files sox cannot read or that are empty or too long."""
     kind = check_prompt_upload(key, data, settings)
     sox = _require("sox")
-    store = UploadedPrompts(prompts_folder(settings) / "uploaded")
+    store = uploaded_prompts(settings)
     store.folder.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(6)
     src = store.folder / f".upload.{token}.src.{kind}"
@@ -313,6 +327,24 @@ async def do_upload_prompt(session: AsyncSession, actor: Actor, settings: Settin
                  before={"sha256": before.sha256} if before else None,
                  after={"sha256": stored.sha256, "duration_s": stored.duration_s, "bytes": stored.bytes})
     return stored
+
+
+def uploaded_prompts(settings: Settings) -> UploadedPrompts:
+    """The store of admins' recorded prompts under the settings' var dir."""
+    return UploadedPrompts(prompts_folder(settings) / "uploaded")
+
+
+async def do_delete_prompt(session: AsyncSession, actor: Actor, settings: Settings, *, key: str) -> UploadedPrompt:
+    """Remove the recording uploaded for prompt ``key``: calls hear the synthesised text again; audited.
+    Raises NotFound when no recording is uploaded for the key."""
+    if not PROMPT_KEY.match(key):
+        raise InvalidInput("提示音编号只能包含小写字母、数字、点、横线和下划线（1–64 位）", code="invalid_prompt_key")
+    removed = await asyncio.to_thread(uploaded_prompts(settings).remove, key)
+    if removed is None:
+        raise NotFound("该提示音没有上传录音", code="prompt_upload_not_found")
+    record_audit(session, actor, "prompt.delete", "prompt", key,
+                 before={"sha256": removed.sha256, "duration_s": removed.duration_s, "bytes": removed.bytes})
+    return removed
 
 
 class PromptRenderer:

@@ -920,6 +920,59 @@ async def _(ctx: Ctx) -> Call:
     return Call("POST", f"/admin/ivr/{row.version}/activate", ("ivr_script.activate",))
 
 
+def _prompt_wav() -> bytes:
+    """A 0.3 s 440 Hz tone as an 8 kHz mono WAV (a recorded prompt)."""
+    import io
+    import math
+    import struct
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
+                                 for i in range(2400)))
+    return out.getvalue()
+
+
+async def _uploaded_prompt(ctx: Ctx, key: str) -> None:
+    from gasdesk.config import get_settings
+    from gasdesk.telephony.tts import do_upload_prompt
+
+    await do_upload_prompt(ctx.session, SETUP, get_settings(), key=key, filename="p.wav", data=_prompt_wav())
+    await commit(ctx.session)
+
+
+@scenario("POST", "/api/v1/ivr/prompts/{key}")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/ivr/prompts/main.prompt", ("prompt.upload",), data=ctx.csrf_form(),
+                files={"file": ("welcome.wav", _prompt_wav(), "audio/wav")})
+
+
+@scenario("DELETE", "/api/v1/ivr/prompts/{key}")
+async def _(ctx: Ctx) -> Call:
+    await _uploaded_prompt(ctx, "bye.prompt")
+    await ctx.as_role("admin")
+    return Call("DELETE", "/api/v1/ivr/prompts/bye.prompt", ("prompt.delete",))
+
+
+@scenario("POST", "/admin/ivr/prompts/{key}")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/ivr/prompts/prompts.wait", ("prompt.upload",), data=ctx.csrf_form(),
+                files={"file": ("wait.wav", _prompt_wav(), "audio/wav")})
+
+
+@scenario("POST", "/admin/ivr/prompts/{key}/delete")
+async def _(ctx: Ctx) -> Call:
+    await _uploaded_prompt(ctx, "main.invalid_prompt")
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/ivr/prompts/main.invalid_prompt/delete", ("prompt.delete",))
+
+
 @dataclass
 class JobRun:
     """Run a job with work to do; ``actions`` are the audit rows it must write."""

@@ -170,6 +170,7 @@ async def test_staff_uploads_check_the_caller_and_the_ticket_first(app, session,
     other_headers = await wo_headers(factory, other_crew)
     own_headers = await wo_headers(factory, crew)
     editor = await factory.headers("admin")
+    supervisor = await factory.headers("supervisor")
     async with live(app) as (host, counter):
         cases = [
             (f"/api/v1/tickets/{ticket.id}/photos", {}, 401),
@@ -181,6 +182,11 @@ async def test_staff_uploads_check_the_caller_and_the_ticket_first(app, session,
             ("/api/v1/kb/import", {}, 401),
             ("/admin/kb/import", {}, 401),
             ("/api/v1/kb/import", editor, 413),
+            ("/api/v1/ivr/prompts/main.prompt", {}, 401),
+            ("/api/v1/ivr/prompts/main.prompt", supervisor, 403),  # recorded prompts: admins only
+            ("/api/v1/ivr/prompts/nowhere.prompt", editor, 404),  # a key no script uses, found before the body
+            ("/api/v1/ivr/prompts/main.prompt", editor, 413),
+            ("/admin/ivr/prompts/main.prompt", {}, 401),
         ]
         for target, headers, expected in cases:
             status, elapsed, head = await raw_upload(host, target, headers,

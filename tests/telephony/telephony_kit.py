@@ -29,9 +29,11 @@ class SilentRenderer:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.texts: list[str] = []
+        self.keys: list[str | None] = []
 
-    async def render(self, text: str) -> Prompt:
+    async def render(self, text: str, *, key: str | None = None) -> Prompt:
         self.texts.append(text)
+        self.keys.append(key)
         path = self.folder / (hashlib.sha256(text.encode()).hexdigest()[:16] + ".wav")
         if not path.exists():
             write_silence(path, 0.05)

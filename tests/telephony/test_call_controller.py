@@ -86,10 +86,10 @@ async def test_pressing_1_reports_a_leak_and_an_agent_takes_the_call(session, fa
     assert all("13900000001" not in (t or "") for t in texts)
 
 
-async def test_a_leak_call_goes_ahead_of_waiting_chats(session, factory, prompts) -> None:
+async def test_a_leak_call_goes_ahead_of_waiting_calls(session, factory, prompts) -> None:
     await desk_agent(factory, max_concurrent=1)
-    await queued_conversation(session)  # takes the agent's only slot
-    chat = await queued_conversation(session)  # waits
+    await queued_conversation(session, channel="voice")  # a call takes the agent's voice slot
+    chat = await queued_conversation(session, channel="voice")  # another caller waits
     caller = FakeCaller(inputs=["1"], caller="13900000002")
     task = asyncio.create_task(_call(caller, prompts))
     for _ in range(200):
@@ -112,7 +112,7 @@ async def test_pressing_0_queues_for_a_person_and_the_wait_is_bounded(session, f
     monkeypatch.setenv("GASDESK_TELEPHONY_QUEUE_WAIT_LIMIT_S", "0.3")
     reset_settings_cache()
     await desk_agent(factory, max_concurrent=1)
-    await queued_conversation(session)  # the only agent is busy
+    await queued_conversation(session, channel="voice")  # the only agent is on a call
     caller = FakeCaller(inputs=["0", ""], caller="13900000003")
     await _call(caller, prompts)
     rows = await call_rows(caller.info.call_ref)
@@ -177,8 +177,10 @@ async def test_a_long_queue_offers_an_sms_link_instead_of_waiting(session, facto
     monkeypatch.setenv("GASDESK_GUIDANCE_URL", "https://g.example.cn/z")
     reset_settings_cache()
     await desk_agent(factory, max_concurrent=1)
+    await queued_conversation(session, channel="voice")  # the agent's call
+    await queued_conversation(session, channel="voice")  # one caller waiting: the next waits about 8 minutes
+    await queued_conversation(session)  # chats wait for chat slots: they do not lengthen a caller's wait
     await queued_conversation(session)
-    await queued_conversation(session)  # one waiting: the next expected wait is about 8 minutes
     caller = FakeCaller(inputs=["0", "1"], caller="13900000005")
     await _call(caller, prompts)
     rows = await call_rows(caller.info.call_ref)

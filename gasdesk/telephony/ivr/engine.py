@@ -26,6 +26,7 @@ from gasdesk.telephony.ivr.script import (
     Script,
     SmsLinkNode,
     SpeechMenuNode,
+    prompt_key,
 )
 from gasdesk.telephony.media import MediaSession, Prompt
 from gasdesk.telephony.models import VisitOutcome
@@ -40,8 +41,9 @@ TOO_LONG_PROMPT = "感谢您的来电，再见。"
 class PromptRenderer(Protocol):
     """Turns a prompt's text into something to play (the TTS; tests use a silent-WAV double)."""
 
-    async def render(self, text: str) -> Prompt:
-        """An 8 kHz mono 16-bit WAV of ``text`` (cached by the implementation)."""
+    async def render(self, text: str, *, key: str | None = None) -> Prompt:
+        """An 8 kHz mono 16-bit WAV of ``text`` (cached by the implementation); the recording uploaded for the
+        prompt ``key`` instead, when there is one (``ivr.script.prompt_key``)."""
 
 
 IdentifyResult = Literal["ok", "failed", "locked"]
@@ -124,6 +126,7 @@ async def run_script(script: Script, media: MediaSession, prompts: PromptRendere
             await media.play(await prompts.render(TOO_LONG_PROMPT), barge_in=False)
             return Outcome("hangup", path=runner.path)
         runner.path.append(node_id)
+        runner.node_id = node_id
         await actions.enter(node_id)
         result = await runner.step(node)
         if isinstance(result, Outcome):
@@ -137,18 +140,24 @@ class _Runner:
     def __init__(self, script: Script, media: MediaSession, prompts: PromptRenderer, actions: CallActions) -> None:
         self.script, self.media, self.prompts, self.actions = script, media, prompts, actions
         self.path: list[str] = []
+        self.node_id = script.start
 
-    async def say(self, text: str, *, barge_in: bool = True) -> str:
+    async def render(self, text: str, field: str | None) -> Prompt:
+        """A prompt of the current node; ``field`` names a fixed prompt (an uploaded recording may replace it),
+        None a text built for this call."""
+        return await self.prompts.render(text, key=prompt_key(self.node_id, field) if field else None)
+
+    async def say(self, text: str, field: str | None = None, *, barge_in: bool = True) -> str:
         if not text:
             return ""
-        return await self.media.play(await self.prompts.render(text), barge_in=barge_in)
+        return await self.media.play(await self.render(text, field), barge_in=barge_in)
 
     async def step(self, node: object) -> str | Outcome:
         handler = getattr(self, "_" + type(node).__name__)
         return await handler(node)
 
     async def _MenuNode(self, node: MenuNode) -> str:  # noqa: N802 - named after the node class
-        prompt = await self.prompts.render(node.prompt)
+        prompt = await self.render(node.prompt, "prompt")
         outcome = VisitOutcome.timeout
         attempts = node.retries + 1
         for attempt in range(attempts):
@@ -160,12 +169,12 @@ class _Runner:
                 return node.options[digit]
             outcome = VisitOutcome.invalid if digit else VisitOutcome.timeout
             if digit and attempt < attempts - 1:
-                await self.say(node.invalid_prompt)
+                await self.say(node.invalid_prompt, "invalid_prompt")
         await self.actions.leave(outcome)
         return node.on_fail
 
     async def _SayNode(self, node: SayNode) -> str:  # noqa: N802
-        await self.say(node.prompt)
+        await self.say(node.prompt, "prompt")
         await self.actions.leave(VisitOutcome.next)
         return node.next
 
@@ -179,7 +188,7 @@ class _Runner:
         # hangs up during the instructions has still reported the leak.
         await self.actions.report_leak()
         await self.actions.leave(VisitOutcome.next)
-        await self.say(node.prompt, barge_in=False)
+        await self.say(node.prompt, "prompt", barge_in=False)
         return Outcome("queued", emergency=True)
 
     async def _OutageNoticesNode(self, node: OutageNoticesNode) -> str:  # noqa: N802
@@ -187,7 +196,7 @@ class _Runner:
         if texts:
             await self.say((node.intro if known else node.unknown_area_prompt) + "；".join(texts[:5]) + "。")
         else:
-            await self.say(node.none_prompt)
+            await self.say(node.none_prompt, "none_prompt")
         await self.actions.leave(VisitOutcome.next)
         return node.next
 
@@ -197,13 +206,13 @@ class _Runner:
             return node.ok
         outcome = VisitOutcome.timeout
         for _ in range(node.retries + 1):
-            account = await self.media.collect_digits(await self.prompts.render(node.account_prompt),
+            account = await self.media.collect_digits(await self.render(node.account_prompt, "account_prompt"),
                                                       max_digits=ACCOUNT_MAX_DIGITS, timeout_s=node.timeout_s)
             if not account:
                 outcome = VisitOutcome.timeout
                 continue
             await self.actions.dtmf(account, secret=True)
-            last4 = await self.media.collect_digits(await self.prompts.render(node.last4_prompt), max_digits=4,
+            last4 = await self.media.collect_digits(await self.render(node.last4_prompt, "last4_prompt"), max_digits=4,
                                                     timeout_s=node.timeout_s)
             if not last4:
                 outcome = VisitOutcome.timeout
@@ -217,7 +226,7 @@ class _Runner:
             if result == "locked":
                 await self.say(LOCKED_PROMPT)
                 break
-            await self.say(node.failed_prompt)
+            await self.say(node.failed_prompt, "failed_prompt")
         await self.actions.leave(outcome)
         return node.on_fail
 
@@ -234,13 +243,16 @@ class _Runner:
             await self.actions.leave(VisitOutcome.next)
             return node.unidentified
         texts = await self.actions.progress_texts()
-        await self.say("您近期的工单和预约：" + "；".join(texts) + "。" if texts else node.none_prompt)
+        if texts:
+            await self.say("您近期的工单和预约：" + "；".join(texts) + "。")
+        else:
+            await self.say(node.none_prompt, "none_prompt")
         await self.actions.leave(VisitOutcome.next)
         return node.next
 
     async def _SmsLinkNode(self, node: SmsLinkNode) -> str:  # noqa: N802
         sent = await self.actions.send_sms_link()
-        await self.say(node.sent_prompt if sent else node.failed_prompt)
+        await self.say(*((node.sent_prompt, "sent_prompt") if sent else (node.failed_prompt, "failed_prompt")))
         await self.actions.leave(VisitOutcome.next)
         return node.next
 
@@ -249,14 +261,14 @@ class _Runner:
         if expected is not None and expected[1] >= node.hint_over_s:
             waiting, wait_s = expected
             text = node.hint_prompt.format_map(_Fill(waiting=waiting, minutes=max(1, round(wait_s / 60))))
-            digit = await self.media.collect_digits(await self.prompts.render(text), max_digits=1,
+            digit = await self.media.collect_digits(await self.render(text, None), max_digits=1,
                                                     timeout_s=node.hint_timeout_s, terminators="")
             if digit:
                 await self.actions.dtmf(digit)
             if digit and digit == node.offer_digit:
                 await self.actions.leave(VisitOutcome.digit)
                 return node.offer_node
-        await self.say(node.prompt, barge_in=False)
+        await self.say(node.prompt, "prompt", barge_in=False)
         queued = await self.actions.hand_off(node.group)
         await self.actions.leave(VisitOutcome.next)
         return Outcome("queued") if queued else node.unavailable
@@ -264,7 +276,7 @@ class _Runner:
     async def _SpeechMenuNode(self, node: SpeechMenuNode) -> str:  # noqa: N802
         # Outcomes: digit = an intent chose the way; timeout = nothing said (or a key pressed: it waits in the
         # buffer for the fallback menu); invalid = not understood well enough; next = the recogniser failed.
-        pcm = await self.media.listen(await self.prompts.render(node.prompt), max_s=node.max_s,
+        pcm = await self.media.listen(await self.render(node.prompt, "prompt"), max_s=node.max_s,
                                       silence_s=node.silence_s)
         if not pcm:
             await self.actions.leave(VisitOutcome.timeout)
@@ -282,6 +294,6 @@ class _Runner:
         return node.fallback
 
     async def _HangupNode(self, node: HangupNode) -> Outcome:  # noqa: N802
-        await self.say(node.prompt, barge_in=False)
+        await self.say(node.prompt, "prompt", barge_in=False)
         await self.actions.leave(VisitOutcome.next)
         return Outcome("hangup")

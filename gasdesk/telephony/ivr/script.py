@@ -10,6 +10,7 @@ single DTMF digits, timeouts/retries/text lengths are bounded, and no loop runs 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -315,6 +316,55 @@ def check_script(body: Any) -> Script:
         raise InvalidInput("语音导航脚本有误：" + "；".join(problems[:20]), code="invalid_ivr_script",
                            details={"problems": problems[:50]})
     return Script.model_validate(body)
+
+
+# ---------------------------------------------------------------- prompt keys (recorded prompts)
+
+# The fixed prompts of each node kind, by field: what an admin may replace with a recording. Prompts built at
+# call time (the queue's hint with the wait, outage notices, balances) are always synthesised.
+PROMPT_FIELDS: dict[str, tuple[str, ...]] = {
+    "menu": ("prompt", "invalid_prompt"), "say": ("prompt",), "emergency": ("prompt",),
+    "outage_notices": ("none_prompt",), "identify": ("account_prompt", "last4_prompt", "failed_prompt"),
+    "progress": ("none_prompt",), "sms_link": ("sent_prompt", "failed_prompt"), "queue": ("prompt",),
+    "hangup": ("prompt",), "speech_menu": ("prompt",),
+}
+FIELD_LABELS = {
+    "prompt": "提示语", "invalid_prompt": "输入有误", "none_prompt": "无结果", "account_prompt": "请输入户号",
+    "last4_prompt": "请输入手机后四位", "failed_prompt": "失败", "sent_prompt": "已发送",
+    "wait": "排队等待", "connecting": "正在接通", "queue_timeout": "等待超时", "overflow": "线路繁忙",
+}
+SCRIPT_PROMPTS = "prompts"  # the key prefix of the prompts outside any node (Script.prompts)
+
+
+def prompt_key(node_id: str, field: str) -> str:
+    """The stable key of a node's fixed prompt (``main.prompt``; ``prompts.wait`` for the script-wide ones):
+    a recording uploaded under it plays instead of the synthesised text, as long as the node keeps its name."""
+    return f"{node_id}.{field}"
+
+
+@dataclass(frozen=True)
+class PromptSlot:
+    """One fixed prompt of a script: its key, the text the TTS reads when no recording is uploaded, and where
+    it is used (``node`` is None for the script-wide prompts)."""
+
+    key: str
+    text: str
+    node: str | None
+    field: str
+    label: str
+
+
+def prompt_slots(script: Script) -> list[PromptSlot]:
+    """Every fixed, non-empty prompt of the script in node order, then the script-wide ones."""
+    slots = []
+    for node_id, node in script.nodes.items():
+        for name in PROMPT_FIELDS.get(node.kind, ()):
+            text = getattr(node, name)
+            if text:
+                slots.append(PromptSlot(prompt_key(node_id, name), text, node_id, name, FIELD_LABELS[name]))
+    for name, text in script.prompts.model_dump().items():
+        slots.append(PromptSlot(prompt_key(SCRIPT_PROMPTS, name), text, None, name, FIELD_LABELS[name]))
+    return slots
 
 
 SAFETY_PROMPT = (
