@@ -59,6 +59,12 @@ ACTION_LABELS: dict[str, str] = {
     "view.save": "保存筛选视图",
     "view.delete": "删除筛选视图",
     "prompt.upload": "上传语音提示录音",
+    "prompt.delete": "删除语音提示录音",
+    "ivr_script.save": "保存语音导航脚本",
+    "ivr_script.activate": "启用语音导航版本",
+    "call.end": "通话结束",
+    "call.recording_play": "播放通话录音",
+    "call.recording_delete": "删除到期通话录音",
     "followup.send": "发送回访",
     "followup.unreachable": "回访无法联系",
     "followup.cancel": "取消回访",
@@ -95,6 +101,7 @@ ENTITY_LABELS: dict[str, str] = {
     "user": "用户", "api_token": "接口令牌", "customer": "客户", "account": "账户", "branch": "营业网点",
     "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置", "left_message": "留言",
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
+    "call": "通话", "ivr_script": "语音导航脚本",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {
