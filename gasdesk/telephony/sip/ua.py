@@ -21,7 +21,9 @@ handling and the MediaSession semantics be exactly what the hotline needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from gasdesk.telephony.sip.session import BridgeProvider, SipMediaSession
 log = logging.getLogger(__name__)
 
 OnCall = Callable[[SipMediaSession], Awaitable[None]]
+SIP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 T1 = 0.5
 T2 = 4.0
@@ -125,6 +128,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self, local_addr=(self.host, self.port))
         assert self._transport is not None
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            # A burst of INVITEs (a flood, or every line ringing at 8 a.m.) waits in the kernel while the loop
+            # is busy: the default ~200 KB buffer drops datagrams; the kernel caps this at net.core.rmem_max.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SIP_RECEIVE_BUFFER)
         self.port = int(self._transport.get_extra_info("sockname")[1])
 
     async def stop(self) -> None:
