@@ -37,7 +37,7 @@ from gasdesk.db import transaction
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.telephony import service
 from gasdesk.telephony.media import BridgeTarget, CallInfo, MediaSession
-from gasdesk.telephony.models import Call
+from gasdesk.telephony.models import Call, CallEventKind
 from gasdesk.telephony.sip.session import BridgeUnavailable
 
 __all__ = ["AgentRefused", "CallerTrack", "SoftphoneLeg", "WebRtcBridgeProvider", "access_leg", "installed_provider"]
@@ -128,6 +128,7 @@ class SoftphoneLeg:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.transferred = False
         self.held = False
+        self.frames_from_caller = 0  # the caller's RTP frames passed on to the browser
         self.frames_from_agent = 0  # 8 kHz frames made from the browser's audio
         self._closed = False
 
@@ -140,6 +141,7 @@ class SoftphoneLeg:
         """One frame of the caller's audio, towards the browser."""
         if not self._closed and not self.transferred:
             self.caller_track.push(pcm)
+            self.frames_from_caller += 1
 
     def agent_frame(self) -> bytes | None:
         """The next frame of the agent's audio, or None."""
@@ -257,12 +259,21 @@ class SoftphoneLeg:
             self._ended.set_result(by)
         self.provider.forget(self)
         await self._close_media()
-        if ringing:
-            try:
-                async with transaction() as session:
+        # Recorded in a task of its own: a route's request (reject, hangup) still holds its database session,
+        # and with a one-connection pool (SQLite) a transaction opened here would wait for it forever.
+        self.provider.spawn(self._record_end(ringing, reason))
+
+    async def _record_end(self, ringing: bool, reason: str) -> None:
+        try:
+            async with transaction() as session:
+                if ringing:
                     service.do_withdraw_offer(session, self.call_id, self.agent_id, reason)
-            except Exception:  # noqa: BLE001 - the console's bar also drops at the call's end
-                log.exception("softphone: could not withdraw the offer of call %s", self.call_id)
+                else:  # what the leg carried, for support: frames of 20 ms each way
+                    service.add_event(session, self.call_id, CallEventKind.agent_leg_ended, agent_id=self.agent_id,
+                                      reason=reason, caller_frames=self.frames_from_caller,
+                                      sent_to_browser=self.caller_track.sent, agent_frames=self.frames_from_agent)
+        except Exception:  # noqa: BLE001 - the console's bar also drops at the call's end
+            log.exception("softphone: could not record the end of the leg of call %s", self.call_id)
 
 
 class WebRtcBridgeProvider:
@@ -272,6 +283,7 @@ class WebRtcBridgeProvider:
     def __init__(self) -> None:
         self.legs: dict[int, SoftphoneLeg] = {}  # call id -> the leg ringing or talking now
         self._media: dict[str, MediaSession] = {}  # "backend:call_ref" -> the call's media
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def install(self) -> None:
         """Make this the process's provider (the API routes find legs through it)."""
@@ -293,6 +305,12 @@ class WebRtcBridgeProvider:
 
     def release(self, media: MediaSession) -> None:
         self._media.pop(self._key(media.info), None)
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in a task the provider keeps (and waits for when it closes)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def forget(self, leg: SoftphoneLeg) -> None:
         if self.legs.get(leg.call_id) is leg:
@@ -326,4 +344,10 @@ class WebRtcBridgeProvider:
         """End every leg (the hotline is stopping)."""
         for leg in list(self.legs.values()):
             await leg.close()
+        await self.drain()
         self.uninstall()
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for the records of ended legs to be written."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)

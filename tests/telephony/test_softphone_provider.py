@@ -16,7 +16,7 @@ from aiortc import RTCSessionDescription
 from sqlalchemy import select
 
 from gasdesk.audit.models import AuditEntry
-from gasdesk.db import commit
+from gasdesk.db import commit, transaction
 from gasdesk.errors import InvalidInput
 from gasdesk.telephony.media import BridgeTarget, CallInfo
 from gasdesk.telephony.models import Call, CallEvent
@@ -81,16 +81,22 @@ async def test_audio_flows_both_ways_and_the_agent_hangs_up(offered) -> None:
         await leg.hangup()
         assert await asyncio.wait_for(leg.wait_ended(), 2) == "agent"
         assert leg.pc is None and call.id not in provider.legs
+        await provider.drain()
+        async with transaction() as s:
+            ended = await s.scalar(select(CallEvent).where(CallEvent.call_id == call.id,
+                                                           CallEvent.kind == "agent_leg_ended"))
+        assert ended is not None and ended.data["reason"] == "hangup" and ended.data["agent_frames"] > 10
     finally:
         await browser.close()
 
 
-async def test_reject_and_close_end_the_ringing_and_withdraw_the_offer(offered, events) -> None:
-    _, leg, agent, (call, _) = offered
+async def test_reject_ends_the_ringing_and_withdraws_the_offer(offered, events) -> None:
+    provider, leg, agent, (call, _) = offered
     await leg.reject()
     with pytest.raises(AgentRefused):
         await leg.wait_answered()
     assert await leg.wait_ended() == "agent"
+    await provider.drain()
     assert [e.payload for e in events if e.type == "call.offer_withdrawn"] == [
         {"call_id": call.id, "agent_id": agent.id, "reason": "rejected"}]
 
