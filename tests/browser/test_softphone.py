@@ -102,9 +102,9 @@ async def test_agent_answers_a_hotline_call_in_the_browser(browser, factory, ses
         await page.wait_for_selector("#call-hangup", timeout=5000)
         assert await page.inner_text("#call-bar") and "通话中" in await page.inner_text("#call-bar")
 
-        stats = await _stats(page, at_least=50)  # a second of audio each way
+        stats = await _stats(page, at_least=25)  # half a second of audio each way
         assert ".local" not in stats["offer"], "host candidates, not mDNS names (the page has the microphone)"
-        await asyncio.sleep(1.0)  # more of the browser's tone towards the caller
+        await asyncio.sleep(0.6)  # more of the browser's tone towards the caller
         await screenshot(page, "softphone-in-call")
         await page.click("#call-hangup")
         await caller.wait_event("CALL_CLOSED", 5)
@@ -133,12 +133,12 @@ async def test_agent_answers_a_hotline_call_in_the_browser(browser, factory, ses
     ended = await session.scalar(select(CallEvent).where(CallEvent.kind == "agent_leg_ended"))
     assert ended is not None and ended.data["reason"] == "hangup"
     caller_in, to_browser, agent_out = (ended.data[k] for k in ("caller_frames", "sent_to_browser", "agent_frames"))
-    assert caller_in > 75 and to_browser > 75 and agent_out > 75, ended.data
+    assert caller_in > 40 and to_browser > 40 and agent_out > 40, ended.data
     call = await session.scalar(select(Call).where(Call.id == ended.call_id))
     assert call is not None and call.hangup_by == "agent" and call.agent_id == agent.id
     # baresip decoded the browser's fake microphone (a beeping tone) in the bridged part of the call.
     heard = caller.heard()
-    tail = heard[-8000 * 2 * 2:]  # the last two seconds: the agent talking
+    tail = heard[-8000 * 2:]  # the last second: the agent talking
     assert rms(tail) > 100, f"rms of what the caller heard from the agent: {rms(tail)}"
     print(f"browser packets in/out: {stats['inbound']}/{stats['outbound']}; server frames caller→browser "
           f"{caller_in}/{to_browser}, browser→caller {agent_out}; caller heard rms {rms(tail):.0f}")
