@@ -158,6 +158,8 @@
       if (S.call === call && (pc.connectionState === "failed" || pc.connectionState === "closed")) endLocal("通话连接已断开");
     });
     render();
+    // the console opens the call's conversation, with the full customer 360 in its right column
+    dropPop(o.call_id);
     if (o.conversation_id) agent().select(o.conversation_id).catch(() => {});
   }
 
