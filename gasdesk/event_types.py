@@ -246,6 +246,28 @@ class CallEnded(EventPayload):
     hangup_by: str
 
 
+@event_type("call.offered", Consumer.AGENT)
+class CallOffered(EventPayload):
+    """The ACD chose an agent for a call and their softphone rings: frame ``call_offered`` to that agent's
+    consoles only (接听 / 拒接). The number is masked (``138****1234``)."""
+
+    call_id: int
+    conversation_id: int
+    customer_id: int | None
+    agent_id: int
+    caller_masked: str
+
+
+@event_type("call.offer_withdrawn", Consumer.AGENT)
+class CallOfferWithdrawn(EventPayload):
+    """The ringing stopped before the agent answered (rang out, refused, the caller hung up, transferred
+    away): frame ``call_offer_withdrawn`` to that agent's consoles, which drop the incoming-call bar."""
+
+    call_id: int
+    agent_id: int
+    reason: str
+
+
 # ------------------------------------------------------------------ notifications (the bell)
 
 

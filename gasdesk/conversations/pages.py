@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
+from gasdesk.config import get_settings
 from gasdesk.conversations.models import CHANNEL_LABELS
 from gasdesk.web.templating import render
 
@@ -16,5 +17,8 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/agent")
 async def agent_console(request: Request, user: User = allow(Role.agent, Role.supervisor, Role.admin)) -> Response:
+    settings = get_settings()
+    # The browser softphone exists only where this process carries the calls (telephony/softphone.py).
     return render(request, "agent.html",
-                  {"channel_labels": {c.value: label for c, label in CHANNEL_LABELS.items()}})
+                  {"channel_labels": {c.value: label for c, label in CHANNEL_LABELS.items()},
+                   "softphone": settings.hotline_in_app and settings.sip_enabled})

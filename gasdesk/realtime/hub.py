@@ -346,6 +346,12 @@ class Hub:
     async def _on_call_ringing(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "call_ringing", **p})
 
+    async def _on_call_offered(self, p: dict[str, Any]) -> None:
+        await self._fanout(self._agents(p["agent_id"]), {"type": "call_offered", **p})
+
+    async def _on_call_offer_withdrawn(self, p: dict[str, Any]) -> None:
+        await self._fanout(self._agents(p["agent_id"]), {"type": "call_offer_withdrawn", **p})
+
     async def _on_call_ended(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "call_ended", **p})
 

@@ -1,5 +1,6 @@
 """The hotline's REST routes: a customer's calls, recordings for staff (audited), the IVR scripts, their
-recorded prompts (admins upload, staff listen) and the report of where callers drop."""
+recorded prompts (admins upload, staff listen), the report of where callers drop, and the signalling of the
+agents' browser softphone (embedded mode, ``telephony/softphone.py``)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from fastapi.responses import FileResponse
 from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
-from gasdesk.auth.roles import MANAGERS, OFFICE, Role
+from gasdesk.auth.roles import MANAGERS, OFFICE, STAFF_DESK, Role
 from gasdesk.config import get_settings
+from gasdesk.conversations import service as conversations
 from gasdesk.conversations.attachments import SealedFileResponse
+from gasdesk.conversations.schemas import TransferIn
 from gasdesk.db import DbSession
-from gasdesk.errors import InvalidInput
+from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.fields import AwareDatetime, Id
-from gasdesk.telephony import service
+from gasdesk.telephony import service, softphone
 from gasdesk.telephony.ivr.script import script_problems
-from gasdesk.telephony.models import IvrScript
+from gasdesk.telephony.models import Call, IvrScript
 from gasdesk.telephony.schemas import (
     CallOut,
     IvrReportOut,
@@ -30,7 +33,12 @@ from gasdesk.telephony.schemas import (
     IvrScriptProblems,
     PromptDeleted,
     PromptOut,
+    SoftphoneAnswerOut,
+    SoftphoneHoldIn,
+    SoftphoneOfferIn,
+    SoftphoneStateOut,
 )
+from gasdesk.telephony.softphone import SoftphoneLeg
 from gasdesk.telephony.tts import do_delete_prompt, do_upload_prompt
 from gasdesk.web.body_limit import body_cap
 from gasdesk.web.uploads import read_upload_form
@@ -174,3 +182,72 @@ async def report(session: DbSession, since: AwareDatetime | None = None, until: 
     """Where callers drop, for calls that started in [since, until) (default: the last 7 days; at most 366):
     per IVR node its visits and how they ended with the hang-up rate, and the calls' totals and averages."""
     return report_out(await service.ivr_report(session, since, until))
+
+
+# ---------------------------------------------------------------- the agent's browser softphone (embedded mode)
+
+
+async def _softphone_call(session: DbSession, user: User, call_id: int) -> tuple[SoftphoneLeg, Call]:
+    leg = softphone.access_leg(user.id, call_id)
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise NotFound("没有找到这通来电", code="call_not_found")
+    return leg, call
+
+
+@router.post("/api/v1/calls/{call_id}/softphone/answer", response_model=SoftphoneAnswerOut)
+async def softphone_answer(call_id: Id, body: SoftphoneOfferIn, session: DbSession,
+                           user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
+    """接听: the console's SDP offer (ICE gathered, no trickle) for the call offered to this agent; returns
+    our SDP answer. Only the agent the call rings for may answer it (others: 404)."""
+    leg, call = await _softphone_call(session, user, call_id)
+    sdp = await leg.answer(body.sdp)
+    await service.do_softphone_action(session, user, call, "answer")
+    return {"call_id": call.id, "type": "answer", "sdp": sdp}
+
+
+@router.post("/api/v1/calls/{call_id}/softphone/reject", response_model=SoftphoneStateOut)
+async def softphone_reject(call_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
+    """拒接: the call goes back to the queue and this agent is set away (as when a phone rings out)."""
+    leg, call = await _softphone_call(session, user, call_id)
+    await leg.reject()
+    await service.do_softphone_action(session, user, call, "reject")
+    return {"call_id": call.id, "state": "rejected"}
+
+
+@router.post("/api/v1/calls/{call_id}/softphone/hangup", response_model=SoftphoneStateOut)
+async def softphone_hangup(call_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
+    """挂断: ends the call (the records say the agent hung up)."""
+    leg, call = await _softphone_call(session, user, call_id)
+    await leg.hangup()
+    await service.do_softphone_action(session, user, call, "hangup")
+    return {"call_id": call.id, "state": "ended"}
+
+
+@router.post("/api/v1/calls/{call_id}/softphone/hold", response_model=SoftphoneStateOut)
+async def softphone_hold(call_id: Id, body: SoftphoneHoldIn, session: DbSession,
+                         user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
+    """保持 / 恢复: the caller hears the hold audio; the time on hold counts in the call's hold_s."""
+    leg, call = await _softphone_call(session, user, call_id)
+    if body.on == leg.held:
+        raise Conflict("通话已处于该状态", code="hold_unchanged")
+    await leg.hold(body.on)
+    await service.do_softphone_action(session, user, call, "hold" if body.on else "resume")
+    return {"call_id": call.id, "state": "held" if body.on else "talking"}
+
+
+@router.post("/api/v1/calls/{call_id}/softphone/transfer", response_model=SoftphoneStateOut)
+async def softphone_transfer(call_id: Id, body: TransferIn, session: DbSession,
+                             user: User = allow(*STAFF_DESK)) -> dict[str, Any]:
+    """转接 to a colleague or a group: the conversation is transferred (as in the chat console), this agent's
+    leg ends and the caller, on hold meanwhile, is bridged to the next agent."""
+    leg, call = await _softphone_call(session, user, call_id)
+    if not leg.answered or call.conversation_id is None:
+        raise Conflict("通话未接通，无法转接", code="call_not_connected")
+    conversation = await conversations.access_conversation_for_user(session, user, call.conversation_id)
+    await conversations.do_transfer(session, user, conversation, to_agent_id=body.to_agent_id,
+                                    to_group_id=body.to_group_id, note=body.note)
+    await service.do_softphone_action(session, user, call, "transfer", to_agent_id=body.to_agent_id,
+                                      to_group_id=body.to_group_id)
+    await leg.detach()
+    return {"call_id": call.id, "state": "transferred"}

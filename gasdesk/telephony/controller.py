@@ -49,7 +49,7 @@ from gasdesk.telephony import service
 from gasdesk.telephony.asr import AsrUnavailable, DtmfOnlyRecognizer, Recognizer
 from gasdesk.telephony.ivr.engine import CallActions, IdentifyResult, PromptRenderer, run_script
 from gasdesk.telephony.ivr.script import SCRIPT_PROMPTS, Script, prompt_key
-from gasdesk.telephony.media import BridgeTarget, CallHungUp, MediaSession, RecordingInfo
+from gasdesk.telephony.media import AgentDidNotAnswer, BridgeTarget, CallHungUp, MediaSession, RecordingInfo
 from gasdesk.telephony.models import Call, CallEventKind, CallState, HangupBy, IvrNodeVisit, VisitOutcome
 from gasdesk.tickets.emergency import do_report_gas_leak
 
@@ -161,6 +161,7 @@ async def _connect(live: LiveCall, script: Script, prompts: PromptRenderer,
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.telephony_queue_wait_limit_s
     media = live.media
+    on_hold = False
     while True:
         agent_id = await _wait_for_agent(live, script, prompts, deadline) if loop.time() < deadline else None
         if agent_id is None:
@@ -172,14 +173,46 @@ async def _connect(live: LiveCall, script: Script, prompts: PromptRenderer,
         try:
             await asyncio.wait_for(media.bridge(BridgeTarget(agent_id, endpoint_for(agent_id))),
                                    timeout=settings.telephony_agent_answer_timeout_s)
-        except TimeoutError:
+        except (TimeoutError, AgentDidNotAnswer):
             await live.agent_missed(agent_id)
             continue
+        if on_hold:
+            await media.hold(False)
+            on_hold = False
         await live.connected(agent_id)
-        await live.start_recording()
-        by = await media.wait_hangup()
+        if not live.recording:  # one recording for the whole call, across transfers
+            await live.start_recording()
+        by = await _talk(live, agent_id)
+        if by is None:  # transferred: the caller holds while the next agent is found and rings
+            await media.hold(True)
+            on_hold = True
+            await live.note(CallEventKind.transferred, agent_id=agent_id, reason="agent")
+            deadline = loop.time() + settings.telephony_queue_wait_limit_s
+            continue
         await live.stop_recording()
         return by, "NORMAL_CLEARING"
+
+
+async def _talk(live: LiveCall, agent_id: int) -> str | None:
+    """Wait for the end of the call while connected to ``agent_id``: who hung up, or None once the agent
+    transferred the conversation (to a colleague or back into a group's queue). An agent who closes the
+    conversation ends the call."""
+    media = live.media
+    poll = max(get_settings().telephony_queue_poll_s, 0.2)
+    ended = asyncio.ensure_future(media.wait_hangup())
+    try:
+        while True:
+            done, _ = await asyncio.wait({ended}, timeout=poll)
+            if done:
+                return ended.result()
+            state, now_agent = await live.conversation_state()
+            if state == ConversationState.closed.value:
+                await media.hangup()
+                return HangupBy.agent.value
+            if state != ConversationState.assigned.value or now_agent != agent_id:
+                return None
+    finally:
+        ended.cancel()
 
 
 async def _wait_for_agent(live: LiveCall, script: Script, prompts: PromptRenderer, deadline: float) -> int | None:

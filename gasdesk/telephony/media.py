@@ -27,6 +27,11 @@ class CallHungUp(Exception):
         self.cause = cause
 
 
+class AgentDidNotAnswer(Exception):
+    """Raised by ``MediaSession.bridge`` when the agent's leg is refused or fails before it is answered (the
+    agent pressed 拒接, their softphone could not connect): the controller treats it like a ring-out."""
+
+
 @dataclass(frozen=True)
 class Prompt:
     """Something to play: an audio file (8 kHz mono 16-bit PCM WAV, see ``telephony/prompts.py``), made
@@ -95,7 +100,8 @@ class MediaSession(Protocol):
 
     async def bridge(self, target: BridgeTarget) -> None:
         """Connect the caller to an agent; returns once the agent's leg is answered (raises CallHungUp if
-        the caller hangs up first)."""
+        the caller hangs up first, AgentDidNotAnswer if the agent refuses). Bridging again while bridged
+        replaces the agent (a transfer)."""
 
     async def hold(self, on: bool) -> None:
         """Put the caller on hold (music/silence) or take them off."""

@@ -43,6 +43,7 @@ class CallEventKind(StrEnum):
     held = "held"
     unheld = "unheld"
     bridged = "bridged"
+    agent_leg_ended = "agent_leg_ended"  # the softphone's leg: why it ended and the audio frames it carried
     recording_started = "recording_started"
     recording_stopped = "recording_stopped"
     hung_up = "hung_up"

@@ -20,6 +20,7 @@ from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, SCRIPT_PROMPTS, Script,
 from gasdesk.telephony.media import MediaSession
 from gasdesk.telephony.sip.session import BridgeProvider
 from gasdesk.telephony.sip.ua import SipEndpoint, endpoint_from_settings
+from gasdesk.telephony.softphone import WebRtcBridgeProvider
 from gasdesk.telephony.tts import PromptRenderer
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Hotline:
     def __init__(self) -> None:
         self.freeswitch: FreeswitchListener | None = None
         self.sip: SipEndpoint | None = None
+        self.softphone: WebRtcBridgeProvider | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -51,7 +53,8 @@ class Hotline:
 
 async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider | None = None) -> Hotline:
     """Start every back-end enabled in ``settings`` (none enabled: an idle Hotline). ``bridge_provider``
-    connects embedded SIP callers to agents (the softphone)."""
+    connects embedded SIP callers to agents; when none is given and the hotline runs inside the web app
+    (``hotline_in_app``), agents' browser softphones do (``telephony/softphone.py``)."""
     hotline = Hotline()
     prompts = PromptRenderer.from_settings(settings)
     recognizer = recognizer_from_settings(settings)  # DTMF only unless asr_url names a FunASR server
@@ -66,8 +69,22 @@ async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider |
         hotline._closers.append(hotline.freeswitch.close)
         log.info("hotline: FreeSWITCH outbound Event Socket listener on %s:%s", settings.freeswitch_listen_host, port)
     if settings.sip_enabled:
+        softphone: WebRtcBridgeProvider | None = None
+        if bridge_provider is None and settings.hotline_in_app:
+            # One process: the agents' consoles reach this process, so their browsers can be the phones.
+            softphone = WebRtcBridgeProvider()
+            softphone.install()
+            hotline.softphone, bridge_provider = softphone, softphone
+            hotline._closers.append(softphone.close)
+
         async def on_sip_call(media: MediaSession) -> None:
-            await handle_call(media, prompts=prompts, recognizer=recognizer)
+            if softphone is not None:
+                softphone.attach(media)
+            try:
+                await handle_call(media, prompts=prompts, recognizer=recognizer)
+            finally:
+                if softphone is not None:
+                    softphone.release(media)
 
         # Beyond sip_max_calls the endpoint itself answers with the overflow prompt (no database work at all).
         overflow = await prompts.render(Script.model_validate(DEFAULT_SCRIPT).prompts.overflow,

@@ -100,3 +100,22 @@ class IvrReportOut(Out):
     until: IsoDatetime
     calls: CallStatsOut
     nodes: list[IvrNodeStatsOut]
+
+
+class SoftphoneOfferIn(BaseModel):
+    sdp: str = Field(min_length=10, max_length=24_000)  # the browser's offer, ICE candidates gathered
+
+
+class SoftphoneAnswerOut(Out):
+    call_id: int
+    type: str  # "answer"
+    sdp: str
+
+
+class SoftphoneHoldIn(BaseModel):
+    on: bool
+
+
+class SoftphoneStateOut(Out):
+    call_id: int
+    state: str  # rejected | ended | held | talking | transferred

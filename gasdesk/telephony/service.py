@@ -31,9 +31,9 @@ from gasdesk.conversations.models import Channel, Conversation, ConversationStat
 from gasdesk.customers.contacts import do_find_or_create_contact, visitor_id_of
 from gasdesk.customers.lookup_keys import phone_key
 from gasdesk.customers.models import ContactKind, CustomerPhone
-from gasdesk.customers.validation import LANDLINE_RE, MOBILE_RE, normalize_phone
+from gasdesk.customers.validation import LANDLINE_RE, MOBILE_RE, mask_phone, normalize_phone
 from gasdesk.errors import InvalidInput, NotFound
-from gasdesk.event_types import CallEnded, CallRinging
+from gasdesk.event_types import CallEnded, CallOffered, CallOfferWithdrawn, CallRinging
 from gasdesk.events import emit
 from gasdesk.security.crypto import encrypt_bytes
 from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, PromptSlot, Script, check_script, prompt_slots
@@ -171,6 +171,27 @@ async def hold_seconds(session: AsyncSession, call_id: int, until: datetime) -> 
 async def do_note_hold(session: AsyncSession, call: Call, on: bool, *, by: User | None = None) -> None:
     """The agent put the caller on hold or took them off (the back-end did it): an event, counted in hold_s."""
     add_event(session, call, CallEventKind.held if on else CallEventKind.unheld, agent_id=by.id if by else None)
+
+
+async def do_offer_call(session: AsyncSession, call: Call, agent_id: int) -> None:
+    """The agent's softphone rings for ``call``: ``call.offered`` to that agent's consoles (the number masked)."""
+    record_audit(session, HOTLINE, "call.offer", "call", call.id, after={"agent_id": agent_id})
+    emit(session, CallOffered(call_id=call.id, conversation_id=call.conversation_id or 0,
+                              customer_id=call.customer_id, agent_id=agent_id,
+                              caller_masked=mask_phone(call.caller) if call.caller else "未知号码"))
+
+
+def do_withdraw_offer(session: AsyncSession, call_id: int, agent_id: int, reason: str) -> None:
+    """The agent's softphone stopped ringing unanswered: ``call.offer_withdrawn`` to their consoles."""
+    emit(session, CallOfferWithdrawn(call_id=call_id, agent_id=agent_id, reason=reason[:40]))
+
+
+async def do_softphone_action(session: AsyncSession, user: User, call: Call, action: str, **after: Any) -> None:
+    """What an agent did on the softphone (answer, reject, hang up, hold, transfer): its audit row; a hold or
+    resume is also a call event, so ``hold_s`` counts it."""
+    if action in ("hold", "resume"):
+        await do_note_hold(session, call, action == "hold", by=user)
+    record_audit(session, Actor.of(user, "api"), f"call.softphone_{action}", "call", call.id, after=after or None)
 
 
 async def do_end_call(session: AsyncSession, call: Call, *, by: str, cause: str) -> Call:

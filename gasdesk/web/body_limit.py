@@ -53,6 +53,12 @@ CALLBACK_CAPS: tuple[BodyCap, ...] = (
 )
 
 
+# The softphone's SDP offer (a browser's, with its ICE candidates gathered): a few KB; 32 KB is plenty.
+SOFTPHONE_CAPS: tuple[BodyCap, ...] = (
+    BodyCap("POST", re.compile(r"^/api/v1/calls/\d+/softphone/"), 32 * KB),
+)
+
+
 def is_upload_route(method: str, path: str) -> bool:
     """Routes that take files (their bodies are parsed by ``web.uploads.read_upload_form``)."""
     return any(cap.method == method and cap.path.match(path) for cap in UPLOAD_CAPS)
@@ -60,7 +66,7 @@ def is_upload_route(method: str, path: str) -> bool:
 
 def body_cap(method: str, path: str) -> int:
     """The most bytes a request to ``method path`` may carry."""
-    for cap in (*UPLOAD_CAPS, *CALLBACK_CAPS):
+    for cap in (*UPLOAD_CAPS, *CALLBACK_CAPS, *SOFTPHONE_CAPS):
         if cap.method == method and cap.path.match(path):
             return cap.max_bytes
     return DEFAULT_MAX_BODY

@@ -5,6 +5,7 @@ new one has to be given one (or an entry in EXEMPT with the reason it changes no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -836,47 +837,8 @@ async def _(ctx: Ctx) -> Call:
     return Call("POST", f"/notifications/{note_id}/read", ("notification.read",))
 
 
-# ---------------------------------------------------------------- the route tests
-
-
-def _mutating_routes(app: Any) -> set[tuple[str, str]]:
-    return {(method, route.path) for route in iter_routes(app.routes) if isinstance(route, APIRoute)
-            for method in route.methods & MUTATING}
-
-
-def test_every_mutating_route_has_a_scenario_or_a_reason(app) -> None:
-    routes = _mutating_routes(app)
-    assert not set(SCENARIOS) & set(EXEMPT), "a route is either exercised or exempt"
-    assert sorted(routes - set(SCENARIOS) - set(EXEMPT)) == [], "add a scenario (or an EXEMPT reason) for these"
-    assert sorted((set(SCENARIOS) | set(EXEMPT)) - routes) == [], "these routes are gone: drop their entries"
-    assert all(reason.strip() for reason in EXEMPT.values())
-
-
-async def _last_audit_id(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0))))
-
-
-def _path_matches(template: str, url: str) -> bool:
-    pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
-    return re.fullmatch(pattern, url.split("?", 1)[0]) is not None
-
-
-@pytest.mark.parametrize("route", sorted(SCENARIOS), ids=lambda r: f"{r[0]} {r[1]}")
-async def test_mutating_route_writes_an_audit_row(route, client, session, factory) -> None:
-    ctx = Ctx(client, session, factory)
-    call = await SCENARIOS[route](ctx)
-    assert call.method == route[0] and _path_matches(route[1], call.url), f"the scenario must call {route}"
-    before = await _last_audit_id(session)
-    response = await client.request(call.method, call.url, json=call.json, data=call.data, files=call.files,
-                                    headers={"Accept": "application/json", **call.headers})
-    assert response.status_code < 400, response.text[:500]
-    written = [row.action for row in await session.scalars(
-        select(AuditEntry).where(AuditEntry.id > before).order_by(AuditEntry.id))]
-    missing = [action for action in call.actions if action not in written]
-    assert missing == [], f"{route} wrote {written}"
-
-
-# ---------------------------------------------------------------- jobs
+# ---------------------------------------------------------------- the hotline (scenarios must be registered
+# before the parametrized route test below, which lists SCENARIOS when it is defined)
 
 
 @scenario("POST", "/api/v1/ivr/scripts")
@@ -971,6 +933,136 @@ async def _(ctx: Ctx) -> Call:
     await _uploaded_prompt(ctx, "main.invalid_prompt")
     await ctx.as_role("admin")
     return Call("POST", "/admin/ivr/prompts/main.invalid_prompt/delete", ("prompt.delete",))
+
+
+# ---------------------------------------------------------------- the browser softphone (embedded hotline)
+
+# Peer connections a scenario opens for its request (the "browser"): closed after every test, with the provider.
+_BROWSERS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_softphones() -> Any:
+    yield
+    from gasdesk.telephony.softphone import installed_provider
+
+    provider = installed_provider()
+    if provider is not None:
+        await provider.close()
+    while _BROWSERS:
+        await _BROWSERS.pop().close()
+
+
+async def _offered_call(ctx: Ctx, *, answered: bool = False, assigned: bool = False) -> tuple[int, Any]:
+    """A hotline call offered to a logged-in agent's softphone (answered by an in-process aiortc "browser")."""
+    from gasdesk.telephony.media import BridgeTarget, CallInfo
+    from gasdesk.telephony.service import do_start_call
+    from gasdesk.telephony.softphone import WebRtcBridgeProvider
+    from tests.telephony.softphone_kit import FakeBrowser
+
+    agent = await desk_agent(ctx.factory)
+    info = CallInfo(call_ref=f"audit-{agent.id}", caller="13900000091", callee="96777", backend="sip")
+    call = await do_start_call(ctx.session, info, script_version=None)
+    await commit(ctx.session)
+    if assigned:
+        conversation = await ctx.session.get(Conversation, call.conversation_id)
+        group = await ctx.session.get(SkillGroup, 1)
+        await conversations.do_handoff(ctx.session, conversation, group=group, reason="request", priority=0)
+        await commit(ctx.session)
+    provider = WebRtcBridgeProvider()
+    provider.install()
+    leg = await provider(BridgeTarget(agent.id, f"agent:{agent.id}"), info)
+    browser = FakeBrowser()
+    _BROWSERS.append(browser)
+    if answered:
+        from aiortc import RTCSessionDescription
+
+        answer = await leg.answer(await browser.offer())
+        await browser.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await asyncio.wait_for(leg.wait_answered(), 10)
+
+        class Media:  # the SIP session's hold, as far as this route reaches it
+            async def hold(self, on: bool) -> None:
+                pass
+
+        leg.media = Media()
+    await ctx.log_in(agent)
+    return call.id, browser
+
+
+@scenario("POST", "/api/v1/calls/{call_id}/softphone/answer")
+async def _(ctx: Ctx) -> Call:
+    call_id, browser = await _offered_call(ctx)
+    return Call("POST", f"/api/v1/calls/{call_id}/softphone/answer", ("call.softphone_answer",),
+                json={"sdp": await browser.offer()})
+
+
+@scenario("POST", "/api/v1/calls/{call_id}/softphone/reject")
+async def _(ctx: Ctx) -> Call:
+    call_id, _ = await _offered_call(ctx)
+    return Call("POST", f"/api/v1/calls/{call_id}/softphone/reject", ("call.softphone_reject",))
+
+
+@scenario("POST", "/api/v1/calls/{call_id}/softphone/hangup")
+async def _(ctx: Ctx) -> Call:
+    call_id, _ = await _offered_call(ctx, answered=True)
+    return Call("POST", f"/api/v1/calls/{call_id}/softphone/hangup", ("call.softphone_hangup",))
+
+
+@scenario("POST", "/api/v1/calls/{call_id}/softphone/hold")
+async def _(ctx: Ctx) -> Call:
+    call_id, _ = await _offered_call(ctx, answered=True)
+    return Call("POST", f"/api/v1/calls/{call_id}/softphone/hold", ("call.softphone_hold",), json={"on": True})
+
+
+@scenario("POST", "/api/v1/calls/{call_id}/softphone/transfer")
+async def _(ctx: Ctx) -> Call:
+    call_id, _ = await _offered_call(ctx, answered=True, assigned=True)
+    return Call("POST", f"/api/v1/calls/{call_id}/softphone/transfer",
+                ("call.softphone_transfer", "conversation.transfer"), json={"to_group_id": 1})
+
+
+# ---------------------------------------------------------------- the route tests
+
+
+def _mutating_routes(app: Any) -> set[tuple[str, str]]:
+    return {(method, route.path) for route in iter_routes(app.routes) if isinstance(route, APIRoute)
+            for method in route.methods & MUTATING}
+
+
+def test_every_mutating_route_has_a_scenario_or_a_reason(app) -> None:
+    routes = _mutating_routes(app)
+    assert not set(SCENARIOS) & set(EXEMPT), "a route is either exercised or exempt"
+    assert sorted(routes - set(SCENARIOS) - set(EXEMPT)) == [], "add a scenario (or an EXEMPT reason) for these"
+    assert sorted((set(SCENARIOS) | set(EXEMPT)) - routes) == [], "these routes are gone: drop their entries"
+    assert all(reason.strip() for reason in EXEMPT.values())
+
+
+async def _last_audit_id(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0))))
+
+
+def _path_matches(template: str, url: str) -> bool:
+    pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+    return re.fullmatch(pattern, url.split("?", 1)[0]) is not None
+
+
+@pytest.mark.parametrize("route", sorted(SCENARIOS), ids=lambda r: f"{r[0]} {r[1]}")
+async def test_mutating_route_writes_an_audit_row(route, client, session, factory) -> None:
+    ctx = Ctx(client, session, factory)
+    call = await SCENARIOS[route](ctx)
+    assert call.method == route[0] and _path_matches(route[1], call.url), f"the scenario must call {route}"
+    before = await _last_audit_id(session)
+    response = await client.request(call.method, call.url, json=call.json, data=call.data, files=call.files,
+                                    headers={"Accept": "application/json", **call.headers})
+    assert response.status_code < 400, response.text[:500]
+    written = [row.action for row in await session.scalars(
+        select(AuditEntry).where(AuditEntry.id > before).order_by(AuditEntry.id))]
+    missing = [action for action in call.actions if action not in written]
+    assert missing == [], f"{route} wrote {written}"
+
+
+# ---------------------------------------------------------------- jobs
 
 
 @dataclass

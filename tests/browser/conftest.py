@@ -19,6 +19,9 @@ CHROMIUM = os.environ.get("GASDESK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    # The softphone test: a fake microphone (a beeping tone) granted without a prompt. A page granted the
+    # microphone also gets real host ICE candidates, not mDNS .local names (tests/browser/test_softphone.py).
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
 
 

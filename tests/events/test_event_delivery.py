@@ -473,6 +473,36 @@ async def _call_ended(w: World) -> None:
     await commit(w.session)
 
 
+@case("call.offered")
+async def _call_offered(w: World) -> None:
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_offer_call, do_start_call
+
+    agent = await desk_agent(w.factory)
+    call = await do_start_call(w.session, CallInfo(call_ref="ev-offer", caller="13900000072", callee="96777",
+                                                   backend="sip"), script_version=None)
+    await commit(w.session)
+    w.expect(Consumer.AGENT, w.console(agent), "call_offered")
+    w.start()
+    await do_offer_call(w.session, call, agent.id)
+    await commit(w.session)
+
+
+@case("call.offer_withdrawn")
+async def _call_offer_withdrawn(w: World) -> None:
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_start_call, do_withdraw_offer
+
+    agent = await desk_agent(w.factory)
+    call = await do_start_call(w.session, CallInfo(call_ref="ev-withdraw", caller="", callee="96777", backend="sip"),
+                               script_version=None)
+    await commit(w.session)
+    w.expect(Consumer.AGENT, w.console(agent), "call_offer_withdrawn")
+    w.start()
+    do_withdraw_offer(w.session, call.id, agent.id, "rang_out")
+    await commit(w.session)
+
+
 # ------------------------------------------------------------------ the test
 
 

@@ -12,9 +12,11 @@ from telephony_kit import FakeCaller, SilentRenderer, assert_consistent, call_ro
 
 from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
+from gasdesk.auth.models import User
 from gasdesk.config import reset_settings_cache
-from gasdesk.conversations.models import Message
-from gasdesk.db import commit
+from gasdesk.conversations.models import Conversation, Message
+from gasdesk.conversations.service import do_transfer
+from gasdesk.db import commit, transaction
 from gasdesk.notifications.models import Notification
 from gasdesk.outbound.models import OutboundMessage
 from gasdesk.routing import service as acd
@@ -252,3 +254,39 @@ async def test_an_agent_who_does_not_answer_gives_the_call_back_to_the_queue(ses
     assert rows.call.connected_at is None and rows.call.hangup_cause == "queue_timeout"
     assert len(caller.bridged) == 1  # rung once: then set away (redirect on no answer), not rung again
     assert (await acd.agent_profile(session, agent.id)).presence == "away"
+
+
+async def _until(check, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_transfer_holds_the_caller_and_bridges_the_colleague(session, factory, prompts) -> None:
+    first, second = await desk_agent(factory), await desk_agent(factory)
+    caller = FakeCaller(inputs=["0"], talk_s=8)
+    task = asyncio.create_task(controller.handle_call(caller, prompts=prompts))
+    try:
+        await _until(lambda: len(caller.bridged) == 1)
+        bridged = caller.bridged[0].agent_id
+        colleague = second if bridged == first.id else first
+        rows = await call_rows(caller.info.call_ref)
+        await _until(lambda: "record" in caller.ops)  # talking
+        async with transaction() as s:  # the agent transfers the call's conversation to a colleague
+            conversation = await s.get(Conversation, rows.call.conversation_id)
+            await do_transfer(s, await s.get(User, bridged), conversation, to_agent_id=colleague.id)
+        await _until(lambda: len(caller.bridged) == 2)
+        assert caller.bridged[1].agent_id == colleague.id
+        caller.end_call.set()
+        await asyncio.wait_for(task, 5)
+    finally:
+        task.cancel()
+    rows = await call_rows(caller.info.call_ref)
+    assert_consistent(rows)
+    assert rows.call.agent_id == colleague.id and rows.call.hangup_by == "agent"
+    assert rows.kinds.count("bridged") == 2 and rows.kinds.count("transferred") == 1
+    assert rows.kinds.count("recording_started") == 1  # one recording for the whole call
+    assert caller.ops.count("hold") == 2  # on hold while the colleague's phone rang, then back
+    assert rows.conversation.agent_id == colleague.id

@@ -800,8 +800,13 @@
   });
 
   const transferDialog = $("transfer-dialog");
-  $("btn-transfer").addEventListener("click", async () => {
-    if (!S.selectedId) return;
+  $("btn-transfer").addEventListener("click", () => {
+    if (S.selectedId) openTransfer(null);
+  });
+  /** The 转接 dialog for the open conversation, or for a phone call (the softphone's 转接: ``call`` is
+   * {id, conversation_id, done}; the call's own route transfers the conversation and re-bridges the caller). */
+  async function openTransfer(call) {
+    S.transferCall = call;
     $("transfer-error").hidden = true;
     $("transfer-note").value = "";
     $("transfer-agents").replaceChildren(h("p", { class: "muted", text: "加载中…" }));
@@ -822,11 +827,13 @@
       $("transfer-error").textContent = e.message;
       $("transfer-error").hidden = false;
     }
-  });
+  }
   $("transfer-cancel").addEventListener("click", () => transferDialog.close());
+  transferDialog.addEventListener("close", () => { S.transferCall = null; });
   $("transfer-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    const id = S.selectedId;
+    const call = S.transferCall;
+    const id = call ? call.conversation_id : S.selectedId;
     const picked = transferDialog.querySelector("input[name=target]:checked");
     const err = $("transfer-error");
     if (!picked) { err.textContent = "请选择要转接的坐席或技能组"; err.hidden = false; return; }
@@ -836,8 +843,10 @@
     $("transfer-submit").disabled = true;
     S.transferring = id;
     try {
-      await api("POST", "/api/v1/conversations/" + id + "/transfer", body);
+      if (call) await api("POST", "/api/v1/calls/" + call.id + "/softphone/transfer", body);
+      else await api("POST", "/api/v1/conversations/" + id + "/transfer", body);
       transferDialog.close();
+      if (call && call.done) call.done();
       toast(kind === "agent" ? "已转接给其他坐席" : "已转到技能组，重新排队", "ok");
       if (S.selectedId === id) clearSelection();
       await refreshLists();
@@ -1153,6 +1162,13 @@
       case "left_message":
         scheduleRefresh();
         break;
+      case "call_ringing":
+      case "call_offered":
+      case "call_offer_withdrawn":
+      case "call_ended":
+        // the softphone (telephony/static/softphone.js), when this console has one
+        window.dispatchEvent(new CustomEvent("gasdesk:call", { detail: f }));
+        break;
       default:
         break;
     }
@@ -1175,5 +1191,6 @@
     ws: { get: () => link.socket() },
     stopped: { get: () => link.isStopped(), set: (stop) => { if (stop) link.stop(); else link.start(); } },
   });
-  window.gasdeskAgent = { state: S, select: selectConversation, link, connect: () => link.start() };
+  window.gasdeskAgent = { state: S, select: selectConversation, link, connect: () => link.start(),
+    api, toast, h, fmtTime, openTransfer, refresh: () => refreshLists() };
 })();

@@ -25,7 +25,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gasdesk.telephony.media import BridgeTarget, CallHungUp, CallInfo, Prompt, RecordingInfo, SpeechDetector
+from gasdesk.telephony.media import (
+    AgentDidNotAnswer,
+    BridgeTarget,
+    CallHungUp,
+    CallInfo,
+    Prompt,
+    RecordingInfo,
+    SpeechDetector,
+)
 from gasdesk.telephony.sip.rtp import FRAME_BYTES, MediaClock, RtpStream
 
 log = logging.getLogger(__name__)
@@ -351,16 +359,24 @@ class SipMediaSession:
                 await make.result().close()
             raise
         peer = make.result()
+        answered = asyncio.ensure_future(peer.wait_answered())
         try:
-            await self._until(peer.wait_answered())
-        except CallHungUp:
+            await self._until(answered)
+        except BaseException:  # the caller hung up, or the controller gave up ringing (cancelled)
+            answered.cancel()
             await peer.close()
             raise
+        if answered.exception() is not None:  # the agent refused, or their leg failed before answering
+            await peer.close()
+            raise AgentDidNotAnswer(str(answered.exception()))
         self._stop_playback()
-        if self._peer is not None:
-            await self._peer.close()
-        if self._peer_task is not None:
-            self._peer_task.cancel()
+        # A transfer: stop watching the old agent's leg before closing it, so its end does not end the call.
+        old, old_task = self._peer, self._peer_task
+        self._peer, self._peer_task = None, None
+        if old_task is not None:
+            old_task.cancel()
+        if old is not None:
+            await old.close()
         self._peer = peer
         self._peer_task = asyncio.get_running_loop().create_task(self._watch_peer(peer))
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gasdesk.telephony.media import BridgeTarget, CallHungUp, CallInfo, Prompt
+from gasdesk.telephony.media import AgentDidNotAnswer, BridgeTarget, CallHungUp, CallInfo, Prompt
 from gasdesk.telephony.sip.session import BridgeUnavailable, SipMediaSession, load_prompt
 from gasdesk.telephony.sip.uac import SipCaller, rms, tone_frames
 from tests.telephony.sip.conftest import dominant_hz, write_tone
@@ -23,8 +23,9 @@ class AgentPeer:
     """A second in-process audio peer standing in for the agent's softphone: it speaks a 700 Hz tone and
     keeps what the caller says."""
 
-    def __init__(self, answer_after: float = 0.1) -> None:
+    def __init__(self, answer_after: float = 0.1, refuse: bool = False) -> None:
         self.answer_after = answer_after
+        self.refuse = refuse
         self.heard = bytearray()
         self.frames_out = 0
         self._voice = tone_frames(700, 7000)
@@ -33,6 +34,8 @@ class AgentPeer:
 
     async def wait_answered(self) -> None:
         await asyncio.sleep(self.answer_after)
+        if self.refuse:
+            raise RuntimeError("拒接")
 
     def feed_caller(self, pcm: bytes) -> None:
         self.heard += pcm
@@ -159,6 +162,55 @@ async def test_caller_hangs_up_while_bridge_is_ringing(make_endpoint) -> None:
         await caller.hangup()
         await asyncio.sleep(0.1)
         assert result == {"by": "caller"} and peers[0].closed
+    finally:
+        caller.close()
+
+
+async def test_refused_and_rung_out_legs_are_closed_and_a_second_bridge_replaces_the_first(make_endpoint) -> None:
+    """拒接 raises AgentDidNotAnswer; the controller's ring timeout (a cancellation) closes the ringing leg; a
+    transfer bridges again, and the first agent's leg ending then does not end the call."""
+    peers: list[AgentPeer] = []
+    plan = [AgentPeer(0.05, refuse=True), AgentPeer(answer_after=5), AgentPeer(0.0), AgentPeer(0.0)]
+    result: dict[str, Any] = {}
+    bridged_again = asyncio.Event()
+
+    async def provider(target: BridgeTarget, info: CallInfo) -> AgentPeer:
+        peers.append(plan[len(peers)])
+        return peers[-1]
+
+    async def handler(session: SipMediaSession) -> None:
+        await session.answer()
+        try:
+            await session.bridge(BridgeTarget(agent_id=1, endpoint="x"))
+        except AgentDidNotAnswer:
+            result["refused"] = True
+        try:
+            await asyncio.wait_for(session.bridge(BridgeTarget(agent_id=2, endpoint="x")), 0.2)
+        except TimeoutError:
+            result["rang_out"] = True
+        await session.bridge(BridgeTarget(agent_id=3, endpoint="x"))
+        await session.bridge(BridgeTarget(agent_id=4, endpoint="x"))  # transferred
+        bridged_again.set()
+        result["by"] = await session.wait_hangup()
+
+    ep = await make_endpoint(handler, bridge_provider=provider)
+    caller = SipCaller(("127.0.0.1", ep.port), source=tone_frames(440))
+    await caller.open()
+    try:
+        assert (await caller.call()).status == 200
+        await asyncio.wait_for(bridged_again.wait(), 3)
+        assert result == {"refused": True, "rang_out": True}
+        assert peers[0].closed and peers[1].closed and peers[2].closed and not peers[3].closed
+        peers[2].agent_hangs_up()  # the first agent's browser goes away after the transfer: no effect
+        await asyncio.sleep(0.2)
+        assert not caller.bye_received.is_set()
+        heard = len(peers[3].heard)
+        await asyncio.sleep(0.2)
+        assert len(peers[3].heard) > heard  # the caller now reaches the second agent
+        peers[3].agent_hangs_up()
+        await asyncio.wait_for(caller.bye_received.wait(), 2)
+        await asyncio.sleep(0.05)
+        assert result["by"] == "agent"
     finally:
         caller.close()
 
