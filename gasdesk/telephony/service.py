@@ -186,12 +186,18 @@ def do_withdraw_offer(session: AsyncSession, call_id: int, agent_id: int, reason
     emit(session, CallOfferWithdrawn(call_id=call_id, agent_id=agent_id, reason=reason[:40]))
 
 
+# The audit action of each softphone action (spelled out, so every code has its label in audit/display.py).
+SOFTPHONE_AUDIT = {"answer": "call.softphone_answer", "reject": "call.softphone_reject",
+                   "hangup": "call.softphone_hangup", "hold": "call.softphone_hold",
+                   "resume": "call.softphone_resume", "transfer": "call.softphone_transfer"}
+
+
 async def do_softphone_action(session: AsyncSession, user: User, call: Call, action: str, **after: Any) -> None:
-    """What an agent did on the softphone (answer, reject, hang up, hold, transfer): its audit row; a hold or
-    resume is also a call event, so ``hold_s`` counts it."""
+    """What an agent did on the softphone (answer, reject, hang up, hold, resume, transfer): its audit row; a
+    hold or resume is also a call event, so ``hold_s`` counts it."""
     if action in ("hold", "resume"):
         await do_note_hold(session, call, action == "hold", by=user)
-    record_audit(session, Actor.of(user, "api"), f"call.softphone_{action}", "call", call.id, after=after or None)
+    record_audit(session, Actor.of(user, "api"), SOFTPHONE_AUDIT[action], "call", call.id, after=after or None)
 
 
 async def do_end_call(session: AsyncSession, call: Call, *, by: str, cause: str) -> Call:

@@ -34,6 +34,10 @@ def _recorded_actions() -> set[str]:
         constants = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
                      and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
                      for t in n.targets if isinstance(t, ast.Name)}
+        # A table of codes (``SOFTPHONE_AUDIT[action]``): each of its string values.
+        tables = {t.id: [v.value for v in n.value.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+                  for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict)
+                  for t in n.targets if isinstance(t, ast.Name)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "record_audit":
                 arg = node.args[2]
@@ -42,6 +46,8 @@ def _recorded_actions() -> set[str]:
                     continue
                 values = [n.value for n in ast.walk(arg) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
                 values += [constants[n.id] for n in ast.walk(arg) if isinstance(n, ast.Name) and n.id in constants]
+                if isinstance(arg, ast.Subscript) and isinstance(arg.value, ast.Name):
+                    values += tables.get(arg.value.id, [])
                 assert values, f"{path}: record_audit with an action the test cannot read: {ast.unparse(arg)}"
                 codes |= set(values)
             if isinstance(node, ast.Dict):
