@@ -4,7 +4,7 @@ agents' browser softphone (embedded mode, ``telephony/softphone.py``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
@@ -20,7 +20,7 @@ from gasdesk.conversations.schemas import TransferIn
 from gasdesk.db import DbSession
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.fields import AwareDatetime, Id
-from gasdesk.telephony import service, softphone
+from gasdesk.telephony import service
 from gasdesk.telephony.ivr.script import script_problems
 from gasdesk.telephony.models import Call, IvrScript
 from gasdesk.telephony.schemas import (
@@ -38,10 +38,12 @@ from gasdesk.telephony.schemas import (
     SoftphoneOfferIn,
     SoftphoneStateOut,
 )
-from gasdesk.telephony.softphone import SoftphoneLeg
 from gasdesk.telephony.tts import do_delete_prompt, do_upload_prompt
 from gasdesk.web.body_limit import body_cap
 from gasdesk.web.uploads import read_upload_form
+
+if TYPE_CHECKING:
+    from gasdesk.telephony.softphone import SoftphoneLeg
 
 router = APIRouter(tags=["telephony"])
 
@@ -188,6 +190,9 @@ async def report(session: DbSession, since: AwareDatetime | None = None, until: 
 
 
 async def _softphone_call(session: DbSession, user: User, call_id: int) -> tuple[SoftphoneLeg, Call]:
+    # aiortc and PyAV cost ~0.4 s at every process start: loaded only once a softphone is actually used.
+    from gasdesk.telephony import softphone  # noqa: PLC0415 - heavy optional library, see above
+
     leg = softphone.access_leg(user.id, call_id)
     call = await session.get(Call, call_id)
     if call is None:

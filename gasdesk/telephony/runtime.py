@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from gasdesk.config import Settings
 from gasdesk.telephony.asr import recognizer_from_settings
@@ -20,8 +21,10 @@ from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, SCRIPT_PROMPTS, Script,
 from gasdesk.telephony.media import MediaSession
 from gasdesk.telephony.sip.session import BridgeProvider
 from gasdesk.telephony.sip.ua import SipEndpoint, endpoint_from_settings
-from gasdesk.telephony.softphone import WebRtcBridgeProvider
 from gasdesk.telephony.tts import PromptRenderer
+
+if TYPE_CHECKING:
+    from gasdesk.telephony.softphone import WebRtcBridgeProvider
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,9 @@ async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider |
         softphone: WebRtcBridgeProvider | None = None
         if bridge_provider is None and settings.hotline_in_app:
             # One process: the agents' consoles reach this process, so their browsers can be the phones.
+            # aiortc/PyAV (~0.4 s to import) only where the browser softphone runs.
+            from gasdesk.telephony.softphone import WebRtcBridgeProvider  # noqa: PLC0415 - heavy optional library
+
             softphone = WebRtcBridgeProvider()
             softphone.install()
             hotline.softphone, bridge_provider = softphone, softphone
