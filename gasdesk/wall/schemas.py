@@ -1,0 +1,108 @@
+"""What the wall API sends and accepts (the snapshot is also the ``snapshot`` frame on ``/ws/wall``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from gasdesk.schemas import Out
+
+Level = Literal["ok", "amber", "red"]
+
+
+class GroupTile(Out):
+    id: int
+    name: str
+    waiting: int
+    longest_wait_s: int
+    level: Level
+
+
+class ChannelTile(Out):
+    channel: str
+    label: str
+    waiting: int
+
+
+class QueueNow(Out):
+    total: int
+    level: Level
+    longest_wait_s: int
+    longest_wait_level: Level
+    oldest_queued_at: str | None
+    by_group: list[GroupTile]
+    by_channel: list[ChannelTile]
+
+
+class PresenceCount(Out):
+    presence: str
+    label: str
+    count: int
+
+
+class AgentsNow(Out):
+    by_presence: list[PresenceCount]
+    on_call: int
+    total: int
+
+
+class TicketsNow(Out):
+    emergencies: int
+    emergencies_level: Level
+    sla_at_risk: int
+    sla_at_risk_level: Level
+    sla_breached: int
+    sla_breached_level: Level
+
+
+class TrendPoint(Out):
+    at: str  # local HH:MM, the start of the step
+    count: int
+
+
+class Today(Out):
+    contacts: int
+    ai_rate: float | None  # % of today's contacts the bot handled alone
+    transfer_rate: float | None  # % handed to people
+    csat: float | None  # % of today's ratings and 回访 answers of 4 or 5
+    csat_count: int
+    trend_minutes: int
+    trend: list[TrendPoint]
+
+
+class ThresholdIn(BaseModel):
+    amber: int | None = Field(default=None, ge=0, le=100_000)
+    red: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class ThresholdOut(Out):
+    amber: int | None
+    red: int | None
+
+
+class WallSnapshot(Out):
+    at: str
+    queue: QueueNow
+    agents: AgentsNow
+    tickets: TicketsNow
+    today: Today
+    thresholds: dict[str, ThresholdOut]
+
+
+class FollowupScore(Out):
+    ticket_number: str
+    score: int
+    solved: bool | None
+    answered_at: str
+
+
+class AgentDashboard(Out):
+    handled_today: int
+    average_handle_s: int | None
+    rating_count: int
+    rating_average: float | None
+    followup_count: int
+    followup_average: float | None
+    followups: list[FollowupScore]
+    qa: None  # quality inspection is not built yet (the page says 暂无质检结果)
