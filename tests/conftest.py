@@ -17,8 +17,8 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gasdesk import clock, db
-from gasdesk.analytics import ingest as analytics_ingest
 from gasdesk.all_models import metadata
+from gasdesk.analytics import ingest as analytics_ingest
 from gasdesk.config import reset_settings_cache
 from gasdesk.events import Event, bus
 from gasdesk.migrations.runner import upgrade

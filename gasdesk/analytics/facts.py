@@ -91,7 +91,7 @@ async def write_facts(session: AsyncSession, facts: list[FactIn]) -> int:
     if not facts:
         return 0
     rows = list({fact.dedupe_key: fact.row() for fact in facts}.values())  # one batch may repeat a key too
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     make = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = make(table_of(AnalyticsFact)).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
     result = await session.execute(statement)
@@ -288,8 +288,8 @@ async def _call_ended(session: AsyncSession, payload: dict[str, Any], at: str) -
     if call is None:
         return []
     conversation = await session.get(Conversation, call.conversation_id) if call.conversation_id else None
-    base = await _conversation_facts_base(session, conversation) if conversation is not None else {
-        "channel": "voice"}
+    base: dict[str, Any] = await _conversation_facts_base(session, conversation) if conversation is not None \
+        else {"channel": "voice"}
     base.update(call_id=call.id, agent_id=call.agent_id, team_id=await _team_of(session, call.agent_id))
     ended = call.ended_at or datetime.fromisoformat(at)
     if call.connected_at is not None:
