@@ -63,9 +63,9 @@ class TrendPoint(Out):
 
 class Today(Out):
     contacts: int
-    ai_rate: float | None  # % of today's contacts the bot handled alone
-    transfer_rate: float | None  # % handed to people
-    csat: float | None  # % of today's ratings and 回访 answers of 4 or 5
+    ai_rate: float | None  # % of today's closed conversations the bot handled alone
+    transfer_rate: float | None  # % of today's contacts handed to people
+    csat: float | None  # the mean score (of 5) of today's chat ratings and 回访 answers
     csat_count: int
     trend_minutes: int
     trend: list[TrendPoint]

@@ -1,8 +1,9 @@
 """The wall screen's snapshot, its thresholds, and the agent's own dashboard.
 
 The snapshot is what the centre looks like now: the live queue and agents from current state (small indexed
-queries: queued conversations, agent profiles, open tickets by SLA state), today's counters and trend from
-today's rows only. It is built once per change for every wall of a process (``wall/live.py``), never per
+queries: queued conversations, agent profiles, open tickets by SLA state), today's counters from the analytics
+roll-ups (``analytics.service.figures``: the ``totals`` that tells "no base" apart) and the trend from today's
+contact facts. It is built once per change for every wall of a process (``wall/live.py``), never per
 socket, and never reads messages.
 """
 
@@ -15,6 +16,8 @@ from typing import Any, Literal
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasdesk.analytics.models import AnalyticsFact
+from gasdesk.analytics.service import figures
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
@@ -31,8 +34,8 @@ Level = Literal["ok", "amber", "red"]
 
 # The trend line's step: contacts per quarter hour since local midnight.
 TREND_MINUTES = 15
-# A score of 4 or 5 (of 5) counts as satisfied (CSAT).
-SATISFIED_MIN = 4
+# The fact a contact leaves in analytics (``analytics/facts.py``): the trend line counts these.
+CONTACT_FACT = "contact.started"
 # Threshold values an admin may set (counts and seconds).
 THRESHOLD_MAX = 100_000
 
@@ -223,36 +226,39 @@ async def _tickets(session: AsyncSession, limits: dict[str, Threshold]) -> dict[
             "sla_breached": breached, "sla_breached_level": limits["sla_breached"].level(breached)}
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 1) if whole else None
+# Today's counters come from the analytics roll-ups (hourly buckets, refreshed by ``analytics.rollup`` every
+# minute): never a scan of conversations or messages.
+TODAY_METRICS = ["contacts", "ai_rate", "transfer_rate", "csat", "ratings", "followup_score", "followups"]
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return round(value, digits) if value is not None else None
 
 
 async def _today(session: AsyncSession, since: datetime, now: datetime) -> dict[str, Any]:
-    # Today's conversations only (created since local midnight): how many, how many reached people, and the
-    # quarter-hour trend. Ratings and 回访 answered today give the CSAT.
-    rows = (await session.execute(
-        select(Conversation.created_at, Conversation.queued_at)
-        .where(Conversation.created_at >= since, Conversation.created_at <= now))).all()
-    contacts = len(rows)
-    transferred = sum(1 for _, queued in rows if queued is not None)
+    found = await figures(session, TODAY_METRICS, since, now)
+    ratings, surveys = int(found["ratings"] or 0), int(found["followups"] or 0)
+    # Satisfaction: the mean score (of 5) over today's chat ratings and 回访 answers together.
+    weighted = (found["csat"] or 0.0) * ratings + (found["followup_score"] or 0.0) * surveys
+    csat = weighted / (ratings + surveys) if ratings + surveys else None
+    # The trend's quarter hours are finer than the buckets: they count today's contact facts, one indexed range
+    # (kind, occurred_at) over today only, so they are fresh at once.
     steps = max(1, int((now - since).total_seconds() // (TREND_MINUTES * 60)) + 1)
     trend = [0] * steps
-    for created, _ in rows:
-        index = int((as_utc(created) - since).total_seconds() // (TREND_MINUTES * 60))
+    for (occurred,) in await session.execute(
+            select(AnalyticsFact.occurred_at).where(AnalyticsFact.kind == CONTACT_FACT,
+                                                   AnalyticsFact.occurred_at >= since,
+                                                   AnalyticsFact.occurred_at <= now)):
+        index = int((as_utc(occurred) - since).total_seconds() // (TREND_MINUTES * 60))
         if 0 <= index < steps:
             trend[index] += 1
-    ratings = list(await session.scalars(
-        select(Conversation.rating).where(Conversation.rated_at >= since, Conversation.rating.is_not(None))))
-    surveys = list(await session.scalars(
-        select(FollowUpSurvey.score).where(FollowUpSurvey.answered_at >= since, FollowUpSurvey.score.is_not(None))))
-    scores = [int(s) for s in [*ratings, *surveys] if s is not None]
     zone = local_zone()
     return {
-        "contacts": contacts,
-        "ai_rate": _rate(contacts - transferred, contacts),
-        "transfer_rate": _rate(transferred, contacts),
-        "csat": _rate(sum(1 for s in scores if s >= SATISFIED_MIN), len(scores)),
-        "csat_count": len(scores),
+        "contacts": int(found["contacts"] or 0),
+        "ai_rate": _round(found["ai_rate"]),
+        "transfer_rate": _round(found["transfer_rate"]),
+        "csat": _round(csat, 2),
+        "csat_count": ratings + surveys,
         "trend_minutes": TREND_MINUTES,
         "trend": [{"at": (since + timedelta(minutes=TREND_MINUTES * i)).astimezone(zone).strftime("%H:%M"),
                    "count": n} for i, n in enumerate(trend)],

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from gasdesk import clock
+from gasdesk.analytics.ingest import drain
+from gasdesk.analytics.rollup import rollup
 from gasdesk.audit.models import AuditEntry
 from gasdesk.audit.service import Actor
 from gasdesk.conversations import service as conversations
@@ -66,7 +68,10 @@ async def _centre(factory, session) -> dict[str, object]:
         await commit(session)
         rated.append(conversation)
     at(2000)
-    await bot_conversation(session)  # the bot handled it alone
+    alone = await bot_conversation(session)  # the bot handled it alone
+    at(1900)
+    await conversations.do_close(session, alone, by="resident")
+    await commit(session)
     at(300)
     await queued_conversation(session, group_id=1)
     at(100)
@@ -83,6 +88,10 @@ async def _centre(factory, session) -> dict[str, object]:
     for ticket, state in ((late, "breached"), (soon, "at_risk")):
         await do_flag_sla(session, ticket, state, "resolve")
         await commit(session)
+    # today's counters come from the analytics roll-ups: the facts are written, then rolled up as the job does
+    await drain()
+    await rollup(session)
+    await commit(session)
     return {"talker": talker, "away": away, "leak": leak, "done": done, "rated": rated}
 
 
@@ -110,11 +119,12 @@ async def test_snapshot_shows_queue_agents_tickets_and_today(factory, session) -
     assert tickets["sla_at_risk"] == 1 and tickets["sla_at_risk_level"] == "amber"
 
     today = snapshot["today"]
-    # 2 rated + 1 bot-only + 3 waiting + 1 call = 7 contacts; the bot-only one never reached people
+    # 2 rated + 1 bot-only + 3 waiting + 1 call = 7 contacts; 6 reached people; of the 3 closed, the bot
+    # handled 1 alone
     assert today["contacts"] == 7
     assert today["transfer_rate"] == pytest.approx(100 * 6 / 7, abs=0.1)
-    assert today["ai_rate"] == pytest.approx(100 * 1 / 7, abs=0.1)
-    assert today["csat"] == 50.0 and today["csat_count"] == 2  # a 5 and a 2
+    assert today["ai_rate"] == pytest.approx(100 * 1 / 3, abs=0.1)
+    assert today["csat"] == 3.5 and today["csat_count"] == 2  # a 5 and a 2
     # quarter hours since local midnight (10:00 → 41 steps); the contacts sit in their own step
     assert len(today["trend"]) == 41 and today["trend"][0]["at"] == "00:00" and today["trend"][-1]["at"] == "10:00"
     assert sum(p["count"] for p in today["trend"]) == 7

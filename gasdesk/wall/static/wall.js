@@ -86,7 +86,7 @@
     text("today-contacts", String(s.today.contacts));
     text("today-ai", pct(s.today.ai_rate));
     text("today-transfer", pct(s.today.transfer_rate));
-    text("today-csat", s.today.csat_count ? pct(s.today.csat) : "—");
+    text("today-csat", s.today.csat === null || s.today.csat === undefined ? "—" : s.today.csat.toFixed(1) + " 分");
     text("emergencies", String(s.tickets.emergencies)); setLevel("tile-emergencies", s.tickets.emergencies_level);
     text("sla-at-risk", String(s.tickets.sla_at_risk)); setLevel("tile-sla-risk", s.tickets.sla_at_risk_level);
     text("sla-breached", String(s.tickets.sla_breached)); setLevel("tile-sla-breached", s.tickets.sla_breached_level);

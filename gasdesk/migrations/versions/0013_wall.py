@@ -1,15 +1,15 @@
 """wall screen: thresholds
 
-Revision ID: 0012_wall
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-10 10:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012_wall'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
