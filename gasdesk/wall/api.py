@@ -12,7 +12,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, STAFF_DESK, WALL_VIEWERS, Role
 from gasdesk.db import DbSession, after_commit
 from gasdesk.wall.live import refresh_walls
-from gasdesk.wall.schemas import AgentDashboard, ThresholdIn, ThresholdOut, WallSnapshot
+from gasdesk.wall.schemas import AgentDashboard, WallSnapshot, WallThresholds, WallThresholdsIn
 from gasdesk.wall.service import agent_dashboard, do_set_thresholds, thresholds, wall_snapshot
 
 router = APIRouter(prefix="/api/v1", tags=["wall"])
@@ -24,19 +24,19 @@ async def snapshot(session: DbSession, _: User = allow(*WALL_VIEWERS)) -> dict[s
     return await wall_snapshot(session)
 
 
-@router.get("/wall/thresholds", tags=["configuration"], response_model=dict[str, ThresholdOut])
+@router.get("/wall/thresholds", tags=["configuration"], response_model=WallThresholds)
 async def get_thresholds(session: DbSession, _: User = allow(*MANAGERS)) -> dict[str, Any]:
     """Each metric's amber and red thresholds (a tile is amber/red above them; null: never)."""
     return {metric: t.as_dict() for metric, t in (await thresholds(session)).items()}
 
 
-@router.put("/wall/thresholds", tags=["configuration"], response_model=dict[str, ThresholdOut])
-async def put_thresholds(body: dict[str, ThresholdIn], session: DbSession,
+@router.put("/wall/thresholds", tags=["configuration"], response_model=WallThresholds)
+async def put_thresholds(body: WallThresholdsIn, session: DbSession,
                          admin: User = allow(Role.admin)) -> dict[str, Any]:
     """Set some metrics' thresholds (``waiting``, ``longest_wait_s``, ``sla_breached``, ``sla_at_risk``,
     ``emergencies``); amber must be below red. Audited."""
     saved = await do_set_thresholds(session, Actor.of(admin, "api"),
-                                    {metric: value.model_dump() for metric, value in body.items()})
+                                    body.model_dump(exclude_unset=True, exclude_none=True))
     after_commit(session, refresh_walls)
     return {metric: t.as_dict() for metric, t in saved.items()}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gasdesk.schemas import Out
 
@@ -81,13 +81,33 @@ class ThresholdOut(Out):
     red: int | None
 
 
+class WallThresholdsIn(BaseModel):
+    """The metrics to change (``service.THRESHOLD_METRICS``); those left out keep their thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    waiting: ThresholdIn | None = None  # residents waiting (the total and each skill group)
+    longest_wait_s: ThresholdIn | None = None
+    sla_breached: ThresholdIn | None = None
+    sla_at_risk: ThresholdIn | None = None
+    emergencies: ThresholdIn | None = None
+
+
+class WallThresholds(Out):
+    waiting: ThresholdOut
+    longest_wait_s: ThresholdOut
+    sla_breached: ThresholdOut
+    sla_at_risk: ThresholdOut
+    emergencies: ThresholdOut
+
+
 class WallSnapshot(Out):
     at: str
     queue: QueueNow
     agents: AgentsNow
     tickets: TicketsNow
     today: Today
-    thresholds: dict[str, ThresholdOut]
+    thresholds: WallThresholds
 
 
 class FollowupScore(Out):

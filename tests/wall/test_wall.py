@@ -187,9 +187,10 @@ async def test_new_thresholds_change_levels_and_are_audited(factory, session) ->
 
     rows = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "config.wall_threshold")
                                       .order_by(AuditEntry.id)))
-    assert [(r.entity_type, r.entity_id, r.before, r.after) for r in rows] == [
-        ("config", "wall_threshold:waiting", {"amber": 10, "red": 20}, {"amber": 1, "red": 2}),
-        ("config", "wall_threshold:longest_wait_s", {"amber": 60, "red": 180}, {"amber": 10, "red": None}),
+    assert [(r.entity_type, r.entity_id, r.changes) for r in rows] == [
+        ("config", "wall_threshold:waiting", {"before": {"amber": 10, "red": 20}, "after": {"amber": 1, "red": 2}}),
+        ("config", "wall_threshold:longest_wait_s", {"before": {"amber": 60, "red": 180},
+                                                     "after": {"amber": 10, "red": None}}),
     ]
     # saving the same values again changes nothing and writes nothing
     await do_set_thresholds(session, ADMIN, {"waiting": {"amber": 1, "red": 2}})

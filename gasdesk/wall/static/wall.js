@@ -58,9 +58,10 @@
     var n = Math.max(pts.length, 2);
     function x(i) { return pad + (w - 2 * pad) * i / (n - 1); }
     function y(v) { return h - pad - (h - 2 * pad) * v / max; }
-    [0, 0.5, 1].forEach(function (f) {
-      el("line", { "class": "grid", x1: pad, x2: w - pad, y1: y(max * f), y2: y(max * f) });
-      el("text", { "class": "axis", x: 2, y: y(max * f) + 5 }, String(Math.round(max * f)));
+    var ticks = max >= 4 ? [0, Math.round(max / 2), max] : [0, max]; // whole contacts only
+    ticks.forEach(function (v) {
+      el("line", { "class": "grid", x1: pad, x2: w - pad, y1: y(v), y2: y(v) });
+      el("text", { "class": "axis", x: 2, y: y(v) + 5 }, String(v));
     });
     if (pts.length) {
       var d = pts.map(function (p, i) { return (i ? "L" : "M") + x(i).toFixed(1) + "," + y(p.count).toFixed(1); }).join(" ");

@@ -57,5 +57,8 @@ async def test_wall_shows_a_new_waiting_resident_within_2s(live_server, browser,
     assert elapsed < 2.0, f"the wall took {elapsed:.2f}s to show the new resident"
     assert "1" in await page.inner_text("#by-channel li[data-key='channel-webchat']")
     assert await page.locator("#trend svg path.line").count() == 1
+    assert await page.inner_text("#today-contacts") == "1"  # the tile and the trend line agree
+    # one 1080p screen holds the whole wall: nothing to scroll
+    assert await page.evaluate("() => document.documentElement.scrollHeight") <= 1080
     await screenshot(page, "wall")
     assert errors == []
