@@ -1,5 +1,6 @@
 """Imports every domain's ORM models so ``Base.metadata`` is complete (Alembic, test set-up)."""
 
+from gasdesk.analytics import models as analytics_models  # noqa: F401
 from gasdesk.appointments import models as appointment_models  # noqa: F401
 from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401
@@ -18,6 +19,7 @@ from gasdesk.outbound import models as outbound_models  # noqa: F401
 from gasdesk.routing import models as routing_models  # noqa: F401
 from gasdesk.telephony import models as telephony_models  # noqa: F401
 from gasdesk.tickets import models as ticket_models  # noqa: F401
+from gasdesk.wall import models as wall_models  # noqa: F401
 from gasdesk.webhooks import models as webhook_models  # noqa: F401
 
 metadata = Base.metadata

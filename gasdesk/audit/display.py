@@ -94,6 +94,7 @@ ACTION_LABELS: dict[str, str] = {
     "config.outage": "发布停气/停热公告",
     "config.wechat_menu": "修改公众号菜单",
     "config.wechat_menu_push": "推送公众号菜单",
+    "config.wall_threshold": "配置大屏阈值",
     "contact.bind": "绑定联系人",
     "contact.subscribe": "关注公众号",
     "contact.unsubscribe": "取消关注公众号",
@@ -114,7 +115,7 @@ ENTITY_LABELS: dict[str, str] = {
 CONFIG_LABELS: dict[str, str] = {
     "kb_article": "知识文章", "webhook": "Webhook", "outage": "停气/停热公告", "skill_group": "技能组",
     "handoff_rule": "转人工规则", "routing_rule": "工单分派规则", "sla": "时限（SLA）", "followup": "回访策略",
-    "slots": "预约时段", "wechat_menu": "公众号菜单", "notice_template": "通知模板",
+    "slots": "预约时段", "wechat_menu": "公众号菜单", "notice_template": "通知模板", "wall_threshold": "大屏阈值",
 }
 
 SOURCE_LABELS: dict[str, str] = {
@@ -127,6 +128,8 @@ FIELD_LABELS: dict[str, str] = {
     # users and sign-in
     "username": "用户名", "display_name": "显示名", "role": "角色", "is_active": "启用", "password": "密码",
     "client_ip": "IP 地址", "failures": "失败次数", "expires_at": "到期时间",
+    # wall-screen thresholds
+    "amber": "黄色阈值", "red": "红色阈值",
     # customers, accounts, branches
     "name": "名称", "phones": "电话", "phone": "电话", "id_card": "身份证号", "tags": "标签", "account_no": "户号",
     "customer_id": "客户", "address_id": "地址", "address": "地址", "account_type": "用户类型", "has_gas": "燃气",

@@ -115,6 +115,8 @@ STAFF_FRAMES: dict[str, type[Frame]] = {
 
 # The bell sends nothing but pings; any other type is refused by its handler (unknown_frame).
 NOTIFY_FRAMES: dict[str, type[Frame]] = {"ping": Frame}
+# The wall screen (/ws/wall) likewise only listens.
+WALL_FRAMES: dict[str, type[Frame]] = {"ping": Frame}
 
 
 # ------------------------------------------------------------------ parsing and checking

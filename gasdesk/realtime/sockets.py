@@ -68,16 +68,23 @@ async def answer_frame(conn: Connection, raw: str | dict[str, Any], kinds: dict[
 
 async def serve_staff_socket(websocket: WebSocket, user: User, *, kind: str, kinds: dict[str, type[Frame]],
                              handle: Callable[[Connection, dict[str, Any]], Awaitable[Reply]],
-                             hello: Callable[[], Awaitable[dict[str, Any]]], max_frame: int | None = None) -> None:
+                             hello: Callable[[], Awaitable[dict[str, Any]]], max_frame: int | None = None,
+                             register: Callable[[Connection], bool] | None = None,
+                             unregister: Callable[[Connection], None] | None = None) -> None:
     """Run an authenticated staff socket (``ws_allow`` has checked origin and role) until it closes.
 
     ``kind`` is ``"staff"`` (the console: conversation traffic) or ``"notify"`` (a bell); ``hello()`` builds the
     greeting once the socket is registered, so nothing pushed meanwhile is missed. A frame longer than
-    ``max_frame`` closes the socket (1009) instead of being answered."""
+    ``max_frame`` closes the socket (1009) instead of being answered. A socket with its own audience (the
+    wall) brings ``register`` (False: over its cap) and ``unregister`` instead of the hub's registries."""
     await websocket.accept()
     hub = get_hub()
     conn = Connection(websocket, kind=kind, user_id=user.id, role=user.role)
-    if not (hub.add_staff(conn) if kind == "staff" else hub.add_notify(conn)):
+    if register is not None:
+        added = register(conn)
+    else:
+        added = hub.add_staff(conn) if kind == "staff" else hub.add_notify(conn)
+    if not added:
         await websocket.close(code=CLOSE_TOO_MANY, reason="too many connections")
         return
     try:
@@ -93,4 +100,6 @@ async def serve_staff_socket(websocket: WebSocket, user: User, *, kind: str, kin
         pass
     finally:
         hub.remove(conn)
+        if unregister is not None:
+            unregister(conn)
         await conn.aclose()

@@ -136,9 +136,9 @@ async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResu
         if not force and await session.scalar(select(User.id).where(User.username == "admin")):
             return None
         roles = {"admin": "admin", "supervisor": "supervisor", "agent1": "agent", "agent2": "agent",
-                 "dispatcher": "dispatcher", "crew1": "field_crew"}
+                 "dispatcher": "dispatcher", "crew1": "field_crew", "wall": "wall"}
         names = {"admin": "系统管理员", "supervisor": "王班长", "agent1": "李晓雪", "agent2": "赵明",
-                 "dispatcher": "孙调度", "crew1": "维修一班"}
+                 "dispatcher": "孙调度", "crew1": "维修一班", "wall": "值班大屏"}
         for username, password, _label in DEMO_LOGINS:
             if not await session.scalar(select(User.id).where(User.username == username)):
                 await do_create_user(session, actor, username=username, password=password, role=roles[username],

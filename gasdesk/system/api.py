@@ -20,6 +20,7 @@ DEMO_LOGINS = [
     ("agent2", "demo-agent-pass", "坐席"),
     ("dispatcher", "demo-dispatch-pass", "调度"),
     ("crew1", "demo-crew-pass", "外勤班组"),
+    ("wall", "demo-wall-pass", "大屏"),
 ]
 
 

@@ -28,11 +28,14 @@ class Console:
 # In the order people use them; who may open each comes from the route, not from this list.
 CONSOLES: tuple[Console, ...] = (
     Console("/agent", "坐席工作台", "我的会话、排队、客户信息、知识推荐、生成工单"),
+    Console("/agent/dashboard", "我的指标", "今日处理量、平均处理时长、质检结果、回访评分"),
+    Console("/wall", "大屏", "排队、坐席状态、今日指标与趋势，实时刷新，适合大屏展示"),
     Console("/customers", "客户查询", "按电话、户号、姓名、地址查找客户，客户360"),
     Console("/tickets", "工单", "筛选与保存视图，新建工单"),
     Console("/dispatch", "调度看板", "未派工单、班组负荷、派单"),
     Console("/appointments/calendar", "预约日历", "各区时段与预约"),
     Console("/crew", "我的工单", "手机处理工单：到场、结果、材料、照片、签字"),
+    Console("/reports", "统计报表", "日报/周报/月报/年报：渠道进线、AI承接、工单与SLA、回访、坐席、高峰、热点"),
     Console("/admin/kb", "知识库", "知识文章、导入、命中统计"),
     Console("/admin/users", "用户管理", "新建用户、重置密码、调整角色、停用"),
     Console("/admin/audit", "审计日志", "谁在何时改了什么"),
@@ -41,6 +44,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/outbox", "外发消息", "发给居民的微信、短信及送达状态"),
     Console("/admin/notice-templates", "通知模板", "短信与微信模板消息的服务商模板"),
     Console("/admin/ivr", "语音导航", "来电语音导航脚本：编辑、校验、版本与启用"),
+    Console("/admin/wall", "大屏阈值", "排队、等待、超时等指标的黄色/红色提示阈值"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (
@@ -63,6 +67,7 @@ LANDING: dict[Role, str] = {
     Role.field_crew: "/crew",
     Role.supervisor: "/",
     Role.admin: "/",
+    Role.wall: "/wall",
 }
 
 

@@ -806,6 +806,25 @@ async def _(ctx: Ctx) -> Call:
                 json={"provider_template_id": "1234567", "fields": {"1": "text"}, "body": "", "enabled": True})
 
 
+# ---------------------------------------------------------------- wall screen
+
+
+@scenario("PUT", "/api/v1/wall/thresholds")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/wall/thresholds", ("config.wall_threshold",),
+                json={"waiting": {"amber": 5, "red": 15}})
+
+
+@scenario("POST", "/admin/wall")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/wall", ("config.wall_threshold",),
+                data={"waiting.amber": "8", "waiting.red": "16", "longest_wait_s.amber": "60",
+                      "longest_wait_s.red": "180", "sla_breached.red": "0", "sla_at_risk.amber": "0",
+                      "sla_at_risk.red": "10", "emergencies.red": "0"})
+
+
 # ---------------------------------------------------------------- notifications
 
 

@@ -16,9 +16,9 @@ GASDESK = Path(__file__).resolve().parents[2] / "gasdesk"
 CLIENT = "/static/socket-client.js"
 # The page scripts that talk over a socket, and the socket each one uses.
 SOCKET_PAGES = {"/static/webchat/chat.js": "/ws/webchat", "/static/conversations/agent.js": "/ws/agent",
-                "/static/notifications/bell.js": "/ws/staff"}
+                "/static/notifications/bell.js": "/ws/staff", "/static/wall/wall.js": "/ws/wall"}
 PAGE_SCRIPTS = [GASDESK / "channels/webchat/static/chat.js", GASDESK / "conversations/static/agent.js",
-                GASDESK / "notifications/static/bell.js"]
+                GASDESK / "notifications/static/bell.js", GASDESK / "wall/static/wall.js"]
 
 
 def _constants_of(html: str) -> dict:
@@ -48,7 +48,7 @@ async def test_every_page_running_a_socket_client_carries_the_servers_constants(
     pages = {"/chat": (await client.get("/chat")).text}
     admin = await staff_user(session, "admin")
     assert (await login(client, admin.username)).status_code == 303
-    for path in ("/agent", "/", "/notifications", "/tickets", "/admin/kb", "/customers"):
+    for path in ("/agent", "/", "/notifications", "/tickets", "/admin/kb", "/customers", "/wall"):
         response = await client.get(path)
         assert response.status_code == 200, path
         pages[path] = response.text

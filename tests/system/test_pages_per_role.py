@@ -100,6 +100,7 @@ async def test_forbidden_and_missing_pages_are_proper_pages(app, factory) -> Non
         "field_crew": [("/tickets", 403), ("/agent", 403), ("/crew/tickets/99999", 404)],
         "dispatcher": [("/agent", 403), ("/admin/audit", 403)],
         "agent": [("/dispatch", 403), ("/crew", 403)],
+        "wall": [("/agent", 403), ("/tickets", 403), ("/admin/users", 403), ("/notifications", 403)],
     }
     for role, pages in cases.items():
         user = await factory.user(role)
@@ -113,7 +114,7 @@ async def test_forbidden_and_missing_pages_are_proper_pages(app, factory) -> Non
 
 async def test_each_role_lands_on_its_own_console(app, factory) -> None:
     expected = {"agent": "/agent", "dispatcher": "/dispatch", "field_crew": "/crew", "supervisor": "/",
-                "admin": "/"}
+                "admin": "/", "wall": "/wall"}
     for role, target in expected.items():
         user = await factory.user(role)
         async with extra_client(app) as client:
