@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from gasdesk.quality.models import QualityScore
 from gasdesk.schemas import IsoDatetime, Out
 
-Reason = Field(min_length=2, max_length=500)
+Reason = Annotated[str, Field(min_length=2, max_length=500)]
 
 
 class AdjustIn(BaseModel):
     score: float = Field(ge=0, le=100)
-    reason: str = Reason
+    reason: Reason
 
 
 class AppealIn(BaseModel):
-    reason: str = Reason
+    reason: Reason
 
 
 class ResolveAppealIn(BaseModel):
     outcome: Literal["upheld", "rejected"]
-    note: str = Reason
+    note: Reason
     score: float | None = Field(default=None, ge=0, le=100)  # required when upheld
 
 
