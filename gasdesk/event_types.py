@@ -420,6 +420,25 @@ class FollowupCompleted(EventPayload):
     outcome: str
 
 
+# ------------------------------------------------------------------ quality inspection (gasdesk/quality)
+
+
+@event_type("quality.scored")
+class QualityScored(EventPayload):
+    """A closed contact was scored (``adjusted`` False), or its score changed by a supervisor's adjustment or an
+    upheld appeal (``adjusted`` True): the latest event of a ``score_id`` carries its current score (0–100).
+    For roll-ups (gasdesk/analytics): agent and team as scored, the sheet version used."""
+
+    score_id: int
+    conversation_id: int
+    call_id: int | None
+    agent_id: int | None
+    team_id: int | None
+    sheet_id: int
+    score: float
+    adjusted: bool
+
+
 # ------------------------------------------------------------------ directory and configuration
 
 

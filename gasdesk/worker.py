@@ -35,6 +35,8 @@ from gasdesk.outbound.notices import (
 )
 from gasdesk.outbound.service import JOB as OUTBOUND_JOB
 from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, register_sender
+from gasdesk.quality.service import SCAN_EVERY_S as QUALITY_SCAN_EVERY_S
+from gasdesk.quality.service import score_closed_contacts
 from gasdesk.telephony.service import RETENTION_EVERY_S, purge_recordings
 from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
@@ -57,6 +59,8 @@ def register_handlers() -> None:
     analytics_ingest.subscribe()
     register_job(analytics_ingest.JOB, analytics_ingest.retry_job)
     register_periodic("analytics.rollup", ROLLUP_EVERY_S, analytics_rollup)
+    # 质检: every closed conversation and ended call with people involved is scored once (idempotent).
+    register_periodic("quality.score_closed", QUALITY_SCAN_EVERY_S, score_closed_contacts)
     on_ticket_resolved(schedule_followup)
     # Residents hear of their tickets and appointments on WeChat/SMS (gasdesk/outbound/notices.py).
     on_ticket_created(notify_ticket_created)

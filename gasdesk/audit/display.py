@@ -72,6 +72,13 @@ ACTION_LABELS: dict[str, str] = {
     "call.softphone_transfer": "通话转接",
     "call.recording_play": "播放通话录音",
     "call.recording_delete": "删除到期通话录音",
+    "quality.score": "自动质检评分",
+    "quality.adjust": "调整质检分数",
+    "quality.review": "质检复核通过",
+    "quality.appeal": "质检申诉",
+    "quality.appeal_resolve": "处理质检申诉",
+    "quality_sheet.save": "保存质检评分表",
+    "quality_sheet.activate": "启用质检评分表",
     "followup.send": "发送回访",
     "followup.unreachable": "回访无法联系",
     "followup.cancel": "取消回访",
@@ -109,7 +116,7 @@ ENTITY_LABELS: dict[str, str] = {
     "user": "用户", "api_token": "接口令牌", "customer": "客户", "account": "账户", "branch": "营业网点",
     "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置", "left_message": "留言",
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
-    "call": "通话", "ivr_script": "语音导航脚本",
+    "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {
@@ -153,6 +160,10 @@ FIELD_LABELS: dict[str, str] = {
     "default_handle_s": "平均处理时长（秒）", "kind": "类型", "params": "参数", "skill_group_ids": "技能组",
     "max_concurrent": "最大并发会话", "url": "地址", "events": "事件", "text": "内容", "id": "编号",
     "provider_template_id": "模板 ID", "fields": "变量对应", "body": "正文",
+    # quality inspection
+    "score": "分数", "review_status": "复核状态", "appeal_status": "申诉状态", "sample_reason": "抽检原因",
+    "sheet_version": "评分表版本", "version": "版本", "active_version": "原启用版本", "rules": "规则数",
+    "conversation_id": "会话",
     # knowledge base
     "title": "标题", "questions": "问法", "answer": "答案", "category": "分类", "channels": "渠道",
     "valid_from": "生效日期", "valid_to": "失效日期",

@@ -1041,6 +1041,107 @@ async def _(ctx: Ctx) -> Call:
                 ("call.softphone_transfer", "conversation.transfer"), json={"to_group_id": 1})
 
 
+# ---------------------------------------------------------------- quality inspection (质检)
+
+
+async def _quality_score(ctx: Ctx) -> tuple[User, int]:
+    """A conversation an agent answered and closed, scored by the quality job: (the agent, the score id)."""
+    from gasdesk.conversations.models import SenderType
+    from gasdesk.quality.service import do_score_conversation
+
+    agent, conversation = await _assigned_conversation(ctx)
+    await conversations.do_accept(ctx.session, agent, conversation)
+    await conversations.do_post_message(ctx.session, conversation, SenderType.agent, text="户号多少？", user=agent)
+    await conversations.do_close(ctx.session, conversation, by="agent", user=agent)
+    await commit(ctx.session)
+    row = await do_score_conversation(ctx.session, conversation)
+    assert row is not None
+    await commit(ctx.session)
+    return agent, row.id
+
+
+async def _quality_appealed(ctx: Ctx) -> int:
+    from gasdesk.quality.service import access_score, do_appeal
+
+    agent, score_id = await _quality_score(ctx)
+    await do_appeal(ctx.session, agent, await access_score(ctx.session, agent, score_id), reason="居民未回复")
+    await commit(ctx.session)
+    return score_id
+
+
+@scenario("POST", "/api/v1/quality/scores/{score_id}/adjust")
+async def _(ctx: Ctx) -> Call:
+    _, score_id = await _quality_score(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/quality/scores/{score_id}/adjust", ("quality.adjust",),
+                json={"score": 88, "reason": "复核后调整"})
+
+
+@scenario("POST", "/api/v1/quality/scores/{score_id}/appeal")
+async def _(ctx: Ctx) -> Call:
+    _, score_id = await _quality_score(ctx)  # the agent is logged in
+    return Call("POST", f"/api/v1/quality/scores/{score_id}/appeal", ("quality.appeal",), json={"reason": "已及时回复"})
+
+
+@scenario("POST", "/api/v1/quality/scores/{score_id}/appeal/resolve")
+async def _(ctx: Ctx) -> Call:
+    score_id = await _quality_appealed(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/quality/scores/{score_id}/appeal/resolve", ("quality.appeal_resolve",),
+                json={"outcome": "rejected", "note": "维持原分"})
+
+
+@scenario("POST", "/quality/sheets")
+async def _(ctx: Ctx) -> Call:
+    import json
+
+    from gasdesk.quality.rules import DEFAULT_SHEET
+
+    await ctx.as_role("supervisor")
+    return Call("POST", "/quality/sheets", ("quality_sheet.save", "quality_sheet.activate"),
+                data={"sheet": json.dumps(DEFAULT_SHEET, ensure_ascii=False), "note": "页面保存", "activate": "1"})
+
+
+@scenario("POST", "/quality/sheets/{sheet_id}/activate")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.quality.rules import DEFAULT_SHEET
+    from gasdesk.quality.service import do_save_sheet
+
+    row = await do_save_sheet(ctx.session, SETUP, team_id=None, body=DEFAULT_SHEET)
+    await commit(ctx.session)
+    await ctx.as_role("admin")
+    return Call("POST", f"/quality/sheets/{row.id}/activate", ("quality_sheet.activate",))
+
+
+@scenario("POST", "/quality/scores/{score_id}/adjust")
+async def _(ctx: Ctx) -> Call:
+    _, score_id = await _quality_score(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/quality/scores/{score_id}/adjust", ("quality.adjust",),
+                data={"score": "92.5", "reason": "页面调整"})
+
+
+@scenario("POST", "/quality/scores/{score_id}/review")
+async def _(ctx: Ctx) -> Call:
+    _, score_id = await _quality_score(ctx)  # low score: sampled, pending review
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/quality/scores/{score_id}/review", ("quality.review",))
+
+
+@scenario("POST", "/quality/scores/{score_id}/appeal")
+async def _(ctx: Ctx) -> Call:
+    _, score_id = await _quality_score(ctx)
+    return Call("POST", f"/quality/scores/{score_id}/appeal", ("quality.appeal",), data={"reason": "页面申诉"})
+
+
+@scenario("POST", "/quality/scores/{score_id}/appeal/resolve")
+async def _(ctx: Ctx) -> Call:
+    score_id = await _quality_appealed(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/quality/scores/{score_id}/appeal/resolve", ("quality.appeal_resolve",),
+                data={"outcome": "upheld", "score": "95", "note": "申诉成立"})
+
+
 # ---------------------------------------------------------------- the route tests
 
 
@@ -1171,6 +1272,14 @@ async def _(ctx: Ctx) -> JobRun:
     await commit(ctx.session)
     clock.set_now(clock.utcnow() + timedelta(days=400))
     return JobRun(_periodic("telephony.recording_retention"), ("call.recording_delete",))
+
+
+@job_scenario("quality.score_closed")
+async def _(ctx: Ctx) -> JobRun:
+    agent, conversation = await _assigned_conversation(ctx)
+    await conversations.do_close(ctx.session, conversation, by="agent", user=agent)
+    await commit(ctx.session)
+    return JobRun(_periodic("quality.score_closed"), ("quality.score",))
 
 
 def _app_jobs() -> set[str]:

@@ -544,6 +544,22 @@ async def _call_offer_withdrawn(w: World) -> None:
     await commit(w.session)
 
 
+# ------------------------------------------------------------------ quality inspection
+
+
+@case("quality.scored")
+async def _quality_scored(w: World) -> None:
+    from gasdesk.conversations.service import do_close
+    from gasdesk.quality.service import do_score_conversation
+
+    agent, conversation = await _assigned(w)
+    await do_close(w.session, conversation, by="agent", user=agent)
+    await commit(w.session)
+    w.start()
+    assert await do_score_conversation(w.session, conversation) is not None
+    await commit(w.session)
+
+
 # ------------------------------------------------------------------ the test
 
 
