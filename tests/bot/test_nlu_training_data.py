@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "generate_nlu_training_data.py"
 
 

@@ -87,10 +87,13 @@ async def screenshot(page: object, name: str) -> Path:
     return path
 
 
-async def login_as(page: Page, base: str, username: str, *, wait: str = "networkidle") -> None:
-    """Sign in through the login form as ``username`` (factory users have ``TEST_PASSWORD``)."""
+async def login_as(page: Page, base: str, username: str, *, wait: str = "load") -> None:
+    """Sign in through the login form as ``username`` (factory users have ``TEST_PASSWORD``) and wait until the
+    role's landing page has loaded. (Not "networkidle": that waits out 500 ms of quiet on every login, and a
+    console's socket and htmx requests are never quiet for long; tests wait for what they need.)"""
     await page.goto(base + "/login")
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", TEST_PASSWORD)
     await page.click("button[type=submit]")
+    await page.wait_for_url(lambda url: "/login" not in url)
     await page.wait_for_load_state(wait)  # type: ignore[arg-type]

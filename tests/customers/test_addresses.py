@@ -12,6 +12,8 @@ from gasdesk.customers.addresses import (
     parse_free_address,
 )
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 
 @pytest.mark.parametrize(
     ("text", "value"),

@@ -17,6 +17,8 @@ from gasdesk.customers.validation import (
 from gasdesk.errors import InvalidInput
 from tests.factories import bad_checksum, make_id_card
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 
 @pytest.mark.parametrize(
     ("raw", "expected"),

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from gasdesk.security.pii import PiiLogFilter, contains_pii, find_pii, redact_pii
 from tests.factories import make_id_card
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 ID_CARD = make_id_card(777, birth="19860412")  # 210102 19860412 777 + check digit
 
 

@@ -8,6 +8,8 @@ import pytest
 from gasdesk.bot.nlu import classifier
 from gasdesk.config import reset_settings_cache
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 
 def test_a_new_process_loads_the_model_instead_of_training_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GASDESK_NLU_CACHE_DIR", str(tmp_path))

@@ -4,6 +4,8 @@ import pytest
 
 from gasdesk.bot.nlu.dates import cn_number, resolve_date, resolve_time
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 NOW = datetime(2024, 11, 27, 10, 0)  # a Wednesday morning, naive = Asia/Shanghai local time
 
 

@@ -1,6 +1,10 @@
 import json
 
+import pytest
+
 from gasdesk.bot.nlu.evaluate import EvalReport, evaluate, format_report, run_eval_cli
+
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
 
 
 def _write(path, rows):

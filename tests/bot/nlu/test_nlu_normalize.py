@@ -1,4 +1,8 @@
+import pytest
+
 from gasdesk.bot.nlu.normalize import canonicalize, normalize
+
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
 
 
 def test_full_width_digits_and_letters_become_half_width():

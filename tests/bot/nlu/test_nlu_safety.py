@@ -2,6 +2,8 @@ import pytest
 
 from gasdesk.bot.nlu import is_gas_leak, understand
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 LEAKS = [
     "厨房一股臭鸡蛋味",
     "家里有煤汽味",

@@ -4,6 +4,8 @@ import pytest
 
 from gasdesk.bot.nlu import extract_slots
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 NOW = datetime(2024, 11, 27, 10, 0)  # Wednesday, Asia/Shanghai
 
 

@@ -7,6 +7,8 @@ import pytest
 from gasdesk.bot.nlu import INTENTS, Understanding, understand
 from gasdesk.bot.nlu.classifier import load_examples
 
+pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
+
 NOW = datetime(2024, 11, 27, 10, 0)
 
 
