@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from gasdesk.customers.models import Address
 from gasdesk.db import table_of
 from gasdesk.followups.models import FollowUpSurvey
 from gasdesk.telephony.models import Call
-from gasdesk.tickets.models import TeamMember, Ticket
+from gasdesk.tickets.models import TeamMember, Ticket, TicketEvent
 
 KINDS: dict[str, str] = {
     "contact.started": "a conversation opened, on any channel (voice: a call reached the hotline)",
@@ -242,8 +242,12 @@ async def _ticket_updated(session: AsyncSession, payload: dict[str, Any], at: st
     base, status, occurred = _ticket_base(ticket), payload["status"], datetime.fromisoformat(at)
     facts: list[FactIn] = []
     if status == "assigned":
-        # one dispatch per assignment: the event's time tells a re-dispatch from the same one delivered twice
-        facts.append(FactIn("ticket.dispatched", occurred, f"ticket.dispatched:{ticket.id}:{at}", **base))
+        # one dispatch per assignment: the history row of that assignment names it (a re-dispatch has its own)
+        entry = await session.scalar(select(TicketEvent).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.to_status == "assigned",
+            TicketEvent.at <= occurred + timedelta(seconds=5)).order_by(TicketEvent.id.desc()).limit(1))
+        if entry is not None:
+            facts.append(dispatched(ticket, entry))
     elif status == "resolved" and ticket.resolved_at is not None:
         key = f"{ticket.id}:{_stamp(ticket.resolved_at)}"
         facts.append(FactIn("ticket.resolved", ticket.resolved_at, f"ticket.resolved:{key}",
@@ -255,6 +259,11 @@ async def _ticket_updated(session: AsyncSession, payload: dict[str, Any], at: st
         facts.append(FactIn("ticket.closed", ticket.closed_at, f"ticket.closed:{ticket.id}:{_stamp(ticket.closed_at)}",
                             **base))
     return facts
+
+
+def dispatched(ticket: Ticket, entry: TicketEvent) -> FactIn:
+    """The 派单 fact of one assignment in a ticket's history."""
+    return FactIn("ticket.dispatched", entry.at, f"ticket.dispatched:{entry.id}", **_ticket_base(ticket))
 
 
 @builds("ticket.sla")

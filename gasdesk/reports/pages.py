@@ -4,8 +4,8 @@ against the previous period, and ECharts charts drawn from the same JSON the API
 from __future__ import annotations
 
 from datetime import date
-from urllib.parse import urlencode
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
