@@ -164,14 +164,31 @@ async def _state(session: AsyncSession, payload: dict[str, Any], at: str) -> lis
         return []
     base = await _conversation_facts_base(session, conversation)
     c, state = conversation, payload["state"]
+    # The row may have moved on since the event (a transfer resets the accept): who and which group come
+    # from the event itself; times from the row while it still tells this event's story.
+    if "agent_id" in payload:
+        base.update(agent_id=payload["agent_id"], team_id=await _team_of(session, payload["agent_id"]))
+    if payload.get("skill_group_id") is not None:
+        base["skill_group_id"] = payload["skill_group_id"]
     facts: list[FactIn] = []
     if state == "queued" and c.queued_at is not None:
         facts.append(FactIn("conversation.handoff", c.queued_at, f"handoff:{c.id}", detail=c.handoff_reason, **base))
         facts.append(FactIn("conversation.queued", c.queued_at, f"queued:{c.id}:{_stamp(c.queued_at)}",
                             detail=c.handoff_reason, **base))
-    elif state == "assigned" and payload.get("accepted") and c.accepted_at is not None:
-        facts.append(FactIn("conversation.accepted", c.accepted_at, f"accepted:{c.id}:{_stamp(c.accepted_at)}",
-                            value=_seconds(c.accepted_at, c.queued_at), **base))
+    elif state == "assigned" and payload.get("accepted"):
+        same = c.accepted_at is not None and c.agent_id == payload.get("agent_id")
+        accepted_at = c.accepted_at if same and c.accepted_at is not None else datetime.fromisoformat(at)
+        waited_from = c.queued_at
+        if c.queued_at is not None and c.assigned_at is not None and await session.scalar(
+                select(AnalyticsFact.id).where(AnalyticsFact.kind == "conversation.accepted",
+                                               AnalyticsFact.conversation_id == c.id,
+                                               AnalyticsFact.occurred_at >= c.queued_at,
+                                               AnalyticsFact.occurred_at < accepted_at).limit(1)):
+            waited_from = c.assigned_at  # handed straight to a colleague after an accept: wait from the transfer
+        if waited_from is not None and waited_from > accepted_at:
+            waited_from = c.queued_at if c.queued_at is not None and c.queued_at <= accepted_at else None
+        facts.append(FactIn("conversation.accepted", accepted_at, f"accepted:{c.id}:{_stamp(accepted_at)}",
+                            value=_seconds(accepted_at, waited_from), **base))
     elif state == "closed" and c.closed_at is not None:
         served_from = c.accepted_at or (c.assigned_at if c.agent_id is not None else None)
         if served_from is not None:  # an agent had it (accepted, or assigned and closed without 接入)

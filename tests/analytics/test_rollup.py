@@ -17,7 +17,7 @@ from gasdesk.analytics.models import AnalyticsBucket, AnalyticsFact
 from gasdesk.analytics.rollup import rebuild_all, rollup
 from gasdesk.analytics.service import breakdown, figures, series, totals
 from gasdesk.conversations.models import Conversation
-from gasdesk.conversations.service import do_accept, do_close, do_rate
+from gasdesk.conversations.service import do_accept, do_close, do_rate, do_transfer
 from gasdesk.db import commit, transaction
 from gasdesk.events import Event, bus
 from gasdesk.jobs.models import Job
@@ -183,3 +183,26 @@ async def test_backfill_replays_history_with_the_same_keys(session, factory) -> 
     async with transaction() as s:
         assert await rebuild_all(s) == 1
     assert await totals(session, FIGURES, *DAY) == live
+
+
+async def test_a_transfer_counts_each_wait_and_the_last_handling(session, factory) -> None:
+    clock.set_now(T0)
+    first = await desk_agent(factory)
+    chat = await queued_conversation(session)
+    second = await desk_agent(factory)
+    clock.set_now(T0 + timedelta(minutes=1))
+    await do_accept(session, first, chat)
+    await commit(session)
+    clock.set_now(T0 + timedelta(minutes=3))
+    await do_transfer(session, first, chat, to_agent_id=second.id)
+    await commit(session)
+    clock.set_now(T0 + timedelta(minutes=4))
+    await do_accept(session, second, chat)
+    await commit(session)
+    clock.set_now(T0 + timedelta(minutes=9))
+    await do_close(session, chat, by="agent", user=second)
+    await commit(session)
+    await _roll()
+    found = await totals(session, ["accepted", "avg_wait_s", "handled", "avg_handle_s", "contacts"], *DAY)
+    assert found == {"accepted": 2, "avg_wait_s": 60.0, "handled": 1, "avg_handle_s": 300.0, "contacts": 1}
+    assert await breakdown(session, "accepted", *DAY, by="agent_id") == {str(first.id): 1.0, str(second.id): 1.0}
