@@ -64,7 +64,8 @@ async def test_every_report_builds_and_filters_apply(session, factory) -> None:
     heat = peaks.charts[0]
     assert heat.y_categories[0] == "周一" and heat.series[0].values[10] == 3  # Monday 10:00
     assert "10:00–11:00" in peaks.notes[0]
-    followups = await build_report(session, "followups", week, filters={})
+    followups = await build_report(session, "followups", week, filters={})  # the alias of "satisfaction"
+    assert followups.key == "satisfaction"
     assert followups.tables[0].rows == [["维修", 1.0, 4.0, 100.0]]
     agents = await build_report(session, "agents", week, filters={})
     row = agents.tables[0].rows[0]
