@@ -88,11 +88,11 @@ async def test_api_and_pages(client, factory, session) -> None:
     assert (await client.get("/api/v1/reports/overview", params={"grain": "decade"}, headers=sup)).status_code == 422
     page = await client.get("/reports", params={"day": "2026-12-07"}, headers=sup)
     assert page.status_code == 200
-    assert "运营总览日报" in page.text and "/static/reports/echarts.min.js" in page.text
+    assert "运营总览日报" in page.text and "/static/reports/vendor/echarts-5.6.0.min.js" in page.text
     assert 'id="report-data"' in page.text and 'id="chart-trend"' in page.text
     peaks = await client.get("/reports/peaks", params={"grain": "month", "day": "2026-12-07"}, headers=sup)
     assert peaks.status_code == 200 and "进线热力图" in peaks.text
     assert (await client.get("/reports", headers=agent)).status_code == 403
     assert (await client.get("/reports/nope", headers=sup)).status_code == 404
-    script = await client.get("/static/reports/echarts.min.js")
+    script = await client.get("/static/reports/vendor/echarts-5.6.0.min.js")
     assert script.status_code == 200 and len(script.content) > 500_000
