@@ -18,10 +18,12 @@ db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 user_app = typer.Typer(help="Staff users", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk imports", no_args_is_help=True)
 bot_app = typer.Typer(help="The resident bot", no_args_is_help=True)
+analytics_app = typer.Typer(help="Report facts and roll-ups", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 app.add_typer(bot_app, name="bot")
+app.add_typer(analytics_app, name="analytics")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -235,6 +237,28 @@ def bot_eval(file: Annotated[Path, typer.Argument(help='JSONL lines {"text", "in
     code = run_eval_cli(str(file))
     if code:
         raise typer.Exit(code)
+
+
+@analytics_app.command("backfill")
+def analytics_backfill(days: Annotated[int, typer.Option(help="How far back (0: everything stored)")] = 0) -> None:
+    """Write report facts for stored history (idempotent), then roll up every hour that has facts."""
+    from datetime import timedelta
+
+    from gasdesk.analytics.backfill import backfill
+    from gasdesk.analytics.rollup import rebuild_all
+    from gasdesk.clock import utcnow
+    from gasdesk.db import transaction
+
+    async def go() -> tuple[int, int]:
+        since = utcnow() - timedelta(days=days) if days > 0 else None
+        async with transaction() as session:
+            new = await backfill(session, since)
+        async with transaction() as session:
+            hours = await rebuild_all(session)
+        return new, hours
+
+    new, hours = run(go())
+    typer.echo(f"新增统计事实 {new} 条，重算 {hours} 个小时的汇总")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from gasdesk.customers.models import Address
 from gasdesk.db import table_of
 from gasdesk.followups.models import FollowUpSurvey
 from gasdesk.telephony.models import Call
-from gasdesk.tickets.models import TeamMember, Ticket
+from gasdesk.tickets.models import TeamMember, Ticket, TicketEvent
 
 KINDS: dict[str, str] = {
     "contact.started": "a conversation opened, on any channel (voice: a call reached the hotline)",
@@ -164,17 +164,35 @@ async def _state(session: AsyncSession, payload: dict[str, Any], at: str) -> lis
         return []
     base = await _conversation_facts_base(session, conversation)
     c, state = conversation, payload["state"]
+    # The row may have moved on since the event (a transfer resets the accept): who and which group come
+    # from the event itself; times from the row while it still tells this event's story.
+    if "agent_id" in payload:
+        base.update(agent_id=payload["agent_id"], team_id=await _team_of(session, payload["agent_id"]))
+    if payload.get("skill_group_id") is not None:
+        base["skill_group_id"] = payload["skill_group_id"]
     facts: list[FactIn] = []
     if state == "queued" and c.queued_at is not None:
         facts.append(FactIn("conversation.handoff", c.queued_at, f"handoff:{c.id}", detail=c.handoff_reason, **base))
         facts.append(FactIn("conversation.queued", c.queued_at, f"queued:{c.id}:{_stamp(c.queued_at)}",
                             detail=c.handoff_reason, **base))
-    elif state == "assigned" and payload.get("accepted") and c.accepted_at is not None:
-        facts.append(FactIn("conversation.accepted", c.accepted_at, f"accepted:{c.id}:{_stamp(c.accepted_at)}",
-                            value=_seconds(c.accepted_at, c.queued_at), **base))
+    elif state == "assigned" and payload.get("accepted"):
+        same = c.accepted_at is not None and c.agent_id == payload.get("agent_id")
+        accepted_at = c.accepted_at if same and c.accepted_at is not None else datetime.fromisoformat(at)
+        waited_from = c.queued_at
+        if c.queued_at is not None and c.assigned_at is not None and await session.scalar(
+                select(AnalyticsFact.id).where(AnalyticsFact.kind == "conversation.accepted",
+                                               AnalyticsFact.conversation_id == c.id,
+                                               AnalyticsFact.occurred_at >= c.queued_at,
+                                               AnalyticsFact.occurred_at < accepted_at).limit(1)):
+            waited_from = c.assigned_at  # handed straight to a colleague after an accept: wait from the transfer
+        if waited_from is not None and waited_from > accepted_at:
+            waited_from = c.queued_at if c.queued_at is not None and c.queued_at <= accepted_at else None
+        facts.append(FactIn("conversation.accepted", accepted_at, f"accepted:{c.id}:{_stamp(accepted_at)}",
+                            value=_seconds(accepted_at, waited_from), **base))
     elif state == "closed" and c.closed_at is not None:
-        if c.accepted_at is not None:
-            outcome, kind, value = "agent", "conversation.handled", _seconds(c.closed_at, c.accepted_at)
+        served_from = c.accepted_at or (c.assigned_at if c.agent_id is not None else None)
+        if served_from is not None:  # an agent had it (accepted, or assigned and closed without 接入)
+            outcome, kind, value = "agent", "conversation.handled", _seconds(c.closed_at, served_from)
         elif c.queued_at is not None:
             outcome, kind, value = "abandoned", "conversation.abandoned", _seconds(c.closed_at, c.queued_at)
         else:
@@ -241,8 +259,12 @@ async def _ticket_updated(session: AsyncSession, payload: dict[str, Any], at: st
     base, status, occurred = _ticket_base(ticket), payload["status"], datetime.fromisoformat(at)
     facts: list[FactIn] = []
     if status == "assigned":
-        # one dispatch per assignment: the event's time tells a re-dispatch from the same one delivered twice
-        facts.append(FactIn("ticket.dispatched", occurred, f"ticket.dispatched:{ticket.id}:{at}", **base))
+        # one dispatch per assignment: the history row of that assignment names it (a re-dispatch has its own)
+        entry = await session.scalar(select(TicketEvent).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.to_status == "assigned",
+            TicketEvent.at <= occurred + timedelta(seconds=5)).order_by(TicketEvent.id.desc()).limit(1))
+        if entry is not None:
+            facts.append(dispatched(ticket, entry))
     elif status == "resolved" and ticket.resolved_at is not None:
         key = f"{ticket.id}:{_stamp(ticket.resolved_at)}"
         facts.append(FactIn("ticket.resolved", ticket.resolved_at, f"ticket.resolved:{key}",
@@ -254,6 +276,11 @@ async def _ticket_updated(session: AsyncSession, payload: dict[str, Any], at: st
         facts.append(FactIn("ticket.closed", ticket.closed_at, f"ticket.closed:{ticket.id}:{_stamp(ticket.closed_at)}",
                             **base))
     return facts
+
+
+def dispatched(ticket: Ticket, entry: TicketEvent) -> FactIn:
+    """The 派单 fact of one assignment in a ticket's history."""
+    return FactIn("ticket.dispatched", entry.at, f"ticket.dispatched:{entry.id}", **_ticket_base(ticket))
 
 
 @builds("ticket.sla")

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gasdesk.analytics.facts import BUILDERS, FactIn, facts_of, write_facts
+from gasdesk.analytics.facts import BUILDERS, facts_of, write_facts
 from gasdesk.db import transaction
 from gasdesk.events import Event, bus
 from gasdesk.jobs.queue import enqueue
@@ -52,18 +52,19 @@ def on_event(event: Event) -> None:
         _writer = loop.create_task(_write_pending(), name="analytics.ingest")
 
 
-async def facts_for(session: AsyncSession, events: list[dict[str, Any]]) -> list[FactIn]:
-    """Every fact of ``events`` (each ``{"type", "payload", "at"}``), in order."""
-    facts: list[FactIn] = []
+async def write_events(session: AsyncSession, events: list[dict[str, Any]]) -> int:
+    """Write the facts of ``events`` (each ``{"type", "payload", "at"}``) in order, each event's before the
+    next is read (a builder may look at the facts before it); returns how many facts were new."""
+    new = 0
     for item in events:
-        facts.extend(await facts_of(session, item["type"], item["payload"], item["at"]))
-    return facts
+        new += await write_facts(session, await facts_of(session, item["type"], item["payload"], item["at"]))
+    return new
 
 
 async def store_events(events: list[dict[str, Any]]) -> int:
     """Write the facts of ``events`` in one transaction of its own; returns how many facts were new."""
     async with transaction() as session:
-        return await write_facts(session, await facts_for(session, events))
+        return await write_events(session, events)
 
 
 async def _write_pending() -> None:
@@ -83,7 +84,7 @@ async def _write_pending() -> None:
 
 async def retry_job(session: AsyncSession, payload: dict[str, Any]) -> None:
     """Job ``analytics.ingest``: write the facts of events whose first write failed (idempotent)."""
-    await write_facts(session, await facts_for(session, payload["events"]))
+    await write_events(session, payload["events"])
 
 
 async def drain() -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.analytics.catalogue import metric
-from gasdesk.analytics.service import SeriesGrain, breakdown_figures, figures, series_figures
+from gasdesk.analytics.service import SeriesGrain, breakdown_figures, figures, hours_with, series_figures
 from gasdesk.auth.models import User
 from gasdesk.bot.nlu_bot import INTENT_LABELS
 from gasdesk.clock import as_utc, local_zone, to_local, utcnow
@@ -244,7 +244,7 @@ async def _followups(s: Scope) -> Report:
     counts = await s.by("followups", "detail")
     scores = await s.by("followup_score", "detail")
     solved = await s.by("followup_solved_rate", "detail")
-    return _report(s, "followups", "回访与满意度", kpis, [
+    return _report(s, "satisfaction", "回访与满意度", kpis, [
         _chart("trend", "满意度趋势", "line", labels, [Series("回访满意度", score), Series("会话评价", csat)], "分"),
         _chart("categories", "问题类别", "bar", [_type_label(k) for k in counts],
                [Series("回访数", list(counts.values()))], "次"),
@@ -265,11 +265,8 @@ async def _agents(s: Scope) -> Report:
     names = await _user_names(s.session, keys)
     # Occupancy: handling time over the agent's working hours, counted as the hours with any hand-over
     # (login time is not an analytics fact yet).
-    active_hours: dict[str, int] = {}
-    for key in keys:
-        hours = await series_figures(s.session, "accepted", s.period.start, s.period.end, grain="hour",
-                                     where={**s.where, "agent_id": int(key)})
-        active_hours[key] = sum(1 for _, v in hours if v)
+    active_hours = await hours_with(s.session, "accepted", s.period.start, s.period.end, by="agent_id",
+                                    where=s.where)
     rows = []
     for key in keys:
         occupancy = (100 * (busy.get(key) or 0.0) / (active_hours[key] * 3600)) if active_hours.get(key) else None
@@ -347,10 +344,13 @@ def _report(s: Scope, key: str, title: str, kpis: list[Kpi], charts: list[Chart]
 
 BUILDERS: dict[str, Callable[[Scope], Awaitable[Report]]] = {
     "overview": _overview, "channels": _channels, "ai": _ai, "kb": _kb, "tickets": _tickets,
-    "followups": _followups, "agents": _agents, "peaks": _peaks, "topics": _topics, "quality": _quality,
+    "satisfaction": _followups, "agents": _agents, "peaks": _peaks, "topics": _topics, "quality": _quality,
 }
+# "followups" was the 回访 report's first name; /api/v1/reports/followups is the 回访 outcomes API
+# (gasdesk/followups), so the report is "satisfaction" in paths and keys.
+ALIASES = {"followups": "satisfaction"}
 REPORT_TITLES = {"overview": "运营总览", "channels": "渠道进线", "ai": "AI 承接", "kb": "知识库", "tickets": "工单",
-                 "followups": "回访与满意度", "agents": "坐席绩效", "peaks": "高峰时段", "topics": "热点问题",
+                 "satisfaction": "回访与满意度", "agents": "坐席绩效", "peaks": "高峰时段", "topics": "热点问题",
                  "quality": "质检"}
 
 
@@ -374,10 +374,10 @@ def check_filters(filters: dict[str, str]) -> dict[str, str | int]:
 
 
 async def build_report(session: AsyncSession, key: str, period: Period, *, filters: dict[str, str]) -> Report:
-    """Report ``key`` (``overview``, ``channels``, ``ai``, ``kb``, ``tickets``, ``followups``, ``agents``,
-    ``peaks``, ``topics``, ``quality``) for ``period``, limited by ``filters`` (team, channel, district),
+    """Report ``key`` (``overview``, ``channels``, ``ai``, ``kb``, ``tickets``, ``satisfaction`` — alias
+    ``followups`` —, ``agents``, ``peaks``, ``topics``, ``quality``) for ``period``, limited by ``filters`` (team, channel, district),
     with the previous period's figures for comparison."""
-    builder = BUILDERS.get(key)
+    builder = BUILDERS.get(ALIASES.get(key, key))
     if builder is None:
         raise NotFound("没有这个报表", code="report_not_found")
     where = check_filters(filters)

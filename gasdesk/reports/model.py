@@ -66,8 +66,8 @@ class Table:
 @dataclass(frozen=True)
 class Report:
     """A whole report: ``key`` names the kind (``overview``, ``channels``, ``ai``, ``kb``, ``tickets``,
-    ``followups``, ``agents``, ``peaks``, ``topics``, ``quality``); ``filters`` are what it was limited to
-    (team, channel, district), shown in its header."""
+    ``satisfaction`` — 回访; ``build_report`` also takes ``followups`` for it —, ``agents``, ``peaks``, ``topics``,
+    ``quality``); ``filters`` are what it was limited to (team, channel, district), shown in its header."""
 
     key: str
     title: str

@@ -7,16 +7,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from gasdesk import clock
 from gasdesk.analytics import ingest
+from gasdesk.analytics.backfill import backfill
 from gasdesk.analytics.facts import BUILDERS
 from gasdesk.analytics.models import AnalyticsBucket, AnalyticsFact
-from gasdesk.analytics.rollup import rollup
+from gasdesk.analytics.rollup import rebuild_all, rollup
 from gasdesk.analytics.service import breakdown, figures, series, totals
 from gasdesk.conversations.models import Conversation
-from gasdesk.conversations.service import do_accept, do_close, do_rate
+from gasdesk.conversations.service import do_accept, do_close, do_rate, do_transfer
 from gasdesk.db import commit, transaction
 from gasdesk.events import Event, bus
 from gasdesk.jobs.models import Job
@@ -141,11 +142,11 @@ async def test_a_failed_write_is_retried_by_the_job(session, factory, monkeypatc
         raise ConnectionError("database went away")
 
     monkeypatch.setitem(BUILDERS, "conversation.started", database_trouble)
-    conversation = await bot_conversation(session)  # the change itself commits and returns normally
+    conversation_id = (await bot_conversation(session)).id  # the change itself commits and returns normally
     await ingest.drain()
     session.expire_all()
     job = await session.scalar(select(Job).where(Job.name == ingest.JOB))
-    assert job is not None and job.payload["events"][0]["payload"]["conversation_id"] == conversation.id
+    assert job is not None and job.payload["events"][0]["payload"]["conversation_id"] == conversation_id
     assert await session.scalar(select(func.count()).select_from(AnalyticsFact)) == 0
     monkeypatch.setitem(BUILDERS, "conversation.started", real)
     assert await run_due_jobs() == 1
@@ -160,3 +161,48 @@ async def test_unknown_dimension_is_refused(session) -> None:
         await totals(session, ["contacts"], *DAY, where={"phone": "13800000000"})
     with pytest.raises(InvalidInput):
         await breakdown(session, "contacts", *DAY, by="visitor_id")
+
+
+FIGURES = ["contacts", "ai_handled", "handoffs", "accepted", "avg_wait_s", "handled", "avg_handle_s", "csat",
+           "tickets_created", "tickets_dispatched", "tickets_resolved", "sla_compliance", "ai_rate"]
+
+
+async def test_backfill_replays_history_with_the_same_keys(session, factory) -> None:
+    await _day_of_work(session, factory)
+    await _roll()
+    live = await totals(session, FIGURES, *DAY)
+    assert live["tickets_dispatched"] == 1
+    async with transaction() as s:
+        assert await backfill(s) == 0  # every fact of the history was already written by the live events
+    # history from before analytics existed: no facts at all
+    async with transaction() as s:
+        await s.execute(delete(AnalyticsFact))
+        await s.execute(delete(AnalyticsBucket))
+    async with transaction() as s:
+        assert await backfill(s) > 0
+    async with transaction() as s:
+        assert await rebuild_all(s) == 1
+    assert await totals(session, FIGURES, *DAY) == live
+
+
+async def test_a_transfer_counts_each_wait_and_the_last_handling(session, factory) -> None:
+    clock.set_now(T0)
+    first = await desk_agent(factory)
+    chat = await queued_conversation(session)
+    second = await desk_agent(factory)
+    clock.set_now(T0 + timedelta(minutes=1))
+    await do_accept(session, first, chat)
+    await commit(session)
+    clock.set_now(T0 + timedelta(minutes=3))
+    await do_transfer(session, first, chat, to_agent_id=second.id)
+    await commit(session)
+    clock.set_now(T0 + timedelta(minutes=4))
+    await do_accept(session, second, chat)
+    await commit(session)
+    clock.set_now(T0 + timedelta(minutes=9))
+    await do_close(session, chat, by="agent", user=second)
+    await commit(session)
+    await _roll()
+    found = await totals(session, ["accepted", "avg_wait_s", "handled", "avg_handle_s", "contacts"], *DAY)
+    assert found == {"accepted": 2, "avg_wait_s": 60.0, "handled": 1, "avg_handle_s": 300.0, "contacts": 1}
+    assert await breakdown(session, "accepted", *DAY, by="agent_id") == {str(first.id): 1.0, str(second.id): 1.0}

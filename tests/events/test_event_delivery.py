@@ -57,6 +57,7 @@ FACT_KINDS_OF = {
     "ticket.sla": {"sla.at_risk", "sla.breached"},
     "followup.completed": {"followup.answered", "followup.solved"},
     "call.ended": {"call.answered", "call.abandoned"},
+    "quality.scored": {"qa.scored"},  # declared by gasdesk/quality (facts.py reads its payload)
 }
 SOCKET_AUDIENCES = (Consumer.RESIDENT, Consumer.AGENT, Consumer.STAFF, Consumer.BELL)
 

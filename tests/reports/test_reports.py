@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
-from gasdesk import clock
-from gasdesk.analytics import ingest
-from gasdesk.analytics.rollup import rollup
-from gasdesk.conversations.service import do_accept, do_close
-from gasdesk.db import commit, transaction
-from gasdesk.followups.service import do_answer_followup
 from gasdesk.reports.builders import BUILDERS, build_report, period_for, previous_period
 from gasdesk.reports.schemas import ReportOut, report_out
-from tests.factories import bot_conversation, desk_agent, queued_conversation, staff_user, wo_ticket
-
-MONDAY = datetime(2026, 12, 7, 2, 5, tzinfo=UTC)  # 10:05 Shanghai
+from tests.reports.scenario import two_days
 
 
 def test_periods_are_local_and_stored_in_utc() -> None:
@@ -38,48 +30,12 @@ def test_periods_are_local_and_stored_in_utc() -> None:
     assert previous_period(year).label == "2025年"
 
 
-async def _two_days(session: Any, factory: Any) -> dict[str, Any]:
-    """Sunday: one web chat the bot ends. Monday: two web chats (one closed by the bot) and a WeChat chat an
-    agent handles, a ticket resolved and its 回访 answered with 4."""
-    clock.set_now(MONDAY - timedelta(days=1))
-    sunday = await bot_conversation(session)
-    await do_close(session, sunday, by="bot")
-    await commit(session)
-    clock.set_now(MONDAY)
-    for n in range(2):
-        chat = await bot_conversation(session)
-        if n == 0:
-            await do_close(session, chat, by="bot")
-            await commit(session)
-    agent = await desk_agent(factory)
-    chat = await queued_conversation(session, channel="wechat")
-    clock.set_now(MONDAY + timedelta(minutes=1))
-    await do_accept(session, agent, chat)
-    await commit(session)
-    clock.set_now(MONDAY + timedelta(minutes=6))
-    await do_close(session, chat, by="agent", user=agent)
-    await commit(session)
-    crew = await staff_user(session, "field_crew")
-    ticket = await wo_ticket(session, "repair", status="resolved", crew_id=crew.id, district="和平区",
-                             channel="webchat", conversation_id=chat.id)
-    from sqlalchemy import select
-
-    from gasdesk.followups.models import FollowUpSurvey
-    survey = await session.scalar(select(FollowUpSurvey).where(FollowUpSurvey.ticket_id == ticket.id))
-    await do_answer_followup(session, survey.id, score=4, solved=True)
-    await commit(session)
-    await ingest.drain()
-    async with transaction() as s:
-        await rollup(s)
-    return {"agent": agent}
-
-
 def _kpis(report: Any) -> dict[str, tuple[float | None, float | None]]:
     return {k.key: (k.value, k.previous) for k in report.kpis}
 
 
 async def test_overview_with_the_previous_day(session, factory) -> None:
-    await _two_days(session, factory)
+    await two_days(session, factory)
     report = await build_report(session, "overview", period_for("day", date(2026, 12, 7)), filters={})
     kpis = _kpis(report)
     assert kpis["contacts"] == (3, 1)
@@ -94,7 +50,7 @@ async def test_overview_with_the_previous_day(session, factory) -> None:
 
 
 async def test_every_report_builds_and_filters_apply(session, factory) -> None:
-    await _two_days(session, factory)
+    await two_days(session, factory)
     week = period_for("week", date(2026, 12, 7))
     for key in BUILDERS:
         report = await build_report(session, key, week, filters={"channel": "wechat"})
@@ -108,7 +64,8 @@ async def test_every_report_builds_and_filters_apply(session, factory) -> None:
     heat = peaks.charts[0]
     assert heat.y_categories[0] == "周一" and heat.series[0].values[10] == 3  # Monday 10:00
     assert "10:00–11:00" in peaks.notes[0]
-    followups = await build_report(session, "followups", week, filters={})
+    followups = await build_report(session, "followups", week, filters={})  # the alias of "satisfaction"
+    assert followups.key == "satisfaction"
     assert followups.tables[0].rows == [["维修", 1.0, 4.0, 100.0]]
     agents = await build_report(session, "agents", week, filters={})
     row = agents.tables[0].rows[0]
@@ -116,7 +73,7 @@ async def test_every_report_builds_and_filters_apply(session, factory) -> None:
 
 
 async def test_api_and_pages(client, factory, session) -> None:
-    await _two_days(session, factory)
+    await two_days(session, factory)
     sup, agent = await factory.headers("supervisor"), await factory.headers("agent")
     got = await client.get("/api/v1/reports/overview", params={"grain": "day", "day": "2026-12-07"}, headers=sup)
     assert got.status_code == 200
@@ -131,11 +88,11 @@ async def test_api_and_pages(client, factory, session) -> None:
     assert (await client.get("/api/v1/reports/overview", params={"grain": "decade"}, headers=sup)).status_code == 422
     page = await client.get("/reports", params={"day": "2026-12-07"}, headers=sup)
     assert page.status_code == 200
-    assert "运营总览日报" in page.text and "/static/reports/echarts.min.js" in page.text
+    assert "运营总览日报" in page.text and "/static/reports/vendor/echarts-5.6.0.min.js" in page.text
     assert 'id="report-data"' in page.text and 'id="chart-trend"' in page.text
     peaks = await client.get("/reports/peaks", params={"grain": "month", "day": "2026-12-07"}, headers=sup)
     assert peaks.status_code == 200 and "进线热力图" in peaks.text
     assert (await client.get("/reports", headers=agent)).status_code == 403
     assert (await client.get("/reports/nope", headers=sup)).status_code == 404
-    script = await client.get("/static/reports/echarts.min.js")
+    script = await client.get("/static/reports/vendor/echarts-5.6.0.min.js")
     assert script.status_code == 200 and len(script.content) > 500_000

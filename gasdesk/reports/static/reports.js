@@ -18,7 +18,7 @@
       });
       return { tooltip: { position: "top" }, grid: { left: 50, right: 20, top: 10, bottom: 70 },
         xAxis: { type: "category", data: chart.categories, splitArea: { show: true } },
-        yAxis: { type: "category", data: chart.y_categories, splitArea: { show: true } },
+        yAxis: { type: "category", data: chart.y_categories, splitArea: { show: true }, inverse: true },
         visualMap: { min: 0, max: max || 1, calculable: true, orient: "horizontal", left: "center", bottom: 0 },
         series: [{ type: "heatmap", name: chart.title, data: data, label: { show: false } }] };
     }
@@ -29,7 +29,7 @@
       yAxis: { type: "value", name: unit },
       series: chart.series.map(function (s) {
         return { type: chart.kind === "line" ? "line" : "bar", name: s.name, data: s.values,
-          stack: stacked ? "total" : undefined, smooth: chart.kind === "line", connectNulls: false };
+          stack: stacked ? "total" : undefined, connectNulls: false };
       }) };
   }
   function draw() {
