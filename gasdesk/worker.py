@@ -32,6 +32,7 @@ from gasdesk.outbound.notices import (
 )
 from gasdesk.outbound.service import JOB as OUTBOUND_JOB
 from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, register_sender
+from gasdesk.reports.exports.service import SCHEDULE_EVERY_S, make_scheduled_reports
 from gasdesk.telephony.service import RETENTION_EVERY_S, purge_recordings
 from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
@@ -50,6 +51,7 @@ def register_handlers() -> None:
     register_periodic("tickets.sla_scan", 60, scan_sla)
     register_periodic("notices.appointment_reminders", REMINDERS_EVERY_S, send_appointment_reminders)
     register_periodic("telephony.recording_retention", RETENTION_EVERY_S, purge_recordings)
+    register_periodic("reports.scheduled", SCHEDULE_EVERY_S, make_scheduled_reports)
     on_ticket_resolved(schedule_followup)
     # Residents hear of their tickets and appointments on WeChat/SMS (gasdesk/outbound/notices.py).
     on_ticket_created(notify_ticket_created)
