@@ -1,5 +1,6 @@
 """Imports every domain's ORM models so ``Base.metadata`` is complete (Alembic, test set-up)."""
 
+from gasdesk.analytics import models as analytics_models  # noqa: F401
 from gasdesk.appointments import models as appointment_models  # noqa: F401
 from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401

@@ -33,6 +33,7 @@ class Consumer(StrEnum):
     BELL = "bell"  # the bells of one staff user's pages (/ws/staff)
     HUB = "hub"  # each process's hub acts on it (no frame)
     WEBHOOK = "webhook"  # endpoints subscribed to it: a delivery row queued in the same transaction
+    ANALYTICS = "analytics"  # facts for the reports (gasdesk/analytics/ingest.py), written after commit
 
 
 class UnknownEventType(TypeError):
@@ -125,7 +126,7 @@ def webhook_event_names() -> tuple[str, ...]:
 # ------------------------------------------------------------------ conversations and chat
 
 
-@event_type("conversation.started")
+@event_type("conversation.started", Consumer.ANALYTICS)
 class ConversationStarted(EventPayload):
     """A resident opened a conversation (the bot has it). The widget learns it from ``welcome``."""
 
@@ -137,7 +138,7 @@ class ConversationStarted(EventPayload):
     accepted: bool
 
 
-@event_type("conversation.state", Consumer.RESIDENT, Consumer.AGENT, Consumer.STAFF)
+@event_type("conversation.state", Consumer.RESIDENT, Consumer.AGENT, Consumer.STAFF, Consumer.ANALYTICS)
 class ConversationStateChanged(EventPayload):
     """Frame ``state`` to the conversation's sockets and its agents (old and new); other consoles get
     ``conversations_changed``."""
@@ -177,7 +178,7 @@ class ConversationTyping(EventPayload):
     agent_id: int | None
 
 
-@event_type("conversation.rated")
+@event_type("conversation.rated", Consumer.ANALYTICS)
 class ConversationRated(EventPayload):
     conversation_id: int
     rating: int
@@ -214,6 +215,29 @@ class AgentPresence(EventPayload):
     presence: str
 
 
+@event_type("bot.turn", Consumer.ANALYTICS)
+class BotTurn(EventPayload):
+    """The bot answered one resident message (``conversations/pipeline.py``): the outcome of the turn
+    (answered, clarify, handoff, emergency, flow_step, flow_done, flow_cancelled) and, when it looked in the
+    knowledge base, whether that found an answer (``hit``) or not (``miss``)."""
+
+    conversation_id: int
+    message_id: int
+    channel: str
+    intent: str | None
+    outcome: str
+    knowledge: str | None  # hit | miss | None
+
+
+@event_type("kb.feedback", Consumer.ANALYTICS)
+class KbFeedbackGiven(EventPayload):
+    """Someone said a knowledge answer helped or not (``kb/service.py do_feedback``)."""
+
+    feedback_id: int
+    article_id: int
+    helpful: bool
+
+
 @event_type("emergency.alert")
 class EmergencyAlert(EventPayload):
     """A gas leak reported to the bot (staff are told through notifications, one per person)."""
@@ -236,7 +260,7 @@ class CallRinging(EventPayload):
     customer_id: int | None
 
 
-@event_type("call.ended", Consumer.STAFF)
+@event_type("call.ended", Consumer.STAFF, Consumer.ANALYTICS)
 class CallEnded(EventPayload):
     """A call ended: frame ``call_ended`` to every console (the softphone drops its line)."""
 
@@ -329,7 +353,7 @@ class TicketWebhookData(TypedDict):
     created_at: str | None
 
 
-@event_type("ticket.created", Consumer.WEBHOOK, webhook=TicketWebhookData)
+@event_type("ticket.created", Consumer.WEBHOOK, Consumer.ANALYTICS, webhook=TicketWebhookData)
 class TicketCreated(EventPayload):
     ticket_id: int
     status: str
@@ -337,7 +361,7 @@ class TicketCreated(EventPayload):
     handler_id: int | None
 
 
-@event_type("ticket.updated", Consumer.WEBHOOK, webhook=TicketWebhookData)
+@event_type("ticket.updated", Consumer.WEBHOOK, Consumer.ANALYTICS, webhook=TicketWebhookData)
 class TicketUpdated(EventPayload):
     ticket_id: int
     status: str
@@ -359,7 +383,7 @@ class AppointmentBookedData(TypedDict):
 webhook_only_event("appointment.booked", AppointmentBookedData)
 
 
-@event_type("ticket.sla")
+@event_type("ticket.sla", Consumer.ANALYTICS)
 class TicketSla(EventPayload):
     """A ticket became at risk or breached (the people to tell get notifications)."""
 
@@ -384,7 +408,7 @@ class FollowupCompletedData(TypedDict):
     outcome: str
 
 
-@event_type("followup.completed", Consumer.WEBHOOK, webhook=FollowupCompletedData)
+@event_type("followup.completed", Consumer.WEBHOOK, Consumer.ANALYTICS, webhook=FollowupCompletedData)
 class FollowupCompleted(EventPayload):
     """The webhook's ``data`` is this payload."""
 

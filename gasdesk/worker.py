@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 
 from gasdesk import all_models  # noqa: F401 - every mapper is known before the first flush
+from gasdesk.analytics import ingest as analytics_ingest
+from gasdesk.analytics.rollup import EVERY_S as ROLLUP_EVERY_S
+from gasdesk.analytics.rollup import rollup as analytics_rollup
 from gasdesk.appointments.service import on_appointment_booked
 from gasdesk.auth.service import prune_auth_state
 from gasdesk.channels.inbound import intercept_inbound, prune_receipts
@@ -51,6 +54,10 @@ def register_handlers() -> None:
     register_periodic("tickets.sla_scan", 60, scan_sla)
     register_periodic("notices.appointment_reminders", REMINDERS_EVERY_S, send_appointment_reminders)
     register_periodic("telephony.recording_retention", RETENTION_EVERY_S, purge_recordings)
+    # Reports: committed events become facts off the request path; the roll-up sums touched hours.
+    analytics_ingest.subscribe()
+    register_job(analytics_ingest.JOB, analytics_ingest.retry_job)
+    register_periodic("analytics.rollup", ROLLUP_EVERY_S, analytics_rollup)
     register_periodic("reports.scheduled", SCHEDULE_EVERY_S, make_scheduled_reports)
     on_ticket_resolved(schedule_followup)
     # Residents hear of their tickets and appointments on WeChat/SMS (gasdesk/outbound/notices.py).

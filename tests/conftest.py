@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gasdesk import clock, db
 from gasdesk.all_models import metadata
+from gasdesk.analytics import ingest as analytics_ingest
 from gasdesk.config import reset_settings_cache
 from gasdesk.events import Event, bus
 from gasdesk.migrations.runner import upgrade
@@ -216,6 +217,8 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
         async with db.get_engine().begin() as conn:
             await _reset_tables(conn)
     yield
+    # facts of this test's events are written before its database goes (never into the next test's)
+    await analytics_ingest.drain()
     clock.set_now(None)
     await db.dispose_engine()
     reset_settings_cache()

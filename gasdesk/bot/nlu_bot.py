@@ -230,6 +230,8 @@ class NluBot:
 
     async def _knowledge_answer(self, ctx: BotContext, text: str, intent: str) -> str:
         answer = await best_answer(ctx.session, text, intent=intent, channel=ctx.conversation.channel)
+        # For the reports: the pipeline takes this note off the state with the turn (bot.turn event).
+        ctx.state["knowledge"] = "hit" if answer else "miss"
         if answer:
             return answer
         return STANDARD_ANSWERS.get(intent) or "这个问题我暂时无法准确回答，建议您转人工客服。"

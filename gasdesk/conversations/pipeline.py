@@ -14,6 +14,8 @@ from gasdesk.bot.rule_bot import RuleBot
 from gasdesk.config import get_settings
 from gasdesk.conversations import service
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, SenderType
+from gasdesk.event_types import BotTurn
+from gasdesk.events import emit
 from gasdesk.routing.handoff import HandoffDecision, decide_handoff
 
 BOT_NAME = "智能客服小暖"
@@ -78,7 +80,7 @@ async def apply_handoff(session: AsyncSession, conversation: Conversation, decis
 
 
 def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: bool, flow_done: str | None,
-                    handed_off: bool, flow_paused: str | None = None) -> None:
+                    handed_off: bool, flow_paused: str | None = None) -> dict[str, Any]:
     """Keep intent, confidence and outcome of a bot turn (for reports) in the resident message's channel_meta.
     A flow paused for a new request is noted; the outcome is then that of the new request."""
     if flow_paused:
@@ -101,6 +103,7 @@ def record_bot_turn(message: Any, reply: BotReply, *, had_flow: bool, in_flow: b
     if flow_paused:
         turn["paused"] = flow_paused
     message.channel_meta = {**(message.channel_meta or {}), "bot_turn": turn}
+    return turn
 
 
 async def _bot_aside(session: AsyncSession, conversation: Conversation, text: str) -> None:
@@ -157,6 +160,7 @@ async def receive_resident_message(
     reply = await current_bot().reply(ctx, text or "", payload)
     flow_done = ctx.state.pop("flow_done", None)
     flow_paused = ctx.state.pop("flow_paused", None)
+    knowledge = ctx.state.pop("knowledge", None)
     in_flow = bool(ctx.state.get("flow_state"))
     conversation.bot_state = ctx.state or None
     if reply.understood:
@@ -168,8 +172,10 @@ async def receive_resident_message(
     # handed off by the keyword/intent/miss rules; the bot's own hand-off and emergencies still apply.
     decision = await decide_handoff(session, conversation, text or "", reply,
                                     bot_took_turn=in_flow or flow_done is not None)
-    record_bot_turn(posted.message, reply, had_flow=had_flow, in_flow=in_flow, flow_done=flow_done,
-                    handed_off=decision is not None, flow_paused=flow_paused)
+    turn = record_bot_turn(posted.message, reply, had_flow=had_flow, in_flow=in_flow, flow_done=flow_done,
+                           handed_off=decision is not None, flow_paused=flow_paused)
+    emit(session, BotTurn(conversation_id=conversation.id, message_id=posted.message.id, channel=conversation.channel,
+                          intent=reply.intent, outcome=turn["outcome"], knowledge=knowledge))
     if decision is not None:
         await apply_handoff(session, conversation, decision, reply)
     elif reply.handoff_requested:

@@ -19,6 +19,8 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.clock import utcnow
 from gasdesk.db import after_commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound
+from gasdesk.event_types import KbFeedbackGiven
+from gasdesk.events import emit
 from gasdesk.kb.models import (
     CHANNEL_LABELS,
     CHANNELS,
@@ -335,7 +337,10 @@ async def do_feedback(session: AsyncSession, article_id: int, helpful: bool, sou
     article = await access_article(session, article_id)
     if article.status != "published":
         raise NotFound("知识条目不存在", code="kb_article_not_found")
-    session.add(KbFeedback(article_id=article_id, helpful=helpful, source=source, at=utcnow()))
+    feedback = KbFeedback(article_id=article_id, helpful=helpful, source=source, at=utcnow())
+    session.add(feedback)
+    await session.flush()
+    emit(session, KbFeedbackGiven(feedback_id=feedback.id, article_id=article_id, helpful=helpful))
     column = KbArticle.helpful if helpful else KbArticle.not_helpful
     await session.execute(update(KbArticle).where(KbArticle.id == article_id)
                           .values({column.key: column + 1, "updated_at": KbArticle.updated_at}))

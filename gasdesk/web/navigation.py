@@ -33,6 +33,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/dispatch", "调度看板", "未派工单、班组负荷、派单"),
     Console("/appointments/calendar", "预约日历", "各区时段与预约"),
     Console("/crew", "我的工单", "手机处理工单：到场、结果、材料、照片、签字"),
+    Console("/reports", "统计报表", "日报/周报/月报/年报：渠道进线、AI承接、工单与SLA、回访、坐席、高峰、热点"),
     Console("/admin/kb", "知识库", "知识文章、导入、命中统计"),
     Console("/admin/users", "用户管理", "新建用户、重置密码、调整角色、停用"),
     Console("/admin/audit", "审计日志", "谁在何时改了什么"),

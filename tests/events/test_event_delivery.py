@@ -21,8 +21,11 @@ from sqlalchemy import select
 from starlette.websockets import WebSocketState
 
 from gasdesk import clock
+from gasdesk.analytics import ingest as analytics_ingest
+from gasdesk.analytics.models import AnalyticsFact
 from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
+from gasdesk.db import transaction as db_transaction
 from gasdesk.event_types import EVENT_TYPES, Consumer, wire_schema
 from gasdesk.events import Event
 from gasdesk.realtime.hub import Connection, Hub, get_hub
@@ -40,6 +43,21 @@ from tests.factories import (
 )
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+# the fact kinds each analytics-consumed event type can make (gasdesk/analytics/facts.py)
+FACT_KINDS_OF = {
+    "conversation.started": {"contact.started"},
+    "conversation.state": {"conversation.queued", "conversation.handoff", "conversation.accepted",
+                           "conversation.closed", "conversation.handled", "conversation.bot_only",
+                           "conversation.abandoned"},
+    "conversation.rated": {"conversation.rated"},
+    "bot.turn": {"bot.turn", "bot.answered", "kb.hit", "kb.miss"},
+    "kb.feedback": {"kb.helpful", "kb.not_helpful"},
+    "ticket.created": {"ticket.created"},
+    "ticket.updated": {"ticket.dispatched", "ticket.resolved", "ticket.resolved_in_sla", "ticket.closed"},
+    "ticket.sla": {"sla.at_risk", "sla.breached"},
+    "followup.completed": {"followup.answered", "followup.solved"},
+    "call.ended": {"call.answered", "call.abandoned"},
+}
 SOCKET_AUDIENCES = (Consumer.RESIDENT, Consumer.AGENT, Consumer.STAFF, Consumer.BELL)
 
 
@@ -257,6 +275,29 @@ async def _emergency(w: World) -> None:
     conversation = await bot_conversation(w.session)
     w.start()
     await receive_resident_message(w.session, conversation, text="厨房里煤气味很大，好像漏气了", client_msg_id="leak-1")
+    await commit(w.session)
+
+
+@case("bot.turn")
+async def _bot_turn(w: World) -> None:
+    from gasdesk.conversations.pipeline import receive_resident_message
+
+    conversation = await bot_conversation(w.session)
+    w.start()
+    await receive_resident_message(w.session, conversation, text="燃气费怎么交", client_msg_id="turn-1")
+    await commit(w.session)
+
+
+@case("kb.feedback")
+async def _kb_feedback(w: World) -> None:
+    from gasdesk.kb.service import ArticleInput, do_create_article, do_feedback
+
+    article = await do_create_article(w.session, wo_actor(), ArticleInput(
+        title="如何缴纳燃气费", questions=["燃气费怎么交"], answer="可在营业厅或微信缴费。", category="缴费"),
+        status="published")
+    await commit(w.session)
+    w.start()
+    await do_feedback(w.session, article.id, helpful=False)
     await commit(w.session)
 
 
@@ -521,6 +562,13 @@ async def _eventually(check: Callable[[], Awaitable[bool] | bool], timeout: floa
         await asyncio.sleep(0.01)
 
 
+async def _fact_kinds_from(event_type: str) -> set[str]:
+    """The kinds of the facts stored that this event type makes (facts.py's builder for it)."""
+    async with db_transaction() as s:
+        stored = set(await s.scalars(select(AnalyticsFact.kind)))
+    return stored & FACT_KINDS_OF[event_type]
+
+
 def _got(frames: list[dict[str, Any]], frame_type: str) -> bool:
     return any(f["type"] == frame_type for f in frames)
 
@@ -553,6 +601,11 @@ async def test_event_reaches_its_consumers(event_type, session, factory, events,
                 assert await _eventually(functools.partial(_got, frames, frame_type)), (consumer, frames)
             elif consumer is Consumer.HUB:
                 assert await _eventually(world.expect_checks[consumer]), consumer
+            elif consumer is Consumer.ANALYTICS:
+                # the event's facts are written off the request path, in a transaction of their own
+                await analytics_ingest.drain()
+                kinds = await _fact_kinds_from(event_type)
+                assert kinds, f"no analytics fact written for {event_type}"
             else:
                 assert consumer is Consumer.WEBHOOK
                 session.expire_all()
@@ -563,6 +616,7 @@ async def test_event_reaches_its_consumers(event_type, session, factory, events,
                     assert delivery.payload["event"] == event_type
                     TypeAdapter(spec.webhook).validate_python(delivery.payload["data"], strict=True)
         # and the case set up a listener for every declared consumer (none is left unchecked)
-        assert set(world.expect_frames) | set(world.expect_checks) == spec.consumers - {Consumer.WEBHOOK}
+        assert set(world.expect_frames) | set(world.expect_checks) == spec.consumers - {
+            Consumer.WEBHOOK, Consumer.ANALYTICS}
     finally:
         world.close()

@@ -1,0 +1,86 @@
+"""Analytics facts and their hourly roll-ups.
+
+A fact is one thing that happened (a contact started, a conversation accepted after a wait, a ticket
+resolved within its SLA…), written from the domain events after their commit, once per ``dedupe_key``. The
+roll-up job sums the facts of each touched hour into buckets (metric × hour × dimensions); reports read the
+buckets only. Facts hold ids and codes, never personal data or message text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gasdesk.clock import utcnow
+from gasdesk.db import Base, UTCDateTime
+
+# The dimensions a fact and a bucket carry, in this order (the bucket's unique key after metric and hour).
+# ``detail`` is a small code that qualifies the kind: a hand-off reason, a close outcome, a bot turn's
+# outcome, a 回访 problem category, an SLA deadline.
+STRING_DIMENSIONS = ("channel", "district", "intent", "ticket_type", "detail")
+INT_DIMENSIONS = ("skill_group_id", "team_id", "agent_id")
+DIMENSIONS = STRING_DIMENSIONS + INT_DIMENSIONS
+
+
+class AnalyticsFact(Base):
+    """One counted event. ``value`` is what the kind measures (seconds waited, a score) or 1."""
+
+    __tablename__ = "analytics_facts"
+    __table_args__ = (Index("ix_analytics_facts_kind_hour", "kind", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    conversation_id: Mapped[int | None] = mapped_column(Integer)
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    call_id: Mapped[int | None] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(10))
+    skill_group_id: Mapped[int | None] = mapped_column(Integer)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    agent_id: Mapped[int | None] = mapped_column(Integer)
+    district: Mapped[str | None] = mapped_column(String(40))
+    intent: Mapped[str | None] = mapped_column(String(40))
+    ticket_type: Mapped[str | None] = mapped_column(String(24))
+    detail: Mapped[str | None] = mapped_column(String(40))
+    value: Mapped[float] = mapped_column(Float, default=1.0)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # codes and ids only, never personal data
+    inserted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class AnalyticsBucket(Base):
+    """The facts of one kind (``metric``) in one UTC hour with the same dimensions: how many, and their sum.
+    Dimensions are never NULL ('' and 0 stand for none) so the unique key holds on every backend."""
+
+    __tablename__ = "analytics_buckets"
+    __table_args__ = (
+        UniqueConstraint("metric", "hour", *DIMENSIONS, name="uq_analytics_buckets_key"),
+        Index("ix_analytics_buckets_metric_hour", "metric", "hour"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(10), default="")
+    district: Mapped[str] = mapped_column(String(40), default="")
+    intent: Mapped[str] = mapped_column(String(40), default="")
+    ticket_type: Mapped[str] = mapped_column(String(24), default="")
+    detail: Mapped[str] = mapped_column(String(40), default="")
+    skill_group_id: Mapped[int] = mapped_column(Integer, default=0)
+    team_id: Mapped[int] = mapped_column(Integer, default=0)
+    agent_id: Mapped[int] = mapped_column(Integer, default=0)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class AnalyticsRollupState(Base):
+    """Where the roll-up job got to: the highest fact id it has rolled up, and when it last ran."""
+
+    __tablename__ = "analytics_rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    last_fact_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

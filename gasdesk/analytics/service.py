@@ -1,0 +1,143 @@
+"""Reading the roll-ups: totals, time series and breakdowns of the catalogue's figures.
+
+Every function reads ``analytics_buckets`` only (never conversations or messages), so a yearly report costs
+a scan of at most 8,760 hours of pre-summed rows. ``since``/``until`` are aware datetimes, [since, until),
+on whole hours (a bucket is counted when its hour starts in the range). ``where`` limits to dimension values
+(``{"channel": "wechat", "team_id": 3}``); the dimensions are those of ``models.DIMENSIONS``. A metric is a
+catalogue name (``catalogue.CATALOGUE``: ``contacts``, ``ai_rate``…) or a fact kind, counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasdesk.analytics.catalogue import Metric, figure, metric
+from gasdesk.analytics.models import DIMENSIONS, INT_DIMENSIONS, AnalyticsBucket
+from gasdesk.clock import as_utc, local_zone
+from gasdesk.errors import InvalidInput
+
+SeriesGrain = Literal["hour", "day", "month"]
+
+
+def _conditions(kinds: set[str], since: datetime, until: datetime,
+                where: dict[str, str | int] | None) -> list[ColumnElement[bool]]:
+    conditions = [AnalyticsBucket.metric.in_(sorted(kinds)), AnalyticsBucket.hour >= as_utc(since),
+                  AnalyticsBucket.hour < as_utc(until)]
+    for name, value in (where or {}).items():
+        if name not in DIMENSIONS:
+            raise InvalidInput(f"未知的统计维度: {name}", code="invalid_dimension")
+        if name in INT_DIMENSIONS:
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"{name} 应为整数", code="invalid_dimension") from None
+        conditions.append(getattr(AnalyticsBucket, name) == value)
+    return conditions
+
+
+def _sums_query(kinds: set[str], since: datetime, until: datetime, where: dict[str, str | int] | None,
+                *group: Any) -> Select[Any]:
+    return (select(*group, AnalyticsBucket.metric, func.sum(AnalyticsBucket.count), func.sum(AnalyticsBucket.total))
+            .where(*_conditions(kinds, since, until, where)).group_by(*group, AnalyticsBucket.metric))
+
+
+async def figures(session: AsyncSession, metrics: list[str], since: datetime, until: datetime, *,
+                  where: dict[str, str | int] | None = None) -> dict[str, float | None]:
+    """Each metric over [since, until); None where a mean or ratio has nothing to divide by."""
+    wanted = [metric(name) for name in metrics]
+    kinds = {kind for m in wanted for kind in m.kinds}
+    sums: dict[str, tuple[int, float]] = {}
+    for kind, count, total in await session.execute(_sums_query(kinds, since, until, where)):
+        sums[kind] = (int(count or 0), float(total or 0.0))
+    return {m.name: figure(m, sums) for m in wanted}
+
+
+async def totals(session: AsyncSession, metrics: list[str], since: datetime, until: datetime, *,
+                 where: dict[str, str | int] | None = None) -> dict[str, float]:
+    """Each metric over [since, until) (a mean or ratio of nothing is 0.0; ``figures`` tells it apart)."""
+    found = await figures(session, metrics, since, until, where=where)
+    return {name: value if value is not None else 0.0 for name, value in found.items()}
+
+
+def slot_start(at: datetime, grain: SeriesGrain) -> datetime:
+    """The start (UTC) of the hour, or of the local day or month, that ``at`` falls in."""
+    if grain == "hour":
+        return as_utc(at).replace(minute=0, second=0, microsecond=0)
+    local = as_utc(at).astimezone(local_zone())
+    local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grain == "month":
+        local = local.replace(day=1)
+    return as_utc(local)
+
+
+def _next_slot(start: datetime, grain: SeriesGrain) -> datetime:
+    if grain == "hour":
+        return start + timedelta(hours=1)
+    local = start.astimezone(local_zone())
+    if grain == "day":
+        return as_utc((local + timedelta(days=1, hours=3)).replace(hour=0))  # safe across a DST change
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return as_utc(local.replace(year=year, month=month, day=1))
+
+
+def slots(since: datetime, until: datetime, grain: SeriesGrain) -> list[datetime]:
+    """Every slot start from the one holding ``since`` up to ``until`` (exclusive)."""
+    out, at = [], slot_start(since, grain)
+    while at < as_utc(until):
+        out.append(at)
+        at = _next_slot(at, grain)
+    return out
+
+
+async def series_figures(session: AsyncSession, metric_name: str, since: datetime, until: datetime, *,
+                         grain: SeriesGrain, where: dict[str, str | int] | None = None
+                         ) -> list[tuple[datetime, float | None]]:
+    """``metric_name`` per slot; None where a mean or ratio has nothing to divide by."""
+    m = metric(metric_name)
+    per_slot: dict[datetime, dict[str, tuple[int, float]]] = defaultdict(dict)
+    rows = await session.execute(_sums_query(set(m.kinds), since, until, where, AnalyticsBucket.hour))
+    for hour, kind, count, total in rows:
+        sums = per_slot[slot_start(hour, grain)]
+        before = sums.get(kind, (0, 0.0))
+        sums[kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
+    return [(at, figure(m, per_slot.get(at, {}))) for at in slots(since, until, grain)]
+
+
+async def series(session: AsyncSession, metric: str, since: datetime, until: datetime, *,
+                 grain: Literal["hour", "day", "month"], where: dict[str, str | int] | None = None
+                 ) -> list[tuple[datetime, float]]:
+    """``metric`` per hour, local day or local month over [since, until), every slot present (0.0 when empty);
+    each slot is named by its start in UTC."""
+    found = await series_figures(session, metric, since, until, grain=grain, where=where)
+    return [(at, value if value is not None else 0.0) for at, value in found]
+
+
+async def breakdown_figures(session: AsyncSession, metric_name: str, since: datetime, until: datetime, *,
+                            by: str, where: dict[str, str | int] | None = None) -> dict[str, float | None]:
+    """``metric_name`` per value of dimension ``by`` (key "" for facts without one), largest first."""
+    if by not in DIMENSIONS:
+        raise InvalidInput(f"未知的统计维度: {by}", code="invalid_dimension")
+    m: Metric = metric(metric_name)
+    column = getattr(AnalyticsBucket, by)
+    per_key: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
+    for key, kind, count, total in await session.execute(_sums_query(set(m.kinds), since, until, where, column)):
+        label = "" if key in (None, "", 0) else str(key)
+        before = per_key[label].get(kind, (0, 0.0))
+        per_key[label][kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
+    found = {key: figure(m, sums) for key, sums in per_key.items()}
+    # only the keys where the figure's own kind occurred (a ratio's base alone is not a row)
+    found = {key: value for key, value in found.items() if per_key[key].get(m.kind, (0, 0.0))[0]}
+    return dict(sorted(found.items(), key=lambda item: (-(item[1] or 0.0), item[0])))
+
+
+async def breakdown(session: AsyncSession, metric: str, since: datetime, until: datetime, *, by: str,
+                    where: dict[str, str | int] | None = None) -> dict[str, float]:
+    """``metric`` per value of the dimension ``by`` (``channel``, ``team_id``, ``intent``…), largest first;
+    facts without a value for ``by`` come under the key ""."""
+    found = await breakdown_figures(session, metric, since, until, by=by, where=where)
+    return {key: value if value is not None else 0.0 for key, value in found.items()}
