@@ -173,8 +173,9 @@ async def _state(session: AsyncSession, payload: dict[str, Any], at: str) -> lis
         facts.append(FactIn("conversation.accepted", c.accepted_at, f"accepted:{c.id}:{_stamp(c.accepted_at)}",
                             value=_seconds(c.accepted_at, c.queued_at), **base))
     elif state == "closed" and c.closed_at is not None:
-        if c.accepted_at is not None:
-            outcome, kind, value = "agent", "conversation.handled", _seconds(c.closed_at, c.accepted_at)
+        served_from = c.accepted_at or (c.assigned_at if c.agent_id is not None else None)
+        if served_from is not None:  # an agent had it (accepted, or assigned and closed without 接入)
+            outcome, kind, value = "agent", "conversation.handled", _seconds(c.closed_at, served_from)
         elif c.queued_at is not None:
             outcome, kind, value = "abandoned", "conversation.abandoned", _seconds(c.closed_at, c.queued_at)
         else:

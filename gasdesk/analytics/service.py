@@ -141,3 +141,16 @@ async def breakdown(session: AsyncSession, metric: str, since: datetime, until: 
     facts without a value for ``by`` come under the key ""."""
     found = await breakdown_figures(session, metric, since, until, by=by, where=where)
     return {key: value if value is not None else 0.0 for key, value in found.items()}
+
+
+async def hours_with(session: AsyncSession, metric_name: str, since: datetime, until: datetime, *, by: str,
+                     where: dict[str, str | int] | None = None) -> dict[str, int]:
+    """Per value of dimension ``by``: in how many hours of [since, until) the metric's kind occurred (an
+    agent's hours at work, approximated by the hours they took conversations)."""
+    if by not in DIMENSIONS:
+        raise InvalidInput(f"未知的统计维度: {by}", code="invalid_dimension")
+    column = getattr(AnalyticsBucket, by)
+    rows = await session.execute(
+        select(column, func.count(func.distinct(AnalyticsBucket.hour)))
+        .where(*_conditions({metric(metric_name).kind}, since, until, where)).group_by(column))
+    return {("" if key in (None, "", 0) else str(key)): int(n) for key, n in rows}

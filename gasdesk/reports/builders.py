@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.analytics.catalogue import metric
-from gasdesk.analytics.service import SeriesGrain, breakdown_figures, figures, series_figures
+from gasdesk.analytics.service import SeriesGrain, breakdown_figures, figures, hours_with, series_figures
 from gasdesk.auth.models import User
 from gasdesk.bot.nlu_bot import INTENT_LABELS
 from gasdesk.clock import as_utc, local_zone, to_local, utcnow
@@ -265,11 +265,8 @@ async def _agents(s: Scope) -> Report:
     names = await _user_names(s.session, keys)
     # Occupancy: handling time over the agent's working hours, counted as the hours with any hand-over
     # (login time is not an analytics fact yet).
-    active_hours: dict[str, int] = {}
-    for key in keys:
-        hours = await series_figures(s.session, "accepted", s.period.start, s.period.end, grain="hour",
-                                     where={**s.where, "agent_id": int(key)})
-        active_hours[key] = sum(1 for _, v in hours if v)
+    active_hours = await hours_with(s.session, "accepted", s.period.start, s.period.end, by="agent_id",
+                                    where=s.where)
     rows = []
     for key in keys:
         occupancy = (100 * (busy.get(key) or 0.0) / (active_hours[key] * 3600)) if active_hours.get(key) else None

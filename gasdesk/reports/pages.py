@@ -4,6 +4,7 @@ against the previous period, and ECharts charts drawn from the same JSON the API
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlencode
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -21,9 +22,19 @@ from gasdesk.reports.builders import GRAIN_LABELS, REPORT_TITLES, build_report, 
 from gasdesk.reports.model import Kpi
 from gasdesk.reports.schemas import ReportOut, report_out
 from gasdesk.tickets.models import Team
-from gasdesk.web.templating import render
+from gasdesk.web.templating import render, templates
 
 router = APIRouter(include_in_schema=False)
+
+
+def number(value: float | int) -> str:
+    """A figure as people read it: whole numbers without decimals, others with at most two."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+templates.env.filters["rp_number"] = number
 
 Filter = Annotated[str, Query(max_length=40)]
 
@@ -66,4 +77,5 @@ async def report_page(request: Request, session: DbSession, key: str,
     return render(request, "reports.html", {
         "report": report, "data": data, "key": key, "tabs": REPORT_TITLES, "grain": grain,
         "grains": GRAIN_LABELS, "day": chosen.isoformat(), "filters": filters, "teams": teams,
-        "channels": {str(k): v for k, v in CHANNEL_LABELS.items()}, "change": change})
+        "channels": {str(k): v for k, v in CHANNEL_LABELS.items()}, "change": change,
+        "query": urlencode({"grain": grain, "day": chosen.isoformat(), **filters})})

@@ -141,11 +141,11 @@ async def test_a_failed_write_is_retried_by_the_job(session, factory, monkeypatc
         raise ConnectionError("database went away")
 
     monkeypatch.setitem(BUILDERS, "conversation.started", database_trouble)
-    conversation = await bot_conversation(session)  # the change itself commits and returns normally
+    conversation_id = (await bot_conversation(session)).id  # the change itself commits and returns normally
     await ingest.drain()
     session.expire_all()
     job = await session.scalar(select(Job).where(Job.name == ingest.JOB))
-    assert job is not None and job.payload["events"][0]["payload"]["conversation_id"] == conversation.id
+    assert job is not None and job.payload["events"][0]["payload"]["conversation_id"] == conversation_id
     assert await session.scalar(select(func.count()).select_from(AnalyticsFact)) == 0
     monkeypatch.setitem(BUILDERS, "conversation.started", real)
     assert await run_due_jobs() == 1

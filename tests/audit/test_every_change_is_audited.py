@@ -139,6 +139,8 @@ JOB_EXEMPT: dict[str, str] = {
     "channels.prune_receipts": "forgets inbound de-duplication keys older than any provider retry: housekeeping",
     "outbound.deliver": "sends a message whose queueing was audited; each attempt is on the outbound row, and a "
                         "failure writes outbound.fail (tests/outbound/test_outbound_delivery.py)",
+    "analytics.ingest": "writes report facts of already audited changes (a retry of a failed write); no decision",
+    "analytics.rollup": "sums report facts into hourly buckets: derived figures, no decision",
 }
 
 

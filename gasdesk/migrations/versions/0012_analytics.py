@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('dedupe_key', name=op.f('uq_analytics_facts_dedupe_key'))
     )
     with op.batch_alter_table('analytics_facts', schema=None) as batch_op:
-        batch_op.create_index('ix_analytics_facts_kind_hour', ['kind', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_analytics_facts_occurred_at', ['occurred_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_analytics_facts_inserted_at'), ['inserted_at'], unique=False)
 
     op.create_table('analytics_buckets',
@@ -77,5 +77,5 @@ def downgrade() -> None:
     op.drop_table('analytics_buckets')
     with op.batch_alter_table('analytics_facts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_analytics_facts_inserted_at'))
-        batch_op.drop_index('ix_analytics_facts_kind_hour')
+        batch_op.drop_index('ix_analytics_facts_occurred_at')
     op.drop_table('analytics_facts')
