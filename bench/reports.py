@@ -70,10 +70,10 @@ def seed_main(conversations: int, messages: int, seed: int) -> None:
     supervisor's API token (printed as JSON on the last line of stdout)."""
     # Imported here, not at the top: this script's parent process must not read Settings (its environment
     # is the child's, set by the parent), and the parent never needs these modules.
-    from gasdesk.analytics.models import AnalyticsFact  # noqa: PLC0415
-    from gasdesk.analytics.rollup import rebuild_all  # noqa: PLC0415
     from sqlalchemy import select, text  # noqa: PLC0415
 
+    from gasdesk.analytics.models import AnalyticsFact  # noqa: PLC0415
+    from gasdesk.analytics.rollup import rebuild_all  # noqa: PLC0415
     from gasdesk.audit.service import Actor  # noqa: PLC0415
     from gasdesk.auth.models import User  # noqa: PLC0415
     from gasdesk.auth.service import do_create_user, do_issue_api_token  # noqa: PLC0415
@@ -208,9 +208,10 @@ def chat_load_hours() -> list[float]:
 
 
 async def report_routes(http: Any) -> list[str]:
-    """The report page and API routes the app declares, e.g. /reports/{key} and /api/v1/reports/{key}."""
+    """The report JSON routes the app declares (/api/v1/reports/{key}), and the report page /reports/{key}
+    (pages are left out of the OpenAPI document)."""
     spec = (await http.get("/openapi.json")).json()
-    found = []
+    found = ["/reports/{key}"]
     for path, methods in spec["paths"].items():
         if "get" in methods and "{key}" in path and re.match(r"^(/api/v1)?/reports/", path) and "export" not in path:
             found.append(path)

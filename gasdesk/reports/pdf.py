@@ -8,7 +8,6 @@ Debian ships (fonts-noto-cjk) are CFF. matplotlib draws the charts with the same
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import threading
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from PIL import Image
 
 from gasdesk.clock import format_local
 from gasdesk.errors import ServiceUnavailable
@@ -26,21 +27,19 @@ if TYPE_CHECKING:
     from fpdf import FPDF
 
 # Where distributions put a Chinese sans font when fontconfig cannot tell us: (file, face index in the collection).
-FONT_FILES: dict[str, list[tuple[str, int]]] = {
-    "regular": [("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
-                ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 2),
-                ("/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc", 2),
-                ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
-                ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0)],
-    "bold": [("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc", 2),
-             ("/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc", 2),
-             ("/usr/share/fonts/google-noto-cjk/NotoSansCJK-Bold.ttc", 2)],
-}
+FONT_FILES: list[tuple[str, int]] = [
+    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
+    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
+]
 # fontconfig families, best first: the simplified-Chinese face of Noto / Source Han, then any sans.
 PREFERRED_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "Noto Sans CJK",
                       "WenQuanYi Zen Hei", "WenQuanYi Micro Hei")
 OUTLINE_SUFFIXES = (".ttf", ".ttc", ".otf", ".otc")
 FC_TIMEOUT_S = 5
+REGULAR_WEIGHT = 80  # fontconfig's weight of a regular face (bold is 200)
 
 PAGE_WIDTH_MM = 180  # A4 less 15 mm margins
 CHART_HEIGHT_MM = 80
@@ -72,10 +71,9 @@ class CjkFont:
 def report_to_pdf(report: Report) -> bytes:
     """Render ``report`` as a PDF (bytes), charts drawn server-side. Pure: reads only the report.
     Raises :class:`ReportFontMissing` when no CJK font is installed (Debian: fonts-noto-cjk)."""
-    regular = find_cjk_font("regular")
-    bold = find_cjk_font("bold")
+    regular = find_cjk_font()
     # fpdf2 and matplotlib cost about a second to import and only exports use them.
-    from fpdf import FPDF, FontFace  # noqa: PLC0415
+    from fpdf import FPDF, FontFace  # noqa: PLC0415 - heavy (about a second with matplotlib), exports only
 
     class _Pdf(FPDF):
         def footer(self) -> None:
@@ -87,15 +85,18 @@ def report_to_pdf(report: Report) -> bytes:
     pdf = _Pdf(orientation="P", unit="mm", format="A4")
     pdf.set_margins(15, 15, 15)
     pdf.set_auto_page_break(auto=True, margin=18)
+    # One face only: parsing and subsetting a CJK collection is most of a PDF's cost (about 1 s per face);
+    # headings stand out by size and colour instead of weight.
     pdf.add_font("cjk", "", str(regular.path), collection_font_number=regular.index)
-    pdf.add_font("cjk", "B", str(bold.path), collection_font_number=bold.index)
     pdf.set_title(report.title)
     pdf.set_creator("gasdesk")
     pdf.set_lang("zh-CN")
     pdf.add_page()
 
-    pdf.set_font("cjk", "B", 18)
-    pdf.multi_cell(0, 10, report.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("cjk", size=20)
+    pdf.set_text_color(*HEADER_RGB)
+    pdf.multi_cell(0, 11, report.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
     pdf.set_font("cjk", size=10)
     for label, value in (("统计周期", period_line(report)),
                          ("对比周期", report.previous.label if report.previous else "—"),
@@ -106,7 +107,7 @@ def report_to_pdf(report: Report) -> bytes:
 
     if report.kpis:
         _section(pdf, "关键指标")
-        headings = FontFace(emphasis="BOLD", color=(255, 255, 255), fill_color=HEADER_RGB)
+        headings = FontFace(color=(255, 255, 255), fill_color=HEADER_RGB)
         with pdf.table(col_widths=(60, 40, 40, 40), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
                        headings_style=headings, line_height=7, repeat_headings=1) as table:
             row = table.row()
@@ -123,11 +124,11 @@ def report_to_pdf(report: Report) -> bytes:
         pdf.ln(4)
 
     for chart in report.charts:
-        png = chart_png(chart, regular)
+        image = chart_image(chart, regular)
         if pdf.will_page_break(CHART_HEIGHT_MM + 12):
             pdf.add_page()
         _section(pdf, chart.title)
-        pdf.image(io.BytesIO(png), w=PAGE_WIDTH_MM, h=CHART_HEIGHT_MM)
+        pdf.image(image, w=PAGE_WIDTH_MM, h=CHART_HEIGHT_MM)
         pdf.ln(4)
 
     for table_ in report.tables:
@@ -142,14 +143,15 @@ def report_to_pdf(report: Report) -> bytes:
 
 
 def _section(pdf: FPDF, title: str) -> None:
-    pdf.set_font("cjk", "B", 12)
-    pdf.set_text_color(0, 0, 0)
+    pdf.set_font("cjk", size=13)
+    pdf.set_text_color(*HEADER_RGB)
     pdf.cell(0, 9, title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
     pdf.set_font("cjk", size=9)
 
 
 def _table(pdf: FPDF, table: Table) -> None:
-    from fpdf import FontFace  # noqa: PLC0415 - see report_to_pdf
+    from fpdf import FontFace  # noqa: PLC0415 - heavy, exports only (see report_to_pdf)
 
     if pdf.will_page_break(30):
         pdf.add_page()
@@ -160,7 +162,7 @@ def _table(pdf: FPDF, table: Table) -> None:
         return
     numeric = [all(isinstance(r[j], int | float) or r[j] is None for r in table.rows if j < len(r))
                for j in range(len(table.columns))]
-    headings = FontFace(emphasis="BOLD", color=(255, 255, 255), fill_color=HEADER_RGB)
+    headings = FontFace(color=(255, 255, 255), fill_color=HEADER_RGB)
     # The header row repeats on every page the table runs onto.
     with pdf.table(text_align=tuple("RIGHT" if n else "LEFT" for n in numeric), headings_style=headings,
                    line_height=6, repeat_headings=1) as out:
@@ -185,31 +187,34 @@ def _cell_text(value: Cell) -> str:
 # ---------------------------------------------------------------- charts
 
 
-def chart_png(chart: Chart, font: CjkFont) -> bytes:
-    """Draw one chart as a PNG with matplotlib's Agg canvas (no pyplot: no global figure state)."""
+def chart_image(chart: Chart, font: CjkFont) -> Image.Image:
+    """Draw one chart with matplotlib's Agg canvas (no pyplot: no global figure state) into an RGB image;
+    fpdf2 compresses it itself, so no PNG is encoded and decoded on the way."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - heavy, exports only
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415 - heavy, exports only
 
     with _DRAW_LOCK:
         _setup_matplotlib(font)
         fig = Figure(figsize=(PAGE_WIDTH_MM / 25.4, CHART_HEIGHT_MM / 25.4), dpi=CHART_DPI)
-        FigureCanvasAgg(fig)
+        canvas = FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         _draw(ax, chart)
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=CHART_DPI)
-    return buffer.getvalue()
+        canvas.draw()
+        width, height = canvas.get_width_height()
+        return Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba()).convert("RGB")
 
 
 def _draw(ax: Any, chart: Chart) -> None:
     import numpy as np  # noqa: PLC0415 - comes with matplotlib; only charts need it
 
     x = np.arange(len(chart.categories))
-    values = [np.array([np.nan if v is None else v for v in s.values], dtype=float) for s in chart.series]
+    # One value per category: a short series is padded with gaps, a long one cut.
+    values = [np.array([np.nan if v is None else v for v in (list(s.values) + [None] * len(x))[:len(x)]], dtype=float)
+              for s in chart.series]
     if chart.kind == "line":
         for i, (series, ys) in enumerate(zip(chart.series, values, strict=True)):
-            ax.plot(x[:len(ys)], ys, marker="o", markersize=2.5, linewidth=1.5, color=PALETTE[i % len(PALETTE)],
+            ax.plot(x, ys, marker="o", markersize=2.5, linewidth=1.5, color=PALETTE[i % len(PALETTE)],
                     label=series.name)
     elif chart.kind in ("bar", "stacked_bar"):
         stacked = chart.kind == "stacked_bar"
@@ -217,7 +222,7 @@ def _draw(ax: Any, chart: Chart) -> None:
         width = 0.8 if stacked else 0.8 / count
         bottom = np.zeros(len(x))
         for i, (series, ys) in enumerate(zip(chart.series, values, strict=True)):
-            ys = np.nan_to_num(np.resize(ys, len(x)) if len(ys) != len(x) else ys)
+            ys = np.nan_to_num(ys)
             offset = 0 if stacked else (i - (count - 1) / 2) * width
             ax.bar(x + offset, ys, width, bottom=bottom if stacked else None, color=PALETTE[i % len(PALETTE)],
                    label=series.name)
@@ -234,8 +239,8 @@ def _draw(ax: Any, chart: Chart) -> None:
             ax.axis("off")
         return
     else:  # heatmap: one row per y label
-        grid = np.array([np.resize(v, len(x)) for v in values], dtype=float) if values else np.zeros((1, len(x)))
-        image = ax.imshow(np.nan_to_num(grid), aspect="auto", cmap="YlOrRd")
+        grid = np.array(values, dtype=float) if values else np.zeros((1, len(x)))
+        image = ax.imshow(np.nan_to_num(grid), aspect="auto", cmap="YlOrRd", interpolation="nearest")
         ax.set_yticks(range(len(values)), chart.y_categories or [s.name for s in chart.series], fontsize=7)
         ax.figure.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
         if grid.size <= 24 * 7:
@@ -261,7 +266,7 @@ def _setup_matplotlib(font: CjkFont) -> None:
     """Teach matplotlib the CJK font (by file, so a font installed after its cache was built is found too)
     and make it the default family; rcParams are process-wide and only exports draw with matplotlib."""
     import matplotlib  # noqa: PLC0415 - heavy, exports only
-    from matplotlib import font_manager  # noqa: PLC0415
+    from matplotlib import font_manager  # noqa: PLC0415 - heavy, exports only
 
     font_manager.fontManager.addfont(str(font.path))
     matplotlib.rcParams["font.family"] = [font.family, "DejaVu Sans"]
@@ -271,19 +276,17 @@ def _setup_matplotlib(font: CjkFont) -> None:
 # ---------------------------------------------------------------- fonts
 
 
-@lru_cache(maxsize=2)
-def find_cjk_font(weight: str = "regular") -> CjkFont:
+@lru_cache(maxsize=1)
+def find_cjk_font() -> CjkFont:
     """The Chinese font to draw with: fontconfig's best simplified-Chinese sans (``fc-list :lang=zh-cn``),
-    else a known path; for ``bold`` without a bold face, the regular one. Raises ReportFontMissing."""
-    found = _from_fontconfig(weight) or _from_known_paths(weight)
-    if found is None and weight == "bold":
-        return find_cjk_font("regular")
+    else a known path. Raises :class:`ReportFontMissing` when there is none."""
+    found = _from_fontconfig() or _from_known_paths()
     if found is None:
         raise ReportFontMissing("服务器未安装中文字体（如 Noto Sans CJK，Debian 软件包 fonts-noto-cjk），无法生成 PDF 报表")
     return found
 
 
-def _from_fontconfig(weight: str) -> CjkFont | None:
+def _from_fontconfig() -> CjkFont | None:
     fc_list = shutil.which("fc-list")
     if fc_list is None:
         return None
@@ -293,30 +296,27 @@ def _from_fontconfig(weight: str) -> CjkFont | None:
             capture_output=True, text=True, timeout=FC_TIMEOUT_S, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    wanted = 200 if weight == "bold" else 80  # fontconfig weights: 80 regular, 200 bold
     best: tuple[tuple[int, int], CjkFont] | None = None
     for line in listing.splitlines():
         parts = line.split("\t")
         if len(parts) != 4 or not parts[0].lower().endswith(OUTLINE_SUFFIXES):
             continue
-        path, index, family, font_weight = parts
+        path, index, family, weight = parts
         if "Mono" in family or "Serif" in family:
             continue
         rank = next((i for i, name in enumerate(PREFERRED_FAMILIES) if family.startswith(name)), len(PREFERRED_FAMILIES))
         try:
-            key = (rank, abs(int(float(font_weight)) - wanted))
+            key = (rank, abs(int(float(weight)) - REGULAR_WEIGHT))
             candidate = CjkFont(Path(path), int(index), family)
         except ValueError:
             continue
-        if weight == "bold" and key[1] > 40:
-            continue  # not a bold face: let the caller fall back to regular
-        if best is None or key < best[0]:
+        if (best is None or key < best[0]) and candidate.path.is_file():
             best = (key, candidate)
-    return best[1] if best and best[1].path.is_file() else None
+    return best[1] if best else None
 
 
-def _from_known_paths(weight: str) -> CjkFont | None:
-    for path, index in FONT_FILES.get(weight, []):
+def _from_known_paths() -> CjkFont | None:
+    for path, index in FONT_FILES:
         if Path(path).is_file():
             family = "Noto Sans CJK SC" if "Noto" in path else "WenQuanYi Zen Hei"
             return CjkFont(Path(path), index, family)

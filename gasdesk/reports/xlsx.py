@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, LineChart, PieChart, Reference
 from openpyxl.chart._chart import ChartBase
+from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.chart.label import DataLabelList
 from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -63,9 +64,9 @@ def _summary_sheet(ws: Worksheet, report: Report) -> None:
               ("对比周期", report.previous.label if report.previous else "—"),
               ("筛选条件", filter_line(report)),
               ("生成时间", format_local(report.generated_at))]
-    for i, (label, value) in enumerate(header, start=3):
+    for i, (label, text) in enumerate(header, start=3):
         ws.cell(i, 1, label).font = Font(bold=True)
-        ws.cell(i, 2, value)
+        ws.cell(i, 2, text)
     top = 3 + len(header) + 1
     _header_row(ws, top, ["指标", "本期", "上期", "变化", "变化率", "单位"])
     for row, kpi in enumerate(report.kpis, start=top + 1):
@@ -86,8 +87,8 @@ def _summary_sheet(ws: Worksheet, report: Report) -> None:
         row += 1
     ws.column_dimensions["A"].width = 24
     ws.column_dimensions["B"].width = 16
-    for col in "CDEF":
-        ws.column_dimensions[col].width = 12
+    for letter in "CDEF":
+        ws.column_dimensions[letter].width = 12
 
 
 # ---------------------------------------------------------------- 图表 and 图表数据
@@ -119,7 +120,10 @@ def _chart_sheets(charts: Worksheet, data: Worksheet, items: Iterable[Chart]) ->
         columns = 1 if chart.kind == "pie" else max(1, len(chart.series))
         values = Reference(data, min_col=2, max_col=1 + columns, min_row=header, max_row=max(last, header + 1))
         excel_chart.add_data(values, titles_from_data=True)
-        excel_chart.set_categories(Reference(data, min_col=1, min_row=header + 1, max_row=max(last, header + 1)))
+        categories = Reference(data, min_col=1, min_row=header + 1, max_row=max(last, header + 1))
+        for series in excel_chart.series:
+            # Labels, not numbers: a string reference (openpyxl's set_categories makes a numeric one).
+            series.cat = AxDataSource(strRef=StrRef(f=str(categories)))
         charts.add_chart(excel_chart, f"A{chart_row + 1}")
         chart_row += CHART_ROWS + 2
         data_row = last + 2

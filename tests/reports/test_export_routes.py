@@ -67,3 +67,11 @@ async def test_export_needs_a_manager_and_a_valid_query(client, factory) -> None
     assert bad.status_code == 422
     bad = await client.get("/api/v1/reports/overview/export", params={"grain": "decade"}, headers=headers)
     assert bad.status_code == 422
+
+
+async def test_report_page_links_its_exports(client, factory) -> None:
+    page = await client.get("/reports/channels", params={"grain": "week", "day": "2026-12-03", "district": "和平区"},
+                            headers={**await factory.headers("supervisor"), "Accept": "text/html"})
+    assert page.status_code == 200
+    for fmt in ("xlsx", "pdf"):
+        assert f'href="/api/v1/reports/channels/export?format={fmt}&amp;grain=week&amp;day=2026-12-03' in page.text

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0014'
-down_revision = '0011'  # chained after 0012/0013 (analytics, quality) at merge
+down_revision = '0012'  # after analytics (0012); re-chain after quality's 0013 at merge
 branch_labels = None
 depends_on = None
 

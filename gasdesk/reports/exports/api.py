@@ -3,7 +3,7 @@ and the stored scheduled reports (日报/周报). Every export and download is a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Response
@@ -18,8 +18,8 @@ from gasdesk.reports.exports.schemas import ExportQuery, ReportFileOut
 
 router = APIRouter(tags=["reports"])
 
-FILE_RESPONSES = {200: {"content": {media: {} for media in service.MEDIA_TYPES.values()},
-                        "description": "the report file (xlsx or PDF)"}}
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {media: {} for media in service.MEDIA_TYPES.values()}, "description": "the report file (xlsx or PDF)"}}
 ReportKey = Annotated[str, Path(pattern=r"^[a-z_]{1,20}$", description="报表：overview、channels、ai、kb、tickets…")]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from gasdesk.fields import BoundedDate
 
 ExportFormat = Literal["xlsx", "pdf"]
 ExportGrain = Literal["day", "week", "month", "year"]
@@ -16,10 +18,10 @@ class ExportQuery(BaseModel):
 
     format: ExportFormat = Field("xlsx", description="xlsx（含原生 Excel 图表）或 pdf")
     grain: ExportGrain = Field("day", description="日/周/月/年")
-    day: date | None = Field(None, description="所在日期（本地时间），缺省为今天")
-    team: str | None = Field(None, max_length=60, description="班组")
-    channel: str | None = Field(None, max_length=20, description="渠道")
-    district: str | None = Field(None, max_length=60, description="区域")
+    day: BoundedDate | None = Field(None, description="所在日期（本地时间），缺省为今天")
+    team: str | None = Field(None, max_length=40, description="班组编号")
+    channel: str | None = Field(None, max_length=40, description="渠道")
+    district: str | None = Field(None, max_length=40, description="区域")
 
 
 class ReportFileOut(BaseModel):

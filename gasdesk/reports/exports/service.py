@@ -2,9 +2,9 @@
 overview of yesterday every morning and of last week every Monday, rendered in both formats, stored sealed
 and announced to the supervisors in their notification bell.
 
-Rendering takes from a few hundred milliseconds (a day) to seconds (a year of charts): it runs in a worker
-thread after the report's figures are read and the transaction is committed, so neither the event loop nor
-the database connection (SQLite has one) waits on it, and chat goes on meanwhile."""
+Rendering takes from a few hundred milliseconds (a day) to seconds (a year of charts): it runs in a render
+process (``reports/render.py``) after the report's figures are read and the transaction is committed, so
+neither the event loop nor the database connection (SQLite has one) waits on it, and chat goes on meanwhile."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
@@ -34,15 +34,11 @@ from gasdesk.reports.exports.models import ReportFile
 from gasdesk.reports.exports.schemas import ExportQuery
 from gasdesk.reports.figures import GRAIN_LABELS, export_filename
 from gasdesk.reports.model import Grain, Report
-from gasdesk.reports.pdf import report_to_pdf
-from gasdesk.reports.xlsx import report_to_xlsx
+from gasdesk.reports.render import MEDIA_TYPES, RENDERERS, render_report
 from gasdesk.security.crypto import decrypt_bytes, encrypt_bytes
 
 log = logging.getLogger(__name__)
 
-MEDIA_TYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-               "pdf": "application/pdf"}
-RENDERERS: dict[str, Callable[[Report], bytes]] = {"xlsx": report_to_xlsx, "pdf": report_to_pdf}
 FILTER_KEYS = ("team", "channel", "district")
 
 SCHEDULED_KEY = "overview"
@@ -58,11 +54,6 @@ class ExportFile:
     data: bytes
     filename: str
     media_type: str
-
-
-async def render_report(report: Report, fmt: str) -> bytes:
-    """Render ``report`` as ``fmt`` (xlsx|pdf) in a worker thread: the event loop keeps serving chat."""
-    return await asyncio.to_thread(RENDERERS[fmt], report)
 
 
 def filters_of(query: ExportQuery) -> dict[str, str]:
@@ -95,9 +86,9 @@ def _sealed_path(created: datetime) -> Path:
 
 def _write_sealed(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_bytes(encrypt_bytes(data, aad=path.stem.encode()))
-    os.replace(partial, path)  # readers never see half a file
+    part = path.with_suffix(".part")
+    part.write_bytes(encrypt_bytes(data, aad=path.stem.encode()))
+    os.replace(part, path)  # readers never see half a file
 
 
 def _read_sealed(path: Path) -> bytes:
@@ -173,7 +164,7 @@ async def _make_period(session: AsyncSession, grain: Grain, day: date) -> int:
     for fmt, data in rendered.items():
         path = _sealed_path(now)
         await asyncio.to_thread(_write_sealed, path, data)
-        on_rollback(session, lambda p=path: p.unlink(missing_ok=True))
+        on_rollback(session, partial(path.unlink, missing_ok=True))
         row = ReportFile(report_key=SCHEDULED_KEY, grain=grain, period_start=period.start, period_end=period.end,
                          label=period.label, fmt=fmt, filename=export_filename(report, fmt), path=str(path),
                          size=len(data), sha256=hashlib.sha256(data).hexdigest(), created_at=now)
