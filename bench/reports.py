@@ -53,6 +53,8 @@ DISTRICTS = ("和平区", "河西区", "南开区", "河东区", "红桥区", "�
 INTENTS = ("bill_query", "payment", "repair", "gas_leak", "outage", "meter", "complaint", "heating")
 TICKET_TYPES = ("repair", "complaint", "inquiry")
 BATCH = 20_000
+# Every fact row has every key: an executemany takes its columns from the first row.
+FACT_OPTIONAL = {"agent_id": None, "team_id": None, "skill_group_id": None, "ticket_type": None, "detail": None}
 TARGET_P95_MS = 200.0
 TARGET_P99_MOVE = 0.20
 SUPERVISOR = "bench-supervisor"
@@ -196,7 +198,7 @@ class FactWriter:
 
     def __call__(self, kind: str, at: datetime, n: int = 0, value: float = 1.0, **extra: Any) -> None:
         self.out.append({"kind": kind, "occurred_at": at, "dedupe_key": f"bench:{self.cid}:{kind}:{n}",
-                         "value": value, "inserted_at": at, **self.dims, **extra})
+                         "value": value, "inserted_at": at, **self.dims, **FACT_OPTIONAL, **extra})
 
 
 def chat_load_hours() -> list[float]:
