@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's gasdesk (the seeding child)
 import chat_load  # noqa: E402 - the chat bench's server, client and statistics, reused as they are
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -280,7 +281,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     log(f"[reports] migrated, {args.agents} agents, in {time.perf_counter() - t0:.1f} s", quiet=quiet)
     t0 = time.perf_counter()
     seeded = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_seed", str(args.conversations),
-                             str(args.messages)], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+                             str(args.messages)], env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     seed = json.loads(seeded.stdout.strip().splitlines()[-1])
     token = seed.pop("token")
     log(f"[reports] seeded {seed} in {time.perf_counter() - t0:.1f} s", quiet=quiet)

@@ -9,8 +9,10 @@ This module is what the child imports: the renderers and the Report model, not t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +30,7 @@ MEDIA_TYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadshee
                "pdf": "application/pdf"}
 RENDERERS: dict[str, Callable[[Report], bytes]] = {"xlsx": report_to_xlsx, "pdf": report_to_pdf}
 
+RENDER_NICENESS = 10
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -37,13 +40,19 @@ def render(report: Report, fmt: str) -> bytes:
     return RENDERERS[fmt](report)
 
 
+def _lower_priority() -> None:
+    """Render processes yield the CPU to the web processes: chat first, report files when a core is free."""
+    with contextlib.suppress(OSError):
+        os.nice(RENDER_NICENESS)
+
+
 def _executor() -> ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
             # spawn, not fork: the web process has threads and an event loop that a forked child must not inherit.
             _pool = ProcessPoolExecutor(max_workers=get_settings().reports_render_processes,
-                                        mp_context=multiprocessing.get_context("spawn"))
+                                        mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority)
         return _pool
 
 

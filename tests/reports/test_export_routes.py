@@ -3,7 +3,9 @@ with a UTF-8 file name, the same figures as the report built directly, and an au
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import subprocess
 from datetime import UTC, date, datetime
 from urllib.parse import quote
@@ -13,6 +15,7 @@ from sqlalchemy import select
 
 from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
+from gasdesk.reports import render
 from gasdesk.reports.builders import build_report, period_for
 from gasdesk.reports.figures import export_filename
 
@@ -75,3 +78,13 @@ async def test_report_page_links_its_exports(client, factory) -> None:
     assert page.status_code == 200
     for fmt in ("xlsx", "pdf"):
         assert f'href="/api/v1/reports/channels/export?format={fmt}&amp;grain=week&amp;day=2026-12-03' in page.text
+
+
+async def test_exports_render_in_a_lower_priority_process() -> None:
+    loop = asyncio.get_running_loop()
+    pid, niceness = await loop.run_in_executor(render._executor(), _whoami)
+    assert pid != os.getpid() and niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)
+
+
+def _whoami() -> tuple[int, int]:
+    return os.getpid(), os.nice(0)
