@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     # Each app process runs the background worker (jobs, SLA scan, follow-ups) unless turned off,
     # e.g. when a separate `gasdesk worker` process does it.
     run_worker: bool = True
+    # Scheduled reports (gasdesk/reports/exports/service.py): the overview report as xlsx and PDF for
+    # supervisors, daily for yesterday and on Mondays for last week, from this local hour on; stored sealed
+    # under <var_dir>/reports. The test suite turns it off (tests/conftest.py); its own tests turn it on.
+    reports_schedule_enabled: bool = True
+    reports_schedule_hour: int = Field(default=8, ge=0, le=23)
+    # Report files are rendered in this many processes of their own (reports/render.py), so a yearly
+    # export does not hold the GIL against chat; 0 renders in a thread of the web process.
+    reports_render_processes: int = Field(default=1, ge=0, le=8)
     import_batch_size: int = Field(default=2000, ge=1, le=100_000)
     # The resident bot: "nlu" (offline understanding, guided flows, knowledge base) or "rules" (menu only).
     bot_engine: Literal["nlu", "rules"] = "nlu"

@@ -37,6 +37,7 @@ from gasdesk.outbound.service import JOB as OUTBOUND_JOB
 from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, register_sender
 from gasdesk.quality.service import SCAN_EVERY_S as QUALITY_SCAN_EVERY_S
 from gasdesk.quality.service import score_closed_contacts
+from gasdesk.reports.exports.service import SCHEDULE_EVERY_S, make_scheduled_reports
 from gasdesk.telephony.service import RETENTION_EVERY_S, purge_recordings
 from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
@@ -61,6 +62,7 @@ def register_handlers() -> None:
     register_periodic("analytics.rollup", ROLLUP_EVERY_S, analytics_rollup)
     # 质检: every closed conversation and ended call with people involved is scored once (idempotent).
     register_periodic("quality.score_closed", QUALITY_SCAN_EVERY_S, score_closed_contacts)
+    register_periodic("reports.scheduled", SCHEDULE_EVERY_S, make_scheduled_reports)
     on_ticket_resolved(schedule_followup)
     # Residents hear of their tickets and appointments on WeChat/SMS (gasdesk/outbound/notices.py).
     on_ticket_created(notify_ticket_created)

@@ -206,6 +206,9 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # Tests hold their own session open while calling app code in the same process: give them a few
     # connections. Live servers (tests/browser) run the production default of one (see live_server).
     monkeypatch.setenv("GASDESK_SQLITE_POOL_SIZE", "5")
+    # Scheduled reports render xlsx and PDF files (seconds of CPU) whenever the periodic tasks run; only
+    # tests/reports turns them on.
+    monkeypatch.setenv("GASDESK_REPORTS_SCHEDULE_ENABLED", "false")
     reset_settings_cache()
     # Job handlers, periodic tasks and hooks (ticket resolved → 回访) as the app factory and the worker register them.
     register_handlers()

@@ -79,6 +79,9 @@ ACTION_LABELS: dict[str, str] = {
     "quality.appeal_resolve": "处理质检申诉",
     "quality_sheet.save": "保存质检评分表",
     "quality_sheet.activate": "启用质检评分表",
+    "report.export": "导出报表",
+    "report.generate": "生成定时报表",
+    "report.download": "下载定时报表",
     "followup.send": "发送回访",
     "followup.unreachable": "回访无法联系",
     "followup.cancel": "取消回访",
@@ -117,6 +120,7 @@ ENTITY_LABELS: dict[str, str] = {
     "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置", "left_message": "留言",
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
     "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
+    "report": "报表", "report_file": "报表文件",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {
@@ -167,6 +171,9 @@ FIELD_LABELS: dict[str, str] = {
     # knowledge base
     "title": "标题", "questions": "问法", "answer": "答案", "category": "分类", "channels": "渠道",
     "valid_from": "生效日期", "valid_to": "失效日期",
+    # reports
+    "format": "格式", "grain": "周期", "period": "统计周期", "team": "班组", "channel": "渠道", "bytes": "大小（字节）",
+    "files": "文件", "filename": "文件名",
 }
 
 # Where one field name means something more precise for one kind of object.

@@ -34,6 +34,7 @@ KIND_LABELS = {
     "ticket.assigned": "新派工单",
     "security": "安全提醒",
     "security.identify_lockout": "身份核实锁定",
+    "report.ready": "定时报表",
 }
 PAGE_SIZE_MAX = 100
 

@@ -1284,6 +1284,15 @@ async def _(ctx: Ctx) -> JobRun:
     return JobRun(_periodic("quality.score_closed"), ("quality.score",))
 
 
+@job_scenario("reports.scheduled")
+async def _(ctx: Ctx) -> JobRun:
+    # The suite turns scheduled reports off (tests/conftest.py); this run needs them. A supervisor to tell.
+    _ENV.setenv("GASDESK_REPORTS_SCHEDULE_ENABLED", "true")
+    reset_settings_cache()
+    await ctx.factory.user("supervisor")
+    return JobRun(_periodic("reports.scheduled"), ("report.generate",))
+
+
 def _app_jobs() -> set[str]:
     """Jobs the app registers (other test modules register throwaway handlers of their own)."""
     handlers = dict(HANDLERS) | {name: fn for name, (_, fn) in PERIODIC.items()}

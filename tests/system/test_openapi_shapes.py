@@ -11,6 +11,8 @@ NO_JSON_BODY = {
     ("get", "/api/v1/files/{token}"): "a file download: the stored bytes, with the upload's verified type",
     ("get", "/api/v1/calls/recordings/{recording_id}"): "a call's recording: WAV audio for the browser's player",
     ("get", "/api/v1/ivr/prompts/{key}/audio"): "an IVR prompt's uploaded recording: WAV audio for the browser's player",
+    ("get", "/api/v1/reports/{key}/export"): "a report file download: xlsx or PDF",
+    ("get", "/api/v1/report-files/{file_id}"): "a stored scheduled report (日报/周报): xlsx or PDF",
 }
 
 
