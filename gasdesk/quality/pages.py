@@ -15,7 +15,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, STAFF_DESK, Role
-from gasdesk.conversations.models import CHANNEL_LABELS, Conversation, Message
+from gasdesk.conversations.models import Conversation, Message
 from gasdesk.db import DbSession, rollback
 from gasdesk.errors import GasdeskError, InvalidInput
 from gasdesk.fields import Id
@@ -41,7 +41,6 @@ SENDER_LABELS = {"resident": "居民", "agent": "坐席", "bot": "智能客服",
 def _labels() -> dict[str, Any]:
     return {"sample_labels": SAMPLE_LABELS, "review_labels": REVIEW_LABELS, "appeal_labels": APPEAL_LABELS,
             "sheet_status_labels": SHEET_STATUS_LABELS, "kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS,
-            "channel_labels": {c.value: label for c, label in CHANNEL_LABELS.items()},
             "sender_labels": SENDER_LABELS}
 
 

@@ -65,9 +65,13 @@ async def default_sheet(session: AsyncSession) -> QualitySheet:
     if row is not None:
         return row
     check_sheet(DEFAULT_SHEET)
+    # Read the next version before the savepoint: on SQLite a SELECT inside it would open a read transaction
+    # that then has to upgrade to a write, which fails at once ("database is locked") when another connection
+    # wrote meanwhile, instead of waiting on the busy timeout like a transaction whose first statement writes.
+    version = await _next_version(session)
     try:
         async with session.begin_nested():
-            row = QualitySheet(version=await _next_version(session), team_id=None, status=SheetStatus.active.value,
+            row = QualitySheet(version=version, team_id=None, status=SheetStatus.active.value,
                                body=DEFAULT_SHEET, note="内置默认评分表", created_at=utcnow())
             session.add(row)
             await session.flush()

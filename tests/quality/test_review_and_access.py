@@ -26,7 +26,8 @@ async def _scored(desk) -> QualityScore:
 
 
 async def _audit(session, score_id: int) -> list[str]:
-    session.expire_all()
+    # A fresh select sees the rows the requests committed; expiring the session here would leave the test's
+    # own objects (desk.agent) to lazy-load outside the async context.
     return [a.action for a in await session.scalars(select(AuditEntry).where(
         AuditEntry.entity_type == "quality_score", AuditEntry.entity_id == str(score_id)).order_by(AuditEntry.id))]
 
@@ -137,8 +138,9 @@ async def test_sheet_editor_validates_versions_and_activates(desk, client, sessi
         "sheet": json.dumps(body, ensure_ascii=False), "team_id": str(desk.team.id), "note": "加严",
         "activate": "1", "csrf_token": token})
     assert saved.status_code == 303, saved.text[:300]
+    team_id = desk.team.id  # read before expiring: an expired attribute cannot lazy-load here
     session.expire_all()
-    rows = list(await session.scalars(select(QualitySheet).where(QualitySheet.team_id == desk.team.id)
+    rows = list(await session.scalars(select(QualitySheet).where(QualitySheet.team_id == team_id)
                                       .order_by(QualitySheet.version)))
     assert [(r.body["name"], r.status) for r in rows] == [("热线一组评分表", "retired"), ("热线一组评分表（第二版）", "active")]
     actions = [a.action for a in await session.scalars(select(AuditEntry).where(
