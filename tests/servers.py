@@ -23,11 +23,11 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["tests.server_preload"])
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port nobody uses right now: TCP by default, ``socket.SOCK_DGRAM`` for UDP (SIP, RTP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def _serve(port: int, env: dict[str, str], log_path: str) -> None:  # pragma: no cover - runs in the child
