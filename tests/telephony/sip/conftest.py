@@ -7,7 +7,6 @@ import contextlib
 import json
 import secrets
 import shutil
-import socket
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from gasdesk.telephony.media import Prompt
 from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.session import SipMediaSession
 from gasdesk.telephony.sip.ua import SipEndpoint
-from tests.servers import free_port
+from tests.servers import free_port, free_udp_and_tcp_port
 
 BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
@@ -122,7 +121,7 @@ class Baresip:
         self.home = home
         self.user = user
         self.codec_modules = codec_modules
-        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.sip_port = free_udp_and_tcp_port()
         self.ctrl_port = free_port()
         self.snd_dir = home / "snd"
         self.voice = home / "voice.wav"
