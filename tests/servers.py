@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import secrets
 import socket
 import time
 from collections.abc import Mapping
@@ -23,11 +24,34 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["tests.server_preload"])
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port nobody uses right now: TCP by default, ``socket.SOCK_DGRAM`` for UDP (SIP, RTP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def free_udp_and_tcp_port() -> int:
+    """A loopback port in 10000-19999 free for both UDP and TCP: below the kernel's ephemeral range and the RTP ranges.
+
+    baresip listens for SIP on UDP *and* TCP at the port it is given. A port the kernel hands out for
+    ``bind(0)`` lies in the ephemeral range, where another test's outgoing connection can take the TCP side
+    between this check and baresip's bind (CI saw ``tcp: sock_bind: Address already in use``). Ports here are
+    only ever taken by an explicit bind, and the tests' RTP ranges start at 20000.
+    """
+    for _ in range(200):
+        port = 10000 + secrets.randbelow(10000)
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
+            ):
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no loopback port free for both UDP and TCP")
 
 
 def _serve(port: int, env: dict[str, str], log_path: str) -> None:  # pragma: no cover - runs in the child

@@ -7,6 +7,7 @@ hangs up, and the call's recording plays from the customer's 360 page."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import wave
 from io import BytesIO
 from pathlib import Path
@@ -21,8 +22,8 @@ from gasdesk.telephony.models import Call, CallEvent
 from gasdesk.telephony.sip.uac import rms
 from tests.browser.conftest import screenshot
 from tests.factories import TEST_PASSWORD
-from tests.servers import LiveServer
-from tests.telephony.sip.conftest import BARESIP_MODULES, Baresip, free_port, free_rtp_range
+from tests.servers import LiveServer, free_port
+from tests.telephony.sip.conftest import BARESIP_MODULES, Baresip, free_rtp_range
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -59,7 +60,7 @@ async def test_agent_answers_a_hotline_call_in_the_browser(browser, factory, ses
     await do_set_skills(session, agent, [1, 2, 3, 4], max_concurrent=3)
     await commit(session)
 
-    sip_port = free_port()
+    sip_port = free_port(socket.SOCK_DGRAM)
     low, high = free_rtp_range()
     server = LiveServer({"GASDESK_DATABASE_URL": database_url, "GASDESK_ENV": "test",
                          "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads"), "GASDESK_SQLITE_POOL_SIZE": "1",

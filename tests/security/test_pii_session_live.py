@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from gasdesk.notifications.models import Notification
 from gasdesk.tickets.models import Ticket
 from tests.conftest import PG_URL
 from tests.factories import WO_PNG, ChatSocket, make_id_card, raw_table_dump, staff_user, wo_headers
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "欧阳秀英"
@@ -51,15 +51,9 @@ def secret_forms() -> list[str]:
     return forms + [json.dumps(f)[1:-1] for f in forms if not f.isascii()]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, tmp: Path, database_url: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.host = f"127.0.0.1:{self.port}"
         self.log_path = tmp / "server.log"

@@ -4,7 +4,6 @@ ACD and domains: the stored rows are what is asserted."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -25,17 +24,7 @@ from gasdesk.telephony.models import CallRecording
 from gasdesk.tickets.models import Ticket
 from tests.factories import desk_agent, queued_conversation, reload_conversation, staff_user
 
-
-@pytest.fixture(autouse=True)
-def quick_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GASDESK_TELEPHONY_QUEUE_POLL_S", "0.02")
-    monkeypatch.setenv("GASDESK_TELEPHONY_QUEUE_WAIT_LIMIT_S", "2")
-    reset_settings_cache()
-
-
-@pytest.fixture
-def prompts(tmp_path: Path) -> SilentRenderer:
-    return SilentRenderer(tmp_path / "prompts")
+pytestmark = pytest.mark.usefixtures("quick_queue")
 
 
 async def _call(caller: FakeCaller, prompts: SilentRenderer) -> None:

@@ -8,12 +8,10 @@ import asyncio
 import copy
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from gasdesk.config import reset_settings_cache
 from gasdesk.conversations.models import Message
 from gasdesk.errors import InvalidInput
 from gasdesk.telephony import controller
@@ -29,16 +27,7 @@ BALANCE_SPEECH = bytes(i * 11 % 256 for i in range(8000))
 SPEECH_PROMPT = "请简单说出您要办理的业务"
 
 
-@pytest.fixture(autouse=True)
-def quick_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GASDESK_TELEPHONY_QUEUE_POLL_S", "0.02")
-    monkeypatch.setenv("GASDESK_TELEPHONY_QUEUE_WAIT_LIMIT_S", "2")
-    reset_settings_cache()
-
-
-@pytest.fixture
-def prompts(tmp_path: Path) -> SilentRenderer:
-    return SilentRenderer(tmp_path / "prompts")
+pytestmark = pytest.mark.usefixtures("quick_queue")
 
 
 @pytest.fixture

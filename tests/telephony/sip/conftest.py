@@ -7,7 +7,6 @@ import contextlib
 import json
 import secrets
 import shutil
-import socket
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from gasdesk.telephony.media import Prompt
 from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.session import SipMediaSession
 from gasdesk.telephony.sip.ua import SipEndpoint
+from tests.servers import free_port, free_udp_and_tcp_port
 
 BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
@@ -42,12 +42,6 @@ def dominant_hz(pcm: bytes, rate: int = 8000) -> float:
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     return float(np.fft.rfftfreq(len(x), 1 / rate)[int(np.argmax(spectrum[1:])) + 1])
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def free_rtp_range(size: int = 40) -> tuple[int, int]:
@@ -127,8 +121,8 @@ class Baresip:
         self.home = home
         self.user = user
         self.codec_modules = codec_modules
-        self.sip_port = free_port()
-        self.ctrl_port = free_port(socket.SOCK_STREAM)
+        self.sip_port = free_udp_and_tcp_port()
+        self.ctrl_port = free_port()
         self.snd_dir = home / "snd"
         self.voice = home / "voice.wav"
         self.proc: asyncio.subprocess.Process | None = None
