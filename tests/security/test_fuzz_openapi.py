@@ -180,7 +180,7 @@ async def test_no_generated_request_gets_a_server_error(app, role: Role | None, 
     monkeypatch.setattr(kb_api, "feedback_limiter", kb_api._FeedbackLimiter())
     fuzzer = Fuzzer(app, role, await build_world())
     await fuzzer.run()
-    assert fuzzer.sent > 50
+    assert fuzzer.sent > (20 if role is Role.wall else 50)  # the wall kiosk may open the wall's few routes only
     distinct = {(f.operation, f.error.splitlines()[0][:120]): f for f in fuzzer.failures}
     report = "\n\n".join(f"{f.operation}: {f.error}\n    {f.curl[:600]}" for f in distinct.values())
     assert not fuzzer.failures, f"{len(fuzzer.failures)} server errors in {fuzzer.sent} requests:\n{report}"
