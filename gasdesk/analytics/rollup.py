@@ -43,7 +43,9 @@ from gasdesk.db import UTCDateTime
 
 EVERY_S = 60
 OVERLAP = timedelta(seconds=60)
-FACTS_PER_PASS = 200_000  # a backlog (a year of history imported at once) is worked off over several runs
+# A backlog (a year of history imported at once) is worked off over several runs, each short: the job runs
+# in the web process on SQLite, whose one connection chat is waiting for.
+FACTS_PER_PASS = 20_000
 HOUR = timedelta(hours=1)
 
 
@@ -168,7 +170,10 @@ async def rebuild_days(session: AsyncSession, days: set[datetime]) -> None:
 
 async def rebuild_all(session: AsyncSession) -> int:
     """Recompute every bucket and daily row from the facts (after a change to how they are made, or a bulk
-    import), set-based; returns the number of hours that have facts."""
+    import), set-based, and move the job's watermark past them; returns the number of hours that have facts."""
+    state = await _state(session)
+    state.last_fact_id = int(await session.scalar(select(func.coalesce(func.max(AnalyticsFact.id), 0))) or 0)
+    state.last_run_at = utcnow()
     first, last = (await session.execute(select(func.min(AnalyticsFact.occurred_at),
                                                 func.max(AnalyticsFact.occurred_at)))).one()
     await session.execute(delete(AnalyticsBucket))

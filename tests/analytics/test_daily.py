@@ -9,11 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gasdesk import clock
 from gasdesk.analytics.facts import FactIn, write_facts
-from gasdesk.analytics.models import DIMENSIONS, SPLIT_NONE, AnalyticsBucket, AnalyticsDaily, AnalyticsFact
+from gasdesk.analytics.models import (
+    DIMENSIONS,
+    SPLIT_NONE,
+    AnalyticsBucket,
+    AnalyticsDaily,
+    AnalyticsFact,
+    AnalyticsRollupState,
+)
 from gasdesk.analytics.rollup import rebuild_all, rollup
 from gasdesk.analytics.service import breakdown_figures, figures, hours_with, series_figures
 from gasdesk.db import transaction
@@ -155,6 +162,9 @@ async def test_rebuild_all_equals_the_jobs_work(session) -> None:
         hours = await rebuild_all(s)
     assert hours == len({row[-2] for row in incremental[0]})
     assert await _snapshot(session) == incremental
+    async with transaction() as s:
+        state = await s.get(AnalyticsRollupState, 1)
+        assert state is not None and state.last_fact_id == await s.scalar(select(func.max(AnalyticsFact.id)))
     # hours_with reads the hourly buckets: an agent's hours with an accept
     found = await hours_with(session, "accepted", DAY0 - 30 * DAY, DAY0 + 10 * DAY, by="agent_id")
     facts = await session.scalars(select(AnalyticsFact).where(AnalyticsFact.kind == "conversation.accepted",
