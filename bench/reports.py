@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 import chat_load  # noqa: E402 - the chat bench's server, client and statistics, reused as they are
 
 ROOT = Path(__file__).resolve().parent.parent
-REPORT_KEYS = ("overview", "channels", "ai", "kb", "tickets", "followups", "agents", "peaks", "topics", "quality")
+REPORT_KEYS = ("overview", "channels", "ai", "kb", "tickets", "satisfaction", "agents", "peaks", "topics", "quality")
 GRAINS = ("day", "week", "month", "year")
 CHANNELS = ("webchat", "wechat", "sms", "voice")
 DISTRICTS = ("和平区", "河西区", "南开区", "河东区", "红桥区", "河北区")
@@ -218,6 +218,9 @@ async def report_routes(http: Any) -> list[str]:
     for path, methods in spec["paths"].items():
         if "get" in methods and "{key}" in path and re.match(r"^(/api/v1)?/reports/", path) and "export" not in path:
             found.append(path)
+    # the JSON API declares one route per report (/api/v1/reports/overview…) beside other reports' routes
+    if "/api/v1/reports/{key}" not in found and all(f"/api/v1/reports/{key}" in spec["paths"] for key in REPORT_KEYS):
+        found.append("/api/v1/reports/{key}")
     return sorted(found)
 
 

@@ -423,7 +423,7 @@ class FollowupCompleted(EventPayload):
 # ------------------------------------------------------------------ quality inspection (gasdesk/quality)
 
 
-@event_type("quality.scored")
+@event_type("quality.scored", Consumer.ANALYTICS)
 class QualityScored(EventPayload):
     """A closed contact was scored (``adjusted`` False), or its score changed by a supervisor's adjustment or an
     upheld appeal (``adjusted`` True): the latest event of a ``score_id`` carries its current score (0–100).

@@ -328,10 +328,9 @@ async def _call_ended(session: AsyncSession, payload: dict[str, Any], at: str) -
 
 @builds("quality.scored")
 async def _quality_scored(session: AsyncSession, payload: dict[str, Any], at: str) -> list[FactIn]:
-    """The quality helper's event (gasdesk/quality): declare ``quality.scored`` with ``Consumer.ANALYTICS``
-    and a payload carrying ``score_id``, ``score`` (0–100) and ``conversation_id`` / ``call_id`` /
-    ``agent_id`` where known; this turns it into a ``qa.scored`` fact (a re-score with a new ``score_id``
-    is a new fact; the report averages the latest per sheet is the quality package's own business)."""
+    """A quality score (gasdesk/quality, ``QualityScored``) becomes a ``qa.scored`` fact valued at the score
+    (0–100). Keyed by ``score_id``: a later adjustment of the same score (``adjusted``) writes nothing new, so
+    the reports count each scored contact once at its first score."""
     conversation_id = payload.get("conversation_id")
     conversation = await session.get(Conversation, conversation_id) if conversation_id else None
     base = await _conversation_facts_base(session, conversation) if conversation is not None else {}

@@ -1,9 +1,10 @@
-"""Analytics facts and their hourly roll-ups.
+"""Analytics facts and their hourly and daily roll-ups.
 
 A fact is one thing that happened (a contact started, a conversation accepted after a wait, a ticket
 resolved within its SLA…), written from the domain events after their commit, once per ``dedupe_key``. The
-roll-up job sums the facts of each touched hour into buckets (metric × hour × dimensions); reports read the
-buckets only. Facts hold ids and codes, never personal data or message text.
+roll-up job sums the facts of each touched hour into buckets (metric × hour × dimensions), then the buckets of
+each touched local day into daily rows; reports read the roll-ups only. Facts hold ids and codes, never
+personal data or message text.
 """
 
 from __future__ import annotations
@@ -59,11 +60,47 @@ class AnalyticsBucket(Base):
     __table_args__ = (
         UniqueConstraint("metric", "hour", *DIMENSIONS, name="uq_analytics_buckets_key"),
         Index("ix_analytics_buckets_metric_hour", "metric", "hour"),
+        Index("ix_analytics_buckets_hour", "hour"),  # the roll-up replaces a range of hours, any metric
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     metric: Mapped[str] = mapped_column(String(40))
     hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(10), default="")
+    district: Mapped[str] = mapped_column(String(40), default="")
+    intent: Mapped[str] = mapped_column(String(40), default="")
+    ticket_type: Mapped[str] = mapped_column(String(24), default="")
+    detail: Mapped[str] = mapped_column(String(40), default="")
+    skill_group_id: Mapped[int] = mapped_column(Integer, default=0)
+    team_id: Mapped[int] = mapped_column(Integer, default=0)
+    agent_id: Mapped[int] = mapped_column(Integer, default=0)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+# ``AnalyticsDaily.split``: which dimensions a daily row keeps. The others are '' / 0 in it.
+SPLIT_NONE = ""  # none: the metric's day total
+SPLIT_ALL = "*"  # every dimension, as the hourly buckets
+SPLITS = (SPLIT_ALL, SPLIT_NONE, *DIMENSIONS)  # and one row set per single dimension (its name)
+
+
+class AnalyticsDaily(Base):
+    """The hourly buckets of one local day (Asia/Shanghai; ``day`` is its start in UTC) summed, several ways:
+    by every dimension (``split`` "*"), by none ("") and by each single dimension (its name). A report over
+    whole days reads the narrowest split that holds its filter and breakdown: a yearly total is 365 rows
+    per metric instead of every hour × dimension combination. Rebuilt from the buckets by the roll-up job
+    whenever one of the day's hours is."""
+
+    __tablename__ = "analytics_daily"
+    __table_args__ = (
+        UniqueConstraint("split", "metric", "day", *DIMENSIONS, name="uq_analytics_daily_key"),  # also the read index
+        Index("ix_analytics_daily_day", "day"),  # the roll-up replaces whole days
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    split: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(40))
+    day: Mapped[datetime] = mapped_column(UTCDateTime)
     channel: Mapped[str] = mapped_column(String(10), default="")
     district: Mapped[str] = mapped_column(String(40), default="")
     intent: Mapped[str] = mapped_column(String(40), default="")

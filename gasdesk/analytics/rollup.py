@@ -1,9 +1,11 @@
-"""The roll-up job: facts → hourly buckets, for every hour touched since the last run.
+"""The roll-up job: facts → hourly buckets → daily rows, for every hour touched since the last run.
 
 The hours to redo are those of the facts inserted since the watermark (the highest fact id rolled up), plus
 those of facts inserted in the minute before the last run (on PostgreSQL a lower id can commit after a
-higher one was seen). Each such hour's buckets are deleted and summed again from all of that hour's facts,
-so a late or repeated event ends in the right bucket and running the job twice changes nothing.
+higher one was seen). Each run of touched hours is replaced in one statement (``INSERT … SELECT … GROUP BY``
+over all of its facts, the hour computed in SQL), then each local day holding one of them is summed again
+from its hourly buckets; so a late or repeated event ends in the right hour and day, and running the job
+twice changes nothing.
 """
 
 from __future__ import annotations
@@ -11,27 +13,59 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    String,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.analytics.models import (
     DIMENSIONS,
     INT_DIMENSIONS,
+    SPLIT_ALL,
+    SPLITS,
     AnalyticsBucket,
+    AnalyticsDaily,
     AnalyticsFact,
     AnalyticsRollupState,
 )
+from gasdesk.analytics.service import next_slot, slot_start
 from gasdesk.clock import as_utc, utcnow
-from gasdesk.db import table_of
+from gasdesk.db import UTCDateTime
 
 EVERY_S = 60
 OVERLAP = timedelta(seconds=60)
-HOURS_PER_PASS = 2000  # a backlog (a year of history imported at once) is worked off over several runs
+# A backlog (a year of history imported at once) is worked off over several runs, each short: the job runs
+# in the web process on SQLite, whose one connection chat is waiting for.
+FACTS_PER_PASS = 20_000
+HOUR = timedelta(hours=1)
 
 
 def hour_of(at: datetime) -> datetime:
     """The start of ``at``'s UTC hour."""
     return as_utc(at).replace(minute=0, second=0, microsecond=0)
+
+
+def _fact_hour(dialect: str) -> ColumnElement[datetime]:
+    """A fact's UTC hour start, computed by the database in the form the ``hour`` column stores."""
+    if dialect == "postgresql":
+        utc_wall = func.timezone("UTC", AnalyticsFact.occurred_at)
+        return type_coerce(func.timezone("UTC", func.date_trunc("hour", utc_wall)), UTCDateTime)
+    # SQLite stores UTC times as text 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's format): keep up to the hour.
+    text_hour = type_coerce(func.substr(AnalyticsFact.occurred_at, 1, 13), String) + ":00:00.000000"
+    return type_coerce(text_hour, UTCDateTime)
+
+
+def _none(name: str) -> Any:
+    return 0 if name in INT_DIMENSIONS else ""
 
 
 async def _state(session: AsyncSession) -> AnalyticsRollupState:
@@ -43,58 +77,114 @@ async def _state(session: AsyncSession) -> AnalyticsRollupState:
     return state
 
 
+def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted hours as [start, end) runs of consecutive hours."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in hours:
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + HOUR)
+        else:
+            runs.append((hour, hour + HOUR))
+    return runs
+
+
 async def rollup(session: AsyncSession) -> dict[str, int]:
-    """Periodic task ``analytics.rollup``: recompute the buckets of every hour touched since the last run."""
+    """Periodic task ``analytics.rollup``: recompute the buckets of every hour touched since the last run, and
+    the daily rows of their days."""
     state = await _state(session)
     started = utcnow()
-    since: list[ColumnElement[bool]] = [AnalyticsFact.id > state.last_fact_id]
+    # The next FACTS_PER_PASS new facts (ids in order), and those inserted in the overlap.
+    top = await session.scalar(select(func.max(AnalyticsFact.id)).where(
+        AnalyticsFact.id.in_(select(AnalyticsFact.id).where(AnalyticsFact.id > state.last_fact_id)
+                             .order_by(AnalyticsFact.id).limit(FACTS_PER_PASS))))
+    top = int(top) if top is not None else state.last_fact_id
+    since: list[ColumnElement[bool]] = [AnalyticsFact.id.between(state.last_fact_id + 1, top)]
     if state.last_run_at is not None:
         since.append(AnalyticsFact.inserted_at >= as_utc(state.last_run_at) - OVERLAP)
-    touched = select(AnalyticsFact.id, AnalyticsFact.occurred_at).where(or_(*since))
-    hours: set[datetime] = set()
-    top = state.last_fact_id
-    for fact_id, occurred_at in await session.execute(touched.order_by(AnalyticsFact.id)):
-        hours.add(hour_of(occurred_at))
-        top = max(top, int(fact_id))
-        if len(hours) >= HOURS_PER_PASS:
-            break
-    for hour in sorted(hours):
-        await rebuild_hour(session, hour)
+    hour = _fact_hour(session.get_bind().dialect.name)
+    hours = sorted(set(await session.scalars(select(hour).where(or_(*since)).group_by(hour))))
+    for start, end in _runs(hours):
+        await rebuild_range(session, start, end, days=False)
+    await rebuild_days(session, {slot_start(hour, "day") for hour in hours})
     state.last_fact_id = top
     state.last_run_at = started
     return {"hours": len(hours), "last_fact_id": top}
 
 
+async def rebuild_range(session: AsyncSession, start: datetime, end: datetime, *, days: bool = True) -> int:
+    """Replace the buckets of the UTC hours in [start, end) (hour starts) with the sums of their facts, in one
+    statement, and (``days``) the daily rows of the local days they fall in; returns the number of buckets."""
+    start, end = hour_of(start), hour_of(end)
+    await session.execute(delete(AnalyticsBucket).where(AnalyticsBucket.hour >= start, AnalyticsBucket.hour < end))
+    hour = _fact_hour(session.get_bind().dialect.name)
+    # NULL and '' (or 0) are one bucket: dimensions are never NULL in the buckets
+    dims = [func.coalesce(getattr(AnalyticsFact, name), _none(name)) for name in DIMENSIONS]
+    grouped = (select(hour, AnalyticsFact.kind, *dims, func.count(),
+                      func.coalesce(func.sum(AnalyticsFact.value), 0.0))
+               .where(AnalyticsFact.occurred_at >= start, AnalyticsFact.occurred_at < end)
+               .group_by(hour, AnalyticsFact.kind, *dims))
+    result = await session.execute(insert(AnalyticsBucket).from_select(
+        ["hour", "metric", *DIMENSIONS, "count", "total"], grouped))
+    if days:
+        await rebuild_days(session, {slot_start(at, "day") for at in _hours(start, end)})
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+def _hours(start: datetime, end: datetime) -> list[datetime]:
+    out, at = [], start
+    while at < end:
+        out.append(at)
+        at += HOUR
+    return out
+
+
 async def rebuild_hour(session: AsyncSession, hour: datetime) -> int:
-    """Replace the buckets of one UTC hour with the sums of its facts; returns the number of buckets."""
-    end = hour + timedelta(hours=1)
-    await session.execute(delete(AnalyticsBucket).where(AnalyticsBucket.hour == hour))
-    columns = [getattr(AnalyticsFact, name) for name in DIMENSIONS]
-    grouped = await session.execute(
-        select(AnalyticsFact.kind, *columns, func.count(), func.coalesce(func.sum(AnalyticsFact.value), 0.0))
-        .where(AnalyticsFact.occurred_at >= hour, AnalyticsFact.occurred_at < end)
-        .group_by(AnalyticsFact.kind, *columns))
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for kind, *rest in grouped:
-        dims, count, total = rest[:len(DIMENSIONS)], int(rest[-2]), float(rest[-1])
-        values = {name: (value if value is not None else (0 if name in INT_DIMENSIONS else ""))
-                  for name, value in zip(DIMENSIONS, dims, strict=True)}
-        key = (kind, *values.values())
-        if key in merged:  # NULL and '' (or 0) grouped apart in SQL are one bucket
-            merged[key]["count"] += count
-            merged[key]["total"] += total
-            continue
-        merged[key] = {"metric": kind, "hour": hour, **values, "count": count, "total": total}
-    rows = list(merged.values())
-    if rows:
-        await session.execute(table_of(AnalyticsBucket).insert(), rows)
-    return len(rows)
+    """Replace the buckets of one UTC hour (and its day's daily rows); returns the number of buckets."""
+    return await rebuild_range(session, hour, hour_of(hour) + HOUR)
+
+
+def day_statements(day: datetime) -> list[Executable]:
+    """The statements that replace the daily rows of the local day starting at ``day`` (UTC) with sums of its
+    hourly buckets: one row set per split (every dimension, none, each single one). Plain Core statements,
+    so the migration that created the table fills it with them too."""
+    end = next_slot(day, "day")
+    statements: list[Executable] = [delete(AnalyticsDaily).where(AnalyticsDaily.day == day)]
+    for split in SPLITS:
+        kept = DIMENSIONS if split == SPLIT_ALL else tuple(name for name in DIMENSIONS if name == split)
+        columns = [getattr(AnalyticsBucket, name) if name in kept else literal(_none(name)) for name in DIMENSIONS]
+        grouped = (select(literal(split, String), literal(day, UTCDateTime), AnalyticsBucket.metric, *columns,
+                          func.sum(AnalyticsBucket.count), func.sum(AnalyticsBucket.total))
+                   .where(AnalyticsBucket.hour >= day, AnalyticsBucket.hour < end)
+                   .group_by(AnalyticsBucket.metric, *(getattr(AnalyticsBucket, name) for name in kept)))
+        statements.append(insert(AnalyticsDaily).from_select(
+            ["split", "day", "metric", *DIMENSIONS, "count", "total"], grouped))
+    return statements
+
+
+async def rebuild_days(session: AsyncSession, days: set[datetime]) -> None:
+    """Replace the daily rows of each local day in ``days`` (its start, UTC) from its hourly buckets."""
+    for day in sorted(days):
+        for statement in day_statements(day):
+            await session.execute(statement)
 
 
 async def rebuild_all(session: AsyncSession) -> int:
-    """Recompute every hour that has facts (after a change to how buckets are made); returns the hours."""
-    hours = {hour_of(at) for at in await session.scalars(select(AnalyticsFact.occurred_at))}
-    for hour in sorted(hours):
-        await rebuild_hour(session, hour)
-    return len(hours)
-
+    """Recompute every bucket and daily row from the facts (after a change to how they are made, or a bulk
+    import), set-based, and move the job's watermark past them; returns the number of hours that have facts."""
+    state = await _state(session)
+    state.last_fact_id = int(await session.scalar(select(func.coalesce(func.max(AnalyticsFact.id), 0))) or 0)
+    state.last_run_at = utcnow()
+    first, last = (await session.execute(select(func.min(AnalyticsFact.occurred_at),
+                                                func.max(AnalyticsFact.occurred_at)))).one()
+    await session.execute(delete(AnalyticsBucket))
+    await session.execute(delete(AnalyticsDaily))
+    if first is None or last is None:
+        return 0
+    start, end = hour_of(first), hour_of(last) + HOUR
+    await rebuild_range(session, start, end, days=False)
+    day, days = slot_start(start, "day"), set()
+    while day < end:
+        days.add(day)
+        day = next_slot(day, "day")
+    await rebuild_days(session, days)
+    return int(await session.scalar(select(func.count(func.distinct(AnalyticsBucket.hour)))) or 0)

@@ -1,8 +1,10 @@
 """Reading the roll-ups: totals, time series and breakdowns of the catalogue's figures.
 
-Every function reads ``analytics_buckets`` only (never conversations or messages), so a yearly report costs
-a scan of at most 8,760 hours of pre-summed rows. ``since``/``until`` are aware datetimes, [since, until),
-on whole hours (a bucket is counted when its hour starts in the range). ``where`` limits to dimension values
+Every function reads the roll-ups only (never conversations or messages): the whole local days of a range
+from ``analytics_daily``, in the narrowest split that holds the filter and breakdown asked for (a yearly
+total is 365 rows per metric), and the hours at its edges from ``analytics_buckets``; series per hour and
+``hours_with`` read the hourly buckets. ``since``/``until`` are aware datetimes, [since, until), counted by
+whole hours (a bucket is counted when its hour starts in the range). ``where`` limits to dimension values
 (``{"channel": "wechat", "team_id": 3}``); the dimensions are those of ``models.DIMENSIONS``. A metric is a
 catalogue name (``catalogue.CATALOGUE``: ``contacts``, ``ai_rate``…) or a fact kind, counted.
 """
@@ -10,6 +12,7 @@ catalogue name (``catalogue.CATALOGUE``: ``contacts``, ``ai_rate``…) or a fact
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -17,17 +20,36 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.analytics.catalogue import Metric, figure, metric
-from gasdesk.analytics.models import DIMENSIONS, INT_DIMENSIONS, AnalyticsBucket
+from gasdesk.analytics.models import (
+    DIMENSIONS,
+    INT_DIMENSIONS,
+    SPLIT_ALL,
+    SPLIT_NONE,
+    AnalyticsBucket,
+    AnalyticsDaily,
+)
 from gasdesk.clock import as_utc, local_zone
 from gasdesk.errors import InvalidInput
 
 SeriesGrain = Literal["hour", "day", "month"]
 
 
-def _conditions(kinds: set[str], since: datetime, until: datetime,
-                where: dict[str, str | int] | None) -> list[ColumnElement[bool]]:
-    conditions = [AnalyticsBucket.metric.in_(sorted(kinds)), AnalyticsBucket.hour >= as_utc(since),
-                  AnalyticsBucket.hour < as_utc(until)]
+@dataclass(frozen=True)
+class _Part:
+    """One read of a range: the hourly buckets or the daily rows (of one split) over [start, end)."""
+
+    model: type[AnalyticsBucket] | type[AnalyticsDaily]
+    start: datetime
+    end: datetime
+    split: str = SPLIT_ALL
+
+    @property
+    def at(self) -> Any:
+        return AnalyticsBucket.hour if self.model is AnalyticsBucket else AnalyticsDaily.day
+
+
+def _check_where(where: dict[str, str | int] | None) -> dict[str, str | int]:
+    checked: dict[str, str | int] = {}
     for name, value in (where or {}).items():
         if name not in DIMENSIONS:
             raise InvalidInput(f"未知的统计维度: {name}", code="invalid_dimension")
@@ -36,14 +58,44 @@ def _conditions(kinds: set[str], since: datetime, until: datetime,
                 value = int(value)
             except (TypeError, ValueError):
                 raise InvalidInput(f"{name} 应为整数", code="invalid_dimension") from None
-        conditions.append(getattr(AnalyticsBucket, name) == value)
+        checked[name] = value
+    return checked
+
+
+def _parts(since: datetime, until: datetime, where: dict[str, str | int], by: str | None = None, *,
+           hourly: bool = False) -> list[_Part]:
+    """The reads covering [since, until): daily rows for its whole local days (unless ``hourly``), hourly
+    buckets for the rest. Both count the same hours: a day's row holds exactly its hours' buckets."""
+    since, until = as_utc(since), as_utc(until)
+    first = slot_start(since, "day")
+    if first < since:
+        first = next_slot(first, "day")
+    last = slot_start(until, "day")
+    if hourly or first >= last:
+        return [_Part(AnalyticsBucket, since, until)]
+    used = set(where) | ({by} if by else set())
+    split = SPLIT_NONE if not used else (next(iter(used)) if len(used) == 1 else SPLIT_ALL)
+    parts = [_Part(AnalyticsDaily, first, last, split)]
+    if since < first:
+        parts.append(_Part(AnalyticsBucket, since, first))
+    if last < until:
+        parts.append(_Part(AnalyticsBucket, last, until))
+    return parts
+
+
+def _conditions(part: _Part, kinds: set[str], where: dict[str, str | int]) -> list[ColumnElement[bool]]:
+    model = part.model
+    conditions = [model.metric.in_(sorted(kinds)), part.at >= part.start, part.at < part.end]
+    if model is AnalyticsDaily:
+        conditions.append(AnalyticsDaily.split == part.split)
+    conditions += [getattr(model, name) == value for name, value in where.items()]
     return conditions
 
 
-def _sums_query(kinds: set[str], since: datetime, until: datetime, where: dict[str, str | int] | None,
-                *group: Any) -> Select[Any]:
-    return (select(*group, AnalyticsBucket.metric, func.sum(AnalyticsBucket.count), func.sum(AnalyticsBucket.total))
-            .where(*_conditions(kinds, since, until, where)).group_by(*group, AnalyticsBucket.metric))
+def _sums_query(part: _Part, kinds: set[str], where: dict[str, str | int], *group: Any) -> Select[Any]:
+    model = part.model
+    return (select(*group, model.metric, func.sum(model.count), func.sum(model.total))
+            .where(*_conditions(part, kinds, where)).group_by(*group, model.metric))
 
 
 async def figures(session: AsyncSession, metrics: list[str], since: datetime, until: datetime, *,
@@ -51,9 +103,12 @@ async def figures(session: AsyncSession, metrics: list[str], since: datetime, un
     """Each metric over [since, until); None where a mean or ratio has nothing to divide by."""
     wanted = [metric(name) for name in metrics]
     kinds = {kind for m in wanted for kind in m.kinds}
+    checked = _check_where(where)
     sums: dict[str, tuple[int, float]] = {}
-    for kind, count, total in await session.execute(_sums_query(kinds, since, until, where)):
-        sums[kind] = (int(count or 0), float(total or 0.0))
+    for part in _parts(since, until, checked):
+        for kind, count, total in await session.execute(_sums_query(part, kinds, checked)):
+            before = sums.get(kind, (0, 0.0))
+            sums[kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
     return {m.name: figure(m, sums) for m in wanted}
 
 
@@ -75,7 +130,8 @@ def slot_start(at: datetime, grain: SeriesGrain) -> datetime:
     return as_utc(local)
 
 
-def _next_slot(start: datetime, grain: SeriesGrain) -> datetime:
+def next_slot(start: datetime, grain: SeriesGrain) -> datetime:
+    """The start (UTC) of the hour, local day or local month after the one starting at ``start``."""
     if grain == "hour":
         return start + timedelta(hours=1)
     local = start.astimezone(local_zone())
@@ -90,7 +146,7 @@ def slots(since: datetime, until: datetime, grain: SeriesGrain) -> list[datetime
     out, at = [], slot_start(since, grain)
     while at < as_utc(until):
         out.append(at)
-        at = _next_slot(at, grain)
+        at = next_slot(at, grain)
     return out
 
 
@@ -99,12 +155,13 @@ async def series_figures(session: AsyncSession, metric_name: str, since: datetim
                          ) -> list[tuple[datetime, float | None]]:
     """``metric_name`` per slot; None where a mean or ratio has nothing to divide by."""
     m = metric(metric_name)
+    checked = _check_where(where)
     per_slot: dict[datetime, dict[str, tuple[int, float]]] = defaultdict(dict)
-    rows = await session.execute(_sums_query(set(m.kinds), since, until, where, AnalyticsBucket.hour))
-    for hour, kind, count, total in rows:
-        sums = per_slot[slot_start(hour, grain)]
-        before = sums.get(kind, (0, 0.0))
-        sums[kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
+    for part in _parts(since, until, checked, hourly=grain == "hour"):
+        for at, kind, count, total in await session.execute(_sums_query(part, set(m.kinds), checked, part.at)):
+            sums = per_slot[slot_start(at, grain)]
+            before = sums.get(kind, (0, 0.0))
+            sums[kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
     return [(at, figure(m, per_slot.get(at, {}))) for at in slots(since, until, grain)]
 
 
@@ -123,12 +180,14 @@ async def breakdown_figures(session: AsyncSession, metric_name: str, since: date
     if by not in DIMENSIONS:
         raise InvalidInput(f"未知的统计维度: {by}", code="invalid_dimension")
     m: Metric = metric(metric_name)
-    column = getattr(AnalyticsBucket, by)
+    checked = _check_where(where)
     per_key: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
-    for key, kind, count, total in await session.execute(_sums_query(set(m.kinds), since, until, where, column)):
-        label = "" if key in (None, "", 0) else str(key)
-        before = per_key[label].get(kind, (0, 0.0))
-        per_key[label][kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
+    for part in _parts(since, until, checked, by):
+        column = getattr(part.model, by)
+        for key, kind, count, total in await session.execute(_sums_query(part, set(m.kinds), checked, column)):
+            label = "" if key in (None, "", 0) else str(key)
+            before = per_key[label].get(kind, (0, 0.0))
+            per_key[label][kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
     found = {key: figure(m, sums) for key, sums in per_key.items()}
     # only the keys where the figure's own kind occurred (a ratio's base alone is not a row)
     found = {key: value for key, value in found.items() if per_key[key].get(m.kind, (0, 0.0))[0]}
@@ -150,7 +209,8 @@ async def hours_with(session: AsyncSession, metric_name: str, since: datetime, u
     if by not in DIMENSIONS:
         raise InvalidInput(f"未知的统计维度: {by}", code="invalid_dimension")
     column = getattr(AnalyticsBucket, by)
+    (part,) = _parts(since, until, {}, hourly=True)
     rows = await session.execute(
         select(column, func.count(func.distinct(AnalyticsBucket.hour)))
-        .where(*_conditions({metric(metric_name).kind}, since, until, where)).group_by(column))
+        .where(*_conditions(part, {metric(metric_name).kind}, _check_where(where))).group_by(column))
     return {("" if key in (None, "", 0) else str(key)): int(n) for key, n in rows}

@@ -7,6 +7,7 @@ import asyncio
 import io
 import os
 import subprocess
+import sys
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
@@ -82,9 +83,11 @@ async def test_report_page_links_its_exports(client, factory) -> None:
 
 async def test_exports_render_in_a_lower_priority_process() -> None:
     loop = asyncio.get_running_loop()
-    pid, niceness = await loop.run_in_executor(render._executor(), _whoami)
+    pid, niceness, policy = await loop.run_in_executor(render._executor(), _whoami)
     assert pid != os.getpid() and niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)
+    if sys.platform == "linux":
+        assert policy == os.SCHED_IDLE
 
 
-def _whoami() -> tuple[int, int]:
-    return os.getpid(), os.nice(0)
+def _whoami() -> tuple[int, int, int]:
+    return os.getpid(), os.nice(0), os.sched_getscheduler(0) if sys.platform == "linux" else -1
