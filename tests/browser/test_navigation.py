@@ -30,11 +30,26 @@ OVERFLOW_JS = """() => {
 }"""
 
 
-async def _assert_header_fits(page, where: str) -> None:
+async def _assert_header_fits(page, where: str, max_height: int = 130) -> None:
     box = await page.evaluate(OVERFLOW_JS)
     assert box["width"] == 390, box
     assert box["outside"] == [] and box["wrapped"] == [] and box["header"] <= box["width"], f"{where}: {box}"
-    assert box["height"] <= 130, f"{where}: the header takes {box['height']} px of an 844 px screen"
+    assert box["height"] <= max_height, f"{where}: the header takes {box['height']} px of an 844 px screen"
+
+
+async def _open_the_menu_if_folded(page, where: str) -> None:
+    """Roles with many consoles fold the nav behind 菜单 on a phone: tapping it shows every link, still
+    inside the screen's width (the open menu may be taller)."""
+    links = page.locator("header nav a")
+    if not await page.locator("header.top.many-consoles").count():
+        assert await links.first.is_visible(), where
+        return
+    assert not await links.first.is_visible(), f"{where}: the folded nav shows links"
+    await page.locator("header .nav-toggle-label").click()
+    assert await links.count() > 6
+    for link in await links.all():
+        assert await link.is_visible(), where
+    await _assert_header_fits(page, f"{where} (menu open)", max_height=600)
 
 
 async def test_each_role_lands_on_its_console_and_the_header_fits_a_phone(live_server, browser, factory) -> None:
@@ -47,13 +62,19 @@ async def test_each_role_lands_on_its_console_and_the_header_fits_a_phone(live_s
         await login_as(page, live_server, user.username, wait="domcontentloaded")
         assert page.url == live_server + path, (role, page.url)
         await _assert_header_fits(page, f"{role} {path}")
+        assert "服务器内部错误" not in await page.inner_text("main"), f"{role} {path}"
         nav = await page.locator("header nav a").all_inner_texts()
         assert nav, role
+        await _open_the_menu_if_folded(page, f"{role} {path}")
         if path in ("/", "/crew"):
             # Pages meant for phones do not scroll sideways at all.
             box = await page.evaluate(OVERFLOW_JS)
             assert box["page"] <= box["width"], f"{role} {path}: {box}"
         await screenshot(page, f"landing-390-{role}")
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        # On a desktop screen the nav is always shown, without a 菜单 button.
+        assert await page.locator("header nav a").first.is_visible(), role
+        assert not await page.locator("header .nav-toggle-label").is_visible(), role
         await context.close()
 
 

@@ -243,7 +243,7 @@ async def test_kiosk_login_lands_on_the_wall_and_sees_nothing_else(app, factory)
         assert (await page.get("/api/v1/wall/snapshot")).status_code == 200
         landing = await page.get("/", headers=HTML)
         assert landing.status_code == 200
-        nav = landing.text.split('<nav aria-label="主导航">', 1)[1].split("</nav>", 1)[0]
+        nav = landing.text.split('<nav aria-label="主导航" id="main-nav">', 1)[1].split("</nav>", 1)[0]
         assert 'href="/wall"' in nav and nav.count("href=") == 1
     for role in ("admin", "supervisor"):
         user = await factory.user(role)
