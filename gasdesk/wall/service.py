@@ -193,13 +193,14 @@ async def _agents(session: AsyncSession) -> dict[str, Any]:
     # People who take conversations: every active agent (no profile yet: offline), and anyone else with a
     # presence (supervisors who take chats).
     rows = (await session.execute(
-        select(func.coalesce(AgentProfile.presence, Presence.offline.value), func.count())
+        select(AgentProfile.presence, func.count())
         .select_from(User).outerjoin(AgentProfile, AgentProfile.user_id == User.id)
         .where(User.is_active.is_(True), or_(User.role == Role.agent.value, AgentProfile.user_id.is_not(None)))
-        .group_by(func.coalesce(AgentProfile.presence, Presence.offline.value)))).all()
+        .group_by(AgentProfile.presence))).all()
     counts = {p.value: 0 for p in Presence}
     for presence, count in rows:
-        counts[presence] = counts.get(presence, 0) + int(count)
+        key = presence or Presence.offline.value
+        counts[key] = counts.get(key, 0) + int(count)
     # The agents whose voice slot is taken (routing.service.on_call, counted for everyone at once).
     on_call = await session.scalar(
         select(func.count(func.distinct(Conversation.agent_id)))
