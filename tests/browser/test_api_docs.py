@@ -34,8 +34,8 @@ async def test_docs_render_offline_under_the_strict_csp(live_server, browser) ->
         for summary in await page.locator(".swagger-ui .opblock-summary-path").all_inner_texts():
             seen.add(summary.replace("\u200b", ""))
         before = await page.evaluate("window.scrollY")
-        await page.mouse.wheel(0, 500)
-        await page.wait_for_timeout(30)
+        await page.mouse.wheel(0, 700)
+        await page.wait_for_timeout(20)
         if await page.evaluate("window.scrollY") == before:
             break
     assert {"/api/v1/auth/token", "/api/v1/tickets", "/api/v1/wall/snapshot"} <= seen
