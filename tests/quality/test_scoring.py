@@ -1,6 +1,6 @@
 """QA scores against hand-scored transcripts.
 
-Each transcript below was scored by hand against TEST_SHEET (tests/quality/conftest.py): per rule
+Each transcript below was scored by hand against TEST_SHEET (tests/quality/scenes.py): per rule
 pass (its weight) / fail (0; forbidden words: weight minus the penalties, floored at 0) / na (left out), the
 total = 100 × earned ÷ the weights that apply, one decimal. The expected tables are written out, not computed.
 """
@@ -18,7 +18,7 @@ from gasdesk.quality.rules import DEFAULT_SHEET, Facts, SheetBody, Turn, loosely
 from gasdesk.quality.service import do_score_conversation, score_closed_contacts
 from gasdesk.telephony.models import Call, CallEvent
 from tests.factories import bot_conversation, wo_ticket
-from tests.quality.conftest import T0, TEST_SHEET
+from tests.quality.scenes import T0, TEST_SHEET
 
 
 def _table(row: QualityScore) -> dict[str, tuple[str, float]]:
