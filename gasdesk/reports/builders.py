@@ -16,7 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.analytics.catalogue import metric
-from gasdesk.analytics.service import SeriesGrain, breakdown_figures, figures, hours_with, series_figures
+from gasdesk.analytics.service import (
+    SeriesGrain,
+    breakdown_figures,
+    figures,
+    hours_with,
+    series_figures,
+    week_hour_figures,
+)
 from gasdesk.auth.models import User
 from gasdesk.bot.nlu_bot import INTENT_LABELS
 from gasdesk.clock import as_utc, local_zone, to_local, utcnow
@@ -283,11 +290,8 @@ async def _agents(s: Scope) -> Report:
 
 async def _peaks(s: Scope) -> Report:
     kpis = await s.kpis(["contacts", "accepted", "avg_wait_s"])
-    found = await series_figures(s.session, "contacts", s.period.start, s.period.end, grain="hour", where=s.where)
-    grid = [[0.0] * 24 for _ in range(7)]
-    for at, value in found:
-        local = to_local(at)
-        grid[local.weekday()][local.hour] += value or 0.0
+    cells = await week_hour_figures(s.session, "contacts", s.period.start, s.period.end, where=s.where)
+    grid = [[cells[(d, h)] or 0.0 for h in range(24)] for d in range(7)]
     by_hour = [sum(grid[d][h] for d in range(7)) for h in range(24)]
     by_day = [sum(row) for row in grid]
     notes = []
