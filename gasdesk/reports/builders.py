@@ -377,13 +377,20 @@ def check_filters(filters: dict[str, str]) -> dict[str, str | int]:
     return where
 
 
+def check_report_query(key: str, filters: dict[str, str]) -> None:
+    """Refuse an unknown report ``key`` (``NotFound``) or filter (``InvalidInput``), as ``build_report`` would:
+    for callers that have the report built elsewhere (the render process), where errors are not typed."""
+    if ALIASES.get(key, key) not in BUILDERS:
+        raise NotFound("没有这个报表", code="report_not_found")
+    check_filters(filters)
+
+
 async def build_report(session: AsyncSession, key: str, period: Period, *, filters: dict[str, str]) -> Report:
     """Report ``key`` (``overview``, ``channels``, ``ai``, ``kb``, ``tickets``, ``satisfaction`` — alias
     ``followups`` —, ``agents``, ``peaks``, ``topics``, ``quality``) for ``period``, limited by ``filters`` (team, channel, district),
     with the previous period's figures for comparison."""
-    builder = BUILDERS.get(ALIASES.get(key, key))
-    if builder is None:
-        raise NotFound("没有这个报表", code="report_not_found")
+    check_report_query(key, filters)
+    builder = BUILDERS[ALIASES.get(key, key)]
     where = check_filters(filters)
     report = await builder(Scope(session, period, previous_period(period), where))
     shown = {name: value for name, value in filters.items() if (value or "").strip()}
