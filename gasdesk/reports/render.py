@@ -4,7 +4,8 @@ Drawing a year of charts and laying out the PDF is seconds of pure-Python CPU. I
 process it would hold the GIL against the event loop (every chat frame would wait up to the interpreter's
 switch interval, again and again); in a separate process it only takes a core. Reading the report's figures
 (tens of queries and their Python, ~40 ms for a yearly overview on a big history) happens there too, on the
-process's own database connection, so the web process only hands over the query and sends the file back.
+process's own database connection and at the web process's priority (``_reading``), so the web process only
+hands over the query and sends the file back.
 The pool is small (one process by default, ``reports_render_processes``) and started on first use; 0 builds
 in the web process and renders in a thread instead. This module is what the child imports: the builders,
 the renderers and the Report model, not the app."""
@@ -17,7 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -84,7 +85,8 @@ def build_and_render(database_url: str, key: str, period: Period, filters: dict[
     """Read report ``key`` from the database at ``database_url`` and render it in each of ``formats``, here
     and now (what the pool's processes run); ``generated_at`` is the requesting process's clock."""
     loop, engine = _child_engine(database_url)
-    report = replace(loop.run_until_complete(_read(engine, key, period, filters)), generated_at=generated_at)
+    with _reading():
+        report = replace(loop.run_until_complete(_read(engine, key, period, filters)), generated_at=generated_at)
     return report, {fmt: render(report, fmt) for fmt in formats}
 
 
@@ -93,12 +95,34 @@ def build_and_render(database_url: str, key: str, period: Period, filters: dict[
 
 def _lower_priority() -> None:
     """Render processes yield the CPU to the web processes: chat first, report files when a core is free.
-    The lowest nice level, and on Linux the idle scheduling class: a waking web process preempts the render
-    at once (a nice level alone only shortens the render's turns, and chat's p99 felt them)."""
-    with contextlib.suppress(OSError):
-        os.nice(RENDER_NICENESS)
+    On Linux the idle scheduling class: a waking web process preempts the render at once (a nice level alone
+    only shortens the render's turns, and chat's p99 felt them). The nice level stays, so ``_reading`` may
+    leave the class again; where there is no idle class, the lowest nice level instead."""
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
+    with contextlib.suppress(OSError):
+        os.nice(RENDER_NICENESS)
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """Read the figures at the web process's priority, then go back to the idle class. A read transaction
+    held by a starved process (a busy machine gives the idle class nothing for seconds) keeps its database
+    snapshot, and so the web process's WAL, from being checkpointed all that time; the read is ~40 ms of
+    CPU for a yearly overview."""
+    try:
+        idle = os.sched_getscheduler(0) == os.SCHED_IDLE
+        if idle:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (OSError, AttributeError):
+        idle = False
+    try:
+        yield
+    finally:
+        if idle:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _executor() -> ProcessPoolExecutor:
