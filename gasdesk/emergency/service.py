@@ -33,10 +33,12 @@ from gasdesk.channels.sms.templates import MAX_VARIABLE_CHARS, sms_chat_text
 from gasdesk.clock import as_utc, utcnow
 from gasdesk.customers.validation import MOBILE_RE, normalize_phone
 from gasdesk.db import execute_counted
-from gasdesk.emergency.lifecycle import next_status, sources_of
+from gasdesk.emergency.lifecycle import allowed_actions, next_status, sources_of
 from gasdesk.emergency.models import (
+    CHANNEL_LABELS,
     CHANNELS,
     DUTY_ROLES,
+    LEVEL_LABELS,
     LEVEL_NUMERALS,
     LEVELS,
     SOURCES,
@@ -47,11 +49,12 @@ from gasdesk.emergency.models import (
     EmergencyStatus,
     StaffContact,
 )
+from gasdesk.emergency.models import STATUS_LABELS as EVENT_STATUS_LABELS
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.event_types import EmergencyUpdated
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
-from gasdesk.outbound.models import Purpose
+from gasdesk.outbound.models import STATUS_LABELS, OutboundMessage, OutboundStatus, Purpose
 from gasdesk.outbound.service import do_queue_outbound
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.pii import redact_pii
@@ -614,3 +617,58 @@ async def user_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     return {row.id: row.display_name for row in await session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+NOTIFICATION_STATUS_LABELS = {"sent": "已通知", "queued": "已排队", "unavailable": "暂不可用", "no_contact": "无联系方式",
+                              "no_one_on_duty": "无人值班"}
+
+
+async def event_views(session: AsyncSession, events: list[EmergencyEvent]) -> list[dict[str, Any]]:
+    """The board's (and the API's) form of events: who was notified on which channel when (with the SMS /
+    WeChat delivery status from the outbox), who acknowledged when, the elapsed times."""
+    rows_of = await notifications_of(session, [e.id for e in events])
+    ids = {uid for rows in rows_of.values() for r in rows if (uid := r.user_id) is not None}
+    ids |= {uid for e in events for uid in (e.acknowledged_by_id, e.closed_by_id, e.opened_by_id) if uid}
+    names = await user_names(session, ids)
+    outbound_ids = [r.outbound_id for rows in rows_of.values() for r in rows if r.outbound_id]
+    outbound = {row.id: row for row in await session.scalars(
+        select(OutboundMessage).where(OutboundMessage.id.in_(outbound_ids)))} if outbound_ids else {}
+    now = utcnow()
+    views = []
+    for event in events:
+        opened = as_utc(event.opened_at)
+        end = as_utc(event.closed_at) if event.closed_at else now
+        acked = as_utc(event.acknowledged_at) if event.acknowledged_at else None
+        notes = []
+        for row in rows_of[event.id]:
+            out = outbound.get(row.outbound_id or 0)
+            notes.append({
+                "id": row.id, "seq": row.seq, "step": row.step + 1, "user_id": row.user_id,
+                "user_name": names.get(row.user_id or 0, "—"), "duty_role": row.duty_role,
+                "duty_role_label": DUTY_ROLES.get(row.duty_role or "", ""), "channel": row.channel,
+                "channel_label": CHANNEL_LABELS.get(row.channel, "—"), "status": row.status,
+                "status_label": NOTIFICATION_STATUS_LABELS.get(row.status, row.status), "reason": row.reason,
+                "delivery": out.status if out is not None else None,
+                "delivery_label": STATUS_LABELS[OutboundStatus(out.status)] if out is not None else None,
+                "sent_at": as_utc(row.sent_at), "after_s": int((as_utc(row.sent_at) - opened).total_seconds()),
+                "acknowledged_at": as_utc(row.acknowledged_at) if row.acknowledged_at else None,
+            })
+        views.append({
+            "id": event.id, "number": event_number(event.id), "level": event.level,
+            "level_label": LEVEL_LABELS[event.level], "source": event.source, "source_label": SOURCES[event.source],
+            "title": event.title, "description": event.description or "", "status": event.status,
+            "status_label": EVENT_STATUS_LABELS[EmergencyStatus(event.status)], "ticket_id": event.ticket_id,
+            "outage_id": event.outage_id, "policy_version": event.policy_version, "steps_total": len(event.steps),
+            "step": event.current_step + 1 if event.current_step >= 0 else None, "seq": event.seq,
+            "next_due_at": as_utc(event.next_due_at) if event.next_due_at else None,
+            "exhausted": event.exhausted_at is not None, "opened_at": opened,
+            "elapsed_s": int((end - opened).total_seconds()),
+            "acknowledged_at": acked, "acknowledged_by": names.get(event.acknowledged_by_id or 0),
+            "acknowledged_via": event.acknowledged_via,
+            "ack_after_s": int((acked - opened).total_seconds()) if acked else None,
+            "closed_at": as_utc(event.closed_at) if event.closed_at else None,
+            "closed_by": names.get(event.closed_by_id or 0), "summary": event.summary,
+            "cancel_reason": event.cancel_reason, "actions": allowed_actions(event.status),
+            "notifications": notes,
+        })
+    return views
