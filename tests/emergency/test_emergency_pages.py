@@ -43,6 +43,11 @@ async def test_board_shows_who_was_notified_and_a_notified_agent_acknowledges(cl
     assert board.status_code == 200
     assert "阀门井冒气" in board.text and "王抢修" in board.text and "抢修调度" in board.text
     assert "站内通知" in board.text and "短信" in board.text and "13800138077" not in board.text
+    # every form on the board (its cards come from an imported macro) carries the session's CSRF token
+    assert 'name="csrf_token" value=""' not in board.text
+    assert board.text.count('name="csrf_token"') >= 3
+    fragment = await client.get("/emergency/board", headers=HTML)
+    assert 'name="csrf_token" value=""' not in fragment.text and "阀门井冒气" in fragment.text
     api = (await client.get("/api/v1/emergency/events")).json()
     assert [e["id"] for e in api] == [event_id]
     assert [(n["channel"], n["status"], n["delivery"]) for n in api[0]["notifications"]] == [
