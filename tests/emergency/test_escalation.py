@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from gasdesk import clock, db
 from gasdesk.audit.models import AuditEntry
 from gasdesk.audit.service import Actor
+from gasdesk.channels.sms.templates import DEFAULT_TEMPLATES, check_template_params
 from gasdesk.db import commit, transaction
 from gasdesk.emergency.models import EmergencyEvent, EmergencyNotification
 from gasdesk.emergency.service import (
@@ -23,9 +24,10 @@ from gasdesk.emergency.service import (
     do_open_emergency,
     do_save_policy,
     do_save_staff_contact,
+    event_views,
 )
 from gasdesk.errors import Conflict, PermissionDenied
-from gasdesk.jobs.queue import PERIODIC, run_periodic_once
+from gasdesk.jobs.queue import PERIODIC, run_due_jobs, run_periodic_once
 from gasdesk.notifications.models import Notification
 from gasdesk.outbound.models import OutboundMessage
 from gasdesk.worker import register_handlers
@@ -113,6 +115,15 @@ async def test_opening_notifies_step_one_at_once(session, events) -> None:
         actions = list(await s.scalars(select(AuditEntry.action).where(
             AuditEntry.entity_type == "emergency", AuditEntry.entity_id == str(event.id)).order_by(AuditEntry.id)))
     assert actions == ["emergency.open", "emergency.escalate"]
+    check_template_params(DEFAULT_TEMPLATES["emergency_alert"], dict(sms.params))
+    # the outbox sends it (the log provider here) and the board reads its delivery status
+    await run_due_jobs()
+    async with transaction() as s:
+        sent_sms = await s.get(OutboundMessage, rows[1].outbound_id)
+        assert sent_sms is not None and sent_sms.status == "sent"
+        view = (await event_views(s, [await s.get(EmergencyEvent, event.id)]))[0]
+    assert [(n["channel"], n["status"], n["delivery"]) for n in view["notifications"]] == [
+        ("in_app", "sent", None), ("sms", "queued", "sent")]
     updated = [e.payload for e in events if e.type == "emergency.updated"]
     assert updated == [{"event_id": event.id, "level": 2, "status": "escalating", "seq": 1}]
     assert any(e.type == "notification.created" and e.payload["user_id"] == a.id for e in events)
