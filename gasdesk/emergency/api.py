@@ -22,6 +22,7 @@ from gasdesk.emergency.schemas import (
     DutyIn,
     DutyOut,
     EmergencyOut,
+    Level,
     PolicyIn,
     PolicyOut,
     StaffContactIn,
@@ -32,7 +33,6 @@ from gasdesk.emergency.service import (
     access_event,
     board_events,
     check_can_acknowledge,
-    check_level,
     do_acknowledge,
     do_add_duty,
     do_cancel_emergency,
@@ -48,6 +48,7 @@ from gasdesk.emergency.service import (
     policy_for,
     user_names,
 )
+from gasdesk.fields import Id
 
 router = APIRouter(prefix="/api/v1/emergency", tags=["emergency"])
 
@@ -76,7 +77,7 @@ async def declare(body: DeclareIn, session: DbSession, user: User = allow(*DISPA
 
 
 @router.get("/events/{event_id}", response_model=EmergencyOut)
-async def get_event(event_id: int, session: DbSession, user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
+async def get_event(event_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     """One event with every notification; for its runners and for whoever it notified."""
     event = await access_event(session, event_id)
     await check_can_acknowledge(session, user, event)
@@ -84,14 +85,14 @@ async def get_event(event_id: int, session: DbSession, user: User = allow(*ALL_R
 
 
 @router.post("/events/{event_id}/acknowledge", response_model=EmergencyOut)
-async def acknowledge(event_id: int, session: DbSession, user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
+async def acknowledge(event_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> dict[str, Any]:
     """Take the event: escalation stops. Supervisors, dispatchers, admins, or anyone it notified."""
     event = await do_acknowledge(session, user, await access_event(session, event_id), via="api", source="api")
     return await _one(session, event)
 
 
 @router.post("/events/{event_id}/close", response_model=EmergencyOut)
-async def close(event_id: int, body: CloseIn, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
+async def close(event_id: Id, body: CloseIn, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
     """Close an acknowledged event; the summary is required."""
     event = await do_close_emergency(session, user, await access_event(session, event_id), body.summary,
                                      source="api")
@@ -99,7 +100,7 @@ async def close(event_id: int, body: CloseIn, session: DbSession, user: User = a
 
 
 @router.post("/events/{event_id}/cancel", response_model=EmergencyOut)
-async def cancel(event_id: int, body: CancelIn, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
+async def cancel(event_id: Id, body: CancelIn, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
     """Cancel an event (false alarm) with a reason; escalation stops."""
     event = await do_cancel_emergency(session, user, await access_event(session, event_id), body.reason,
                                       source="api")
@@ -113,9 +114,8 @@ async def list_policies(session: DbSession, _: User = allow(*MANAGERS)) -> list[
 
 
 @router.put("/policies/{level}", tags=["configuration"], response_model=PolicyOut)
-async def put_policy(level: int, body: PolicyIn, session: DbSession, admin: User = allow(Role.admin)) -> dict[str, Any]:
+async def put_policy(level: Level, body: PolicyIn, session: DbSession, admin: User = allow(Role.admin)) -> dict[str, Any]:
     """Save a new version of a level's path (checked; audited). Open events keep the steps they began with."""
-    level = check_level(level)
     await do_save_policy(session, Actor.of(admin, "api"), level, body.raw_steps())
     return _policy_out(await policy_for(session, level))
 
@@ -145,14 +145,14 @@ async def add_duty(body: DutyIn, session: DbSession, admin: User = allow(Role.ad
 
 
 @router.delete("/duty/{duty_id}", tags=["configuration"], response_model=list[DutyOut])
-async def remove_duty(duty_id: int, session: DbSession, admin: User = allow(Role.admin)) -> list[dict[str, Any]]:
+async def remove_duty(duty_id: Id, session: DbSession, admin: User = allow(Role.admin)) -> list[dict[str, Any]]:
     """Take an assignment off the duty list. Audited."""
     await do_remove_duty(session, Actor.of(admin, "api"), duty_id)
     return await _duty_out(session)
 
 
 @router.put("/contacts/{user_id}", tags=["configuration"], response_model=StaffContactOut)
-async def put_contact(user_id: int, body: StaffContactIn, session: DbSession,
+async def put_contact(user_id: Id, body: StaffContactIn, session: DbSession,
                       admin: User = allow(Role.admin)) -> dict[str, Any]:
     """A staff member's mobile (SMS alerts) and WeChat openid (template alerts); empty clears. Audited."""
     row = await do_save_staff_contact(session, Actor.of(admin, "api"), user_id=user_id, mobile=body.mobile,

@@ -41,6 +41,7 @@ from gasdesk.emergency.service import (
     user_names,
 )
 from gasdesk.errors import GasdeskError
+from gasdesk.fields import Count, Id
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -85,7 +86,7 @@ async def declare(request: Request, session: DbSession, user: User = allow(*DISP
     return RedirectResponse(f"/emergency/{event.id}", status_code=303)
 
 
-async def _detail(request: Request, session: AsyncSession, user: User, event_id: int, *, error: str | None = None,
+async def _detail(request: Request, session: AsyncSession, user: User, event_id: Id, *, error: str | None = None,
                   status: int = 200) -> Response:
     event = await access_event(session, event_id)
     await check_can_acknowledge(session, user, event)
@@ -95,17 +96,17 @@ async def _detail(request: Request, session: AsyncSession, user: User, event_id:
 
 
 @router.get("/emergency/{event_id}")
-async def detail_page(request: Request, event_id: int, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
+async def detail_page(request: Request, event_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
     return await _detail(request, session, user, event_id)
 
 
-def _back(form: Any, event_id: int) -> str:
+def _back(form: Any, event_id: Id) -> str:
     # Back where the button was: the board or the event's own page (never an arbitrary URL).
     return "/emergency" if form.get("back") == "board" else f"/emergency/{event_id}"
 
 
 @router.post("/emergency/{event_id}/acknowledge")
-async def acknowledge(request: Request, event_id: int, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
+async def acknowledge(request: Request, event_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
     form = await request.form()
     via = "board" if form.get("back") == "board" else "notification"
     try:
@@ -117,7 +118,7 @@ async def acknowledge(request: Request, event_id: int, session: DbSession, user:
 
 
 @router.post("/emergency/{event_id}/close")
-async def close(request: Request, event_id: int, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
+async def close(request: Request, event_id: Id, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
     form = await request.form()
     try:
         await do_close_emergency(session, user, await access_event(session, event_id), _text(form, "summary"))
@@ -128,7 +129,7 @@ async def close(request: Request, event_id: int, session: DbSession, user: User 
 
 
 @router.post("/emergency/{event_id}/cancel")
-async def cancel(request: Request, event_id: int, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
+async def cancel(request: Request, event_id: Id, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
     form = await request.form()
     try:
         await do_cancel_emergency(session, user, await access_event(session, event_id), _text(form, "reason", 500))
@@ -159,7 +160,8 @@ async def _policies_context(session: AsyncSession) -> dict[str, Any]:
 
 
 @router.get("/admin/emergency")
-async def policies_page(request: Request, session: DbSession, saved: int = 0, _: User = allow(Role.admin)) -> Response:
+async def policies_page(request: Request, session: DbSession, saved: Count = 0,
+                        _: User = allow(Role.admin)) -> Response:
     context = await _policies_context(session)
     context["saved"] = LEVEL_LABELS.get(saved)
     return render(request, "emergency_policies.html", context)
@@ -227,7 +229,7 @@ async def duty_add(request: Request, session: DbSession, admin: User = allow(Rol
 
 
 @router.post("/admin/duty/{duty_id}/delete")
-async def duty_remove(request: Request, duty_id: int, session: DbSession, admin: User = allow(Role.admin)) -> Response:
+async def duty_remove(request: Request, duty_id: Id, session: DbSession, admin: User = allow(Role.admin)) -> Response:
     try:
         await do_remove_duty(session, Actor.of(admin, "web"), duty_id)
     except GasdeskError as exc:
@@ -236,7 +238,7 @@ async def duty_remove(request: Request, duty_id: int, session: DbSession, admin:
 
 
 @router.post("/admin/duty/contacts/{user_id}")
-async def contact_save(request: Request, user_id: int, session: DbSession, admin: User = allow(Role.admin)) -> Response:
+async def contact_save(request: Request, user_id: Id, session: DbSession, admin: User = allow(Role.admin)) -> Response:
     form = await request.form()
     try:
         await do_save_staff_contact(session, Actor.of(admin, "web"), user_id=user_id,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gasdesk.clock import local_zone
 from gasdesk.errors import InvalidInput
+from gasdesk.fields import AwareDatetime, Id
 from gasdesk.schemas import IsoDatetime, Out
+
+Level = Annotated[int, Field(ge=1, le=4, description="风险等级 1–4（Ⅰ级最严重）")]
+Minutes = Annotated[int, Field(ge=1, le=240)]
+StepNumber = Annotated[int, Field(ge=1, le=6)]
 
 
 class In(BaseModel):
@@ -17,12 +22,12 @@ class In(BaseModel):
 
 
 class PolicyStepIn(In):
-    users: list[int] = Field(default_factory=list, max_length=50, description="用户 id")
+    users: list[Id] = Field(default_factory=list, max_length=50, description="用户 id")
     duty_roles: list[str] = Field(default_factory=list, max_length=10,
                                   description="值班岗位：shift_lead 值班长、repair_dispatch 抢修调度、safety_lead 安检主管")
     channels: list[str] = Field(max_length=4, description="in_app、sms、wechat、phone")
-    timeout_min: int = Field(description="确认时限（分钟），超时通知下一步")
-    next_step: int | None = Field(default=None, description="超时后执行的步骤序号（从 1 起）；省略为下一步，null 为结束")
+    timeout_min: Minutes = Field(description="确认时限（分钟），超时通知下一步")
+    next_step: StepNumber | None = Field(default=None, description="超时后执行的步骤序号（从 1 起）；省略为下一步，null 为结束")
 
 
 class PolicyIn(In):
@@ -51,10 +56,10 @@ class PolicyOut(Out):
 
 
 class DutyIn(In):
-    user_id: int
+    user_id: Id
     duty_role: str = Field(max_length=30)
-    starts_at: datetime = Field(description="带时区")
-    ends_at: datetime = Field(description="带时区")
+    starts_at: AwareDatetime = Field(description="带时区")
+    ends_at: AwareDatetime = Field(description="带时区")
 
 
 class DutyOut(Out):
@@ -80,7 +85,7 @@ class StaffContactOut(Out):
 
 
 class DeclareIn(In):
-    level: int = Field(description="1–4（Ⅰ级最严重）")
+    level: Level
     title: str = Field(max_length=120)
     description: str = Field(default="", max_length=2000)
 

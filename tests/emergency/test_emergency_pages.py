@@ -108,7 +108,7 @@ async def test_declare_close_and_cancel_from_the_board(client, session) -> None:
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["cancel_reason"] == "误报"
     bad = await client.post("/api/v1/emergency/events", json={"level": 9, "title": "x"})
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_emergency_level"
+    assert bad.status_code == 422 and "level" in bad.text
 
 
 async def test_admin_edits_paths_and_the_duty_list(client, session) -> None:
