@@ -17,6 +17,7 @@ Configuration: ``do_save_policy`` (a new version per save, audited), ``do_add_du
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from gasdesk.auth.roles import DISPATCH
 from gasdesk.channels.sms.templates import MAX_VARIABLE_CHARS, sms_chat_text
 from gasdesk.clock import as_utc, utcnow
 from gasdesk.customers.validation import MOBILE_RE, normalize_phone
-from gasdesk.db import execute_counted
+from gasdesk.db import commit, execute_counted, transaction
 from gasdesk.emergency.lifecycle import allowed_actions, next_status, sources_of
 from gasdesk.emergency.models import (
     CHANNEL_LABELS,
@@ -59,6 +60,7 @@ from gasdesk.outbound.service import do_queue_outbound
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.pii import redact_pii
 
+log = logging.getLogger(__name__)
 SYSTEM = Actor.system("emergency", "job")
 NOTIFY_KIND = "emergency.escalation"
 MAX_STEPS = 6
@@ -499,10 +501,17 @@ async def advance_due(session: AsyncSession) -> int:
     due = list(await session.execute(select(EmergencyEvent.id, EmergencyEvent.seq).where(
         EmergencyEvent.status == EmergencyStatus.escalating.value, EmergencyEvent.next_due_at <= now)
         .order_by(EmergencyEvent.next_due_at, EmergencyEvent.id).limit(200)))
+    # Each event advances in a transaction of its own: one that fails (a channel's error) is retried at the
+    # next scan, and never holds back the others. Committing here returns the connection first (SQLite: one).
+    await commit(session)
     moved = 0
     for event_id, seq in due:
-        if await advance_event(session, event_id, seq, now=now):
-            moved += 1
+        try:
+            async with transaction() as own:
+                if await advance_event(own, event_id, seq, now=now):
+                    moved += 1
+        except Exception:
+            log.exception("emergency event %s: step after run %s failed; retried at the next scan", event_id, seq)
     return moved
 
 

@@ -25,6 +25,7 @@ from gasdesk.emergency.service import (
     do_save_policy,
     do_save_staff_contact,
     event_views,
+    register_phone_alerter,
 )
 from gasdesk.errors import Conflict, PermissionDenied
 from gasdesk.jobs.queue import PERIODIC, run_due_jobs, run_periodic_once
@@ -261,3 +262,30 @@ async def test_a_step_with_nobody_on_duty_moves_on_at_the_next_scan(session) -> 
     assert (await _event(event.id)).next_due_at == T0  # no 30-minute wait for nobody
     assert await _scan_at(T0 + timedelta(seconds=30)) == 1
     assert (await _sent(event.id))[1:] == [(2, people["c"].id, "in_app", "sent")]
+
+
+async def test_a_failing_step_is_retried_and_never_holds_back_other_events(session) -> None:
+    people = await _world(session)
+    first = (await _open(session)).id
+    second = (await _open(session)).id
+    failing = {first}
+
+    async def phone(s: Any, event: EmergencyEvent, user_id: int, seq: int) -> str:
+        # the hotline's outbound alert (a hook): broken for one event, working for the other
+        if event.id in failing:
+            raise RuntimeError("trunk down")
+        return "queued"
+
+    register_phone_alerter(phone)
+    try:
+        assert await _scan_at(T0 + timedelta(minutes=5)) == 2  # step 2 (app only) for both
+        assert await _scan_at(T0 + timedelta(minutes=10)) == 1  # step 3 has the phone: the first fails
+        assert (await _event(first)).seq == 2 and len(await _rows(first)) == 3  # rolled back whole
+        assert (await _sent(second))[3:] == [(3, people["c"].id, "in_app", "sent"), (3, people["c"].id, "phone",
+                                                                                      "queued")]
+        failing.clear()
+        assert await _scan_at(T0 + timedelta(minutes=10, seconds=30)) == 1  # retried, once
+        assert (await _sent(first))[3:] == [(3, people["c"].id, "in_app", "sent"), (3, people["c"].id, "phone",
+                                                                                     "queued")]
+    finally:
+        register_phone_alerter(None)
