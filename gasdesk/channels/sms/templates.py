@@ -187,7 +187,7 @@ DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
     # To staff on an emergency's escalation path (gasdesk/emergency); never subject to opt-out or quiet hours.
     SmsTemplate(
         key="emergency_alert", provider_code="SMS_000012",
-        body="紧急通知：{level}紧急事件{event}，{title}。请立即登录系统确认并处置。",
+        body="紧急通知：{level}紧急事件{event}，{title}。请立即处置，回复QR确认接手。",
         variables=("level", "event", "title"), description="紧急事件升级通知（值班人员）"),
 )}
 
