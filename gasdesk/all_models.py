@@ -10,6 +10,7 @@ from gasdesk.conversations import attachments as attachment_models  # noqa: F401
 from gasdesk.conversations import models as conversation_models  # noqa: F401
 from gasdesk.customers import models as customer_models  # noqa: F401
 from gasdesk.db import Base
+from gasdesk.emergency import models as emergency_models  # noqa: F401
 from gasdesk.followups import models as followup_models  # noqa: F401
 from gasdesk.jobs import models as job_models  # noqa: F401
 from gasdesk.kb import models as kb_models  # noqa: F401

@@ -22,6 +22,9 @@ from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import scan_every_s, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
+from gasdesk.emergency.service import SCAN_EVERY_S as EMERGENCY_SCAN_EVERY_S
+from gasdesk.emergency.service import advance_due as emergency_advance_due
+from gasdesk.emergency.sms_ack import sms_acknowledge
 from gasdesk.followups.remote import RemoteSurvey, answer_by_digit
 from gasdesk.followups.service import CHANNELS as SURVEY_CHANNELS
 from gasdesk.followups.service import dispatch_due, schedule_followup
@@ -77,6 +80,9 @@ def register_handlers() -> None:
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)
+    # Emergency escalation: the next step of every event whose acknowledgement time ran out (durable, CAS).
+    register_periodic("emergency.escalate", EMERGENCY_SCAN_EVERY_S, emergency_advance_due)
+    intercept_inbound(sms_acknowledge)  # staff alerted by SMS reply "QR" to acknowledge
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:

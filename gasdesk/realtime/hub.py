@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from gasdesk.auth.roles import DISPATCH
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import transaction
@@ -339,6 +340,11 @@ class Hub:
     async def _on_notification_read(self, p: dict[str, Any]) -> None:
         await self._fanout(set(self.notify_by_user.get(p["user_id"], ())),
                            {"type": "notification_read", "ids": p.get("ids"), "unread": p.get("unread")})
+
+    async def _on_emergency_updated(self, p: dict[str, Any]) -> None:
+        # Every staff page of the people who run emergencies: the board refreshes itself (ids only here).
+        targets = {conn for conns in self.notify_by_user.values() for conn in conns if conn.role in DISPATCH}
+        await self._fanout(targets, {"type": "emergency", **p})
 
     async def _on_left_message_created(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "left_message", **p})

@@ -1144,6 +1144,150 @@ async def _(ctx: Ctx) -> Call:
                 data={"outcome": "upheld", "score": "95", "note": "申诉成立"})
 
 
+# ---------------------------------------------------------------- emergency escalation (gasdesk/emergency)
+
+
+async def _emergency(ctx: Ctx, *, acknowledged: bool = False) -> int:
+    """An open emergency event (level Ⅱ, the built-in path), acknowledged by a supervisor if asked."""
+    from gasdesk.emergency.service import do_acknowledge, do_open_emergency
+
+    event = await do_open_emergency(ctx.session, SETUP, source="manual", level=2, title="调压站泄漏", description="")
+    if acknowledged:
+        await do_acknowledge(ctx.session, await staff_user(ctx.session, "supervisor"), event)
+    await commit(ctx.session)
+    return event.id
+
+
+async def _duty(ctx: Ctx) -> int:
+    from gasdesk.emergency.service import do_add_duty
+
+    user = await staff_user(ctx.session, "dispatcher")
+    now = clock.utcnow()
+    row = await do_add_duty(ctx.session, SETUP, user_id=user.id, duty_role="repair_dispatch", starts_at=now,
+                            ends_at=now + timedelta(hours=8))
+    await commit(ctx.session)
+    return row.id
+
+
+@scenario("POST", "/api/v1/emergency/events")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/api/v1/emergency/events", ("emergency.open", "emergency.escalate"),
+                json={"level": 1, "title": "和平路调压站泄漏", "description": "现场有明显气味"})
+
+
+@scenario("POST", "/api/v1/emergency/events/{event_id}/acknowledge")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/emergency/events/{event_id}/acknowledge", ("emergency.acknowledge",))
+
+
+@scenario("POST", "/api/v1/emergency/events/{event_id}/close")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx, acknowledged=True)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/emergency/events/{event_id}/close", ("emergency.close",),
+                json={"summary": "关阀抢修完毕，现场已恢复"})
+
+
+@scenario("POST", "/api/v1/emergency/events/{event_id}/cancel")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/api/v1/emergency/events/{event_id}/cancel", ("emergency.cancel",), json={"reason": "误报"})
+
+
+@scenario("PUT", "/api/v1/emergency/policies/{level}")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/emergency/policies/3", ("config.emergency_policy",), json={"steps": [
+        {"duty_roles": ["repair_dispatch"], "channels": ["in_app"], "timeout_min": 10}]})
+
+
+@scenario("POST", "/api/v1/emergency/duty")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "dispatcher")
+    await ctx.as_role("admin")
+    now = clock.utcnow()
+    return Call("POST", "/api/v1/emergency/duty", ("config.duty_add",), json={
+        "user_id": user.id, "duty_role": "shift_lead", "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=8)).isoformat()})
+
+
+@scenario("DELETE", "/api/v1/emergency/duty/{duty_id}")
+async def _(ctx: Ctx) -> Call:
+    duty_id = await _duty(ctx)
+    await ctx.as_role("admin")
+    return Call("DELETE", f"/api/v1/emergency/duty/{duty_id}", ("config.duty_remove",))
+
+
+@scenario("PUT", "/api/v1/emergency/contacts/{user_id}")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "dispatcher")
+    await ctx.as_role("admin")
+    return Call("PUT", f"/api/v1/emergency/contacts/{user.id}", ("config.staff_contact",),
+                json={"mobile": "13800138011", "wechat_openid": ""})
+
+
+@scenario("POST", "/emergency")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/emergency", ("emergency.open",), data={"level": "2", "title": "主干管破损", "description": ""})
+
+
+@scenario("POST", "/emergency/{event_id}/acknowledge")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/emergency/{event_id}/acknowledge", ("emergency.acknowledge",), data={"back": "board"})
+
+
+@scenario("POST", "/emergency/{event_id}/close")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx, acknowledged=True)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/emergency/{event_id}/close", ("emergency.close",), data={"summary": "抢修完毕，恢复供气"})
+
+
+@scenario("POST", "/emergency/{event_id}/cancel")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/emergency/{event_id}/cancel", ("emergency.cancel",), data={"reason": "演练"})
+
+
+@scenario("POST", "/admin/emergency")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/emergency", ("config.emergency_policy",), data={
+        "level": "4", "s1_duty": "repair_dispatch", "s1_channels": "in_app", "s1_timeout": "30", "s1_next": ""})
+
+
+@scenario("POST", "/admin/duty")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "supervisor")
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/duty", ("config.duty_add",), data={
+        "user_id": str(user.id), "duty_role": "safety_lead", "starts_at": "2026-12-07T08:00",
+        "ends_at": "2026-12-07T20:00"})
+
+
+@scenario("POST", "/admin/duty/{duty_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    duty_id = await _duty(ctx)
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/duty/{duty_id}/delete", ("config.duty_remove",))
+
+
+@scenario("POST", "/admin/duty/contacts/{user_id}")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "supervisor")
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/duty/contacts/{user.id}", ("config.staff_contact",),
+                data={"mobile": "13800138012", "wechat_openid": "oAbCdEfGhIjK"})
+
+
 # ---------------------------------------------------------------- the route tests
 
 
@@ -1291,6 +1435,13 @@ async def _(ctx: Ctx) -> JobRun:
     reset_settings_cache()
     await ctx.factory.user("supervisor")
     return JobRun(_periodic("reports.scheduled"), ("report.generate",))
+
+
+@job_scenario("emergency.escalate")
+async def _(ctx: Ctx) -> JobRun:
+    await _emergency(ctx)  # nobody on duty for the built-in path: the next scan moves to step 2
+    clock.set_now(clock.utcnow() + timedelta(minutes=1))
+    return JobRun(_periodic("emergency.escalate"), ("emergency.escalate",))
 
 
 def _app_jobs() -> set[str]:

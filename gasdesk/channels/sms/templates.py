@@ -184,6 +184,11 @@ DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
     SmsTemplate(
         key="opt_in_confirmed", provider_code="SMS_000011",
         body="您已恢复接收通知短信。回复TD可退订。", variables=(), description="恢复订阅确认"),
+    # To staff on an emergency's escalation path (gasdesk/emergency); never subject to opt-out or quiet hours.
+    SmsTemplate(
+        key="emergency_alert", provider_code="SMS_000012",
+        body="紧急通知：{level}紧急事件{event}，{title}。请立即处置，回复QR确认接手。",
+        variables=("level", "event", "title"), description="紧急事件升级通知（值班人员）"),
 )}
 
 
