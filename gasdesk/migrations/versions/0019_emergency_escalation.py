@@ -1,15 +1,15 @@
 """emergency escalation: policies per risk level, duty list, staff contacts, events and their notifications
 
-Revision ID: 0020
-Revises: 0016
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04 03:47:59.090265
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0020'
-down_revision = '0016'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
