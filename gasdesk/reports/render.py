@@ -40,10 +40,13 @@ def render(report: Report, fmt: str) -> bytes:
     return RENDERERS[fmt](report)
 
 
-def _lower_priority() -> None:
+def _lower_priority(idle: bool = True) -> None:
     """Render processes yield the CPU to the web processes: chat first, report files when a core is free.
     The lowest nice level, and on Linux the idle scheduling class: a waking web process preempts the render
-    at once (a nice level alone only shortens the render's turns, and chat's p99 felt them)."""
+    at once (a nice level alone only shortens the render's turns, and chat's p99 felt them). ``idle=False``
+    (setting ``reports_render_idle``, the test suite) keeps the normal priority."""
+    if not idle:
+        return
     with contextlib.suppress(OSError):
         os.nice(RENDER_NICENESS)
     with contextlib.suppress(OSError, AttributeError):
@@ -56,7 +59,8 @@ def _executor() -> ProcessPoolExecutor:
         if _pool is None:
             # spawn, not fork: the web process has threads and an event loop that a forked child must not inherit.
             _pool = ProcessPoolExecutor(max_workers=get_settings().reports_render_processes,
-                                        mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority)
+                                        mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority,
+                                        initargs=(get_settings().reports_render_idle,))
         return _pool
 
 

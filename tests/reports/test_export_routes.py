@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
+from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.reports import render
 from gasdesk.reports.builders import build_report, period_for
 from gasdesk.reports.figures import export_filename
@@ -81,9 +82,17 @@ async def test_report_page_links_its_exports(client, factory) -> None:
         assert f'href="/api/v1/reports/channels/export?format={fmt}&amp;grain=week&amp;day=2026-12-03' in page.text
 
 
-async def test_exports_render_in_a_lower_priority_process() -> None:
-    loop = asyncio.get_running_loop()
-    pid, niceness, policy = await loop.run_in_executor(render._executor(), _whoami)
+async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
+    # The product default (the suite's conftest renders at normal priority): a pool of its own, started here.
+    monkeypatch.delenv("GASDESK_REPORTS_RENDER_IDLE")
+    reset_settings_cache()
+    assert get_settings().reports_render_idle
+    render.shutdown_pool()
+    try:
+        loop = asyncio.get_running_loop()
+        pid, niceness, policy = await loop.run_in_executor(render._executor(), _whoami)
+    finally:
+        render.shutdown_pool()  # the next test's renders start a pool under the suite's settings
     assert pid != os.getpid() and niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)
     if sys.platform == "linux":
         assert policy == os.SCHED_IDLE
