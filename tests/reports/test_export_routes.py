@@ -89,14 +89,14 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
     assert get_settings().reports_render_idle
     render.shutdown_pool()
     try:
-        loop = asyncio.get_running_loop()
-        pid, niceness, policy = await loop.run_in_executor(render._executor(), _whoami)
+        # Builtins, not a function of this module: unpickling one would import this test module in the child,
+        # at idle priority (seconds on a busy machine).
+        loop, pool = asyncio.get_running_loop(), render._executor()
+        pid = await loop.run_in_executor(pool, os.getpid)
+        niceness = await loop.run_in_executor(pool, os.nice, 0)
+        policy = await loop.run_in_executor(pool, os.sched_getscheduler, 0) if sys.platform == "linux" else -1
     finally:
         render.shutdown_pool()  # the next test's renders start a pool under the suite's settings
     assert pid != os.getpid() and niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)
     if sys.platform == "linux":
         assert policy == os.SCHED_IDLE
-
-
-def _whoami() -> tuple[int, int, int]:
-    return os.getpid(), os.nice(0), os.sched_getscheduler(0) if sys.platform == "linux" else -1
