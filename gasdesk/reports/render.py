@@ -93,11 +93,14 @@ def build_and_render(database_url: str, key: str, period: Period, filters: dict[
 # ---------------------------------------------------------------- the pool, seen from the web process
 
 
-def _lower_priority() -> None:
+def _lower_priority(idle: bool = True) -> None:
     """Render processes yield the CPU to the web processes: chat first, report files when a core is free.
     On Linux the idle scheduling class: a waking web process preempts the render at once (a nice level alone
     only shortens the render's turns, and chat's p99 felt them). The nice level stays, so ``_reading`` may
-    leave the class again; where there is no idle class, the lowest nice level instead."""
+    leave the class again; where there is no idle class, the lowest nice level instead. ``idle=False``
+    (setting ``reports_render_idle``, the test suite) keeps the normal priority."""
+    if not idle:
+        return
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         return
@@ -131,7 +134,8 @@ def _executor() -> ProcessPoolExecutor:
         if _pool is None:
             # spawn, not fork: the web process has threads and an event loop that a forked child must not inherit.
             _pool = ProcessPoolExecutor(max_workers=get_settings().reports_render_processes,
-                                        mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority)
+                                        mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority,
+                                        initargs=(get_settings().reports_render_idle,))
         return _pool
 
 
