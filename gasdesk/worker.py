@@ -15,6 +15,7 @@ from gasdesk.analytics.rollup import EVERY_S as ROLLUP_EVERY_S
 from gasdesk.analytics.rollup import rollup as analytics_rollup
 from gasdesk.appointments.service import on_appointment_booked
 from gasdesk.auth.service import prune_auth_state
+from gasdesk.callbacks.service import answer_callback_keyword
 from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
 from gasdesk.channels.sms.optout import sms_opt_out
@@ -77,6 +78,7 @@ def register_handlers() -> None:
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)
+    intercept_inbound(answer_callback_keyword)  # 回拨 while queued at peak hours (gasdesk/callbacks)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:

@@ -47,6 +47,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/notice-templates", "通知模板", "短信与微信模板消息的服务商模板"),
     Console("/admin/ivr", "语音导航", "来电语音导航脚本：编辑、校验、版本与启用"),
     Console("/admin/wall", "大屏阈值", "排队、等待、超时等指标的黄色/红色提示阈值"),
+    Console("/admin/hours", "节假日安排", "法定节假日、调休与各服务线的日期安排，节前提示"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (
