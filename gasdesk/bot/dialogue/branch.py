@@ -42,7 +42,7 @@ async def holiday_text(session: AsyncSession, branch: ServiceBranch, today: date
     lines = []
     for day, hours in await special_days(session, branch, today, HOLIDAY_DAYS):
         label = f"{day:%m月%d日}（周{WEEKDAYS[day.weekday()]}）"
-        what = "休息" if not hours.hours else f"营业时间 {hours.hours}"
+        what = "休息" if not hours.hours else f"营业时间调整为 {hours.hours}"
         lines.append(f"  {label}{what}" + (f"（{hours.note}）" if hours.note else ""))
     return "近期节假日安排：\n" + "\n".join(lines) if lines else ""
 
