@@ -13,7 +13,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.callbacks import service as callbacks
 from gasdesk.callbacks.models import CallbackRequest
 from gasdesk.channels.inbound import Inbound, receive_from_contact
-from gasdesk.config import get_settings
+from gasdesk.config import reset_settings_cache
 from gasdesk.conversations import service
 from gasdesk.conversations.idle import scan_idle_residents
 from gasdesk.customers.contacts import do_find_or_create_contact
@@ -32,40 +32,41 @@ from tests.factories import (
 RESIDENT = Actor.system("resident", "webchat")
 
 
-async def test_the_widget_offers_a_callback_only_above_the_threshold(app, session, factory) -> None:
+def _threshold(monkeypatch, seconds: int) -> None:
+    monkeypatch.setenv("GASDESK_PEAK_WAIT_THRESHOLD_S", str(seconds))
+    reset_settings_cache()
+
+
+async def test_the_widget_offers_a_callback_only_above_the_threshold(app, session, factory, monkeypatch) -> None:
     agent = await desk_agent(factory, max_concurrent=1)
     busy = await queued_conversation(session)  # takes the agent's only chat slot
     assert (await reload_conversation(busy.id)).agent_id == agent.id
-    settings = get_settings()
-    try:
-        async with served(app) as host:
-            settings.peak_wait_threshold_s = 300  # one chat ahead-of-none: 240 s expected, below the threshold
-            calm = await new_visitor(host)
-            async with ChatSocket.connect(host) as ws:
-                await ws.send(type="hello", token=calm["token"])
-                await ws.until("welcome")
-                await ws.send(type="handoff")
-                frame = await ws.until("queue")
-                assert frame["estimated_wait_s"] == 240 and frame["peak"] is False
-            settings.peak_wait_threshold_s = 200
-            rushed = await new_visitor(host)
-            async with ChatSocket.connect(host) as ws:
-                await ws.send(type="hello", token=rushed["token"])
-                welcome = await ws.until("welcome")
-                await ws.send(type="handoff")
-                frame = await ws.until(lambda f: f["type"] == "queue" and f["conversation_id"]
-                                       == welcome["conversation"]["id"])
-                assert frame["peak"] is True and frame["position"] == 2
-                await ws.send(type="callback_request", phone="13800001111")
-                booked = await ws.until("callback_booked")
-                assert booked["position"] == 2, "the callback keeps the resident's place"
-                texts = [f["message"]["text"] or "" for f in ws.frames if f["type"] == "message"]
-                if not any("已为您预约回拨" in t for t in texts):
-                    texts.append((await ws.until(lambda f: f["type"] == "message"))["message"]["text"] or "")
-                confirmation = next(t for t in texts if "已为您预约回拨" in t)
-                assert "138****1111" in confirmation
-    finally:
-        settings.peak_wait_threshold_s = 300
+    async with served(app) as host:
+        _threshold(monkeypatch, 300)  # nobody ahead: 240 s expected, below the threshold
+        calm = await new_visitor(host)
+        async with ChatSocket.connect(host) as ws:
+            await ws.send(type="hello", token=calm["token"])
+            await ws.until("welcome")
+            await ws.send(type="handoff")
+            frame = await ws.until("queue")
+            assert frame["estimated_wait_s"] == 240 and frame["peak"] is False
+        _threshold(monkeypatch, 200)
+        rushed = await new_visitor(host)
+        async with ChatSocket.connect(host) as ws:
+            await ws.send(type="hello", token=rushed["token"])
+            welcome = await ws.until("welcome")
+            await ws.send(type="handoff")
+            frame = await ws.until(lambda f: f["type"] == "queue" and f["conversation_id"]
+                                   == welcome["conversation"]["id"])
+            assert frame["peak"] is True and frame["position"] == 2
+            await ws.send(type="callback_request", phone="13800001111")
+            booked = await ws.until("callback_booked")
+            assert booked["position"] == 2, "the callback keeps the resident's place"
+            texts = [f["message"]["text"] or "" for f in ws.frames if f["type"] == "message"]
+            if not any("已为您预约回拨" in t for t in texts):
+                texts.append((await ws.until(lambda f: f["type"] == "message"))["message"]["text"] or "")
+            confirmation = next(t for t in texts if "已为您预约回拨" in t)
+            assert "138****1111" in confirmation
     row = await session.scalar(select(CallbackRequest))
     assert row is not None and row.phone == "13800001111" and row.channel == "webchat"
     raw = (await session.execute(text("SELECT phone FROM callback_requests"))).scalar_one()

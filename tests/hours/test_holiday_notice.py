@@ -9,7 +9,7 @@ import pytest
 
 from gasdesk import clock
 from gasdesk.audit.service import Actor
-from gasdesk.config import get_settings
+from gasdesk.config import reset_settings_cache
 from gasdesk.conversations import pipeline, service
 from gasdesk.db import commit
 from gasdesk.hours.service import do_set_override, holiday_notice
@@ -41,13 +41,11 @@ async def test_holiday_notice_windows(session, moment: datetime, expected: str |
     assert (notice.text if notice else None) == expected
 
 
-async def test_the_window_is_configurable(session) -> None:
-    get_settings().holiday_notice_days = 0
-    try:
-        assert await holiday_notice(session, at(2026, 9, 30, 10, 0)) is None
-        assert await holiday_notice(session, at(2026, 10, 1, 10, 0)) is not None
-    finally:
-        get_settings().holiday_notice_days = 7
+async def test_the_window_is_configurable(session, monkeypatch) -> None:
+    monkeypatch.setenv("GASDESK_HOLIDAY_NOTICE_DAYS", "0")
+    reset_settings_cache()
+    assert await holiday_notice(session, at(2026, 9, 30, 10, 0)) is None
+    assert await holiday_notice(session, at(2026, 10, 1, 10, 0)) is not None
 
 
 async def test_spring_festival_and_local_overrides_beyond_the_library(session) -> None:
