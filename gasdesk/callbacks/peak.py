@@ -8,7 +8,8 @@ from typing import Any
 from gasdesk.config import get_settings
 from gasdesk.routing.service import QueueSpot
 
-SELF_SERVICE_HINT = "也可以在公众号菜单“自助服务”中自助办理"
+SELF_SERVICE = {"wechat": "也可以在公众号菜单“自助服务”中自助办理",
+                "default": "也可以直接向智能客服自助查询账单、停气通知和办理进度"}
 
 
 def peak(estimated_wait_s: int) -> bool:
@@ -20,11 +21,12 @@ def minutes(seconds: int) -> int:
     return max(1, round(seconds / 60))
 
 
-def peak_text(spot: QueueSpot, *, keyword: bool) -> str:
-    """The guidance for a resident in a long queue; ``keyword``: tell them to reply 回拨 (WeChat, SMS)."""
-    how = "回复“回拨”预约回拨（可附手机号，如“回拨 13800001111”）" if keyword else "点击“预约回拨”"
-    return (f"当前咨询人数较多，您前面还有 {spot.position - 1} 位，预计等待约 {minutes(spot.estimated_wait_s)} 分钟。"
-            f"您可以{how}，我们保留您的排队位置，轮到您时客服回电；{SELF_SERVICE_HINT}。")
+def peak_text(channel: str) -> str:
+    """The guidance added to the queue message (which already says the place and the expected wait) when the
+    wait is above the threshold: WeChat and SMS residents reply 回拨, the web chat has a button."""
+    how = "点击上方“预约回拨”" if channel == "webchat" else "回复“回拨”预约回拨（可附手机号，如“回拨 13800001111”）"
+    hint = SELF_SERVICE.get(channel, SELF_SERVICE["default"])
+    return f"当前咨询人数较多。您可以{how}，我们保留您的排队位置，轮到您时客服回电；{hint}。"
 
 
 def queue_frame(conversation_id: int, spot: QueueSpot, callback: dict[str, Any] | None) -> dict[str, Any]:

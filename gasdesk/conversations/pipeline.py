@@ -71,8 +71,8 @@ async def apply_handoff(session: AsyncSession, conversation: Conversation, decis
         # Peak-hour guidance: the wait, self-service and a callback that keeps the place (gasdesk/callbacks).
         at_peak = (spot is not None and conversation.state == ConversationState.queued.value
                    and conversation.channel != Channel.voice.value and peak(spot.estimated_wait_s))
-        if at_peak and spot is not None:
-            text += peak_text(spot, keyword=conversation.channel != Channel.webchat.value)
+        if at_peak:
+            text += peak_text(conversation.channel)
         await service.post_system(session, conversation, text, payload={
             "event": "queued", "position": spot.position if spot else None,
             "estimated_wait_s": spot.estimated_wait_s if spot else None, "peak": at_peak,
