@@ -12,7 +12,7 @@ from gasdesk.db import DbSession
 from gasdesk.fields import Id
 from gasdesk.hours import service
 from gasdesk.hours.models import HoursOverride
-from gasdesk.hours.schemas import NoticeOut, OpeningStateOut, OverrideIn, OverrideOut
+from gasdesk.hours.schemas import CalendarOut, NoticeOut, OpeningStateOut, OverrideIn, OverrideOut
 
 router = APIRouter(prefix="/api/v1/hours", tags=["hours"])
 
@@ -31,9 +31,15 @@ async def state(session: DbSession, kind: str = "counters", _: User = allow(*ALL
 
 @router.get("/notice", response_model=NoticeOut, dependencies=[public()])
 async def notice(session: DbSession) -> NoticeOut:
-    """The holiday notice residents see now (public: the web chat shows it), and the calendar warning."""
+    """The holiday notice residents see now (public: the web chat shows it)."""
     found = await service.holiday_notice(session)
-    return NoticeOut(text=found.text if found else None, calendar_warning=service.calendar_warning())
+    return NoticeOut(text=found.text if found else None)
+
+
+@router.get("/calendar", response_model=CalendarOut)
+async def calendar(_: User = allow(Role.admin, Role.supervisor)) -> CalendarOut:
+    """Whether the holiday library covers the days ahead (else enter overrides for that year)."""
+    return CalendarOut(warning=service.calendar_warning())
 
 
 @router.get("/overrides", response_model=list[OverrideOut])

@@ -33,4 +33,7 @@ class OpeningStateOut(BaseModel):
 
 class NoticeOut(BaseModel):
     text: str | None  # the holiday notice residents hear now, or null outside its window
-    calendar_warning: str | None  # the holiday library has no data for a day ahead: enter overrides
+
+
+class CalendarOut(BaseModel):
+    warning: str | None  # the holiday library has no data for a day ahead: enter that year's overrides

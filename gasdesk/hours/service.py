@@ -242,4 +242,5 @@ async def holiday_notice(session: AsyncSession, at: datetime | None = None) -> H
 
 
 def line_label(line: str) -> str:
-    return SERVICE_LINE_LABELS.get(ServiceLine(line), line) if line in ServiceLine._value2member_map_ else line
+    """营业厅 / 热线 for a stored line code."""
+    return next((label for key, label in SERVICE_LINE_LABELS.items() if key.value == line), line)
