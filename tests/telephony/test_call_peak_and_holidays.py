@@ -4,6 +4,7 @@ caller's place (driven by the caller double through the real controller, engine,
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from gasdesk.conversations import service as conversations
 from gasdesk.db import commit
 from gasdesk.routing import service as acd
 from gasdesk.telephony import controller
+from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, script_problems
 from tests.factories import desk_agent, queued_conversation, reload_conversation
 
 pytestmark = pytest.mark.usefixtures("quick_queue")
@@ -88,3 +90,12 @@ async def test_a_caller_without_a_mobile_number_is_not_booked(session, factory, 
     await _call(caller, prompts)
     assert not any(text.startswith("已为您预约回拨") for text in caller.heard)
     assert await session.scalar(select(CallbackRequest)) is None
+
+
+def test_the_callback_digit_must_differ_from_the_sms_offer_digit() -> None:
+    body = copy.deepcopy(DEFAULT_SCRIPT)
+    assert script_problems(body) == []
+    body["nodes"]["to_agent"]["callback_digit"] = "1"
+    assert "节点“to_agent”的预约回拨按键与短信分流按键相同" in script_problems(body)
+    body["nodes"]["to_agent"]["callback_digit"] = ""  # no callback offer: allowed
+    assert script_problems(body) == []

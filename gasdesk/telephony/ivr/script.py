@@ -235,6 +235,8 @@ def _graph_problems(script: Script) -> list[str]:
                 problems.append(f"节点“{name}”指向不存在的节点“{target}”")
         if isinstance(node, QueueNode) and node.offer_node and not node.offer_digit:
             problems.append(f"节点“{name}”设置了短信分流节点，但没有设置按键")
+        if isinstance(node, QueueNode) and node.offer_node and node.callback_digit == node.offer_digit:
+            problems.append(f"节点“{name}”的预约回拨按键与短信分流按键相同")
         if isinstance(node, SpeechMenuNode) and isinstance(script.nodes.get(node.fallback), SpeechMenuNode):
             # With recognition off a speech menu passes straight to its fallback: that must take keys.
             problems.append(f"语音菜单“{name}”的备用节点不能是另一个语音菜单")
