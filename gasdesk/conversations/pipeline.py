@@ -130,8 +130,9 @@ async def start_conversation(session: AsyncSession, *, channel: str, visitor_id:
     bot = current_bot()
     greeting = await bot.greet(BotContext(session, conversation, dict(conversation.bot_state or {})))
     await _post_bot_messages(session, conversation, greeting.messages)
-    notice = await holiday_notice(session)
-    if notice is not None:  # holidays ahead: said with the greeting (gasdesk/hours)
+    # Holidays ahead: said with the greeting (gasdesk/hours); not by SMS, where each message is a paid text.
+    notice = await holiday_notice(session) if channel != Channel.sms.value else None
+    if notice is not None:
         await _post_bot_messages(session, conversation, [BotMessage(f"温馨提示：{notice.text}。")])
     return conversation
 
