@@ -15,6 +15,7 @@ from gasdesk.analytics.rollup import EVERY_S as ROLLUP_EVERY_S
 from gasdesk.analytics.rollup import rollup as analytics_rollup
 from gasdesk.appointments.service import on_appointment_booked
 from gasdesk.auth.service import prune_auth_state
+from gasdesk.callbacks.service import answer_callback_keyword
 from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
 from gasdesk.channels.sms.optout import sms_opt_out
@@ -83,6 +84,7 @@ def register_handlers() -> None:
     # Emergency escalation: the next step of every event whose acknowledgement time ran out (durable, CAS).
     register_periodic("emergency.escalate", EMERGENCY_SCAN_EVERY_S, emergency_advance_due)
     intercept_inbound(sms_acknowledge)  # staff alerted by SMS reply "QR" to acknowledge
+    intercept_inbound(answer_callback_keyword)  # 回拨 while queued at peak hours (gasdesk/callbacks)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:

@@ -50,6 +50,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/emergency", "应急看板", "紧急事件：逐级通知、谁已通知、谁已确认、用时；宣布与关闭"),
     Console("/admin/emergency", "应急升级路径", "Ⅰ–Ⅳ级事件的通知步骤、渠道与确认时限"),
     Console("/admin/duty", "值班表", "值班长、抢修调度、安检主管的在班时间与应急联系方式"),
+    Console("/admin/hours", "节假日安排", "法定节假日、调休与各服务线的日期安排，节前提示"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (

@@ -27,6 +27,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.auth.access import iter_routes
 from gasdesk.auth.models import User
 from gasdesk.branches.service import do_save_branch
+from gasdesk.callbacks.service import do_request_callback
 from gasdesk.channels.wechat.service import DEFAULT_MENU
 from gasdesk.config import reset_settings_cache
 from gasdesk.conversations import service as conversations
@@ -34,6 +35,7 @@ from gasdesk.conversations.models import Conversation
 from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contact
 from gasdesk.customers.models import ContactKind
 from gasdesk.db import commit, transaction
+from gasdesk.hours.service import do_set_override
 from gasdesk.jobs.queue import HANDLERS, PERIODIC
 from gasdesk.kb.service import access_article, check_article, do_create_article, do_update_article
 from gasdesk.notifications.service import do_notify
@@ -329,6 +331,67 @@ async def _(ctx: Ctx) -> Call:
     await ctx.as_role("admin")
     return Call("PUT", f"/api/v1/branches/{branch_id}/holidays", ("branch.holiday",),
                 json={"day": "2026-10-01", "hours": "", "note": "国庆节"})
+
+
+async def _hours_override(ctx: Ctx) -> int:
+    row = await do_set_override(ctx.session, SETUP, line="counters", day=date(2027, 10, 1), hours="", note="国庆")
+    await commit(ctx.session)
+    return row.id
+
+
+@scenario("PUT", "/api/v1/hours/overrides")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/hours/overrides", ("hours.override",),
+                json={"line": "counters", "day": "2027-10-01", "hours": "", "note": "国庆"})
+
+
+@scenario("DELETE", "/api/v1/hours/overrides/{override_id}")
+async def _(ctx: Ctx) -> Call:
+    override_id = await _hours_override(ctx)
+    await ctx.as_role("admin")
+    return Call("DELETE", f"/api/v1/hours/overrides/{override_id}", ("hours.override_delete",))
+
+
+@scenario("POST", "/admin/hours")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/hours", ("hours.override",),
+                data={"line": "hotline", "day": "2027-10-02", "hours": "09:00-12:00", "note": "国庆值班"})
+
+
+@scenario("POST", "/admin/hours/{override_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    override_id = await _hours_override(ctx)
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/hours/{override_id}/delete", ("hours.override_delete",))
+
+
+async def _accepted_callback(ctx: Ctx) -> int:
+    agent = await desk_agent(ctx.factory, max_concurrent=1)
+    busy = await queued_conversation(ctx.session)
+    waiting = await queued_conversation(ctx.session)
+    booked = await do_request_callback(ctx.session, SETUP, waiting, "13900004444")
+    await conversations.do_close(ctx.session, busy, by="agent", user=agent)
+    await commit(ctx.session)
+    await ctx.session.refresh(waiting)
+    await conversations.do_accept(ctx.session, agent, waiting)
+    await commit(ctx.session)
+    await ctx.log_in(agent)
+    return booked.callback.id
+
+
+@scenario("POST", "/api/v1/callbacks/{callback_id}/dial")
+async def _(ctx: Ctx) -> Call:
+    callback_id = await _accepted_callback(ctx)
+    return Call("POST", f"/api/v1/callbacks/{callback_id}/dial", ("callback.dial",))
+
+
+@scenario("POST", "/api/v1/callbacks/{callback_id}/outcome")
+async def _(ctx: Ctx) -> Call:
+    callback_id = await _accepted_callback(ctx)
+    return Call("POST", f"/api/v1/callbacks/{callback_id}/outcome", ("callback.outcome",),
+                json={"outcome": "reached"})
 
 
 # ---------------------------------------------------------------- conversations and routing
