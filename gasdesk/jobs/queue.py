@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import traceback
 import weakref
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,8 @@ PeriodicTask = Callable[[AsyncSession], Awaitable[Any]]
 PERIODIC: dict[str, tuple[int, PeriodicTask]] = {}
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 STALE_AFTER = timedelta(minutes=10)
+# A periodic task slower than this is logged (the operator sees which task holds the database).
+SLOW_PERIODIC_MS = 250
 
 _wake_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
 remote_wake: Callable[[], Awaitable[None]] | None = None
@@ -189,8 +192,13 @@ async def run_periodic_once(force: bool = False) -> list[str]:
     ran = []
     for name, (every_s, fn) in PERIODIC.items():
         if force or await _take_lease(name, every_s):
+            started = time.perf_counter()
             async with transaction() as session:
                 await fn(session)
+            took_ms = (time.perf_counter() - started) * 1000
+            if took_ms >= SLOW_PERIODIC_MS:
+                # On SQLite the task held the one connection all that time: chat waited behind it.
+                log.warning("periodic task %s took %.0f ms", name, took_ms)
             ran.append(name)
     return ran
 

@@ -4,6 +4,7 @@ periodic scan that acts on the judgement is ``tickets/sla_scan.py``; the change 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +35,22 @@ async def deadlines(session: AsyncSession, ticket_type: str, priority: str,
     return start + timedelta(minutes=respond), start + timedelta(minutes=resolve), 80
 
 
-def state_of(ticket: Ticket, now: datetime, at_risk_pct: int) -> tuple[str, str | None]:
+class SlaTimes(Protocol):
+    """What the judgement reads of a ticket (a ``Ticket``, or a row of just these columns)."""
+
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def respond_by(self) -> datetime | None: ...
+    @property
+    def resolve_by(self) -> datetime | None: ...
+    @property
+    def responded_at(self) -> datetime | None: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+
+
+def state_of(ticket: SlaTimes, now: datetime, at_risk_pct: int) -> tuple[str, str | None]:
     """("ok" | "at_risk" | "breached", which deadline)."""
     worst, which = "ok", None
     checks = []
