@@ -15,6 +15,9 @@ from gasdesk.analytics.rollup import EVERY_S as ROLLUP_EVERY_S
 from gasdesk.analytics.rollup import rollup as analytics_rollup
 from gasdesk.appointments.service import on_appointment_booked
 from gasdesk.auth.service import prune_auth_state
+from gasdesk.broadcasts.service import JOB as BROADCAST_JOB
+from gasdesk.broadcasts.service import drain as drain_broadcasts
+from gasdesk.broadcasts.service import kick_drain
 from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
 from gasdesk.channels.sms.optout import sms_opt_out
@@ -77,6 +80,9 @@ def register_handlers() -> None:
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)
+    # Outage notices to every affected customer, at the configured per-channel rate (gasdesk/broadcasts).
+    register_job(BROADCAST_JOB, drain_broadcasts)
+    register_periodic("broadcasts.kick", 60, kick_drain)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:
