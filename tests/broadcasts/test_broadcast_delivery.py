@@ -20,7 +20,13 @@ from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contac
 from gasdesk.customers.models import ContactKind, CustomerPhone
 from gasdesk.db import commit
 from gasdesk.jobs.queue import run_due_jobs
-from gasdesk.outages.service import AreaSpec, check_outage, do_create_outage, do_publish_outage, do_update_outage
+from gasdesk.outages.service import (
+    AreaSpec,
+    check_outage,
+    do_create_outage,
+    do_publish_outage,
+    do_update_outage,
+)
 from gasdesk.outbound import service as outbound
 from gasdesk.outbound.service import Outgoing, register_sender
 from tests.factories import bot_conversation, wo_actor
