@@ -17,6 +17,7 @@ which reads and decrypts that customer's contacts and queues the outbound row th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from gasdesk.db import UTCDateTime, execute_counted, table_of
 from gasdesk.jobs.models import Job
 from gasdesk.jobs.queue import enqueue
 from gasdesk.outbound.models import STATUS_LABELS, OutboundMessage, Purpose
-from gasdesk.outbound.notices import do_notify_resident
+from gasdesk.outbound.notices import do_notify_residents
 from gasdesk.outbound.service import mask_recipient, reason_label
 
 JOB = "broadcasts.drain"
@@ -128,45 +129,62 @@ async def _wechat_followers(session: AsyncSession, customer_ids: list[int]) -> s
         ContactIdentity.subscribed.is_(True), ContactIdentity.opted_out_at.is_(None))))
 
 
-async def _open_webchat(session: AsyncSession, customer_id: int) -> Conversation | None:
-    return await session.scalar(select(Conversation).where(
-        Conversation.customer_id == customer_id, Conversation.channel == Channel.webchat.value,
-        Conversation.state != ConversationState.closed.value).order_by(Conversation.id.desc()).limit(1))
+async def _open_webchats(session: AsyncSession, customer_ids: list[int]) -> dict[int, Conversation]:
+    """Each customer's open web chat, if any (a notice reaches a web-chat-only resident there)."""
+    found: dict[int, Conversation] = {}
+    for conversation in await session.scalars(select(Conversation).where(
+            Conversation.customer_id.in_(customer_ids), Conversation.channel == Channel.webchat.value,
+            Conversation.state != ConversationState.closed.value).order_by(Conversation.id.desc())):
+        found.setdefault(conversation.customer_id or 0, conversation)
+    return found
+
+
+def _dedupe_key_for(broadcast_id: int) -> Callable[[int], str]:
+    """One outbound message per (broadcast, customer), whatever happens to the delivery row."""
+    return lambda customer_id: f"broadcast:{broadcast_id}:{customer_id}"
 
 
 async def drain(session: AsyncSession, payload: dict[str, Any]) -> None:
     """The ``broadcasts.drain`` job: hand at most one second's worth of queued deliveries per channel to
-    ``do_notify_resident``, then come back in a second while any wait."""
+    ``do_notify_residents`` (one batch per content version), then come back in a second while any wait."""
     rates = channel_rates()
     rows = list(await session.execute(
-        select(BroadcastDelivery, Broadcast.purpose, Broadcast.params)
-        .join(Broadcast, Broadcast.id == BroadcastDelivery.broadcast_id)
+        select(BroadcastDelivery.id, BroadcastDelivery.broadcast_id, BroadcastDelivery.customer_id)
         .where(BroadcastDelivery.status == DeliveryStatus.queued.value)
         .order_by(BroadcastDelivery.id).limit(sum(rates.values()))))
-    followers = await _wechat_followers(session, [row[0].customer_id for row in rows])
-    used = dict.fromkeys(CHANNELS, 0)
-    now = utcnow()
-    for delivery, purpose, params in rows:
-        # The channel it will most likely take; the throttle counts the one it actually took.
-        expected = "wechat" if delivery.customer_id in followers else "sms"
-        if used[expected] >= rates[expected]:
+    followers = await _wechat_followers(session, [row.customer_id for row in rows])
+    budget = dict(rates)
+    batches: dict[int, list[tuple[int, int]]] = {}
+    for delivery_id, broadcast_id, customer_id in rows:
+        # The channel it will most likely take (a follower: WeChat; else SMS): each is throttled on its own.
+        expected = "wechat" if customer_id in followers else "sms"
+        if budget[expected] <= 0:
             continue
-        conversation = await _open_webchat(session, delivery.customer_id)
-        sent = await do_notify_resident(session, customer_id=delivery.customer_id, purpose=Purpose(purpose),
-                                        params=dict(params or {}),
-                                        dedupe_key=f"broadcast:{delivery.broadcast_id}:{delivery.customer_id}",
-                                        conversation=conversation)
-        delivery.handed_at = now
-        if isinstance(sent, OutboundMessage):
-            delivery.status, delivery.channel, delivery.outbound_id = DeliveryStatus.handed.value, sent.channel, sent.id
-        elif isinstance(sent, Message):
-            delivery.status, delivery.channel, delivery.message_id = (DeliveryStatus.handed.value, "webchat",
-                                                                      sent.id)
-        else:
-            delivery.status = DeliveryStatus.unreachable.value
-        if delivery.channel in used:
-            used[delivery.channel] += 1
-    await session.flush()
+        budget[expected] -= 1
+        batches.setdefault(broadcast_id, []).append((delivery_id, customer_id))
+    now = utcnow()
+    changes: list[dict[str, Any]] = []
+    for broadcast_id, batch in batches.items():
+        broadcast = await session.get(Broadcast, broadcast_id)
+        assert broadcast is not None
+        customer_ids = [customer_id for _, customer_id in batch]
+        got = await do_notify_residents(session, customer_ids=customer_ids, purpose=Purpose(broadcast.purpose),
+                                        params=dict(broadcast.params or {}),
+                                        dedupe_key_of=_dedupe_key_for(broadcast_id),
+                                        webchats=await _open_webchats(session, customer_ids))
+        for delivery_id, customer_id in batch:
+            sent = got.get(customer_id)
+            change: dict[str, Any] = {"id": delivery_id, "handed_at": now, "status": DeliveryStatus.handed.value,
+                                      "channel": None, "outbound_id": None, "message_id": None}
+            if isinstance(sent, OutboundMessage):
+                change.update(channel=sent.channel, outbound_id=sent.id)
+            elif isinstance(sent, Message):
+                change.update(channel="webchat", message_id=sent.id)
+            else:
+                change["status"] = DeliveryStatus.unreachable.value
+            changes.append(change)
+    if changes:
+        await session.execute(update(BroadcastDelivery), changes)  # bulk UPDATE by primary key
     waiting = await session.scalar(select(BroadcastDelivery.id).where(
         BroadcastDelivery.status == DeliveryStatus.queued.value).limit(1))
     if waiting is not None:

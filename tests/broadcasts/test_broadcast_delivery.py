@@ -159,3 +159,38 @@ async def test_a_newer_version_supersedes_unsent_messages(session, factory, sent
     assert statuses.count("superseded") == 2
     stats = await delivery_stats(session, f"outage:{notice.id}")
     assert [v.by_status for v in stats] == [{"sent": 5}, {"sent": 3, "superseded": 2}]
+
+
+async def test_batch_notices_choose_the_channel_as_one_notice_does(session, factory, sent) -> None:
+    from gasdesk.customers.contacts import do_set_opt_out
+    from gasdesk.outbound.models import Purpose
+    from gasdesk.outbound.notices import do_notify_resident, do_notify_residents
+
+    follower, opted_wechat, opted_sms, phone_only, unfollowed = await _residents(factory, 5)
+    actor = Actor.system("test", "test")
+    for customer, openid in ((follower, "oFollow000000000001"), (opted_wechat, "oOptedOut0000000002"),
+                             (unfollowed, "oUnfollow0000000003")):
+        contact = await do_record_inbound_contact(session, ContactKind.wechat, openid)
+        await do_bind_contact(session, actor, contact, customer, how="agent")
+        if customer is opted_wechat:
+            do_set_opt_out(session, actor, contact, True)
+        if customer is unfollowed:
+            contact.subscribed = False
+    sms = await do_record_inbound_contact(session, ContactKind.sms, opted_sms.phones[0].phone)
+    do_set_opt_out(session, actor, sms, True)
+    await commit(session)
+    params = {"reason": "检修", "area": "和平区幸福里小区", "start": "12月07日10:00", "end": "12月07日18:00",
+              "hotline": "96777"}
+    ids = [c.id for c in (follower, opted_wechat, opted_sms, phone_only, unfollowed)]
+    batch = await do_notify_residents(session, customer_ids=ids, purpose=Purpose.outage_notice, params=params,
+                                      dedupe_key_of=lambda cid: f"batch:{cid}")
+    one_by_one = {cid: await do_notify_resident(session, customer_id=cid, purpose=Purpose.outage_notice,
+                                                params=params, dedupe_key=f"single:{cid}") for cid in ids}
+    await commit(session)
+
+    def shape(row):
+        return (row.channel, row.recipient, row.status, row.reason, row.template_key, row.params)
+
+    assert {cid: shape(row) for cid, row in batch.items()} == {cid: shape(row) for cid, row in one_by_one.items()}
+    assert [batch[cid].channel for cid in ids] == ["wechat", "sms", "sms", "sms", "sms"]
+    assert batch[opted_sms.id].status == "skipped"
