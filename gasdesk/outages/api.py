@@ -14,6 +14,7 @@ from gasdesk.auth.roles import ALL_ROLES, DISPATCH, OFFICE, Role
 from gasdesk.broadcasts.service import delivery_stats
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput
+from gasdesk.fields import Id
 from gasdesk.outages.models import STATUS_LABELS, OutageNotice, OutageStatus
 from gasdesk.outages.schemas import (
     ChangeOut,
@@ -90,7 +91,7 @@ async def announce(body: OutageIn, session: DbSession, user: User = allow(Role.a
 
 
 @router.get("/for-customer/{customer_id}", response_model=list[OutageOut])
-async def for_customer(customer_id: int, session: DbSession, _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
+async def for_customer(customer_id: Id, session: DbSession, _: User = allow(*OFFICE)) -> list[dict[str, Any]]:
     """Notices in force for the customer's addresses or listing the customer (the agent console's panel)."""
     return [_brief(o) for o in await notices_for_customer(session, customer_id)]
 
@@ -110,13 +111,13 @@ async def create(body: OutageNoticeIn, session: DbSession, user: User = allow(*D
 
 
 @router.get("/notices/{outage_id}", response_model=OutageNoticeOut)
-async def detail(outage_id: int, session: DbSession, _: User = allow(*DISPATCH)) -> dict[str, Any]:
+async def detail(outage_id: Id, session: DbSession, _: User = allow(*DISPATCH)) -> dict[str, Any]:
     """One notice with its delivery statistics."""
     return await notice_out(session, await access_outage(session, outage_id))
 
 
 @router.put("/notices/{outage_id}", response_model=ChangeOut)
-async def change(outage_id: int, body: OutageNoticeIn, session: DbSession,
+async def change(outage_id: Id, body: OutageNoticeIn, session: DbSession,
                  user: User = allow(*DISPATCH)) -> dict[str, Any]:
     """Edit a draft, or update a published notice (broadcast again only when residents' content changed)."""
     notice = await access_outage(session, outage_id)
@@ -130,7 +131,7 @@ async def change(outage_id: int, body: OutageNoticeIn, session: DbSession,
 
 
 @router.post("/notices/{outage_id}/publish", response_model=ChangeOut)
-async def publish(outage_id: int, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
+async def publish(outage_id: Id, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
     """Publish a draft and queue every affected customer."""
     notice = await access_outage(session, outage_id)
     queued = await do_publish_outage(session, Actor.of(user, "api"), notice)
@@ -138,7 +139,7 @@ async def publish(outage_id: int, session: DbSession, user: User = allow(*DISPAT
 
 
 @router.post("/notices/{outage_id}/close", response_model=ChangeOut)
-async def close(outage_id: int, body: CloseIn, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
+async def close(outage_id: Id, body: CloseIn, session: DbSession, user: User = allow(*DISPATCH)) -> dict[str, Any]:
     """Supply restored: the notice ends and affected customers are told."""
     notice = await access_outage(session, outage_id)
     queued = await do_close_outage(session, Actor.of(user, "api"), notice, note=body.note)
@@ -160,7 +161,7 @@ async def read_account_list(request: Request, session: DbSession) -> str:
 
 
 @router.post("/notices/{outage_id}/customers", response_model=ImportOut)
-async def import_customers(outage_id: int, request: Request, session: DbSession,
+async def import_customers(outage_id: Id, request: Request, session: DbSession,
                            user: User = allow(*DISPATCH)) -> dict[str, Any]:
     """Replace the notice's imported customer list (a CSV of 户号, first column; at most 100,000)."""
     text = await read_account_list(request, session)

@@ -17,6 +17,7 @@ from gasdesk.broadcasts.service import STATUS_TEXT, delivery_rows, delivery_stat
 from gasdesk.clock import local_zone, to_local
 from gasdesk.db import DbSession, rollback
 from gasdesk.errors import GasdeskError, InvalidInput
+from gasdesk.fields import Id
 from gasdesk.outages.api import read_account_list
 from gasdesk.outages.models import KIND_LABELS, STATUS_LABELS, OutageNotice, OutageStatus
 from gasdesk.outages.service import (
@@ -150,7 +151,7 @@ async def create(request: Request, session: DbSession, kind: Annotated[str, Form
 
 
 @router.get("/outages/{outage_id}")
-async def detail_page(request: Request, outage_id: int, session: DbSession, flash: str = "", delivery: str = "",
+async def detail_page(request: Request, outage_id: Id, session: DbSession, flash: str = "", delivery: str = "",
                       _: User = allow(*DISPATCH)) -> Response:
     notice = await access_outage(session, outage_id)
     subject = f"outage:{notice.id}"
@@ -163,13 +164,13 @@ async def detail_page(request: Request, outage_id: int, session: DbSession, flas
 
 
 @router.get("/outages/{outage_id}/edit")
-async def edit_page(request: Request, outage_id: int, session: DbSession, _: User = allow(*DISPATCH)) -> Response:
+async def edit_page(request: Request, outage_id: Id, session: DbSession, _: User = allow(*DISPATCH)) -> Response:
     notice = await access_outage(session, outage_id)
     return render(request, "outage_form.html", {"notice": notice, "form": _form_of(notice), "error": None})
 
 
 @router.post("/outages/{outage_id}/edit")
-async def edit(request: Request, outage_id: int, session: DbSession, kind: Annotated[str, Form(max_length=10)],
+async def edit(request: Request, outage_id: Id, session: DbSession, kind: Annotated[str, Form(max_length=10)],
                areas: Annotated[str, Form(max_length=20_000)], starts_at: Annotated[str, Form(max_length=40)],
                ends_at: Annotated[str, Form(max_length=40)], planned: Annotated[str, Form(max_length=10)] = "planned",
                title: Annotated[str, Form(max_length=80)] = "",
@@ -183,14 +184,14 @@ async def edit(request: Request, outage_id: int, session: DbSession, kind: Annot
 
 
 @router.post("/outages/{outage_id}/publish")
-async def publish(outage_id: int, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
+async def publish(outage_id: Id, session: DbSession, user: User = allow(*DISPATCH)) -> Response:
     notice = await access_outage(session, outage_id)
     queued = await do_publish_outage(session, Actor.of(user, "web"), notice)
     return RedirectResponse(f"/outages/{notice.id}?flash=已发布，{queued} 位受影响用户已加入通知队列", status_code=303)
 
 
 @router.post("/outages/{outage_id}/close")
-async def close(outage_id: int, session: DbSession, note: Annotated[str, Form(max_length=300)] = "",
+async def close(outage_id: Id, session: DbSession, note: Annotated[str, Form(max_length=300)] = "",
                 user: User = allow(*DISPATCH)) -> Response:
     notice = await access_outage(session, outage_id)
     queued = await do_close_outage(session, Actor.of(user, "web"), notice, note=note)
@@ -198,7 +199,7 @@ async def close(outage_id: int, session: DbSession, note: Annotated[str, Form(ma
 
 
 @router.post("/outages/{outage_id}/customers")
-async def import_customers(request: Request, outage_id: int, session: DbSession,
+async def import_customers(request: Request, outage_id: Id, session: DbSession,
                            user: User = allow(*DISPATCH)) -> Response:
     text = await read_account_list(request, session)
     notice = await access_outage(session, outage_id)
