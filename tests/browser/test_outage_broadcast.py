@@ -1,7 +1,9 @@
-"""Outage notices in real browsers: a dispatcher publishes a sudden gas outage for one community on /outages; a
-resident of that community asks the bot 为什么没气了 and is told the notice; every affected customer gets one
-message on their channel — the WeChat follower a template message at the fake WeChat API, the others an SMS
-at the fake Aliyun SMS API (both real HTTP servers on loopback, run by this test) — and nobody outside it."""
+"""Outage notices in real browsers: a dispatcher publishes a sudden gas outage for one community on /outages;
+every affected customer gets one message on their channel — the WeChat follower a template message at the fake
+WeChat API, the others an SMS at the fake Aliyun SMS API (both real HTTP servers on loopback, run by this test),
+a resident with no phone who is chatting sees it in the chat and pinned above it — and nobody outside it. The
+chatting resident asks the bot 为什么没气了 and is told the notice; an anonymous resident who names the
+community is told it too."""
 
 from __future__ import annotations
 
@@ -11,12 +13,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import delete
 
 from gasdesk.audit.service import Actor
 from gasdesk.channels.sms.fake_aliyun import FakeAliyunSms, create_fake_aliyun_app
 from gasdesk.channels.wechat.fake_api import FakeWeChat, create_fake_wechat_app
+from gasdesk.conversations.models import Conversation
+from gasdesk.conversations.service import do_link_customer
 from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contact
-from gasdesk.customers.models import ContactKind
+from gasdesk.customers.models import ContactKind, CustomerPhone
 from gasdesk.db import commit
 from gasdesk.outbound.service import check_notice_template, do_save_notice_template
 from tests.browser.conftest import login_as, screenshot
@@ -73,6 +78,18 @@ async def _scenario(base: str, browser, factory, session, wechat: FakeWeChat, sm
         fields={"first": "title", "keyword1": "area", "keyword2": "end", "remark": "reason"}, body="", enabled=True))
     await commit(session)
     dispatcher = await factory.user("dispatcher", username="outagedispatch")
+    chatter = await factory.customer(name="孙网聊", phones=["13900000305"], address={**ADDRESS, "building": "7"})
+    await session.execute(delete(CustomerPhone).where(CustomerPhone.customer_id == chatter.id))
+    await commit(session)
+
+    # A resident of the community (no phone on file, no WeChat) has the web chat open, identified.
+    resident = await browser.new_page(**MOBILE)
+    await resident.goto(base + "/chat")
+    await resident.wait_for_selector("li:has-text('智能客服')")
+    conversation_id = await resident.evaluate("() => window.gasdeskChat.state.conversationId")
+    conversation = await session.get(Conversation, conversation_id)
+    await do_link_customer(session, actor, conversation, chatter, how="agent")
+    await commit(session)
 
     # The dispatcher writes the notice and publishes it.
     staff = await browser.new_page(viewport={"width": 1400, "height": 900})
@@ -91,21 +108,28 @@ async def _scenario(base: str, browser, factory, session, wechat: FakeWeChat, sm
     await staff.wait_for_selector("#flash:has-text('草稿已保存')")
     assert "草稿" in await staff.inner_text("#outage-status")
     await staff.click("#publish-outage")
-    await staff.wait_for_selector("#flash:has-text('3 位受影响用户已加入通知队列')")
+    await staff.wait_for_selector("#flash:has-text('4 位受影响用户已加入通知队列')")
 
-    # A resident of the community asks the bot why there is no gas.
-    resident = await browser.new_page(**MOBILE)
-    await resident.goto(base + "/chat")
-    await resident.wait_for_selector("li:has-text('智能客服')")
+    # The chatting resident sees the notice in the chat and pinned above it, then asks the bot.
+    await resident.wait_for_selector("li:has-text('停气通知')")
+    assert "和平区幸福里小区" in await resident.inner_text("#outage-banner")
     await resident.fill("#input", "为什么没气了")
-    await resident.press("#input", "Enter")
-    await resident.wait_for_selector("li:has-text('哪个区、哪个小区')")
-    await resident.fill("#input", "和平区幸福里小区3号楼")
     await resident.press("#input", "Enter")
     notice = resident.locator("li:has-text('停气公告')")
     await notice.wait_for()
     text = await notice.inner_text()
     assert "突发停气" in text and "挖断中压管线" in text and "预计" in text
+
+    # An anonymous resident names the community (and building) and is told the same notice.
+    stranger = await browser.new_page(**MOBILE)
+    await stranger.goto(base + "/chat")
+    await stranger.wait_for_selector("li:has-text('智能客服')")
+    await stranger.fill("#input", "为什么没气了")
+    await stranger.press("#input", "Enter")
+    await stranger.wait_for_selector("li:has-text('哪个区、哪个小区')")
+    await stranger.fill("#input", "和平区幸福里小区3号楼")
+    await stranger.press("#input", "Enter")
+    await stranger.locator("li:has-text('停气公告'):has-text('挖断中压管线')").wait_for()
     await screenshot(resident, "outage-bot-answer")
 
     # One message per affected customer, on their channel, and none elsewhere.
@@ -120,6 +144,7 @@ async def _scenario(base: str, browser, factory, session, wechat: FakeWeChat, sm
 
     # The notice's page shows the delivery to each of them.
     await staff.reload()
-    await staff.wait_for_selector("#delivery-stats .total:has-text('3')")
-    assert await staff.locator("#deliveries tbody tr").count() == 3
+    await staff.wait_for_selector("#delivery-stats .total:has-text('4')")
+    assert await staff.locator("#deliveries tbody tr").count() == 4
+    assert await staff.locator("#delivery-stats [data-state=posted]").count() == 1
     await screenshot(staff, "outage-notice-deliveries")
