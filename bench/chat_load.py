@@ -841,6 +841,20 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
             result: dict[str, Any] = {"setup": setup}
             client.window_open = True
             attack = None
+            if args.attack_slow_readers and gasdesk and args.attack_with_control:
+                # The control run first, on the same server and residents (one set-up for both runs): the
+                # same sockets and flood, every socket reading; its sockets go before the attack starts.
+                import httpx
+
+                control = SlowReaderAttack(client, args.attack_slow_readers, args.attack_rate, reading=True)
+                async with httpx.AsyncClient(base_url=client.base_http, timeout=30) as http:
+                    await control.start(http)
+                log(f"[{name}] control: {args.attack_slow_readers} reading resident sockets + 1 reading console",
+                    quiet=quiet)
+                log(f"[{name}] fixed rate {args.rate}/s per resident for {args.warmup:g}+{args.duration:g} s",
+                    quiet=quiet)
+                control_fixed = await client.phase(saturate=False, duration=args.duration, quiet=quiet)
+                result["control"] = {"fixed": control_fixed, "attack": await control.stop()}
             if args.attack_slow_readers and gasdesk:
                 import httpx
 
@@ -980,6 +994,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="the slow-reader attack's flood: longest messages per second from the attacking visitor")
     p.add_argument("--attack-control", action="store_true",
                    help="the attack's control run: the same sockets and flood, but every socket reads")
+    p.add_argument("--attack-with-control", action="store_true",
+                   help="run the attack's control run first on the same server and residents (figures under"
+                        " 'control'), then the attack: one set-up for both")
     p.add_argument("--target", choices=["both", "gasdesk", "bare"], default="both")
     p.add_argument("--database-url", help="e.g. postgresql+asyncpg://… (must be an empty database)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs PostgreSQL + Redis)")
@@ -1004,8 +1021,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if (args.residents < 1 or args.agents < 1 or args.rate <= 0 or args.duration <= 0 or args.batch < 1
                 or args.attack_rate <= 0):
             p.error("residents, agents, batch, rate, attack rate and duration must be positive")
-        if args.attack_control and not args.attack_slow_readers:
-            p.error("--attack-control is the control run of --attack-slow-readers K: give K too")
+        if (args.attack_control or args.attack_with_control) and not args.attack_slow_readers:
+            p.error("--attack-control and --attack-with-control need --attack-slow-readers K")
+        if args.attack_control and args.attack_with_control:
+            p.error("--attack-with-control runs the control run itself: not with --attack-control")
         if math.ceil(args.residents / args.agents) + 5 > 50:
             p.error("ceil(residents/agents)+5 exceeds gasdesk's max_concurrent limit of 50: raise --agents")
         if args.saturate_max_rate >= SERVER_RATE_LIMIT and args.target != "bare" and not args.lift_visitor_limit:

@@ -89,7 +89,8 @@ def seed_main(conversations: int, messages: int, seed: int) -> None:
         timings: dict[str, float] = {}
         async with transaction() as s:
             agent_ids = list(await s.scalars(select(User.id).where(User.role == "agent")))
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        seeded_at = datetime.now(UTC)
+        now = seeded_at.replace(minute=0, second=0, microsecond=0)
         start = now - timedelta(days=365)
         per_conversation = max(1, messages // conversations)
         t0 = time.perf_counter()
@@ -128,7 +129,7 @@ def seed_main(conversations: int, messages: int, seed: int) -> None:
                               "agent_read_seq": 0, "bot_misses": 0, "created_at": created, "closed_at": closed,
                               "closed_by": "agent" if handed else "bot", "handoff_reason": "request" if handed else None})
             dims = {"channel": channel, "district": district, "intent": intent, "conversation_id": cid}
-            fact = FactWriter(facts, cid, dims)
+            fact = FactWriter(facts, cid, dims, seeded_at)
 
             fact("contact.started", created)
             for n in range(3):
@@ -194,12 +195,14 @@ def seed_main(conversations: int, messages: int, seed: int) -> None:
 class FactWriter:
     """Appends the analytics facts of one seeded conversation, each with its own dedupe key."""
 
-    def __init__(self, out: list[dict[str, Any]], cid: int, dims: dict[str, Any]) -> None:
-        self.out, self.cid, self.dims = out, cid, dims
+    def __init__(self, out: list[dict[str, Any]], cid: int, dims: dict[str, Any], now: datetime) -> None:
+        self.out, self.cid, self.dims, self.now = out, cid, dims, now
 
     def __call__(self, kind: str, at: datetime, n: int = 0, value: float = 1.0, **extra: Any) -> None:
+        # a fact is inserted when it happens, never later than now (some of a recent conversation's facts —
+        # a ticket resolved hours later, its 回访 the next day — fall after the seeding's clock)
         self.out.append({"kind": kind, "occurred_at": at, "dedupe_key": f"bench:{self.cid}:{kind}:{n}",
-                         "value": value, "inserted_at": at, **self.dims, **FACT_OPTIONAL, **extra})
+                         "value": value, "inserted_at": min(at, self.now), **self.dims, **FACT_OPTIONAL, **extra})
 
 
 def chat_load_hours() -> list[float]:

@@ -6,12 +6,15 @@ from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401
 from gasdesk.branches import models as branch_models  # noqa: F401
 from gasdesk.broadcasts import models as broadcast_models  # noqa: F401
+from gasdesk.callbacks import models as callback_models  # noqa: F401
 from gasdesk.channels import models as channel_models  # noqa: F401
 from gasdesk.conversations import attachments as attachment_models  # noqa: F401
 from gasdesk.conversations import models as conversation_models  # noqa: F401
 from gasdesk.customers import models as customer_models  # noqa: F401
 from gasdesk.db import Base
+from gasdesk.emergency import models as emergency_models  # noqa: F401
 from gasdesk.followups import models as followup_models  # noqa: F401
+from gasdesk.hours import models as hours_models  # noqa: F401
 from gasdesk.jobs import models as job_models  # noqa: F401
 from gasdesk.kb import models as kb_models  # noqa: F401
 from gasdesk.notifications import models as notification_models  # noqa: F401

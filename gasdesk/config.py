@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # Report files are rendered in this many processes of their own (reports/render.py), so a yearly
     # export does not hold the GIL against chat; 0 renders in a thread of the web process.
     reports_render_processes: int = Field(default=1, ge=0, le=8)
+    # Those processes run at nice 19 in Linux's idle scheduling class: chat first, reports when a core is free.
+    # The test suite turns it off (tests/conftest.py): its two workers keep both cores busy, and a test waiting
+    # for an idle-class render waited 10-25 s for a render of 1-4 s. tests/reports checks the default.
+    reports_render_idle: bool = True
     import_batch_size: int = Field(default=2000, ge=1, le=100_000)
     # The resident bot: "nlu" (offline understanding, guided flows, knowledge base) or "rules" (menu only).
     bot_engine: Literal["nlu", "rules"] = "nlu"
@@ -164,6 +168,16 @@ class Settings(BaseSettings):
     # The utility's 办事指南 page (a short link, at most 35 characters): the 办理指引 SMS links to it. Empty =
     # guidance goes by WeChat only.
     guidance_url: str = Field(default="", max_length=35)
+    # Holiday notices (gasdesk/hours): the bot's greeting and branch answers, the IVR welcome and the web chat's
+    # banner announce a holiday this many days before it starts (0 = only during it). The hotline (skill groups'
+    # hours) follows statutory holidays only when hotline_observes_holidays; counters (branches) always do.
+    holiday_notice_days: int = Field(default=7, ge=0, le=60)
+    hotline_observes_holidays: bool = False
+    # Peak-hour guidance (gasdesk/callbacks): above this expected wait the widget, WeChat and the IVR tell the
+    # resident the wait and offer self-service or a callback that keeps their place in the queue.
+    peak_wait_threshold_s: int = Field(default=300, ge=0, le=24 * 3600)
+    # A callback not reached is tried again (back in the queue) at most this many times in all.
+    callback_max_attempts: int = Field(default=3, ge=1, le=10)
     # The hotline (gasdesk/telephony). Calls beyond telephony_max_concurrent_calls hear the overflow prompt and are
     # hung up; the limit is per process (the calls this process carries: N hotline processes take N × the limit).
     # A caller waits in the queue at most telephony_queue_wait_limit_s; an agent's phone rings at most

@@ -108,7 +108,10 @@ def _refuse_unstorable_text(conn: Any, cursor: Any, statement: str, parameters: 
     refuse_unstorable_text(parameters)
 
 
-def _make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str) -> AsyncEngine:
+    """A new engine for ``url`` set up as the app's (SQLite pragmas, the unstorable-text guard): the app's own
+    (``get_engine``), or a process's that reads the database beside the web process (the report render
+    process)."""
     engine = _make_backend_engine(url)
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_unstorable_text)
     return engine
@@ -144,7 +147,7 @@ def get_engine() -> AsyncEngine:
             path = settings.database_url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        _engine = _make_engine(settings.database_url)
+        _engine = make_engine(settings.database_url)
         _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False)
     return _engine
 

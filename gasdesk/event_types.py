@@ -492,3 +492,15 @@ class OutageUpdated(EventPayload):
 class OutageClosed(EventPayload):
     outage_id: int
     kind: str
+# ------------------------------------------------------------------ emergency escalation (gasdesk/emergency)
+
+
+@event_type("emergency.updated", Consumer.BELL)
+class EmergencyUpdated(EventPayload):
+    """An emergency event opened, escalated, was acknowledged, closed or cancelled: frame ``emergency`` to the
+    staff pages of every supervisor, dispatcher and admin (the board refreshes; ids and status only)."""
+
+    event_id: int
+    level: int
+    status: str
+    seq: int

@@ -18,6 +18,7 @@ from gasdesk.auth.service import prune_auth_state
 from gasdesk.broadcasts.service import JOB as BROADCAST_JOB
 from gasdesk.broadcasts.service import drain as drain_broadcasts
 from gasdesk.broadcasts.service import kick_drain
+from gasdesk.callbacks.service import answer_callback_keyword
 from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
 from gasdesk.channels.sms.optout import sms_opt_out
@@ -25,6 +26,9 @@ from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import scan_every_s, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
+from gasdesk.emergency.service import SCAN_EVERY_S as EMERGENCY_SCAN_EVERY_S
+from gasdesk.emergency.service import advance_due as emergency_advance_due
+from gasdesk.emergency.sms_ack import sms_acknowledge
 from gasdesk.followups.remote import RemoteSurvey, answer_by_digit
 from gasdesk.followups.service import CHANNELS as SURVEY_CHANNELS
 from gasdesk.followups.service import dispatch_due, schedule_followup
@@ -83,6 +87,10 @@ def register_handlers() -> None:
     # Outage notices to every affected customer, at the configured per-channel rate (gasdesk/broadcasts).
     register_job(BROADCAST_JOB, drain_broadcasts)
     register_periodic("broadcasts.kick", 60, kick_drain)
+    # Emergency escalation: the next step of every event whose acknowledgement time ran out (durable, CAS).
+    register_periodic("emergency.escalate", EMERGENCY_SCAN_EVERY_S, emergency_advance_due)
+    intercept_inbound(sms_acknowledge)  # staff alerted by SMS reply "QR" to acknowledge
+    intercept_inbound(answer_callback_keyword)  # 回拨 while queued at peak hours (gasdesk/callbacks)
 
 
 async def run_worker(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:

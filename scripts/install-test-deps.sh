@@ -5,7 +5,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-fc-list 2>/dev/null | grep -qi "noto sans cjk" || need+=(fonts-noto-cjk)
+# grep without -q: under pipefail, -q exits at the first match and fc-list dies of SIGPIPE, failing the test
+fc-list 2>/dev/null | grep -i "noto sans cjk" >/dev/null || need+=(fonts-noto-cjk)
 # Report exports: the PDF tests read the text back and render page 1 (pdftotext, pdftoppm, pdffonts, pdfimages).
 command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 # Hotline prompts: espeak-ng (Mandarin TTS), sox (8 kHz conversion) with MP3 support for uploaded recordings.

@@ -209,6 +209,10 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # Scheduled reports render xlsx and PDF files (seconds of CPU) whenever the periodic tasks run; only
     # tests/reports turns them on.
     monkeypatch.setenv("GASDESK_REPORTS_SCHEDULE_ENABLED", "false")
+    # Report render processes at normal priority: in the idle scheduling class (the product default) they got a
+    # core only when both xdist workers waited, and a 3 s scheduled-report test took 20-25 s. The default has
+    # its own test (tests/reports/test_export_routes.py).
+    monkeypatch.setenv("GASDESK_REPORTS_RENDER_IDLE", "false")
     reset_settings_cache()
     # Job handlers, periodic tasks and hooks (ticket resolved → 回访) as the app factory and the worker register them.
     register_handlers()

@@ -82,6 +82,17 @@ class AnalyticsBucket(Base):
 SPLIT_NONE = ""  # none: the metric's day total
 SPLIT_ALL = "*"  # every dimension, as the hourly buckets
 SPLITS = (SPLIT_ALL, SPLIT_NONE, *DIMENSIONS)  # and one row set per single dimension (its name)
+# The week-hour splits (``week_hour`` set): the day's hours by local hour of the week, with no dimension or with
+# one of the report filters, for the fact kinds a weekday × hour heat map reads. A yearly heat map is then
+# 365 × 24 rows of one split instead of every hourly bucket of the year.
+WEEK_HOUR_DIMENSIONS = ("channel", "district", "team_id")
+WEEK_HOUR_SPLITS = {"hour": None, **{f"hour:{name}": name for name in WEEK_HOUR_DIMENSIONS}}
+WEEK_HOUR_KINDS = ("contact.started",)
+
+
+def week_hour_split(dimension: str | None) -> str:
+    """The split holding week-hour rows kept by ``dimension`` (None: by no dimension)."""
+    return f"hour:{dimension}" if dimension else "hour"
 
 
 class AnalyticsDaily(Base):
@@ -89,11 +100,16 @@ class AnalyticsDaily(Base):
     by every dimension (``split`` "*"), by none ("") and by each single dimension (its name). A report over
     whole days reads the narrowest split that holds its filter and breakdown: a yearly total is 365 rows
     per metric instead of every hour × dimension combination. Rebuilt from the buckets by the roll-up job
-    whenever one of the day's hours is."""
+    whenever one of the day's hours is.
+
+    ``hours``: in how many of the day's hours the row's facts occurred (an agent's hours with an accept, for
+    occupancy). ``week_hour``: in the week-hour splits (``WEEK_HOUR_SPLITS``), the local hour of the week
+    the row sums (weekday × 24 + hour, Monday 00:00 is 0); 0 in the other splits."""
 
     __tablename__ = "analytics_daily"
     __table_args__ = (
-        UniqueConstraint("split", "metric", "day", *DIMENSIONS, name="uq_analytics_daily_key"),  # also the read index
+        # also the read index
+        UniqueConstraint("split", "metric", "day", *DIMENSIONS, "week_hour", name="uq_analytics_daily_key"),
         Index("ix_analytics_daily_day", "day"),  # the roll-up replaces whole days
     )
 
@@ -109,8 +125,10 @@ class AnalyticsDaily(Base):
     skill_group_id: Mapped[int] = mapped_column(Integer, default=0)
     team_id: Mapped[int] = mapped_column(Integer, default=0)
     agent_id: Mapped[int] = mapped_column(Integer, default=0)
+    week_hour: Mapped[int] = mapped_column(Integer, default=0)
     count: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[float] = mapped_column(Float, default=0.0)
+    hours: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AnalyticsRollupState(Base):

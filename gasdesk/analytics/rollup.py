@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     String,
+    case,
     delete,
     func,
     insert,
@@ -32,13 +33,16 @@ from gasdesk.analytics.models import (
     INT_DIMENSIONS,
     SPLIT_ALL,
     SPLITS,
+    WEEK_HOUR_DIMENSIONS,
+    WEEK_HOUR_KINDS,
+    WEEK_HOUR_SPLITS,
     AnalyticsBucket,
     AnalyticsDaily,
     AnalyticsFact,
     AnalyticsRollupState,
 )
 from gasdesk.analytics.service import next_slot, slot_start
-from gasdesk.clock import as_utc, utcnow
+from gasdesk.clock import as_utc, to_local, utcnow
 from gasdesk.db import UTCDateTime
 
 EVERY_S = 60
@@ -143,21 +147,46 @@ async def rebuild_hour(session: AsyncSession, hour: datetime) -> int:
     return await rebuild_range(session, hour, hour_of(hour) + HOUR)
 
 
+def week_hour_of(at: datetime) -> int:
+    """The local hour of the week ``at`` falls in: weekday × 24 + hour (Monday 00:00–01:00 is 0)."""
+    local = to_local(at)
+    return local.weekday() * 24 + local.hour
+
+
 def day_statements(day: datetime) -> list[Executable]:
     """The statements that replace the daily rows of the local day starting at ``day`` (UTC) with sums of its
-    hourly buckets: one row set per split (every dimension, none, each single one). Plain Core statements,
-    so the migration that created the table fills it with them too."""
+    hourly buckets: one row set per split (every dimension, none, each single one), and the week-hour splits
+    (``WEEK_HOUR_SPLITS``) for ``WEEK_HOUR_KINDS``. Plain Core statements, so a migration that changes the
+    table can fill it with them too."""
     end = next_slot(day, "day")
+    in_day = (AnalyticsBucket.hour >= day, AnalyticsBucket.hour < end)
     statements: list[Executable] = [delete(AnalyticsDaily).where(AnalyticsDaily.day == day)]
+    into = ["split", "day", "metric", *DIMENSIONS, "week_hour", "count", "total", "hours"]
     for split in SPLITS:
         kept = DIMENSIONS if split == SPLIT_ALL else tuple(name for name in DIMENSIONS if name == split)
         columns = [getattr(AnalyticsBucket, name) if name in kept else literal(_none(name)) for name in DIMENSIONS]
         grouped = (select(literal(split, String), literal(day, UTCDateTime), AnalyticsBucket.metric, *columns,
-                          func.sum(AnalyticsBucket.count), func.sum(AnalyticsBucket.total))
-                   .where(AnalyticsBucket.hour >= day, AnalyticsBucket.hour < end)
+                          literal(0), func.sum(AnalyticsBucket.count), func.sum(AnalyticsBucket.total),
+                          func.count(func.distinct(AnalyticsBucket.hour)))
+                   .where(*in_day)
                    .group_by(AnalyticsBucket.metric, *(getattr(AnalyticsBucket, name) for name in kept)))
-        statements.append(insert(AnalyticsDaily).from_select(
-            ["split", "day", "metric", *DIMENSIONS, "count", "total"], grouped))
+        statements.append(insert(AnalyticsDaily).from_select(into, grouped))
+    # Each bucket's local hour of the week, worked out here (the zone's rules are Python's) as a CASE over the
+    # day's hours; grouped in an outer query so two UTC hours with one local hour (a DST fall-back) make one row.
+    hours = _hours(day, end)
+    week_hour = case(*((AnalyticsBucket.hour < at + HOUR, week_hour_of(at)) for at in hours[:-1]),
+                     else_=week_hour_of(hours[-1]))
+    source = (select(AnalyticsBucket.metric, AnalyticsBucket.hour, AnalyticsBucket.count, AnalyticsBucket.total,
+                     *(getattr(AnalyticsBucket, name) for name in WEEK_HOUR_DIMENSIONS),
+                     week_hour.label("week_hour"))
+              .where(*in_day, AnalyticsBucket.metric.in_(WEEK_HOUR_KINDS)).subquery())
+    for split, kept_name in WEEK_HOUR_SPLITS.items():
+        columns = [source.c[name] if name == kept_name else literal(_none(name)) for name in DIMENSIONS]
+        grouped = (select(literal(split, String), literal(day, UTCDateTime), source.c.metric, *columns,
+                          source.c.week_hour, func.sum(source.c.count), func.sum(source.c.total),
+                          func.count(func.distinct(source.c.hour)))
+                   .group_by(source.c.metric, source.c.week_hour, *([source.c[kept_name]] if kept_name else [])))
+        statements.append(insert(AnalyticsDaily).from_select(into, grouped))
     return statements
 
 

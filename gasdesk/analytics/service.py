@@ -2,11 +2,12 @@
 
 Every function reads the roll-ups only (never conversations or messages): the whole local days of a range
 from ``analytics_daily``, in the narrowest split that holds the filter and breakdown asked for (a yearly
-total is 365 rows per metric), and the hours at its edges from ``analytics_buckets``; series per hour and
-``hours_with`` read the hourly buckets. ``since``/``until`` are aware datetimes, [since, until), counted by
-whole hours (a bucket is counted when its hour starts in the range). ``where`` limits to dimension values
-(``{"channel": "wechat", "team_id": 3}``); the dimensions are those of ``models.DIMENSIONS``. A metric is a
-catalogue name (``catalogue.CATALOGUE``: ``contacts``, ``ai_rate``…) or a fact kind, counted.
+total is 365 rows per metric), and the hours at its edges from ``analytics_buckets``; series per hour read
+the hourly buckets, a weekday × hour heat map (``week_hour_figures``) the daily week-hour rows. ``since``/
+``until`` are aware datetimes, [since, until), counted by whole hours (a bucket is counted when its hour
+starts in the range). ``where`` limits to dimension values (``{"channel": "wechat", "team_id": 3}``); the
+dimensions are those of ``models.DIMENSIONS``. A metric is a catalogue name (``catalogue.CATALOGUE``:
+``contacts``, ``ai_rate``…) or a fact kind, counted.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from gasdesk.analytics.models import (
     INT_DIMENSIONS,
     SPLIT_ALL,
     SPLIT_NONE,
+    WEEK_HOUR_DIMENSIONS,
+    WEEK_HOUR_KINDS,
     AnalyticsBucket,
     AnalyticsDaily,
+    week_hour_split,
 )
-from gasdesk.clock import as_utc, local_zone
+from gasdesk.clock import as_utc, local_zone, to_local
 from gasdesk.errors import InvalidInput
 
 SeriesGrain = Literal["hour", "day", "month"]
@@ -63,9 +67,10 @@ def _check_where(where: dict[str, str | int] | None) -> dict[str, str | int]:
 
 
 def _parts(since: datetime, until: datetime, where: dict[str, str | int], by: str | None = None, *,
-           hourly: bool = False) -> list[_Part]:
-    """The reads covering [since, until): daily rows for its whole local days (unless ``hourly``), hourly
-    buckets for the rest. Both count the same hours: a day's row holds exactly its hours' buckets."""
+           hourly: bool = False, split: str | None = None) -> list[_Part]:
+    """The reads covering [since, until): daily rows for its whole local days (unless ``hourly``; in ``split``
+    if given, else the narrowest that holds ``where`` and ``by``), hourly buckets for the rest. Both count the
+    same hours: a day's row holds exactly its hours' buckets."""
     since, until = as_utc(since), as_utc(until)
     first = slot_start(since, "day")
     if first < since:
@@ -73,8 +78,9 @@ def _parts(since: datetime, until: datetime, where: dict[str, str | int], by: st
     last = slot_start(until, "day")
     if hourly or first >= last:
         return [_Part(AnalyticsBucket, since, until)]
-    used = set(where) | ({by} if by else set())
-    split = SPLIT_NONE if not used else (next(iter(used)) if len(used) == 1 else SPLIT_ALL)
+    if split is None:
+        used = set(where) | ({by} if by else set())
+        split = SPLIT_NONE if not used else (next(iter(used)) if len(used) == 1 else SPLIT_ALL)
     parts = [_Part(AnalyticsDaily, first, last, split)]
     if since < first:
         parts.append(_Part(AnalyticsBucket, since, first))
@@ -205,12 +211,58 @@ async def breakdown(session: AsyncSession, metric: str, since: datetime, until: 
 async def hours_with(session: AsyncSession, metric_name: str, since: datetime, until: datetime, *, by: str,
                      where: dict[str, str | int] | None = None) -> dict[str, int]:
     """Per value of dimension ``by``: in how many hours of [since, until) the metric's kind occurred (an
-    agent's hours at work, approximated by the hours they took conversations)."""
+    agent's hours at work, approximated by the hours they took conversations). Whole days read the daily rows'
+    ``hours`` of the split ``by`` when ``where`` names no other dimension (a row of a split by two dimensions
+    would count an hour once per combination); otherwise the hourly buckets."""
     if by not in DIMENSIONS:
         raise InvalidInput(f"未知的统计维度: {by}", code="invalid_dimension")
-    column = getattr(AnalyticsBucket, by)
-    (part,) = _parts(since, until, {}, hourly=True)
-    rows = await session.execute(
-        select(column, func.count(func.distinct(AnalyticsBucket.hour)))
-        .where(*_conditions(part, {metric(metric_name).kind}, _check_where(where))).group_by(column))
-    return {("" if key in (None, "", 0) else str(key)): int(n) for key, n in rows}
+    checked = _check_where(where)
+    kinds = {metric(metric_name).kind}
+    found: dict[str, int] = defaultdict(int)
+    for part in _parts(since, until, checked, by, hourly=bool(set(checked) - {by}), split=by):
+        column = getattr(part.model, by)
+        measure = (func.sum(AnalyticsDaily.hours) if part.model is AnalyticsDaily
+                   else func.count(func.distinct(AnalyticsBucket.hour)))
+        rows = await session.execute(select(column, measure).where(*_conditions(part, kinds, checked))
+                                     .group_by(column))
+        for key, n in rows:
+            found["" if key in (None, "", 0) else str(key)] += int(n or 0)
+    return dict(found)
+
+
+def _week_hour_split(kinds: set[str], where: dict[str, str | int]) -> str | None:
+    """The week-hour split that holds ``kinds`` with ``where`` (no filter or one report filter), if any."""
+    if not kinds <= set(WEEK_HOUR_KINDS) or len(where) > 1:
+        return None
+    dimension = next(iter(where), None)
+    if dimension is not None and dimension not in WEEK_HOUR_DIMENSIONS:
+        return None
+    return week_hour_split(dimension)
+
+
+async def week_hour_figures(session: AsyncSession, metric_name: str, since: datetime, until: datetime, *,
+                            where: dict[str, str | int] | None = None) -> dict[tuple[int, int], float | None]:
+    """``metric_name`` per local (weekday, hour) over [since, until) — Monday is 0 — every one of the 168
+    present (None where a mean or ratio has nothing to divide by): a heat map's cells. Whole days read the
+    daily week-hour rows when the metric and filter have them (``WEEK_HOUR_KINDS``, no filter or one of
+    ``WEEK_HOUR_DIMENSIONS``), a few thousand rows for a year; otherwise, and at the edges, the hourly buckets."""
+    m = metric(metric_name)
+    checked = _check_where(where)
+    kinds = set(m.kinds)
+    split = _week_hour_split(kinds, checked)
+    per_cell: dict[int, dict[str, tuple[int, float]]] = defaultdict(dict)
+
+    def add(cell: int, kind: str, count: Any, total: Any) -> None:
+        before = per_cell[cell].get(kind, (0, 0.0))
+        per_cell[cell][kind] = (before[0] + int(count or 0), before[1] + float(total or 0.0))
+
+    for part in _parts(since, until, checked, hourly=split is None, split=split):
+        if part.model is AnalyticsDaily:
+            for cell, kind, count, total in await session.execute(
+                    _sums_query(part, kinds, checked, AnalyticsDaily.week_hour)):
+                add(int(cell), kind, count, total)
+        else:
+            for at, kind, count, total in await session.execute(_sums_query(part, kinds, checked, part.at)):
+                local = to_local(at)
+                add(local.weekday() * 24 + local.hour, kind, count, total)
+    return {divmod(cell, 24): figure(m, per_cell.get(cell, {})) for cell in range(7 * 24)}

@@ -113,6 +113,16 @@ ACTION_LABELS: dict[str, str] = {
     "outbound.queue": "发送通知",
     "notice.webchat": "网页聊天通知",
     "outbound.fail": "消息发送失败",
+    "emergency.open": "开启紧急事件",
+    "emergency.escalate": "紧急事件逐级通知",
+    "emergency.exhausted": "紧急事件升级到底无人确认",
+    "emergency.acknowledge": "确认紧急事件",
+    "emergency.close": "关闭紧急事件",
+    "emergency.cancel": "取消紧急事件",
+    "config.emergency_policy": "配置应急升级路径",
+    "config.duty_add": "添加值班",
+    "config.duty_remove": "删除值班",
+    "config.staff_contact": "配置应急联系方式",
 }
 
 ENTITY_LABELS: dict[str, str] = {
@@ -120,13 +130,14 @@ ENTITY_LABELS: dict[str, str] = {
     "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置", "left_message": "留言",
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
     "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
-    "report": "报表", "report_file": "报表文件",
+    "report": "报表", "report_file": "报表文件", "emergency": "紧急事件",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {
     "kb_article": "知识文章", "webhook": "Webhook", "outage": "停气/停热公告", "skill_group": "技能组",
     "handoff_rule": "转人工规则", "routing_rule": "工单分派规则", "sla": "时限（SLA）", "followup": "回访策略",
     "slots": "预约时段", "wechat_menu": "公众号菜单", "notice_template": "通知模板", "wall_threshold": "大屏阈值",
+    "emergency_policy": "应急升级路径", "duty": "值班",
 }
 
 SOURCE_LABELS: dict[str, str] = {
@@ -174,6 +185,10 @@ FIELD_LABELS: dict[str, str] = {
     # reports
     "format": "格式", "grain": "周期", "period": "统计周期", "team": "班组", "channel": "渠道", "bytes": "大小（字节）",
     "files": "文件", "filename": "文件名",
+    # emergency escalation (gasdesk/emergency)
+    "level": "风险等级", "source": "来源", "outage_id": "停气公告", "policy_version": "升级路径版本", "seq": "通知轮次", "step": "步骤",
+    "notified": "通知（人员:渠道:状态）", "via": "确认方式", "summary": "处置总结", "steps": "升级步骤", "duty_role": "值班岗位",
+    "starts_at": "开始时间", "ends_at": "结束时间", "mobile": "手机", "wechat": "微信",
 }
 
 # Where one field name means something more precise for one kind of object.

@@ -1,9 +1,9 @@
-"""Branch hours, the holiday schedule, and admin changes to branches (audited)."""
+"""Branches, their own special days, and admin changes to branches (audited). Whether a branch is open
+(weekly hours, statutory holidays, the counters' overrides, its own days): ``hours.service.opening_state``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,35 +11,10 @@ from sqlalchemy.orm import selectinload
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.branches.models import BranchHoliday, ServiceBranch
-from gasdesk.clock import to_local, utcnow
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.event_types import BranchSaved
 from gasdesk.events import emit
-from gasdesk.opening_hours import check_hours, check_weekly_hours, within
-
-
-@dataclass(frozen=True)
-class OpeningStatus:
-    is_open: bool
-    hours_today: str
-    note: str
-
-
-def hours_on(branch: ServiceBranch, day: date) -> tuple[str, str]:
-    """(hours, note) on a given local date, honouring the holiday schedule."""
-    for holiday in branch.holidays:
-        if holiday.day == day:
-            return holiday.hours, holiday.note
-    return branch.weekly_hours.get(str(day.isoweekday()), ""), ""
-
-
-def opening_status(branch: ServiceBranch, moment: datetime | None = None) -> OpeningStatus:
-    local = to_local(moment or utcnow())
-    assert local is not None
-    hours, note = hours_on(branch, local.date())
-    if not hours:
-        return OpeningStatus(False, "", note or "今日休息")
-    return OpeningStatus(within(hours, local.time()), hours, note)
+from gasdesk.opening_hours import check_hours, check_weekly_hours
 
 
 async def list_branches(session: AsyncSession, district: str | None = None) -> list[ServiceBranch]:

@@ -95,6 +95,7 @@ async def waiting_queue(session: DbSession, user: User = allow(*STAFF_DESK)) -> 
                 "handoff_summary": c.handoff_summary, "position": spot.position if spot else None,
                 "waited_s": int((now - c.queued_at).total_seconds()) if c.queued_at else 0,
                 "resident_left": c.resident_left_at is not None,
+                "callback": await service.callback_of(session, c.id),
             })
     # Across skill groups too: emergencies first, then whoever has waited longest.
     return sorted(items, key=lambda i: (-i["priority"], -i["waited_s"], i["id"]))

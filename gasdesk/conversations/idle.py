@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasdesk.callbacks.models import CallbackRequest, CallbackStatus
 from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
 from gasdesk.conversations import service
@@ -30,8 +31,11 @@ async def scan_idle_residents(session: AsyncSession, now: datetime | None = None
     settings = get_settings()
     now = now or utcnow()
     counts = {"marked": 0, "released": 0}
+    # A booked callback keeps its place whether or not the resident's page stays open (gasdesk/callbacks).
+    no_callback = ~exists().where(CallbackRequest.conversation_id == Conversation.id,
+                                  CallbackRequest.status == CallbackStatus.waiting.value)
     to_mark = await session.scalars(
-        select(Conversation).where(Conversation.state.in_(service.WITH_PEOPLE),
+        select(Conversation).where(Conversation.state.in_(service.WITH_PEOPLE), no_callback,
                                    Conversation.resident_left_at.is_(None),
                                    Conversation.resident_gone_at <= now - timedelta(seconds=settings.resident_left_after_s))
         .order_by(Conversation.id))
@@ -41,7 +45,7 @@ async def scan_idle_residents(session: AsyncSession, now: datetime | None = None
     await session.flush()
     to_release = await session.scalars(
         select(Conversation).where(
-            Conversation.state.in_(service.WITH_PEOPLE),
+            Conversation.state.in_(service.WITH_PEOPLE), no_callback,
             Conversation.resident_left_at <= now - timedelta(seconds=settings.resident_release_after_s))
         .order_by(Conversation.id))
     for conversation in list(to_release):

@@ -62,7 +62,11 @@ def channel_label(channel: str | None) -> str:
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_queue", "state", "skill_group_id", "priority", "queued_at"),)
+    __table_args__ = (
+        Index("ix_conversations_queue", "state", "skill_group_id", "priority", "queued_at"),
+        # the 质检 scan reads the last week's closed conversations: a range, not every closed one ever
+        Index("ix_conversations_state_closed", "state", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(10), default=Channel.webchat.value)

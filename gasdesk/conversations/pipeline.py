@@ -11,11 +11,13 @@ from gasdesk.bot.base import Bot, BotContext, BotMessage, BotReply
 from gasdesk.bot.nlu.safety import is_gas_leak
 from gasdesk.bot.nlu_bot import NluBot
 from gasdesk.bot.rule_bot import RuleBot
+from gasdesk.callbacks.peak import peak, peak_text
 from gasdesk.config import get_settings
 from gasdesk.conversations import service
-from gasdesk.conversations.models import ContentType, Conversation, ConversationState, SenderType
+from gasdesk.conversations.models import Channel, ContentType, Conversation, ConversationState, SenderType
 from gasdesk.event_types import BotTurn
 from gasdesk.events import emit
+from gasdesk.hours.service import holiday_notice
 from gasdesk.routing.handoff import HandoffDecision, decide_handoff
 
 BOT_NAME = "智能客服小暖"
@@ -66,9 +68,14 @@ async def apply_handoff(session: AsyncSession, conversation: Conversation, decis
         spot = outcome.spot
         text = queue_text(spot, decision.group.name) if conversation.state == ConversationState.queued.value \
             else f"已为您接通{decision.group.name}人工客服，客服即将为您服务。"
+        # Peak-hour guidance: the wait, self-service and a callback that keeps the place (gasdesk/callbacks).
+        at_peak = (spot is not None and conversation.state == ConversationState.queued.value
+                   and conversation.channel != Channel.voice.value and peak(spot.estimated_wait_s))
+        if at_peak:
+            text += peak_text(conversation.channel)
         await service.post_system(session, conversation, text, payload={
             "event": "queued", "position": spot.position if spot else None,
-            "estimated_wait_s": spot.estimated_wait_s if spot else None,
+            "estimated_wait_s": spot.estimated_wait_s if spot else None, "peak": at_peak,
         })
     else:
         await service.do_post_message(
@@ -123,6 +130,10 @@ async def start_conversation(session: AsyncSession, *, channel: str, visitor_id:
     bot = current_bot()
     greeting = await bot.greet(BotContext(session, conversation, dict(conversation.bot_state or {})))
     await _post_bot_messages(session, conversation, greeting.messages)
+    # Holidays ahead: said with the greeting (gasdesk/hours); not by SMS, where each message is a paid text.
+    notice = await holiday_notice(session) if channel != Channel.sms.value else None
+    if notice is not None:
+        await _post_bot_messages(session, conversation, [BotMessage(f"温馨提示：{notice.text}。")])
     return conversation
 
 

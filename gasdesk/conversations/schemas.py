@@ -35,6 +35,15 @@ class CannedRenderIn(BaseModel):
 # ---------------------------------------------------------------- responses
 
 
+class CallbackWire(Out):
+    id: int
+    phone: str
+    status: str
+    attempts: int
+    outcome: str | None
+    channel: str
+
+
 class ConversationWire(Out):
     """A conversation's header as widgets and consoles get it (``service.conversation_wire``)."""
 
@@ -60,6 +69,8 @@ class ConversationWire(Out):
     resident_left_at: str | None
     # WeChat/SMS: what replying on the channel means right now (the 48-hour window, SMS fallback).
     channel_note: str | None
+    # A callback the resident booked instead of waiting (gasdesk/callbacks): the number masked.
+    callback: CallbackWire | None
 
 
 class LastMessage(Out):
@@ -87,6 +98,7 @@ class QueueItem(Out):
     position: int | None
     waited_s: int
     resident_left: bool
+    callback: CallbackWire | None
 
 
 class ConversationDetail(Out):

@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, Role
+from gasdesk.callbacks.models import CallbackRequest, CallbackStatus
 from gasdesk.clock import utcnow
 from gasdesk.conversations.announce import announce_assignment, publish_state
 from gasdesk.conversations.lifecycle import transition
@@ -31,7 +32,7 @@ from gasdesk.conversations.models import (
 from gasdesk.customers.contacts import channel_note, contact_of_visitor, do_bind_contact
 from gasdesk.customers.identity import IdentityCheckFailed, verify_account_holder
 from gasdesk.customers.models import Customer
-from gasdesk.customers.validation import check_phone
+from gasdesk.customers.validation import check_phone, mask_phone
 from gasdesk.db import commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.event_types import (
@@ -43,6 +44,7 @@ from gasdesk.event_types import (
     ResidentGone,
 )
 from gasdesk.events import emit
+from gasdesk.hours.service import opening_state
 from gasdesk.routing import service as acd
 from gasdesk.routing.models import SkillGroup
 
@@ -120,6 +122,17 @@ async def open_conversation_of(session: AsyncSession, visitor_id: str, channel: 
     )
 
 
+async def callback_of(session: AsyncSession, conversation_id: int) -> dict[str, Any] | None:
+    """The conversation's open callback request (gasdesk/callbacks), the number masked, for consoles."""
+    row = await session.scalar(select(CallbackRequest).where(
+        CallbackRequest.conversation_id == conversation_id, CallbackRequest.status == CallbackStatus.waiting.value)
+        .order_by(CallbackRequest.id.desc()).limit(1))
+    if row is None:
+        return None
+    return {"id": row.id, "phone": mask_phone(row.phone), "status": row.status, "attempts": row.attempts,
+            "outcome": row.outcome, "channel": row.channel}
+
+
 async def agent_name(session: AsyncSession, user_id: int | None) -> str | None:
     if user_id is None:
         return None
@@ -144,6 +157,7 @@ async def conversation_wire(session: AsyncSession, conversation: Conversation) -
         "queued_at": conversation.queued_at.isoformat() if conversation.queued_at else None,
         "resident_left": conversation.resident_left_at is not None,
         "resident_left_at": conversation.resident_left_at.isoformat() if conversation.resident_left_at else None,
+        "callback": await callback_of(session, conversation.id),
         "channel_note": None if conversation.channel in (Channel.webchat.value, Channel.voice.value) else await channel_note(
             session, conversation.visitor_id or "", conversation.customer_id),
     }
@@ -305,7 +319,7 @@ async def do_handoff(
         return HandoffOutcome(True, spot=await queue_spot(session, conversation), group=group)
     emergency = priority >= EMERGENCY_PRIORITY
     if not emergency:
-        if not acd.is_group_open(group):
+        if not (await opening_state(session, group)).is_open:
             return HandoffOutcome(False, "after_hours", group=group)
         if not await acd.staffed(session, group.id):
             return HandoffOutcome(False, "no_agent", group=group)

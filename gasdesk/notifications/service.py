@@ -25,9 +25,10 @@ from gasdesk.notifications.schemas import NotificationOut
 from gasdesk.security.pii import redact_pii
 
 # Kinds the consoles show as a prominent alert (toast that stays, sound) rather than a quiet badge.
-URGENT_KINDS = frozenset({"emergency.gas_leak"})
+URGENT_KINDS = frozenset({"emergency.gas_leak", "emergency.escalation"})
 KIND_LABELS = {
     "emergency.gas_leak": "燃气泄漏报警",
+    "emergency.escalation": "紧急事件",
     "sla.at_risk": "工单即将超时",
     "sla.breached": "工单已超时",
     "ticket.new": "新工单",

@@ -84,7 +84,13 @@ async def score_page(score_id: Id, request: Request, session: DbSession, user: U
     sheet = await session.get(QualitySheet, row.sheet_id)
     calls = await calls_of_conversation(session, row.conversation_id)
     names = await service.names_of(session, {row.agent_id, row.reviewed_by, row.appeal_resolved_by})
-    flagged = {e["seq"] for r in row.results if r["status"] == "fail" for e in r["evidence"] if "seq" in e}
+    # message seq → the failed rules that point at it: the transcript marks each with its rules (not by colour
+    # alone), so a reviewer sees at a glance which reply lost points and why
+    flagged: dict[int, list[str]] = {}
+    for r in row.results:
+        if r["status"] == "fail":
+            for seq in dict.fromkeys(e["seq"] for e in r["evidence"] if "seq" in e):
+                flagged.setdefault(seq, []).append(r["label"])
     return render(request, "quality_score.html", {
         "row": row, "conversation": conversation, "messages": messages, "flagged": flagged,
         "sheet": sheet, "calls": calls, "names": names, "manager": Role(user.role) in MANAGERS,

@@ -8,6 +8,7 @@ one score per conversation (a unique key), so a rerun or a second worker scores 
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.clock import as_utc, to_local, utcnow
 from gasdesk.conversations.models import Channel, Conversation, ConversationState, Message, SenderType
+from gasdesk.db import commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.event_types import QualityScored
 from gasdesk.events import emit
@@ -49,6 +51,10 @@ SCAN_EVERY_S = 60
 # Contacts closed longer ago than this are not picked up by the scan (a new install does not score years).
 SCAN_LOOKBACK = timedelta(days=7)
 SCAN_BATCH = 200
+# Wall time one scan run may spend scoring; the rest waits for the next run. Each score is committed on its
+# own, so chat gets the database connection (SQLite has one) between them; a backlog (a week of contacts after
+# an import or a long stop) once held it for seconds per run, and chat stalled meanwhile.
+SCAN_BUDGET_S = 2.0
 MAX_REASON = 500
 TREND_WEEKS = 8
 
@@ -290,14 +296,20 @@ def _needs_score() -> Any:
 
 async def score_closed_contacts(session: AsyncSession) -> int:
     """The periodic scan: score every conversation closed in the last week with people involved that has no
-    score yet (at most ``SCAN_BATCH`` per run, oldest first). Returns how many were scored."""
+    score yet (at most ``SCAN_BATCH`` per run and ``SCAN_BUDGET_S`` of wall time, oldest first), committing
+    each score. Returns how many were scored."""
     since = utcnow() - SCAN_LOOKBACK
     rows = list(await session.scalars(select(Conversation).where(_needs_score(), Conversation.closed_at >= since)
                                       .order_by(Conversation.closed_at, Conversation.id).limit(SCAN_BATCH)))
+    await commit(session)  # the scan's read ends here: the connection is free before the first score
     done = 0
+    started = time.monotonic()
     for conversation in rows:
         if await do_score_conversation(session, conversation) is not None:
             done += 1
+        await commit(session)
+        if time.monotonic() - started > SCAN_BUDGET_S:
+            break
     return done
 
 

@@ -83,9 +83,16 @@ class Identify(Frame):
     phone_last4: StrictStr | None = None
 
 
+class CallbackRequestFrame(Frame):
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)  # a number typed as digits
+
+    phone: StrictStr | None = None
+
+
 RESIDENT_FRAMES: dict[str, type[Frame]] = {
     "hello": Hello, "resume": Resume, "message": ResidentMessage, "leave_message": LeaveMessage, "rate": Rate,
     "followup_answer": FollowupAnswer, "identify": Identify, "history": _Conversational,
+    "callback_request": CallbackRequestFrame,
 }
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from gasdesk.auth.roles import DISPATCH
+from gasdesk.callbacks.peak import queue_frame
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import transaction
@@ -340,6 +342,11 @@ class Hub:
         await self._fanout(set(self.notify_by_user.get(p["user_id"], ())),
                            {"type": "notification_read", "ids": p.get("ids"), "unread": p.get("unread")})
 
+    async def _on_emergency_updated(self, p: dict[str, Any]) -> None:
+        # Every staff page of the people who run emergencies: the board refreshes itself (ids only here).
+        targets = {conn for conns in self.notify_by_user.values() for conn in conns if conn.role in DISPATCH}
+        await self._fanout(targets, {"type": "emergency", **p})
+
     async def _on_left_message_created(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "left_message", **p})
 
@@ -362,10 +369,11 @@ class Hub:
             return
         async with transaction() as session:
             spots = await queue_spots(session, p["skill_group_id"])
+            callbacks = {cid: await conversations.callback_of(session, cid) for cid in spots if cid in waiting}
         for cid, spot in spots.items():
             residents = {c for c in self.by_conversation.get(cid, set()) if c.kind == "resident"}
-            await self._fanout(residents, {"type": "queue", "conversation_id": cid, "position": spot.position,
-                                           "waiting": spot.waiting, "estimated_wait_s": spot.estimated_wait_s})
+            if residents:
+                await self._fanout(residents, queue_frame(cid, spot, callbacks.get(cid)))
 
 
 _hub: Hub | None = None

@@ -16,7 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.analytics.catalogue import metric
-from gasdesk.analytics.service import SeriesGrain, breakdown_figures, figures, hours_with, series_figures
+from gasdesk.analytics.service import (
+    SeriesGrain,
+    breakdown_figures,
+    figures,
+    hours_with,
+    series_figures,
+    week_hour_figures,
+)
 from gasdesk.auth.models import User
 from gasdesk.bot.nlu_bot import INTENT_LABELS
 from gasdesk.clock import as_utc, local_zone, to_local, utcnow
@@ -283,11 +290,8 @@ async def _agents(s: Scope) -> Report:
 
 async def _peaks(s: Scope) -> Report:
     kpis = await s.kpis(["contacts", "accepted", "avg_wait_s"])
-    found = await series_figures(s.session, "contacts", s.period.start, s.period.end, grain="hour", where=s.where)
-    grid = [[0.0] * 24 for _ in range(7)]
-    for at, value in found:
-        local = to_local(at)
-        grid[local.weekday()][local.hour] += value or 0.0
+    cells = await week_hour_figures(s.session, "contacts", s.period.start, s.period.end, where=s.where)
+    grid = [[cells[(d, h)] or 0.0 for h in range(24)] for d in range(7)]
     by_hour = [sum(grid[d][h] for d in range(7)) for h in range(24)]
     by_day = [sum(row) for row in grid]
     notes = []
@@ -373,13 +377,20 @@ def check_filters(filters: dict[str, str]) -> dict[str, str | int]:
     return where
 
 
+def check_report_query(key: str, filters: dict[str, str]) -> None:
+    """Refuse an unknown report ``key`` (``NotFound``) or filter (``InvalidInput``), as ``build_report`` would:
+    for callers that have the report built elsewhere (the render process), where errors are not typed."""
+    if ALIASES.get(key, key) not in BUILDERS:
+        raise NotFound("没有这个报表", code="report_not_found")
+    check_filters(filters)
+
+
 async def build_report(session: AsyncSession, key: str, period: Period, *, filters: dict[str, str]) -> Report:
     """Report ``key`` (``overview``, ``channels``, ``ai``, ``kb``, ``tickets``, ``satisfaction`` — alias
     ``followups`` —, ``agents``, ``peaks``, ``topics``, ``quality``) for ``period``, limited by ``filters`` (team, channel, district),
     with the previous period's figures for comparison."""
-    builder = BUILDERS.get(ALIASES.get(key, key))
-    if builder is None:
-        raise NotFound("没有这个报表", code="report_not_found")
+    check_report_query(key, filters)
+    builder = BUILDERS[ALIASES.get(key, key)]
     where = check_filters(filters)
     report = await builder(Scope(session, period, previous_period(period), where))
     shown = {name: value for name, value in filters.items() if (value or "").strip()}

@@ -30,14 +30,15 @@ router = APIRouter(prefix="/api/v1", tags=["routing"])
 
 @router.get("/skill-groups", response_model=list[SkillGroupOut])
 async def list_groups(session: DbSession, _: User = allow(Role.admin, Role.supervisor, Role.agent)) -> list[dict]:
-    return [acd.skill_group_out(g) for g in await session.scalars(select(SkillGroup).order_by(SkillGroup.id))]
+    groups = await session.scalars(select(SkillGroup).order_by(SkillGroup.id))
+    return [await acd.skill_group_out(session, g) for g in groups]
 
 
 @router.put("/skill-groups/{group_id}", response_model=SkillGroupOut)
 async def update_group(group_id: Id, body: SkillGroupIn, session: DbSession,
                        admin: User = allow(Role.admin)) -> dict[str, Any]:
     group = await acd.do_update_skill_group(session, Actor.of(admin, "api"), group_id, body.model_dump())
-    return acd.skill_group_out(group)
+    return await acd.skill_group_out(session, group)
 
 
 @router.get("/handoff-rules", response_model=list[HandoffRuleOut])

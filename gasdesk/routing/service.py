@@ -24,14 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
-from gasdesk.clock import to_local, utcnow
+from gasdesk.clock import utcnow
 from gasdesk.conversations.announce import announce_assignment
 from gasdesk.conversations.models import Channel, Conversation, ConversationState
 from gasdesk.db import execute_counted, table_of
 from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.event_types import AgentPresence, QueueChanged
 from gasdesk.events import emit
-from gasdesk.opening_hours import check_weekly_hours, within
+from gasdesk.hours.service import opening_state
+from gasdesk.opening_hours import check_weekly_hours
 from gasdesk.routing.models import (
     AgentProfile,
     AgentSkill,
@@ -74,13 +75,6 @@ async def default_group(session: AsyncSession) -> SkillGroup:
     if group is None:
         raise NotFound("尚未配置任何技能组", code="skill_group_not_found")
     return group
-
-
-def is_group_open(group: SkillGroup, moment: datetime | None = None) -> bool:
-    """Inside the group's working hours (local time)? Empty hours for a day = closed that day."""
-    local = to_local(moment or utcnow())
-    assert local is not None
-    return within((group.working_hours or {}).get(str(local.isoweekday()), ""), local.time())
 
 
 async def agent_profile(session: AsyncSession, user_id: int, *, lock: bool = False) -> AgentProfile:
@@ -396,9 +390,9 @@ SKILL_GROUP_FIELDS = ("name", "routing_mode", "sticky_returning", "queue_capacit
 HANDOFF_RULE_FIELDS = ("position", "name", "kind", "params", "skill_group_id", "priority", "enabled")
 
 
-def skill_group_out(group: SkillGroup) -> dict[str, Any]:
+async def skill_group_out(session: AsyncSession, group: SkillGroup) -> dict[str, Any]:
     return {"id": group.id, "code": group.code, **{key: getattr(group, key) for key in SKILL_GROUP_FIELDS},
-            "open_now": is_group_open(group)}
+            "open_now": (await opening_state(session, group)).is_open}
 
 
 async def do_update_skill_group(session: AsyncSession, actor: Actor, group_id: int,
@@ -410,11 +404,11 @@ async def do_update_skill_group(session: AsyncSession, actor: Actor, group_id: i
     except ValueError:
         raise InvalidInput(f"未知分配方式 {values['routing_mode']}", code="invalid_routing_mode") from None
     hours = check_weekly_hours(values["working_hours"])
-    before = skill_group_out(group)
+    before = await skill_group_out(session, group)
     for key in SKILL_GROUP_FIELDS:
         setattr(group, key, hours if key == "working_hours" else values[key])
     record_audit(session, actor, "config.skill_group", "config", f"skill_group:{group.id}", before=before,
-                 after=skill_group_out(group))
+                 after=await skill_group_out(session, group))
     return group
 
 

@@ -25,6 +25,8 @@ from gasdesk.customers.importer import import_customers
 from gasdesk.customers.models import Account, BillingBalance, UsageRecord
 from gasdesk.customers.validation import id_card_check_digit
 from gasdesk.db import transaction
+from gasdesk.emergency.models import DutyAssignment
+from gasdesk.emergency.service import do_add_duty
 from gasdesk.errors import PermissionDenied
 from gasdesk.kb.importer import load_demo_kb
 from gasdesk.routing.models import SkillGroup
@@ -158,6 +160,15 @@ async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResu
                                           services=["缴费", "开户", "过户", "更名", "销户", "报停", "IC卡补卡"])
             for day, hours, note in HOLIDAYS:
                 await do_set_holiday(session, actor, branch, day, hours, note)
+        # The duty list the emergency escalation paths name, for the coming month (gasdesk/emergency).
+        if not await session.scalar(select(DutyAssignment.id).limit(1)):
+            start = utcnow()
+            for username, duty_role in (("supervisor", "shift_lead"), ("dispatcher", "repair_dispatch"),
+                                        ("admin", "safety_lead")):
+                user_id = await session.scalar(select(User.id).where(User.username == username))
+                if user_id is not None:
+                    await do_add_duty(session, actor, user_id=user_id, duty_role=duty_role, starts_at=start,
+                                      ends_at=start + timedelta(days=30))
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "demo_customers.csv"

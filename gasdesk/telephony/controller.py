@@ -25,7 +25,8 @@ from gasdesk.bot.base import BotReply
 from gasdesk.bot.nlu.engine import understand
 from gasdesk.bot.nlu.intents import GAS_LEAK
 from gasdesk.bot.nlu.safety import is_gas_leak
-from gasdesk.branches.service import access_branch, opening_status
+from gasdesk.branches.service import access_branch
+from gasdesk.callbacks.service import do_request_callback
 from gasdesk.config import get_settings
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation, ConversationState, SenderType
@@ -36,6 +37,7 @@ from gasdesk.customers.models import Address, ContactKind, Customer
 from gasdesk.customers.validation import MOBILE_RE
 from gasdesk.db import transaction
 from gasdesk.errors import GasdeskError, InvalidInput, NotFound, RateLimited
+from gasdesk.hours.service import holiday_notice, opening_state
 from gasdesk.outages.service import describe, notices_for_customer, outages_affecting
 from gasdesk.outbound.models import OutboundStatus, Purpose
 from gasdesk.outbound.notices import sms_params
@@ -478,13 +480,13 @@ class LiveCall(CallActions):
             is_open = True
             if group:
                 found = await session.scalar(select(SkillGroup).where(SkillGroup.code == group))
-                is_open = found is not None and acd.is_group_open(found)
+                is_open = found is not None and (await opening_state(session, found)).is_open
             if branch_id is not None:
                 try:
                     branch = await access_branch(session, branch_id)
                 except NotFound:
                     return False
-                is_open = is_open and opening_status(branch).is_open
+                is_open = is_open and (await opening_state(session, branch)).is_open
             return is_open
 
     async def expected_wait(self, group: str) -> tuple[int, int] | None:
@@ -517,6 +519,27 @@ class LiveCall(CallActions):
             if target is None:
                 return False
             return await self._queue(session, call, conversation, target[0], target[1], "request")
+
+    async def request_callback(self, group: str) -> int | None:
+        async with transaction() as session:
+            call, conversation = await self._load(session)
+            if not call.caller or not MOBILE_RE.match(call.caller):
+                return None
+            if conversation.state == ConversationState.bot.value:
+                target = await self._target_group(session, conversation, group)
+                if target is None or not await self._queue(session, call, conversation, target[0], target[1],
+                                                           "request"):
+                    return None
+            if conversation.state != ConversationState.queued.value:
+                return None
+            booked = await do_request_callback(session, service.HOTLINE, conversation, call.caller)
+            service.add_event(session, call, CallEventKind.queued, callback_id=booked.callback.id)
+            return booked.spot.position - 1 if booked.spot else 0
+
+    async def holiday_notice(self) -> str | None:
+        async with transaction() as session:
+            notice = await holiday_notice(session)
+            return notice.text if notice else None
 
     async def recognize(self, pcm: bytes) -> tuple[str, float] | None:
         """Transcribe, then the bot's understanding (the gas-leak rules first, on the text as recognised).

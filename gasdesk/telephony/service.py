@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
+from gasdesk.callbacks.models import CallbackRequest, CallbackStatus
 from gasdesk.clock import utcnow
 from gasdesk.config import Settings, get_settings
 from gasdesk.conversations import service as conversations
@@ -226,7 +227,10 @@ async def do_end_call(session: AsyncSession, call: Call, *, by: str, cause: str)
             session, conversation, f"通话结束：{HANGUP_LABELS[by]}挂机，通话时长 {duration} 秒",
             payload={"event": "call_ended", "call_id": call.id, "by": by, "talk_s": call.talk_s,
                      "queue_wait_s": call.queue_wait_s})
-        if conversation.state != ConversationState.closed.value:
+        booked = await session.scalar(select(CallbackRequest.id).where(
+            CallbackRequest.conversation_id == conversation.id, CallbackRequest.status == CallbackStatus.waiting.value))
+        # A caller who booked a callback hangs up but keeps their place: the conversation stays queued.
+        if conversation.state != ConversationState.closed.value and booked is None:
             agent = await session.get(User, conversation.agent_id) \
                 if by == HangupBy.agent.value and conversation.agent_id else None
             closed_by = CLOSED_BY[by] if agent is not None or by != HangupBy.agent.value else "system"

@@ -165,7 +165,7 @@ async def test_rebuild_all_equals_the_jobs_work(session) -> None:
     async with transaction() as s:
         state = await s.get(AnalyticsRollupState, 1)
         assert state is not None and state.last_fact_id == await s.scalar(select(func.max(AnalyticsFact.id)))
-    # hours_with reads the hourly buckets: an agent's hours with an accept
+    # hours_with (daily rows for whole days, buckets at the edges): an agent's hours with an accept
     found = await hours_with(session, "accepted", DAY0 - 30 * DAY, DAY0 + 10 * DAY, by="agent_id")
     facts = await session.scalars(select(AnalyticsFact).where(AnalyticsFact.kind == "conversation.accepted",
                                                               AnalyticsFact.agent_id == 7))

@@ -8,6 +8,8 @@ import html
 import re
 from pathlib import Path
 
+import pytest
+
 from gasdesk.audit.display import ACTION_LABELS, action_label, describe_changes
 from gasdesk.audit.service import Actor
 from gasdesk.auth.service import access_user, do_update_user
@@ -58,6 +60,7 @@ def _recorded_actions() -> set[str]:
     return codes
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_every_audit_action_has_a_chinese_label() -> None:
     codes = _recorded_actions()
     assert {"user.create", "ticket.assign", "config.kb_article", "customer.import_create"} <= codes

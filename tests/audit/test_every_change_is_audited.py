@@ -27,6 +27,7 @@ from gasdesk.audit.service import Actor
 from gasdesk.auth.access import iter_routes
 from gasdesk.auth.models import User
 from gasdesk.branches.service import do_save_branch
+from gasdesk.callbacks.service import do_request_callback
 from gasdesk.channels.wechat.service import DEFAULT_MENU
 from gasdesk.config import reset_settings_cache
 from gasdesk.conversations import service as conversations
@@ -34,6 +35,7 @@ from gasdesk.conversations.models import Conversation
 from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contact
 from gasdesk.customers.models import ContactKind
 from gasdesk.db import commit, transaction
+from gasdesk.hours.service import do_set_override
 from gasdesk.jobs.queue import HANDLERS, PERIODIC
 from gasdesk.kb.service import access_article, check_article, do_create_article, do_update_article
 from gasdesk.notifications.service import do_notify
@@ -330,6 +332,67 @@ async def _(ctx: Ctx) -> Call:
     await ctx.as_role("admin")
     return Call("PUT", f"/api/v1/branches/{branch_id}/holidays", ("branch.holiday",),
                 json={"day": "2026-10-01", "hours": "", "note": "国庆节"})
+
+
+async def _hours_override(ctx: Ctx) -> int:
+    row = await do_set_override(ctx.session, SETUP, line="counters", day=date(2027, 10, 1), hours="", note="国庆")
+    await commit(ctx.session)
+    return row.id
+
+
+@scenario("PUT", "/api/v1/hours/overrides")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/hours/overrides", ("hours.override",),
+                json={"line": "counters", "day": "2027-10-01", "hours": "", "note": "国庆"})
+
+
+@scenario("DELETE", "/api/v1/hours/overrides/{override_id}")
+async def _(ctx: Ctx) -> Call:
+    override_id = await _hours_override(ctx)
+    await ctx.as_role("admin")
+    return Call("DELETE", f"/api/v1/hours/overrides/{override_id}", ("hours.override_delete",))
+
+
+@scenario("POST", "/admin/hours")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/hours", ("hours.override",),
+                data={"line": "hotline", "day": "2027-10-02", "hours": "09:00-12:00", "note": "国庆值班"})
+
+
+@scenario("POST", "/admin/hours/{override_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    override_id = await _hours_override(ctx)
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/hours/{override_id}/delete", ("hours.override_delete",))
+
+
+async def _accepted_callback(ctx: Ctx) -> int:
+    agent = await desk_agent(ctx.factory, max_concurrent=1)
+    busy = await queued_conversation(ctx.session)
+    waiting = await queued_conversation(ctx.session)
+    booked = await do_request_callback(ctx.session, SETUP, waiting, "13900004444")
+    await conversations.do_close(ctx.session, busy, by="agent", user=agent)
+    await commit(ctx.session)
+    await ctx.session.refresh(waiting)
+    await conversations.do_accept(ctx.session, agent, waiting)
+    await commit(ctx.session)
+    await ctx.log_in(agent)
+    return booked.callback.id
+
+
+@scenario("POST", "/api/v1/callbacks/{callback_id}/dial")
+async def _(ctx: Ctx) -> Call:
+    callback_id = await _accepted_callback(ctx)
+    return Call("POST", f"/api/v1/callbacks/{callback_id}/dial", ("callback.dial",))
+
+
+@scenario("POST", "/api/v1/callbacks/{callback_id}/outcome")
+async def _(ctx: Ctx) -> Call:
+    callback_id = await _accepted_callback(ctx)
+    return Call("POST", f"/api/v1/callbacks/{callback_id}/outcome", ("callback.outcome",),
+                json={"outcome": "reached"})
 
 
 # ---------------------------------------------------------------- conversations and routing
@@ -1236,6 +1299,150 @@ async def _(ctx: Ctx) -> Call:
                 data={"outcome": "upheld", "score": "95", "note": "申诉成立"})
 
 
+# ---------------------------------------------------------------- emergency escalation (gasdesk/emergency)
+
+
+async def _emergency(ctx: Ctx, *, acknowledged: bool = False) -> int:
+    """An open emergency event (level Ⅱ, the built-in path), acknowledged by a supervisor if asked."""
+    from gasdesk.emergency.service import do_acknowledge, do_open_emergency
+
+    event = await do_open_emergency(ctx.session, SETUP, source="manual", level=2, title="调压站泄漏", description="")
+    if acknowledged:
+        await do_acknowledge(ctx.session, await staff_user(ctx.session, "supervisor"), event)
+    await commit(ctx.session)
+    return event.id
+
+
+async def _duty(ctx: Ctx) -> int:
+    from gasdesk.emergency.service import do_add_duty
+
+    user = await staff_user(ctx.session, "dispatcher")
+    now = clock.utcnow()
+    row = await do_add_duty(ctx.session, SETUP, user_id=user.id, duty_role="repair_dispatch", starts_at=now,
+                            ends_at=now + timedelta(hours=8))
+    await commit(ctx.session)
+    return row.id
+
+
+@scenario("POST", "/api/v1/emergency/events")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/api/v1/emergency/events", ("emergency.open", "emergency.escalate"),
+                json={"level": 1, "title": "和平路调压站泄漏", "description": "现场有明显气味"})
+
+
+@scenario("POST", "/api/v1/emergency/events/{event_id}/acknowledge")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/emergency/events/{event_id}/acknowledge", ("emergency.acknowledge",))
+
+
+@scenario("POST", "/api/v1/emergency/events/{event_id}/close")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx, acknowledged=True)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/emergency/events/{event_id}/close", ("emergency.close",),
+                json={"summary": "关阀抢修完毕，现场已恢复"})
+
+
+@scenario("POST", "/api/v1/emergency/events/{event_id}/cancel")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/api/v1/emergency/events/{event_id}/cancel", ("emergency.cancel",), json={"reason": "误报"})
+
+
+@scenario("PUT", "/api/v1/emergency/policies/{level}")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("PUT", "/api/v1/emergency/policies/3", ("config.emergency_policy",), json={"steps": [
+        {"duty_roles": ["repair_dispatch"], "channels": ["in_app"], "timeout_min": 10}]})
+
+
+@scenario("POST", "/api/v1/emergency/duty")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "dispatcher")
+    await ctx.as_role("admin")
+    now = clock.utcnow()
+    return Call("POST", "/api/v1/emergency/duty", ("config.duty_add",), json={
+        "user_id": user.id, "duty_role": "shift_lead", "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=8)).isoformat()})
+
+
+@scenario("DELETE", "/api/v1/emergency/duty/{duty_id}")
+async def _(ctx: Ctx) -> Call:
+    duty_id = await _duty(ctx)
+    await ctx.as_role("admin")
+    return Call("DELETE", f"/api/v1/emergency/duty/{duty_id}", ("config.duty_remove",))
+
+
+@scenario("PUT", "/api/v1/emergency/contacts/{user_id}")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "dispatcher")
+    await ctx.as_role("admin")
+    return Call("PUT", f"/api/v1/emergency/contacts/{user.id}", ("config.staff_contact",),
+                json={"mobile": "13800138011", "wechat_openid": ""})
+
+
+@scenario("POST", "/emergency")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/emergency", ("emergency.open",), data={"level": "2", "title": "主干管破损", "description": ""})
+
+
+@scenario("POST", "/emergency/{event_id}/acknowledge")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/emergency/{event_id}/acknowledge", ("emergency.acknowledge",), data={"back": "board"})
+
+
+@scenario("POST", "/emergency/{event_id}/close")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx, acknowledged=True)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/emergency/{event_id}/close", ("emergency.close",), data={"summary": "抢修完毕，恢复供气"})
+
+
+@scenario("POST", "/emergency/{event_id}/cancel")
+async def _(ctx: Ctx) -> Call:
+    event_id = await _emergency(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/emergency/{event_id}/cancel", ("emergency.cancel",), data={"reason": "演练"})
+
+
+@scenario("POST", "/admin/emergency")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/emergency", ("config.emergency_policy",), data={
+        "level": "4", "s1_duty": "repair_dispatch", "s1_channels": "in_app", "s1_timeout": "30", "s1_next": ""})
+
+
+@scenario("POST", "/admin/duty")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "supervisor")
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/duty", ("config.duty_add",), data={
+        "user_id": str(user.id), "duty_role": "safety_lead", "starts_at": "2026-12-07T08:00",
+        "ends_at": "2026-12-07T20:00"})
+
+
+@scenario("POST", "/admin/duty/{duty_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    duty_id = await _duty(ctx)
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/duty/{duty_id}/delete", ("config.duty_remove",))
+
+
+@scenario("POST", "/admin/duty/contacts/{user_id}")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "supervisor")
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/duty/contacts/{user.id}", ("config.staff_contact",),
+                data={"mobile": "13800138012", "wechat_openid": "oAbCdEfGhIjK"})
+
+
 # ---------------------------------------------------------------- the route tests
 
 
@@ -1394,6 +1601,11 @@ async def _(ctx: Ctx) -> JobRun:
             await HANDLERS["broadcasts.drain"](s, {})
 
     return JobRun(run, ("outbound.queue",))
+@job_scenario("emergency.escalate")
+async def _(ctx: Ctx) -> JobRun:
+    await _emergency(ctx)  # nobody on duty for the built-in path: the next scan moves to step 2
+    clock.set_now(clock.utcnow() + timedelta(minutes=1))
+    return JobRun(_periodic("emergency.escalate"), ("emergency.escalate",))
 
 
 def _app_jobs() -> set[str]:

@@ -15,10 +15,10 @@ from gasdesk.branches.service import (
     check_weekly_hours,
     do_save_branch,
     do_set_holiday,
-    opening_status,
 )
 from gasdesk.db import commit, sessionmaker
 from gasdesk.errors import Conflict, InvalidInput
+from gasdesk.hours.service import opening_state
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HOURS = {"1": "08:30-17:00", "2": "08:30-17:00", "3": "08:30-17:00", "4": "08:30-17:00", "5": "08:30-17:00",
@@ -62,39 +62,39 @@ async def test_opening_status_with_holidays(session) -> None:
                                   address="南京南街 128 号", phone="024-23416600", weekly_hours=HOURS)
     await commit(session)
     # 2027-01-04 is a Monday, 2027-01-09 a Saturday, 2027-01-10 a Sunday
-    assert opening_status(branch, local(2027, 1, 4, 8, 29)).is_open is False
-    status = opening_status(branch, local(2027, 1, 4, 8, 30))
+    assert (await opening_state(session, branch, local(2027, 1, 4, 8, 29))).is_open is False
+    status = (await opening_state(session, branch, local(2027, 1, 4, 8, 30)))
     assert (status.is_open, status.hours_today) == (True, "08:30-17:00")
-    assert opening_status(branch, local(2027, 1, 4, 16, 59)).is_open is True
-    assert opening_status(branch, local(2027, 1, 4, 17, 0)).is_open is False
+    assert (await opening_state(session, branch, local(2027, 1, 4, 16, 59))).is_open is True
+    assert (await opening_state(session, branch, local(2027, 1, 4, 17, 0))).is_open is False
     late = await do_save_branch(session, ACTOR, branch=None, name="夜间服务点", district="和平区", address="x",
                                 phone="1", weekly_hours={"1": "18:00-24:00"})
-    assert opening_status(late, local(2027, 1, 4, 23, 59, 59)).is_open is True
-    assert opening_status(late, local(2027, 1, 4, 17, 59)).is_open is False
-    assert opening_status(branch, local(2027, 1, 9, 10, 0)).hours_today == "09:00-16:00"
-    sunday = opening_status(branch, local(2027, 1, 10, 10, 0))
+    assert (await opening_state(session, late, local(2027, 1, 4, 23, 59, 59))).is_open is True
+    assert (await opening_state(session, late, local(2027, 1, 4, 17, 59))).is_open is False
+    assert (await opening_state(session, branch, local(2027, 1, 9, 10, 0))).hours_today == "09:00-16:00"
+    sunday = (await opening_state(session, branch, local(2027, 1, 10, 10, 0)))
     assert (sunday.is_open, sunday.hours_today, sunday.note) == (False, "", "今日休息")
 
     await do_set_holiday(session, ACTOR, branch, date(2027, 1, 4), "", "元旦调休")
     await do_set_holiday(session, ACTOR, branch, date(2027, 1, 10), "08:30-12:00", "调休上班")
     await do_set_holiday(session, ACTOR, branch, date(2027, 1, 8), "08:30-15:00", "提前下班")
     await commit(session)
-    closed = opening_status(branch, local(2027, 1, 4, 10, 0))
+    closed = (await opening_state(session, branch, local(2027, 1, 4, 10, 0)))
     assert (closed.is_open, closed.hours_today, closed.note) == (False, "", "元旦调休")
-    worked = opening_status(branch, local(2027, 1, 10, 10, 0))
+    worked = (await opening_state(session, branch, local(2027, 1, 10, 10, 0)))
     assert (worked.is_open, worked.hours_today, worked.note) == (True, "08:30-12:00", "调休上班")
-    assert opening_status(branch, local(2027, 1, 10, 12, 30)).is_open is False
-    assert opening_status(branch, local(2027, 1, 8, 16, 0)).is_open is False
-    assert opening_status(branch, local(2027, 1, 11, 10, 0)).is_open is True, "the next Monday is normal again"
+    assert (await opening_state(session, branch, local(2027, 1, 10, 12, 30))).is_open is False
+    assert (await opening_state(session, branch, local(2027, 1, 8, 16, 0))).is_open is False
+    assert (await opening_state(session, branch, local(2027, 1, 11, 10, 0))).is_open is True, "the next Monday is normal again"
 
     # the local date decides, not the UTC date: 2027-01-04 07:30 in Shanghai is still 2027-01-03 in UTC
     clock.set_now(local(2027, 1, 4, 7, 30))
-    assert opening_status(branch).note == "元旦调休"
+    assert (await opening_state(session, branch)).note == "元旦调休"
 
     # a holiday entry can be replaced, and it is validated
     await do_set_holiday(session, ACTOR, branch, date(2027, 1, 4), "09:00-11:00", "半天")
     await commit(session)
-    assert opening_status(branch, local(2027, 1, 4, 10, 0)).is_open is True
+    assert (await opening_state(session, branch, local(2027, 1, 4, 10, 0))).is_open is True
     with pytest.raises(InvalidInput):
         await do_set_holiday(session, ACTOR, branch, date(2027, 1, 5), "12:00-09:00", "")
     async with sessionmaker()() as s:

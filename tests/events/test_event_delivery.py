@@ -279,6 +279,17 @@ async def _emergency(w: World) -> None:
     await commit(w.session)
 
 
+@case("emergency.updated")
+async def _emergency_updated(w: World) -> None:
+    from gasdesk.emergency.service import do_open_emergency
+
+    supervisor = await staff_user(w.session, "supervisor")
+    w.expect(Consumer.BELL, w.bell(supervisor), "emergency")
+    w.start()
+    await do_open_emergency(w.session, wo_actor(), source="manual", level=2, title="调压站泄漏")
+    await commit(w.session)
+
+
 @case("bot.turn")
 async def _bot_turn(w: World) -> None:
     from gasdesk.conversations.pipeline import receive_resident_message

@@ -92,6 +92,7 @@ def _scan() -> tuple[set[str], list[str]]:
     return referenced, problems
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_every_emitted_event_is_declared_and_every_declared_event_is_emitted() -> None:
     referenced, problems = _scan()
     assert problems == []
@@ -101,6 +102,7 @@ def test_every_emitted_event_is_declared_and_every_declared_event_is_emitted() -
     assert {"conversation.message", "conversation.typing", "notification.read", "appointment.booked"} <= referenced
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_the_scan_catches_an_undeclared_event(tmp_path, monkeypatch) -> None:
     rogue = tmp_path / "gasdesk"
     rogue.mkdir()
@@ -133,6 +135,7 @@ async def test_emit_refuses_an_undeclared_event_at_once(session) -> None:
         await webhooks.publish(session, "ticket.deleted", {"id": 1})
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_the_socket_consumers_match_the_hubs_handlers() -> None:
     # The hub picks its handler by name (_on_<type>): a declared socket audience without a handler, or a
     # handler for a type nobody emits, would silently drop the pushes.
@@ -142,12 +145,14 @@ def test_the_socket_consumers_match_the_hubs_handlers() -> None:
     assert handled == declared
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_webhook_events_come_from_the_declarations() -> None:
     assert EVENTS == webhook_event_names() == (
         "ticket.created", "ticket.updated", "appointment.booked", "followup.completed")
     assert {name for name, spec in EVENT_TYPES.items() if Consumer.WEBHOOK in spec.consumers} == set(EVENTS)
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_payloads_travel_as_before() -> None:
     # What the widget, the console and Redis peers read: same keys, same order as the dicts built by hand before.
     typing = Event.of(ConversationTyping(conversation_id=3, sender="staff", agent_id=9))
@@ -161,6 +166,7 @@ def test_payloads_travel_as_before() -> None:
     assert Event(queue.type, json.loads(queue.to_json())["payload"], queue.at) == queue  # Redis rebuilds it whole
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_the_message_wire_format_is_built_in_one_place() -> None:
     # A message dict written out by hand (as group commit once did) drifts from Message.to_wire().
     builders = []

@@ -13,7 +13,7 @@ from gasdesk.quality.models import QualityScore, QualitySheet
 from gasdesk.quality.rules import Sampling, sample_bucket, sample_reason, sheet_problems
 from gasdesk.quality.service import do_score_conversation
 from tests.factories import login, page_csrf_token, staff_user, wo_headers
-from tests.quality.conftest import TEST_SHEET
+from tests.quality.scenes import TEST_SHEET
 
 
 async def _scored(desk) -> QualityScore:

@@ -1,6 +1,6 @@
 """QA scores against hand-scored transcripts.
 
-Each transcript below was scored by hand against TEST_SHEET (tests/quality/conftest.py): per rule
+Each transcript below was scored by hand against TEST_SHEET (tests/quality/scenes.py): per rule
 pass (its weight) / fail (0; forbidden words: weight minus the penalties, floored at 0) / na (left out), the
 total = 100 × earned ÷ the weights that apply, one decimal. The expected tables are written out, not computed.
 """
@@ -12,13 +12,14 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from gasdesk.bot.dialogue.emergency import SAFETY_INSTRUCTIONS
-from gasdesk.db import commit
+from gasdesk.db import commit, transaction
+from gasdesk.quality import service as quality_service
 from gasdesk.quality.models import QualityScore
 from gasdesk.quality.rules import DEFAULT_SHEET, Facts, SheetBody, Turn, loosely_contains, score_contact
 from gasdesk.quality.service import do_score_conversation, score_closed_contacts
 from gasdesk.telephony.models import Call, CallEvent
 from tests.factories import bot_conversation, wo_ticket
-from tests.quality.conftest import T0, TEST_SHEET
+from tests.quality.scenes import T0, TEST_SHEET
 
 
 def _table(row: QualityScore) -> dict[str, tuple[str, float]]:
@@ -239,6 +240,21 @@ async def test_the_scan_scores_each_closed_contact_with_people_once(desk) -> Non
     rows = list(await desk.session.scalars(select(QualityScore.conversation_id)))
     assert rows == [scored.id]
     assert await desk.session.scalar(select(func.count()).select_from(QualityScore)) == 1
+
+
+async def test_the_scan_commits_each_score_and_stops_at_its_time_budget(desk, monkeypatch) -> None:
+    chats = [await desk.transcript([(5, "agent", "您好"), (10 + n, "resident", "谢谢")]) for n in range(3)]
+    monkeypatch.setattr(quality_service, "SCAN_BUDGET_S", 0.0)  # the budget is spent after the first score
+    assert await score_closed_contacts(desk.session) == 1
+    # committed by the scan itself: another connection sees the score (the caller's session has not committed)
+    async with transaction() as other:
+        assert list(await other.scalars(select(QualityScore.conversation_id))) == [chats[0].id]
+    assert await score_closed_contacts(desk.session) == 1  # the rest waits for the next runs, oldest first
+    assert await score_closed_contacts(desk.session) == 1
+    assert await score_closed_contacts(desk.session) == 0
+    async with transaction() as other:
+        assert set(await other.scalars(select(QualityScore.conversation_id))) == {c.id for c in chats}
+
 
 
 async def test_agents_in_no_team_get_the_default_sheet(desk, factory) -> None:

@@ -16,9 +16,12 @@ from sqlalchemy import select
 
 from gasdesk import clock
 from gasdesk.audit.models import AuditEntry
+from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.reports import render
 from gasdesk.reports.builders import build_report, period_for
 from gasdesk.reports.figures import export_filename
+from tests.reports.priority_probe import policy_while_reading
+from tests.reports.scenario import two_days
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -81,13 +84,48 @@ async def test_report_page_links_its_exports(client, factory) -> None:
         assert f'href="/api/v1/reports/channels/export?format={fmt}&amp;grain=week&amp;day=2026-12-03' in page.text
 
 
-async def test_exports_render_in_a_lower_priority_process() -> None:
-    loop = asyncio.get_running_loop()
-    pid, niceness, policy = await loop.run_in_executor(render._executor(), _whoami)
-    assert pid != os.getpid() and niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)
+async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
+    # The product default (the suite's conftest renders at normal priority): a pool of its own, started here.
+    monkeypatch.delenv("GASDESK_REPORTS_RENDER_IDLE")
+    reset_settings_cache()
+    assert get_settings().reports_render_idle
+    render.shutdown_pool()
+    try:
+        # Builtins or a tiny probe module, not a function of this module: unpickling one would import this test
+        # module in the child, at idle priority (seconds on a busy machine).
+        loop, pool = asyncio.get_running_loop(), render._executor()
+        pid = await loop.run_in_executor(pool, os.getpid)
+        niceness = await loop.run_in_executor(pool, os.nice, 0)
+        policy = await loop.run_in_executor(pool, os.sched_getscheduler, 0) if sys.platform == "linux" else -1
+        # the figures are read at the web process's priority, then the process goes back to the idle class
+        reading = await loop.run_in_executor(pool, policy_while_reading) if sys.platform == "linux" else None
+    finally:
+        render.shutdown_pool()  # the next test's renders start a pool under the suite's settings
+    assert pid != os.getpid()
     if sys.platform == "linux":
         assert policy == os.SCHED_IDLE
+        assert reading == (os.SCHED_OTHER, os.SCHED_IDLE)
+    else:
+        assert niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)
 
 
-def _whoami() -> tuple[int, int, int]:
-    return os.getpid(), os.nice(0), os.sched_getscheduler(0) if sys.platform == "linux" else -1
+async def test_the_export_is_read_and_rendered_outside_the_web_process(client, factory, session, monkeypatch) -> None:
+    await two_days(session, factory)
+    expected = await build_report(session, "overview", period_for("day", date(2026, 12, 7)), filters={})
+    assert next(k for k in expected.kpis if k.key == "contacts").value == 3
+
+    def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the web process built the export's report")
+
+    # in this (web) process only: the render process imports the real builder
+    monkeypatch.setattr(render, "build_report", not_here)
+    response = await client.get("/api/v1/reports/overview/export", params={"format": "xlsx", "grain": "day",
+                                                                           "day": "2026-12-07"},
+                                headers=await factory.headers("supervisor"))
+    assert response.status_code == 200, response.text[:300]
+    summary = load_workbook(io.BytesIO(response.content))["概览"]
+    for kpi in expected.kpis:
+        row = next(r for r in summary.iter_rows(values_only=True) if r[0] == kpi.label)
+        assert row[1:3] == (kpi.value, kpi.previous), kpi.key
+    unknown = await client.get("/api/v1/reports/nosuch/export", headers=await factory.headers("supervisor"))
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "report_not_found"

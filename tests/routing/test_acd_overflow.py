@@ -14,13 +14,18 @@ from gasdesk.conversations import pipeline, service
 from gasdesk.conversations.models import LeftMessage
 from gasdesk.db import commit
 from gasdesk.errors import InvalidInput
-from gasdesk.routing import service as acd
+from gasdesk.opening_hours import Schedule, state_at
 from gasdesk.routing.models import SkillGroup
 from tests.factories import bot_conversation, desk_agent, reload_conversation
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NIGHT = datetime(2026, 11, 25, 23, 0, tzinfo=SHANGHAI)
 DAY = datetime(2026, 11, 25, 10, 0, tzinfo=SHANGHAI)
+
+
+def _open(group: SkillGroup, at: datetime) -> bool:
+    # The hotline's schedule without the holiday calendar (hotline_observes_holidays is off by default).
+    return state_at(Schedule(group.working_hours, observes_holidays=False), at).is_open
 
 
 async def _messages(conversation_id: int) -> list:
@@ -31,15 +36,15 @@ async def _messages(conversation_id: int) -> list:
 def test_working_hours_of_the_seeded_groups_follow_shanghai_time() -> None:
     heating = SkillGroup(working_hours={d: "08:00-20:00" for d in "1234567"})
     gas = SkillGroup(working_hours={d: "00:00-24:00" for d in "1234567"})
-    assert acd.is_group_open(heating, DAY) and not acd.is_group_open(heating, NIGHT)
-    assert acd.is_group_open(heating, datetime(2026, 11, 25, 8, 0, tzinfo=SHANGHAI))
-    assert not acd.is_group_open(heating, datetime(2026, 11, 25, 20, 0, tzinfo=SHANGHAI))
-    assert not acd.is_group_open(heating, datetime(2026, 11, 25, 7, 59, tzinfo=SHANGHAI))
-    assert acd.is_group_open(gas, NIGHT)
+    assert _open(heating, DAY) and not _open(heating, NIGHT)
+    assert _open(heating, datetime(2026, 11, 25, 8, 0, tzinfo=SHANGHAI))
+    assert not _open(heating, datetime(2026, 11, 25, 20, 0, tzinfo=SHANGHAI))
+    assert not _open(heating, datetime(2026, 11, 25, 7, 59, tzinfo=SHANGHAI))
+    assert _open(gas, NIGHT)
     # 23:00 in Shanghai is 15:00 UTC: a UTC-based check would wrongly call it open
     assert NIGHT.astimezone(ZoneInfo("UTC")).hour == 15
     closed_sunday = SkillGroup(working_hours={"7": ""})
-    assert not acd.is_group_open(closed_sunday, datetime(2026, 11, 29, 12, 0, tzinfo=SHANGHAI))
+    assert not _open(closed_sunday, datetime(2026, 11, 29, 12, 0, tzinfo=SHANGHAI))
 
 
 async def test_after_hours_the_bot_offers_a_leave_message_card(session, factory, events) -> None:

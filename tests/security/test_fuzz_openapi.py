@@ -11,6 +11,12 @@ role; public operations are fuzzed in full anonymously, and the anonymous run al
 other operation (a 401, however odd the input). The HTML pages, left out of /openapi.json, get the same from a
 document built from their routes. ``GASDESK_FUZZ_EXAMPLES`` raises the count for a deeper run.
 
+Generating the requests costs more than sending them (~25 s for /openapi.json), and, derandomised, gives the
+same requests for the same document every time: they are kept in the temp dir under a digest of the document,
+the count and the library versions (like the NLU model, tests/conftest.py), so the PostgreSQL pass and later
+runs of an unchanged API send the same requests without generating them again. A changed document, count or
+library generates afresh.
+
 Only ``not_a_server_error`` is checked: schemathesis' conformance checks flag undocumented 4xx codes and
 schema-valid requests the domain rejects (unknown ids, ``check_*`` rules), which are not bugs.
 """
@@ -18,9 +24,15 @@ schema-valid requests the domain rejects (unknown ids, ``check_*`` rules), which
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
+import pickle
+import tempfile
 import traceback
 from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +44,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NOT_SET
 
 from gasdesk import db
 from gasdesk.auth.access import access_rules_of, iter_routes
@@ -48,6 +61,11 @@ REQUEST_KWARGS = {"method", "url", "params", "headers", "cookies", "json", "data
 
 # Generated once per operation label and shared by every role's test (generation costs more than sending).
 _CASES: dict[str, list[schemathesis.Case]] = {}
+# The generated requests of each document, on disk: {operation label: [the fields of each case]}.
+CASE_CACHE = Path(tempfile.gettempdir()) / "gasdesk-test-fuzz-cases"
+_CASE_FIELDS = ("method", "path_parameters", "headers", "cookies", "query", "body", "media_type",
+                "multipart_content_types")
+_NO_BODY = "<gasdesk-fuzz-no-body>"
 
 
 @dataclass
@@ -88,6 +106,42 @@ def _pages_document(app: Any) -> dict[str, Any]:
             page.include_in_schema = True
             routes.append(page)
     return get_openapi(title="gasdesk pages", version="1", routes=routes)
+
+
+def _cache_file(document: dict[str, Any]) -> Path:
+    key = json.dumps([document, FUZZ_EXAMPLES, version("schemathesis"), version("hypothesis")], sort_keys=True,
+                     default=str)
+    return CASE_CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pickle"
+
+
+def _stored(case: schemathesis.Case) -> dict[str, Any]:
+    fields = {name: getattr(case, name) for name in _CASE_FIELDS}
+    fields["headers"] = dict(fields["headers"] or {})
+    if fields["body"] is NOT_SET:
+        fields["body"] = _NO_BODY
+    return fields
+
+
+def _load_cases(document: dict[str, Any], operations: list[Any]) -> None:
+    """Cases this document's operations had in an earlier process, rebuilt on the operations of this one."""
+    try:
+        stored = pickle.loads(_cache_file(document).read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return
+    for operation in operations:
+        if operation.label in stored and operation.label not in _CASES:
+            _CASES[operation.label] = [
+                operation.Case(**{**fields, "body": NOT_SET if fields["body"] == _NO_BODY else fields["body"]})
+                for fields in stored[operation.label]]
+
+
+def _save_cases(document: dict[str, Any], operations: list[Any]) -> None:
+    stored = {op.label: [_stored(case) for case in _CASES[op.label]] for op in operations if op.label in _CASES}
+    path = _cache_file(document)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")  # xdist workers may write the same file: whole or nothing
+    partial.write_bytes(pickle.dumps(stored))
+    partial.replace(path)
 
 
 def _cases(operation: Any) -> list[schemathesis.Case]:
@@ -159,6 +213,8 @@ class Fuzzer:
         operations = [result.ok() for result in schema.get_all_operations()]
         # Revoking the token we fuzz with would turn the rest into 401s: that operation goes last.
         operations.sort(key=lambda op: op.path.endswith("/auth/revoke"))
+        _load_cases(self.document, operations)
+        known = {op.label for op in operations if op.label in _CASES}
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=BASE_URL) as client:
             refused = False
             for turn, operation in enumerate(operations):
@@ -170,6 +226,8 @@ class Fuzzer:
                 statuses = [await self.send(client, operation, case, headers)
                             for case in _cases(operation)[:examples]]
                 refused = 401 in statuses
+        if {op.label for op in operations if op.label in _CASES} - known:  # generated some: keep them all
+            _save_cases(self.document, operations)
 
 
 @pytest.mark.parametrize("role", [*Role, None], ids=[*(r.value for r in Role), "anonymous"])

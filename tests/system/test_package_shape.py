@@ -111,6 +111,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_the_import_graph_has_no_cycles() -> None:
     graph = import_graph()
     cycles = []
@@ -121,12 +122,14 @@ def test_the_import_graph_has_no_cycles() -> None:
     assert cycles == [], "import cycles (break them, don't hide them in a local import):\n" + "\n".join(cycles)
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_cycle_finder_reports_the_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert find_cycle(graph) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_the_jobs_queue_knows_no_domain() -> None:
     """Domains register nothing by being imported, and the queue imports no domain to find their handlers:
     the app factory and the worker entry point (gasdesk/worker.py) register them."""
@@ -137,6 +140,7 @@ def test_the_jobs_queue_knows_no_domain() -> None:
     assert {t for t in reached if not t.startswith(("gasdesk.jobs", "gasdesk.security"))} <= infrastructure
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_local_imports_state_their_reason() -> None:
     """Imports sit at the top of modules (ruff PLC0415); the few kept inside a function say why on the line.
     The CLI is exempt (each command imports what it needs, so ``gasdesk --help`` starts fast)."""
@@ -157,6 +161,7 @@ def test_local_imports_state_their_reason() -> None:
     assert unexplained == []
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_no_build_scripts_in_the_package() -> None:
     """Scripts that build shipped data (scripts/generate_nlu_training_data.py) live outside the package."""
     runnable = [module for module, path in MODULES.items()
@@ -206,6 +211,7 @@ def test_every_templates_folder_is_searched(app) -> None:
     assert set(_folders("templates")) <= searched
 
 
+@pytest.mark.no_database  # reads source files only: once, in the SQLite pass
 def test_template_names_are_unique() -> None:
     """All folders form one search path: a second template of the same name would never be found."""
     seen: dict[str, Path] = {}

@@ -4,15 +4,18 @@ the holiday schedule of the next 30 days."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.bot.base import BotContext, BotReply
 from gasdesk.bot.dialogue.common import area_in, contact_customer, customer_area, district_in
 from gasdesk.bot.dialogue.flow import Flow, Turn, option, reply
 from gasdesk.branches.models import ServiceBranch
-from gasdesk.branches.service import list_branches, opening_status
+from gasdesk.branches.service import list_branches
 from gasdesk.clock import to_local, utcnow
 from gasdesk.customers.addresses import normalize_district
+from gasdesk.hours.service import holiday_notice, opening_state, special_days
 
 WEEKDAYS = "一二三四五六日"
 HOLIDAY_DAYS = 30
@@ -34,20 +37,19 @@ def weekly_text(branch: ServiceBranch) -> str:
     return "；".join(parts)
 
 
-def holiday_text(branch: ServiceBranch, today: date) -> str:
+async def holiday_text(session: AsyncSession, branch: ServiceBranch, today: date) -> str:
+    """The next 30 days' statutory holidays, 调休 workdays and local changes of the branch's hours."""
     lines = []
-    for holiday in branch.holidays:
-        if today <= holiday.day <= today + timedelta(days=HOLIDAY_DAYS):
-            day = f"{holiday.day:%m月%d日}（周{WEEKDAYS[holiday.day.weekday()]}）"
-            what = "休息" if not holiday.hours else f"营业时间调整为 {holiday.hours}"
-            lines.append(f"  {day}{what}" + (f"（{holiday.note}）" if holiday.note else ""))
+    for day, hours in await special_days(session, branch, today, HOLIDAY_DAYS):
+        label = f"{day:%m月%d日}（周{WEEKDAYS[day.weekday()]}）"
+        what = "休息" if not hours.hours else f"营业时间调整为 {hours.hours}"
+        lines.append(f"  {label}{what}" + (f"（{hours.note}）" if hours.note else ""))
     return "近期节假日安排：\n" + "\n".join(lines) if lines else ""
 
 
-def branch_text(branch: ServiceBranch) -> str:
+async def branch_text(session: AsyncSession, branch: ServiceBranch) -> str:
     now = to_local(utcnow())
-    assert now is not None
-    status = opening_status(branch)
+    status = await opening_state(session, branch)
     if not status.hours_today:
         today = f"今天休息（{status.note}）" if status.note and status.note != "今日休息" else "今天休息"
     else:
@@ -55,7 +57,7 @@ def branch_text(branch: ServiceBranch) -> str:
         today += "，现在正在营业" if status.is_open else "，现在不在营业时间"
     lines = [f"【{branch.name}】", f"地址：{branch.address}", f"电话：{branch.phone}", today,
              f"平时营业时间：{weekly_text(branch)}"]
-    holidays = holiday_text(branch, now.date())
+    holidays = await holiday_text(session, branch, now.date())
     if holidays:
         lines.append(holidays)
     return "\n".join(lines)
@@ -102,6 +104,9 @@ class BranchFlow(Flow):
             return reply(f"{district}暂时没有营业厅，您可以前往以下营业厅办理：\n{listing}", quick=others,
                          intent=self.intent)
         lead = "根据您的地址，" if self.slots.get("from_account") and not mentioned else ""
-        texts = [f"{lead}{district}的营业厅信息如下：", *(branch_text(b) for b in here[:3])]
+        texts = [f"{lead}{district}的营业厅信息如下：", *[await branch_text(ctx.session, b) for b in here[:3]]]
+        notice = await holiday_notice(ctx.session)
+        if notice is not None:
+            texts.append(f"温馨提示：{notice.text}。")
         texts.append("办理业务请携带户主身份证和户号（缴费单或燃气卡）。")
         return reply(*texts, quick=others, intent=self.intent)

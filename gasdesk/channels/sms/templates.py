@@ -162,11 +162,11 @@ DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
              "恢复后如需协助请致电{hotline}。",
         variables=("reason", "area", "start", "end", "hotline"), description="停气通知"),
     SmsTemplate(
-        key="heating_notice", provider_code="SMS_000012",
+        key="heating_notice", provider_code="SMS_000013",
         body="停暖通知：因{reason}，{area}将于{start}至{end}暂停供暖。恢复供暖后如需协助请致电{hotline}。",
         variables=("reason", "area", "start", "end", "hotline"), description="停暖通知"),
     SmsTemplate(
-        key="outage_restored", provider_code="SMS_000013",
+        key="outage_restored", provider_code="SMS_000014",
         body="恢复通知：{area}已于{time}恢复{service}，感谢您的理解。如有异常请致电{hotline}。",
         variables=("area", "time", "service", "hotline"), description="恢复供气/供暖通知"),
     SmsTemplate(
@@ -192,6 +192,11 @@ DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
     SmsTemplate(
         key="opt_in_confirmed", provider_code="SMS_000011",
         body="您已恢复接收通知短信。回复TD可退订。", variables=(), description="恢复订阅确认"),
+    # To staff on an emergency's escalation path (gasdesk/emergency); never subject to opt-out or quiet hours.
+    SmsTemplate(
+        key="emergency_alert", provider_code="SMS_000012",
+        body="紧急通知：{level}紧急事件{event}，{title}。请立即处置，回复QR确认接手。",
+        variables=("level", "event", "title"), description="紧急事件升级通知（值班人员）"),
 )}
 
 

@@ -13,6 +13,7 @@ from gasdesk.auth.access import current_user_or_none, public
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.channels.webchat.identity import issue_visitor_token, visitor_from_token
 from gasdesk.channels.webchat.schemas import VisitorOut
+from gasdesk.config import get_settings
 from gasdesk.conversations import service
 from gasdesk.conversations.attachments import Attachment, SealedFileResponse, do_store_upload
 from gasdesk.conversations.models import Conversation
@@ -20,6 +21,7 @@ from gasdesk.conversations.schemas import AttachmentOut
 from gasdesk.db import DbSession
 from gasdesk.errors import InvalidInput, NotAuthenticated, NotFound
 from gasdesk.fields import Id
+from gasdesk.hours.service import holiday_notice
 from gasdesk.security import limits
 from gasdesk.tickets.service import access_ticket
 from gasdesk.web.templating import render
@@ -110,9 +112,12 @@ def _serve(attachment: Attachment) -> Response:
 
 
 @router.get("/chat", include_in_schema=False, dependencies=[public()])
-async def chat_page(request: Request) -> Response:
-    """The resident chat (mobile-first); also the iframe behind widget.js and the WeChat webview."""
-    return render(request, "chat.html")
+async def chat_page(request: Request, session: DbSession) -> Response:
+    """The resident chat (mobile-first); also the iframe behind widget.js and the WeChat webview. A holiday
+    ahead is announced in a banner (gasdesk/hours)."""
+    notice = await holiday_notice(session)
+    return render(request, "chat.html", {"holiday_notice": notice.text if notice else None,
+                                         "guidance_url": get_settings().guidance_url})
 
 
 @router.get("/widget.js", include_in_schema=False, dependencies=[public()])

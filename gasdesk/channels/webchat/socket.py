@@ -12,12 +12,15 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from gasdesk.auth.access import ws_public
+from gasdesk.callbacks.peak import queue_frame
+from gasdesk.callbacks.service import do_request_callback
 from gasdesk.channels.inbound import link_known_resident
 from gasdesk.channels.webchat.identity import visitor_from_token
 from gasdesk.conversations import history, pipeline, service
 from gasdesk.conversations.attachments import check_attachment_payload
 from gasdesk.conversations.group_commit import UseRegularPath, committer
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState
+from gasdesk.conversations.service import RESIDENT
 from gasdesk.db import transaction
 from gasdesk.errors import InvalidInput
 from gasdesk.event_types import ConversationTyping
@@ -65,8 +68,7 @@ class ResidentSession:
             for message in backlog:
                 await self.conn.send({"type": "message", "message": message.to_wire()}, direct=True)
             if spot is not None:
-                await self.conn.send({"type": "queue", "conversation_id": conversation.id, "position": spot.position,
-                                      "waiting": spot.waiting, "estimated_wait_s": spot.estimated_wait_s}, direct=True)
+                await self.conn.send(queue_frame(conversation.id, spot, wire["callback"]), direct=True)
         finally:
             await self.conn.release()
 
@@ -186,6 +188,15 @@ class ResidentSession:
             await service.do_leave_message(session, conversation, phone=str(frame.get("phone") or ""),
                                            content=str(frame.get("content") or ""), name=frame.get("name"),
                                            reason=str(frame.get("reason") or "no_agent")[:20], group=group)
+
+    async def on_callback_request(self, frame: dict[str, Any]) -> None:
+        """预约回拨 at peak hours: the conversation keeps its place in the queue; the agent calls back."""
+        async with transaction() as session:
+            conversation = await self.conversation(session)
+            booked = await do_request_callback(session, RESIDENT, conversation, str(frame.get("phone") or ""))
+            reply = {"type": "callback_booked", "callback_id": booked.callback.id,
+                     "position": booked.spot.position if booked.spot else None}
+        await self.send(reply)
 
     async def on_followup_answer(self, frame: dict[str, Any]) -> None:
         score = frame.get("score")

@@ -266,6 +266,7 @@
         c.priority >= URGENT ? h("span", { class: "pill urgent", text: "紧急" }) : null,
         !c.accepted ? h("span", { class: "pill offered", text: "待接入" }) : null,
         c.resident_left ? h("span", { class: "pill left", title: "居民已关闭对话页面", text: "居民已离开" }) : null,
+        c.callback ? h("span", { class: "pill callback", title: "居民已预约回拨：" + c.callback.phone, text: "预约回拨" }) : null,
         h("span", { class: "right" },
           unread > 0 ? h("span", { class: "badge unread", title: "未读消息", text: unread > 99 ? "99+" : String(unread) }) : null)),
       h("div", { class: "preview", text: previewText(lm) || "（暂无消息）" }),
@@ -307,6 +308,7 @@
         h("span", { class: "name", text: "访客 #" + q.id }),
         q.priority >= URGENT ? h("span", { class: "pill urgent", text: "紧急" }) : null,
         q.resident_left ? h("span", { class: "pill left", title: "居民已关闭对话页面", text: "居民已离开" }) : null,
+        q.callback ? h("span", { class: "pill callback", title: "居民已预约回拨：" + q.callback.phone, text: "预约回拨" }) : null,
         h("span", { class: "pill", text: q.skill_group || "未分组" }),
         h("span", { class: "right" }, q.position ? h("span", { class: "muted", text: "第 " + q.position + " 位" }) : null)),
       intent ? h("div", { class: "preview", text: "机器人摘要：" + intent }) : null,
@@ -418,6 +420,47 @@
     input.placeholder = writable ? "输入回复，Enter 发送，Shift+Enter 换行；输入 / 使用快捷回复（如 /hi）"
       : c.state === "closed" ? "会话已结束" : (offered ? "请先点击「接入」再回复" : "该会话不在您名下，只读");
     renderHandoffBanner();
+    renderCallbackBanner();
+  }
+
+  /** A callback the resident booked at peak hours (gasdesk/callbacks): the masked number, 回拨 to reveal it
+   *  (audited; the agent dials from their phone: there is no outbound-call API yet), then the outcome. */
+  const REVEALED = new Map();
+  function renderCallbackBanner() {
+    const c = S.conv;
+    const banner = $("callback-banner");
+    const cb = c && c.callback;
+    if (!cb || c.state === "closed") { banner.hidden = true; return; }
+    const mine = canWrite();
+    // the number once revealed survives re-renders of the header (state events arrive any time)
+    const revealed = REVEALED.get(cb.id);
+    const number = h("span", { class: "callback-number" },
+      revealed ? h("a", { href: "tel:" + revealed, text: revealed }) : cb.phone);
+    const outcome = (value, label, cls) => h("button", { type: "button", class: "secondary " + (cls || ""),
+      dataset: { outcome: value }, text: label, disabled: !mine,
+      onclick: async (e) => {
+        try {
+          await api("POST", "/api/v1/callbacks/" + cb.id + "/outcome", { outcome: value });
+          toast("已记录回拨结果：" + label);
+          banner.hidden = true;
+        } catch (err) { showError(err); }
+      } });
+    banner.replaceChildren(...[
+      h("strong", { text: "预约回拨：" }), number,
+      cb.attempts ? h("span", { class: "muted", text: "（已回拨 " + cb.attempts + " 次）" }) : null,
+      h("button", { type: "button", id: "btn-callback-dial", text: "回拨", disabled: !mine,
+        title: mine ? "显示完整号码并拨打" : "请先接入",
+        onclick: async () => {
+          try {
+            const res = await api("POST", "/api/v1/callbacks/" + cb.id + "/dial");
+            REVEALED.set(cb.id, res.phone);
+            renderCallbackBanner();
+            toast("请用电话拨打 " + res.phone + "，结束后记录结果");
+          } catch (err) { showError(err); }
+        } }),
+      outcome("reached", "已接通"), outcome("no_answer", "未接通，稍后重试"), outcome("cancelled", "取消回拨", "danger"),
+    ].filter(Boolean));
+    banner.hidden = false;
   }
 
   function renderHandoffBanner() {

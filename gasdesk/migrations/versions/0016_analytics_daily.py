@@ -4,8 +4,8 @@ Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-03 23:50:00.000000
 
-Existing buckets are summed into daily rows here (gasdesk's own roll-up code, as the job does it), so the
-reports read the same figures before and after the upgrade.
+The table is filled from the existing buckets by 0017, which reshapes it: the fill runs gasdesk's current
+roll-up code, which writes the latest shape of the table.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -41,22 +41,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_analytics_daily_day', ['day'], unique=False)
     with op.batch_alter_table('analytics_buckets', schema=None) as batch_op:
         batch_op.create_index('ix_analytics_buckets_hour', ['hour'], unique=False)
-    _fill_daily()
-
-
-def _fill_daily() -> None:
-    from datetime import UTC
-
-    from gasdesk.analytics.rollup import day_statements
-    from gasdesk.analytics.service import slot_start
-
-    conn = op.get_bind()
-    buckets = sa.table('analytics_buckets', sa.column('hour', sa.DateTime(timezone=True)))
-    hours = conn.scalars(sa.select(buckets.c.hour).distinct())
-    days = {slot_start(h if h.tzinfo else h.replace(tzinfo=UTC), "day") for h in hours}
-    for day in sorted(days):
-        for statement in day_statements(day):
-            conn.execute(statement)
 
 
 def downgrade() -> None:

@@ -190,6 +190,9 @@
       for (const n of S.items) if (f.ids === null || f.ids === undefined || f.ids.includes(n.id)) n.read = true;
       if (typeof f.unread === "number") setUnread(f.unread);
       render();
+    } else if (f.type === "emergency") {
+      // the emergency board (gasdesk/emergency/static/board.js) listens on this page's one staff socket
+      document.dispatchEvent(new CustomEvent("gasdesk:emergency", { detail: f }));
     }
   }
 

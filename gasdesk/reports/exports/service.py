@@ -2,9 +2,10 @@
 overview of yesterday every morning and of last week every Monday, rendered in both formats, stored sealed
 and announced to the supervisors in their notification bell.
 
-Rendering takes from a few hundred milliseconds (a day) to seconds (a year of charts): it runs in a render
-process (``reports/render.py``) after the report's figures are read and the transaction is committed, so
-neither the event loop nor the database connection (SQLite has one) waits on it, and chat goes on meanwhile."""
+Rendering takes from a few hundred milliseconds (a day) to seconds (a year of charts): the report's figures
+are read and its files rendered in a render process (``reports/render.py``, its own database connection, the
+lowest CPU priority) once the request's transaction is committed, so neither the event loop nor the web
+process's database connection (SQLite has one) waits on it, and chat goes on meanwhile."""
 
 from __future__ import annotations
 
@@ -26,15 +27,15 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.clock import local_zone, to_local, utcnow
 from gasdesk.config import get_settings
-from gasdesk.db import commit, on_rollback
+from gasdesk.db import on_rollback
 from gasdesk.errors import NotFound
 from gasdesk.notifications.service import do_notify
-from gasdesk.reports.builders import build_report, period_for
+from gasdesk.reports.builders import check_report_query, period_for
 from gasdesk.reports.exports.models import ReportFile
 from gasdesk.reports.exports.schemas import ExportQuery
 from gasdesk.reports.figures import GRAIN_LABELS, export_filename
 from gasdesk.reports.model import Grain, Report
-from gasdesk.reports.render import MEDIA_TYPES, RENDERERS, render_report
+from gasdesk.reports.render import MEDIA_TYPES, RENDERERS, build_and_render_report
 from gasdesk.security.crypto import decrypt_bytes, encrypt_bytes
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,14 @@ def filters_of(query: ExportQuery) -> dict[str, str]:
 
 async def do_export_report(session: AsyncSession, user: User, key: str, query: ExportQuery) -> ExportFile:
     """Build report ``key`` for the query's period and filters, render it, and audit the export
-    (``report.export``). Commits once the figures are read, so the connection is free while it renders."""
+    (``report.export``). Commits first: the render process reads the figures on its own connection."""
     day = query.day or to_local(utcnow()).date()
     period = period_for(query.grain, day)
     filters = filters_of(query)
-    report = await build_report(session, key, period, filters=filters)
+    check_report_query(key, filters)
     actor = Actor.of(user)
-    await commit(session)  # release the connection (SQLite has one) before seconds of rendering
-    data = await render_report(report, query.format)
+    report, files = await build_and_render_report(session, key, period, filters, [query.format], utcnow())
+    data = files[query.format]
     record_audit(session, actor, "report.export", "report", key,
                  after={"format": query.format, "grain": period.grain, "period": period.label, **filters,
                         "bytes": len(data)})
@@ -156,9 +157,9 @@ async def _make_period(session: AsyncSession, grain: Grain, day: date) -> int:
     missing = [fmt for fmt in RENDERERS if fmt not in stored]
     if not missing:
         return 0
-    report = await build_report(session, SCHEDULED_KEY, period, filters={})
-    await commit(session)  # free the connection while rendering (the periodic runner commits the rest)
-    rendered = {fmt: await render_report(report, fmt) for fmt in missing}
+    # read and rendered in the render process; the session is committed first (the periodic runner commits
+    # the rest)
+    report, rendered = await build_and_render_report(session, SCHEDULED_KEY, period, {}, missing, utcnow())
     now = utcnow()
     rows: dict[str, ReportFile] = {}
     for fmt, data in rendered.items():

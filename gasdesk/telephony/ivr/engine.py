@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gasdesk.bot.nlu.intents import GAS_LEAK
+from gasdesk.callbacks.peak import peak
 from gasdesk.telephony.ivr.script import (
     BalanceNode,
     EmergencyNode,
@@ -93,6 +94,13 @@ class CallActions(Protocol):
     async def hand_off(self, group: str) -> bool:
         """Queue the call's conversation for people (the same ACD as chats); False if nobody can take it."""
 
+    async def request_callback(self, group: str) -> int | None:
+        """Queue the call's conversation and book a callback to the calling mobile (its place kept after the
+        caller hangs up): the number of callers ahead, or None when it cannot be booked."""
+
+    async def holiday_notice(self) -> str | None:
+        """The holiday notice callers hear after answering (gasdesk/hours), or None outside its window."""
+
     async def recognize(self, pcm: bytes) -> tuple[str, float] | None:
         """The caller's answer (8 kHz 16-bit PCM) → text → the bot's (intent, confidence); None when the
         recogniser failed. The text itself is not recorded in clear."""
@@ -107,6 +115,11 @@ class Outcome:
     path: list[str] = field(default_factory=list)
 
 
+def _long_wait(node: QueueNode, wait_s: int) -> bool:
+    """The node's own threshold when set, else the peak-hour threshold shared with the chat channels."""
+    return wait_s >= node.hint_over_s if node.hint_over_s is not None else peak(wait_s)
+
+
 class _Fill(dict[str, object]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -116,6 +129,9 @@ async def run_script(script: Script, media: MediaSession, prompts: PromptRendere
                      max_steps: int = MAX_STEPS) -> Outcome:
     """Run ``script`` from its start node until the call is queued or the script hangs up."""
     runner = _Runner(script, media, prompts, actions)
+    notice = await actions.holiday_notice()
+    if notice:  # before the welcome menu; a key pressed to skip it waits in the buffer for the menu
+        await media.play(await prompts.render(f"温馨提示：{notice}。"), barge_in=True)
     node_id: str | None = script.start
     while node_id is not None:
         node = script.nodes[node_id]
@@ -257,17 +273,24 @@ class _Runner:
         return node.next
 
     async def _QueueNode(self, node: QueueNode) -> str | Outcome:  # noqa: N802
-        expected = await self.actions.expected_wait(node.group) if node.offer_node and node.hint_prompt else None
-        if expected is not None and expected[1] >= node.hint_over_s:
+        offers = node.hint_prompt and (node.offer_node or node.callback_digit)
+        expected = await self.actions.expected_wait(node.group) if offers else None
+        if expected is not None and _long_wait(node, expected[1]):
             waiting, wait_s = expected
             text = node.hint_prompt.format_map(_Fill(waiting=waiting, minutes=max(1, round(wait_s / 60))))
             digit = await self.media.collect_digits(await self.render(text, None), max_digits=1,
                                                     timeout_s=node.hint_timeout_s, terminators="")
             if digit:
                 await self.actions.dtmf(digit)
-            if digit and digit == node.offer_digit:
+            if digit and digit == node.offer_digit and node.offer_node:
                 await self.actions.leave(VisitOutcome.digit)
                 return node.offer_node
+            if digit and digit == node.callback_digit:
+                ahead = await self.actions.request_callback(node.group)
+                if ahead is not None:  # else (no mobile number, or an agent took the call at once) wait as usual
+                    await self.actions.leave(VisitOutcome.digit)
+                    await self.say(node.callback_prompt.format_map(_Fill(ahead=ahead)), barge_in=False)
+                    return Outcome("hangup")
         await self.say(node.prompt, "prompt", barge_in=False)
         queued = await self.actions.hand_off(node.group)
         await self.actions.leave(VisitOutcome.next)

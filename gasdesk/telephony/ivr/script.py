@@ -147,16 +147,21 @@ class SmsLinkNode(_Node):
 
 class QueueNode(_Node):
     """To a person: the ACD queue of skill group ``group`` (empty: the hand-off rules decide, as for a chat's
-    转人工). When the expected wait is at least ``hint_over_s``, the caller hears it and may press
-    ``offer_digit`` to go to ``offer_node`` (an SMS link) instead of waiting."""
+    转人工). When the expected wait is at least ``hint_over_s`` (unset: above the peak threshold,
+    ``peak_wait_threshold_s``), the caller hears it and may press ``offer_digit`` to go to ``offer_node`` (an
+    SMS link) instead of waiting, or ``callback_digit`` to book a callback to the calling mobile: the call's
+    conversation keeps its place in the queue, the caller hears ``callback_prompt`` and the call ends."""
 
     kind: Literal["queue"]
     group: Annotated[str, Field(max_length=40)] = ""
     prompt: OptionalPrompt = "正在为您转接人工客服，请稍候。"
-    hint_over_s: Annotated[int, Field(ge=0, le=3600)] = 180
+    hint_over_s: Annotated[int | None, Field(ge=0, le=3600)] = None
     hint_prompt: OptionalPrompt = ("当前排队人数较多，您前面还有{waiting}位，预计等待约{minutes}分钟。"
-                                   "按1 收短信链接自助办理，不用等待；继续等待请不要挂机。")
+                                   "按1 收短信链接自助办理，不用等待；按2 预约回拨，保留您的排队位置；继续等待请不要挂机。")
     offer_digit: Literal["", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"] = "1"
+    callback_digit: Literal["", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"] = "2"
+    callback_prompt: OptionalPrompt = ("已为您预约回拨，排队位置已为您保留，您前面还有{ahead}位。"
+                                       "轮到您时客服将回拨您的来电号码，请保持电话畅通。再见。")
     offer_node: Annotated[str, Field(max_length=40)] = ""
     hint_timeout_s: Timeout = 5
     unavailable: NodeRef  # nobody can take the call (no agent online, queue full, after hours)
@@ -230,6 +235,8 @@ def _graph_problems(script: Script) -> list[str]:
                 problems.append(f"节点“{name}”指向不存在的节点“{target}”")
         if isinstance(node, QueueNode) and node.offer_node and not node.offer_digit:
             problems.append(f"节点“{name}”设置了短信分流节点，但没有设置按键")
+        if isinstance(node, QueueNode) and node.offer_node and node.callback_digit == node.offer_digit:
+            problems.append(f"节点“{name}”的预约回拨按键与短信分流按键相同")
         if isinstance(node, SpeechMenuNode) and isinstance(script.nodes.get(node.fallback), SpeechMenuNode):
             # With recognition off a speech menu passes straight to its fallback: that must take keys.
             problems.append(f"语音菜单“{name}”的备用节点不能是另一个语音菜单")

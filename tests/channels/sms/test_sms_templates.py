@@ -40,7 +40,7 @@ def test_catalogue_has_the_seed_notices() -> None:
                                       "followup_invite", "outage_notice", "heating_notice", "outage_restored",
                                       "guidance", "chat_reply",
                                       "chat_reply_long", "chat_reply_waiting", "opt_out_confirmed",
-                                      "opt_in_confirmed"}
+                                      "opt_in_confirmed", "emergency_alert"}
     codes = [t.provider_code for t in DEFAULT_TEMPLATES.values()]
     assert len(set(codes)) == len(codes) and all(code.startswith("SMS_") for code in codes)
     assert "回复数字1-5" in DEFAULT_TEMPLATES["followup_invite"].body

@@ -222,10 +222,26 @@
   }
 
   function showQueue(frame) {
-    if (!frame) { ui.queueBanner.hidden = true; return; }
+    if (!frame) { ui.queueBanner.hidden = true; ui.peakOffer.hidden = true; return; }
     var ahead = Math.max(0, (frame.position || 1) - 1);
     var minutes = Math.max(1, Math.round((frame.estimated_wait_s || 0) / 60));
-    ui.queueBanner.textContent = "排队中：您前面还有 " + ahead + " 位，预计等待约 " + minutes + " 分钟";
+    ui.queueBanner.textContent = frame.callback
+      ? "已预约回拨（" + frame.callback.phone + "）：排队位置已为您保留，您前面还有 " + ahead + " 位"
+      : "排队中：您前面还有 " + ahead + " 位，预计等待约 " + minutes + " 分钟";
+    ui.queueBanner.hidden = false;
+    // Peak hours: the server says when the expected wait passes its threshold (gasdesk/callbacks).
+    if (frame.peak) {
+      ui.peakText.textContent = "当前咨询人数较多，预计等待约 " + minutes + " 分钟。留下手机号预约回拨，" +
+        "我们保留您的排队位置，轮到您时客服回电；您也可以自助办理。";
+    }
+    ui.peakOffer.hidden = !frame.peak;
+  }
+
+  function onCallbackBooked(f) {
+    ui.peakOffer.hidden = true;
+    ui.peakErr.hidden = true;
+    var ahead = Math.max(0, (f.position || 1) - 1);
+    ui.queueBanner.textContent = "已预约回拨：排队位置已为您保留，您前面还有 " + ahead + " 位";
     ui.queueBanner.hidden = false;
   }
 
@@ -867,6 +883,7 @@
       case "typing":
         if (f.from === "staff" || f.from === "agent") showTyping();
         return;
+      case "callback_booked": return onCallbackBooked(f);
       case "identified": return onIdentified(f);
       case "history": return onHistory(f);
       case "history_transcript": return onTranscript(f);
@@ -1078,6 +1095,7 @@
   function init() {
     ["status", "messages", "list", "typing", "composer", "input", "restart"].forEach(function (id) { ui[id] = $(id); });
     ui.connBanner = $("conn-banner"); ui.queueBanner = $("queue-banner");
+    ui.peakOffer = $("peak-offer"); ui.peakText = $("peak-text"); ui.peakErr = $("peak-err");
     ui.errorBar = $("error-bar"); ui.errorText = $("error-text");
     ui.sendForm = $("send-form"); ui.fileInput = $("file-input");
     ui.btnHandoff = $("btn-handoff"); ui.btnHistory = $("btn-history"); ui.btnClose = $("btn-close");
@@ -1098,6 +1116,17 @@
     if (S.convState) applyConvState(S.convState, { agentName: S.agentName });
     setStatus("正在连接…");
 
+    $("peak-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var phone = $("peak-phone").value.replace(/\s+/g, "");
+      if (!/^1[3-9]\d{9}$/.test(phone)) {
+        ui.peakErr.textContent = "请输入 11 位手机号";
+        ui.peakErr.hidden = false;
+        return;
+      }
+      ui.peakErr.hidden = true;
+      if (!sendFrame({ type: "callback_request", phone: phone })) showError("连接中断，请稍后再试");
+    });
     ui.sendForm.addEventListener("submit", function (ev) {
       ev.preventDefault();
       if (sendText(ui.input.value)) { ui.input.value = ""; autoGrow(); }

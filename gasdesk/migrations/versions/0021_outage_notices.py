@@ -1,8 +1,8 @@
 """outage notices with a life cycle (draft → published → updated → closed), areas down to the building, imported
 customer lists, and broadcasts with one delivery row per customer
 
-Revision ID: 0018
-Revises: 0016
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-04 04:00:00.000000
 
 Existing outages become published notices (version 1) with one area row per community (or one for the whole
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0018'
-down_revision = '0016'
+revision = '0021'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

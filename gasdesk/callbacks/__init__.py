@@ -1,0 +1,1 @@
+"""Peak-hour guidance and callback requests that keep the resident's place in the queue."""
