@@ -123,6 +123,11 @@ ACTION_LABELS: dict[str, str] = {
     "config.duty_add": "添加值班",
     "config.duty_remove": "删除值班",
     "config.staff_contact": "配置应急联系方式",
+    "hours.override": "设置节假日安排",
+    "hours.override_delete": "删除节假日安排",
+    "callback.request": "预约回拨",
+    "callback.dial": "拨打回拨电话",
+    "callback.outcome": "记录回拨结果",
 }
 
 ENTITY_LABELS: dict[str, str] = {
