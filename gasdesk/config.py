@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     sms_quiet_hours: str = "21:00-08:00"
     # Said in notices to residents (预约确认, 工单进度…): the number to call with questions.
     service_hotline: str = Field(default="96777", max_length=20)
+    # Outage broadcasts (gasdesk/broadcasts): messages handed to each channel per second — at most the
+    # provider's rate limit (WeChat template messages, the SMS account's QPS). One worker process sends about
+    # 90 messages a second in all (docs/performance.md); the defaults stay below that together.
+    broadcast_wechat_per_s: int = Field(default=40, ge=1, le=10_000)
+    broadcast_sms_per_s: int = Field(default=40, ge=1, le=10_000)
     # The utility's 办事指南 page (a short link, at most 35 characters): the 办理指引 SMS links to it. Empty =
     # guidance goes by WeChat only.
     guidance_url: str = Field(default="", max_length=35)

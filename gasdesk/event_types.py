@@ -481,6 +481,17 @@ class OutageAnnounced(EventPayload):
     kind: str  # gas | heating
 
 
+@event_type("outage.updated")
+class OutageUpdated(EventPayload):
+    outage_id: int
+    kind: str  # gas | heating
+    version: int  # the content version residents now read
+
+
+@event_type("outage.closed")
+class OutageClosed(EventPayload):
+    outage_id: int
+    kind: str
 # ------------------------------------------------------------------ emergency escalation (gasdesk/emergency)
 
 

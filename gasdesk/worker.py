@@ -15,6 +15,9 @@ from gasdesk.analytics.rollup import EVERY_S as ROLLUP_EVERY_S
 from gasdesk.analytics.rollup import rollup as analytics_rollup
 from gasdesk.appointments.service import on_appointment_booked
 from gasdesk.auth.service import prune_auth_state
+from gasdesk.broadcasts.service import JOB as BROADCAST_JOB
+from gasdesk.broadcasts.service import drain as drain_broadcasts
+from gasdesk.broadcasts.service import kick_drain
 from gasdesk.callbacks.service import answer_callback_keyword
 from gasdesk.channels.inbound import intercept_inbound, prune_receipts
 from gasdesk.channels.replies import queue_chat_reply
@@ -81,6 +84,9 @@ def register_handlers() -> None:
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)
+    # Outage notices to every affected customer, at the configured per-channel rate (gasdesk/broadcasts).
+    register_job(BROADCAST_JOB, drain_broadcasts)
+    register_periodic("broadcasts.kick", 60, kick_drain)
     # Emergency escalation: the next step of every event whose acknowledgement time ran out (durable, CAS).
     register_periodic("emergency.escalate", EMERGENCY_SCAN_EVERY_S, emergency_advance_due)
     intercept_inbound(sms_acknowledge)  # staff alerted by SMS reply "QR" to acknowledge

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.clock import utcnow
@@ -203,6 +203,19 @@ async def run_periodic_once(force: bool = False) -> list[str]:
     return ran
 
 
+async def _next_due_in(poll_s: float) -> float:
+    """Seconds until the next pending job is due, within (0.05, poll_s]: a job queued a second ahead (a
+    throttled broadcast's next batch) runs on time rather than at the next poll."""
+    try:
+        async with transaction() as session:
+            due = await session.scalar(select(func.min(Job.run_at)).where(Job.status == "pending"))
+    except Exception:  # noqa: BLE001 - the database is busy or gone: poll as before
+        return poll_s
+    if due is None:
+        return poll_s
+    return min(poll_s, max(0.05, (due - utcnow()).total_seconds()))
+
+
 async def worker_loop(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:
     """Forever: run due jobs, run periodic tasks when their lease is ours, sleep until woken or polled.
     Start it through ``gasdesk.worker.run_worker``, which registers the handlers first."""
@@ -220,6 +233,6 @@ async def worker_loop(poll_s: float = 5.0, stop: asyncio.Event | None = None) ->
         wake = wake_event()
         wake.clear()
         try:
-            await asyncio.wait_for(wake.wait(), timeout=poll_s)
+            await asyncio.wait_for(wake.wait(), timeout=await _next_due_in(poll_s))
         except TimeoutError:
             pass

@@ -35,12 +35,15 @@ class Purpose(StrEnum):
     followup_invite = "followup_invite"
     guidance = "guidance"
     outage_notice = "outage_notice"
+    heating_notice = "heating_notice"
+    outage_restored = "outage_restored"
     emergency_alert = "emergency_alert"  # to staff: an emergency event's escalation step (gasdesk/emergency)
 
 
 PURPOSE_LABELS = {Purpose.chat: "会话回复", Purpose.appointment_confirmed: "预约确认",
                   Purpose.appointment_reminder: "预约提醒", Purpose.ticket_progress: "工单进度",
                   Purpose.followup_invite: "回访邀请", Purpose.guidance: "办理指引", Purpose.outage_notice: "停气通知",
+                  Purpose.heating_notice: "停暖通知", Purpose.outage_restored: "恢复供应通知",
                   Purpose.emergency_alert: "紧急事件通知"}
 
 

@@ -32,6 +32,7 @@ The hooks below are registered by ``gasdesk/worker.py``:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -46,11 +47,19 @@ from gasdesk.clock import local_zone, to_local, utcnow
 from gasdesk.config import get_settings
 from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Channel, Conversation, Message, SenderType
-from gasdesk.customers.contacts import contact_of_visitor, contacts_of_customer, find_contact
-from gasdesk.customers.models import Address, ContactIdentity, ContactKind
+from gasdesk.customers.contacts import contact_key, contact_of_visitor, contacts_of_customer, find_contact
+from gasdesk.customers.models import Address, ContactIdentity, ContactKind, CustomerPhone
 from gasdesk.errors import InvalidInput, NotFound
 from gasdesk.outbound.models import PURPOSE_LABELS, STATUS_LABELS, OutboundMessage, OutboundStatus, Purpose
-from gasdesk.outbound.service import SYSTEM, do_queue_outbound, mask_recipient, outbound_for, phone_on_file
+from gasdesk.outbound.service import (
+    SYSTEM,
+    OutboundItem,
+    do_queue_outbound,
+    do_queue_outbound_many,
+    mask_recipient,
+    outbound_for,
+    phone_on_file,
+)
 from gasdesk.tickets.models import Ticket, TicketStatus, TicketType
 
 NOTICE_SENDER = "消息通知"
@@ -163,6 +172,78 @@ async def do_notify_resident(
         return await _post_to_webchat(session, conversation, purpose, values, dedupe_key, actor=actor,
                                       ticket_id=ticket_id, appointment_id=appointment_id)
     return None
+
+
+async def do_notify_residents(
+    session: AsyncSession, *, customer_ids: list[int], purpose: Purpose, params: dict[str, Any],
+    dedupe_key_of: Callable[[int], str], webchats: dict[int, Conversation] | None = None, actor: Actor = SYSTEM,
+) -> dict[int, OutboundMessage | Message | None]:
+    """``do_notify_resident`` for many customers and one notice (a broadcast's batch): the same channel rules —
+    a following WeChat contact, else the phone on file or a bound SMS number, a skipped row when every contact
+    opted out, else the customer's open web chat (``webchats``) — with each lookup made once for the whole
+    batch and the rows queued by ``do_queue_outbound_many``. Returns what each customer got."""
+    if purpose is Purpose.chat:
+        raise ValueError("chat replies are queued by channels.replies, not as notices")
+    webchats = webchats or {}
+    values = {k: str(v) for k, v in params.items() if v is not None}
+    texted = sms_params(purpose, values)
+    contacts: dict[int, list[ContactIdentity]] = {}
+    for contact in await session.scalars(select(ContactIdentity).where(ContactIdentity.customer_id.in_(customer_ids))
+                                         .order_by(ContactIdentity.id)):
+        contacts.setdefault(contact.customer_id or 0, []).append(contact)
+    phones: dict[int, str] = {}
+    for customer_id, phone in await session.execute(
+            select(CustomerPhone.customer_id, CustomerPhone.phone).where(CustomerPhone.customer_id.in_(customer_ids))
+            .order_by(CustomerPhone.is_primary.desc(), CustomerPhone.id)):
+        phones.setdefault(customer_id, phone)
+    sms_contacts = {c.value_index: c for c in await session.scalars(select(ContactIdentity).where(
+        ContactIdentity.kind == ContactKind.sms.value,
+        ContactIdentity.value_index.in_([contact_key(ContactKind.sms, p) for p in phones.values()])))}
+    items: list[OutboundItem] = []
+    owners: list[int] = []
+    out: dict[int, OutboundMessage | Message | None] = {}
+    for customer_id in customer_ids:
+        own = contacts.get(customer_id, [])
+        key = dedupe_key_of(customer_id)
+        opted_out: list[OutboundItem] = []
+        chosen: OutboundItem | None = None
+        for contact in own:
+            if contact.kind == ContactKind.wechat.value and contact.subscribed:
+                item = OutboundItem(channel="wechat", method="template", recipient=contact.value, contact=contact,
+                                    customer_id=customer_id, template_key=purpose.value, params=values,
+                                    dedupe_key=key)
+                if _usable(contact, False):
+                    chosen = item
+                    break
+                opted_out.append(item)
+        if chosen is None and texted is not None:
+            numbers: list[tuple[str, ContactIdentity | None]] = []
+            if customer_id in phones:
+                phone = phones[customer_id]
+                numbers.append((phone, sms_contacts.get(contact_key(ContactKind.sms, phone))))
+            numbers += [(c.value, c) for c in own if c.kind == ContactKind.sms.value
+                        and all(n is None or n.id != c.id for _, n in numbers)]
+            for number, sms_contact in numbers:
+                item = OutboundItem(channel="sms", method="sms", recipient=number, contact=sms_contact,
+                                    customer_id=customer_id, template_key=purpose.value, params=texted,
+                                    dedupe_key=key)
+                if sms_contact is None or _usable(sms_contact, False):
+                    chosen = item
+                    break
+                opted_out.append(item)
+        chosen = chosen or (opted_out[0] if opted_out else None)
+        if chosen is not None:
+            items.append(chosen)
+            owners.append(customer_id)
+        elif customer_id in webchats:
+            out[customer_id] = await _post_to_webchat(session, webchats[customer_id], purpose, values, key,
+                                                      actor=actor, ticket_id=None, appointment_id=None)
+        else:
+            out[customer_id] = None
+    for customer_id, row in zip(owners, await do_queue_outbound_many(session, purpose, items, actor=actor),
+                                strict=True):
+        out[customer_id] = row
+    return out
 
 
 async def _post_to_webchat(session: AsyncSession, origin: Conversation, purpose: Purpose, values: dict[str, str],

@@ -134,6 +134,24 @@ async def do_queue_outbound(
         existing = await session.scalar(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key))
         if existing is not None:
             return existing
+    row, run_at = _new_row(
+        channel=channel, purpose=purpose, method=method, recipient=recipient, contact=contact,
+        customer_id=customer_id, conversation_id=conversation_id, message_id=message_id, ticket_id=ticket_id,
+        appointment_id=appointment_id, followup_id=followup_id, text=text, template_key=template_key, params=params,
+        dedupe_key=dedupe_key, emergency=emergency, delay_s=delay_s, fallback_of_id=fallback_of_id)
+    session.add(row)
+    await session.flush()
+    _queued(session, row, run_at, actor)
+    return row
+
+
+def _new_row(*, channel: str, purpose: Purpose, method: str, recipient: str, contact: ContactIdentity | None,
+             customer_id: int | None, conversation_id: int | None, message_id: int | None, ticket_id: int | None,
+             appointment_id: int | None, followup_id: int | None, text: str | None, template_key: str | None,
+             params: dict[str, Any] | None, dedupe_key: str | None, emergency: bool, delay_s: float,
+             fallback_of_id: int | None) -> tuple[OutboundMessage, datetime]:
+    """The row to store and when its job runs: opt-out (proactive messages) and SMS quiet hours decided here,
+    for one message and for many alike."""
     now = utcnow()
     row = OutboundMessage(
         channel=channel, purpose=purpose.value, method=method, recipient=recipient,
@@ -153,15 +171,69 @@ async def do_queue_outbound(
         if quiet_end is not None:
             row.not_before = quiet_end
             run_at = max(run_at, quiet_end)
-    session.add(row)
-    await session.flush()
-    if proactive or fallback_of_id is not None:
+    return row, run_at
+
+
+def _queued(session: AsyncSession, row: OutboundMessage, run_at: datetime, actor: Actor) -> None:
+    """After the row is stored: the audit row of a proactive message (or an SMS fallback) and the send job."""
+    if (row.purpose != Purpose.chat.value and not row.emergency) or row.fallback_of_id is not None:
         record_audit(session, actor, "outbound.queue", "outbound", row.id, after={
-            "channel": channel, "purpose": purpose.value, "status": row.status, "reason": row.reason,
-            "ticket_id": ticket_id, "appointment_id": appointment_id, "followup_id": followup_id})
+            "channel": row.channel, "purpose": row.purpose, "status": row.status, "reason": row.reason,
+            "ticket_id": row.ticket_id, "appointment_id": row.appointment_id, "followup_id": row.followup_id})
     if row.status == OutboundStatus.queued.value:
         enqueue(session, JOB, {"id": row.id}, run_at=run_at, max_attempts=2)
-    return row
+
+
+@dataclass(frozen=True)
+class OutboundItem:
+    """One message of ``do_queue_outbound_many`` (the per-message arguments of ``do_queue_outbound``)."""
+
+    channel: str
+    method: str
+    recipient: str
+    contact: ContactIdentity | None = None
+    customer_id: int | None = None
+    conversation_id: int | None = None
+    template_key: str | None = None
+    params: dict[str, Any] | None = None
+    dedupe_key: str | None = None
+
+
+async def do_queue_outbound_many(session: AsyncSession, purpose: Purpose, items: list[OutboundItem], *,
+                                 actor: Actor = SYSTEM) -> list[OutboundMessage]:
+    """``do_queue_outbound`` for many proactive messages of one purpose (a broadcast's batch): the same rows,
+    checks, audit rows and jobs, with one de-duplication query and one flush. Returns the rows in order (an
+    existing row for a dedupe key already used)."""
+    for item in items:
+        if item.channel not in METHODS or item.method not in METHODS[item.channel]:
+            raise InvalidInput(f"渠道 {item.channel} 不支持发送方式 {item.method}", code="invalid_outbound")
+    keys = [item.dedupe_key for item in items if item.dedupe_key]
+    existing: dict[str, OutboundMessage] = {}
+    for start in range(0, len(keys), 500):
+        for row in await session.scalars(select(OutboundMessage).where(
+                OutboundMessage.dedupe_key.in_(keys[start:start + 500]))):
+            existing[row.dedupe_key or ""] = row
+    out: list[OutboundMessage] = []
+    new: list[tuple[OutboundMessage, datetime]] = []
+    for item in items:
+        if item.dedupe_key and item.dedupe_key in existing:
+            out.append(existing[item.dedupe_key])
+            continue
+        row, run_at = _new_row(
+            channel=item.channel, purpose=purpose, method=item.method, recipient=item.recipient,
+            contact=item.contact, customer_id=item.customer_id, conversation_id=item.conversation_id,
+            message_id=None, ticket_id=None, appointment_id=None, followup_id=None, text=None,
+            template_key=item.template_key, params=item.params, dedupe_key=item.dedupe_key, emergency=False,
+            delay_s=0.0, fallback_of_id=None)
+        if item.dedupe_key:
+            existing[item.dedupe_key] = row  # the same key twice in one batch: one message
+        session.add(row)
+        new.append((row, run_at))
+        out.append(row)
+    await session.flush()
+    for row, run_at in new:
+        _queued(session, row, run_at, actor)
+    return out
 
 
 async def _sent_today(session: AsyncSession, row: OutboundMessage) -> int:

@@ -38,7 +38,7 @@ from gasdesk.customers.validation import MOBILE_RE
 from gasdesk.db import transaction
 from gasdesk.errors import GasdeskError, InvalidInput, NotFound, RateLimited
 from gasdesk.hours.service import holiday_notice, opening_state
-from gasdesk.outages.service import describe, outages_affecting
+from gasdesk.outages.service import describe, notices_for_customer, outages_affecting
 from gasdesk.outbound.models import OutboundStatus, Purpose
 from gasdesk.outbound.notices import sms_params
 from gasdesk.outbound.service import do_queue_outbound
@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 EMERGENCY_GROUP = "gas"
 SMS_SERVICE_NAME = "燃气业务在线自助办理"
+# Said before the menu to a caller whose address an outage notice covers.
+AREA_NOTICE_INTRO = "您好，您所在区域有停气停暖通知："
 # Calls this process carries now (the capacity setting is per process: each back-end process answers its own).
 _ACTIVE: set[str] = set()
 
@@ -132,6 +134,9 @@ async def _run(media: MediaSession, prompts: PromptRenderer, endpoint_for: Endpo
     try:
         await media.answer()
         await live.answered()
+        notices = await live.area_notices()
+        if notices:  # the caller's own outage first: most callers during one need nothing more
+            await media.play(await prompts.render(AREA_NOTICE_INTRO + "；".join(notices[:3]) + "。"), barge_in=True)
         outcome = await run_script(script, media, prompts, live)
         if outcome.kind == "queued":
             by, cause = await _connect(live, script, prompts, endpoint_for)
@@ -366,10 +371,19 @@ class LiveCall(CallActions):
             _, conversation = await self._load(session)
             customer = await session.get(Customer, conversation.customer_id) if conversation.customer_id else None
             address = await _first_address(session, customer)
-            if address is None or not address.district:
+            if customer is None or address is None or not address.district:
                 return False, [describe(o) for o in await outages_affecting(session, district=None)]
-            found = await outages_affecting(session, district=address.district, community=address.community)
-            return True, [describe(o) for o in found]
+            # The caller's homes down to the building, and the 户号 lists staff imported for a notice.
+            return True, [describe(o) for o in await notices_for_customer(session, customer.id)]
+
+    async def area_notices(self) -> list[str]:
+        """The notices in force for a known caller's address, announced before the menu (none when the caller
+        is not known: the menu's 停气停暖 option reads them all)."""
+        async with transaction() as session:
+            _, conversation = await self._load(session)
+            if conversation.customer_id is None:
+                return []
+            return [describe(o) for o in await notices_for_customer(session, conversation.customer_id)]
 
     async def has_customer(self) -> bool:
         async with transaction() as session:

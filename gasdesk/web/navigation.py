@@ -47,6 +47,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/notice-templates", "通知模板", "短信与微信模板消息的服务商模板"),
     Console("/admin/ivr", "语音导航", "来电语音导航脚本：编辑、校验、版本与启用"),
     Console("/admin/wall", "大屏阈值", "排队、等待、超时等指标的黄色/红色提示阈值"),
+    Console("/outages", "停气停暖公告", "发布、更新、结束停气/停暖公告；受影响用户的通知与送达"),
     Console("/emergency", "应急看板", "紧急事件：逐级通知、谁已通知、谁已确认、用时；宣布与关闭"),
     Console("/admin/emergency", "应急升级路径", "Ⅰ–Ⅳ级事件的通知步骤、渠道与确认时限"),
     Console("/admin/duty", "值班表", "值班长、抢修调度、安检主管的在班时间与应急联系方式"),

@@ -143,6 +143,7 @@ JOB_EXEMPT: dict[str, str] = {
                         "failure writes outbound.fail (tests/outbound/test_outbound_delivery.py)",
     "analytics.ingest": "writes report facts of already audited changes (a retry of a failed write); no decision",
     "analytics.rollup": "sums report facts into hourly buckets: derived figures, no decision",
+    "broadcasts.kick": "re-queues the broadcast drain job when deliveries wait and none is queued: no decision",
 }
 
 
@@ -708,6 +709,97 @@ async def _(ctx: Ctx) -> Call:
     return Call("POST", "/api/v1/outages", ("config.outage",), json={
         "kind": "gas", "district": "和平区", "communities": ["幸福里小区"],
         "starts_at": "2026-12-01T09:00:00+08:00", "ends_at": "2026-12-01T18:00:00+08:00", "reason": "管网检修"})
+
+
+async def _outage_notice(ctx: Ctx, *, publish: bool = False) -> int:
+    from gasdesk.outages.service import AreaSpec, check_outage, do_create_outage, do_publish_outage
+
+    await ctx.factory.customer(account_no="2100000077")  # 朝阳区幸福里小区
+    now = clock.utcnow()
+    notice = await do_create_outage(ctx.session, SETUP, check_outage(
+        kind="gas", areas=[AreaSpec(district="朝阳区", community="幸福里小区")], starts_at=now,
+        ends_at=now + timedelta(hours=6), reason="管网检修"))
+    if publish:
+        await do_publish_outage(ctx.session, SETUP, notice)
+    await commit(ctx.session)
+    return notice.id
+
+
+OUTAGE_BODY = {"kind": "gas", "areas": [{"district": "朝阳区", "community": "幸福里小区"}],
+               "starts_at": "2026-12-08T09:00:00+08:00", "ends_at": "2026-12-08T18:00:00+08:00", "reason": "管网检修"}
+OUTAGE_FORM = {"kind": "gas", "planned": "sudden", "areas": "朝阳区,,幸福里小区,3", "starts_at": "2026-12-08T09:00",
+               "ends_at": "2026-12-08T18:00", "reason": "管网检修"}
+
+
+@scenario("POST", "/api/v1/outages/notices")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/api/v1/outages/notices", ("outage.create",), json=OUTAGE_BODY)
+
+
+@scenario("PUT", "/api/v1/outages/notices/{outage_id}")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx, publish=True)
+    await ctx.as_role("dispatcher")
+    return Call("PUT", f"/api/v1/outages/notices/{outage_id}", ("outage.update",),
+                json={**OUTAGE_BODY, "progress_note": "抢修中"})
+
+
+@scenario("POST", "/api/v1/outages/notices/{outage_id}/publish")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/api/v1/outages/notices/{outage_id}/publish", ("outage.publish",))
+
+
+@scenario("POST", "/api/v1/outages/notices/{outage_id}/close")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx, publish=True)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/api/v1/outages/notices/{outage_id}/close", ("outage.close",), json={"note": "已恢复"})
+
+
+@scenario("POST", "/api/v1/outages/notices/{outage_id}/customers")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/api/v1/outages/notices/{outage_id}/customers", ("outage.import_customers",),
+                data=ctx.csrf_form(), files={"file": ("list.csv", b"2100000077\n", "text/csv")})
+
+
+@scenario("POST", "/outages/new")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/outages/new", ("outage.create",), data=OUTAGE_FORM)
+
+
+@scenario("POST", "/outages/{outage_id}/edit")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/outages/{outage_id}/edit", ("outage.edit",), data=OUTAGE_FORM)
+
+
+@scenario("POST", "/outages/{outage_id}/publish")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/outages/{outage_id}/publish", ("outage.publish",))
+
+
+@scenario("POST", "/outages/{outage_id}/close")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx, publish=True)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/outages/{outage_id}/close", ("outage.close",), data={"note": "已恢复"})
+
+
+@scenario("POST", "/outages/{outage_id}/customers")
+async def _(ctx: Ctx) -> Call:
+    outage_id = await _outage_notice(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/outages/{outage_id}/customers", ("outage.import_customers",),
+                data=ctx.csrf_form(), files={"file": ("list.csv", b"2100000077\n", "text/csv")})
 
 
 # ---------------------------------------------------------------- knowledge base
@@ -1500,6 +1592,15 @@ async def _(ctx: Ctx) -> JobRun:
     return JobRun(_periodic("reports.scheduled"), ("report.generate",))
 
 
+@job_scenario("broadcasts.drain")
+async def _(ctx: Ctx) -> JobRun:
+    await _outage_notice(ctx, publish=True)
+
+    async def run() -> None:
+        async with transaction() as s:
+            await HANDLERS["broadcasts.drain"](s, {})
+
+    return JobRun(run, ("outbound.queue",))
 @job_scenario("emergency.escalate")
 async def _(ctx: Ctx) -> JobRun:
     await _emergency(ctx)  # nobody on duty for the built-in path: the next scan moves to step 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,11 +16,13 @@ import pytest
 import pytest_asyncio
 from websockets.asyncio.client import connect
 
+from gasdesk import clock
 from gasdesk.customers.models import BillingBalance
 from gasdesk.db import commit
+from gasdesk.outages.service import AreaSpec, check_outage, do_create_outage, do_publish_outage
 from gasdesk.routing.service import do_set_skills
 from tests.browser.conftest import screenshot
-from tests.factories import TEST_PASSWORD
+from tests.factories import TEST_PASSWORD, wo_actor
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -213,6 +216,12 @@ async def test_customer_360_search_and_link(live_server, browser, factory, sessi
         address={"district": "和平区", "community": "幸福里小区", "building": "3", "unit": "2", "room": "501"},
     )
     session.add(BillingBalance(account_id=customer.accounts[0].id, balance=Decimal("88.50"), arrears=Decimal("0")))
+    # An outage notice for her building: the panel shows it first (the likeliest answer to 家里没气了).
+    now = clock.utcnow()
+    notice = await do_create_outage(session, wo_actor(), check_outage(
+        kind="gas", planned=False, areas=[AreaSpec(district="和平区", community="幸福里小区", building="3")],
+        starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=3), reason="楼前管线抢修"))
+    await do_publish_outage(session, wo_actor(), notice)
     await commit(session)
     page = await _open_console(browser, live_server, agent.username)
 
@@ -229,6 +238,7 @@ async def test_customer_360_search_and_link(live_server, browser, factory, sessi
     panel = await page.inner_text("#cust-panel")
     assert "2109876543" in panel and "¥88.50" in panel and "IC卡表" in panel
     assert "和平区幸福里小区3号楼2单元501室" in panel
+    assert "突发停气" in await page.inner_text("#cust-outages") and "楼前管线抢修" in panel
     await page.wait_for_selector("#cust-panel .history-list li.current")
     await page.wait_for_selector(item(resident.conversation_id) + " .name:has-text('刘芳')")
     await screenshot(page, "agent-console-customer-360")

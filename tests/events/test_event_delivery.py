@@ -499,6 +499,39 @@ async def _outage(w: World) -> None:
     await commit(w.session)
 
 
+async def _published_outage(w: World):
+    from gasdesk.outages.service import AreaSpec, check_outage, do_create_outage, do_publish_outage
+
+    notice = await do_create_outage(w.session, wo_actor(), check_outage(
+        kind="heating", areas=[AreaSpec(district="和平区")], starts_at=T0 + timedelta(hours=2),
+        ends_at=T0 + timedelta(hours=6), reason="换热站检修"))
+    await do_publish_outage(w.session, wo_actor(), notice)
+    await commit(w.session)
+    return notice
+
+
+@case("outage.updated")
+async def _outage_updated(w: World) -> None:
+    from gasdesk.outages.service import AreaSpec, check_outage, do_update_outage
+
+    notice = await _published_outage(w)
+    w.start()
+    await do_update_outage(w.session, wo_actor(), notice, check_outage(
+        kind="heating", areas=[AreaSpec(district="和平区")], starts_at=T0 + timedelta(hours=2),
+        ends_at=T0 + timedelta(hours=8), reason="换热站检修"))
+    await commit(w.session)
+
+
+@case("outage.closed")
+async def _outage_closed(w: World) -> None:
+    from gasdesk.outages.service import do_close_outage
+
+    notice = await _published_outage(w)
+    w.start()
+    await do_close_outage(w.session, wo_actor(), notice, note="已恢复")
+    await commit(w.session)
+
+
 @case("call.ringing")
 async def _call_ringing(w: World) -> None:
     from gasdesk.telephony.media import CallInfo

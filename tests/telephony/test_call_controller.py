@@ -164,6 +164,30 @@ async def test_outage_notices_for_the_callers_area(session, factory, prompts) ->
     assert_consistent(await call_rows(caller.info.call_ref))
 
 
+async def test_a_caller_in_the_notice_area_hears_it_before_the_menu(session, factory, prompts) -> None:
+    from datetime import timedelta
+
+    from gasdesk.outages.service import AreaSpec, check_outage, do_create_outage, do_publish_outage
+    from tests.factories import wo_actor
+
+    address = {"district": "朝阳区", "community": "幸福里小区", "building": "3", "unit": "1", "room": "101"}
+    await factory.customer(phones=["13900000014"], address=address)
+    await factory.customer(phones=["13900000015"], address={**address, "building": "4"})
+    now = clock.utcnow()
+    notice = await do_create_outage(session, wo_actor(), check_outage(
+        kind="gas", planned=False, areas=[AreaSpec(district="朝阳区", community="幸福里小区", building="3")],
+        starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=3), reason="楼内立管漏气抢修"))
+    await do_publish_outage(session, wo_actor(), notice)
+    await commit(session)
+    inside = FakeCaller(inputs=[], caller="13900000014")
+    await _call(inside, prompts)
+    assert inside.heard[0].startswith("您好，您所在区域有停气停暖通知") and "立管漏气" in inside.heard[0]
+    assert_consistent(await call_rows(inside.info.call_ref))
+    next_door = FakeCaller(inputs=[], caller="13900000015")
+    await _call(next_door, prompts)
+    assert not any("立管漏气" in text for text in next_door.heard)
+
+
 async def test_a_long_queue_offers_an_sms_link_instead_of_waiting(session, factory, prompts, monkeypatch) -> None:
     monkeypatch.setenv("GASDESK_GUIDANCE_URL", "https://g.example.cn/z")
     reset_settings_cache()

@@ -26,7 +26,7 @@ from gasdesk.customers.addresses import parse_free_address
 from gasdesk.customers.billing import billing_system_for
 from gasdesk.customers.models import Customer
 from gasdesk.errors import GasdeskError
-from gasdesk.outages.service import describe, outages_affecting
+from gasdesk.outages.service import describe, notices_for_customer, outages_affecting
 from gasdesk.tickets.schemas import TicketCreate
 from gasdesk.tickets.service import do_add_ticket_note, do_file_report, open_report
 
@@ -132,7 +132,12 @@ class SelfCheckFlow(Flow):
         # 1. the area, for the outage check
         if "district" not in self.slots and not self.slots.get("area_skipped"):
             area = area_in(text, turn.understanding.slots)
-            if not area.district:
+            if area.district:
+                self.slots["area_given"] = "1"  # the resident named a place: look there, not at their file
+                parts = parse_free_address(area.address_text or text)
+                if parts is not None and parts.building:
+                    self.slots["building"] = parts.building
+            else:
                 area = customer_area(customer)
             if area.district:
                 self.slots["district"] = area.district
@@ -151,14 +156,18 @@ class SelfCheckFlow(Flow):
         if "outage_checked" not in self.slots:
             self.slots["outage_checked"] = "1"
             found = []
-            if self.slots.get("district"):
-                found = await outages_affecting(ctx.session, district=self.slots["district"],
-                                                community=self.slots.get("community"), kind=self.kind)
+            if customer is not None and not self.slots.get("area_given"):
+                # The linked customer's homes, down to the building, and the 户号 lists staff imported.
+                found = await notices_for_customer(ctx.session, customer.id, kind=self.kind)
+            elif self.slots.get("district") or self.slots.get("community"):
+                found = await outages_affecting(ctx.session, district=self.slots.get("district") or None,
+                                                community=self.slots.get("community"),
+                                                building=self.slots.get("building"), kind=self.kind)
             if found:
                 self.slots["outage"] = describe(found[0])
                 self.asking = "outage"
                 label = "停气" if self.kind == "gas" else "停暖"
-                return reply(f"查到您所在区域有计划{label}：\n" + "\n".join(describe(o) for o in found),
+                return reply(f"查到您所在区域有{label}公告：\n" + "\n".join(describe(o) for o in found),
                              f"{label}期间请关闭{'灶具开关和表前阀' if self.kind == 'gas' else '暖气片放气阀'}，"
                              f"恢复后即可正常使用。如果您家不在通知范围内，可以继续排查。",
                              quick=[option("知道了", "done"), option("不在范围内，继续排查", "continue")])

@@ -162,6 +162,14 @@ DEFAULT_TEMPLATES: dict[str, SmsTemplate] = {t.key: t for t in (
              "恢复后如需协助请致电{hotline}。",
         variables=("reason", "area", "start", "end", "hotline"), description="停气通知"),
     SmsTemplate(
+        key="heating_notice", provider_code="SMS_000013",
+        body="停暖通知：因{reason}，{area}将于{start}至{end}暂停供暖。恢复供暖后如需协助请致电{hotline}。",
+        variables=("reason", "area", "start", "end", "hotline"), description="停暖通知"),
+    SmsTemplate(
+        key="outage_restored", provider_code="SMS_000014",
+        body="恢复通知：{area}已于{time}恢复{service}，感谢您的理解。如有异常请致电{hotline}。",
+        variables=("area", "time", "service", "hotline"), description="恢复供气/供暖通知"),
+    SmsTemplate(
         key="guidance", provider_code="SMS_000006",
         body="办理{service}所需材料清单请查看：{link}。如有疑问请致电{hotline}。",
         variables=("service", "link", "hotline"), link_variables=("link",), description="办事指引（材料清单链接）"),

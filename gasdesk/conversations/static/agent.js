@@ -1040,10 +1040,11 @@
     const panel = $("cust-panel");
     const convId = S.selectedId;
     panel.replaceChildren(h("p", { class: "muted", text: "加载客户信息…" }));
-    let c, hist;
+    let c, hist, outages;
     try {
-      [c, hist] = await Promise.all([api("GET", "/api/v1/customers/" + customerId),
-        api("GET", "/api/v1/customers/" + customerId + "/conversations").catch(() => [])]);
+      [c, hist, outages] = await Promise.all([api("GET", "/api/v1/customers/" + customerId),
+        api("GET", "/api/v1/customers/" + customerId + "/conversations").catch(() => []),
+        api("GET", "/api/v1/outages/for-customer/" + customerId).catch(() => [])]);
     } catch (e) {
       if (S.selectedId === convId) panel.replaceChildren(h("p", { class: "error", text: e.message }));
       return;
@@ -1068,6 +1069,9 @@
           ])));
     });
     panel.replaceChildren(
+      // Outage notices covering the customer's address: the likeliest answer to "why no gas/heating".
+      ...((outages || []).length ? [h("div", { class: "cust-card outage-notices", id: "cust-outages" },
+        h("h4", { text: "停气停暖公告" }), ...outages.map((o) => h("p", { class: "outage-notice", text: o.text })))] : []),
       h("div", { class: "cust-card", id: "cust-360" },
         h("h4", {}, h("span", { class: "cust-name", text: c.name }), ...(c.tags || []).map((t) => h("span", { class: "tag", text: t }))),
         h("dl", {},

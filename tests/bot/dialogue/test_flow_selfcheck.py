@@ -24,7 +24,7 @@ async def test_no_gas_outage_applies_for_the_verified_customer(session, factory,
     await _outage(session, communities=["幸福里小区"])
     chat = await new_chat(customer.id)
     text = await chat.say("家里没气了")
-    assert "查到您所在区域有计划停气" in text and "管道施工" in text and "幸福里小区" in text
+    assert "查到您所在区域有停气公告" in text and "计划停气" in text and "管道施工" in text and "幸福里小区" in text
     text = await chat.press("知道了")
     assert await chat.flow() is None and await tickets() == []
 

@@ -37,7 +37,8 @@ PROGRESS = DEFAULT_TEMPLATES["ticket_progress"]
 
 def test_catalogue_has_the_seed_notices() -> None:
     assert set(DEFAULT_TEMPLATES) == {"appointment_confirmed", "appointment_reminder", "ticket_progress",
-                                      "followup_invite", "outage_notice", "guidance", "chat_reply",
+                                      "followup_invite", "outage_notice", "heating_notice", "outage_restored",
+                                      "guidance", "chat_reply",
                                       "chat_reply_long", "chat_reply_waiting", "opt_out_confirmed",
                                       "opt_in_confirmed", "emergency_alert"}
     codes = [t.provider_code for t in DEFAULT_TEMPLATES.values()]

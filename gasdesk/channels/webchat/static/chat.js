@@ -517,8 +517,18 @@
   }
 
   /** One message as a list item; `opts.readOnly` for history transcripts, `opts.pending` for the outbox. */
+  // Outage notices posted into the chat (停气/停暖, and their end) also stay pinned above the messages.
+  var OUTAGE_PURPOSES = { outage_notice: 1, heating_notice: 1, outage_restored: 1 };
+  function showOutage(m) {
+    var banner = document.getElementById("outage-banner");
+    if (!banner || !m.payload || !OUTAGE_PURPOSES[m.payload.purpose]) return;
+    banner.textContent = m.text || "";
+    banner.hidden = !m.text;
+  }
+
   function renderMessage(m, opts) {
     opts = opts || {};
+    showOutage(m);
     var sender = m.sender;
     var cls = sender === "resident" ? "gd-me" : (sender === "system" ? "gd-sys" : "gd-them");
     var li = el("li", { className: "gd-msg " + cls });

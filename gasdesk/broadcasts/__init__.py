@@ -1,0 +1,1 @@
+"""Proactive broadcasts to many residents (outage notices): set-based queueing, throttled draining."""
