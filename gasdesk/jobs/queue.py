@@ -9,6 +9,7 @@ retry failures with exponential backoff up to ``max_attempts``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -216,6 +217,23 @@ async def _next_due_in(poll_s: float) -> float:
     return min(poll_s, max(0.05, (due - utcnow()).total_seconds()))
 
 
+async def stop_worker(stop: asyncio.Event, task: asyncio.Task[None], timeout_s: float = 5.0) -> None:
+    """Stop a worker started in this loop: let it finish its iteration and leave, and cancel it only if that
+    takes longer than ``timeout_s``. Cancelling it in the middle of a database call (it now asks the database
+    when the next job is due before each sleep) could leave aiosqlite's connection half-closed, and the app's
+    shutdown then hung disposing of the engine."""
+    stop.set()
+    wake_local()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=timeout_s)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except Exception:  # noqa: BLE001 - the worker's own failure is logged where it happened
+        log.exception("worker ended with an error")
+
+
 async def worker_loop(poll_s: float = 5.0, stop: asyncio.Event | None = None) -> None:
     """Forever: run due jobs, run periodic tasks when their lease is ours, sleep until woken or polled.
     Start it through ``gasdesk.worker.run_worker``, which registers the handlers first."""
@@ -232,6 +250,8 @@ async def worker_loop(poll_s: float = 5.0, stop: asyncio.Event | None = None) ->
             log.exception("worker iteration failed")
         wake = wake_event()
         wake.clear()
+        if stop.is_set():
+            break
         try:
             await asyncio.wait_for(wake.wait(), timeout=await _next_due_in(poll_s))
         except TimeoutError:

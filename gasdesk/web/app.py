@@ -17,6 +17,7 @@ from gasdesk import __version__
 from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
 from gasdesk.events import bus
+from gasdesk.jobs.queue import stop_worker
 from gasdesk.realtime.hub import get_hub
 from gasdesk.realtime.redis_bridge import RedisBridge
 from gasdesk.telephony.runtime import start_hotline
@@ -102,8 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             if worker is not None:
-                worker[0].set()
-                worker[1].cancel()
+                await stop_worker(*worker)
             if hotline is not None:
                 await hotline.close()
             if bridge is not None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from gasdesk import clock, db
 from gasdesk.db import commit, rollback
 from gasdesk.jobs.models import Job
-from gasdesk.jobs.queue import backoff, enqueue, job, run_due_jobs
+from gasdesk.jobs.queue import backoff, enqueue, job, run_due_jobs, stop_worker, worker_loop
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 CALLS: Counter[int] = Counter()
@@ -126,3 +126,16 @@ async def test_job_runs_in_its_own_transaction(session) -> None:
 
     async with db.sessionmaker()() as s:
         assert await s.scalar(select(func.count()).select_from(Notification)) == 0
+
+
+async def test_stopping_the_worker_lets_it_finish_instead_of_cancelling_it_mid_query(session) -> None:
+    # The app's shutdown used to cancel the worker task; since the worker asks the database when the next job
+    # is due before each sleep, a cancel could land inside an aiosqlite call and the shutdown then hung in
+    # dispose_engine (seen as a TestClient that never exited). Stopped at any moment, it now ends by itself.
+
+    for delay in (0.0, 0.01, 0.03, 0.1):
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker_loop(poll_s=0.02, stop=stop))
+        await asyncio.sleep(delay)
+        await asyncio.wait_for(stop_worker(stop, task, timeout_s=5.0), timeout=10)
+        assert task.done() and not task.cancelled()
