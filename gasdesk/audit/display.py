@@ -128,6 +128,12 @@ ACTION_LABELS: dict[str, str] = {
     "callback.request": "预约回拨",
     "callback.dial": "拨打回拨电话",
     "callback.outcome": "记录回拨结果",
+    "outage.create": "新建停气/停暖公告",
+    "outage.edit": "修改公告草稿",
+    "outage.publish": "发布停气/停暖公告",
+    "outage.update": "更新停气/停暖公告",
+    "outage.close": "结束停气/停暖公告",
+    "outage.import_customers": "导入受影响户号",
 }
 
 ENTITY_LABELS: dict[str, str] = {

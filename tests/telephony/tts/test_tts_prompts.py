@@ -6,6 +6,7 @@ from __future__ import annotations
 import array
 import asyncio
 import math
+import shutil
 import subprocess
 import wave
 from pathlib import Path
@@ -22,6 +23,7 @@ from gasdesk.telephony.tts import (
     PromptRenderer,
     TtsUnavailable,
     do_upload_prompt,
+    wav_duration,
 )
 
 ADMIN = Actor(None, "admin", "web")
@@ -153,3 +155,22 @@ async def test_oversized_and_overlong_uploads_are_refused(tmp_path: Path, sessio
     with pytest.raises(InvalidInput) as too_long:
         await do_upload_prompt(session, ADMIN, settings, key="long", filename="long.wav", data=long.read_bytes())
     assert too_long.value.code == "prompt_too_long"
+
+
+def test_an_espeak_that_writes_nothing_is_retried_once_then_reported(tmp_path) -> None:
+    # A stand-in espeak-ng (a shell script found by path) that exits 0 without writing on its first run: the
+    # second run's audio is used. One that never writes gives a clear error, not sox's "can't open input file".
+    flaky = tmp_path / "espeak-flaky"
+    marker = tmp_path / "ran-once"
+    real = shutil.which("espeak-ng")
+    flaky.write_text(f'#!/bin/sh\nif [ ! -e "{marker}" ]; then touch "{marker}"; cat >/dev/null; exit 0; fi\n'
+                     f'exec "{real}" "$@"\n')
+    flaky.chmod(0o755)
+    out = tmp_path / "ok.wav"
+    EspeakSynthesizer(espeak=str(flaky)).synthesize("您好", out)
+    assert wav_duration(out) > 0.2
+    silent = tmp_path / "espeak-silent"
+    silent.write_text("#!/bin/sh\ncat >/dev/null\necho 'no voice data' >&2\nexit 0\n")
+    silent.chmod(0o755)
+    with pytest.raises(TtsUnavailable, match="espeak-ng 没有产生音频：no voice data"):
+        EspeakSynthesizer(espeak=str(silent)).synthesize("您好", tmp_path / "none.wav")
