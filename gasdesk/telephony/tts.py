@@ -137,14 +137,15 @@ class EspeakSynthesizer:
         raw = out.with_name(f".{out.name}.{secrets.token_hex(4)}.espeak.wav")
         try:
             # Text on stdin (-b 1: UTF-8), so nothing in it can be read as an option.
-            argv = [espeak, "-v", self.voice, "-s", str(self.rate_wpm), "-b", "1", "-w", str(raw)]
+            # The WAV comes back on stdout and is written here: with ``-w FILE`` espeak-ng now and then exited 0
+            # without a file (twice in a full parallel test run, never alone, with nothing on stderr).
+            argv = [espeak, "-v", self.voice, "-s", str(self.rate_wpm), "-b", "1", "--stdout"]
             for attempt in (1, 2):
                 done = _run(argv, input_bytes=text.encode("utf-8"), timeout_s=self.timeout_s)
-                if raw.is_file():
+                if done.stdout[:4] == b"RIFF":
+                    raw.write_bytes(done.stdout)
                     break
-                # espeak-ng has exited 0 without writing its file (seen twice in a full test run, never alone):
-                # try once more, then say what it printed instead of letting sox report a missing file.
-                log.warning("espeak-ng wrote no audio (attempt %s)", attempt)
+                log.warning("espeak-ng gave no audio (attempt %s)", attempt)
             else:
                 detail = done.stderr.decode("utf-8", "replace").strip()[:200]
                 raise TtsUnavailable(f"espeak-ng 没有产生音频：{detail or '无输出'}", code="tts_failed")

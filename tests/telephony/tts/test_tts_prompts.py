@@ -158,7 +158,7 @@ async def test_oversized_and_overlong_uploads_are_refused(tmp_path: Path, sessio
 
 
 def test_an_espeak_that_writes_nothing_is_retried_once_then_reported(tmp_path) -> None:
-    # A stand-in espeak-ng (a shell script found by path) that exits 0 without writing on its first run: the
+    # A stand-in espeak-ng (a shell script found by path) that exits 0 without audio on its first run: the
     # second run's audio is used. One that never writes gives a clear error, not sox's "can't open input file".
     flaky = tmp_path / "espeak-flaky"
     marker = tmp_path / "ran-once"
