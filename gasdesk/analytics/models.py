@@ -52,7 +52,20 @@ class AnalyticsFact(Base):
     inserted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class AnalyticsBucket(Base):
+class DimensionColumns:
+    """The ``DIMENSIONS`` as columns, never NULL ('' or 0 for "none"): the buckets' and the daily rows' key."""
+
+    channel: Mapped[str] = mapped_column(String(10), default="")
+    district: Mapped[str] = mapped_column(String(40), default="")
+    intent: Mapped[str] = mapped_column(String(40), default="")
+    ticket_type: Mapped[str] = mapped_column(String(24), default="")
+    detail: Mapped[str] = mapped_column(String(40), default="")
+    skill_group_id: Mapped[int] = mapped_column(Integer, default=0)
+    team_id: Mapped[int] = mapped_column(Integer, default=0)
+    agent_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AnalyticsBucket(DimensionColumns, Base):
     """The facts of one kind (``metric``) in one UTC hour with the same dimensions: how many, and their sum.
     Dimensions are never NULL ('' and 0 stand for none) so the unique key holds on every backend."""
 
@@ -66,14 +79,6 @@ class AnalyticsBucket(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     metric: Mapped[str] = mapped_column(String(40))
     hour: Mapped[datetime] = mapped_column(UTCDateTime)
-    channel: Mapped[str] = mapped_column(String(10), default="")
-    district: Mapped[str] = mapped_column(String(40), default="")
-    intent: Mapped[str] = mapped_column(String(40), default="")
-    ticket_type: Mapped[str] = mapped_column(String(24), default="")
-    detail: Mapped[str] = mapped_column(String(40), default="")
-    skill_group_id: Mapped[int] = mapped_column(Integer, default=0)
-    team_id: Mapped[int] = mapped_column(Integer, default=0)
-    agent_id: Mapped[int] = mapped_column(Integer, default=0)
     count: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[float] = mapped_column(Float, default=0.0)
 
@@ -95,7 +100,7 @@ def week_hour_split(dimension: str | None) -> str:
     return f"hour:{dimension}" if dimension else "hour"
 
 
-class AnalyticsDaily(Base):
+class AnalyticsDaily(DimensionColumns, Base):
     """The hourly buckets of one local day (Asia/Shanghai; ``day`` is its start in UTC) summed, several ways:
     by every dimension (``split`` "*"), by none ("") and by each single dimension (its name). A report over
     whole days reads the narrowest split that holds its filter and breakdown: a yearly total is 365 rows
@@ -117,14 +122,6 @@ class AnalyticsDaily(Base):
     split: Mapped[str] = mapped_column(String(16))
     metric: Mapped[str] = mapped_column(String(40))
     day: Mapped[datetime] = mapped_column(UTCDateTime)
-    channel: Mapped[str] = mapped_column(String(10), default="")
-    district: Mapped[str] = mapped_column(String(40), default="")
-    intent: Mapped[str] = mapped_column(String(40), default="")
-    ticket_type: Mapped[str] = mapped_column(String(24), default="")
-    detail: Mapped[str] = mapped_column(String(40), default="")
-    skill_group_id: Mapped[int] = mapped_column(Integer, default=0)
-    team_id: Mapped[int] = mapped_column(Integer, default=0)
-    agent_id: Mapped[int] = mapped_column(Integer, default=0)
     week_hour: Mapped[int] = mapped_column(Integer, default=0)
     count: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[float] = mapped_column(Float, default=0.0)
