@@ -14,6 +14,7 @@ from gasdesk.auth.roles import Role
 from gasdesk.config import get_settings
 from gasdesk.db import DbSession, commit, rollback
 from gasdesk.errors import GasdeskError, InvalidInput
+from gasdesk.fields import Id
 from gasdesk.hours import service
 from gasdesk.hours.models import SERVICE_LINE_LABELS
 from gasdesk.web.templating import render
@@ -60,7 +61,7 @@ async def hours_submit(request: Request, session: DbSession, admin: User = allow
 
 
 @router.post("/admin/hours/{override_id}/delete")
-async def hours_delete(request: Request, override_id: int, session: DbSession,
+async def hours_delete(request: Request, override_id: Id, session: DbSession,
                        admin: User = allow(Role.admin)) -> Response:
     try:
         await service.do_delete_override(session, Actor.of(admin, "web"), override_id)
