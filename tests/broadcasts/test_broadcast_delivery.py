@@ -13,7 +13,6 @@ from gasdesk import clock, db
 from gasdesk.audit.service import Actor
 from gasdesk.broadcasts.models import BroadcastDelivery
 from gasdesk.broadcasts.service import delivery_rows, delivery_stats
-from gasdesk.channels.sending import SendResult
 from gasdesk.config import reset_settings_cache
 from gasdesk.conversations.models import Message
 from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contact
@@ -27,9 +26,8 @@ from gasdesk.outages.service import (
     do_publish_outage,
     do_update_outage,
 )
-from gasdesk.outbound import service as outbound
-from gasdesk.outbound.service import Outgoing, register_sender
 from tests.factories import bot_conversation, wo_actor
+from tests.outbound.recording import recording_senders
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # Monday 10:00 Asia/Shanghai (outside SMS quiet hours)
 AREA = AreaSpec(district="和平区", community="幸福里小区")
@@ -46,18 +44,7 @@ def frozen(monkeypatch) -> None:
 @pytest.fixture
 def sent():
     """Both providers as a recording fake (restored afterwards)."""
-    got: list[Outgoing] = []
-    saved = dict(outbound.SENDERS)
-
-    async def record(message: Outgoing) -> SendResult:
-        got.append(message)
-        return SendResult(provider_id=f"p{message.id}")
-
-    register_sender("sms", record)
-    register_sender("wechat", record)
-    yield got
-    outbound.SENDERS.clear()
-    outbound.SENDERS.update(saved)
+    yield from recording_senders()
 
 
 def content(note: str = ""):

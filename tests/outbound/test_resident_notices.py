@@ -13,7 +13,6 @@ from gasdesk.appointments.models import AppointmentSlot
 from gasdesk.appointments.service import book_appointment, do_generate_slots, do_reschedule
 from gasdesk.audit.models import AuditEntry
 from gasdesk.audit.service import Actor
-from gasdesk.channels.sending import SendResult
 from gasdesk.config import reset_settings_cache
 from gasdesk.conversations.models import Message
 from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contact, do_set_opt_out
@@ -21,12 +20,11 @@ from gasdesk.customers.models import ContactKind
 from gasdesk.db import commit, transaction
 from gasdesk.errors import InvalidInput
 from gasdesk.jobs.queue import PERIODIC, run_due_jobs
-from gasdesk.outbound import service as outbound
 from gasdesk.outbound.models import OutboundMessage, Purpose
 from gasdesk.outbound.notices import do_notify_resident, do_send_guidance
-from gasdesk.outbound.service import Outgoing, register_sender
 from gasdesk.tickets.service import do_ticket_action
 from tests.factories import bot_conversation, login, staff_user, wo_actor, wo_ticket
+from tests.outbound.recording import recording_senders
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # Monday 10:00 Asia/Shanghai
 ACTOR = Actor.system("test", "test")
@@ -41,18 +39,7 @@ def frozen() -> None:
 @pytest.fixture
 def sent():
     """A fake provider on both channels recording what it was asked to send (restored afterwards)."""
-    got: list[Outgoing] = []
-    saved = dict(outbound.SENDERS)
-
-    async def record(message: Outgoing) -> SendResult:
-        got.append(message)
-        return SendResult(provider_id=f"p{message.id}")
-
-    register_sender("sms", record)
-    register_sender("wechat", record)
-    yield got
-    outbound.SENDERS.clear()
-    outbound.SENDERS.update(saved)
+    yield from recording_senders()
 
 
 async def _rows(**where) -> list[OutboundMessage]:
