@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from gasdesk.config import reset_settings_cache
 from tests.factories import TEST_PASSWORD
 from tests.servers import LiveServer
 
@@ -29,6 +30,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
+
+
+# A phone in portrait, as residents and crews hold it.
+MOBILE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture
+def nlu_bot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's bot (NLU) in the server: request it before ``live_server`` so the server process starts
+    with it (the plumbing tests' rule bot does not book, report leaks or understand free text)."""
+    monkeypatch.setenv("GASDESK_BOT_ENGINE", "nlu")
+    reset_settings_cache()
 
 
 @pytest.fixture

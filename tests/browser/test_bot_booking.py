@@ -11,22 +11,14 @@ from sqlalchemy import select
 from gasdesk.appointments.models import Appointment
 from gasdesk.appointments.service import do_generate_slots
 from gasdesk.clock import to_local, utcnow
-from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
 from gasdesk.tickets.models import Ticket
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import MOBILE, screenshot
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
-
-@pytest.fixture
-def nlu_bot(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requested before ``live_server`` so the server process starts with the product's bot."""
-    monkeypatch.setenv("GASDESK_BOT_ENGINE", "nlu")
-    reset_settings_cache()
 
 
 async def test_resident_books_inspection_through_the_bot(nlu_bot, live_server, browser, factory, session) -> None:

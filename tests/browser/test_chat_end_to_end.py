@@ -12,13 +12,12 @@ from sqlalchemy import select
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_presence, do_set_skills
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import MOBILE, screenshot
 from tests.factories import TEST_PASSWORD
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 async def test_resident_and_agent_full_path(live_server, browser, factory, session) -> None:

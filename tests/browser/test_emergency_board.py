@@ -11,22 +11,14 @@ from sqlalchemy import func, select
 
 from gasdesk import clock
 from gasdesk.audit.service import Actor
-from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit, transaction
 from gasdesk.emergency.models import EmergencyEvent, EmergencyNotification
 from gasdesk.emergency.service import advance_due, do_add_duty
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import MOBILE, screenshot
 from tests.factories import TEST_PASSWORD, staff_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
-
-@pytest.fixture
-def nlu_bot(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requested before ``live_server``: the product's bot reports leaks (the rule bot of plumbing tests does not)."""
-    monkeypatch.setenv("GASDESK_BOT_ENGINE", "nlu")
-    reset_settings_cache()
 
 
 async def test_leak_report_shows_on_the_board_and_acknowledging_stops_escalation(nlu_bot, live_server, browser,

@@ -10,23 +10,15 @@ import time
 import httpx
 import pytest
 
-from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
 from gasdesk.notifications.service import do_notify
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import MOBILE, screenshot
 from tests.factories import TEST_PASSWORD, staff_user, wo_headers, wo_ticket
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
-
-@pytest.fixture
-def nlu_bot(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requested before ``live_server`` so the server process starts with the product's bot."""
-    monkeypatch.setenv("GASDESK_BOT_ENGINE", "nlu")
-    reset_settings_cache()
 
 
 async def _staff_page(browser, base: str, username: str, path: str, **context):

@@ -24,13 +24,12 @@ from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contac
 from gasdesk.customers.models import ContactKind, CustomerPhone
 from gasdesk.db import commit
 from gasdesk.outbound.service import check_notice_template, do_save_notice_template
-from tests.browser.conftest import login_as, screenshot
+from tests.browser.conftest import MOBILE, login_as, screenshot
 from tests.factories import served
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 APP_ID, APP_SECRET = "wx0123456789abcdef", "outage-test-secret"
 KEY_ID, KEY_SECRET = "LTAI-outage-test", "outage-sms-secret"
 FOLLOWER = "oOutageBrowserFollower01"

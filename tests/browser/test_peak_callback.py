@@ -13,13 +13,13 @@ from sqlalchemy import select
 from gasdesk.callbacks.models import CallbackRequest
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_presence, do_set_skills
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import MOBILE, screenshot
 from tests.factories import TEST_PASSWORD
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "locale": "zh-CN"}
+MOBILE_ZH = {**MOBILE, "locale": "zh-CN"}
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def test_widget_peak_offer_and_callback_reaches_the_agent_console(peak_ser
     await do_set_presence(session, agent, "busy")  # staffed but not taking work: the resident queues
     await commit(session)
 
-    resident = await browser.new_page(**MOBILE)
+    resident = await browser.new_page(**MOBILE_ZH)
     await resident.goto(peak_server + "/chat")
     await resident.wait_for_function("() => window.gasdeskChat && window.gasdeskChat.state.welcomed")
     assert await resident.locator("#peak-offer").is_hidden()

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from gasdesk.conversations.models import Conversation, LeftMessage, Message
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_presence, do_set_skills
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import MOBILE, screenshot
 from tests.factories import TEST_PASSWORD
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "locale": "zh-CN"}
+MOBILE_ZH = {**MOBILE, "locale": "zh-CN"}
 GREETING = "li.gd-them:has-text('智能客服')"
 
 
@@ -35,7 +35,7 @@ def _png(width: int = 4, height: int = 3) -> bytes:
 
 
 async def _open_chat(browser, base: str):
-    context = await browser.new_context(**MOBILE)
+    context = await browser.new_context(**MOBILE_ZH)
     page = await context.new_page()
     await page.goto(base + "/chat")
     await page.wait_for_selector(GREETING)
@@ -283,7 +283,7 @@ async def test_widget_embed_opens_chat_iframe(live_server, browser) -> None:
     await page.locator(".gdw-panel").wait_for(state="hidden")
     await button.wait_for()
 
-    phone = await browser.new_page(**{k: v for k, v in MOBILE.items() if k != "locale"})
+    phone = await browser.new_page(**MOBILE)
     await phone.set_content("<head><meta name=viewport content='width=device-width, initial-scale=1'></head>"
                             f"<body><p>手机页面</p><script src='{live_server}/widget.js' defer></script></body>")
     await phone.get_by_role("button", name="打开在线客服").click()

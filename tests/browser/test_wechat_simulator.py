@@ -9,11 +9,10 @@ import pytest
 
 from gasdesk.db import commit
 from gasdesk.routing.service import do_set_presence, do_set_skills
-from tests.browser.conftest import login_as, screenshot
+from tests.browser.conftest import MOBILE, login_as, screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 

@@ -15,13 +15,12 @@ from gasdesk.followups.models import FollowUpSurvey
 from gasdesk.followups.service import dispatch_due
 from gasdesk.routing.service import do_set_presence, do_set_skills
 from gasdesk.tickets.models import Ticket
-from tests.browser.conftest import login_as, screenshot
+from tests.browser.conftest import MOBILE, login_as, screenshot
 from tests.factories import staff_user
 
 # One Chromium for the whole session (conftest.py): the tests run in the session's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MOBILE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 async def _login(context, base: str, username: str):
