@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -192,6 +194,32 @@ def seed_main(conversations: int, messages: int, seed: int) -> None:
     print(json.dumps(asyncio.run(main())))
 
 
+def reuse_main() -> None:
+    """In a child process: make a kept bench database ready for another run — close the conversations an
+    earlier run's residents left open (they would hold the agents' capacity) and issue a new API token for
+    the bench supervisor (printed as JSON on the last line of stdout)."""
+    from sqlalchemy import select, update  # noqa: PLC0415 - as in seed_main: the child's modules only
+
+    from gasdesk.auth.models import User  # noqa: PLC0415
+    from gasdesk.auth.service import do_issue_api_token  # noqa: PLC0415
+    from gasdesk.clock import utcnow  # noqa: PLC0415
+    from gasdesk.conversations.models import Conversation  # noqa: PLC0415
+    from gasdesk.db import dispose_engine, transaction  # noqa: PLC0415
+
+    async def main() -> dict[str, Any]:
+        async with transaction() as s:
+            closed = (await s.execute(update(Conversation).where(Conversation.state != "closed")
+                                      .values(state="closed", closed_at=utcnow()))).rowcount
+            user = await s.scalar(select(User).where(User.username == SUPERVISOR))
+            if user is None:
+                raise SystemExit("not a kept bench database: no bench supervisor")
+            token, _ = await do_issue_api_token(s, user)
+        await dispose_engine()
+        return {"token": token, "reused": True, "closed_leftover_conversations": closed}
+
+    print(json.dumps(asyncio.run(main())))
+
+
 class FactWriter:
     """Appends the analytics facts of one seeded conversation, each with its own dedupe key."""
 
@@ -283,11 +311,19 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     env.pop("GASDESK_REDIS_URL", None)
     cap = -(-args.residents // args.agents) + 5
     t0 = time.perf_counter()
-    chat_load.prepare_gasdesk_db(env, args.agents, cap)
-    log(f"[reports] migrated, {args.agents} agents, in {time.perf_counter() - t0:.1f} s", quiet=quiet)
+    if args.reuse:
+        # A kept database (--keep) instead of seeding again: copied, so that the kept one stays as it was.
+        with contextlib.closing(sqlite3.connect(args.reuse / "bench.db")) as kept:  # its WAL into the file first
+            kept.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copyfile(args.reuse / "bench.db", workdir / "bench.db")
+        child = ["--_reuse"]
+    else:
+        chat_load.prepare_gasdesk_db(env, args.agents, cap)
+        log(f"[reports] migrated, {args.agents} agents, in {time.perf_counter() - t0:.1f} s", quiet=quiet)
+        child = ["--_seed", str(args.conversations), str(args.messages)]
     t0 = time.perf_counter()
-    seeded = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_seed", str(args.conversations),
-                             str(args.messages)], env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+    seeded = subprocess.run([sys.executable, str(Path(__file__).resolve()), *child], env=env, cwd=ROOT, check=True,
+                            stdout=subprocess.PIPE, text=True)
     seed = json.loads(seeded.stdout.strip().splitlines()[-1])
     token = seed.pop("token")
     log(f"[reports] seeded {seed} in {time.perf_counter() - t0:.1f} s", quiet=quiet)
@@ -301,12 +337,14 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         await chat_load.wait_ready(server, f"{base}/healthz")
         async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
-            routes = await report_routes(http)
-            log(f"[reports] report routes: {routes}", quiet=quiet)
-            result["reports"] = await time_reports(http, routes, args.repeat, quiet)
-        timed = result["reports"]
-        result["reports_worst_p95_ms"] = max((r["p95_ms"] for r in timed), default=None)
-        result["reports_under_target"] = all(r["p95_ms"] < TARGET_P95_MS for r in timed)
+            if not args.skip_routes:
+                routes = await report_routes(http)
+                log(f"[reports] report routes: {routes}", quiet=quiet)
+                result["reports"] = await time_reports(http, routes, args.repeat, quiet)
+        if not args.skip_routes:
+            timed = result["reports"]
+            result["reports_worst_p95_ms"] = max((r["p95_ms"] for r in timed), default=None)
+            result["reports_under_target"] = all(r["p95_ms"] < TARGET_P95_MS for r in timed)
 
         chat_args = chat_load.parse_args(["-n", str(args.residents), "-m", str(args.agents), "--duration",
                                           str(args.chat_duration), "--rate", str(args.rate), "--target", "gasdesk",
@@ -353,7 +391,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--database-url", help="e.g. postgresql+asyncpg://… (an empty database)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON on stdout (progress on stderr)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server log)")
+    p.add_argument("--reuse", type=Path, metavar="DIR",
+                   help="copy the database kept by an earlier --keep run from DIR instead of seeding (minutes saved)")
+    p.add_argument("--skip-routes", action="store_true", help="skip timing the report routes (chat phases only)")
     p.add_argument("--_seed", nargs=2, type=int, dest="seed", help=argparse.SUPPRESS)
+    p.add_argument("--_reuse", action="store_true", dest="reuse_child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -361,6 +403,9 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.seed:
         seed_main(args.seed[0], args.seed[1], seed=12)
+        return 0
+    if args.reuse_child:
+        reuse_main()
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="gasdesk-bench-reports-"))
     try:
@@ -371,7 +416,11 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        print(json.dumps({k: v for k, v in result.items() if k != "reports"}, ensure_ascii=False, indent=2))
+        print(json.dumps({k: v for k, v in result.items() if k not in ("reports", "exports")}, ensure_ascii=False, indent=2))
+        for fmt in ("pdf", "xlsx"):
+            runs = [e["s"] for e in result.get("exports", []) if e["format"] == fmt]
+            if runs:
+                print(f"{fmt} exports: {len(runs)}, mean {sum(runs) / len(runs):.2f} s, max {max(runs):.2f} s")
         print(f"report routes timed: {len(result.get('reports', []))}; worst p95 {result.get('reports_worst_p95_ms')} ms")
     return 0
 
