@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiortc import RTCSessionDescription
 from sqlalchemy import select
 
 from gasdesk import db
@@ -23,7 +25,12 @@ from gasdesk.telephony.freeswitch.fake import CallerScript, FakeFreeswitch
 from gasdesk.telephony.freeswitch.originate import FreeswitchDialer
 from gasdesk.telephony.models import Call, CallEvent
 from gasdesk.telephony.originate import OutboundCalls, set_outbound
+from gasdesk.telephony.sip.ua import SipDialer, SipEndpoint
+from gasdesk.telephony.sip.uac import rms
+from gasdesk.telephony.softphone import WebRtcBridgeProvider
 from tests.factories import desk_agent, login, queued_conversation
+from tests.telephony.sip.conftest import Baresip, dominant_hz, free_rtp_range
+from tests.telephony.softphone_kit import FakeBrowser
 
 RESIDENT = Actor.system("resident", "webchat")
 NUMBER = "13900002222"
@@ -114,3 +121,52 @@ async def test_without_an_outbound_route_the_agent_dials_themselves(client, sess
     agent, callback_id, _ = await _accepted_callback(session, factory)
     assert await _dial(client, agent, callback_id) == {"callback_id": callback_id, "phone": NUMBER,
                                                        "originated": False}
+
+
+async def test_embedded_sip_bridges_the_resident_to_the_agents_browser_softphone(session, factory,
+                                                                                 tmp_path: Path) -> None:
+    """One-process mode: baresip is the resident's phone (a 440 Hz tone as its voice), aiortc the agent's
+    browser (a 600 Hz tone): gasdesk calls the resident, rings the softphone, and audio crosses both ways."""
+    agent, callback_id, conversation_id = await _accepted_callback(session, factory)
+    phone = Baresip(tmp_path / "resident", user=NUMBER)
+    phone.home.mkdir()
+    await phone.start()
+    softphone = WebRtcBridgeProvider()
+    softphone.install()
+    low, high = free_rtp_range()
+    endpoint = SipEndpoint(lambda s: asyncio.sleep(0), host="127.0.0.1", port=0, rtp_port_min=low,
+                           rtp_port_max=high, bridge_provider=softphone)
+    await endpoint.start()
+    calls = OutboundCalls(SipDialer(endpoint, f"127.0.0.1:{phone.sip_port}"), max_ring_s=5)
+    browser = FakeBrowser()
+    try:
+        placing = asyncio.create_task(placed.place_callback(calls, callback_id=callback_id, agent_id=agent.id))
+        await phone.wait_event("CALL_INCOMING", 5)
+        assert (await phone.command("accept"))["ok"]
+        for _ in range(250):  # the softphone rings once the resident answered
+            if softphone.legs:
+                break
+            await asyncio.sleep(0.02)
+        (call_id, leg), = softphone.legs.items()
+        assert leg.agent_id == agent.id
+        answer = await asyncio.wait_for(leg.answer(await browser.offer()), 10)
+        await browser.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await asyncio.wait_for(leg.wait_answered(), 10)
+        await asyncio.sleep(1.2)  # they talk
+        assert rms(bytes(browser.heard)) > 1000, "the resident's voice reached the agent's browser"
+        assert leg.frames_from_agent > 10, "the agent's voice went towards the resident"
+        assert (await phone.command("hangup"))["ok"]  # the resident hangs up
+        assert await asyncio.wait_for(placing, 5) == "talked"
+        await phone.wait_event("CALL_CLOSED", 3)
+        heard = phone.heard()
+        assert rms(heard) > 500 and abs(dominant_hz(heard) - 600.0) < 30, "the agent's voice reached the resident"
+    finally:
+        await browser.close()
+        await endpoint.stop()
+        await softphone.close()
+        await phone.stop()
+    async with db.sessionmaker()() as s:
+        row = await s.get(Call, call_id)
+        assert row is not None and row.conversation_id == conversation_id
+        assert (row.backend, row.caller, row.agent_id, row.hangup_by, row.state) == ("sip", NUMBER, agent.id,
+                                                                                     "caller", "ended")
