@@ -202,7 +202,8 @@ class PhoneAlerts:
 
     async def run_once(self) -> list[asyncio.Task[str]]:
         """Start a call for each queued phone notification there is a free line for; returns their tasks."""
-        free = self.calls.max_calls - self.calls.active - sum(1 for t in self._calls.values() if not t.done())
+        # A running alert holds a line once dialled (``active``) and counts as one before: the larger of both.
+        free = self.calls.max_calls - max(self.calls.active, sum(1 for t in self._calls.values() if not t.done()))
         if free <= 0:
             return []
         async with transaction() as session:
