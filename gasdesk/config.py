@@ -239,6 +239,21 @@ class Settings(BaseSettings):
     sip_max_overflow_calls: int = Field(default=8, ge=0, le=2000)  # beyond: callers hearing the busy prompt
     rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
+    # Outbound calls (telephony/originate.py): emergency phone alerts and callbacks placed by gasdesk. Off until a
+    # route is set: the embedded back-end sends INVITEs to sip_outbound_proxy (host:port of a SIP gateway/trunk,
+    # the digits in the Request-URI); FreeSWITCH dials sofia/gateway/<freeswitch_outbound_gateway>/<number>.
+    # Limits: outbound_max_calls at once (per hotline process), a number rung at most outbound_calls_per_number
+    # times in outbound_rate_window_min, a phone rings outbound_ring_timeout_s. outbound_caller_id: the number
+    # shown to the callee (empty: the trunk's default). emergency_phone_poll_s: how often the hotline looks for
+    # emergency phone alerts to place.
+    sip_outbound_proxy: str = Field(default="", pattern=r"^$|^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$")
+    freeswitch_outbound_gateway: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    outbound_caller_id: str = Field(default="", pattern=r"^\+?[0-9]{0,20}$")
+    outbound_max_calls: int = Field(default=4, ge=1, le=200)
+    outbound_calls_per_number: int = Field(default=3, ge=1, le=100)
+    outbound_rate_window_min: int = Field(default=10, ge=1, le=24 * 60)
+    outbound_ring_timeout_s: float = Field(default=30.0, ge=1, le=120)
+    emergency_phone_poll_s: float = Field(default=2.0, ge=0.05, le=60)
 
     @field_validator("allowed_origins", "webhook_allow_private_hosts", mode="before")
     @classmethod

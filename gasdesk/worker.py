@@ -26,8 +26,10 @@ from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import scan_every_s, scan_idle_residents
 from gasdesk.conversations.service import on_reply_to_remote_resident
+from gasdesk.emergency.phone import queue_phone_alert
 from gasdesk.emergency.service import SCAN_EVERY_S as EMERGENCY_SCAN_EVERY_S
 from gasdesk.emergency.service import advance_due as emergency_advance_due
+from gasdesk.emergency.service import register_phone_alerter
 from gasdesk.emergency.sms_ack import sms_acknowledge
 from gasdesk.followups.remote import RemoteSurvey, answer_by_digit
 from gasdesk.followups.service import CHANNELS as SURVEY_CHANNELS
@@ -90,6 +92,7 @@ def register_handlers() -> None:
     # Emergency escalation: the next step of every event whose acknowledgement time ran out (durable, CAS).
     register_periodic("emergency.escalate", EMERGENCY_SCAN_EVERY_S, emergency_advance_due)
     intercept_inbound(sms_acknowledge)  # staff alerted by SMS reply "QR" to acknowledge
+    register_phone_alerter(queue_phone_alert)  # queued here, placed by the hotline process (emergency/phone.py)
     intercept_inbound(answer_callback_keyword)  # 回拨 while queued at peak hours (gasdesk/callbacks)
 
 

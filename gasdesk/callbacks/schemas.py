@@ -9,8 +9,8 @@ class OutcomeIn(BaseModel):
 
 class DialOut(BaseModel):
     callback_id: int
-    phone: str  # the full number, for the agent who dials (the reveal is audited)
-    originated: bool  # False: no outbound-call API in the telephony layer; the agent dials from their phone
+    phone: str  # not originated: the full number, for the agent who dials (audited); originated: masked
+    originated: bool  # True: gasdesk is calling the resident and will ring the agent's phone/softphone
 
 
 class CallbackOut(BaseModel):

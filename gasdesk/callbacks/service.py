@@ -4,8 +4,9 @@ When the expected wait of a queue passes ``peak_wait_threshold_s``, every channe
 offers self-service or a callback (web chat: the ``queue`` frame's ``peak`` and a button; WeChat/SMS: the queue
 message says 回复“回拨”; the IVR: a digit on the queue node). A callback keeps the resident's conversation queued:
 its place is the conversation's place, in the same order and offered to agents like any conversation. The agent
-who gets it sees the masked number, reveals it to dial (audited; there is no outbound-call API in
-``gasdesk/telephony`` yet, so the agent dials from their phone) and records the outcome: reached (the
+who gets it sees the masked number, presses 回拨 (audited): gasdesk calls the resident and bridges them to the
+agent when the hotline runs here with an outbound route (``callbacks/originate.py``), else the number is
+revealed and the agent dials from their phone; then they record the outcome: reached (the
 conversation ends), no answer (back in the queue, until ``callback_max_attempts``), cancelled.
 """
 
@@ -96,15 +97,16 @@ async def access_callback(session: AsyncSession, user: User, callback_id: int) -
 
 
 async def do_dial_callback(session: AsyncSession, user: User, row: CallbackRequest,
-                           conversation: Conversation) -> str:
-    """The agent dials: the full number is shown to them (audited). There is no outbound-call API in the
-    telephony layer, so the agent calls from their phone and then records the outcome."""
+                           conversation: Conversation, *, originated: bool = False) -> str:
+    """回拨 (audited): the full number, which the agent dials from their phone — or, when this process can
+    place calls (``originated``), which gasdesk dials for them (``callbacks/originate.py``: the resident is
+    bridged to the agent; the number stays masked in the console). The agent then records the outcome."""
     if row.status != CallbackStatus.waiting.value:
         raise Conflict("该回拨已处理", code="callback_closed")
     if conversation.state != S.assigned.value or conversation.agent_id != user.id or conversation.accepted_at is None:
         raise Conflict("请先接入该回拨", code="callback_not_accepted")
     record_audit(session, Actor.of(user), "callback.dial", "callback", row.id,
-                 after={"conversation_id": conversation.id, "attempt": row.attempts + 1})
+                 after={"conversation_id": conversation.id, "attempt": row.attempts + 1, "originated": originated})
     return row.phone
 
 

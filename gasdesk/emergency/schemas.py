@@ -108,9 +108,11 @@ class NotificationRowOut(Out):
     duty_role_label: str
     channel: str
     channel_label: str
-    status: str = Field(description="sent、queued（见 delivery）、unavailable、no_contact、no_one_on_duty")
+    status: str = Field(description="sent、queued（见 delivery；电话：等待外呼）、unavailable、no_contact、no_one_on_duty；"
+                                    "电话另有 calling、answered、failed、skipped（原因见 reason）")
     status_label: str
     reason: str | None
+    reason_label: str = Field(default="", description="电话通知的结果说明（按1确认、无人接听、占线……）")
     delivery: str | None = Field(description="短信/微信的外发状态：queued、sending、sent、delivered、failed、skipped")
     delivery_label: str | None
     sent_at: IsoDatetime

@@ -8,8 +8,8 @@ and ``next_due_at`` — and a step runs only for the transaction whose ``UPDATE 
 matched: two workers, or a worker restarted mid-escalation, never notify a step twice nor skip one. The
 notifications of a step (站内通知 through ``notifications.do_notify``; SMS and WeChat through
 ``outbound.do_queue_outbound``, an outbox written in the same transaction) commit with the advance or not
-at all. A phone call needs an outbound-call API the hotline does not have yet: such a channel is recorded
-as ``unavailable`` unless one is registered (``register_phone_alerter``).
+at all. A phone call is queued in the same way (the notification row is the job; the hotline process places
+it and records how it went, ``emergency/phone.py``), or recorded ``unavailable`` without an outbound route.
 
 Configuration: ``do_save_policy`` (a new version per save, audited), ``do_add_duty`` / ``do_remove_duty``
 (the duty list), ``do_save_staff_contact`` (mobile / WeChat openid of staff, encrypted).
@@ -90,14 +90,15 @@ DEFAULT_STEPS: dict[int, list[dict[str, Any]]] = {
         {"users": [], "duty_roles": ["shift_lead"], "channels": ["in_app"], "timeout_min": 60, "next_step": None}],
 }
 
-# A phone alert: (session, event, user id, seq) → the notification's status ("queued"), placed by the hotline
-# once it can originate calls (plays the alert, "按 1 确认" acknowledges). None registered: "unavailable".
-PhoneAlerter = Callable[[AsyncSession, EmergencyEvent, int, int], Awaitable[str]]
+# A phone alert: (session, event, user id, seq) → the notification's (status, reason): "queued" for the hotline
+# to call (``emergency/phone.py``: plays the alert, "按 1 确认" acknowledges). None registered: "unavailable".
+PhoneAlerter = Callable[[AsyncSession, EmergencyEvent, int, int], Awaitable[tuple[str, str | None]]]
 _phone_alerters: list[PhoneAlerter] = []
 
 
 def register_phone_alerter(alerter: PhoneAlerter | None) -> None:
-    """The hotline's outbound alert call (wired in ``gasdesk/worker.py`` when one exists); None removes it."""
+    """The phone channel's hook (``emergency/phone.py queue_phone_alert``, wired in ``gasdesk/worker.py`` and
+    the hotline's runtime); None removes it."""
     _phone_alerters.clear()
     if alerter is not None:
         _phone_alerters.append(alerter)
@@ -367,7 +368,7 @@ async def _notify_one(session: AsyncSession, event: EmergencyEvent, seq: int, st
             row.status, row.outbound_id = "queued", out.id
     else:  # phone
         if _phone_alerters:
-            row.status = await _phone_alerters[0](session, event, user_id, seq)
+            row.status, row.reason = await _phone_alerters[0](session, event, user_id, seq)
         else:
             row.status, row.reason = "unavailable", "no_outbound_call"
     session.add(row)
@@ -629,7 +630,13 @@ async def user_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
 
 
 NOTIFICATION_STATUS_LABELS = {"sent": "已通知", "queued": "已排队", "unavailable": "暂不可用", "no_contact": "无联系方式",
-                              "no_one_on_duty": "无人值班"}
+                              "no_one_on_duty": "无人值班", "calling": "呼叫中", "answered": "已接听", "failed": "未接通",
+                              "skipped": "已跳过"}
+# Why a phone alert ended as it did (the notification's reason), for the board.
+PHONE_REASON_LABELS = {"acknowledged": "按1确认", "already_acknowledged": "他人已确认", "no_key": "未按键", "hung_up": "接听后挂断",
+                       "busy": "占线", "no_answer": "无人接听", "rejected": "拒接", "failed": "呼叫失败",
+                       "rate_limited": "呼叫过于频繁", "interrupted": "呼叫中断", "step_over": "已升级到下一步",
+                       "no_outbound_call": "未配置外呼线路", "no_mobile": "无手机号"}
 
 
 async def event_views(session: AsyncSession, events: list[EmergencyEvent]) -> list[dict[str, Any]]:
@@ -657,6 +664,7 @@ async def event_views(session: AsyncSession, events: list[EmergencyEvent]) -> li
                 "duty_role_label": DUTY_ROLES.get(row.duty_role or "", ""), "channel": row.channel,
                 "channel_label": CHANNEL_LABELS.get(row.channel, "—"), "status": row.status,
                 "status_label": NOTIFICATION_STATUS_LABELS.get(row.status, row.status), "reason": row.reason,
+                "reason_label": PHONE_REASON_LABELS.get(row.reason or "", "") if row.channel == "phone" else "",
                 "delivery": out.status if out is not None else None,
                 "delivery_label": STATUS_LABELS[OutboundStatus(out.status)] if out is not None else None,
                 "sent_at": as_utc(row.sent_at), "after_s": int((as_utc(row.sent_at) - opened).total_seconds()),

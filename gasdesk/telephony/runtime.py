@@ -14,13 +14,17 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from gasdesk.config import Settings
+from gasdesk.emergency.phone import PhoneAlerts, queue_phone_alert
+from gasdesk.emergency.service import register_phone_alerter
 from gasdesk.telephony.asr import recognizer_from_settings
 from gasdesk.telephony.controller import handle_call
 from gasdesk.telephony.freeswitch.listener import FreeswitchListener
+from gasdesk.telephony.freeswitch.originate import FreeswitchDialer
 from gasdesk.telephony.ivr.script import DEFAULT_SCRIPT, SCRIPT_PROMPTS, Script, prompt_key
 from gasdesk.telephony.media import MediaSession
+from gasdesk.telephony.originate import Dialer, OutboundCalls, set_outbound
 from gasdesk.telephony.sip.session import BridgeProvider
-from gasdesk.telephony.sip.ua import SipEndpoint, endpoint_from_settings
+from gasdesk.telephony.sip.ua import SipDialer, SipEndpoint, endpoint_from_settings
 from gasdesk.telephony.tts import PromptRenderer
 
 if TYPE_CHECKING:
@@ -42,6 +46,8 @@ class Hotline:
         self.freeswitch: FreeswitchListener | None = None
         self.sip: SipEndpoint | None = None
         self.softphone: WebRtcBridgeProvider | None = None
+        self.outbound: OutboundCalls | None = None  # calls gasdesk places (emergency alerts, callbacks)
+        self.phone_alerts: PhoneAlerts | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -100,7 +106,36 @@ async def start_hotline(settings: Settings, *, bridge_provider: BridgeProvider |
         await hotline.sip.start()
         hotline._closers.append(hotline.sip.stop)
         log.info("hotline: embedded SIP endpoint on udp %s:%s", settings.sip_host, hotline.sip.port)
+    await _start_outbound(settings, hotline, prompts)
     return hotline
+
+
+async def _start_outbound(settings: Settings, hotline: Hotline, prompts: PromptRenderer) -> None:
+    """Calls placed by gasdesk, when a back-end that runs here has an outbound route: FreeSWITCH's gateway
+    first (production), else the embedded endpoint's SIP gateway. Emergency phone alerts are queued by any
+    process (the hook) and placed from here."""
+    register_phone_alerter(queue_phone_alert)
+    dialer: Dialer | None = None
+    if settings.freeswitch_enabled and settings.freeswitch_outbound_gateway:
+        dialer = FreeswitchDialer.from_settings(settings)
+    elif settings.sip_outbound_proxy and hotline.sip is not None:
+        dialer = SipDialer(hotline.sip, settings.sip_outbound_proxy)
+    if dialer is None:
+        return
+    calls = OutboundCalls.from_settings(settings, dialer)
+    set_outbound(calls)
+    hotline.outbound = calls
+    alerts = PhoneAlerts(calls, prompts, poll_s=settings.emergency_phone_poll_s)
+    await alerts.start()
+    hotline.phone_alerts = alerts
+
+    async def stop_outbound() -> None:
+        await alerts.close()
+        await calls.close()
+        set_outbound(None)
+
+    hotline._closers.append(stop_outbound)
+    log.info("hotline: outbound calls through %s", dialer.backend)
 
 
 async def serve_hotline(settings: Settings, *, stop: asyncio.Event | None = None,

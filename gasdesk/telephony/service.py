@@ -114,6 +114,20 @@ async def do_start_call(session: AsyncSession, info: CallInfo, *, script_version
     return call
 
 
+async def do_start_outbound_call(session: AsyncSession, info: CallInfo, conversation: Conversation,
+                                 phone: str) -> Call:
+    """A call gasdesk placed for ``conversation`` (a callback) was answered: its call row (the resident's
+    number as ``caller``, encrypted), answered now; ``answered`` event with the direction."""
+    now = utcnow()
+    call = Call(conversation_id=conversation.id, backend=info.backend[:12], call_ref=info.call_ref[:128],
+                caller=phone, caller_index=phone_key(phone), customer_id=conversation.customer_id,
+                state=CallState.ringing.value, started_at=now, answered_at=now)
+    session.add(call)
+    await session.flush()
+    add_event(session, call, CallEventKind.answered, backend=call.backend, direction="outbound")
+    return call
+
+
 async def do_refuse_call(session: AsyncSession, info: CallInfo, *, cause: str) -> Call:
     """A call turned away before it began (over capacity): a call row without a conversation, for reports."""
     phone = normalize_phone(info.caller or "")

@@ -270,11 +270,11 @@ async def test_a_failing_step_is_retried_and_never_holds_back_other_events(sessi
     second = (await _open(session)).id
     failing = {first}
 
-    async def phone(s: Any, event: EmergencyEvent, user_id: int, seq: int) -> str:
+    async def phone(s: Any, event: EmergencyEvent, user_id: int, seq: int) -> tuple[str, str | None]:
         # the hotline's outbound alert (a hook): broken for one event, working for the other
         if event.id in failing:
             raise RuntimeError("trunk down")
-        return "queued"
+        return "queued", None
 
     register_phone_alerter(phone)
     try:

@@ -424,7 +424,8 @@
   }
 
   /** A callback the resident booked at peak hours (gasdesk/callbacks): the masked number, 回拨 to reveal it
-   *  (audited; the agent dials from their phone: there is no outbound-call API yet), then the outcome. */
+   *  (audited; gasdesk places the call when the hotline here can originate, else the agent dials from their
+   *  phone), then the outcome. */
   const REVEALED = new Map();
   function renderCallbackBanner() {
     const c = S.conv;
@@ -453,6 +454,10 @@
         onclick: async () => {
           try {
             const res = await api("POST", "/api/v1/callbacks/" + cb.id + "/dial");
+            if (res.originated) {  // gasdesk calls the resident; the softphone rings once they answer
+              toast("正在呼叫 " + res.phone + "，对方接听后将接入您的软电话，结束后记录结果");
+              return;
+            }
             REVEALED.set(cb.id, res.phone);
             renderCallbackBanner();
             toast("请用电话拨打 " + res.phone + "，结束后记录结果");

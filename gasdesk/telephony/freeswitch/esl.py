@@ -267,11 +267,12 @@ class EslConnection:
             raise EslCommandError(f"api {command.split(' ', 1)[0]}: {text.strip()}")
         return text
 
-    async def bgapi(self, command: str, *, timeout_s: float = 30.0) -> str:
+    async def bgapi(self, command: str, *, timeout_s: float = 30.0, job_uuid: str | None = None) -> str:
         """``bgapi <command>``: FreeSWITCH answers at once with a Job-UUID and later sends a BACKGROUND_JOB
         event carrying the result. We choose the Job-UUID ourselves so the waiter exists before the event.
-        The connection must be subscribed to BACKGROUND_JOB (``event plain BACKGROUND_JOB``)."""
-        job = str(uuid.uuid4())
+        The connection must be subscribed to BACKGROUND_JOB (``event plain BACKGROUND_JOB``); ``job_uuid`` lets
+        the caller add a ``filter Job-UUID`` for it first."""
+        job = job_uuid or str(uuid.uuid4())
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._jobs[job] = future
         try:

@@ -81,6 +81,16 @@ async def read_command(reader: asyncio.StreamReader, *, limit: int = 64 * 1024) 
     return Command(lines[0], headers, body)
 
 
+def _channel_named(line: str, channels: dict[str, FakeCall]) -> FakeCall | None:
+    """The originated channel a ``sendmsg <uuid>`` or ``api uuid_… <uuid>`` on the inbound socket is for."""
+    words = line.split()
+    if words[0] == "sendmsg" and len(words) > 1:
+        return channels.get(words[1])
+    if words[0] == "api" and len(words) > 2 and words[1] in ("uuid_getvar", "uuid_record", "uuid_break", "uuid_hold"):
+        return channels.get(words[-1] if words[1] == "uuid_hold" else words[2])
+    return None
+
+
 def _api_result(command: str, variables: dict[str, str], call_uuid: str | None) -> str:
     name, _, rest = command.partition(" ")
     args = rest.split()
@@ -112,6 +122,10 @@ class CallerScript:
     agent_answers: bool = True
     agent_hangup_after_s: float | None = 0.1  # after the bridge; None = the agent never hangs up
     play_s: float = 0.05  # how long a playback lasts
+    # A call gasdesk places (``bgapi originate``): what the callee does — "answer", "busy", "no_answer"
+    # (rings until originate_timeout), "reject" — after ring_s of ringing.
+    answer: str = "answer"
+    ring_s: float = 0.05
     max_wait_s: float = 0.3  # play_and_get_digits waits at most this long for keys that never come
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -140,6 +154,8 @@ class FakeCall:
         self._digits: asyncio.Queue[str] = asyncio.Queue()
         self._running_app: tuple[str, str, str] | None = None
         self._sent_complete: set[str] = set()
+        self.inbound = False  # an originated channel driven over the inbound socket (no disconnect notice)
+        self.dialled = ""  # the dial string of an originate
 
     # -- wire --------------------------------------------------------------------------------------
 
@@ -159,7 +175,7 @@ class FakeCall:
             "Unique-ID": self.uuid,
             "Channel-Call-UUID": self.uuid,
             "Answer-State": "answered" if self.answered else "ringing",
-            "Call-Direction": "inbound",
+            "Call-Direction": "outbound" if self.inbound else "inbound",
             "Caller-Caller-ID-Name": self.script.caller,
             "Caller-Caller-ID-Number": self.script.caller,
             "Caller-Destination-Number": self.script.callee,
@@ -268,6 +284,9 @@ class FakeCall:
         self._disconnect()
 
     def _disconnect(self) -> None:
+        if self.inbound:  # the channel is gone; the inbound socket stays (FreeSWITCH closes only its own)
+            self._closed.set()
+            return
         self._send(frame_bytes({"Content-Type": "text/disconnect-notice", "Controlled-Session-UUID": self.uuid,
                                 "Content-Disposition": "linger", "Channel-Name": f"sofia/external/{self.script.caller}"},
                                DISCONNECT_TEXT))
@@ -468,6 +487,9 @@ class FakeFreeswitch:
         self.core_uuid = str(uuid.uuid4())
         self.inbound_commands: list[str] = []
         self.calls: list[FakeCall] = []
+        # Calls placed by ``bgapi originate``: the callee's script per dialled number (default: answers).
+        self.callees: dict[str, CallerScript] = {}
+        self.originated: list[FakeCall] = []
         self.host = "127.0.0.1"
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -507,6 +529,7 @@ class FakeFreeswitch:
         authed = False
         subscribed: set[str] = set()
         pending: set[asyncio.Task[None]] = set()
+        channels: dict[str, FakeCall] = {}
 
         def send(data: bytes) -> None:
             if not writer.is_closing():
@@ -542,8 +565,28 @@ class FakeFreeswitch:
                         break
                 elif not authed:
                     reply("-ERR invalid")
+                elif word in ("api", "sendmsg") and (channel := _channel_named(line, channels)) is not None:
+                    channel._handle(command)
+                    if word == "api":
+                        self.inbound_commands[-1] = line  # kept in the channel's commands too
+                elif word == "api" and line.startswith("api uuid_kill "):
+                    target = channels.get(line.split()[2]) if len(line.split()) > 2 else None
+                    if target is not None:
+                        target._hangup("system", line.split()[3] if len(line.split()) > 3 else "NORMAL_CLEARING")
+                    send(frame_bytes({"Content-Type": "api/response"},
+                                     "+OK\n" if target is not None else "-ERR No such channel!\n"))
                 elif word == "api":
                     send(frame_bytes({"Content-Type": "api/response"}, _api_result(line[4:].strip(), {}, None)))
+                elif word == "filter":
+                    parts = line.split(" ", 2)
+                    reply(f"+OK filter added. [{parts[1] if len(parts) > 1 else ''}]=[{parts[2] if len(parts) > 2 else ''}]")
+                elif word == "bgapi" and line.startswith("bgapi originate "):
+                    job = command.headers.get("Job-UUID") or str(uuid.uuid4())
+                    reply(f"+OK Job-UUID: {job}", **{"Job-UUID": job})
+                    bg = asyncio.create_task(self._originate(job, line[len("bgapi originate "):].strip(), writer,
+                                                             subscribed, channels))
+                    pending.add(bg)
+                    bg.add_done_callback(pending.discard)
                 elif word == "bgapi":
                     job = command.headers.get("Job-UUID") or str(uuid.uuid4())
                     reply(f"+OK Job-UUID: {job}", **{"Job-UUID": job})
@@ -566,6 +609,54 @@ class FakeFreeswitch:
         finally:
             for bg in list(pending):
                 bg.cancel()
+            for channel in channels.values():  # FreeSWITCH would go on; the fake's channel ends with the socket
+                channel._running_app = None
+                channel._hungup.set()
             writer.close()
             if task is not None:
                 self._tasks.discard(task)
+
+    async def _originate(self, job: str, arg: str, writer: asyncio.StreamWriter, subscribed: set[str],
+                         channels: dict[str, FakeCall]) -> None:
+        """``originate {vars}sofia/gateway/<gw>/<number> &park()``: a new channel rings the callee of that
+        number; answered, it is parked and driven by ``sendmsg <uuid>`` on this socket; else the job fails
+        with the hangup cause."""
+        match = re.match(r"^\{([^}]*)\}(\S+)\s+&park\(\)$", arg)
+        variables = dict(v.partition("=")[::2] for v in match.group(1).split(",")) if match else {}
+        dial = match.group(2) if match else ""
+        number = dial.rsplit("/", 1)[-1]
+        script = self.callees.get(number) or CallerScript()
+        script = CallerScript(**{**script.__dict__, "uuid": variables.get("origination_uuid") or str(uuid.uuid4()),
+                                 "caller": variables.get("origination_caller_id_number", "0000"), "callee": number})
+        call = FakeCall(self, script)
+        call.inbound, call.dialled, call._writer = True, dial, writer
+        call._subscribed = True
+        call.variables.update(variables)
+        self.originated.append(call)
+
+        def job_done(body: str) -> None:
+            if "BACKGROUND_JOB" in subscribed and not writer.is_closing():
+                writer.write(event_bytes({"Event-Name": "BACKGROUND_JOB", "Core-UUID": self.core_uuid, "Job-UUID": job,
+                                          "Job-Command": "originate", "Job-Command-Arg": arg}, body))
+
+        if not match or not dial.startswith("sofia/gateway/"):
+            job_done("-ERR INVALID_GATEWAY\n")
+            return
+        ring_s = script.ring_s
+        if script.answer == "no_answer":
+            ring_s = float(variables.get("originate_timeout", "60") or 60)
+        await asyncio.sleep(ring_s)
+        cause = {"busy": "USER_BUSY", "no_answer": "NO_ANSWER", "reject": "CALL_REJECTED"}.get(script.answer)
+        if cause is not None:
+            call._hangup("callee", cause)
+            job_done(f"-ERR {cause}\n")
+            return
+        channels[call.uuid] = call
+        call.answered = True
+        call._event("CHANNEL_ANSWER")
+        job_done(f"+OK {call.uuid}\n")
+        runner = asyncio.create_task(call._run_apps())
+        try:
+            await call._hungup.wait()
+        finally:
+            runner.cancel()

@@ -73,10 +73,14 @@ class BridgeFailed(Exception):
 class FreeswitchMediaSession:
     """One call's socket. Create it with :meth:`accept` on a connection FreeSWITCH opened to us."""
 
-    def __init__(self, conn: EslConnection, info: CallInfo, *, max_app_s: float = 900.0) -> None:
+    def __init__(self, conn: EslConnection, info: CallInfo, *, max_app_s: float = 900.0,
+                 inbound: bool = False) -> None:
         self.conn = conn
         self.info = info
         self.uuid = info.call_ref
+        # On FreeSWITCH's inbound socket (a call we placed, ``freeswitch/originate.py``) sendmsg names the
+        # channel; on a call's own outbound socket it must not.
+        self._channel = self.uuid if inbound else None
         self.max_app_s = max_app_s
         self.answered = False
         self.digits: list[str] = []
@@ -195,7 +199,7 @@ class FreeswitchMediaSession:
         return await self._until(self.conn.api(command))
 
     async def _app(self, app: str, arg: str = "", *, timeout_s: float | None = None) -> Event:
-        future = await self._until(self.conn.begin_execute(app, arg))
+        future = await self._until(self.conn.begin_execute(app, arg, uuid_=self._channel))
         try:
             return await self._until(future, timeout_s or self.max_app_s)
         finally:
@@ -341,7 +345,7 @@ class FreeswitchMediaSession:
             self._hangup_after_bridge_set = True
         self._bridge_event = asyncio.get_running_loop().create_future()
         self._bridged = self._unbridged = False
-        future = await self._until(self.conn.begin_execute("bridge", target.endpoint))
+        future = await self._until(self.conn.begin_execute("bridge", target.endpoint, uuid_=self._channel))
         self._in_bridge = True
         future.add_done_callback(self._bridge_over)
         try:
@@ -377,7 +381,7 @@ class FreeswitchMediaSession:
             cause = "NORMAL_CLEARING"
         self._we_hung_up = True
         try:
-            await self.conn.sendmsg({"call-command": "hangup", "hangup-cause": cause})
+            await self.conn.sendmsg({"call-command": "hangup", "hangup-cause": cause}, uuid_=self._channel)
             await asyncio.wait_for(asyncio.shield(self._ended), self.conn.command_timeout_s)
         except (EslError, TimeoutError):
             self._end("system", cause)

@@ -141,6 +141,20 @@ def build_answer(local_ip: str, local_port: int, neg: Negotiated, *, session_id:
     return "\r\n".join(lines) + "\r\n"
 
 
+OFFER_DTMF_PT = 101
+
+
+def build_offer(local_ip: str, local_port: int, *, session_id: int | None = None) -> str:
+    """Our offer for a call we place: PCMU, PCMA and telephone-event (0-15 at ``OFFER_DTMF_PT``), sendrecv."""
+    sid = session_id if session_id is not None else secrets.randbelow(2**31)
+    fam = "IP6" if ":" in local_ip else "IP4"
+    lines = ["v=0", f"o=gasdesk {sid} 1 IN {fam} {local_ip}", "s=gasdesk", f"c=IN {fam} {local_ip}", "t=0 0",
+             f"m=audio {local_port} RTP/AVP 0 8 {OFFER_DTMF_PT}", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
+             f"a=rtpmap:{OFFER_DTMF_PT} telephone-event/8000", f"a=fmtp:{OFFER_DTMF_PT} 0-15", "a=ptime:20",
+             "a=sendrecv"]
+    return "\r\n".join(lines) + "\r\n"
+
+
 def _int(text: str, lo: int, hi: int) -> int:
     text = text.strip()
     if not text.isdigit() or len(text) > 6:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,10 +32,18 @@ from typing import Any, cast
 
 from gasdesk.config import Settings
 from gasdesk.telephony.media import CallHungUp, CallInfo, Prompt
+from gasdesk.telephony.originate import OriginateResult, Outcome
 from gasdesk.telephony.sip import message as sipmsg
 from gasdesk.telephony.sip.message import SipMessage, SipParseError, make_response
 from gasdesk.telephony.sip.rtp import DTMF_EVENTS, MediaClock, PortAllocator, RtpStream
-from gasdesk.telephony.sip.sdp import Negotiated, NotAcceptable, build_answer, negotiate
+from gasdesk.telephony.sip.sdp import (
+    OFFER_DTMF_PT,
+    Negotiated,
+    NotAcceptable,
+    build_answer,
+    build_offer,
+    negotiate,
+)
 from gasdesk.telephony.sip.session import BridgeProvider, SipMediaSession
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,12 @@ class _Call:
     bye_sent: bool = False
     ack: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # A call we placed (UAC): our From (with our tag) and their To (with theirs) name the dialog; the ACK
+    # we sent for their 200 is repeated if the 200 is.
+    outbound: bool = False
+    local_from: str = ""
+    remote_to: str = ""
+    ack_bytes: bytes = b""
 
 
 class _Leg:
@@ -86,6 +101,16 @@ class _Leg:
 
     def send_reject(self, status: int) -> None:
         self._ep._reject_invite(self._call, status)
+
+
+class _OutboundLeg(_Leg):
+    """A call we placed: it is answered before the session exists; hanging up is a BYE."""
+
+    async def send_answer(self) -> None:
+        return None
+
+    def send_reject(self, status: int) -> None:
+        self._ep._send_bye(self._call)
 
 
 class SipEndpoint(asyncio.DatagramProtocol):
@@ -117,6 +142,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._retransmitters: set[asyncio.Task[None]] = set()
         self._rejects: OrderedDict[tuple[str, str], tuple[bytes, asyncio.Event]] = OrderedDict()
         self._pending: dict[tuple[str, int], asyncio.Event] = {}
+        self._invite_responses: dict[str, asyncio.Queue[SipMessage]] = {}  # Call-ID → our INVITE's responses
         self._tasks: set[asyncio.Task[Any]] = set()
         # INVITEs accepted but whose RTP socket is still being bound count against capacity already.
         self._setting_up: dict[bool, int] = {False: 0, True: 0}
@@ -453,7 +479,17 @@ class SipEndpoint(asyncio.DatagramProtocol):
         call.session.push_digit(digit)
 
     def _response(self, resp: SipMessage) -> None:
-        num, _method = resp.cseq
+        num, method = resp.cseq
+        if method == "INVITE":
+            queue = self._invite_responses.get(resp.call_id)
+            if queue is not None:
+                if queue.qsize() < 32:
+                    queue.put_nowait(resp)
+                return
+            call = self.calls.get(resp.call_id)
+            if call is not None and call.outbound and resp.status == 200 and call.ack_bytes:
+                self._send(call.ack_bytes, call.addr)  # our ACK was lost: the 200 is repeated
+            return
         event = self._pending.get((resp.call_id, num))
         if event is not None and resp.status >= 200:
             event.set()
@@ -472,8 +508,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
         bye.add("Max-Forwards", "70")
         for route in call.route_set:
             bye.add("Route", route)
-        bye.add("From", f"{inv.get('To')};tag={call.local_tag}" if not inv.to_tag else inv.get("To"))
-        bye.add("To", inv.get("From"))
+        if call.outbound:
+            bye.add("From", call.local_from)
+            bye.add("To", call.remote_to)
+        else:
+            bye.add("From", f"{inv.get('To')};tag={call.local_tag}" if not inv.to_tag else inv.get("To"))
+            bye.add("To", inv.get("From"))
         bye.add("Call-ID", call.call_id)
         bye.add("CSeq", f"{call.local_cseq} BYE")
         data = bye.serialize()
@@ -502,8 +542,210 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._retransmitters.add(task)
         task.add_done_callback(self._retransmitters.discard)
 
+    # --- calls we place (UAC)
+    async def originate(self, number: str, target: tuple[str, int], *, caller_id: str | None = None,
+                        timeout_s: float = 30.0, domain: str | None = None) -> OriginateResult:
+        """Call ``number`` through the SIP gateway at ``target`` (an IP and port): an INVITE offering PCMU,
+        PCMA and telephone-event, retransmitted until the gateway answers; 1xx while it rings; a 2xx is ACKed
+        and becomes an answered :class:`SipMediaSession` (same RTP, DTMF and BYE handling as an inbound
+        call); after ``timeout_s`` of ringing we CANCEL. ``number`` must already be checked digits."""
+        if self._transport is None:
+            return OriginateResult(Outcome.failed, cause="NOT_STARTED")
+        stream = RtpStream(codec="PCMU", payload_type=0, dtmf_payload_type=OFFER_DTMF_PT, remote=(target[0], 9),
+                           allowed_sources={target[0]})
+        try:
+            await self.ports.open(self.host, stream)
+        except OSError:
+            return OriginateResult(Outcome.failed, cause="NO_RTP_PORT")
+        call_id = f"{secrets.token_hex(12)}@gasdesk"
+        local_tag, branch = sipmsg.new_tag(), sipmsg.new_branch()
+        uri = f"sip:{number}@{domain or target[0]}:{target[1]}"
+        invite = SipMessage(method="INVITE", uri=uri)
+        invite.add("Via", f"SIP/2.0/UDP {self.advertised_host}:{self.port};rport;branch={branch}")
+        invite.add("Max-Forwards", "70")
+        local_from = f"<sip:{caller_id or self.callee_name}@{self.advertised_host}>;tag={local_tag}"
+        invite.add("From", local_from)
+        invite.add("To", f"<{uri}>")
+        invite.add("Call-ID", call_id)
+        invite.add("CSeq", "1 INVITE")
+        invite.add("Contact", self._contact())
+        invite.add("Allow", ALLOW)
+        invite.add("Content-Type", "application/sdp")
+        invite.body = build_offer(self.advertised_host, stream.local_port).encode()
+        placeholder = Negotiated(codec="PCMU", payload_type=0, dtmf_payload_type=OFFER_DTMF_PT,
+                                 remote_address=target[0], remote_port=9, direction="sendrecv")
+        call = _Call(call_id=call_id, invite=invite, addr=target, local_tag=local_tag, neg=placeholder,
+                     stream=stream, overflow=False, remote_uri=uri, route_set=[], outbound=True, local_from=local_from)
+        self.calls[call_id] = call
+        responses: asyncio.Queue[SipMessage] = asyncio.Queue()
+        self._invite_responses[call_id] = responses
+        answered = False
+        try:
+            resp = await self._invite_transaction(call, responses, timeout_s)
+            if resp is None:
+                return OriginateResult(Outcome.failed, cause="NO_RESPONSE")
+            if resp.status >= 300 or resp.status < 200:
+                return OriginateResult(_outcome_of(resp.status), cause=str(resp.status))
+            result = await self._confirm(call, resp)
+            answered = result.answered
+            return result
+        finally:
+            self._invite_responses.pop(call_id, None)
+            if not answered:
+                self._finish(call)
+
+    async def _invite_transaction(self, call: _Call, responses: asyncio.Queue[SipMessage],
+                                  timeout_s: float) -> SipMessage | None:
+        """Send the INVITE and wait for its final response (ACKing a non-2xx); CANCEL once ``timeout_s``
+        of ringing is over. None when the gateway never answered at all."""
+        loop = asyncio.get_running_loop()
+        data = call.invite.serialize()
+        provisional = asyncio.Event()
+        self._send(data, call.addr)
+        self._retransmit(data, call.addr, provisional)  # timer A until any response
+        deadline = loop.time() + timeout_s
+        cancelled = False
+        try:
+            while True:
+                # Without even a 100 Trying the gateway is gone: give up after timer B (or the ring time).
+                limit = deadline if provisional.is_set() or cancelled else min(deadline, loop.time() + 64 * T1)
+                try:
+                    resp = await asyncio.wait_for(responses.get(), max(0.0, limit - loop.time()))
+                except TimeoutError:
+                    if cancelled or not provisional.is_set():
+                        return None if not provisional.is_set() else _timeout_response(call.invite)
+                    self._send_cancel(call)
+                    cancelled, deadline = True, loop.time() + 4.0
+                    continue
+                provisional.set()
+                if resp.status < 200:
+                    continue
+                if resp.status >= 300:
+                    self._ack_non2xx(call, resp)
+                if cancelled and resp.status == 200:
+                    # Answered just as we cancelled: take the call and end it at once.
+                    result = await self._confirm(call, resp)
+                    if result.session is not None:
+                        await result.session.hangup()
+                    return _timeout_response(call.invite)
+                return _timeout_response(call.invite) if cancelled and resp.status == 487 else resp
+        finally:
+            provisional.set()
+
+    def _send_cancel(self, call: _Call) -> None:
+        inv = call.invite
+        cancel = SipMessage(method="CANCEL", uri=inv.uri)
+        for name in ("Via", "Max-Forwards", "From", "To", "Call-ID"):
+            cancel.add(name, inv.get(name))
+        cancel.add("CSeq", f"{inv.cseq[0]} CANCEL")
+        self._send(cancel.serialize(), call.addr)
+
+    def _ack_non2xx(self, call: _Call, resp: SipMessage) -> None:
+        """The ACK of a failure response: part of the INVITE transaction (same branch, their To)."""
+        inv = call.invite
+        ack = SipMessage(method="ACK", uri=inv.uri)
+        for name in ("Via", "Max-Forwards", "From"):
+            ack.add(name, inv.get(name))
+        ack.add("To", resp.get("To"))
+        ack.add("Call-ID", call.call_id)
+        ack.add("CSeq", f"{inv.cseq[0]} ACK")
+        self._send(ack.serialize(), call.addr)
+
+    async def _confirm(self, call: _Call, resp: SipMessage) -> OriginateResult:
+        """A 2xx to our INVITE: ACK it (a new transaction, to their Contact), take their SDP answer and hand
+        the call over as an answered session. An answer without a usable SDP ends it with a BYE."""
+        call.remote_to = resp.get("To")
+        contact = resp.get("Contact")
+        if contact:
+            call.remote_uri = sipmsg.header_uri(contact)
+        call.route_set = list(reversed(resp.get_all("Record-Route")))
+        ack = SipMessage(method="ACK", uri=call.remote_uri)
+        ack.add("Via", f"SIP/2.0/UDP {self.advertised_host}:{self.port};rport;branch={sipmsg.new_branch()}")
+        ack.add("Max-Forwards", "70")
+        for route in call.route_set:
+            ack.add("Route", route)
+        ack.add("From", call.local_from)
+        ack.add("To", call.remote_to)
+        ack.add("Call-ID", call.call_id)
+        ack.add("CSeq", f"{call.invite.cseq[0]} ACK")
+        call.ack_bytes = ack.serialize()
+        self._send(call.ack_bytes, call.addr)
+        call.state = "confirmed"
+        call.ack.set()
+        try:
+            neg = negotiate(resp.body.decode("utf-8", "replace")) if resp.body else None
+        except NotAcceptable:
+            neg = None
+        if neg is None:
+            self._send_bye(call)
+            return OriginateResult(Outcome.failed, cause="488")
+        stream = call.stream
+        stream.codec, stream.payload_type, stream.dtmf_payload_type = neg.codec, neg.payload_type, neg.dtmf_payload_type
+        stream.remote = (neg.remote_address, neg.remote_port)
+        stream.allowed_sources.add(neg.remote_address)
+        stream.send_enabled = neg.direction in ("sendrecv", "sendonly")
+        call.neg = neg
+        info = CallInfo(call_ref=call.call_id, caller=sipmsg.uri_user(sipmsg.header_uri(call.local_from)),
+                        callee=sipmsg.uri_user(call.invite.uri), backend="sip",
+                        extra={"codec": neg.codec, "direction": "outbound"})
+        session = SipMediaSession(info, _OutboundLeg(self, call), stream, bridge_provider=self.bridge_provider,
+                                  hold_prompt=self.hold_prompt, clock=self.clock)
+        call.session = session
+        await session.answer()  # starts the media: the call is up
+        self.counters["originated"] = self.counters.get("originated", 0) + 1
+        task = asyncio.get_running_loop().create_task(self._watch_outbound(call, session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return OriginateResult(Outcome.answered, session=session, cause="200")
+
+    async def _watch_outbound(self, call: _Call, session: SipMediaSession) -> None:
+        try:
+            await session.wait_hangup()
+        finally:
+            self._finish(call)
+
     def _contact(self) -> str:
         return f"<sip:{self.callee_name}@{self.advertised_host}:{self.port}>"
+
+
+def _outcome_of(status: int) -> Outcome:
+    """What a final failure response to our INVITE means for the caller of ``originate``."""
+    if status in (486, 600):
+        return Outcome.busy
+    if status in (408, 480, 487):
+        return Outcome.no_answer
+    if status == 603:
+        return Outcome.rejected
+    return Outcome.failed
+
+
+def _timeout_response(invite: SipMessage) -> SipMessage:
+    """A stand-in 408 for a call that rang out (we cancelled it)."""
+    return make_response(invite, 408)
+
+
+class SipDialer:
+    """The embedded back-end's :class:`~gasdesk.telephony.originate.Dialer`: calls go to the SIP gateway
+    ``sip_outbound_proxy`` (host:port; a name is resolved once per call)."""
+
+    backend = "sip"
+
+    def __init__(self, endpoint: SipEndpoint, proxy: str) -> None:
+        host, _, port = proxy.rpartition(":")
+        self.endpoint = endpoint
+        self.host = host
+        self.port = int(port)
+
+    async def originate(self, number: str, *, caller_id: str | None, timeout_s: float) -> OriginateResult:
+        """Call ``number`` through the gateway (see :meth:`SipEndpoint.originate`)."""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(self.host, self.port, family=socket.AF_INET,
+                                                                 type=socket.SOCK_DGRAM)
+        except OSError:
+            return OriginateResult(Outcome.failed, cause="GATEWAY_UNRESOLVED")
+        address = str(infos[0][4][0])
+        return await self.endpoint.originate(number, (address, self.port), caller_id=caller_id, timeout_s=timeout_s,
+                                             domain=self.host)
 
 
 def endpoint_from_settings(settings: Settings, on_call: OnCall, **kw: Any) -> SipEndpoint:
