@@ -371,7 +371,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         finally:
             await client.close()
         keep = ("msgs_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "lost", "server_cpu_s")
-        alone, loaded, exports = rounds[0]
+        alone, loaded, _ = rounds[0]
         result["chat_alone"] = {k: alone[k] for k in keep}
         result["chat_with_export"] = {k: loaded[k] for k in keep}
         result["exports"] = [e for _, _, done in rounds for e in done]

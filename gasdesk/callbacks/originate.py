@@ -25,15 +25,13 @@ from gasdesk.telephony import service as telephony
 from gasdesk.telephony.controller import default_endpoint
 from gasdesk.telephony.freeswitch.session import BridgeFailed
 from gasdesk.telephony.media import AgentDidNotAnswer, BridgeTarget, CallHungUp
-from gasdesk.telephony.models import Call, CallEventKind, CallState, HangupBy
-from gasdesk.telephony.originate import OutboundCalls, Outcome
+from gasdesk.telephony.models import Call, HangupBy
+from gasdesk.telephony.originate import OUTCOME_LABELS, OutboundCalls
 from gasdesk.telephony.runtime import freeswitch_endpoint_for
 from gasdesk.telephony.sip.session import BridgeUnavailable
 
 log = logging.getLogger(__name__)
 
-OUTCOME_TEXT = {Outcome.busy: "对方占线", Outcome.no_answer: "无人接听", Outcome.rejected: "对方拒接",
-                Outcome.failed: "呼叫失败", Outcome.no_line: "外呼线路全忙", Outcome.rate_limited: "该号码呼叫过于频繁"}
 _running: set[asyncio.Task[str]] = set()
 
 
@@ -61,7 +59,7 @@ async def place_callback(calls: OutboundCalls, *, callback_id: int, agent_id: in
         number, conversation_id = row.phone, row.conversation_id
     result = await calls.originate(number)
     if not result.answered or result.session is None:
-        await _note(conversation_id, f"自动回拨未接通（{OUTCOME_TEXT.get(result.outcome, result.outcome.value)}），"
+        await _note(conversation_id, f"自动回拨未接通（{OUTCOME_LABELS.get(result.outcome, result.outcome.value)}），"
                     "请记录结果或稍后再拨。", callback_id=callback_id, outcome=result.outcome.value)
         return result.outcome.value
     media = result.session
@@ -77,9 +75,7 @@ async def place_callback(calls: OutboundCalls, *, callback_id: int, agent_id: in
         async with transaction() as session:
             talking = await session.get(Call, call_id)
             assert talking is not None
-            talking.agent_id = agent_id
-            telephony.set_state(talking, CallState.talking)
-            telephony.add_event(session, talking, CallEventKind.bridged, agent_id=agent_id)
+            telephony.mark_bridged(session, talking, agent_id)
         by = await media.wait_hangup()
     except (TimeoutError, AgentDidNotAnswer, BridgeFailed, BridgeUnavailable):
         by, cause, outcome = HangupBy.system.value, "agent_not_answered", "agent_missed"

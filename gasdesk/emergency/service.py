@@ -59,6 +59,7 @@ from gasdesk.outbound.models import STATUS_LABELS, OutboundMessage, OutboundStat
 from gasdesk.outbound.service import do_queue_outbound
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.pii import redact_pii
+from gasdesk.telephony.originate import OUTCOME_LABELS
 
 log = logging.getLogger(__name__)
 SYSTEM = Actor.system("emergency", "job")
@@ -634,8 +635,8 @@ NOTIFICATION_STATUS_LABELS = {"sent": "已通知", "queued": "已排队", "unava
                               "skipped": "已跳过"}
 # Why a phone alert ended as it did (the notification's reason), for the board.
 PHONE_REASON_LABELS = {"acknowledged": "按1确认", "already_acknowledged": "他人已确认", "no_key": "未按键", "hung_up": "接听后挂断",
-                       "busy": "占线", "no_answer": "无人接听", "rejected": "拒接", "failed": "呼叫失败",
-                       "rate_limited": "呼叫过于频繁", "interrupted": "呼叫中断", "step_over": "已升级到下一步",
+                       **{outcome.value: label for outcome, label in OUTCOME_LABELS.items()},
+                       "interrupted": "呼叫中断", "step_over": "已升级到下一步",
                        "no_outbound_call": "未配置外呼线路", "no_mobile": "无手机号"}
 
 

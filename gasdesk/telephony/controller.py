@@ -592,9 +592,7 @@ class LiveCall(CallActions):
         async with transaction() as session:
             call, conversation = await self._load(session)
             agent = await session.get(User, agent_id)
-            service.set_state(call, CallState.talking)
-            call.agent_id = agent_id
-            service.add_event(session, call, CallEventKind.bridged, agent_id=agent_id)
+            service.mark_bridged(session, call, agent_id)
             if agent is not None and conversation.accepted_at is None:
                 await conversations.do_accept(session, agent, conversation)  # answering the phone accepts it
 

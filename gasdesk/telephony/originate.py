@@ -41,6 +41,13 @@ class Outcome(StrEnum):
     rate_limited = "rate_limited"  # this number was rung too often lately
 
 
+# Why a placed call was not answered, in Chinese: the callback's note in the conversation and the emergency
+# board's phone rows read the same words.
+OUTCOME_LABELS: dict[Outcome, str] = {
+    Outcome.busy: "对方占线", Outcome.no_answer: "无人接听", Outcome.rejected: "对方拒接", Outcome.failed: "呼叫失败",
+    Outcome.no_line: "外呼线路全忙", Outcome.rate_limited: "该号码呼叫过于频繁"}
+
+
 @dataclass
 class OriginateResult:
     """How a call attempt ended. ``session`` is set only when ``answered``; ``cause`` is the back-end's word

@@ -141,6 +141,13 @@ async def do_refuse_call(session: AsyncSession, info: CallInfo, *, cause: str) -
     return call
 
 
+def mark_bridged(session: AsyncSession, call: Call, agent_id: int) -> None:
+    """The call is connected to ``agent_id``: talking from now, with its ``bridged`` event."""
+    set_state(call, CallState.talking)
+    call.agent_id = agent_id
+    add_event(session, call, CallEventKind.bridged, agent_id=agent_id)
+
+
 def set_state(call: Call, state: CallState) -> None:
     """Move the call on (ringing → ivr → queued → talking → ended), stamping when it happened."""
     now = utcnow()
