@@ -20,3 +20,14 @@ def test_shipped_train_jsonl_is_what_the_script_generates() -> None:
     shipped = script.TRAIN_PATH.read_text(encoding="utf-8")
     assert script.TRAIN_PATH.parent.parent.name == "nlu"  # it writes into the package's data folder
     assert shipped == script.training_text(), "run scripts/generate_nlu_training_data.py after editing it"
+
+
+def test_shipped_lexicons_are_what_the_script_generates() -> None:
+    path = SCRIPT.parent / "generate_nlu_lexicons.py"
+    spec = importlib.util.spec_from_file_location("generate_nlu_lexicons", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for name, rows in (("traditional.txt", script.traditional_table()), ("pinyin.txt", script.pinyin_table())):
+        shipped = (script.LEXICON / name).read_text(encoding="utf-8").splitlines()[1:]  # after the header line
+        assert shipped == rows, f"run scripts/generate_nlu_lexicons.py ({name} is stale)"

@@ -31,3 +31,31 @@ def test_synonyms_fold_to_one_word():
     assert canonicalize("煤气") == canonicalize("天然气") == "燃气"
     assert canonicalize("供暖不好") == canonicalize("采暖不好") == "暖气不好"
     assert canonicalize("缴费") == "交费"
+
+
+def test_traditional_characters_become_simplified():
+    assert normalize("燃氣費怎麼繳費") == "燃气费怎么缴费"
+    assert normalize("報警器裝在哪裡") == "报警器装在哪里"  # 裡: the Taiwan form of 裏
+
+
+def test_simplified_characters_are_never_folded_as_variants():
+    # Variant tables list 么/皂/后/干 as sources too; they are standard simplified characters and stay.
+    assert normalize("怎么用肥皂水 后天 干净") == "怎么用肥皂水 后天 干净"
+
+
+def test_pinyin_becomes_characters():
+    assert normalize("wo jia mei qi le") == "我家没气了"
+    assert normalize("hu hao zenme cha") == "户号怎么查"
+    assert normalize("yingyeting zai na") == "营业厅在哪"
+
+
+def test_pinyin_initials_residents_use_become_words():
+    assert normalize("rq xielou") == "燃气泄漏"
+    assert normalize("rg kefu") == "人工客服"
+
+
+def test_latin_that_is_not_pinyin_is_kept():
+    assert normalize("ok 好的") == "ok 好的"
+    assert normalize("wifi密码") == "wifi密码"
+    # An identifier glued to digits is not pinyin (wx = 维修 otherwise).
+    assert normalize("工单号WX20240312001") == "工单号wx20240312001"
