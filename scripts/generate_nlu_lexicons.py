@@ -41,6 +41,10 @@ INITIALS = {
     "ts": "投诉", "by": "表扬", "qf": "欠费", "sf": "师傅", "zbf": "自闭阀", "bjq": "报警器",
     "zmb": "怎么办", "zm": "怎么", "sm": "什么", "xx": "谢谢", "nh": "你好",
 }
+# Spellings where the most frequent word in the training data is not what a resident typing pinyin means:
+# "zai na" asks where (在哪). "mei qi" stays 煤气 (the data's choice) although it may mean 没气: "you mei qi wei"
+# must read as a smell of gas, never as "没气味" (no smell).
+OVERRIDES = {"zai na": "在哪", "zai na li": "在哪里", "na li": "哪里"}
 _HANZI = re.compile(r"^[\u4e00-\u9fff]+$")
 
 
@@ -104,7 +108,8 @@ def pinyin_table() -> list[str]:
             continue
         if (count, word) > best[key]:
             best[key] = (count, word)
-    rows = [f"{key}\t{word}" for key, (_, word) in sorted(best.items())]
+    chosen = {key: word for key, (_, word) in best.items()} | OVERRIDES
+    rows = [f"{key}\t{word}" for key, word in sorted(chosen.items())]
     rows += [f"{key}\t{word}" for key, word in sorted(INITIALS.items())]
     return rows
 

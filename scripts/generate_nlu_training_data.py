@@ -26,7 +26,7 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent.parent / "gasdesk" / "bot" / "nlu" / "data"
 SEED_PATH = DATA_DIR / "seed.jsonl"
 TRAIN_PATH = DATA_DIR / "train.jsonl"
-PER_INTENT = 130  # generated examples per intent (on top of the seed)
+PER_INTENT = 160  # generated examples per intent (on top of the seed)
 RANDOM_SEED = 20241127
 
 # ----------------------------------------------------------------------------- shared vocabularies
@@ -100,6 +100,11 @@ FAMILIES: dict[str, list[str]] = {
         "值班的在不",
     ],
     "goodbye": [
+        "好的谢谢再见",
+        "没事了拜拜",
+        "行，就这样吧",
+        "知道了谢谢，没别的了",
+        "好嘞，挂了啊",
         "好的谢谢",
         "谢谢",
         "谢了",
@@ -147,6 +152,15 @@ FAMILIES: dict[str, list[str]] = {
         "机器回复没用，要人",
     ],
     "appointment_book": [
+        "派个人来看看",
+        "叫个师傅上门弄一下",
+        "能派人来吗",
+        "找人来修一下{appl}",
+        "{svc}约{when}",
+        "那就约{when}吧",
+        "再帮我约个{svc}",
+        "上门给看一下行不",
+        "来人给看看吧，我自己弄不了",
         "想约{svc}",
         "预约{svc}",
         "能约个{svc}吗",
@@ -175,6 +189,13 @@ FAMILIES: dict[str, list[str]] = {
         "要约{svc}，留个电话",
     ],
     "appointment_progress": [
+        "我{past}报的修，啥时候派人来",
+        "师傅大概几点上门",
+        "约的{svc}有具体时间了吗",
+        "能告诉我上门师傅的电话吗",
+        "登记过{svc}了，师傅什么时候到",
+        "报了修一直没人来",
+        "上门的人出发了没",
         "{past}预约了{svc}，到现在没动静",
         "{svc}的事办到哪一步",
         "之前挂的{svc}单子怎么样了",
@@ -198,6 +219,18 @@ FAMILIES: dict[str, list[str]] = {
         "报过的修什么时候处理",
     ],
     "appointment_cancel": [
+        "预约不要了",
+        "{svc}不弄了",
+        "{svc}不用来了",
+        "不约了，算了",
+        "那个上门的不要了",
+        "单子撤销吧",
+        "已经修好了，别派人了",
+        "我约的{svc}取消一下",
+        "{when}那个别来了",
+        "不需要上门了，取消",
+        "家里有事，{svc}先取消",
+        "把我约的那个退掉",
         "{svc}不约了",
         "把{svc}的预约取消",
         "{when}的{svc}取消掉",
@@ -249,6 +282,16 @@ FAMILIES: dict[str, list[str]] = {
         "办业务去哪个厅",
     ],
     "payment_howto": [
+        "钱怎么给你们",
+        "去哪交钱",
+        "卡表咋充钱",
+        "卡里没钱了去哪充",
+        "在哪买气",
+        "手机上能充{fee}吗",
+        "交费的地方在哪",
+        "网上交{fee}的入口在哪",
+        "怎么往卡里充钱",
+        "不会用手机交，还能去哪交",
         "{chan}怎么交费",
         "能银行卡代扣吗",
         "能不能先用后付",
@@ -257,6 +300,13 @@ FAMILIES: dict[str, list[str]] = {
         "能不能预存{fee}",
     ],
     "no_gas": [
+        "卡表里有钱就是不来气",
+        "插卡了还是没气",
+        "买了气插上卡也不出气",
+        "卡里有余额但点不着",
+        "表里有钱为啥没气",
+        "充了钱还是没气",
+        "智能表有钱也断气了",
         "家里没气",
         "突然没气了",
         "{appl}点不着",
@@ -290,6 +340,16 @@ FAMILIES: dict[str, list[str]] = {
         "闻着不对劲，像{gas}",
     ],
     "outage_query": [
+        "暖气什么时候来",
+        "几号开始来暖",
+        "今天来暖吗",
+        "供暖季到几号结束",
+        "暖气啥时候停",
+        "什么时候开始烧暖气",
+        "{area}今天停气吗",
+        "停气到几点",
+        "什么时候恢复供气",
+        "{area}计划停暖通知",
         "{area}什么时候来气",
         "停气通知在哪看",
         "检修停气要多久",
@@ -314,6 +374,10 @@ FAMILIES: dict[str, list[str]] = {
         "{meter}显示请充值",
     ],
     "heating_not_warm": [
+        "放过气了还是不热",
+        "暖气一直温温的",
+        "{room}暖气片上热下凉",
+        "暖气片不烫手",
         "暖气不热",
         "暖气片凉",
         "{room}冷",
@@ -329,6 +393,16 @@ FAMILIES: dict[str, list[str]] = {
         "晚上冻醒了，暖气不行",
     ],
     "complaint": [
+        "收费太黑了，我要投诉",
+        "乱收费，必须给说法",
+        "暖气不热还收全费",
+        "{fee}凭什么收这么多",
+        "约好的不来，还不打招呼",
+        "说好今天来又放鸽子",
+        "你们这是乱收钱",
+        "投诉，等了好几天没人管",
+        "价格随便涨，我要反映",
+        "停这么久都不通知",
         "我要投诉",
         "投诉{staff}",
         "{staff}不耐烦",
@@ -353,6 +427,14 @@ FAMILIES: dict[str, list[str]] = {
         "三番五次让我跑，有没有人管",
     ],
     "praise": [
+        "你们师傅太给力了",
+        "{staff}真靠谱",
+        "必须点个赞",
+        "{staff}人真好",
+        "给{staff}比个心",
+        "服务没得说",
+        "{staff}太专业了，谢谢",
+        "修得又快又好",
         "表扬{staff}",
         "{staff}服务很好",
         "好评",
@@ -370,6 +452,12 @@ FAMILIES: dict[str, list[str]] = {
         "这次体验很好",
     ],
     "business_handling": [
+        "要带什么证件",
+        "能代办吗",
+        "加个壁挂炉要申请吗",
+        "开饭店用气怎么申请",
+        "燃气能报停吗",
+        "办{biz}要带啥",
         "{biz}怎么办",
         "办{biz}要本人去吗",
         "网上能办{biz}吗",
@@ -382,6 +470,13 @@ FAMILIES: dict[str, list[str]] = {
         "户名改成我的要啥证件",
     ],
     "price_query": [
+        "上门{svc}收费吗",
+        "{svc}要钱吗",
+        "{svc}收不收费",
+        "开栓要交钱不",
+        "维修的话要多少钱",
+        "换个{meter}多少钱",
+        "{fee}一平多少钱",
         "阶梯气价怎么算",
         "商业用气价格",
         "涨价了吗",
@@ -392,6 +487,13 @@ FAMILIES: dict[str, list[str]] = {
         "采暖用气有没有特殊价格",
     ],
     "safety_knowledge": [
+        "冬天燃气表会冻坏吗",
+        "一氧化碳中毒有什么症状",
+        "燃气管道上能挂东西吗",
+        "报警器装在哪比较好",
+        "胶管多久换一次",
+        "出远门燃气要怎么处理",
+        "燃气灶能放在阳台吗",
         "怎么检查漏气",
         "出门要关阀吗",
         "燃气灶旁边能放易燃物吗",
@@ -526,6 +628,12 @@ SUFFIXES = [
 # Dialect / colloquial swaps applied to the core phrase.
 DIALECT = [
     ("怎么", "咋"),
+    ("什么", "啥子"),
+    ("没有", "冇"),
+    ("不知道", "不晓得"),
+    ("钱", "钞票"),
+    ("吗", "伐"),
+    ("这个", "这个嘞"),
     ("什么", "啥"),
     ("怎么办", "咋整"),
     ("我家", "俺家"),
@@ -570,6 +678,12 @@ def _noisy(text: str, rng: random.Random, typos: list[tuple[str, str]]) -> str:
         text = text[:cut] + rng.choice(PUNCT_NOISE) + text[cut:]
     if rng.random() < 0.1:
         text = text.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    if rng.random() < 0.12:  # voice input: no punctuation, words run on with fillers
+        text = re.sub(r"[，。？！、,.?!]", " ", text)
+        words = text.split()
+        if words:
+            words.insert(rng.randrange(len(words) + 1), rng.choice(["那个", "就是", "嗯", "呃", "然后"]))
+        text = " ".join(words)
     return text
 
 

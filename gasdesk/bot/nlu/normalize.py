@@ -92,7 +92,7 @@ def _hanzi_of_pinyin(run: str) -> str:
     """A run of pinyin ("wo jia mei qi le", "rq xielou") -> the characters residents meant; any other Latin
     text (an English word the table does not know, a brand) comes back unchanged."""
     words, inventory, initials = _pinyin()
-    parts: list[str | list[str]] = []
+    parts: list[str | list[str]] = []  # initials as words, runs of syllables (across spaces) as lists
     for chunk in re.split(r"[ '’]+", run):
         if chunk in initials:
             parts.append(initials[chunk])
@@ -100,7 +100,10 @@ def _hanzi_of_pinyin(run: str) -> str:
         syllables = _syllables(chunk, inventory)
         if syllables is None:
             return run
-        parts.append(syllables)
+        if parts and isinstance(parts[-1], list):
+            parts[-1].extend(syllables)
+        else:
+            parts.append(syllables)
     out: list[str] = []
     for part in parts:
         if isinstance(part, str):
@@ -109,7 +112,7 @@ def _hanzi_of_pinyin(run: str) -> str:
         i = 0
         while i < len(part):  # longest word first
             for size in range(min(_MAX_WORD_SYLLABLES, len(part) - i), 0, -1):
-                word = words.get(tuple(part[i:i + size]))
+                word = words.get(tuple(part[i : i + size]))
                 if word is not None:
                     out.append(word)
                     i += size

@@ -44,7 +44,8 @@ def test_simplified_characters_are_never_folded_as_variants():
 
 
 def test_pinyin_becomes_characters():
-    assert normalize("wo jia mei qi le") == "我家没气了"
+    assert normalize("wo jia meiyou qi le") == "我家没有气了"
+    assert normalize("chufang you meiqi wei") == "厨房有煤气味"  # 煤气, never 没气: a smell must stay a smell
     assert normalize("hu hao zenme cha") == "户号怎么查"
     assert normalize("yingyeting zai na") == "营业厅在哪"
 
