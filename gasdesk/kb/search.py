@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,6 +97,19 @@ def _ngrams(text: str) -> Counter[str]:
     return grams
 
 
+class IndexedArticle(Protocol):
+    """What the index reads of an article: a published ``KbArticle`` row, or a record of an evaluation set."""
+
+    id: int
+    title: str
+    questions: list[str]
+    answer: str
+    category: str
+    channels: list[str]
+    valid_from: date | None
+    valid_to: date | None
+
+
 @dataclass
 class _Doc:
     id: int
@@ -121,7 +135,7 @@ class SearchHit:
 
 
 class KbIndex:
-    def __init__(self, articles: list[KbArticle]) -> None:
+    def __init__(self, articles: Sequence[IndexedArticle]) -> None:
         self.docs: list[_Doc] = []
         df: Counter[str] = Counter()
         gram_df: Counter[str] = Counter()
