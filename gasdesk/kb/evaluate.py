@@ -94,11 +94,13 @@ class KbEvalReport:
 
     def summary(self) -> str:
         """One line with the figures (the bench and the CLI print it)."""
-        return (f"answerable {self.answerable}: top-1 {self.top1}/{self.answerable} ({self.top1_rate:.1%}), "
-                f"top-3 {self.top3}/{self.answerable} ({self.top3_rate:.1%}), "
-                f"answered right {self.answered}/{self.answerable} ({self.answered_rate:.1%}); "
-                f"unanswerable {self.unanswerable}: rejected {self.rejected}/{self.unanswerable} "
-                f"({self.rejected_rate:.1%})")
+        return (
+            f"answerable {self.answerable}: top-1 {self.top1}/{self.answerable} ({self.top1_rate:.1%}), "
+            f"top-3 {self.top3}/{self.answerable} ({self.top3_rate:.1%}), "
+            f"answered right {self.answered}/{self.answerable} ({self.answered_rate:.1%}); "
+            f"unanswerable {self.unanswerable}: rejected {self.rejected}/{self.unanswerable} "
+            f"({self.rejected_rate:.1%})"
+        )
 
 
 def load_articles(path: Path = DEMO_KB_PATH) -> list[EvalArticle]:
@@ -107,10 +109,18 @@ def load_articles(path: Path = DEMO_KB_PATH) -> list[EvalArticle]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
             r = json.loads(line)
-            out.append(EvalArticle(number, r["title"], list(r.get("questions") or []), r.get("answer") or "",
-                                   r.get("category") or "", list(r.get("channels") or []),
-                                   date.fromisoformat(r["valid_from"]) if r.get("valid_from") else None,
-                                   date.fromisoformat(r["valid_to"]) if r.get("valid_to") else None))
+            out.append(
+                EvalArticle(
+                    number,
+                    r["title"],
+                    list(r.get("questions") or []),
+                    r.get("answer") or "",
+                    r.get("category") or "",
+                    list(r.get("channels") or []),
+                    date.fromisoformat(r["valid_from"]) if r.get("valid_from") else None,
+                    date.fromisoformat(r["valid_to"]) if r.get("valid_to") else None,
+                )
+            )
     return out
 
 
@@ -126,16 +136,24 @@ def _cases_from_module(file: Path) -> list[EvalCase]:
         raise KbEvalFileError(f"{file}:{exc.lineno}: not valid Python ({exc.msg})") from exc
     lists: dict[str, Any] = {}
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
-        if isinstance(target, ast.Name) and target.id in ("PARAPHRASES", "OFF_TOPIC") and node.value is not None:
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        )
+        if (
+            isinstance(target, ast.Name)
+            and target.id in ("PARAPHRASES", "OFF_TOPIC")
+            and node.value is not None
+        ):
             try:
                 lists[target.id] = ast.literal_eval(node.value)
             except ValueError as exc:
                 raise KbEvalFileError(f"{file}:{node.lineno}: {target.id} must be a literal list") from exc
     pairs = lists.get("PARAPHRASES")
     if not isinstance(pairs, list) or not all(
-            isinstance(p, tuple | list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs):
+        isinstance(p, tuple | list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs
+    ):
         raise KbEvalFileError(f"{file}: expected PARAPHRASES = [(question, title), ...]")
     off = lists.get("OFF_TOPIC", [])
     if not isinstance(off, list) or not all(isinstance(q, str) for q in off):
@@ -176,13 +194,16 @@ def load_cases(path: str | Path, titles: Iterable[str] | None = None) -> list[Ev
         known = set(titles)
         unknown = sorted({c.title for c in cases if c.title is not None and c.title not in known})
         if unknown:
-            raise KbEvalFileError(f"{file}: no article titled {', '.join(map(repr, unknown[:5]))}"
-                                  + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""))
+            raise KbEvalFileError(
+                f"{file}: no article titled {', '.join(map(repr, unknown[:5]))}"
+                + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
+            )
     return cases
 
 
-def evaluate(cases: list[EvalCase], index: KbIndex, *, today: date | None = None,
-             channel: str | None = EVAL_CHANNEL) -> KbEvalReport:
+def evaluate(
+    cases: list[EvalCase], index: KbIndex, *, today: date | None = None, channel: str | None = EVAL_CHANNEL
+) -> KbEvalReport:
     """Search every question as the bot does and count right articles and correct refusals."""
     report = KbEvalReport()
     for case in cases:
@@ -205,8 +226,9 @@ def evaluate(cases: list[EvalCase], index: KbIndex, *, today: date | None = None
     return report
 
 
-def evaluate_file(path: str | Path, articles_path: Path = DEMO_KB_PATH, *,
-                  today: date | None = None) -> KbEvalReport:
+def evaluate_file(
+    path: str | Path, articles_path: Path = DEMO_KB_PATH, *, today: date | None = None
+) -> KbEvalReport:
     articles = load_articles(articles_path)
     cases = load_cases(path, titles=[a.title for a in articles])
     return evaluate(cases, KbIndex(articles), today=today)
