@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gasdesk.kb.importer import DEMO_KB_PATH
-from gasdesk.kb.search import ANSWER_THRESHOLD, KbIndex
+from gasdesk.kb.search import KbIndex, answers
 
 EVAL_CHANNEL = "webchat"
 
@@ -212,14 +212,14 @@ def evaluate(
         top_score = found[0][0] if found else 0.0
         if case.title is None:
             report.unanswerable += 1
-            ok = top_score < ANSWER_THRESHOLD
+            ok = not answers(case.question, top_score)
             report.rejected += ok
         else:
             report.answerable += 1
             first = bool(titles) and titles[0] == case.title
             report.top1 += first
             report.top3 += case.title in titles
-            ok = first and top_score >= ANSWER_THRESHOLD
+            ok = first and answers(case.question, top_score)
             report.answered += ok
         if not ok:
             report.failures.append(EvalFailure(case.question, case.title, [(d.title, s) for s, d in found]))

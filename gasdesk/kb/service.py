@@ -30,7 +30,7 @@ from gasdesk.kb.models import (
     KbFeedback,
     KbMiss,
 )
-from gasdesk.kb.search import ANSWER_THRESHOLD, compact, format_answer, invalidate, search_articles
+from gasdesk.kb.search import ANSWER_THRESHOLD, answers, compact, format_answer, invalidate, search_articles
 from gasdesk.llm import llm_enabled, phrase_grounded_answer
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.pii import redact_pii
@@ -320,7 +320,7 @@ async def best_answer(session: AsyncSession, text: str, *, intent: str | None = 
         return None
     hits = await search_articles(session, text, limit=3, channel=channel, intent=intent, min_score=0.0)
     top = hits[0] if hits else None
-    if top is None or top.score < ANSWER_THRESHOLD:
+    if top is None or not answers(text, top.score):
         await record_miss(session, text, channel=channel, intent=intent,
                           best_article_id=top.article_id if top else None, best_score=top.score if top else 0.0)
         return None
