@@ -322,5 +322,61 @@ def answers(text: str, score: float) -> bool:
     return score >= ANSWER_THRESHOLD and not is_off_domain(text)
 
 
-def format_answer(hit: SearchHit) -> str:
-    return f"【{hit.title}】\n{hit.answer}"
+QUOTE_MAX_CHARS = 180  # an answer up to this long is quoted whole; a longer one by its best passage
+_SENTENCE = re.compile(r"(?<=[。！？；!?;])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.、)）])\s*")
+
+
+def _units(plain: str) -> list[str]:
+    """Lines of the answer; a line longer than the quote is cut into sentences."""
+    out = []
+    for line in plain.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if len(line) <= QUOTE_MAX_CHARS:
+            out.append(line)
+        else:
+            out.extend(p.strip() for p in _SENTENCE.split(line) if p.strip())
+    return out
+
+
+def quote(plain: str, query: str, max_chars: int = QUOTE_MAX_CHARS) -> str:
+    """The part of an answer that answers ``query``: the whole answer when short, else the line (or sentence)
+    sharing most with the question, with the lead-in line of its list and the lines after it up to
+    ``max_chars``; "…" marks what was left out."""
+    flat = plain.strip()
+    if len(flat) <= max_chars:
+        return flat
+    units = _units(flat)
+    own = set(terms(query))
+    related = {a for alts in expand(list(own)).values() for a in alts}
+    q_grams = set(_ngrams(compact(query)))
+
+    def score(unit: str) -> float:
+        words = set(terms(unit))
+        # Longer shared words say more than one-character ones; a related word counts half; shared character
+        # n-grams break ties between lines that share the same words.
+        hit = sum(min(len(t), 4) for t in own & words) + 0.5 * sum(min(len(t), 4) for t in related & words)
+        grams = set(_ngrams(compact(unit)))
+        return hit + (len(q_grams & grams) / len(q_grams) if q_grams else 0.0)
+
+    scores = [score(u) for u in units]
+    best = max(range(len(units)), key=lambda i: (scores[i], -i)) if any(scores) else 0
+    start = best
+    if start > 0 and units[start - 1].endswith(("：", ":")) and _LIST_ITEM.match(units[start]):
+        start -= 1  # the list's lead-in ("办理方式：") belongs to the item
+    end = best + 1
+    size = sum(len(u) for u in units[start:end])
+    # Lines after the best one follow while the quote is short, or while they share something with the question.
+    while end < len(units) and size + len(units[end]) <= max_chars and (size < max_chars // 3 or scores[end] >= 1):
+        size += len(units[end])
+        end += 1
+    return ("…\n" if start else "") + "\n".join(units[start:end]) + ("\n…" if end < len(units) else "")
+
+
+def format_answer(hit: SearchHit, query: str | None = None) -> str:
+    """The knowledge answer as the resident reads it: the article's title, then its passage for ``query``
+    (the whole answer without a query)."""
+    body = quote(hit.answer, query) if query else hit.answer
+    return f"【{hit.title}】\n{body}"
