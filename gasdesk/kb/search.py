@@ -341,25 +341,32 @@ def _units(plain: str) -> list[str]:
     return out
 
 
-def quote(plain: str, query: str, max_chars: int = QUOTE_MAX_CHARS) -> str:
+def _word_weight(term: str) -> float:
+    # A one-character word (费, 交) is weak evidence of the line that answers; longer words say more.
+    return 0.25 if len(term) == 1 else float(min(len(term), 4))
+
+
+def quote(plain: str, query: str, title: str = "", max_chars: int = QUOTE_MAX_CHARS) -> str:
     """The part of an answer that answers ``query``: the whole answer when short, else the line (or sentence)
     sharing most with the question, with the lead-in line of its list and the lines after it up to
-    ``max_chars``; "…" marks what was left out."""
+    ``max_chars``; "…" marks what was left out. Question words in the article's ``title`` found the article
+    and say nothing about which line answers, so they count only when the question has no others."""
     flat = plain.strip()
     if len(flat) <= max_chars:
         return flat
     units = _units(flat)
     own = set(terms(query))
+    own = (own - set(terms(title))) or own
     related = {a for alts in expand(list(own)).values() for a in alts}
     q_grams = set(_ngrams(compact(query)))
 
     def score(unit: str) -> float:
         words = set(terms(unit))
-        # Longer shared words say more than one-character ones; a related word counts half; shared character
-        # n-grams break ties between lines that share the same words.
-        hit = sum(min(len(t), 4) for t in own & words) + 0.5 * sum(min(len(t), 4) for t in related & words)
+        # Longer shared words say more than one-character ones; a related word counts half.
+        hit = sum(_word_weight(t) for t in own & words) + 0.5 * sum(_word_weight(t) for t in related & words)
         grams = set(_ngrams(compact(unit)))
-        return hit + (len(q_grams & grams) / len(q_grams) if q_grams else 0.0)
+        # Shared character n-grams count too: segmentation splits the same word differently (开发票 / 发票).
+        return hit + (3 * len(q_grams & grams) / len(q_grams) if q_grams else 0.0)
 
     scores = [score(u) for u in units]
     best = max(range(len(units)), key=lambda i: (scores[i], -i)) if any(scores) else 0
@@ -378,5 +385,5 @@ def quote(plain: str, query: str, max_chars: int = QUOTE_MAX_CHARS) -> str:
 def format_answer(hit: SearchHit, query: str | None = None) -> str:
     """The knowledge answer as the resident reads it: the article's title, then its passage for ``query``
     (the whole answer without a query)."""
-    body = quote(hit.answer, query) if query else hit.answer
+    body = quote(hit.answer, query, hit.title) if query else hit.answer
     return f"【{hit.title}】\n{body}"
