@@ -124,14 +124,22 @@ async def list_suggestions(session: AsyncSession, *, days: int = 90, min_count: 
     """Open suggestions of the last ``days``: groups of at least ``min_count`` unanswered questions, and
     articles with at least ``UNHELPFUL_MIN`` open 没帮助 votes; most asked first."""
     since = utcnow() - timedelta(days=days)
-    misses = list(await session.scalars(
-        select(KbMiss).where(KbMiss.resolution.is_(None), KbMiss.at >= since)
-        .order_by(KbMiss.at.desc()).limit(MAX_MISSES)))
+    misses = list(
+        await session.scalars(
+            select(KbMiss)
+            .where(KbMiss.resolution.is_(None), KbMiss.at >= since)
+            .order_by(KbMiss.at.desc())
+            .limit(MAX_MISSES)
+        )
+    )
     articles = {a.id: a for a in await session.scalars(select(KbArticle))}
-    votes = (await session.execute(
-        select(KbFeedback.article_id, func.count(), func.max(KbFeedback.at))
-        .where(KbFeedback.helpful.is_(False), KbFeedback.handled_at.is_(None), KbFeedback.at >= since)
-        .group_by(KbFeedback.article_id))).all()
+    votes = (
+        await session.execute(
+            select(KbFeedback.article_id, func.count(), func.max(KbFeedback.at))
+            .where(KbFeedback.helpful.is_(False), KbFeedback.handled_at.is_(None), KbFeedback.at >= since)
+            .group_by(KbFeedback.article_id)
+        )
+    ).all()
     unhelpful = {aid: (int(n), last) for aid, n, last in votes if n >= UNHELPFUL_MIN and aid in articles}
     near: dict[int, list[KbMiss]] = {}  # unanswered questions that came closest to a voted-down article
     rest = []
@@ -146,18 +154,35 @@ async def list_suggestions(session: AsyncSession, *, days: int = 90, min_count: 
             continue
         phrasings = _phrasings(members)
         nearest = Counter(m.best_article_id for m in members if m.best_article_id in articles).most_common(1)
-        out.append(Suggestion(
-            key=f"m{min(m.id for m in members)}", kind="missing", title=phrasings[0].text if phrasings else "",
-            count=len(members), last_seen=max(m.at for m in members), phrasings=phrasings,
-            miss_ids=sorted(m.id for m in members),
-            category=articles[nearest[0][0]].category if nearest else None))
+        out.append(
+            Suggestion(
+                key=f"m{min(m.id for m in members)}",
+                kind="missing",
+                title=phrasings[0].text if phrasings else "",
+                count=len(members),
+                last_seen=max(m.at for m in members),
+                phrasings=phrasings,
+                miss_ids=sorted(m.id for m in members),
+                category=articles[nearest[0][0]].category if nearest else None,
+            )
+        )
     for aid, (n, last) in unhelpful.items():
         article, members = articles[aid], near.get(aid, [])
-        out.append(Suggestion(
-            key=f"a{aid}", kind="unhelpful", title=article.title, count=n + len(members),
-            last_seen=max([last, *(m.at for m in members)]), phrasings=_phrasings(members),
-            miss_ids=sorted(m.id for m in members), article_id=aid, not_helpful=article.not_helpful,
-            helpful=article.helpful, category=article.category))
+        out.append(
+            Suggestion(
+                key=f"a{aid}",
+                kind="unhelpful",
+                title=article.title,
+                count=n + len(members),
+                last_seen=max([last, *(m.at for m in members)]),
+                phrasings=_phrasings(members),
+                miss_ids=sorted(m.id for m in members),
+                article_id=aid,
+                not_helpful=article.not_helpful,
+                helpful=article.helpful,
+                category=article.category,
+            )
+        )
     out.sort(key=lambda s: (-s.count, -s.last_seen.timestamp()))
     return out
 
@@ -173,20 +198,49 @@ async def access_suggestion(session: AsyncSession, key: str, *, days: int = 90) 
 async def _close(session: AsyncSession, s: Suggestion, resolution: str, draft_id: int | None) -> None:
     now = utcnow()
     if s.miss_ids:
-        await session.execute(update(KbMiss).where(KbMiss.id.in_(s.miss_ids), KbMiss.resolution.is_(None))
-                              .values(resolution=resolution, resolved_at=now, draft_article_id=draft_id))
+        await session.execute(
+            update(KbMiss)
+            .where(KbMiss.id.in_(s.miss_ids), KbMiss.resolution.is_(None))
+            .values(resolution=resolution, resolved_at=now, draft_article_id=draft_id)
+        )
     if s.article_id is not None:
-        await session.execute(update(KbFeedback).where(
-            KbFeedback.article_id == s.article_id, KbFeedback.helpful.is_(False), KbFeedback.handled_at.is_(None))
-            .values(handled_at=now))
+        await session.execute(
+            update(KbFeedback)
+            .where(
+                KbFeedback.article_id == s.article_id,
+                KbFeedback.helpful.is_(False),
+                KbFeedback.handled_at.is_(None),
+            )
+            .values(handled_at=now)
+        )
 
 
 def _audit(session: AsyncSession, actor: Actor, s: Suggestion, action: str, draft_id: int | None) -> None:
-    record_audit(session, actor, AUDIT_ACTION, "config", f"kb_suggestion:{s.key}", after={
-        "action": action, "kind": s.kind, "title": s.title, "questions": len(s.miss_ids),
-        "article_id": s.article_id, "draft_article_id": draft_id})
-    emit(session, KbSuggestionResolved(kind=s.kind, action=action, questions=len(s.miss_ids),
-                                       article_id=s.article_id, draft_article_id=draft_id))
+    record_audit(
+        session,
+        actor,
+        AUDIT_ACTION,
+        "config",
+        f"kb_suggestion:{s.key}",
+        after={
+            "action": action,
+            "kind": s.kind,
+            "title": s.title,
+            "questions": len(s.miss_ids),
+            "article_id": s.article_id,
+            "draft_article_id": draft_id,
+        },
+    )
+    emit(
+        session,
+        KbSuggestionResolved(
+            kind=s.kind,
+            action=action,
+            questions=len(s.miss_ids),
+            article_id=s.article_id,
+            draft_article_id=draft_id,
+        ),
+    )
 
 
 async def do_dismiss_suggestion(session: AsyncSession, actor: Actor, key: str) -> Suggestion:
@@ -219,11 +273,19 @@ async def do_draft_from_suggestion(session: AsyncSession, actor: Actor, key: str
             raise NotFound("知识条目不存在", code="kb_article_not_found")
         data = ArticleInput(
             title=await _free_title(session, f"{article.title}（修订稿）"),
-            questions=list(dict.fromkeys([*article.questions, *phrasings]))[:30], answer=article.answer,
-            category=article.category, tags=list(article.tags), channels=list(article.channels))
+            questions=list(dict.fromkeys([*article.questions, *phrasings]))[:30],
+            answer=article.answer,
+            category=article.category,
+            tags=list(article.tags),
+            channels=list(article.channels),
+        )
     else:
-        data = ArticleInput(title=await _free_title(session, s.title), questions=phrasings[:30],
-                            answer=DRAFT_ANSWER, category=s.category or DRAFT_CATEGORY)
+        data = ArticleInput(
+            title=await _free_title(session, s.title),
+            questions=phrasings[:30],
+            answer=DRAFT_ANSWER,
+            category=s.category or DRAFT_CATEGORY,
+        )
     draft = await do_create_article(session, actor, data, status="draft", note="由知识库建议生成")
     await _close(session, s, "drafted", draft.id)
     _audit(session, actor, s, "drafted", draft.id)
