@@ -46,6 +46,14 @@ async def run(articles: int, rounds: int) -> None:
                 tick = time.perf_counter()
                 await search_articles(session, q, limit=5)
                 latencies.append((time.perf_counter() - tick) * 1000)
+    # Answer quality on the same questions (tests/kb/kb_queries.py), before and after query expansion.
+    from gasdesk.kb.evaluate import evaluate, load_articles, load_cases
+    from gasdesk.kb.search import KbIndex
+
+    kb = load_articles()
+    cases = load_cases(ROOT / "tests" / "kb" / "kb_queries.py", [a.title for a in kb])
+    print("quality without expansion:", evaluate(cases, KbIndex(kb, use_expansion=False)).summary())
+    print("quality with expansion:   ", evaluate(cases, KbIndex(kb)).summary())
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     print(f"{max(articles, demo)} published articles, {len(questions)} questions x {rounds}: "
           f"per query p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms, mean {np.mean(latencies):.2f} ms")

@@ -19,11 +19,13 @@ user_app = typer.Typer(help="Staff users", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk imports", no_args_is_help=True)
 bot_app = typer.Typer(help="The resident bot", no_args_is_help=True)
 analytics_app = typer.Typer(help="Report facts and roll-ups", no_args_is_help=True)
+kb_app = typer.Typer(help="The knowledge base", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 app.add_typer(bot_app, name="bot")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(kb_app, name="kb")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -235,6 +237,17 @@ def bot_eval(file: Annotated[Path, typer.Argument(help='JSONL lines {"text", "in
     from gasdesk.bot.nlu.evaluate import run_eval_cli
 
     code = run_eval_cli(str(file))
+    if code:
+        raise typer.Exit(code)
+
+
+@kb_app.command("eval")
+def kb_eval(file: Annotated[Path, typer.Argument(help='JSONL lines {"q", "title" | null}, or a .py with PARAPHRASES/OFF_TOPIC')],
+            articles: Annotated[Path | None, typer.Option(help="knowledge file (JSONL); default: the demo knowledge base")] = None) -> None:
+    """Top-1/top-3 right article, right answers above the bot's threshold, refusals of unanswerable questions."""
+    from gasdesk.kb.evaluate import run_eval_cli
+
+    code = run_eval_cli(str(file), str(articles) if articles else None)
     if code:
         raise typer.Exit(code)
 

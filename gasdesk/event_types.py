@@ -238,6 +238,17 @@ class KbFeedbackGiven(EventPayload):
     helpful: bool
 
 
+@event_type("kb.suggestion_resolved")
+class KbSuggestionResolved(EventPayload):
+    """An admin dismissed a suggested article or wrote a draft from it (``kb/suggestions.py``)."""
+
+    kind: str  # missing (unanswered questions) | unhelpful (an article voted 没帮助)
+    action: str  # dismissed | drafted
+    questions: int  # unanswered questions the suggestion grouped
+    article_id: int | None  # the article voted down (unhelpful), else None
+    draft_article_id: int | None  # the draft written from it (drafted), else None
+
+
 @event_type("emergency.alert")
 class EmergencyAlert(EventPayload):
     """A gas leak reported to the bot (staff are told through notifications, one per person)."""

@@ -101,6 +101,7 @@ ACTION_LABELS: dict[str, str] = {
     "config.webhook": "配置 Webhook",
     "config.notice_template": "配置通知模板",
     "config.kb_article": "修改知识库",
+    "config.kb_suggestion": "处理知识库建议",
     "config.outage": "发布停气/停热公告",
     "config.wechat_menu": "修改公众号菜单",
     "config.wechat_menu_push": "推送公众号菜单",

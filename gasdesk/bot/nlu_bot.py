@@ -29,7 +29,7 @@ from gasdesk.bot.dialogue.pause import RESUME_RE
 from gasdesk.bot.nlu import Understanding, understand
 from gasdesk.bot.nlu.classifier import get_classifier
 from gasdesk.bot.nlu.scope import mentions_domain
-from gasdesk.kb.service import best_answer
+from gasdesk.kb.service import knowledge_answer
 
 CONFIDENCE_THRESHOLD = 0.45
 # A running flow is left for another request only when the classifier is this sure (lower for asking for a
@@ -215,8 +215,8 @@ class NluBot:
         if u.intent == "out_of_scope":
             return reply("抱歉，这个问题超出了我的服务范围。我可以帮您处理燃气、供暖相关的业务，例如：", quick=MENU,
                          intent=u.intent, confidence=u.confidence)
-        answer = await self._knowledge_answer(ctx, turn.text, u.intent)
-        return reply(answer, quick=[{"label": "没解决，转人工", "action": "handoff"}], intent=u.intent,
+        answer, quick = await self._knowledge_answer(ctx, turn.text, u.intent)
+        return reply(answer, quick=quick, intent=u.intent,
                      confidence=u.confidence, slots=u.slots, skill_hint=SKILL_OF_INTENT.get(u.intent))
 
     def _clarify(self, turn: Turn) -> BotReply:
@@ -228,10 +228,18 @@ class NluBot:
                      understood=False, intent=turn.understanding.intent, confidence=turn.understanding.confidence,
                      slots=turn.understanding.slots)
 
-    async def _knowledge_answer(self, ctx: BotContext, text: str, intent: str) -> str:
-        answer = await best_answer(ctx.session, text, intent=intent, channel=ctx.conversation.channel)
+    async def _knowledge_answer(self, ctx: BotContext, text: str, intent: str) -> tuple[str, list[dict[str, str]]]:
+        """The article's title and passage (or a standard answer) with its buttons: always 没解决？转人工; in the
+        web chat also 有帮助/没帮助 for the quoted article (the widget posts them to the KB feedback API)."""
+        answer = await knowledge_answer(ctx.session, text, intent=intent, channel=ctx.conversation.channel)
         # For the reports: the pipeline takes this note off the state with the turn (bot.turn event).
         ctx.state["knowledge"] = "hit" if answer else "miss"
-        if answer:
-            return answer
-        return STANDARD_ANSWERS.get(intent) or "这个问题我暂时无法准确回答，建议您转人工客服。"
+        handoff = {"label": "没解决？转人工", "action": "handoff"}
+        if answer is None:
+            return STANDARD_ANSWERS.get(intent) or "这个问题我暂时无法准确回答，建议您转人工客服。", [handoff]
+        if ctx.conversation.channel != "webchat":  # numbered replies on WeChat/SMS come back to the bot as text
+            return answer.text, [handoff]
+        article = str(answer.article_id)
+        return answer.text, [{"label": "有帮助", "action": "kb_feedback", "article_id": article, "helpful": "1"},
+                             {"label": "没帮助", "action": "kb_feedback", "article_id": article, "helpful": "0"},
+                             handoff]

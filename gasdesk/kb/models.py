@@ -80,6 +80,11 @@ class KbMiss(Base):
     best_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="SET NULL"))
     best_score: Mapped[float] = mapped_column(Float, default=0.0)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # What an admin did with the suggested article this question was grouped into (kb/suggestions.py):
+    # None while open, "dismissed" or "drafted" (then draft_article_id is the draft written from it).
+    resolution: Mapped[str | None] = mapped_column(String(10), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    draft_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id", ondelete="SET NULL"))
 
 
 class KbFeedback(Base):
@@ -90,3 +95,5 @@ class KbFeedback(Base):
     helpful: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(20), default="resident")  # resident | staff
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Set when an admin dismissed or acted on the "not helpful" suggestion this vote fed (kb/suggestions.py).
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,4 +1,4 @@
-"""Knowledge-base admin pages (/admin/kb): list, edit with preview, versions, import, stats."""
+"""Knowledge-base admin pages (/admin/kb): list, edit with preview, versions, import, stats, suggested articles."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gasdesk.auth.roles import MANAGERS
 from gasdesk.db import DbSession
 from gasdesk.errors import GasdeskError
 from gasdesk.fields import MAX_DB_INT, Id
-from gasdesk.kb import service
+from gasdesk.kb import service, suggestions
 from gasdesk.kb.api import save_upload
 from gasdesk.kb.importer import import_articles
 from gasdesk.kb.models import CHANNEL_LABELS, STATUS_LABELS, KbArticle
@@ -97,6 +97,29 @@ async def kb_import(request: Request, session: DbSession, user: User = allow(*MA
 async def kb_stats_page(request: Request, session: DbSession, days: int = 30, _: User = allow(*MANAGERS)) -> Response:
     days = max(1, min(days, 365))
     return render(request, "kb_stats.html", {"s": await service.kb_stats(session, days=days), "days": days})
+
+
+@router.get("/admin/kb/suggestions")
+async def kb_suggestions_page(request: Request, session: DbSession, days: int = 90, all: str = "",
+                              notice: str = "", _: User = allow(*MANAGERS)) -> Response:
+    days = max(1, min(days, 365))
+    found = await suggestions.list_suggestions(session, days=days, min_count=1 if all else 2)
+    return render(request, "kb_suggestions.html", {"suggestions": found, "days": days, "all": bool(all),
+                                                   "notice": notice[:40]})
+
+
+@router.post("/admin/kb/suggestions/dismiss")
+async def kb_suggestion_dismiss(session: DbSession, key: Annotated[str, Form(max_length=20)],
+                                user: User = allow(*MANAGERS)) -> Response:
+    await suggestions.do_dismiss_suggestion(session, Actor.of(user), key)
+    return RedirectResponse("/admin/kb/suggestions?notice=dismissed", status_code=303)
+
+
+@router.post("/admin/kb/suggestions/draft")
+async def kb_suggestion_draft(session: DbSession, key: Annotated[str, Form(max_length=20)],
+                              user: User = allow(*MANAGERS)) -> Response:
+    draft = await suggestions.do_draft_from_suggestion(session, Actor.of(user), key)
+    return RedirectResponse(f"/admin/kb/{draft.id}?saved=1", status_code=303)
 
 
 @router.post("/admin/kb/preview")

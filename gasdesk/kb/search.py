@@ -12,16 +12,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.bot.nlu.normalize import canonicalize
+from gasdesk.bot.nlu.scope import is_off_domain
 from gasdesk.bot.nlu.segment import words
 from gasdesk.clock import to_local, utcnow
 from gasdesk.kb.models import KbArticle
@@ -32,6 +34,8 @@ SUGGEST_THRESHOLD = 0.12  # staff search and console suggestions show weaker mat
 FIELD_WEIGHTS = {"title": 3.0, "questions": 2.0, "answer": 0.6}
 K1, B = 1.2, 0.6
 W_BM25, W_NGRAM = 0.55, 0.45
+# A query word matched only through a related word of its expansion group counts this share of its weight.
+EXPANSION_WEIGHT = 0.5
 INTENT_BOOST = 0.04
 # Which article categories an NLU intent usually belongs to (a small tie-breaking boost).
 INTENT_CATEGORIES = {
@@ -53,22 +57,52 @@ _FILLER_CHARS = re.compile(r"[的了吗呢啊吧呀么哦嗯哈啦嘛请问您�
 
 
 @cache
-def _kb_synonyms() -> tuple[re.Pattern[str], dict[str, str]]:
+def _kb_synonyms() -> tuple[re.Pattern[str], dict[str, str], tuple[tuple[str, ...], ...]]:
+    """The folds ("variant<TAB>canonical": one spelling on both sides) and the expansion groups
+    ("~word word ...": related words a query may be answered with, at a lower weight)."""
     pairs: dict[str, str] = {}
+    groups: list[tuple[str, ...]] = []
     path = Path(__file__).parent / "data" / "synonyms.txt"
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
-        if line and not line.startswith("#"):
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("~"):
+            groups.append(tuple(line[1:].split()))
+        else:
             key, value = line.split("\t")
             pairs[key.lower()] = value
     keys = sorted(pairs, key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, keys))), pairs
+    return re.compile("|".join(map(re.escape, keys))), pairs, tuple(groups)
 
 
 def normalize_text(text: str) -> str:
     """NLU canonical form plus the knowledge-base synonyms (lower-case, half-width)."""
-    pattern, pairs = _kb_synonyms()
+    pattern, pairs, _ = _kb_synonyms()
     return pattern.sub(lambda m: pairs[m.group(0)], canonicalize(text or ""))
+
+
+@cache
+def _expansions() -> dict[str, tuple[str, ...]]:
+    """Query term -> the index terms of its group's other words (written the way the index writes them)."""
+    out: dict[str, list[str]] = {}
+    for group in _kb_synonyms()[2]:
+        # Each word goes through the same folding and segmentation as the articles, so a group may be
+        # written in the residents' words.
+        # Only words that stay one term take part: a phrase split into generic pieces (没气 -> 没, 气) would
+        # expand every sentence holding one of them.
+        forms = list(dict.fromkeys(t[0] for word in group if len(t := terms(word)) == 1))
+        for key in forms:
+            bucket = out.setdefault(key, [])
+            bucket.extend(t for t in forms if t != key and t not in bucket)
+    return {k: tuple(v) for k, v in out.items() if v}
+
+
+def expand(query: list[str]) -> dict[str, tuple[str, ...]]:
+    """The related terms of each query term that has some (the query's own terms are not repeated)."""
+    table = _expansions()
+    own = set(query)
+    return {t: alts for t in own if (alts := tuple(a for a in table.get(t, ()) if a not in own))}
 
 
 def terms(text: str) -> list[str]:
@@ -96,6 +130,19 @@ def _ngrams(text: str) -> Counter[str]:
     return grams
 
 
+class IndexedArticle(Protocol):
+    """What the index reads of an article: a published ``KbArticle`` row, or a record of an evaluation set."""
+
+    id: int
+    title: str
+    questions: list[str]
+    answer: str
+    category: str
+    channels: list[str]
+    valid_from: date | None
+    valid_to: date | None
+
+
 @dataclass
 class _Doc:
     id: int
@@ -121,7 +168,8 @@ class SearchHit:
 
 
 class KbIndex:
-    def __init__(self, articles: list[KbArticle]) -> None:
+    def __init__(self, articles: Sequence[IndexedArticle], *, use_expansion: bool = True) -> None:
+        self.use_expansion = use_expansion  # False: the evaluation's "before" figures
         self.docs: list[_Doc] = []
         df: Counter[str] = Counter()
         gram_df: Counter[str] = Counter()
@@ -157,26 +205,38 @@ class KbIndex:
         weights = {g: (1 + math.log(c)) * self.gram_idf.get(g, self.gram_max_idf) for g, c in grams.items()}
         return weights, math.sqrt(sum(w * w for w in weights.values())) or 1.0
 
-    def _bm25(self, doc: _Doc, query: list[str]) -> float:
+    def _tf(self, doc: _Doc, term: str) -> float:
+        tf = 0.0
+        for f, w in FIELD_WEIGHTS.items():
+            c = doc.fields[f].get(term, 0)
+            if c:
+                tf += w * c / (1 - B + B * doc.lengths[f] / self.avg[f])
+        return tf / (K1 + tf) if tf else 0.0
+
+    def _bm25(self, doc: _Doc, query: list[str], expansions: dict[str, tuple[str, ...]] | None = None) -> float:
         score = 0.0
         for t in query:
-            tf = 0.0
-            for f, w in FIELD_WEIGHTS.items():
-                c = doc.fields[f].get(t, 0)
-                if c:
-                    tf += w * c / (1 - B + B * doc.lengths[f] / self.avg[f])
-            if tf:
-                score += self.idf.get(t, 0.0) * tf / (K1 + tf)
+            sat = self._tf(doc, t)
+            alts = expansions.get(t) if expansions and sat < EXPANSION_WEIGHT else None
+            if alts:
+                # The word's own weight (its idf, or an average word's when the index lacks it), matched at
+                # a discount through the best related word: never more than the word itself would give.
+                sat = max(sat, EXPANSION_WEIGHT * max(self._tf(doc, a) for a in alts))
+                score += self.idf.get(t, self.unknown_idf) * sat
+            elif sat:
+                score += self.idf.get(t, 0.0) * sat
         return score
 
     def search(self, text: str, *, limit: int = 5, channel: str | None = None, today: date | None = None,
                intent: str | None = None, min_score: float = 0.0) -> list[tuple[float, _Doc]]:
         query = terms(text)
+        expansions = expand(query) if self.use_expansion else {}
         q_ideal = sum(self.idf.get(t, self.unknown_idf) for t in query) or 0.0
         q_vec, q_norm = self._vector(_ngrams(compact(text)))
         if not query and not q_vec:
             return []
         candidates = {i for t in query for i in self.postings.get(t, ())}
+        candidates.update(i for alts in expansions.values() for a in alts for i in self.postings.get(a, ()))
         q_grams = set(q_vec)
         for i, doc in enumerate(self.docs):  # n-gram overlap catches typos and unsegmented words
             if i not in candidates and any(q_grams & p[0].keys() for p in doc.phrasings):
@@ -189,7 +249,7 @@ class KbIndex:
                 continue
             if today and ((doc.valid_from and today < doc.valid_from) or (doc.valid_to and today > doc.valid_to)):
                 continue
-            bm25 = self._bm25(doc, query) / q_ideal if q_ideal else 0.0
+            bm25 = self._bm25(doc, query, expansions) / q_ideal if q_ideal else 0.0
             cos = 0.0
             for weights, norm in doc.phrasings:
                 dot = sum(w * weights.get(g, 0.0) for g, w in q_vec.items())
@@ -255,5 +315,75 @@ async def search_articles(session: AsyncSession, q: str, limit: int = 5, channel
             for score, doc in found]
 
 
-def format_answer(hit: SearchHit) -> str:
-    return f"【{hit.title}】\n{hit.answer}"
+def answers(text: str, score: float) -> bool:
+    """Whether the bot may answer ``text`` with an article of this score. A question naming another utility or
+    everyday subject (电费, 话费, 快递…) and nothing of ours is not answered, however well its wording
+    (怎么交, 丢了怎么补) matches an article."""
+    return score >= ANSWER_THRESHOLD and not is_off_domain(text)
+
+
+QUOTE_MAX_CHARS = 180  # an answer up to this long is quoted whole; a longer one by its best passage
+_SENTENCE = re.compile(r"(?<=[。！？；!?;])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.、)）])\s*")
+
+
+def _units(plain: str) -> list[str]:
+    """Lines of the answer; a line longer than the quote is cut into sentences."""
+    out = []
+    for line in plain.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if len(line) <= QUOTE_MAX_CHARS:
+            out.append(line)
+        else:
+            out.extend(p.strip() for p in _SENTENCE.split(line) if p.strip())
+    return out
+
+
+def _word_weight(term: str) -> float:
+    # A one-character word (费, 交) is weak evidence of the line that answers; longer words say more.
+    return 0.25 if len(term) == 1 else float(min(len(term), 4))
+
+
+def quote(plain: str, query: str, title: str = "", max_chars: int = QUOTE_MAX_CHARS) -> str:
+    """The part of an answer that answers ``query``: the whole answer when short, else the line (or sentence)
+    sharing most with the question, with the lead-in line of its list and the lines after it up to
+    ``max_chars``; "…" marks what was left out. Question words in the article's ``title`` found the article
+    and say nothing about which line answers, so they count only when the question has no others."""
+    flat = plain.strip()
+    if len(flat) <= max_chars:
+        return flat
+    units = _units(flat)
+    own = set(terms(query))
+    own = (own - set(terms(title))) or own
+    related = {a for alts in expand(list(own)).values() for a in alts}
+    q_grams = set(_ngrams(compact(query)))
+
+    def score(unit: str) -> float:
+        words = set(terms(unit))
+        # Longer shared words say more than one-character ones; a related word counts half.
+        hit = sum(_word_weight(t) for t in own & words) + 0.5 * sum(_word_weight(t) for t in related & words)
+        grams = set(_ngrams(compact(unit)))
+        # Shared character n-grams count too: segmentation splits the same word differently (开发票 / 发票).
+        return hit + (3 * len(q_grams & grams) / len(q_grams) if q_grams else 0.0)
+
+    scores = [score(u) for u in units]
+    best = max(range(len(units)), key=lambda i: (scores[i], -i)) if any(scores) else 0
+    start = best
+    if start > 0 and units[start - 1].endswith(("：", ":")) and _LIST_ITEM.match(units[start]):
+        start -= 1  # the list's lead-in ("办理方式：") belongs to the item
+    end = best + 1
+    size = sum(len(u) for u in units[start:end])
+    # Lines after the best one follow while the quote is short, or while they share something with the question.
+    while end < len(units) and size + len(units[end]) <= max_chars and (size < max_chars // 3 or scores[end] >= 1):
+        size += len(units[end])
+        end += 1
+    return ("…\n" if start else "") + "\n".join(units[start:end]) + ("\n…" if end < len(units) else "")
+
+
+def format_answer(hit: SearchHit, query: str | None = None) -> str:
+    """The knowledge answer as the resident reads it: the article's title, then its passage for ``query``
+    (the whole answer without a query)."""
+    body = quote(hit.answer, query, hit.title) if query else hit.answer
+    return f"【{hit.title}】\n{body}"

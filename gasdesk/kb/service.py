@@ -30,7 +30,7 @@ from gasdesk.kb.models import (
     KbFeedback,
     KbMiss,
 )
-from gasdesk.kb.search import ANSWER_THRESHOLD, compact, format_answer, invalidate, search_articles
+from gasdesk.kb.search import ANSWER_THRESHOLD, answers, compact, format_answer, invalidate, search_articles
 from gasdesk.llm import llm_enabled, phrase_grounded_answer
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.pii import redact_pii
@@ -311,16 +311,26 @@ async def record_miss(session: AsyncSession, query: str, *, channel: str | None,
                        intent=intent, best_article_id=best_article_id, best_score=round(best_score, 4), at=utcnow()))
 
 
-async def best_answer(session: AsyncSession, text: str, *, intent: str | None = None,
-                      channel: str | None = None) -> str | None:
-    """The bot's knowledge answer (plain text with the title), or None below the threshold.
-    Records a hit on the article or a miss with the question for the admins."""
+@dataclass(frozen=True)
+class KbAnswer:
+    """The bot's knowledge answer: what to say, and the article it quotes (for the resident's feedback)."""
+
+    text: str
+    article_id: int
+    title: str
+
+
+async def knowledge_answer(session: AsyncSession, text: str, *, intent: str | None = None,
+                           channel: str | None = None) -> KbAnswer | None:
+    """The bot's knowledge answer — the article's title and the passage that answers ``text`` (or the LLM's
+    wording of the best articles when enabled) — or None below the threshold. Records a hit on the article
+    or a miss with the question for the admins."""
     text = (text or "").strip()
     if not text:
         return None
     hits = await search_articles(session, text, limit=3, channel=channel, intent=intent, min_score=0.0)
     top = hits[0] if hits else None
-    if top is None or top.score < ANSWER_THRESHOLD:
+    if top is None or not answers(text, top.score):
         await record_miss(session, text, channel=channel, intent=intent,
                           best_article_id=top.article_id if top else None, best_score=top.score if top else 0.0)
         return None
@@ -329,8 +339,15 @@ async def best_answer(session: AsyncSession, text: str, *, intent: str | None = 
         grounded = [h for h in hits if h.score >= ANSWER_THRESHOLD][:3] or [top]
         phrased = await phrase_grounded_answer(text, grounded)
         if phrased:
-            return phrased
-    return format_answer(top)
+            return KbAnswer(phrased, top.article_id, top.title)
+    return KbAnswer(format_answer(top, text), top.article_id, top.title)
+
+
+async def best_answer(session: AsyncSession, text: str, *, intent: str | None = None,
+                      channel: str | None = None) -> str | None:
+    """The text of ``knowledge_answer`` (None below the threshold)."""
+    answer = await knowledge_answer(session, text, intent=intent, channel=channel)
+    return answer.text if answer else None
 
 
 async def do_feedback(session: AsyncSession, article_id: int, helpful: bool, source: str = "resident") -> None:

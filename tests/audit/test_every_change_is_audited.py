@@ -898,6 +898,30 @@ async def _(ctx: Ctx) -> Call:
     return Call("POST", f"/admin/kb/{article_id}/restore", ("config.kb_article",), data={"version": "1"})
 
 
+async def _kb_suggestion(ctx: Ctx) -> str:
+    from gasdesk.kb.service import record_miss
+    from gasdesk.kb.suggestions import list_suggestions
+
+    for question in ("发票抬头能改成公司吗", "发票抬头可以改成公司吗"):
+        await record_miss(ctx.session, question, channel="webchat", intent=None, best_article_id=None, best_score=0.0)
+    await commit(ctx.session)
+    return (await list_suggestions(ctx.session))[0].key
+
+
+@scenario("POST", "/admin/kb/suggestions/dismiss")
+async def _(ctx: Ctx) -> Call:
+    key = await _kb_suggestion(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/kb/suggestions/dismiss", ("config.kb_suggestion",), data={"key": key})
+
+
+@scenario("POST", "/admin/kb/suggestions/draft")
+async def _(ctx: Ctx) -> Call:
+    key = await _kb_suggestion(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/kb/suggestions/draft", ("config.kb_suggestion", "config.kb_article"), data={"key": key})
+
+
 @scenario("POST", "/admin/kb/{article_id}/delete")
 async def _(ctx: Ctx) -> Call:
     article_id = await _article(ctx)

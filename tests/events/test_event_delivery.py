@@ -313,6 +313,20 @@ async def _kb_feedback(w: World) -> None:
     await commit(w.session)
 
 
+@case("kb.suggestion_resolved")
+async def _kb_suggestion_resolved(w: World) -> None:
+    from gasdesk.kb.service import record_miss
+    from gasdesk.kb.suggestions import do_dismiss_suggestion, list_suggestions
+
+    for question in ("发票抬头能改成公司吗", "发票抬头可以改成公司吗"):
+        await record_miss(w.session, question, channel="webchat", intent=None, best_article_id=None, best_score=0.0)
+    await commit(w.session)
+    (suggestion,) = await list_suggestions(w.session)
+    w.start()
+    await do_dismiss_suggestion(w.session, wo_actor(), suggestion.key)
+    await commit(w.session)
+
+
 # ------------------------------------------------------------------ notifications
 
 

@@ -49,10 +49,11 @@ async def test_paraphrased_questions_find_the_right_article(session) -> None:
             failures.append((question, expected, titles[:2]))
         top3 += expected in titles
     n = len(PARAPHRASES)
-    # Measured on the demo KB: 39/42 top-1, 40/42 in the top 3, 37/42 right and above the bot threshold.
-    assert top1 / n >= 0.85, failures
-    assert top3 / n >= 0.92, failures
-    assert answered / n >= 0.75
+    # Measured on the demo KB: 41/42 top-1, 42/42 in the top 3, 39/42 right and above the bot threshold
+    # (before the synonym folds and expansion groups: 39/42, 40/42, 37/42).
+    assert top1 / n >= 0.92, failures
+    assert top3 / n >= 0.95, failures
+    assert answered / n >= 0.85
 
 
 async def test_off_topic_questions_get_no_answer(session) -> None:

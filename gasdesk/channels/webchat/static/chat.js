@@ -493,14 +493,31 @@
     });
   }
 
+  /** 有帮助/没帮助 under a knowledge answer: posted to the KB feedback API; both buttons give way to a thank-you. */
+  function sendKbFeedback(q, button) {
+    var group = button.parentNode;
+    fetch("/api/v1/kb/articles/" + encodeURIComponent(q.article_id) + "/feedback",
+      { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ helpful: q.helpful === "1" }), credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) return;
+        Array.prototype.forEach.call(group.querySelectorAll("[data-kb-feedback]"), function (b) { b.remove(); });
+        group.insertBefore(cardDone(q.helpful === "1" ? "感谢您的反馈" : "感谢反馈，我们会改进这条解答"), group.firstChild);
+      })
+      .catch(function () { showError("网络未连接，请稍后再试"); });
+  }
+
   function quickReplies(m) {
     var items = (m.payload && m.payload.quick_replies) || [];
     if (!items.length) return null;
     return el("div", { className: "gd-quick", role: "group", "aria-label": "快捷选项" }, items.map(function (q) {
-      return el("button", { type: "button", onclick: function () {
+      var attrs = { type: "button", onclick: function (ev) {
         if (q.action === "handoff") requestHandoff();
+        else if (q.action === "kb_feedback") sendKbFeedback(q, ev.currentTarget);
         else sendText(q.text || q.label, q.value != null ? { quick_reply: q.label, value: q.value } : { quick_reply: q.label });
-      } }, [q.label]);
+      } };
+      if (q.action === "kb_feedback") attrs["data-kb-feedback"] = q.helpful;
+      return el("button", attrs, [q.label]);
     }));
   }
 
