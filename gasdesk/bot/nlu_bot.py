@@ -28,10 +28,12 @@ from gasdesk.bot.dialogue.flow import ASKS_RE, CANCEL_RE, NO_RE, QUESTION_RE, YE
 from gasdesk.bot.dialogue.pause import RESUME_RE
 from gasdesk.bot.nlu import Understanding, understand
 from gasdesk.bot.nlu.classifier import get_classifier
+from gasdesk.bot.nlu.context import DialogueContext, Reading, understand_in_context
 from gasdesk.bot.nlu.scope import mentions_domain
 from gasdesk.kb.service import knowledge_answer
 
 CONFIDENCE_THRESHOLD = 0.45
+CONTEXT_KEY = "nlu_context"  # the last request's intent and non-personal slots (bot/nlu/context.py)
 # A running flow is left for another request only when the classifier is this sure (lower for asking for a
 # person or complaining, which must never be held up by a flow) and the message is not an answer to it.
 SWITCH_CONFIDENCE = 0.8
@@ -72,7 +74,8 @@ class NluBot:
         if payload.get("action") == "handoff":
             pause.forget(ctx)
             return BotReply([], handoff_requested=True, intent="human_agent")
-        u = await asyncio.to_thread(understand, text)
+        reading = await asyncio.to_thread(self._read, ctx, text)
+        u = reading.understanding
         taken = await take_leak_address(ctx, text)  # the address of a leak reported earlier in this chat
         if u.intent == "gas_leak":
             pause.forget(ctx)  # the leak is all that matters now; people take over
@@ -82,7 +85,37 @@ class NluBot:
         result = await self._answer(ctx, Turn(text, payload, u))
         if result.handoff_requested:
             pause.forget(ctx)
+        elif reading.also:
+            result = self._offer_also(result, reading)
         return pause.offer(ctx, result, FLOW_TITLES)
+
+    @staticmethod
+    def _read(ctx: BotContext, text: str) -> Reading:
+        """The message in the context of the conversation's last request; the context moves on with it.
+        While a flow runs (or offers itself back) the flow is the context: it reads answers to its own question
+        (``Flow.expects``), so the message keeps its own reading there."""
+        context = DialogueContext.from_state(ctx.state.get(CONTEXT_KEY))
+        own = understand(text)
+        if ctx.state.get("flow_state") or pause.has_offer(ctx):
+            reading = Reading(own)
+        else:
+            reading = understand_in_context(text, context, understood=own)
+        # "算了": the resident drops the topic; nothing carries over from it.
+        ctx.state[CONTEXT_KEY] = (DialogueContext() if CANCEL_RE.search(text) else context.after(reading)).to_state()
+        return reading
+
+    @staticmethod
+    def _offer_also(result: BotReply, reading: Reading) -> BotReply:
+        """A second request in the same message ("查余额顺便问下营业厅几点开门") is offered as the next step."""
+        wanted = [i for i in reading.also if i in INTENT_LABELS and i != result.intent]
+        if not wanted or not result.messages:
+            return result
+        labels = "、".join(f"「{INTENT_LABELS[i]}」" for i in wanted)
+        buttons = [{"label": f"接着办：{INTENT_LABELS[i]}", "text": INTENT_LABELS[i], "value": pause.ASK_INTENT + i}
+                   for i in wanted]
+        return replace(result, messages=[*result.messages,
+                                         BotMessage(f"您还提到了{labels}，处理完上面的事项后点下方按钮继续。",
+                                                    quick_replies=buttons)])
 
     async def aside(self, ctx: BotContext, text: str) -> BotReply | None:
         return await take_leak_address(ctx, text)

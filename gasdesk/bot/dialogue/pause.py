@@ -57,6 +57,12 @@ def forget(ctx: BotContext, flow_name: str | None = None) -> None:
         ctx.state.pop(PAUSED_KEY, None)
 
 
+def has_offer(ctx: BotContext) -> bool:
+    """A paused flow was offered back at the end of the last turn (the next message may take it up)."""
+    stack = paused(ctx)
+    return bool(stack and stack[-1].get("offered"))
+
+
 def take_offered(ctx: BotContext) -> dict[str, Any] | None:
     """The paused flow offered at the end of the last turn: it is taken now, or let go."""
     stack = paused(ctx)

@@ -31,6 +31,7 @@ CARRY_BELOW = 0.6
 FOLLOW_UP_SWITCH = 0.8
 # A part of a message is a request of its own when the classifier is this sure of it.
 SECOND_REQUEST = 0.55
+KEPT_SLOTS = frozenset({"service_type", "meter_topic", "meter_type", "date", "time"})
 SHORT = 10  # characters (without punctuation): a short message may be an answer or a follow-up
 
 _PUNCT = re.compile(r"[\s,.!?;:~，。！？；：、…·\"'“”()（）]+")
@@ -87,13 +88,15 @@ class DialogueContext:
         return cls(intent, {str(k): str(v) for k, v in slots.items()})
 
     def to_state(self) -> dict[str, Any]:
-        return {"intent": self.intent, "slots": dict(self.slots)}
+        """What the conversation keeps: the intent and the slots that are not personal data (an account or phone
+        number or an address is asked for again by the flow that needs it, never carried in the bot state)."""
+        return {"intent": self.intent, "slots": {k: v for k, v in self.slots.items() if k in KEPT_SLOTS}}
 
     def after(self, reading: Reading) -> DialogueContext:
         """The context for the next message once ``reading`` was understood."""
         intent = reading.understanding.intent
-        if intent in NOT_TOPICS:
-            return self
+        if intent in NOT_TOPICS or reading.understanding.confidence < CARRY_BELOW:
+            return self  # not a request, or too unsure a reading to become the topic
         slots = {**self.slots, **reading.understanding.slots} if intent == self.intent else dict(reading.understanding.slots)
         return DialogueContext(intent, slots)
 
@@ -158,10 +161,12 @@ def _answer_rest(text: str, slots: dict[str, str]) -> int | None:
     return len(rest)
 
 
-def understand_in_context(text: str, context: DialogueContext | None = None, now: datetime | None = None) -> Reading:
-    """``understand`` plus the conversation so far (see the module docstring). Thread-safe, no I/O."""
+def understand_in_context(text: str, context: DialogueContext | None = None, now: datetime | None = None,
+                          *, understood: Understanding | None = None) -> Reading:
+    """``understand`` plus the conversation so far (see the module docstring). Thread-safe, no I/O.
+    ``understood``: the message's own reading when the caller already has it."""
     context = context or DialogueContext()
-    u = understand(text, now)
+    u = understood or understand(text, now)
     if u.intent == GAS_LEAK:
         return Reading(u)
     clean = normalize(text).strip()
