@@ -4,6 +4,7 @@ from gasdesk.analytics import models as analytics_models  # noqa: F401
 from gasdesk.appointments import models as appointment_models  # noqa: F401
 from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401
+from gasdesk.bot.corrections import models as correction_models  # noqa: F401
 from gasdesk.branches import models as branch_models  # noqa: F401
 from gasdesk.broadcasts import models as broadcast_models  # noqa: F401
 from gasdesk.callbacks import models as callback_models  # noqa: F401
