@@ -392,16 +392,17 @@ async def raw_table_dump() -> str:
 
 
 async def resident_said(session: AsyncSession, conversation: Any, text: str, *, bot_intent: str | None = None,
-                        confidence: float = 0.42) -> Any:
+                        confidence: float = 0.42, committed: bool = True) -> Any:
     """A resident's text message, with the bot's reading of it as the pipeline keeps it (``channel_meta``'s
-    ``bot_turn``) when ``bot_intent`` is given. Committed."""
+    ``bot_turn``) when ``bot_intent`` is given. Committed unless ``committed`` is False (many in one go)."""
     from gasdesk.conversations.models import SenderType
     from gasdesk.conversations.service import do_post_message
 
     meta = {"bot_turn": {"intent": bot_intent, "confidence": confidence, "outcome": "answered",
                          "understood": True}} if bot_intent else None
     posted = await do_post_message(session, conversation, SenderType.resident, text=text, channel_meta=meta)
-    await commit(session)
+    if committed:
+        await commit(session)
     return posted.message
 
 

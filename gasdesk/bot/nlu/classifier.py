@@ -83,7 +83,9 @@ def build_pipeline() -> Pipeline:
         ]
     )
     # Sigmoid calibration over an SVM gives usable confidences at a fraction of LR's training cost.
-    model = CalibratedClassifierCV(LinearSVC(C=0.5), method="sigmoid", cv=3)
+    # A fixed seed for liblinear's shuffling: the same data always gives the same model, so `gasdesk bot retrain`
+    # compares a candidate with the deployed model on the corrections alone, not on the luck of the draw.
+    model = CalibratedClassifierCV(LinearSVC(C=0.5, random_state=0), method="sigmoid", cv=3)
     return Pipeline([("features", features), ("model", model)])
 
 

@@ -125,6 +125,8 @@ def deploy(
     meta = json.dumps(deployment.__dict__, ensure_ascii=False, indent=2, sort_keys=True).encode()
     _write_atomically(folder / METADATA_NAME, meta)
     _prune(models, keep=name)
+    global _watch
+    _watch = _Watch()  # the deploying process uses it at once; others within nlu_model_check_s
     return deployment
 
 
