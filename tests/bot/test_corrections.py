@@ -39,19 +39,35 @@ async def test_do_correct_intent_stores_masked_text_and_the_bots_reading(session
 
     stored = await session.get(IntentCorrection, row.id)
     assert (stored.message_id, stored.conversation_id, stored.intent, stored.status) == (
-        message.id, conversation.id, "balance_query", "pending")
-    assert (stored.predicted_intent, stored.predicted_confidence, stored.created_by) == ("payment_howto", 0.38, agent.id)
+        message.id,
+        conversation.id,
+        "balance_query",
+        "pending",
+    )
+    assert (stored.predicted_intent, stored.predicted_confidence, stored.created_by) == (
+        "payment_howto",
+        0.38,
+        agent.id,
+    )
     assert stored.text == "我家户号[户号]，电话 [手机号]，上个月的燃气费交了吗"
     # encrypted at rest like the message itself: the column holds neither the text nor a number of it
     raw = await session.scalar(text("SELECT text FROM intent_corrections WHERE id = :i"), {"i": row.id})
     assert "燃气费" not in raw and "2103345678" not in raw
     [entry] = await _audit(session, "bot.correct_intent", row.id)
     assert entry.actor_id == agent.id
-    assert entry.changes["after"] == {"intent": "balance_query", "message_id": message.id,
-                                      "conversation_id": conversation.id, "predicted_intent": "payment_howto"}
+    assert entry.changes["after"] == {
+        "intent": "balance_query",
+        "message_id": message.id,
+        "conversation_id": conversation.id,
+        "predicted_intent": "payment_howto",
+    }
     [event] = [e for e in events if e.type == "bot.intent_corrected"]
-    assert event.payload == {"correction_id": row.id, "conversation_id": conversation.id, "message_id": message.id,
-                             "intent": "balance_query"}
+    assert event.payload == {
+        "correction_id": row.id,
+        "conversation_id": conversation.id,
+        "message_id": message.id,
+        "intent": "balance_query",
+    }
 
 
 async def test_no_event_before_commit_and_none_after_rollback(session, factory, events) -> None:
@@ -65,7 +81,9 @@ async def test_no_event_before_commit_and_none_after_rollback(session, factory, 
     assert await session.scalar(select(IntentCorrection.id)) is None
 
 
-async def test_a_second_correction_before_review_changes_the_intent_after_review_it_is_refused(session, factory) -> None:
+async def test_a_second_correction_before_review_changes_the_intent_after_review_it_is_refused(
+    session, factory
+) -> None:
     agent, conversation = await agent_with_conversation(factory)
     message = await resident_said(session, conversation, "想问下气价", bot_intent="balance_query")
     first = await service.do_correct_intent(session, agent, message, conversation, "payment_howto")
@@ -133,32 +151,46 @@ async def test_review_approves_or_rejects_once_by_a_manager(session, factory, ev
     await service.do_review_correction(session, supervisor, b, "reject")
     await commit(session)
 
-    stored = await session.execute(select(IntentCorrection.id, IntentCorrection.status, IntentCorrection.reviewed_by)
-                                   .order_by(IntentCorrection.id))
-    assert [tuple(r) for r in stored] == [(a.id, "approved", supervisor.id), (b.id, "rejected", supervisor.id)]
+    stored = await session.execute(
+        select(IntentCorrection.id, IntentCorrection.status, IntentCorrection.reviewed_by).order_by(
+            IntentCorrection.id
+        )
+    )
+    assert [tuple(r) for r in stored] == [
+        (a.id, "approved", supervisor.id),
+        (b.id, "rejected", supervisor.id),
+    ]
     [entry] = await _audit(session, "bot.review_correction", a.id)
     assert entry.actor_id == supervisor.id and entry.changes == {
-        "before": {"status": "pending"}, "after": {"status": "approved", "intent": "meter_guidance"}}
+        "before": {"status": "pending"},
+        "after": {"status": "approved", "intent": "meter_guidance"},
+    }
     assert [e.payload for e in events if e.type == "bot.correction_reviewed"] == [
-        {"correction_id": a.id, "status": "approved"}, {"correction_id": b.id, "status": "rejected"}]
+        {"correction_id": a.id, "status": "approved"},
+        {"correction_id": b.id, "status": "rejected"},
+    ]
     with pytest.raises(Conflict):
         await service.do_review_correction(session, supervisor, a, "reject")
     # only approved ones become training data, masked
     assert [(e.correction_id, e.intent) for e in await service.approved_examples(session)] == [
-        (a.id, "meter_guidance")]
+        (a.id, "meter_guidance")
+    ]
 
 
-@pytest.mark.parametrize("said", [
-    "我的户号是2103345678，查下欠费",
-    "户号：21 0334 5678 帮我查",
-    "电话13812345678，没气了",
-    "+86 138 1234 5678 回个电话",
-    "座机024-23456789",
-    "身份证110101199003071234办过户",
-    "卡号6222020200112233445交费失败",
-    "表号后面是0012345678901",
-    "联系我 abc@example.com",
-])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "我的户号是2103345678，查下欠费",
+        "户号：21 0334 5678 帮我查",
+        "电话13812345678，没气了",
+        "+86 138 1234 5678 回个电话",
+        "座机024-23456789",
+        "身份证110101199003071234办过户",
+        "卡号6222020200112233445交费失败",
+        "表号后面是0012345678901",
+        "联系我 abc@example.com",
+    ],
+)
 def test_masked_training_text_holds_no_phone_or_account_number(said: str) -> None:
     masked = service.mask_text(said)
     trained = service.training_text(masked)
@@ -197,11 +229,15 @@ async def test_routes_agent_marks_supervisor_reviews(client, session, factory) -
     options = (await client.get("/api/v1/bot/intents", headers=as_agent)).json()
     assert len(options) == len(INTENTS) and {"intent": "gas_leak", "label": "燃气泄漏（紧急）"} in options
 
-    bad = await client.post("/api/v1/bot/corrections", headers=as_agent,
-                            json={"message_id": message.id, "intent": "weather"})
+    bad = await client.post(
+        "/api/v1/bot/corrections", headers=as_agent, json={"message_id": message.id, "intent": "weather"}
+    )
     assert bad.status_code == 422 and "unknown intent" in bad.json()["error"]["message"]
-    made = await client.post("/api/v1/bot/corrections", headers=as_agent,
-                             json={"message_id": message.id, "intent": "balance_query"})
+    made = await client.post(
+        "/api/v1/bot/corrections",
+        headers=as_agent,
+        json={"message_id": message.id, "intent": "balance_query"},
+    )
     assert made.status_code == 200, made.text
     body = made.json()
     assert body["status"] == "pending" and body["intent_label"] == "查询余额/欠费"
@@ -212,10 +248,16 @@ async def test_routes_agent_marks_supervisor_reviews(client, session, factory) -
     assert [i["id"] for i in listed.json()["items"]] == [body["id"]]
     assert (await client.get("/api/v1/bot/corrections", headers=as_agent)).status_code == 422
     stranger = await wo_headers(factory, await staff_user(session, "agent"))
-    assert (await client.get(f"/api/v1/bot/corrections?conversation_id={conversation.id}",
-                             headers=stranger)).status_code == 403
-    assert (await client.post("/api/v1/bot/corrections", headers=stranger,
-                              json={"message_id": message.id, "intent": "complaint"})).status_code == 403
+    assert (
+        await client.get(f"/api/v1/bot/corrections?conversation_id={conversation.id}", headers=stranger)
+    ).status_code == 403
+    assert (
+        await client.post(
+            "/api/v1/bot/corrections",
+            headers=stranger,
+            json={"message_id": message.id, "intent": "complaint"},
+        )
+    ).status_code == 403
 
     # agents do not review; supervisors do
     review = f"/api/v1/bot/corrections/{body['id']}/review"
@@ -236,11 +278,13 @@ async def test_other_roles_cannot_mark_or_review(client, session, factory, role)
     _, conversation = await agent_with_conversation(factory)
     message = await resident_said(session, conversation, "你好", bot_intent="goodbye")
     headers = await factory.headers(role)
-    mark = await client.post("/api/v1/bot/corrections", headers=headers, json={"message_id": message.id,
-                                                                              "intent": "greeting"})
+    mark = await client.post(
+        "/api/v1/bot/corrections", headers=headers, json={"message_id": message.id, "intent": "greeting"}
+    )
     assert mark.status_code == 403
-    assert (await client.post("/api/v1/bot/corrections/1/review", headers=headers,
-                              json={"decision": "approve"})).status_code == 403
+    assert (
+        await client.post("/api/v1/bot/corrections/1/review", headers=headers, json={"decision": "approve"})
+    ).status_code == 403
     assert await session.scalar(select(IntentCorrection.id)) is None
 
 
@@ -250,8 +294,9 @@ async def test_a_resident_cannot_mark(client, session, factory) -> None:
     visitor = (await client.post("/api/v1/webchat/visitors")).json()
     token = visitor.get("token") or visitor.get("visitor_token")
     for headers in ({}, {"Authorization": f"Bearer {token}"}):
-        response = await client.post("/api/v1/bot/corrections", headers=headers,
-                                     json={"message_id": message.id, "intent": "greeting"})
+        response = await client.post(
+            "/api/v1/bot/corrections", headers=headers, json={"message_id": message.id, "intent": "greeting"}
+        )
         assert response.status_code == 401, response.text
     assert await session.scalar(select(IntentCorrection.id)) is None
 
@@ -273,17 +318,24 @@ async def test_review_page_lists_pending_and_reviews_in_place(client, session, f
     assert f'data-id="{row.id}"' in page.text and "查询余额/欠费" in page.text
     token = await page_csrf_token(client)
 
-    done = await client.post(f"/admin/bot/corrections/{row.id}/review", data={"decision": "approve"},
-                             headers={"HX-Request": "true", "X-CSRF-Token": token})
+    done = await client.post(
+        f"/admin/bot/corrections/{row.id}/review",
+        data={"decision": "approve"},
+        headers={"HX-Request": "true", "X-CSRF-Token": token},
+    )
     assert done.status_code == 200 and "已采纳" in done.text and f'data-id="{row.id}"' not in done.text
     status = await session.scalar(select(IntentCorrection.status).where(IntentCorrection.id == row.id))
     assert status == "approved"
     # an htmx post shows the error in place; a plain form post answers with the error's status
-    again = await client.post(f"/admin/bot/corrections/{row.id}/review", data={"decision": "reject"},
-                              headers={"HX-Request": "true", "X-CSRF-Token": token})
+    again = await client.post(
+        f"/admin/bot/corrections/{row.id}/review",
+        data={"decision": "reject"},
+        headers={"HX-Request": "true", "X-CSRF-Token": token},
+    )
     assert again.status_code == 200 and "已审核" in again.text
-    plain = await client.post(f"/admin/bot/corrections/{row.id}/review", data={"decision": "reject",
-                                                                              "csrf_token": token})
+    plain = await client.post(
+        f"/admin/bot/corrections/{row.id}/review", data={"decision": "reject", "csrf_token": token}
+    )
     assert plain.status_code == 409
     approved = await client.get("/admin/bot/corrections?status=approved")
     assert f'data-id="{row.id}"' in approved.text

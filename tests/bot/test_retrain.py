@@ -48,14 +48,17 @@ def reuse_trained_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _shipped(intent: str, n: int, start: int = 0) -> list[str]:
     texts, labels = load_examples()
-    return [t for t, label in zip(texts, labels, strict=True) if label == intent][start:start + n]
+    return [t for t, label in zip(texts, labels, strict=True) if label == intent][start : start + n]
 
 
 # Harmless: what agents would mark, worded as the shipped data words it, with the right intent.
 HARMLESS = [(t, "payment_howto") for t in _shipped("payment_howto", 4)] + [
-    (t, "no_gas") for t in _shipped("no_gas", 3)]
+    (t, "no_gas") for t in _shipped("no_gas", 3)
+]
 # Damaging: every shipped gas-leak text and a share of the no-gas ones "corrected" to a greeting.
-DAMAGING = [(t, "greeting") for t in _shipped("gas_leak", 400)] + [(t, "greeting") for t in _shipped("no_gas", 200, 3)]
+DAMAGING = [(t, "greeting") for t in _shipped("gas_leak", 400)] + [
+    (t, "greeting") for t in _shipped("no_gas", 200, 3)
+]
 
 
 async def _approve(session, factory, pairs: list[tuple[str, str]]) -> None:
@@ -63,9 +66,13 @@ async def _approve(session, factory, pairs: list[tuple[str, str]]) -> None:
     agent, conversation = await agent_with_conversation(factory)
     supervisor = await staff_user(session, "supervisor")
     for said, intent in pairs:
-        message = await resident_said(session, conversation, said,
-                                      bot_intent="out_of_scope" if intent != "out_of_scope" else "greeting",
-                                      committed=False)
+        message = await resident_said(
+            session,
+            conversation,
+            said,
+            bot_intent="out_of_scope" if intent != "out_of_scope" else "greeting",
+            committed=False,
+        )
         row = await service.do_correct_intent(session, agent, message, conversation, intent)
         await service.do_review_correction(session, supervisor, row, "approve")
     await commit(session)
@@ -107,7 +114,10 @@ async def test_a_harmless_model_is_deployed_and_used_a_damaging_one_refused(sess
     assert not refused.verdict.acceptable and refused.deployment is None
     assert any(s.problems for s in refused.verdict.sets)
     assert _deployed_files() == before  # the deployed model and its metadata untouched
-    assert len(list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "bot.model_deploy")))) == 1
+    assert (
+        len(list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "bot.model_deploy"))))
+        == 1
+    )
 
 
 async def _invoke(*args: str) -> Result:
@@ -135,7 +145,9 @@ async def test_cli_refuses_a_worse_model_with_the_figures_and_exit_1(session, fa
 async def test_cli_exports_approved_corrections_masked(session, factory, tmp_path: Path) -> None:
     agent, conversation = await agent_with_conversation(factory)
     supervisor = await staff_user(session, "supervisor")
-    kept = await resident_said(session, conversation, "户号2103345678欠多少钱，回电13812345678", bot_intent="payment_howto")
+    kept = await resident_said(
+        session, conversation, "户号2103345678欠多少钱，回电13812345678", bot_intent="payment_howto"
+    )
     dropped = await resident_said(session, conversation, "嗯嗯", bot_intent="praise")
     a = await service.do_correct_intent(session, agent, kept, conversation, "balance_query")
     b = await service.do_correct_intent(session, agent, dropped, conversation, "goodbye")
@@ -146,7 +158,9 @@ async def test_cli_exports_approved_corrections_masked(session, factory, tmp_pat
     result = await _invoke("bot", "corrections", "export", str(out))
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert rows == [{"text": "户号00000000000欠多少钱，回电00000000000", "intent": "balance_query", "correction_id": a.id}]
+    assert rows == [
+        {"text": "户号00000000000欠多少钱，回电00000000000", "intent": "balance_query", "correction_id": a.id}
+    ]
 
 
 # ---------------------------------------------------------------- the gate, on figures
@@ -199,7 +213,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _deploy(name: str, fingerprint: str = "fp-1") -> model_store.Deployment:
-    return model_store.deploy(Stub(name), fingerprint=fingerprint, corrections=3, training_examples=10, figures={})
+    return model_store.deploy(
+        Stub(name), fingerprint=fingerprint, corrections=3, training_examples=10, figures={}
+    )
 
 
 def _deploy_elsewhere(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
