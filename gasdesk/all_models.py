@@ -4,7 +4,6 @@ from gasdesk.analytics import models as analytics_models  # noqa: F401
 from gasdesk.appointments import models as appointment_models  # noqa: F401
 from gasdesk.audit import models as audit_models  # noqa: F401
 from gasdesk.auth import models as auth_models  # noqa: F401
-from gasdesk.bot.corrections import models as correction_models  # noqa: F401
 from gasdesk.branches import models as branch_models  # noqa: F401
 from gasdesk.broadcasts import models as broadcast_models  # noqa: F401
 from gasdesk.callbacks import models as callback_models  # noqa: F401
@@ -16,6 +15,7 @@ from gasdesk.db import Base
 from gasdesk.emergency import models as emergency_models  # noqa: F401
 from gasdesk.followups import models as followup_models  # noqa: F401
 from gasdesk.hours import models as hours_models  # noqa: F401
+from gasdesk.intent_corrections import models as correction_models  # noqa: F401
 from gasdesk.jobs import models as job_models  # noqa: F401
 from gasdesk.kb import models as kb_models  # noqa: F401
 from gasdesk.notifications import models as notification_models  # noqa: F401

@@ -251,10 +251,10 @@ def bot_retrain(
     set, its accuracy is not lower than the deployed model's and its gas_leak recall is 1.00. Exit 1 otherwise
     (the deployed model is untouched). Running processes pick the new model up within GASDESK_NLU_MODEL_CHECK_S."""
     from gasdesk.audit.service import Actor
-    from gasdesk.bot.corrections.retraining import retrain_model
     from gasdesk.bot.nlu import retrain
     from gasdesk.bot.nlu.evaluate import EvalFileError
     from gasdesk.db import transaction
+    from gasdesk.intent_corrections.retraining import retrain_model
 
     sets = list(heldout) if heldout else retrain.heldout_sets()
     if not sets:
@@ -287,8 +287,8 @@ def bot_retrain(
 @corrections_app.command("export")
 def corrections_export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for standard output)")]) -> None:
     """Write the approved corrections as JSON lines {"text", "intent", "correction_id"} (phone/户号 masked)."""
-    from gasdesk.bot.corrections.retraining import export_approved
     from gasdesk.db import transaction
+    from gasdesk.intent_corrections.retraining import export_approved
 
     async def go(out) -> int:  # noqa: ANN001
         async with transaction() as session:

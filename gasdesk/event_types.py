@@ -506,7 +506,7 @@ class EmergencyUpdated(EventPayload):
     seq: int
 
 
-# ------------------------------------------------------------------ learning from production (gasdesk/bot/corrections)
+# ------------------------------------------------------------------ learning from production (gasdesk/intent_corrections)
 
 
 @event_type("bot.intent_corrected")

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gasdesk.auth.roles import ROLE_LABELS
-from gasdesk.bot.corrections.models import STATUS_LABELS as CORRECTION_STATUS_LABELS
 from gasdesk.conversations.models import CHANNEL_LABELS
 from gasdesk.customers.models import ACCOUNT_STATUS_LABELS, ACCOUNT_TYPE_LABELS, METER_TYPE_LABELS
+from gasdesk.intent_corrections.models import STATUS_LABELS as CORRECTION_STATUS_LABELS
 from gasdesk.kb.models import STATUS_LABELS as KB_STATUS_LABELS
 from gasdesk.routing.models import PRESENCE_LABELS
 from gasdesk.tickets.lifecycle import ACTION_LABELS as TICKET_ACTION_LABELS
@@ -205,7 +205,7 @@ FIELD_LABELS: dict[str, str] = {
     "level": "风险等级", "source": "来源", "outage_id": "停气公告", "policy_version": "升级路径版本", "seq": "通知轮次", "step": "步骤",
     "notified": "通知（人员:渠道:状态）", "via": "确认方式", "summary": "处置总结", "steps": "升级步骤", "duty_role": "值班岗位",
     "starts_at": "开始时间", "ends_at": "结束时间", "mobile": "手机", "wechat": "微信",
-    # learning from production (gasdesk/bot/corrections)
+    # learning from production (gasdesk/intent_corrections)
     "message_id": "消息", "intent": "意图", "predicted_intent": "机器人识别的意图", "predicted_confidence": "置信度",
     "corrections": "纠正条数", "training_examples": "训练样本数", "model_file": "模型文件", "fingerprint": "模型指纹",
     "figures": "评测结果", "correction_ids": "纠正编号",

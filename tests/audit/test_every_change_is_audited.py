@@ -403,7 +403,7 @@ async def _(ctx: Ctx) -> Call:
 async def _intent_correction(ctx: Ctx, *, log_in_agent: bool = False) -> tuple[int, int]:
     """(message id, correction id or 0): a resident's message in an agent's chat, corrected unless the agent is
     the one to log in and do it."""
-    from gasdesk.bot.corrections.service import do_correct_intent
+    from gasdesk.intent_corrections.service import do_correct_intent
 
     agent, conversation = await agent_with_conversation(ctx.factory)
     message = await resident_said(ctx.session, conversation, "燃气费怎么交", bot_intent="balance_query")

@@ -317,7 +317,7 @@ async def test_agent_marks_the_intent_the_bot_missed(live_server, browser, facto
     """纠正意图 on a resident's message: pick the intent from the menu; the mark stays after reopening."""
     from sqlalchemy import select
 
-    from gasdesk.bot.corrections.models import IntentCorrection
+    from gasdesk.intent_corrections.models import IntentCorrection
 
     agent = await _agent(factory, session, "agentcorrect")
     agent_id = agent.id

@@ -541,7 +541,7 @@ async def _resident_turn(w: World):
 
 @case("bot.intent_corrected")
 async def _intent_corrected(w: World) -> None:
-    from gasdesk.bot.corrections.service import do_correct_intent
+    from gasdesk.intent_corrections.service import do_correct_intent
 
     agent, conversation, message = await _resident_turn(w)
     w.start()
@@ -551,7 +551,7 @@ async def _intent_corrected(w: World) -> None:
 
 @case("bot.correction_reviewed")
 async def _correction_reviewed(w: World) -> None:
-    from gasdesk.bot.corrections.service import do_correct_intent, do_review_correction
+    from gasdesk.intent_corrections.service import do_correct_intent, do_review_correction
 
     agent, conversation, message = await _resident_turn(w)
     row = await do_correct_intent(w.session, agent, message, conversation, "payment_howto")

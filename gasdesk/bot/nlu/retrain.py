@@ -4,7 +4,7 @@ compared with the deployed model on every held-out set before it may replace it.
 The gate (``compare``): on every held-out set the candidate's overall accuracy is at least the deployed model's
 (equal is fine) and its gas-leak recall is 1.00. Both models are scored through ``understand`` — the leak rules
 and the off-domain gate first, as the bot runs them — so the figures are the bot's, not the bare classifier's.
-The database side (which corrections, the audit row) is ``gasdesk/bot/corrections``; the command is
+The database side (which corrections, the audit row) is ``gasdesk/intent_corrections``; the command is
 ``gasdesk bot retrain``.
 """
 

@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import select, text
 
 from gasdesk.audit.models import AuditEntry
-from gasdesk.bot.corrections import service
-from gasdesk.bot.corrections.models import IntentCorrection
 from gasdesk.bot.nlu.intents import INTENTS
 from gasdesk.db import commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gasdesk.intent_corrections import service
+from gasdesk.intent_corrections.models import IntentCorrection
 from tests.factories import (
     agent_with_conversation,
     login,

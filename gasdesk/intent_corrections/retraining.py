@@ -13,9 +13,9 @@ from typing import IO
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasdesk.audit.service import Actor
-from gasdesk.bot.corrections.service import TrainingExample, approved_examples, do_record_deployment
 from gasdesk.bot.nlu import model_store, retrain
 from gasdesk.bot.nlu.classifier import get_classifier, load_examples
+from gasdesk.intent_corrections.service import TrainingExample, approved_examples, do_record_deployment
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from typer.testing import CliRunner, Result
 
 from gasdesk.audit.models import AuditEntry
 from gasdesk.audit.service import Actor
-from gasdesk.bot.corrections import service
-from gasdesk.bot.corrections.retraining import retrain_model
 from gasdesk.bot.nlu import classifier, model_store, retrain
 from gasdesk.bot.nlu.classifier import IntentClassifier, load_examples
 from gasdesk.cli import app
 from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.db import commit
+from gasdesk.intent_corrections import service
+from gasdesk.intent_corrections.retraining import retrain_model
 from tests.factories import agent_with_conversation, resident_said, staff_user
 
 CLI = Actor.system("test-retrain", "test")

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS
-from gasdesk.bot.corrections import service
-from gasdesk.bot.corrections.api import correction_out
-from gasdesk.bot.corrections.models import STATUS_LABELS, CorrectionStatus
 from gasdesk.bot.nlu.model_store import read_deployment
 from gasdesk.db import DbSession, rollback
 from gasdesk.errors import GasdeskError
 from gasdesk.fields import Id
+from gasdesk.intent_corrections import service
+from gasdesk.intent_corrections.api import correction_out
+from gasdesk.intent_corrections.models import STATUS_LABELS, CorrectionStatus
 from gasdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)

@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, Role
-from gasdesk.bot.corrections.models import CorrectionStatus, IntentCorrection
 from gasdesk.bot.nlu.intents import INTENTS
 from gasdesk.bot.nlu.model_store import Deployment
 from gasdesk.bot.nlu_bot import INTENT_LABELS
@@ -35,6 +34,7 @@ from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.event_types import IntentCorrected, IntentCorrectionReviewed
 from gasdesk.events import emit
+from gasdesk.intent_corrections.models import CorrectionStatus, IntentCorrection
 from gasdesk.security.pii import redact_pii
 
 # Every intent with the name agents pick it by: the bot's own labels, plus those that start no flow.

@@ -9,19 +9,19 @@ from fastapi import APIRouter, Query
 from gasdesk.auth.access import allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, STAFF_DESK, Role
-from gasdesk.bot.corrections import service
-from gasdesk.bot.corrections.models import STATUS_LABELS, CorrectionStatus, IntentCorrection
-from gasdesk.bot.corrections.schemas import (
+from gasdesk.conversations.service import access_conversation_for_user
+from gasdesk.db import DbSession
+from gasdesk.errors import InvalidInput
+from gasdesk.fields import Count, Id
+from gasdesk.intent_corrections import service
+from gasdesk.intent_corrections.models import STATUS_LABELS, CorrectionStatus, IntentCorrection
+from gasdesk.intent_corrections.schemas import (
     CorrectionIn,
     CorrectionOut,
     CorrectionPage,
     IntentOptionOut,
     ReviewIn,
 )
-from gasdesk.conversations.service import access_conversation_for_user
-from gasdesk.db import DbSession
-from gasdesk.errors import InvalidInput
-from gasdesk.fields import Count, Id
 
 router = APIRouter(prefix="/api/v1/bot", tags=["bot"])
 
