@@ -20,6 +20,8 @@ import_app = typer.Typer(help="Bulk imports", no_args_is_help=True)
 bot_app = typer.Typer(help="The resident bot", no_args_is_help=True)
 analytics_app = typer.Typer(help="Report facts and roll-ups", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base", no_args_is_help=True)
+corrections_app = typer.Typer(help="Agents' corrections of the bot's intents", no_args_is_help=True)
+bot_app.add_typer(corrections_app, name="corrections")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
@@ -232,11 +234,17 @@ def import_kb_cmd(file: Annotated[Path, typer.Argument(help="xlsx or CSV (UTF-8/
 
 
 @bot_app.command("eval")
-def bot_eval(file: Annotated[Path, typer.Argument(help='JSONL lines {"text", "intent", "slots"?}')]) -> None:
-    """Accuracy, per-intent precision/recall, slot accuracy, confusions and latency, with a TF-IDF+LR baseline."""
+def bot_eval(
+    file: Annotated[Path, typer.Argument(help='JSONL lines {"text", "intent", "slots"?} or dialogues {"turns": [...]}')],
+    errors: Annotated[int, typer.Option(help="Dialogue files: list this many wrong turns")] = 0,
+) -> None:
+    """Accuracy, per-intent precision/recall, slot accuracy, confusions and latency, with a TF-IDF+LR baseline;
+    for a file of multi-turn dialogues, turn accuracy in context (bot/nlu/dialogue_eval.py)."""
+    from gasdesk.bot.nlu.dialogue_eval import is_dialogue_file, run_dialogue_eval_cli
     from gasdesk.bot.nlu.evaluate import run_eval_cli
 
-    code = run_eval_cli(str(file))
+    dialogues = file.is_file() and is_dialogue_file(file)
+    code = run_dialogue_eval_cli(str(file), errors) if dialogues else run_eval_cli(str(file))
     if code:
         raise typer.Exit(code)
 
@@ -250,6 +258,67 @@ def kb_eval(file: Annotated[Path, typer.Argument(help='JSONL lines {"q", "title"
     code = run_eval_cli(str(file), str(articles) if articles else None)
     if code:
         raise typer.Exit(code)
+
+
+@bot_app.command("retrain")
+def bot_retrain(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compare only; deploy nothing")] = False,
+    heldout: Annotated[list[Path] | None, typer.Option(help="Held-out set (repeatable); default: every "
+                                                            "tests/bot/nlu/heldout*.jsonl")] = None,
+) -> None:
+    """Train a candidate on the shipped data plus approved corrections; deploy it only if, on every held-out
+    set, its accuracy is not lower than the deployed model's and its gas_leak recall is 1.00. Exit 1 otherwise
+    (the deployed model is untouched). Running processes pick the new model up within GASDESK_NLU_MODEL_CHECK_S."""
+    from gasdesk.audit.service import Actor
+    from gasdesk.bot.nlu import retrain
+    from gasdesk.bot.nlu.evaluate import EvalFileError
+    from gasdesk.db import transaction
+    from gasdesk.intent_corrections.retraining import retrain_model
+
+    sets = list(heldout) if heldout else retrain.heldout_sets()
+    if not sets:
+        fail(f"没有评测集 / no held-out sets ({retrain.HELDOUT_GLOB})：未部署 not deployed")
+
+    async def go():  # noqa: ANN202
+        async with transaction() as session:
+            return await retrain_model(session, Actor.system("cli"), sets=sets, dry_run=dry_run)
+
+    typer.echo("训练候选模型 / training the candidate (shipped data + approved corrections)…")
+    try:
+        outcome = run(go())
+    except EvalFileError as exc:
+        fail(f"评测集有误 / bad held-out set: {exc}")
+    typer.echo(f"已采纳的纠正 approved corrections: {len(outcome.examples)}；评测集 held-out sets: {len(sets)}")
+    typer.echo(retrain.format_verdict(outcome.verdict))
+    if not outcome.verdict.acceptable:
+        fail("候选模型不如现用模型（或漏识别燃气泄漏），未部署，现用模型不变 / "
+             "candidate refused: worse than the deployed model or misses a gas leak; nothing deployed")
+    if dry_run:
+        typer.echo("--dry-run：候选模型可以部署，但本次未部署 / the candidate would pass; nothing deployed")
+        return
+    deployment = outcome.deployment
+    assert deployment is not None
+    typer.echo(f"已部署 deployed: {deployment.model_file}（{deployment.corrections} 条纠正 corrections）；"
+               "各进程将在 GASDESK_NLU_MODEL_CHECK_S 秒内使用新模型 / running processes switch within "
+               "GASDESK_NLU_MODEL_CHECK_S seconds")
+
+
+@corrections_app.command("export")
+def corrections_export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for standard output)")]) -> None:
+    """Write the approved corrections as JSON lines {"text", "intent", "correction_id"} (phone/户号 masked)."""
+    from gasdesk.db import transaction
+    from gasdesk.intent_corrections.retraining import export_approved
+
+    async def go(out) -> int:  # noqa: ANN001
+        async with transaction() as session:
+            return await export_approved(session, out)
+
+    if str(file) == "-":
+        count = run(go(sys.stdout))
+    else:
+        with file.open("w", encoding="utf-8") as out:
+            count = run(go(out))
+    typer.echo(f"已导出 {count} 条已采纳的纠正 / exported {count} approved corrections", err=str(file) == "-")
 
 
 @analytics_app.command("backfill")

@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     # Where the fitted intent model is kept between processes (a few MB; trained again whenever the NLU code,
     # data or library versions change). Unset: <var_dir>/cache. Empty string: never cached.
     nlu_cache_dir: str | None = None
+    # How often each process looks for a newly deployed intent model (`gasdesk bot retrain`, under
+    # <var_dir>/nlu; gasdesk/bot/nlu/model_store.py): a deployment reaches every process within this many seconds.
+    nlu_model_check_s: float = Field(default=30.0, ge=0, le=3600)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

@@ -515,3 +515,24 @@ class EmergencyUpdated(EventPayload):
     level: int
     status: str
     seq: int
+
+
+# ------------------------------------------------------------------ learning from production (gasdesk/intent_corrections)
+
+
+@event_type("bot.intent_corrected")
+class IntentCorrected(EventPayload):
+    """An agent marked the intent the bot should have understood in a resident message (waiting for review)."""
+
+    correction_id: int
+    conversation_id: int
+    message_id: int
+    intent: str
+
+
+@event_type("bot.correction_reviewed")
+class IntentCorrectionReviewed(EventPayload):
+    """A supervisor or admin approved (training data for the next retrain) or rejected a correction."""
+
+    correction_id: int
+    status: str  # approved | rejected

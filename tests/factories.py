@@ -386,3 +386,33 @@ async def raw_table_dump() -> str:
             for row in await conn.execute(text(f"SELECT * FROM {table.name}")):
                 chunks.extend(str(v) for v in row)
     return "\n".join(chunks)
+
+
+# ---------------------------------------------------------------- bot corrections (tests/bot/test_corrections.py)
+
+
+async def resident_said(session: AsyncSession, conversation: Any, text: str, *, bot_intent: str | None = None,
+                        confidence: float = 0.42, committed: bool = True) -> Any:
+    """A resident's text message, with the bot's reading of it as the pipeline keeps it (``channel_meta``'s
+    ``bot_turn``) when ``bot_intent`` is given. Committed unless ``committed`` is False (many in one go)."""
+    from gasdesk.conversations.models import SenderType
+    from gasdesk.conversations.service import do_post_message
+
+    meta = {"bot_turn": {"intent": bot_intent, "confidence": confidence, "outcome": "answered",
+                         "understood": True}} if bot_intent else None
+    posted = await do_post_message(session, conversation, SenderType.resident, text=text, channel_meta=meta)
+    if committed:
+        await commit(session)
+    return posted.message
+
+
+async def agent_with_conversation(factory: Factory, *, role: str = "agent") -> tuple[User, Any]:
+    """An online agent (or supervisor) who has accepted a queued web chat. Committed."""
+    from gasdesk.conversations.service import do_accept
+
+    agent = await desk_agent(factory, role=role)
+    conversation = await queued_conversation(factory.session)
+    await factory.session.refresh(conversation)
+    await do_accept(factory.session, agent, conversation)
+    await commit(factory.session)
+    return agent, conversation

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from gasdesk.auth.roles import ROLE_LABELS
 from gasdesk.conversations.models import CHANNEL_LABELS
 from gasdesk.customers.models import ACCOUNT_STATUS_LABELS, ACCOUNT_TYPE_LABELS, METER_TYPE_LABELS
+from gasdesk.intent_corrections.models import STATUS_LABELS as CORRECTION_STATUS_LABELS
 from gasdesk.kb.models import STATUS_LABELS as KB_STATUS_LABELS
 from gasdesk.routing.models import PRESENCE_LABELS
 from gasdesk.tickets.lifecycle import ACTION_LABELS as TICKET_ACTION_LABELS
@@ -135,6 +136,9 @@ ACTION_LABELS: dict[str, str] = {
     "outage.update": "更新停气/停暖公告",
     "outage.close": "结束停气/停暖公告",
     "outage.import_customers": "导入受影响户号",
+    "bot.correct_intent": "纠正机器人意图",
+    "bot.review_correction": "审核意图纠正",
+    "bot.model_deploy": "部署重新训练的意图模型",
 }
 
 ENTITY_LABELS: dict[str, str] = {
@@ -142,7 +146,8 @@ ENTITY_LABELS: dict[str, str] = {
     "conversation": "会话", "ticket": "工单", "appointment": "预约", "config": "配置", "left_message": "留言",
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
     "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
-    "report": "报表", "report_file": "报表文件", "emergency": "紧急事件",
+    "report": "报表", "report_file": "报表文件", "emergency": "紧急事件", "intent_correction": "意图纠正",
+    "intent_model": "意图模型",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {
@@ -201,6 +206,10 @@ FIELD_LABELS: dict[str, str] = {
     "level": "风险等级", "source": "来源", "outage_id": "停气公告", "policy_version": "升级路径版本", "seq": "通知轮次", "step": "步骤",
     "notified": "通知（人员:渠道:状态）", "via": "确认方式", "summary": "处置总结", "steps": "升级步骤", "duty_role": "值班岗位",
     "starts_at": "开始时间", "ends_at": "结束时间", "mobile": "手机", "wechat": "微信",
+    # learning from production (gasdesk/intent_corrections)
+    "message_id": "消息", "intent": "意图", "predicted_intent": "机器人识别的意图", "predicted_confidence": "置信度",
+    "corrections": "纠正条数", "training_examples": "训练样本数", "model_file": "模型文件", "fingerprint": "模型指纹",
+    "figures": "评测结果", "correction_ids": "纠正编号",
 }
 
 # Where one field name means something more precise for one kind of object.
@@ -238,7 +247,7 @@ _VALUE_LABELS: dict[str, Mapping[str, str]] = {
 }
 _STATUS_LABELS: dict[str, Mapping[str, str]] = {
     "ticket": _by_value(TICKET_STATUS_LABELS), "account": _by_value(ACCOUNT_STATUS_LABELS), "config": KB_STATUS_LABELS,
-    "appointment": _APPOINTMENT_STATUS,
+    "appointment": _APPOINTMENT_STATUS, "intent_correction": _by_value(CORRECTION_STATUS_LABELS),
 }
 EMPTY = "（空）"
 

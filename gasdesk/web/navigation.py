@@ -39,6 +39,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/quality", "质检", "复核队列、评分表与规则、坐席与班组周趋势"),
     Console("/quality/mine", "我的质检", "我的质检得分、规则明细与申诉"),
     Console("/admin/kb", "知识库", "知识文章、导入、命中统计"),
+    Console("/admin/bot/corrections", "意图纠正", "审核坐席标注的机器人误识别，用于重新训练意图模型"),
     Console("/admin/users", "用户管理", "新建用户、重置密码、调整角色、停用"),
     Console("/admin/audit", "审计日志", "谁在何时改了什么"),
     Console("/admin/webhooks", "Webhook", "对接外部系统的事件推送"),

@@ -48,9 +48,11 @@ from tests.factories import (
     TEST_PASSWORD,
     WO_PNG,
     Factory,
+    agent_with_conversation,
     desk_agent,
     login,
     queued_conversation,
+    resident_said,
     staff_user,
     wo_actor,
     wo_ticket,
@@ -393,6 +395,46 @@ async def _(ctx: Ctx) -> Call:
     callback_id = await _accepted_callback(ctx)
     return Call("POST", f"/api/v1/callbacks/{callback_id}/outcome", ("callback.outcome",),
                 json={"outcome": "reached"})
+
+
+# ---------------------------------------------------------------- intent corrections (learning from production)
+
+
+async def _intent_correction(ctx: Ctx, *, log_in_agent: bool = False) -> tuple[int, int]:
+    """(message id, correction id or 0): a resident's message in an agent's chat, corrected unless the agent is
+    the one to log in and do it."""
+    from gasdesk.intent_corrections.service import do_correct_intent
+
+    agent, conversation = await agent_with_conversation(ctx.factory)
+    message = await resident_said(ctx.session, conversation, "燃气费怎么交", bot_intent="balance_query")
+    if log_in_agent:
+        await ctx.log_in(agent)
+        return message.id, 0
+    row = await do_correct_intent(ctx.session, agent, message, conversation, "payment_howto")
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return message.id, row.id
+
+
+@scenario("POST", "/api/v1/bot/corrections")
+async def _(ctx: Ctx) -> Call:
+    message_id, _ = await _intent_correction(ctx, log_in_agent=True)
+    return Call("POST", "/api/v1/bot/corrections", ("bot.correct_intent",),
+                json={"message_id": message_id, "intent": "payment_howto"})
+
+
+@scenario("POST", "/api/v1/bot/corrections/{correction_id}/review")
+async def _(ctx: Ctx) -> Call:
+    _, correction_id = await _intent_correction(ctx)
+    return Call("POST", f"/api/v1/bot/corrections/{correction_id}/review", ("bot.review_correction",),
+                json={"decision": "approve"})
+
+
+@scenario("POST", "/admin/bot/corrections/{correction_id}/review")
+async def _(ctx: Ctx) -> Call:
+    _, correction_id = await _intent_correction(ctx)
+    return Call("POST", f"/admin/bot/corrections/{correction_id}/review", ("bot.review_correction",),
+                data={"decision": "reject"})
 
 
 # ---------------------------------------------------------------- conversations and routing

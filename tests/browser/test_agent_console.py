@@ -311,3 +311,33 @@ async def test_accept_refused_at_max_concurrency(live_server, browser, factory, 
     await page.click(left + " button:has-text('已处理')")
     await page.wait_for_selector(left, state="detached")
     assert page.js_errors == []
+
+
+async def test_agent_marks_the_intent_the_bot_missed(live_server, browser, factory, session, residents) -> None:
+    """纠正意图 on a resident's message: pick the intent from the menu; the mark stays after reopening."""
+    from sqlalchemy import select
+
+    from gasdesk.intent_corrections.models import IntentCorrection
+
+    agent = await _agent(factory, session, "agentcorrect")
+    agent_id = agent.id
+    page = await _open_console(browser, live_server, agent.username)
+    resident = await residents()
+    await resident.say("转人工")
+    await _take(page, resident)
+    await resident.say("我户号2103345678，这个月的钱咋交")
+    said = "#msgs .msg-resident:has-text('这个月的钱咋交')"
+    await page.wait_for_selector(said)
+    assert await page.locator("#msgs .msg-bot .intent-fix").count() == 0  # only residents' messages
+    await page.click(said + " .intent-fix")
+    await page.select_option(said + " .intent-form select", "payment_howto")
+    await page.click(said + " .intent-form button[type=submit]")
+    await page.wait_for_selector(said + " .intent-mark:has-text('已标注意图：如何缴费（待审核）')")
+    await page.reload()
+    await page.wait_for_selector("#conn-state.ok")
+    await page.click(item(resident.conversation_id))
+    await page.wait_for_selector(said + " .intent-mark:has-text('如何缴费')")
+    session.expire_all()
+    [row] = await session.scalars(select(IntentCorrection))
+    assert row.intent == "payment_howto" and row.created_by == agent_id and "[户号]" in row.text
+    assert page.js_errors == []

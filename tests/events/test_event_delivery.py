@@ -33,10 +33,12 @@ from gasdesk.webhooks.models import EVENTS, WebhookDelivery
 from gasdesk.webhooks.service import do_create_endpoint
 from tests.factories import (
     Factory,
+    agent_with_conversation,
     bot_conversation,
     desk_agent,
     queued_conversation,
     reload_conversation,
+    resident_said,
     staff_user,
     wo_actor,
     wo_ticket,
@@ -543,6 +545,34 @@ async def _outage_closed(w: World) -> None:
     notice = await _published_outage(w)
     w.start()
     await do_close_outage(w.session, wo_actor(), notice, note="已恢复")
+    await commit(w.session)
+
+
+async def _resident_turn(w: World):
+    agent, conversation = await agent_with_conversation(w.factory)
+    return agent, conversation, await resident_said(w.session, conversation, "燃气费怎么交", bot_intent="balance_query")
+
+
+@case("bot.intent_corrected")
+async def _intent_corrected(w: World) -> None:
+    from gasdesk.intent_corrections.service import do_correct_intent
+
+    agent, conversation, message = await _resident_turn(w)
+    w.start()
+    await do_correct_intent(w.session, agent, message, conversation, "payment_howto")
+    await commit(w.session)
+
+
+@case("bot.correction_reviewed")
+async def _correction_reviewed(w: World) -> None:
+    from gasdesk.intent_corrections.service import do_correct_intent, do_review_correction
+
+    agent, conversation, message = await _resident_turn(w)
+    row = await do_correct_intent(w.session, agent, message, conversation, "payment_howto")
+    await commit(w.session)
+    supervisor = await staff_user(w.session, "supervisor")
+    w.start()
+    await do_review_correction(w.session, supervisor, row, "approve")
     await commit(w.session)
 
 

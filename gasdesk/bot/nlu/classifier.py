@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gasdesk.bot.nlu import model_store
 from gasdesk.bot.nlu.normalize import canonicalize
 from gasdesk.bot.nlu.segment import words
 from gasdesk.config import get_settings
@@ -82,7 +83,9 @@ def build_pipeline() -> Pipeline:
         ]
     )
     # Sigmoid calibration over an SVM gives usable confidences at a fraction of LR's training cost.
-    model = CalibratedClassifierCV(LinearSVC(C=0.5), method="sigmoid", cv=3)
+    # A fixed seed for liblinear's shuffling: the same data always gives the same model, so `gasdesk bot retrain`
+    # compares a candidate with the deployed model on the corrections alone, not on the luck of the draw.
+    model = CalibratedClassifierCV(LinearSVC(C=0.5, random_state=0), method="sigmoid", cv=3)
     return Pipeline([("features", features), ("model", model)])
 
 
@@ -177,8 +180,14 @@ def _cached_classifier() -> IntentClassifier:
 
 
 def get_classifier() -> IntentClassifier:
-    """The process-wide classifier: loaded from the local model cache, else trained on first use (double-checked
-    under a lock)."""
+    """The classifier the bot uses: the model deployed by ``gasdesk bot retrain`` when there is a usable one
+    (``model_store``: noticed by every process within ``nlu_model_check_s``), else the shipped one."""
+    return model_store.deployed_model(IntentClassifier, model_fingerprint) or shipped_classifier()
+
+
+def shipped_classifier() -> IntentClassifier:
+    """The process-wide model of the shipped training data: loaded from the local model cache, else trained on
+    first use (double-checked under a lock)."""
     global _classifier
     if _classifier is None:
         with _lock:

@@ -10,6 +10,7 @@ says; extra slots are fine); ``also`` (a second request in the same message) is 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -112,14 +113,13 @@ def load_dialogues(path: str | Path) -> list[Dialogue]:
 
 def is_dialogue_file(path: str | Path) -> bool:
     """True when the first non-blank line of ``path`` is a dialogue (has "turns")."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    return isinstance(json.loads(line), dict) and "turns" in json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-    return False
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        row = json.loads(first)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # the line-by-line evaluator reports what is wrong with the file
+    return isinstance(row, dict) and "turns" in row
 
 
 def evaluate_dialogues(path: str | Path) -> DialogueReport:
@@ -192,3 +192,14 @@ def format_dialogue_report(report: DialogueReport, show_errors: int = 0) -> str:
         lines.append(f"  ✗ {error.dialogue}#{error.turn} [{error.how}] {error.gold} -> {error.predicted}"
                      f" {error.missing_slots or ''} 「{error.text}」")
     return "\n".join(lines)
+
+
+def run_dialogue_eval_cli(path: str, show_errors: int = 0) -> int:
+    """``gasdesk bot eval DIALOGUES.jsonl``: 0 after printing a report, 2 on a bad file."""
+    try:
+        report = evaluate_dialogues(path)
+    except (EvalFileError, OSError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_dialogue_report(report, show_errors))
+    return 0

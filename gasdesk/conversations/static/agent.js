@@ -517,7 +517,69 @@
       el.append(h("div", { class: "quick" }, p.quick_replies.map((q) => h("span", { text: q.label }))));
     }
     if (p.quick_reply && m.sender === "resident") el.append(h("div", { class: "status", text: "（点击了快捷按钮）" }));
+    if (canCorrect(m)) {
+      el.querySelector(".who").append(h("button", { type: "button", class: "link-btn intent-fix", title: "机器人没理解这句话？标注正确的意图",
+        text: "纠正意图", onclick: () => openCorrection(el, m) }));
+    }
     return el;
+  }
+
+  // ------------------------------------------------------------------ intent corrections (learning from production)
+  // A resident's text the bot misunderstood can be marked with the intent it meant; supervisors review it on
+  // /admin/bot/corrections and approved ones train the next model (gasdesk bot retrain).
+
+  let intentOptions = null; // [{intent, label}] from /api/v1/bot/intents, fetched on first use
+
+  function canCorrect(m) {
+    const c = S.conv;
+    return m.sender === "resident" && m.type === "text" && !!m.id && !!(m.text || "").trim() && !!c &&
+      (IS_MANAGER || c.agent_id === ME.id);
+  }
+
+  function showCorrection(node, row) {
+    let tag = node.querySelector(".intent-mark");
+    if (!tag) { tag = h("div", { class: "status intent-mark" }); node.append(tag); }
+    tag.textContent = "已标注意图：" + row.intent_label + "（" + row.status_label + "）" +
+      (row.predicted_label ? "，机器人识别为 " + row.predicted_label : "");
+    const button = node.querySelector(".intent-fix");
+    if (button && row.status !== "pending") button.remove();
+  }
+
+  async function openCorrection(node, m) {
+    if (node.querySelector(".intent-form")) return;
+    if (!intentOptions) {
+      try { intentOptions = await api("GET", "/api/v1/bot/intents"); } catch (e) { showError(e); return; }
+    }
+    const select = h("select", { "aria-label": "正确的意图" }, h("option", { value: "", text: "请选择居民的真实意图…" }),
+      intentOptions.map((o) => h("option", { value: o.intent, text: o.label })));
+    const form = h("form", { class: "intent-form" }, select,
+      h("button", { type: "submit", text: "提交" }),
+      h("button", { type: "button", class: "secondary", text: "取消", onclick: () => form.remove() }));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!select.value) { toast("请选择意图", "error"); return; }
+      try {
+        const row = await api("POST", "/api/v1/bot/corrections", { message_id: m.id, intent: select.value });
+        form.remove();
+        showCorrection(node, row);
+        toast("已提交，待班长审核", "ok");
+      } catch (e) { showError(e); }
+    });
+    node.append(form);
+    select.focus();
+  }
+
+  async function refreshCorrections() {
+    const c = S.conv;
+    if (!c || !(IS_MANAGER || c.agent_id === ME.id)) return;
+    let page;
+    try { page = await api("GET", "/api/v1/bot/corrections?conversation_id=" + encodeURIComponent(c.id) + "&limit=500"); }
+    catch (e) { return; }
+    if (!S.conv || S.conv.id !== c.id) return;
+    for (const row of page.items) {
+      const node = document.querySelector('#transcript .msg[data-mid="' + row.message_id + '"]');
+      if (node) showCorrection(node, row);
+    }
   }
 
   // WeChat/SMS: whether each reply reached the resident's phone, and why not (48-hour window, outage…).
@@ -555,6 +617,7 @@
     renderPending();
     scrollBottom();
     refreshDelivery();
+    refreshCorrections();
   }
 
   function renderPending() {

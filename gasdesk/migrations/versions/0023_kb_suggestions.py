@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '0023'
-down_revision = '0021'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 
