@@ -28,7 +28,7 @@ from gasdesk.bot.dialogue.flow import ASKS_RE, CANCEL_RE, NO_RE, QUESTION_RE, YE
 from gasdesk.bot.dialogue.pause import RESUME_RE
 from gasdesk.bot.nlu import Understanding, understand
 from gasdesk.bot.nlu.classifier import get_classifier
-from gasdesk.bot.nlu.context import DialogueContext, Reading, understand_in_context
+from gasdesk.bot.nlu.context import DialogueContext, Reading, refused_request, understand_in_context
 from gasdesk.bot.nlu.scope import mentions_domain
 from gasdesk.kb.service import knowledge_answer
 
@@ -97,7 +97,8 @@ class NluBot:
         context = DialogueContext.from_state(ctx.state.get(CONTEXT_KEY))
         own = understand(text)
         if ctx.state.get("flow_state") or pause.has_offer(ctx):
-            reading = Reading(own)
+            # Even in a flow, "不用转人工了" must not hand the resident over.
+            reading = refused_request(text, own, context) or Reading(own)
         else:
             reading = understand_in_context(text, context, understood=own)
         # "算了": the resident drops the topic; nothing carries over from it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -31,6 +32,29 @@ async def _group_for(session: AsyncSession, rule: HandoffRule, reply: BotReply |
     return await session.get(SkillGroup, rule.skill_group_id)
 
 
+# "不是要投诉", "不用转人工了", "别投诉": a keyword the resident negates right before it is not said.
+_NEGATION_BEFORE = re.compile(r"(不是要?|不是想|并不是|不想|不要|不用|不需要|无需|没有?|别|不)(转|找|要|接|去)?$")
+
+
+def says(text: str, word: str) -> bool:
+    """``word`` occurs in ``text`` at least once without a negation just before it."""
+    start = text.find(word)
+    while start != -1:
+        if not _NEGATION_BEFORE.search(text[max(0, start - 4):start]):
+            return True
+        start = text.find(word, start + 1)
+    return False
+
+
+def _intent_allows(rule: HandoffRule, reply: BotReply | None) -> bool:
+    """A keyword rule may name intents it applies to (``only_intents``) or stands aside for
+    (``unless_intents``, e.g. praise that mentions 投诉 in passing) — edited with the rule's params."""
+    intent = reply.intent if reply is not None else None
+    only = rule.params.get("only_intents") or []
+    unless = rule.params.get("unless_intents") or []
+    return (not only or intent in only) and intent not in unless
+
+
 # Rules that only read the resident's words or the bot's miss count: they stand aside when the bot's
 # dialogue took the turn (its intake of a complaint is the answer, not a second outcome beside a hand-off).
 TURN_RULES = (HandoffKind.keyword, HandoffKind.intent, HandoffKind.bot_misses)
@@ -45,9 +69,9 @@ def _matches(rule: HandoffRule, conversation: Conversation, text: str, reply: Bo
         return bool(reply and reply.emergency)
     if kind is HandoffKind.request:
         words = rule.params.get("keywords") or []
-        return requested or bool(reply and reply.handoff_requested) or any(w in text for w in words)
+        return requested or bool(reply and reply.handoff_requested) or any(says(text, w) for w in words)
     if kind is HandoffKind.keyword:
-        return any(w in text for w in rule.params.get("keywords") or [])
+        return _intent_allows(rule, reply) and any(says(text, w) for w in rule.params.get("keywords") or [])
     if kind is HandoffKind.bot_misses:
         return conversation.bot_misses >= int(rule.params.get("threshold", 2))
     if kind is HandoffKind.intent:

@@ -153,3 +153,28 @@ async def test_skill_hint_from_the_bot_topic_routes_to_heating(session, factory,
         await commit(session)
     stored = await reload_conversation(conversation.id)
     assert (stored.state, stored.skill_group_id) == ("queued", 2)
+
+
+@pytest.mark.parametrize("text", ["不是要投诉，就问问", "我不投诉了", "不想举报谁，问个事"])
+async def test_negated_keywords_do_not_hand_off(session, factory, text: str) -> None:
+    # The rule bot understands none of these: only the keyword and request rules could move the conversation.
+    await desk_agent(factory, presence="busy", groups=(1, 4))
+    conversation = await bot_conversation(session)
+    await _say(session, conversation, text)
+    stored = await reload_conversation(conversation.id)
+    assert (stored.state, stored.handoff_reason) == ("bot", None)
+
+
+async def test_a_keyword_rule_stands_aside_for_the_intents_it_names(session, factory) -> None:
+    await desk_agent(factory, presence="busy", groups=(1, 4))
+    await _set_rule(session, "投诉", params={"keywords": ["投诉"], "unless_intents": ["human_agent"]})
+    conversation = await bot_conversation(session)
+    await _say(session, conversation, "我要投诉你们的维修师傅，转人工")  # the rule bot reads human_agent
+    stored = await reload_conversation(conversation.id)
+    assert (stored.state, stored.skill_group_id, stored.handoff_reason) == ("queued", 1, "request")
+
+    await _set_rule(session, "投诉", params={"keywords": ["投诉"], "only_intents": ["human_agent"]})
+    second = await bot_conversation(session)
+    await _say(session, second, "我要投诉你们的维修师傅，转人工")
+    stored = await reload_conversation(second.id)
+    assert (stored.state, stored.skill_group_id, stored.handoff_reason) == ("queued", 4, "keyword")

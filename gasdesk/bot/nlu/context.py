@@ -48,6 +48,12 @@ _NOT_BUT = re.compile(
 )
 # "改成后天上午", "下午不行，改上午": what follows the last change word replaces what came before it.
 _CHANGE = re.compile(r"改成|换成|改到|换到|改为|改约|改在|改|换")
+# "不用转人工了", "不是要投诉，就问问": the request named is refused; whatever follows is the message.
+_REFUSED = re.compile(
+    _INTERJECTION + r"(?:我)?(?:并)?(?:不用|不要|不需要|不想|不是要?|别|无需|先不)(?:再)?(?:转|找|接|去)?"
+    r"(?P<refused>人工客服|人工|客服|真人|投诉|举报)(?:了|啦|啊)?[,，。.!！\s]*(?:我)?(?:就|只是|只)?(?P<rest>.*)$"
+)
+_CANCELS = re.compile(r"取消|不约了|不要了|不用来|别来|撤")
 # "…，不是X" at the end of the meant part: drop it ("是改线不是维修" means 改线).
 _TRAILING_NOT = re.compile(r"[,，\s]*(?:而)?不是.*$")
 # Connectives that join a second request to the first.
@@ -161,6 +167,29 @@ def _answer_rest(text: str, slots: dict[str, str]) -> int | None:
     return len(rest)
 
 
+def refused_request(text: str, u: Understanding, context: DialogueContext,
+                    now: datetime | None = None) -> Reading | None:
+    """A message that turns a request down ("不用转人工了，我自己弄好了", "不是要投诉，就问问") must not be read as
+    that request (the classifier, blind to negation, says human_agent/complaint). What follows is read on its
+    own; with nothing after it, the topic in context goes on (or the resident is simply still there)."""
+    refused = _REFUSED.match(normalize(text).strip())
+    if refused is None or u.intent == GAS_LEAK:
+        return None
+    rest = refused.group("rest").strip(" ,，。")
+    if len(_bare(rest)) >= 3:
+        meant = understand(rest, now)
+        if meant.intent != _REFUSED_INTENTS[refused.group("refused")]:
+            return Reading(meant, "negation")
+    if context.intent is not None and context.intent not in NOT_TOPICS:
+        return Reading(Understanding(context.intent, CARRY_BELOW, u.slots), "negation")
+    return Reading(Understanding("greeting", CARRY_BELOW, u.slots), "negation")
+
+
+# The intent each refused word stands for: reading the rest as that same intent would undo the refusal.
+_REFUSED_INTENTS = {"人工客服": "human_agent", "人工": "human_agent", "客服": "human_agent", "真人": "human_agent",
+                    "投诉": "complaint", "举报": "complaint"}
+
+
 def understand_in_context(text: str, context: DialogueContext | None = None, now: datetime | None = None,
                           *, understood: Understanding | None = None) -> Reading:
     """``understand`` plus the conversation so far (see the module docstring). Thread-safe, no I/O.
@@ -169,6 +198,9 @@ def understand_in_context(text: str, context: DialogueContext | None = None, now
     u = understood or understand(text, now)
     if u.intent == GAS_LEAK:
         return Reading(u)
+    refused = refused_request(text, u, context, now)
+    if refused is not None:
+        return refused
     clean = normalize(text).strip()
 
     corrected = _CORRECTION.match(clean)
@@ -198,6 +230,10 @@ def understand_in_context(text: str, context: DialogueContext | None = None, now
     if u.intent == "out_of_scope" and u.confidence >= 1.0:  # the domain gate decided: "那电费呢" is not ours
         return Reading(u)
     length = len(re.sub(r"\d+", "", _bare(text)))  # an account number is one word, not ten characters
+    # "明天没人，改成周六下午" while booking changes the booking's date; it does not cancel (取消或改约) anything.
+    if (context.intent == "appointment_book" and u.intent in ("appointment_book", "appointment_cancel")
+            and _CHANGE.search(clean) and {"date", "time"} & u.slots.keys() and not _CANCELS.search(clean)):
+        return _carry(context, u, latest_slots(text, now), "correction")
     rest = _answer_rest(text, u.slots)
     # Nothing but values answers the question in context; a few more words ("派个师傅来修吧") may be a new request.
     if rest is not None and (rest <= 3 or rest <= 6 and not (_is_request(u, CARRY_BELOW) and u.intent != context.intent)):

@@ -11,6 +11,9 @@ DEV_EVAL = SHARED / "dev-eval" / "utterances.jsonl"
 HELDOUT = Path(__file__).resolve().parent / "heldout.jsonl"
 # Written independently of the training data (colloquial, dialect, typos, English-mixed, long stories).
 HELDOUT2 = Path(__file__).resolve().parent / "heldout2.jsonl"
+# Written before looking at the model's errors: dialect, typos, pinyin, voice input, traditional characters.
+HELDOUT3 = Path(__file__).resolve().parent / "heldout3.jsonl"
+DIALOGUES = Path(__file__).resolve().parents[1] / "dialogues" / "dialogues.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +31,11 @@ def heldout_report() -> EvalReport:
 @pytest.fixture(scope="session")
 def heldout2_report() -> EvalReport:
     return evaluate(HELDOUT2)
+
+
+@pytest.fixture(scope="session")
+def heldout3_report() -> EvalReport:
+    return evaluate(HELDOUT3)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

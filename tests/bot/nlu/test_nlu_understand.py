@@ -4,6 +4,8 @@ from datetime import datetime
 
 import pytest
 
+from tests.bot.nlu.conftest import DIALOGUES
+from gasdesk.bot.nlu.dialogue_eval import evaluate_dialogues
 from gasdesk.bot.nlu import INTENTS, Understanding, understand
 from gasdesk.bot.nlu.classifier import load_examples
 
@@ -74,19 +76,34 @@ def test_dev_eval_targets(dev_report):
 
 def test_heldout_targets(heldout_report):
     assert heldout_report.total >= 200
-    assert heldout_report.accuracy >= 0.88
+    assert heldout_report.accuracy >= 0.95  # issue 14's goal on every held-out set (training is deterministic)
     assert heldout_report.leak_recall == 1.0
     assert heldout_report.slot_accuracy is not None and heldout_report.slot_accuracy >= 0.9
 
 
 def test_heldout2_targets(heldout2_report):
-    # Reached 0.966 when added; the margin absorbs retraining noise, not regressions.
     assert heldout2_report.total >= 300
     assert set(heldout2_report.per_intent) >= set(INTENTS)
     assert min(score.support for score in heldout2_report.per_intent.values()) >= 12
-    assert heldout2_report.accuracy >= 0.93
+    assert heldout2_report.accuracy >= 0.95
     assert heldout2_report.leak_recall == 1.0
     assert heldout2_report.slot_accuracy is not None and heldout2_report.slot_accuracy >= 0.9
+
+
+def test_heldout3_targets(heldout3_report):
+    assert heldout3_report.total >= 450
+    assert min(score.support for score in heldout3_report.per_intent.values()) >= 12
+    assert heldout3_report.accuracy >= 0.95
+    assert heldout3_report.leak_recall == 1.0
+    assert heldout3_report.slot_accuracy is not None and heldout3_report.slot_accuracy >= 0.9
+
+
+def test_multi_turn_dialogue_targets():
+    report = evaluate_dialogues(DIALOGUES)
+    assert (report.dialogues, report.turns) >= (300, 600)
+    assert report.turn_accuracy >= 0.90
+    assert report.leak_recall == 1.0
+    assert report.also_recall is not None and report.also_recall >= 0.5
 
 
 @pytest.mark.parametrize(
