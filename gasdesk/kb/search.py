@@ -31,8 +31,8 @@ from gasdesk.kb.render import to_plain
 
 ANSWER_THRESHOLD = 0.2  # below this the bot does not answer from the knowledge base (a miss is recorded)
 SUGGEST_THRESHOLD = 0.12  # staff search and console suggestions show weaker matches too
-FIELD_WEIGHTS = {"title": 3.0, "questions": 2.0, "answer": 0.6}
-K1, B = 1.2, 0.6
+FIELD_WEIGHTS = {"title": 3.0, "questions": 2.0, "answer": 1.0}
+K1, B = 2.0, 0.6
 W_BM25, W_NGRAM = 0.55, 0.45
 # A query word matched only through a related word of its expansion group counts this share of its weight.
 EXPANSION_WEIGHT = 0.5
@@ -48,7 +48,7 @@ STOPWORDS = frozenset(
     "的 了 吗 呢 啊 吧 呀 么 哦 嗯 哈 啦 嘛 我 我家 我们 俺 你 你们 您 您好 你好 请问 请 麻烦 一下 怎么 怎么办 怎样 "
     "如何 什么 啥 咋 咋办 为什么 为啥 是 在 就 都 也 还 又 和 跟 与 或 及 这 那 这个 那个 这样 那样 哪 哪里 哪儿 "
     "可以 能 能不能 可不可以 是不是 有没有 需要 要 想 得 该 应该 吗? 谢谢 好 一 个 些 下 上 给 把 被 让 对 "
-    "现在 今天 我想 想要 问 问下 问一下 咨询 知道 告诉 帮 帮忙 多少 几 时候 情况 里 着 去 有 过 从 到 还是 行不行 "
+    "现在 今天 我想 想要 问 问下 问一下 咨询 知道 帮 帮忙 多少 几 时候 情况 里 着 去 有 过 从 到 还是 行不行 "
     "行 一股 那根 那个 这根 前面 后面 回去 弄 怎么弄 咋弄 搞 怎么搞 不想 感觉 觉得 一直 老是 总是 已经 突然 "
     "就是 但是 可是 因为 所以 如果 时 后 以后 之后 里面 上面 下面".split()
 )
