@@ -1,7 +1,7 @@
 """Benchmark the bot's NLU: training time, understand() latency percentiles, baseline comparison.
 
 Run: .venv/bin/python bench/nlu_latency.py [EVAL.jsonl ...]
-Defaults to the shared dev-eval set (when present) and the project's held-out sets (heldout, heldout2).
+Defaults to the shared dev-eval set (when present) and every held-out set (tests/bot/nlu/heldout*.jsonl).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from gasdesk.bot.nlu.evaluate import evaluate, load_eval_file
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETS = (
     Path(os.environ.get("GASDESK_SHARED_DIR") or ROOT.parent / "shared") / "dev-eval" / "utterances.jsonl",
-    ROOT / "tests/bot/nlu/heldout.jsonl",
-    ROOT / "tests/bot/nlu/heldout2.jsonl",
+    *sorted((ROOT / "tests/bot/nlu").glob("heldout*.jsonl")),
 )
 ROUNDS = 5  # each set is run several times so p99 means something
 

@@ -136,6 +136,8 @@ def _cases_from_module(file: Path) -> list[EvalCase]:
         raise KbEvalFileError(f"{file}:{exc.lineno}: not valid Python ({exc.msg})") from exc
     lists: dict[str, Any] = {}
     for node in tree.body:
+        if not isinstance(node, ast.Assign | ast.AnnAssign):
+            continue
         target = (
             node.target
             if isinstance(node, ast.AnnAssign)

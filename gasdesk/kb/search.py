@@ -131,16 +131,25 @@ def _ngrams(text: str) -> Counter[str]:
 
 
 class IndexedArticle(Protocol):
-    """What the index reads of an article: a published ``KbArticle`` row, or a record of an evaluation set."""
+    """What the index reads of an article: a published ``KbArticle`` row, or a record of an evaluation set.
+    Read-only members, so a frozen record satisfies it as well as an ORM row."""
 
-    id: int
-    title: str
-    questions: list[str]
-    answer: str
-    category: str
-    channels: list[str]
-    valid_from: date | None
-    valid_to: date | None
+    @property
+    def id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def questions(self) -> list[str]: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def channels(self) -> list[str]: ...
+    @property
+    def valid_from(self) -> date | None: ...
+    @property
+    def valid_to(self) -> date | None: ...
 
 
 @dataclass

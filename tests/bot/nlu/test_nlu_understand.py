@@ -4,10 +4,10 @@ from datetime import datetime
 
 import pytest
 
-from tests.bot.nlu.conftest import DIALOGUES
-from gasdesk.bot.nlu.dialogue_eval import evaluate_dialogues
 from gasdesk.bot.nlu import INTENTS, Understanding, understand
 from gasdesk.bot.nlu.classifier import load_examples
+from gasdesk.bot.nlu.dialogue_eval import evaluate_dialogues
+from tests.bot.nlu.conftest import DIALOGUES
 
 pytestmark = pytest.mark.no_database  # pure computation: run once, in the SQLite pass
 
