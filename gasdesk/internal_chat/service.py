@@ -202,7 +202,7 @@ async def chat_titles(session: AsyncSession, user: User, chats: Sequence[Interna
         rows = await session.execute(
             select(InternalChatMember.chat_id, User.display_name).join(User, User.id == InternalChatMember.user_id)
             .where(InternalChatMember.chat_id.in_(direct), InternalChatMember.user_id != user.id))
-        others = dict(rows.tuples().all())
+        others = {chat_id: name for chat_id, name in rows}
     return {c.id: (c.name or "群聊") if c.kind == ChatKind.group.value else others.get(c.id, "（仅自己）")
             for c in chats}
 
@@ -348,7 +348,7 @@ def _add_message(session: AsyncSession, chat: InternalChat, sender: User | None,
 
 
 async def _sender_has_read(session: AsyncSession, user: User, message: InternalChatMessage) -> None:
-    """One's own message is read by oneself: the read mark moves with it."""
+    """One's own message (or the notice of one's own change) is read by oneself: the read mark moves with it."""
     await session.flush()
     member = await membership(session, message.chat_id, user.id)
     if member is not None and member.last_read_id < message.id:
@@ -402,6 +402,7 @@ async def do_create_group(session: AsyncSession, user: User, name: str, people: 
         session.add(InternalChatMember(chat_id=chat.id, user_id=member.id, role=MemberRole.member.value,
                                        joined_at=utcnow()))
     message = _add_message(session, chat, None, MessageKind.system, text=f"{user.display_name} 创建了群聊「{name}」")
+    await _sender_has_read(session, user, message)
     record_audit(session, Actor.of(user), "ichat.create", "internal_chat", chat.id,
                  after={"kind": chat.kind, "name": name, "team_id": team_id,
                         "members": sorted({user.id, *(m.id for m in members)})})
@@ -435,6 +436,7 @@ async def do_add_member(session: AsyncSession, user: User, chat: InternalChat, n
     session.add(member)
     message = _add_message(session, chat, None, MessageKind.system,
                            text=f"{user.display_name} 邀请 {person.display_name} 加入了群聊")
+    await _sender_has_read(session, user, message)
     record_audit(session, Actor.of(user), "ichat.member_add", "internal_chat", chat.id,
                  after={"user_id": person.id, "role": member.role})
     await _publish_members(session, chat)
@@ -463,6 +465,7 @@ async def do_remove_member(session: AsyncSession, user: User, chat: InternalChat
     name = person.display_name if person else "成员"
     message = _add_message(session, chat, None, MessageKind.system,
                            text=f"{name} 退出了群聊" if left else f"{user.display_name} 将 {name} 移出了群聊")
+    await _sender_has_read(session, user, message)
     record_audit(session, Actor.of(user), "ichat.member_remove", "internal_chat", chat.id,
                  before={"user_id": member_user_id, "role": target.role}, after={"left": left})
     await _publish_members(session, chat, removed=[member_user_id])
