@@ -90,8 +90,13 @@ async def search(body: SearchIn, session: DbSession, user: User = allow(*ALL_ROL
     logs)."""
     found = await service.search_messages(session, user, body.q)
     messages = await service.messages_out(session, [m for m, _ in found.hits])
-    return SearchOut(items=[SearchHit(chat_id=m.chat_id, chat_title=title, message=out)
-                            for (m, title), out in zip(found.hits, messages, strict=True)], scanned=found.scanned)
+    return SearchOut(
+        items=[
+            SearchHit(chat_id=m.chat_id, chat_title=title, message=out)
+            for (m, title), out in zip(found.hits, messages, strict=True)
+        ],
+        scanned=found.scanned,
+    )
 
 
 @router.get("/files/{token}", response_class=Response)
@@ -108,7 +113,9 @@ async def get_chat(chat_id: Id, session: DbSession, user: User = allow(*ALL_ROLE
 
 
 @router.post("/{chat_id}/members", response_model=ChatDetailOut)
-async def add_member(chat_id: Id, body: MemberIn, session: DbSession, user: User = allow(*ALL_ROLES)) -> ChatDetailOut:
+async def add_member(
+    chat_id: Id, body: MemberIn, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> ChatDetailOut:
     """Add a colleague to a group (its owner and admins)."""
     chat = await service.access_chat(session, user, chat_id)
     await service.do_add_member(session, user, chat, body.user_id)
@@ -116,7 +123,9 @@ async def add_member(chat_id: Id, body: MemberIn, session: DbSession, user: User
 
 
 @router.delete("/{chat_id}/members/{user_id}", status_code=204, response_class=Response)
-async def remove_member(chat_id: Id, user_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
+async def remove_member(
+    chat_id: Id, user_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> Response:
     """Remove a member (owner and admins), or leave the group (one's own id)."""
     chat = await service.access_chat(session, user, chat_id)
     await service.do_remove_member(session, user, chat, user_id)
@@ -124,9 +133,13 @@ async def remove_member(chat_id: Id, user_id: Id, session: DbSession, user: User
 
 
 @router.get("/{chat_id}/messages", response_model=MessagePage)
-async def messages(chat_id: Id, session: DbSession, before_id: Annotated[Id | None, Query()] = None,
-                   limit: int = Query(50, ge=1, le=service.PAGE_SIZE_MAX),
-                   user: User = allow(*ALL_ROLES)) -> MessagePage:
+async def messages(
+    chat_id: Id,
+    session: DbSession,
+    before_id: Annotated[Id | None, Query()] = None,
+    limit: int = Query(50, ge=1, le=service.PAGE_SIZE_MAX),
+    user: User = allow(*ALL_ROLES),
+) -> MessagePage:
     """A page of the chat's history, oldest first (``before_id`` pages back)."""
     chat = await service.access_chat(session, user, chat_id)
     items, has_more = await service.list_messages(session, chat, before_id=before_id, limit=limit)
@@ -134,8 +147,9 @@ async def messages(chat_id: Id, session: DbSession, before_id: Annotated[Id | No
 
 
 @router.post("/{chat_id}/messages", status_code=201, response_model=ChatMessageOut)
-async def post_message(chat_id: Id, body: MessageIn, session: DbSession,
-                       user: User = allow(*ALL_ROLES)) -> ChatMessageOut:
+async def post_message(
+    chat_id: Id, body: MessageIn, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> ChatMessageOut:
     """Post a text message; ``@姓名`` (or ``mention_ids``) notifies those members."""
     chat = await service.access_chat(session, user, chat_id)
     message = await service.do_post_message(session, user, chat, body.text, body.mention_ids)
@@ -143,8 +157,9 @@ async def post_message(chat_id: Id, body: MessageIn, session: DbSession,
 
 
 @router.post("/{chat_id}/files", status_code=201, response_model=ChatMessageOut)
-async def post_file(chat_id: Id, request: Request, session: DbSession,
-                    user: User = allow(*ALL_ROLES)) -> ChatMessageOut:
+async def post_file(
+    chat_id: Id, request: Request, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> ChatMessageOut:
     """Post a picture or file (multipart field ``file``; the chat upload types and sizes). Membership is checked
     before the body is read."""
     chat = await service.access_chat(session, user, chat_id)
@@ -157,7 +172,9 @@ async def post_file(chat_id: Id, request: Request, session: DbSession,
 
 
 @router.post("/{chat_id}/cards", status_code=201, response_model=ChatMessageOut)
-async def share_card(chat_id: Id, body: CardIn, session: DbSession, user: User = allow(*ALL_ROLES)) -> ChatMessageOut:
+async def share_card(
+    chat_id: Id, body: CardIn, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> ChatMessageOut:
     """Share a ticket (number GD… or id) or a conversation I may open, as a card."""
     chat = await service.access_chat(session, user, chat_id)
     message = await service.do_share_card(session, user, chat, body.type, body.ref, body.note)
@@ -165,7 +182,9 @@ async def share_card(chat_id: Id, body: CardIn, session: DbSession, user: User =
 
 
 @router.get("/{chat_id}/messages/{message_id}/card", response_model=CardTargetOut)
-async def card_target(chat_id: Id, message_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> CardTargetOut:
+async def card_target(
+    chat_id: Id, message_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> CardTargetOut:
     """Where a shared card leads — after my own access check on the ticket or conversation (403 without it)."""
     chat = await service.access_chat(session, user, chat_id)
     kind, target_id, url = await service.access_card_target(session, user, chat, message_id)
@@ -173,7 +192,9 @@ async def card_target(chat_id: Id, message_id: Id, session: DbSession, user: Use
 
 
 @router.post("/{chat_id}/read", response_model=UnreadTotal)
-async def mark_read(chat_id: Id, body: ReadIn, session: DbSession, user: User = allow(*ALL_ROLES)) -> UnreadTotal:
+async def mark_read(
+    chat_id: Id, body: ReadIn, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> UnreadTotal:
     """Mark the chat read up to a message (default: all of it); answers my new unread total."""
     chat = await service.access_chat(session, user, chat_id)
     await service.do_mark_read(session, user, chat, body.up_to_id, source="api")

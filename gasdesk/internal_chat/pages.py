@@ -40,23 +40,30 @@ async def chats_page(request: Request, session: DbSession, user: User = allow(*A
 
 
 @router.get("/ichat/{chat_id}")
-async def chat_page(request: Request, chat_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
+async def chat_page(
+    request: Request, chat_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> Response:
     chat = await service.access_chat(session, user, chat_id)
     return render(request, "ichat.html", await _context(session, user, chat))
 
 
 @router.post("/ichat/groups")
-async def create_group_form(session: DbSession, name: Annotated[str, Form()] = "",
-                            member_ids: Annotated[list[str] | None, Form()] = None,
-                            team_id: Annotated[str, Form()] = "", user: User = allow(*ALL_ROLES)) -> Response:
+async def create_group_form(
+    session: DbSession,
+    name: Annotated[str, Form()] = "",
+    member_ids: Annotated[list[str] | None, Form()] = None,
+    team_id: Annotated[str, Form()] = "",
+    user: User = allow(*ALL_ROLES),
+) -> Response:
     people = [i for i in (parse_id(v) for v in member_ids or []) if i is not None]
     chat = await service.do_create_group(session, user, name, people, team_id=parse_id(team_id))
     return RedirectResponse(f"/ichat/{chat.id}", status_code=303)
 
 
 @router.post("/ichat/direct")
-async def open_direct_form(session: DbSession, user_id: Annotated[str, Form()] = "",
-                           user: User = allow(*ALL_ROLES)) -> Response:
+async def open_direct_form(
+    session: DbSession, user_id: Annotated[str, Form()] = "", user: User = allow(*ALL_ROLES)
+) -> Response:
     other = parse_id(user_id)
     if other is None:
         return RedirectResponse("/ichat", status_code=303)
@@ -65,7 +72,9 @@ async def open_direct_form(session: DbSession, user_id: Annotated[str, Form()] =
 
 
 @router.get("/ichat/{chat_id}/cards/{message_id}")
-async def open_card(chat_id: Id, message_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)) -> Response:
+async def open_card(
+    chat_id: Id, message_id: Id, session: DbSession, user: User = allow(*ALL_ROLES)
+) -> Response:
     """Open a shared ticket or conversation: the viewer's own access check decides (403 page without it)."""
     chat = await service.access_chat(session, user, chat_id)
     _, _, url = await service.access_card_target(session, user, chat, message_id)

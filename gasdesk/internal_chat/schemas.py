@@ -91,8 +91,9 @@ class MemberIn(BaseModel):
 
 class MessageIn(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
-    mention_ids: list[Id] = Field(default_factory=list, max_length=50,
-                                  description="被 @ 的成员；文本中的 @姓名 也会识别")
+    mention_ids: list[Id] = Field(
+        default_factory=list, max_length=50, description="被 @ 的成员；文本中的 @姓名 也会识别"
+    )
 
 
 class CardIn(BaseModel):

@@ -40,8 +40,14 @@ class RecordingSocket:
 
 
 async def _audit(session, action: str) -> list[AuditEntry]:
-    return list(await session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-                                      .execution_options(populate_existing=True)))
+    return list(
+        await session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == action)
+            .order_by(AuditEntry.id)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 async def _group(session, owner=None, *people):
@@ -59,15 +65,24 @@ async def test_create_group_stores_members_with_team_audits_and_announces(sessio
     team = Team(code="gaixian", name="改线班", kind="crew", districts=[])
     session.add(team)
     await session.flush()
-    session.add_all([TeamMember(team_id=team.id, user_id=crew_a.id), TeamMember(team_id=team.id, user_id=crew_b.id)])
+    session.add_all(
+        [TeamMember(team_id=team.id, user_id=crew_a.id), TeamMember(team_id=team.id, user_id=crew_b.id)]
+    )
     await commit(session)
 
     chat = await service.do_create_group(session, owner, "  改线 一班 ", [agent.id], team_id=team.id)
     await commit(session)
 
     assert chat.name == "改线 一班" and chat.kind == "group" and chat.team_id == team.id
-    roles = dict((await session.execute(select(InternalChatMember.user_id, InternalChatMember.role)
-                                        .where(InternalChatMember.chat_id == chat.id))).all())
+    roles = dict(
+        (
+            await session.execute(
+                select(InternalChatMember.user_id, InternalChatMember.role).where(
+                    InternalChatMember.chat_id == chat.id
+                )
+            )
+        ).all()
+    )
     assert roles == {owner.id: "owner", crew_a.id: "member", crew_b.id: "member", agent.id: "member"}
     (row,) = await _audit(session, "ichat.create")
     assert row.actor_id == owner.id and row.entity_id == str(chat.id)
@@ -109,7 +124,9 @@ async def test_message_with_mention_is_encrypted_audited_notified_and_pushed(ses
     await commit(session)
 
     assert message.mentions == [crew.id]  # 坐席小赵 is not a member: no mention, no notification
-    raw = await session.scalar(text("SELECT text FROM internal_chat_messages WHERE id = :id"), {"id": message.id})
+    raw = await session.scalar(
+        text("SELECT text FROM internal_chat_messages WHERE id = :id"), {"id": message.id}
+    )
     assert "张大爷" not in raw and "13812345678" not in raw  # encrypted at rest
     (row,) = await _audit(session, "ichat.message")
     assert row.changes["after"] == {"message_id": message.id, "kind": "text", "mentions": [crew.id]}
@@ -141,13 +158,21 @@ async def test_mark_read_moves_forward_only_audits_and_tells_the_readers_pages(s
     await commit(session)
     assert (await service.unread_by_chat(session, crew)) == {chat.id: 1}
     (read_event,) = [e for e in events if e.type == "internal_chat.read"]
-    assert read_event.payload == {"chat_id": chat.id, "user_id": crew.id, "last_read_id": m1.id, "unread_total": 1}
+    assert read_event.payload == {
+        "chat_id": chat.id,
+        "user_id": crew.id,
+        "last_read_id": m1.id,
+        "unread_total": 1,
+    }
     await service.do_mark_read(session, crew, chat, 1)  # backwards: nothing changes, nothing audited
     await commit(session)
     await service.do_mark_read(session, crew, chat)
     await commit(session)
     assert await service.unread_total(session, crew) == 0
-    assert [r.changes["after"]["last_read_id"] for r in await _audit(session, "ichat.read")] == [m1.id, m1.id + 1]
+    assert [r.changes["after"]["last_read_id"] for r in await _audit(session, "ichat.read")] == [
+        m1.id,
+        m1.id + 1,
+    ]
 
 
 async def test_members_add_and_remove_by_owner_only_and_leaving(session, events) -> None:
@@ -172,7 +197,10 @@ async def test_members_add_and_remove_by_owner_only_and_leaving(session, events)
     assert await service.member_ids(session, chat.id) == sorted([owner.id, newcomer.id])
     with pytest.raises(InvalidInput):
         await service.do_remove_member(session, owner, chat, owner.id)
-    assert [r.changes["before"]["user_id"] for r in await _audit(session, "ichat.member_remove")] == [agent.id, crew.id]
+    assert [r.changes["before"]["user_id"] for r in await _audit(session, "ichat.member_remove")] == [
+        agent.id,
+        crew.id,
+    ]
     assert len(await _audit(session, "ichat.member_add")) == 1
     owner_row = await service.membership(session, chat.id, owner.id)
     assert owner_row is not None and owner_row.role == MemberRole.owner.value
@@ -185,17 +213,20 @@ async def test_only_members_reach_a_chat_over_http(client, session, factory) -> 
     member_headers = await wo_headers(factory, crew)
     outsider_headers = await wo_headers(factory, outsider)
 
-    posted = await client.post(f"/api/v1/internal-chats/{chat.id}/messages", json={"text": "收到，马上到"},
-                               headers=member_headers)
+    posted = await client.post(
+        f"/api/v1/internal-chats/{chat.id}/messages", json={"text": "收到，马上到"}, headers=member_headers
+    )
     assert posted.status_code == 201, posted.text
     assert posted.json()["sender_id"] == crew.id
     page = await client.get(f"/api/v1/internal-chats/{chat.id}/messages", headers=member_headers)
     assert [m["kind"] for m in page.json()["items"]] == ["system", "text"]
-    for method, url, body in (("GET", f"/api/v1/internal-chats/{chat.id}/messages", None),
-                              ("GET", f"/api/v1/internal-chats/{chat.id}", None),
-                              ("POST", f"/api/v1/internal-chats/{chat.id}/messages", {"text": "偷看"}),
-                              ("POST", f"/api/v1/internal-chats/{chat.id}/read", {}),
-                              ("POST", f"/api/v1/internal-chats/{chat.id}/members", {"user_id": outsider.id})):
+    for method, url, body in (
+        ("GET", f"/api/v1/internal-chats/{chat.id}/messages", None),
+        ("GET", f"/api/v1/internal-chats/{chat.id}", None),
+        ("POST", f"/api/v1/internal-chats/{chat.id}/messages", {"text": "偷看"}),
+        ("POST", f"/api/v1/internal-chats/{chat.id}/read", {}),
+        ("POST", f"/api/v1/internal-chats/{chat.id}/members", {"user_id": outsider.id}),
+    ):
         answer = await client.request(method, url, json=body, headers=outsider_headers)
         assert answer.status_code == 403, (method, url, answer.text)
         assert answer.json()["error"]["code"] == "chat_not_member"
@@ -204,8 +235,9 @@ async def test_only_members_reach_a_chat_over_http(client, session, factory) -> 
     mine = await client.get("/api/v1/internal-chats", headers=await wo_headers(factory, owner))
     assert mine.json()["unread_total"] == 1 and mine.json()["items"][0]["last_preview"] == "收到，马上到"
     assert (await client.get(f"/ichat/{chat.id}", headers=outsider_headers)).status_code == 403
-    too_long = await client.post(f"/api/v1/internal-chats/{chat.id}/messages", json={"text": "长" * 2001},
-                                 headers=member_headers)
+    too_long = await client.post(
+        f"/api/v1/internal-chats/{chat.id}/messages", json={"text": "长" * 2001}, headers=member_headers
+    )
     assert too_long.status_code == 422
 
 
@@ -214,9 +246,11 @@ async def test_files_are_sealed_and_served_to_members_only(client, session, fact
     outsider = await staff_user(session, "field_crew")
     owner, chat = await _group(session, None, crew)
     await login(client, owner.username)
-    uploaded = await client.post(f"/api/v1/internal-chats/{chat.id}/files",
-                                 data={"csrf_token": client.headers["X-CSRF-Token"]},
-                                 files={"file": ("现场.png", WO_PNG, "image/png")})
+    uploaded = await client.post(
+        f"/api/v1/internal-chats/{chat.id}/files",
+        data={"csrf_token": client.headers["X-CSRF-Token"]},
+        files={"file": ("现场.png", WO_PNG, "image/png")},
+    )
     assert uploaded.status_code == 201, uploaded.text
     body = uploaded.json()
     assert body["kind"] == "image" and body["file"]["image"] and body["file"]["name"] == "现场.png"
@@ -228,13 +262,22 @@ async def test_files_are_sealed_and_served_to_members_only(client, session, fact
 
     got = await client.get(body["file"]["url"], headers=await wo_headers(factory, crew))
     assert got.status_code == 200 and got.content == WO_PNG
-    assert got.headers["content-disposition"].startswith("inline") and got.headers["x-content-type-options"] == "nosniff"
-    assert (await client.get(body["file"]["url"], headers=await wo_headers(factory, outsider))).status_code == 404
+    assert (
+        got.headers["content-disposition"].startswith("inline")
+        and got.headers["x-content-type-options"] == "nosniff"
+    )
+    assert (
+        await client.get(body["file"]["url"], headers=await wo_headers(factory, outsider))
+    ).status_code == 404
     # the resident file route does not serve staff chat files
-    assert (await client.get(f"/api/v1/files/{token}", headers=await wo_headers(factory, crew))).status_code == 404
-    refused = await client.post(f"/api/v1/internal-chats/{chat.id}/files",
-                                data={"csrf_token": client.headers["X-CSRF-Token"]},
-                                files={"file": ("run.exe", b"MZ...", "application/octet-stream")})
+    assert (
+        await client.get(f"/api/v1/files/{token}", headers=await wo_headers(factory, crew))
+    ).status_code == 404
+    refused = await client.post(
+        f"/api/v1/internal-chats/{chat.id}/files",
+        data={"csrf_token": client.headers["X-CSRF-Token"]},
+        files={"file": ("run.exe", b"MZ...", "application/octet-stream")},
+    )
     assert refused.status_code == 422
 
 
@@ -248,9 +291,11 @@ async def test_shared_ticket_card_opens_only_with_permission(client, session, fa
     # a crew may not share a ticket that is not theirs
     with pytest.raises(PermissionDenied):
         await service.do_share_card(session, other_crew, chat, "ticket", str(ticket.id))
-    shared = await client.post(f"/api/v1/internal-chats/{chat.id}/cards",
-                               json={"type": "ticket", "ref": ticket.number.lower(), "note": "请看一下"},
-                               headers=await wo_headers(factory, dispatcher))
+    shared = await client.post(
+        f"/api/v1/internal-chats/{chat.id}/cards",
+        json={"type": "ticket", "ref": ticket.number.lower(), "note": "请看一下"},
+        headers=await wo_headers(factory, dispatcher),
+    )
     assert shared.status_code == 201, shared.text
     card = shared.json()["card"]
     assert card["id"] == ticket.id and ticket.number in card["title"] and card["status_label"] == "已派单"
@@ -262,12 +307,16 @@ async def test_shared_ticket_card_opens_only_with_permission(client, session, fa
     assert ok.status_code == 200 and ok.json()["url"] == f"/crew/tickets/{ticket.id}"
     denied = await client.get(target, headers=await wo_headers(factory, other_crew))
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "ticket_not_yours"
-    page = await client.get(card["open_url"], headers={**await wo_headers(factory, other_crew), "Accept": "text/html"})
+    page = await client.get(
+        card["open_url"], headers={**await wo_headers(factory, other_crew), "Accept": "text/html"}
+    )
     assert page.status_code == 403
     opened = await client.get(card["open_url"], headers=await wo_headers(factory, dispatcher))
     assert opened.status_code == 303 and opened.headers["location"] == f"/tickets/{ticket.id}"
     # the card's snapshot title is encrypted at rest like the ticket's own title
-    raw = await session.scalar(text("SELECT card_title FROM internal_chat_messages WHERE id = :id"), {"id": message_id})
+    raw = await session.scalar(
+        text("SELECT card_title FROM internal_chat_messages WHERE id = :id"), {"id": message_id}
+    )
     assert "表后阀漏气" not in raw
 
 
@@ -307,8 +356,11 @@ async def test_live_frames_reach_members_only(session) -> None:
 
         def texts(user) -> list[str]:
             frames = bells[user.id].websocket.frames  # type: ignore[attr-defined]
-            return [f["message"]["text"] for f in frames if f["type"] == "ichat_message"
-                    and f["message"]["kind"] == "text"]
+            return [
+                f["message"]["text"]
+                for f in frames
+                if f["type"] == "ichat_message" and f["message"]["kind"] == "text"
+            ]
 
         assert texts(crew) == ["今晚加班", "名单已更新"]
         assert texts(owner) == ["今晚加班", "名单已更新"]
@@ -317,15 +369,18 @@ async def test_live_frames_reach_members_only(session) -> None:
         assert any(f["type"] == "ichat_chats" for f in bells[leaver.id].websocket.frames)  # type: ignore[attr-defined]
 
         # the chat page marks read over the same socket
-        reply = await handle_notify_frame(bells[crew.id], {"type": "ichat_read", "chat_id": chat.id,
-                                                           "message_id": None})
+        reply = await handle_notify_frame(
+            bells[crew.id], {"type": "ichat_read", "chat_id": chat.id, "message_id": None}
+        )
         assert reply is not None and reply["type"] == "ichat_read_ok"
         await asyncio.sleep(0.05)
-        assert any(f["type"] == "ichat_read" and f["unread_total"] == 0
-                   for f in bells[crew.id].websocket.frames)  # type: ignore[attr-defined]
+        assert any(
+            f["type"] == "ichat_read" and f["unread_total"] == 0 for f in bells[crew.id].websocket.frames
+        )  # type: ignore[attr-defined]
         with pytest.raises(PermissionDenied):
-            await handle_notify_frame(bells[outsider.id], {"type": "ichat_read", "chat_id": chat.id,
-                                                           "message_id": None})
+            await handle_notify_frame(
+                bells[outsider.id], {"type": "ichat_read", "chat_id": chat.id, "message_id": None}
+            )
     finally:
         for conn in bells.values():
             hub.remove(conn)
@@ -347,9 +402,13 @@ async def test_retention_task_deletes_old_messages_and_files(session, monkeypatc
     async with transaction() as s:  # as the worker runs it
         await PERIODIC["internal_chat.retention"][1](s)
 
-    left = list(await session.scalars(select(InternalChatMessage.id).where(InternalChatMessage.chat_id == chat.id)))
+    left = list(
+        await session.scalars(select(InternalChatMessage.id).where(InternalChatMessage.chat_id == chat.id))
+    )
     assert left == [fresh.id]
     assert not old_path.exists()
     assert await session.scalar(select(Attachment.id).where(Attachment.id == old_file.attachment_id)) is None
     (row,) = await _audit(session, "ichat.purge")
-    assert row.entity_id == str(chat.id) and row.changes["after"]["messages"] == 2  # creation notice + picture
+    assert (
+        row.entity_id == str(chat.id) and row.changes["after"]["messages"] == 2
+    )  # creation notice + picture
