@@ -16,6 +16,7 @@ from gasdesk.emergency import models as emergency_models  # noqa: F401
 from gasdesk.followups import models as followup_models  # noqa: F401
 from gasdesk.hours import models as hours_models  # noqa: F401
 from gasdesk.intent_corrections import models as correction_models  # noqa: F401
+from gasdesk.internal_chat import models as internal_chat_models  # noqa: F401
 from gasdesk.jobs import models as job_models  # noqa: F401
 from gasdesk.kb import models as kb_models  # noqa: F401
 from gasdesk.notifications import models as notification_models  # noqa: F401

@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     telephony_agent_answer_timeout_s: float = Field(default=30, ge=0.1, le=300)
     telephony_recording_retention_days: int = Field(default=180, ge=1, le=3650)
     telephony_queue_poll_s: float = Field(default=1.0, ge=0.01, le=30)
+    # Internal chat (gasdesk/internal_chat): messages and their files older than this are deleted by the periodic
+    # internal_chat.retention task (GASDESK_INTERNAL_CHAT_RETENTION_DAYS).
+    internal_chat_retention_days: int = Field(default=365, ge=1, le=3650)
     # The development simulator (/dev/simulator: a WeChat user and an SMS phone against this server through
     # the real protocols, with fake WeChat and SMS APIs in-process). Never in production.
     simulator: bool = True

@@ -536,3 +536,74 @@ class IntentCorrectionReviewed(EventPayload):
 
     correction_id: int
     status: str  # approved | rejected
+
+
+# ------------------------------------------------------------------ internal chat (gasdesk/internal_chat)
+
+
+@with_config(CLOSED)
+class ChatFileWire(TypedDict):
+    """A file or picture of a staff chat (``internal_chat.schemas.ChatFileOut``)."""
+
+    name: str
+    mime: str
+    size: int
+    url: str
+    image: bool
+
+
+@with_config(CLOSED)
+class ChatCardWire(TypedDict):
+    """A ticket or conversation shared into a staff chat, as it read when shared (``ChatCardOut``)."""
+
+    type: str
+    id: int
+    title: str
+    status: str | None
+    status_label: str | None
+    open_url: str
+
+
+@with_config(CLOSED)
+class ChatMessageWire(TypedDict):
+    """``internal_chat.schemas.ChatMessageOut`` as JSON: REST answers and live pushes alike."""
+
+    id: int
+    chat_id: int
+    sender_id: int | None
+    sender_name: str
+    kind: str
+    text: str | None
+    mentions: list[int]
+    file: ChatFileWire | None
+    card: ChatCardWire | None
+    created_at: str
+
+
+@event_type("internal_chat.message", Consumer.BELL)
+class InternalChatMessagePosted(EventPayload):
+    """Frame ``ichat_message`` to the staff pages of the chat's members at commit (nobody else)."""
+
+    chat_id: int
+    member_ids: list[int]
+    message: ChatMessageWire
+
+
+@event_type("internal_chat.read", Consumer.BELL)
+class InternalChatRead(EventPayload):
+    """Frame ``ichat_read`` to the reader's own pages: the chat's read mark and their new unread total."""
+
+    chat_id: int
+    user_id: int
+    last_read_id: int
+    unread_total: int
+
+
+@event_type("internal_chat.members", Consumer.BELL)
+class InternalChatMembersChanged(EventPayload):
+    """A chat was created or its members changed: frame ``ichat_chats`` to the pages of the members and of
+    those removed, whose chat lists reload."""
+
+    chat_id: int
+    member_ids: list[int]
+    removed_ids: list[int]

@@ -34,6 +34,8 @@ from gasdesk.emergency.sms_ack import sms_acknowledge
 from gasdesk.followups.remote import RemoteSurvey, answer_by_digit
 from gasdesk.followups.service import CHANNELS as SURVEY_CHANNELS
 from gasdesk.followups.service import dispatch_due, schedule_followup
+from gasdesk.internal_chat.service import RETENTION_EVERY_S as ICHAT_RETENTION_EVERY_S
+from gasdesk.internal_chat.service import purge_expired as purge_internal_chat
 from gasdesk.jobs.queue import register_job, register_periodic, worker_loop
 from gasdesk.outbound.notices import (
     REMINDERS_EVERY_S,
@@ -65,6 +67,8 @@ def register_handlers() -> None:
     register_periodic("tickets.sla_scan", 60, scan_sla)
     register_periodic("notices.appointment_reminders", REMINDERS_EVERY_S, send_appointment_reminders)
     register_periodic("telephony.recording_retention", RETENTION_EVERY_S, purge_recordings)
+    # Staff chat history past GASDESK_INTERNAL_CHAT_RETENTION_DAYS (messages and their sealed files).
+    register_periodic("internal_chat.retention", ICHAT_RETENTION_EVERY_S, purge_internal_chat)
     # Reports: committed events become facts off the request path; the roll-up sums touched hours.
     analytics_ingest.subscribe()
     register_job(analytics_ingest.JOB, analytics_ingest.retry_job)

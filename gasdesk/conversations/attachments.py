@@ -147,6 +147,22 @@ class SealedFileResponse(Response):
         await super().__call__(scope, receive, send)
 
 
+# Types a browser only ever renders as pictures. Uploads are typed by their magic bytes, not by the
+# client, but a valid PNG may still carry HTML after its image data: with nosniff the browser keeps to
+# the declared type, and the sandbox CSP gives any document the file might become no script and no origin.
+INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+FILE_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+
+
+def serve_attachment(attachment: Attachment) -> Response:
+    """A stored upload: its verified type; inline only for images, every other file as a download."""
+    inline = attachment.kind == "image" and attachment.mime in INLINE_IMAGE_TYPES
+    return SealedFileResponse(attachment.path, media_type=attachment.mime or "application/octet-stream",
+                              filename=attachment.name, content_disposition_type="inline" if inline else "attachment",
+                              headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": FILE_CSP,
+                                       "Cache-Control": "private, no-cache"})
+
+
 async def do_store_upload(session: AsyncSession, conversation: Conversation, filename: str, data: bytes, *,
                           visitor_id: str | None = None, user_id: int | None = None) -> Attachment:
     kind = check_upload(filename, data)

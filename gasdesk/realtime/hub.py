@@ -342,6 +342,23 @@ class Hub:
         await self._fanout(set(self.notify_by_user.get(p["user_id"], ())),
                            {"type": "notification_read", "ids": p.get("ids"), "unread": p.get("unread")})
 
+    def _bells(self, user_ids: list[int]) -> set[Connection]:
+        return {conn for uid in user_ids for conn in self.notify_by_user.get(uid, ())}
+
+    async def _on_internal_chat_message(self, p: dict[str, Any]) -> None:
+        # Only the members at commit (gasdesk/internal_chat): a removed colleague's pages get nothing more.
+        await self._fanout(self._bells(p["member_ids"]),
+                           {"type": "ichat_message", "chat_id": p["chat_id"], "message": p["message"]})
+
+    async def _on_internal_chat_read(self, p: dict[str, Any]) -> None:
+        await self._fanout(self._bells([p["user_id"]]), {"type": "ichat_read", "chat_id": p["chat_id"],
+                                                          "last_read_id": p["last_read_id"],
+                                                          "unread_total": p["unread_total"]})
+
+    async def _on_internal_chat_members(self, p: dict[str, Any]) -> None:
+        await self._fanout(self._bells([*p["member_ids"], *p["removed_ids"]]),
+                           {"type": "ichat_chats", "chat_id": p["chat_id"]})
+
     async def _on_emergency_updated(self, p: dict[str, Any]) -> None:
         # Every staff page of the people who run emergencies: the board refreshes itself (ids only here).
         targets = {conn for conns in self.notify_by_user.values() for conn in conns if conn.role in DISPATCH}

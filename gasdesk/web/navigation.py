@@ -35,6 +35,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/dispatch", "调度看板", "未派工单、班组负荷、派单"),
     Console("/appointments/calendar", "预约日历", "各区时段与预约"),
     Console("/crew", "我的工单", "手机处理工单：到场、结果、材料、照片、签字"),
+    Console("/ichat", "内部沟通", "同事单聊与班组群聊：@提醒、图片文件、分享工单卡片"),
     Console("/reports", "统计报表", "日报/周报/月报/年报：渠道进线、AI承接、工单与SLA、回访、坐席、高峰、热点"),
     Console("/quality", "质检", "复核队列、评分表与规则、坐席与班组周趋势"),
     Console("/quality/mine", "我的质检", "我的质检得分、规则明细与申诉"),

@@ -132,6 +132,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/dev/simulator/sms/inbox"): "reads the SMS sent to a phone; a POST only to keep the number out of URLs",
     ("POST", "/dev/simulator/sms/send"): "the development simulator playing an SMS provider: it posts an uplink push "
                                          "to /channels/sms/aliyun/uplink and stores nothing itself",
+    ("POST", "/api/v1/internal-chats/search"): "a search of one's own staff chats; a POST only to keep typed words "
+                                              "(which may quote residents) out of URLs",
     ("POST", "/channels/wechat/callback"): "a resident's WeChat message is content like a chat message; the follows, "
                                            "unfollows and bindings it causes are audited (tests/channels/wechat)",
 }
@@ -1509,6 +1511,95 @@ async def _(ctx: Ctx) -> Call:
                 data={"mobile": "13800138012", "wechat_openid": "oAbCdEfGhIjK"})
 
 
+# ---------------------------------------------------------------- internal chat (staff)
+
+
+async def _staff_chat(ctx: Ctx, *, log_in_as_owner: bool = True) -> tuple[User, User, int]:
+    """A group chat of a dispatcher (owner, logged in) and a field crew member: (owner, crew, chat id)."""
+    from gasdesk.internal_chat.service import do_create_group
+
+    owner = await staff_user(ctx.session, "dispatcher")
+    crew = await staff_user(ctx.session, "field_crew")
+    chat = await do_create_group(ctx.session, owner, "巡线组", [crew.id])
+    await commit(ctx.session)
+    if log_in_as_owner:
+        await ctx.log_in(owner)
+    return owner, crew, chat.id
+
+
+@scenario("POST", "/api/v1/internal-chats")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/api/v1/internal-chats", ("ichat.create",), json={"name": "改线一班", "member_ids": [crew.id]})
+
+
+@scenario("POST", "/api/v1/internal-chats/direct")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/internal-chats/direct", ("ichat.create",), json={"user_id": crew.id})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/members")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    newcomer = await staff_user(ctx.session, "agent")
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/members", ("ichat.member_add",), json={"user_id": newcomer.id})
+
+
+@scenario("DELETE", "/api/v1/internal-chats/{chat_id}/members/{user_id}")
+async def _(ctx: Ctx) -> Call:
+    _, crew, chat_id = await _staff_chat(ctx)
+    return Call("DELETE", f"/api/v1/internal-chats/{chat_id}/members/{crew.id}", ("ichat.member_remove",))
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/messages")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/messages", ("ichat.message",), json={"text": "明早巡线"})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/files")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/files", ("ichat.file",), data=ctx.csrf_form(),
+                files={"file": ("现场.png", WO_PNG, "image/png")})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/cards")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    ticket = await wo_ticket(ctx.session, "repair")
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/cards", ("ichat.share",),
+                json={"type": "ticket", "ref": ticket.number})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/read")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.internal_chat.service import access_chat, do_post_message
+
+    owner, crew, chat_id = await _staff_chat(ctx, log_in_as_owner=False)
+    await do_post_message(ctx.session, owner, await access_chat(ctx.session, owner, chat_id), "收到请回复")
+    await commit(ctx.session)
+    await ctx.log_in(crew)
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/read", ("ichat.read",), json={})
+
+
+@scenario("POST", "/ichat/groups")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/ichat/groups", ("ichat.create",), data={"name": "安检组", "member_ids": [str(crew.id)]})
+
+
+@scenario("POST", "/ichat/direct")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/ichat/direct", ("ichat.create",), data={"user_id": str(crew.id)})
+
+
 # ---------------------------------------------------------------- the route tests
 
 
@@ -1672,6 +1763,17 @@ async def _(ctx: Ctx) -> JobRun:
     await _emergency(ctx)  # nobody on duty for the built-in path: the next scan moves to step 2
     clock.set_now(clock.utcnow() + timedelta(minutes=1))
     return JobRun(_periodic("emergency.escalate"), ("emergency.escalate",))
+
+
+@job_scenario("internal_chat.retention")
+async def _(ctx: Ctx) -> JobRun:
+    from gasdesk.internal_chat.service import access_chat, do_post_message
+
+    owner, _, chat_id = await _staff_chat(ctx, log_in_as_owner=False)
+    await do_post_message(ctx.session, owner, await access_chat(ctx.session, owner, chat_id), "旧消息")
+    await commit(ctx.session)
+    clock.set_now(clock.utcnow() + timedelta(days=4000))
+    return JobRun(_periodic("internal_chat.retention"), ("ichat.purge",))
 
 
 def _app_jobs() -> set[str]:

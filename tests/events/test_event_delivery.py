@@ -356,6 +356,53 @@ async def _notification_read(w: World) -> None:
     await commit(w.session)
 
 
+# ------------------------------------------------------------------ internal chat
+
+
+async def _staff_group(w: World) -> tuple[Any, Any, Any]:
+    from gasdesk.internal_chat.service import do_create_group
+
+    owner = await staff_user(w.session, "dispatcher")
+    crew = await staff_user(w.session, "field_crew")
+    chat = await do_create_group(w.session, owner, "巡线组", [crew.id])
+    await commit(w.session)
+    return owner, crew, chat
+
+
+@case("internal_chat.message")
+async def _ichat_message(w: World) -> None:
+    from gasdesk.internal_chat.service import do_post_message
+
+    owner, crew, chat = await _staff_group(w)
+    w.expect(Consumer.BELL, w.bell(crew), "ichat_message")
+    w.start()
+    await do_post_message(w.session, owner, chat, "@外勤 明早巡线")
+    await commit(w.session)
+
+
+@case("internal_chat.read")
+async def _ichat_read(w: World) -> None:
+    from gasdesk.internal_chat.service import do_mark_read
+
+    _, crew, chat = await _staff_group(w)
+    w.expect(Consumer.BELL, w.bell(crew), "ichat_read")
+    w.start()
+    await do_mark_read(w.session, crew, chat)
+    await commit(w.session)
+
+
+@case("internal_chat.members")
+async def _ichat_members(w: World) -> None:
+    from gasdesk.internal_chat.service import do_add_member
+
+    owner, _, chat = await _staff_group(w)
+    newcomer = await staff_user(w.session, "agent")
+    w.expect(Consumer.BELL, w.bell(newcomer), "ichat_chats")
+    w.start()
+    await do_add_member(w.session, owner, chat, newcomer.id)
+    await commit(w.session)
+
+
 # ------------------------------------------------------------------ tickets, appointments, 回访
 
 
