@@ -39,7 +39,9 @@ async def contact_forecast(session: AsyncSession, *, weeks: int, until: date) ->
     return forecast
 
 
-def required_agents(forecast: WeekForecast, *, agents_per_contact: float, min_agents: int = 0) -> list[list[int]]:
+def required_agents(
+    forecast: WeekForecast, *, agents_per_contact: float, min_agents: int = 0
+) -> list[list[int]]:
     """Agents needed per weekday × half hour: ⌈contacts × ratio⌉, at least ``min_agents`` where contacts are
     expected. The small epsilon keeps 2.0000000001 (float sums) from becoming 3."""
     need = []

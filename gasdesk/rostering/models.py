@@ -31,7 +31,11 @@ class RosterStatus(StrEnum):
     superseded = "superseded"  # an older publication of the same month
 
 
-STATUS_LABELS = {RosterStatus.draft: "草稿", RosterStatus.published: "已发布", RosterStatus.superseded: "已被替代"}
+STATUS_LABELS = {
+    RosterStatus.draft: "草稿",
+    RosterStatus.published: "已发布",
+    RosterStatus.superseded: "已被替代",
+}
 
 
 class PreferenceKind(StrEnum):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from gasdesk.errors import InvalidInput
 from gasdesk.fields import BoundedDate, Id
 from gasdesk.schemas import IsoDatetime, Out
 
@@ -136,3 +138,61 @@ def parse_month(text: str) -> date:
     if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 2999:
         raise ValueError(text)
     return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+# ------------------------------------------------------------------ the pages' forms
+
+FORM_FIELD_LABELS = {
+    "history_weeks": "历史周数",
+    "agents_per_contact": "每进线所需坐席",
+    "min_agents": "最少坐席",
+    "min_rest_hours": "最短休息小时",
+    "max_consecutive_days": "最多连续工作天数",
+    "max_shifts_per_week": "每周最多班次",
+    "max_shifts_per_month": "每月最多班次",
+    "time_limit_s": "求解时限",
+    "code": "班次代码",
+    "name": "班次名称",
+    "start": "开始时间",
+    "hours": "时长",
+    "min_staff": "每日最少人数",
+    "user_id": "人员",
+    "start_day": "开始日期",
+    "end_day": "结束日期",
+    "note": "备注",
+    "kind": "类型",
+    "shift_id": "班次",
+    "weekday": "星期",
+    "day": "日期",
+    "month": "月份",
+    "skill_ids": "技能组",
+    "roles": "适用角色",
+}
+
+
+def from_form(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """``model`` from form fields (blank → not given), or ``InvalidInput`` naming the first bad field in Chinese."""
+    cleaned = {k: v for k, v in data.items() if v not in ("", None, [])}
+    try:
+        return model.model_validate(cleaned)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else ""
+        raise InvalidInput(f"{FORM_FIELD_LABELS.get(field, field)}填写有误", code="invalid_input") from None
+
+
+def shift_form(form: Any) -> dict[str, Any]:
+    """A shift template's form fields (checkboxes and multi-selects) as ``ShiftIn`` input."""
+    return {
+        "code": form.get("code"),
+        "name": form.get("name"),
+        "start": form.get("start"),
+        "hours": form.get("hours"),
+        "covers_contacts": form.get("covers_contacts") == "on",
+        "night": form.get("night") == "on",
+        "min_staff": form.get("min_staff") or 0,
+        "duty_role": form.get("duty_role") or None,
+        "skill_ids": [v for v in form.getlist("skill_ids") if v],
+        "roles": [v for v in form.getlist("roles") if v],
+        "active": form.get("active") == "on",
+    }

@@ -35,7 +35,6 @@ from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.event_types import RosterPublished, RosterUpdated
 from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
-from gasdesk.routing.models import AgentSkill, SkillGroup
 from gasdesk.rostering.forecast import contact_forecast, local_midnight, month_demand, required_agents
 from gasdesk.rostering.models import (
     SLOT_MIN,
@@ -58,9 +57,9 @@ from gasdesk.rostering.solver import (
     Violation,
     find_violations,
     solve,
-    staff_shortfall,
     unmet_coverage,
 )
+from gasdesk.routing.models import AgentSkill, SkillGroup
 
 NOTIFY_KIND = "roster.published"
 HISTORY_DAYS = 7  # days of the previous month's roster that count for rest, runs and the first week
@@ -105,14 +104,25 @@ async def do_save_rules(session: AsyncSession, actor: Actor, rules: RulesIn) -> 
         session.add(row)
     row.rules, row.updated_at, row.updated_by_id = rules.model_dump(), utcnow(), actor.user_id
     await session.flush()
-    record_audit(session, actor, "config.roster_rules", "config", "roster_rules", before=before.model_dump(),
-                 after=rules.model_dump())
+    record_audit(
+        session,
+        actor,
+        "config.roster_rules",
+        "config",
+        "roster_rules",
+        before=before.model_dump(),
+        after=rules.model_dump(),
+    )
     return rules
 
 
 def solver_rules(rules: RulesIn) -> Rules:
-    return Rules(min_rest_min=round(rules.min_rest_hours * 60), max_consecutive_days=rules.max_consecutive_days,
-                 max_shifts_per_week=rules.max_shifts_per_week, max_shifts_per_month=rules.max_shifts_per_month)
+    return Rules(
+        min_rest_min=round(rules.min_rest_hours * 60),
+        max_consecutive_days=rules.max_consecutive_days,
+        max_shifts_per_week=rules.max_shifts_per_week,
+        max_shifts_per_month=rules.max_shifts_per_month,
+    )
 
 
 # ------------------------------------------------------------------ shift templates
@@ -141,14 +151,24 @@ async def check_shift(session: AsyncSession, data: ShiftIn, shift_id: int | None
 
 
 def _shift_snapshot(row: ShiftTemplate) -> dict[str, Any]:
-    return {"code": row.code, "name": row.name, "start_min": row.start_min, "duration_min": row.duration_min,
-            "covers_contacts": row.covers_contacts, "night": row.night, "min_staff": row.min_staff,
-            "duty_role": row.duty_role, "skill_ids": list(row.skill_ids or []), "roles": list(row.roles or []),
-            "active": row.active}
+    return {
+        "code": row.code,
+        "name": row.name,
+        "start_min": row.start_min,
+        "duration_min": row.duration_min,
+        "covers_contacts": row.covers_contacts,
+        "night": row.night,
+        "min_staff": row.min_staff,
+        "duty_role": row.duty_role,
+        "skill_ids": list(row.skill_ids or []),
+        "roles": list(row.roles or []),
+        "active": row.active,
+    }
 
 
-async def do_save_shift(session: AsyncSession, actor: Actor, data: ShiftIn,
-                        shift_id: int | None = None) -> ShiftTemplate:
+async def do_save_shift(
+    session: AsyncSession, actor: Actor, data: ShiftIn, shift_id: int | None = None
+) -> ShiftTemplate:
     """Create a shift template, or change one (rosters already made keep their times). Audited."""
     await check_shift(session, data, shift_id)
     before = None
@@ -167,8 +187,15 @@ async def do_save_shift(session: AsyncSession, actor: Actor, data: ShiftIn,
     row.duty_role = data.duty_role or None
     row.skill_ids, row.roles, row.active = sorted(set(data.skill_ids)), sorted(set(data.roles)), data.active
     await session.flush()
-    record_audit(session, actor, "config.roster_shift", "config", f"roster_shift:{row.id}", before=before,
-                 after=_shift_snapshot(row))
+    record_audit(
+        session,
+        actor,
+        "config.roster_shift",
+        "config",
+        f"roster_shift:{row.id}",
+        before=before,
+        after=_shift_snapshot(row),
+    )
     return row
 
 
@@ -189,13 +216,28 @@ async def do_add_leave(session: AsyncSession, actor: Actor, data: LeaveIn) -> Ro
         raise InvalidInput("请假结束日期不能早于开始日期", code="invalid_leave")
     if (data.end_day - data.start_day).days >= MAX_LEAVE_DAYS:
         raise InvalidInput("一次请假最长一年", code="invalid_leave")
-    row = RosterLeave(user_id=data.user_id, start_day=data.start_day, end_day=data.end_day, note=data.note.strip(),
-                      created_at=utcnow())
+    row = RosterLeave(
+        user_id=data.user_id,
+        start_day=data.start_day,
+        end_day=data.end_day,
+        note=data.note.strip(),
+        created_at=utcnow(),
+    )
     session.add(row)
     await session.flush()
-    record_audit(session, actor, "roster.leave_add", "user", data.user_id,
-                 after={"leave_id": row.id, "start_day": row.start_day.isoformat(),
-                        "end_day": row.end_day.isoformat(), "note": row.note})
+    record_audit(
+        session,
+        actor,
+        "roster.leave_add",
+        "user",
+        data.user_id,
+        after={
+            "leave_id": row.id,
+            "start_day": row.start_day.isoformat(),
+            "end_day": row.end_day.isoformat(),
+            "note": row.note,
+        },
+    )
     return row
 
 
@@ -203,9 +245,19 @@ async def do_remove_leave(session: AsyncSession, actor: Actor, leave_id: int) ->
     row = await session.get(RosterLeave, leave_id)
     if row is None:
         raise NotFound("请假记录不存在", code="leave_not_found")
-    record_audit(session, actor, "roster.leave_remove", "user", row.user_id,
-                 before={"leave_id": row.id, "start_day": row.start_day.isoformat(),
-                         "end_day": row.end_day.isoformat(), "note": row.note})
+    record_audit(
+        session,
+        actor,
+        "roster.leave_remove",
+        "user",
+        row.user_id,
+        before={
+            "leave_id": row.id,
+            "start_day": row.start_day.isoformat(),
+            "end_day": row.end_day.isoformat(),
+            "note": row.note,
+        },
+    )
     await session.delete(row)
     await session.flush()
 
@@ -224,12 +276,23 @@ async def do_add_preference(session: AsyncSession, actor: Actor, data: Preferenc
         raise InvalidInput("请选择班次或星期", code="invalid_preference")
     if data.shift_id is not None and await session.get(ShiftTemplate, data.shift_id) is None:
         raise InvalidInput("班次不存在", code="invalid_preference")
-    row = RosterPreference(user_id=data.user_id, kind=data.kind, shift_id=data.shift_id, weekday=data.weekday,
-                           created_at=utcnow())
+    row = RosterPreference(
+        user_id=data.user_id,
+        kind=data.kind,
+        shift_id=data.shift_id,
+        weekday=data.weekday,
+        created_at=utcnow(),
+    )
     session.add(row)
     await session.flush()
-    record_audit(session, actor, "roster.preference_add", "user", data.user_id,
-                 after={"preference_id": row.id, "kind": row.kind, "shift_id": row.shift_id, "weekday": row.weekday})
+    record_audit(
+        session,
+        actor,
+        "roster.preference_add",
+        "user",
+        data.user_id,
+        after={"preference_id": row.id, "kind": row.kind, "shift_id": row.shift_id, "weekday": row.weekday},
+    )
     return row
 
 
@@ -237,69 +300,106 @@ async def do_remove_preference(session: AsyncSession, actor: Actor, preference_i
     row = await session.get(RosterPreference, preference_id)
     if row is None:
         raise NotFound("偏好不存在", code="preference_not_found")
-    record_audit(session, actor, "roster.preference_remove", "user", row.user_id,
-                 before={"preference_id": row.id, "kind": row.kind, "shift_id": row.shift_id,
-                         "weekday": row.weekday})
+    record_audit(
+        session,
+        actor,
+        "roster.preference_remove",
+        "user",
+        row.user_id,
+        before={"preference_id": row.id, "kind": row.kind, "shift_id": row.shift_id, "weekday": row.weekday},
+    )
     await session.delete(row)
     await session.flush()
 
 
 async def preference_list(session: AsyncSession) -> list[RosterPreference]:
-    return list(await session.scalars(select(RosterPreference).order_by(RosterPreference.user_id,
-                                                                        RosterPreference.id).limit(1000)))
+    return list(
+        await session.scalars(
+            select(RosterPreference).order_by(RosterPreference.user_id, RosterPreference.id).limit(1000)
+        )
+    )
 
 
 # ------------------------------------------------------------------ the problem of a month
 
 
 def _spec(row: ShiftTemplate) -> ShiftSpec:
-    return ShiftSpec(id=row.id, code=row.code, name=row.name, start_min=row.start_min,
-                     duration_min=row.duration_min, covers_contacts=row.covers_contacts, night=row.night,
-                     min_staff=row.min_staff, duty_role=row.duty_role)
+    return ShiftSpec(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        start_min=row.start_min,
+        duration_min=row.duration_min,
+        covers_contacts=row.covers_contacts,
+        night=row.night,
+        min_staff=row.min_staff,
+        duty_role=row.duty_role,
+    )
 
 
-async def rostered_people(session: AsyncSession, templates: list[ShiftTemplate]) -> list[tuple[User, set[int]]]:
+async def rostered_people(
+    session: AsyncSession, templates: list[ShiftTemplate]
+) -> list[tuple[User, set[int]]]:
     """Active people whose role some active template takes, with the shift ids their skills and role allow."""
     roles = {role for t in templates if t.active for role in (t.roles or [])}
     if not roles:
         return []
-    users = list(await session.scalars(select(User).where(User.is_active.is_(True), User.role.in_(roles))
-                                       .order_by(User.id)))
+    users = list(
+        await session.scalars(
+            select(User).where(User.is_active.is_(True), User.role.in_(roles)).order_by(User.id)
+        )
+    )
     skills: dict[int, set[int]] = defaultdict(set)
     for user_id, group_id in await session.execute(select(AgentSkill.user_id, AgentSkill.skill_group_id)):
         skills[user_id].add(group_id)
     people = []
     for user in users:
-        allowed = {t.id for t in templates if t.active and user.role in (t.roles or [])
-                   and set(t.skill_ids or []) <= skills[user.id]}
+        allowed = {
+            t.id
+            for t in templates
+            if t.active and user.role in (t.roles or []) and set(t.skill_ids or []) <= skills[user.id]
+        }
         people.append((user, allowed))
     return people
 
 
-async def forecast_for(session: AsyncSession, rules: RulesIn, month: date) -> tuple[list[list[float]],
-                                                                                     list[list[int]]]:
+async def forecast_for(
+    session: AsyncSession, rules: RulesIn, month: date
+) -> tuple[list[list[float]], list[list[int]]]:
     """(mean contacts, agents needed) per weekday × half hour, from the weeks before the month (or before today
     for the current and later months)."""
     until = min(month.replace(day=1), to_local(utcnow()).date())
     contacts = await contact_forecast(session, weeks=rules.history_weeks, until=until)
-    return contacts, required_agents(contacts, agents_per_contact=rules.agents_per_contact,
-                                     min_agents=rules.min_agents)
+    return contacts, required_agents(
+        contacts, agents_per_contact=rules.agents_per_contact, min_agents=rules.min_agents
+    )
 
 
 async def published_roster(session: AsyncSession, month: date) -> Roster | None:
-    return await session.scalar(select(Roster).where(Roster.month == month.replace(day=1),
-                                                     Roster.status == RosterStatus.published.value)
-                                .order_by(Roster.id.desc()).limit(1))
+    return await session.scalar(
+        select(Roster)
+        .where(Roster.month == month.replace(day=1), Roster.status == RosterStatus.published.value)
+        .order_by(Roster.id.desc())
+        .limit(1)
+    )
 
 
 async def draft_roster(session: AsyncSession, month: date) -> Roster | None:
-    return await session.scalar(select(Roster).where(Roster.month == month.replace(day=1),
-                                                     Roster.status == RosterStatus.draft.value)
-                                .order_by(Roster.id.desc()).limit(1))
+    return await session.scalar(
+        select(Roster)
+        .where(Roster.month == month.replace(day=1), Roster.status == RosterStatus.draft.value)
+        .order_by(Roster.id.desc())
+        .limit(1)
+    )
 
 
-async def build_problem(session: AsyncSession, month: date, *, demand: dict[date, list[int]] | None = None,
-                        include_inactive_shifts: bool = False) -> Problem:
+async def build_problem(
+    session: AsyncSession,
+    month: date,
+    *,
+    demand: dict[date, list[int]] | None = None,
+    include_inactive_shifts: bool = False,
+) -> Problem:
     """Everything the solver and the rule check need for ``month``: days, active shifts, people (eligibility,
     leave, wishes), the requirement (from the forecast unless given), the rules and the previous month's last
     week from its published roster."""
@@ -308,8 +408,9 @@ async def build_problem(session: AsyncSession, month: date, *, demand: dict[date
     rules = await current_rules(session)
     people = await rostered_people(session, [t for t in templates if t.active])
     leave: dict[int, set[date]] = defaultdict(set)
-    for row in await session.scalars(select(RosterLeave).where(RosterLeave.end_day >= days[0],
-                                                               RosterLeave.start_day <= days[-1])):
+    for row in await session.scalars(
+        select(RosterLeave).where(RosterLeave.end_day >= days[0], RosterLeave.start_day <= days[-1])
+    ):
         day = max(row.start_day, days[0])
         while day <= min(row.end_day, days[-1]):
             leave[row.user_id].add(day)
@@ -317,22 +418,33 @@ async def build_problem(session: AsyncSession, month: date, *, demand: dict[date
     wishes: dict[int, list[Preference]] = defaultdict(list)
     for pref in await preference_list(session):
         wishes[pref.user_id].append(Preference(pref.kind, pref.shift_id, pref.weekday))
-    agents = [AgentSpec(id=user.id, name=user.display_name, shift_ids=frozenset(allowed),
-                        leave=frozenset(leave[user.id]), preferences=tuple(wishes[user.id]))
-              for user, allowed in people]
+    agents = [
+        AgentSpec(
+            id=user.id,
+            name=user.display_name,
+            shift_ids=frozenset(allowed),
+            leave=frozenset(leave[user.id]),
+            preferences=tuple(wishes[user.id]),
+        )
+        for user, allowed in people
+    ]
     if demand is None:
         _, need = await forecast_for(session, rules, month)
         demand = month_demand(days, need)
     history: dict[tuple[int, date], int] = {}
     previous = await published_roster(session, days[0] - timedelta(days=1))
     if previous is not None:
-        for row in await session.scalars(select(RosterAssignment).where(
+        for row in await session.scalars(
+            select(RosterAssignment).where(
                 RosterAssignment.roster_id == previous.id,
-                RosterAssignment.day >= days[0] - timedelta(days=HISTORY_DAYS))):
+                RosterAssignment.day >= days[0] - timedelta(days=HISTORY_DAYS),
+            )
+        ):
             history[row.user_id, row.day] = row.shift_id
     shifts = [_spec(t) for t in templates]
-    return Problem(days=days, shifts=shifts, agents=agents, demand=demand, rules=solver_rules(rules),
-                   history=history)
+    return Problem(
+        days=days, shifts=shifts, agents=agents, demand=demand, rules=solver_rules(rules), history=history
+    )
 
 
 # ------------------------------------------------------------------ generating
@@ -347,39 +459,74 @@ def _unmet_rows(unmet: list[tuple[date, int, int]]) -> list[list[Any]]:
     return [[day.isoformat(), slot, short] for day, slot, short in unmet]
 
 
-async def do_store_roster(session: AsyncSession, actor: Actor, problem: Problem, solution: Solution) -> Roster:
+async def do_store_roster(
+    session: AsyncSession, actor: Actor, problem: Problem, solution: Solution
+) -> Roster:
     """Store a solved month as the month's new draft (an older draft of the month is replaced). Audited;
     ``roster.updated`` after commit."""
     if solution.objective is None:
-        raise Conflict(f"求解器未找到可行排班（{solution.status}），请放宽规则或延长求解时间",
-                       code="roster_infeasible")
+        raise Conflict(
+            f"求解器未找到可行排班（{solution.status}），请放宽规则或延长求解时间", code="roster_infeasible"
+        )
     month = problem.days[0]
-    await session.execute(delete(Roster).where(Roster.month == month, Roster.status == RosterStatus.draft.value))
-    roster = Roster(month=month, status=RosterStatus.draft.value, solve_status=solution.status,
-                    objective=solution.objective, solve_seconds=round(solution.seconds, 3),
-                    demand={d.isoformat(): need for d, need in problem.demand.items()},
-                    unmet=_unmet_rows(solution.unmet), unmet_total=solution.unmet_total, created_at=utcnow(),
-                    created_by_id=actor.user_id)
+    await session.execute(
+        delete(Roster).where(Roster.month == month, Roster.status == RosterStatus.draft.value)
+    )
+    roster = Roster(
+        month=month,
+        status=RosterStatus.draft.value,
+        solve_status=solution.status,
+        objective=solution.objective,
+        solve_seconds=round(solution.seconds, 3),
+        demand={d.isoformat(): need for d, need in problem.demand.items()},
+        unmet=_unmet_rows(solution.unmet),
+        unmet_total=solution.unmet_total,
+        created_at=utcnow(),
+        created_by_id=actor.user_id,
+    )
     session.add(roster)
     await session.flush()
     shifts = {s.id: s for s in problem.shifts}
     for (user_id, day), shift_id in sorted(solution.assignments.items()):
         shift = shifts[shift_id]
         starts_at, ends_at = _times(day, shift)
-        session.add(RosterAssignment(roster_id=roster.id, user_id=user_id, day=day, shift_id=shift_id,
-                                     starts_at=starts_at, ends_at=ends_at, duty_role=shift.duty_role))
+        session.add(
+            RosterAssignment(
+                roster_id=roster.id,
+                user_id=user_id,
+                day=day,
+                shift_id=shift_id,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                duty_role=shift.duty_role,
+            )
+        )
     await session.flush()
-    record_audit(session, actor, "roster.generate", "roster", roster.id,
-                 after={"month": month_key(month), "status": solution.status, "objective": solution.objective,
-                        "assignments": len(solution.assignments), "unmet_total": solution.unmet_total,
-                        "seconds": round(solution.seconds, 2)})
-    emit(session, RosterUpdated(roster_id=roster.id, month=month_key(month), status=roster.status,
-                                change="generated"))
+    record_audit(
+        session,
+        actor,
+        "roster.generate",
+        "roster",
+        roster.id,
+        after={
+            "month": month_key(month),
+            "status": solution.status,
+            "objective": solution.objective,
+            "assignments": len(solution.assignments),
+            "unmet_total": solution.unmet_total,
+            "seconds": round(solution.seconds, 2),
+        },
+    )
+    emit(
+        session,
+        RosterUpdated(roster_id=roster.id, month=month_key(month), status=roster.status, change="generated"),
+    )
     return roster
 
 
-async def generate_roster(session: AsyncSession, actor: Actor, month: date, *,
-                          time_limit_s: float | None = None) -> Roster:
+async def generate_roster(
+    session: AsyncSession, actor: Actor, month: date, *, time_limit_s: float | None = None
+) -> Roster:
     """Read the month's problem, commit (so no connection — SQLite has one — waits on the solver), solve in a
     thread within the time limit (the rules' default unless given), then store the draft."""
     problem = await build_problem(session, month)
@@ -406,8 +553,13 @@ async def access_roster(session: AsyncSession, roster_id: int) -> Roster:
 
 
 async def roster_assignments(session: AsyncSession, roster: Roster) -> list[RosterAssignment]:
-    return list(await session.scalars(select(RosterAssignment).where(RosterAssignment.roster_id == roster.id)
-                                      .order_by(RosterAssignment.user_id, RosterAssignment.day)))
+    return list(
+        await session.scalars(
+            select(RosterAssignment)
+            .where(RosterAssignment.roster_id == roster.id)
+            .order_by(RosterAssignment.user_id, RosterAssignment.day)
+        )
+    )
 
 
 def _demand_of(roster: Roster) -> dict[date, list[int]]:
@@ -420,8 +572,9 @@ async def roster_problem(session: AsyncSession, roster: Roster) -> Problem:
     return await build_problem(session, roster.month, demand=_demand_of(roster), include_inactive_shifts=True)
 
 
-async def roster_violations(session: AsyncSession, roster: Roster,
-                            problem: Problem | None = None) -> list[Violation]:
+async def roster_violations(
+    session: AsyncSession, roster: Roster, problem: Problem | None = None
+) -> list[Violation]:
     """The hard rules a stored roster breaks now (leave or rules may have changed since it was made)."""
     problem = problem or await roster_problem(session, roster)
     rows = await roster_assignments(session, roster)
@@ -434,8 +587,9 @@ class CellResult:
     violations: list[Violation]
 
 
-async def do_edit_cell(session: AsyncSession, actor: Actor, roster: Roster, user_id: int, day: date,
-                       shift_id: int | None) -> CellResult:
+async def do_edit_cell(
+    session: AsyncSession, actor: Actor, roster: Roster, user_id: int, day: date, shift_id: int | None
+) -> CellResult:
     """Put ``user_id`` on ``shift_id`` on ``day`` (None: a day off) and answer every hard rule the roster now
     breaks — saved anyway: managers know things the rules do not. Updates the roster's unmet coverage. Audited;
     ``roster.updated``; on a published roster the person is notified."""
@@ -449,9 +603,13 @@ async def do_edit_cell(session: AsyncSession, actor: Actor, roster: Roster, user
         shift = await session.get(ShiftTemplate, shift_id)
         if shift is None:
             raise InvalidInput("班次不存在", code="invalid_roster_shift")
-    row = await session.scalar(select(RosterAssignment).where(RosterAssignment.roster_id == roster.id,
-                                                              RosterAssignment.user_id == user_id,
-                                                              RosterAssignment.day == day))
+    row = await session.scalar(
+        select(RosterAssignment).where(
+            RosterAssignment.roster_id == roster.id,
+            RosterAssignment.user_id == user_id,
+            RosterAssignment.day == day,
+        )
+    )
     before_shift = row.shift_id if row is not None else None
     names = {t.id: t.name for t in await shift_templates(session)}
     if shift is None:
@@ -463,7 +621,12 @@ async def do_edit_cell(session: AsyncSession, actor: Actor, roster: Roster, user
         if row is None:
             row = RosterAssignment(roster_id=roster.id, user_id=user_id, day=day)
             session.add(row)
-        row.shift_id, row.starts_at, row.ends_at, row.duty_role = shift.id, starts_at, ends_at, shift.duty_role
+        row.shift_id, row.starts_at, row.ends_at, row.duty_role = (
+            shift.id,
+            starts_at,
+            ends_at,
+            shift.duty_role,
+        )
     await session.flush()
     problem = await roster_problem(session, roster)
     current = {(r.user_id, r.day): r.shift_id for r in await roster_assignments(session, roster)}
@@ -471,18 +634,40 @@ async def do_edit_cell(session: AsyncSession, actor: Actor, roster: Roster, user
     roster.unmet, roster.unmet_total = _unmet_rows(unmet), sum(short for _, _, short in unmet)
     await session.flush()
     violations = find_violations(problem, current)
-    record_audit(session, actor, "roster.edit", "roster", roster.id,
-                 before={"user_id": user_id, "day": day.isoformat(), "shift": names.get(before_shift) if
-                         before_shift else None},
-                 after={"user_id": user_id, "day": day.isoformat(), "shift": shift.name if shift else None,
-                        "violations": len(violations)})
-    emit(session, RosterUpdated(roster_id=roster.id, month=month_key(roster.month), status=roster.status,
-                                change="edited"))
+    record_audit(
+        session,
+        actor,
+        "roster.edit",
+        "roster",
+        roster.id,
+        before={
+            "user_id": user_id,
+            "day": day.isoformat(),
+            "shift": names.get(before_shift) if before_shift else None,
+        },
+        after={
+            "user_id": user_id,
+            "day": day.isoformat(),
+            "shift": shift.name if shift else None,
+            "violations": len(violations),
+        },
+    )
+    emit(
+        session,
+        RosterUpdated(
+            roster_id=roster.id, month=month_key(roster.month), status=roster.status, change="edited"
+        ),
+    )
     if roster.status == RosterStatus.published.value and before_shift != shift_id:
         was = names.get(before_shift, "休息") if before_shift else "休息"
         now = shift.name if shift else "休息"
-        do_notify(session, person.id, NOTIFY_KIND, f"排班调整：{day.month}月{day.day}日 {was} → {now}",
-                  link=f"/roster/mine?month={month_key(roster.month)}")
+        do_notify(
+            session,
+            person.id,
+            NOTIFY_KIND,
+            f"排班调整：{day.month}月{day.day}日 {was} → {now}",
+            link=f"/roster/mine?month={month_key(roster.month)}",
+        )
     return CellResult(row, violations)
 
 
@@ -495,19 +680,34 @@ async def do_publish_roster(session: AsyncSession, actor: Actor, roster: Roster)
     previous = await published_roster(session, roster.month)
     if previous is not None:
         previous.status = RosterStatus.superseded.value
-    roster.status, roster.published_at, roster.published_by_id = (RosterStatus.published.value, utcnow(),
-                                                                  actor.user_id)
+    roster.status, roster.published_at, roster.published_by_id = (
+        RosterStatus.published.value,
+        utcnow(),
+        actor.user_id,
+    )
     await session.flush()
     counts: dict[int, int] = defaultdict(int)
     for row in await roster_assignments(session, roster):
         counts[row.user_id] += 1
     key = month_key(roster.month)
     for user_id, count in sorted(counts.items()):
-        do_notify(session, user_id, NOTIFY_KIND, f"{roster.month.year}年{roster.month.month}月排班已发布",
-                  f"本月共 {count} 个班次，请查看我的排班。", link=f"/roster/mine?month={key}")
-    record_audit(session, actor, "roster.publish", "roster", roster.id,
-                 before={"superseded": previous.id if previous else None},
-                 after={"month": key, "people": len(counts), "assignments": sum(counts.values())})
+        do_notify(
+            session,
+            user_id,
+            NOTIFY_KIND,
+            f"{roster.month.year}年{roster.month.month}月排班已发布",
+            f"本月共 {count} 个班次，请查看我的排班。",
+            link=f"/roster/mine?month={key}",
+        )
+    record_audit(
+        session,
+        actor,
+        "roster.publish",
+        "roster",
+        roster.id,
+        before={"superseded": previous.id if previous else None},
+        after={"month": key, "people": len(counts), "assignments": sum(counts.values())},
+    )
     emit(session, RosterPublished(roster_id=roster.id, month=key, people=len(counts)))
     return roster
 
@@ -515,8 +715,11 @@ async def do_publish_roster(session: AsyncSession, actor: Actor, roster: Roster)
 def coverage_summary(problem: Problem, roster: Roster) -> dict[str, Any]:
     """Figures for the page: the month's required agent half-hours, those short, and the 值班 days short."""
     required = sum(sum(row) for row in problem.demand.values())
-    return {"required": required, "short": roster.unmet_total,
-            "covered_pct": 100.0 if required == 0 else round(100 * (required - roster.unmet_total) / required, 1)}
+    return {
+        "required": required,
+        "short": roster.unmet_total,
+        "covered_pct": 100.0 if required == 0 else round(100 * (required - roster.unmet_total) / required, 1),
+    }
 
 
 # ------------------------------------------------------------------ who is on duty; one's own schedule
@@ -527,33 +730,48 @@ async def roster_on_duty(session: AsyncSession, duty_role: str, at: datetime) ->
     published roster covering ``at`` schedules that role (the caller then uses its duty list)."""
     local_day = to_local(at).date()
     months = {local_day.replace(day=1), (local_day - timedelta(days=1)).replace(day=1)}
-    ids = list(await session.scalars(select(Roster.id).where(Roster.month.in_(months),
-                                                             Roster.status == RosterStatus.published.value)))
+    ids = list(
+        await session.scalars(
+            select(Roster.id).where(Roster.month.in_(months), Roster.status == RosterStatus.published.value)
+        )
+    )
     if not ids:
         return None
-    scheduled = await session.scalar(select(RosterAssignment.id).where(RosterAssignment.roster_id.in_(ids),
-                                                                       RosterAssignment.duty_role == duty_role)
-                                     .limit(1))
+    scheduled = await session.scalar(
+        select(RosterAssignment.id)
+        .where(RosterAssignment.roster_id.in_(ids), RosterAssignment.duty_role == duty_role)
+        .limit(1)
+    )
     if scheduled is None:
         return None
     rows = await session.scalars(
-        select(RosterAssignment.user_id).join(User, User.id == RosterAssignment.user_id)
-        .where(RosterAssignment.roster_id.in_(ids), RosterAssignment.duty_role == duty_role,
-               RosterAssignment.starts_at <= at, RosterAssignment.ends_at > at, User.is_active.is_(True))
-        .order_by(RosterAssignment.starts_at, RosterAssignment.id))
+        select(RosterAssignment.user_id)
+        .join(User, User.id == RosterAssignment.user_id)
+        .where(
+            RosterAssignment.roster_id.in_(ids),
+            RosterAssignment.duty_role == duty_role,
+            RosterAssignment.starts_at <= at,
+            RosterAssignment.ends_at > at,
+            User.is_active.is_(True),
+        )
+        .order_by(RosterAssignment.starts_at, RosterAssignment.id)
+    )
     return list(dict.fromkeys(rows))
 
 
-async def my_schedule(session: AsyncSession, user: User, month: date) -> list[tuple[RosterAssignment,
-                                                                                   ShiftTemplate]]:
+async def my_schedule(
+    session: AsyncSession, user: User, month: date
+) -> list[tuple[RosterAssignment, ShiftTemplate]]:
     """``user``'s shifts in the published roster of ``month``, by day."""
     roster = await published_roster(session, month)
     if roster is None:
         return []
     rows = await session.execute(
-        select(RosterAssignment, ShiftTemplate).join(ShiftTemplate, ShiftTemplate.id == RosterAssignment.shift_id)
+        select(RosterAssignment, ShiftTemplate)
+        .join(ShiftTemplate, ShiftTemplate.id == RosterAssignment.shift_id)
         .where(RosterAssignment.roster_id == roster.id, RosterAssignment.user_id == user.id)
-        .order_by(RosterAssignment.day))
+        .order_by(RosterAssignment.day)
+    )
     return [(a, t) for a, t in rows.tuples()]
 
 

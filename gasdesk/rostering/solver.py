@@ -128,17 +128,27 @@ def coverage(problem: Problem, assignments: dict[tuple[int, date], int]) -> dict
 def unmet_coverage(problem: Problem, assignments: dict[tuple[int, date], int]) -> list[tuple[date, int, int]]:
     """(day, slot, short) wherever fewer agents work than the requirement."""
     have = coverage(problem, assignments)
-    return [(d, slot, need - have[d][slot]) for d in problem.days
-            for slot, need in enumerate(problem.demand.get(d, [0] * SLOTS_PER_DAY)) if need > have[d][slot]]
+    return [
+        (d, slot, need - have[d][slot])
+        for d in problem.days
+        for slot, need in enumerate(problem.demand.get(d, [0] * SLOTS_PER_DAY))
+        if need > have[d][slot]
+    ]
 
 
-def staff_shortfall(problem: Problem, assignments: dict[tuple[int, date], int]) -> list[tuple[date, int, int]]:
+def staff_shortfall(
+    problem: Problem, assignments: dict[tuple[int, date], int]
+) -> list[tuple[date, int, int]]:
     """(day, shift id, short) wherever a shift has fewer people than its daily minimum."""
     counts: dict[tuple[date, int], int] = defaultdict(int)
     for (_, day), shift_id in assignments.items():
         counts[day, shift_id] += 1
-    return [(d, s.id, s.min_staff - counts[d, s.id]) for d in problem.days for s in problem.shifts
-            if s.min_staff > counts[d, s.id]]
+    return [
+        (d, s.id, s.min_staff - counts[d, s.id])
+        for d in problem.days
+        for s in problem.shifts
+        if s.min_staff > counts[d, s.id]
+    ]
 
 
 def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, seed: int = 1) -> Solution:
@@ -212,10 +222,15 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
         weeks[day - timedelta(days=day.weekday())].append(di)
     for agent in problem.agents:
         for monday, indexes in weeks.items():
-            before = sum(1 for offset in range((first - monday).days)
-                         if problem.history.get((agent.id, monday + timedelta(days=offset))) is not None)
-            model.add(sum(works[agent.id, di] for di in indexes) + before  # type: ignore[arg-type]
-                      <= rules.max_shifts_per_week)
+            before = sum(
+                1
+                for offset in range((first - monday).days)
+                if problem.history.get((agent.id, monday + timedelta(days=offset))) is not None
+            )
+            model.add(
+                sum(works[agent.id, di] for di in indexes) + before  # type: ignore[arg-type]
+                <= rules.max_shifts_per_week
+            )
         model.add(sum(works[agent.id, di] for di in range(n_days)) <= rules.max_shifts_per_month)  # type: ignore[arg-type]
 
     terms: list[object] = []
@@ -303,9 +318,14 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
         for (aid, di, sid), var in x.items():
             if solver.value(var):
                 assignments[aid, days[di]] = sid
-    return Solution(status=status, objective=objective, seconds=time.monotonic() - started,
-                    assignments=assignments, unmet=unmet_coverage(problem, assignments) if objective is not None
-                    else [], staff_short=staff_shortfall(problem, assignments) if objective is not None else [])
+    return Solution(
+        status=status,
+        objective=objective,
+        seconds=time.monotonic() - started,
+        assignments=assignments,
+        unmet=unmet_coverage(problem, assignments) if objective is not None else [],
+        staff_short=staff_shortfall(problem, assignments) if objective is not None else [],
+    )
 
 
 def _count_var(model: object, name: str, variables: list[object], upper: int) -> object:
@@ -352,10 +372,14 @@ def find_violations(problem: Problem, assignments: dict[tuple[int, date], int]) 
             if agent is not None and day in agent.leave:
                 found.append(Violation(uid, day, "leave", f"{name} {_md(day)} 请假，不应排{label}"))
             if agent is None or sid not in agent.shift_ids:
-                found.append(Violation(uid, day, "not_qualified", f"{name} 不具备{label}所需的技能或岗位（{_md(day)}）"))
+                found.append(
+                    Violation(
+                        uid, day, "not_qualified", f"{name} 不具备{label}所需的技能或岗位（{_md(day)}）"
+                    )
+                )
         days_worked = sorted(worked)
         for i, day in enumerate(days_worked):
-            for later in days_worked[i + 1:]:
+            for later in days_worked[i + 1 :]:
                 gap = (later - day).days
                 if gap > 2:
                     break
@@ -366,25 +390,50 @@ def find_violations(problem: Problem, assignments: dict[tuple[int, date], int]) 
                     continue
                 rest = gap * DAY_MIN + s2.start_min - s1.end_min
                 if rest < rules.min_rest_min:
-                    found.append(Violation(uid, later, "rest",
-                                           f"{name} {_md(day)}{s1.name}与{_md(later)}{s2.name}之间只休息 "
-                                           f"{max(rest, 0) / 60:g} 小时，少于 {rules.min_rest_min / 60:g} 小时"))
+                    found.append(
+                        Violation(
+                            uid,
+                            later,
+                            "rest",
+                            f"{name} {_md(day)}{s1.name}与{_md(later)}{s2.name}之间只休息 "
+                            f"{max(rest, 0) / 60:g} 小时，少于 {rules.min_rest_min / 60:g} 小时",
+                        )
+                    )
         run: list[date] = []
         for day in days_worked:
             run = run + [day] if run and (day - run[-1]).days == 1 else [day]
             if len(run) == rules.max_consecutive_days + 1 and day in month:
-                found.append(Violation(uid, day, "consecutive", f"{name} {_md(run[0])}起连续工作超过 "
-                                                                 f"{rules.max_consecutive_days} 天"))
+                found.append(
+                    Violation(
+                        uid,
+                        day,
+                        "consecutive",
+                        f"{name} {_md(run[0])}起连续工作超过 {rules.max_consecutive_days} 天",
+                    )
+                )
         weeks: dict[date, int] = defaultdict(int)
         for day in days_worked:
             weeks[day - timedelta(days=day.weekday())] += 1
         for monday, count in sorted(weeks.items()):
-            if count > rules.max_shifts_per_week and any(monday + timedelta(days=k) in month for k in range(7)):
-                found.append(Violation(uid, max(monday, problem.days[0]), "week",
-                                       f"{name} {_md(monday)}所在周排班 {count} 次，超过每周 "
-                                       f"{rules.max_shifts_per_week} 次"))
+            if count > rules.max_shifts_per_week and any(
+                monday + timedelta(days=k) in month for k in range(7)
+            ):
+                found.append(
+                    Violation(
+                        uid,
+                        max(monday, problem.days[0]),
+                        "week",
+                        f"{name} {_md(monday)}所在周排班 {count} 次，超过每周 {rules.max_shifts_per_week} 次",
+                    )
+                )
         in_month = sum(1 for day in days_worked if day in month)
         if in_month > rules.max_shifts_per_month:
-            found.append(Violation(uid, problem.days[-1], "month",
-                                   f"{name} 本月排班 {in_month} 次，超过每月 {rules.max_shifts_per_month} 次"))
+            found.append(
+                Violation(
+                    uid,
+                    problem.days[-1],
+                    "month",
+                    f"{name} 本月排班 {in_month} 次，超过每月 {rules.max_shifts_per_month} 次",
+                )
+            )
     return found
