@@ -772,7 +772,7 @@ async def my_schedule(
         .where(RosterAssignment.roster_id == roster.id, RosterAssignment.user_id == user.id)
         .order_by(RosterAssignment.day)
     )
-    return [(a, t) for a, t in rows.tuples()]
+    return [(a, t) for a, t in rows.all()]
 
 
 def slot_label(slot: int) -> str:
