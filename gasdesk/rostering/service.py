@@ -434,13 +434,13 @@ async def build_problem(
     history: dict[tuple[int, date], int] = {}
     previous = await published_roster(session, days[0] - timedelta(days=1))
     if previous is not None:
-        for row in await session.scalars(
+        for earlier in await session.scalars(
             select(RosterAssignment).where(
                 RosterAssignment.roster_id == previous.id,
                 RosterAssignment.day >= days[0] - timedelta(days=HISTORY_DAYS),
             )
         ):
-            history[row.user_id, row.day] = row.shift_id
+            history[earlier.user_id, earlier.day] = earlier.shift_id
     shifts = [_spec(t) for t in templates]
     return Problem(
         days=days, shifts=shifts, agents=agents, demand=demand, rules=solver_rules(rules), history=history

@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from gasdesk.rostering.models import SLOT_MIN, SLOTS_PER_DAY
 
@@ -169,7 +170,7 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
                 if s.id in agent.shift_ids:
                     x[agent.id, di, s.id] = model.new_bool_var(f"x_{agent.id}_{di}_{s.id}")
 
-    x_of: dict[int, list[tuple[int, int, object]]] = defaultdict(list)  # agent → (day index, shift, var)
+    x_of: dict[int, list[tuple[int, int, Any]]] = defaultdict(list)  # agent → (day index, shift, var)
     for (aid, di, sid), var in x.items():
         x_of[aid].append((di, sid, var))
     first = days[0]
@@ -178,7 +179,7 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
         """The shift worked on a day before the month (negative index), from the previous roster."""
         return problem.history.get((agent_id, first + timedelta(days=day_index)))
 
-    works: dict[tuple[int, int], object] = {}  # (agent, day index) → linear expression (0/1) or a constant
+    works: dict[tuple[int, int], Any] = {}  # (agent, day index) → linear expression (0/1) or a constant
     for agent in problem.agents:
         for di in range(n_days):
             todays = [x[agent.id, di, s.id] for s in shifts if (agent.id, di, s.id) in x]
@@ -214,7 +215,7 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
             window = range(start, start + k + 1)
             known = sum(1 for di in window if di < 0 and history(agent.id, di) is not None)
             inside = [works[agent.id, di] for di in window if di >= 0]
-            model.add(sum(inside) + known <= k)  # type: ignore[arg-type]
+            model.add(sum(inside) + known <= k)
 
     # Per calendar week (Monday–Sunday) and per month.
     weeks: dict[date, list[int]] = defaultdict(list)
@@ -227,19 +228,16 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
                 for offset in range((first - monday).days)
                 if problem.history.get((agent.id, monday + timedelta(days=offset))) is not None
             )
-            model.add(
-                sum(works[agent.id, di] for di in indexes) + before  # type: ignore[arg-type]
-                <= rules.max_shifts_per_week
-            )
-        model.add(sum(works[agent.id, di] for di in range(n_days)) <= rules.max_shifts_per_month)  # type: ignore[arg-type]
+            model.add(sum(works[agent.id, di] for di in indexes) + before <= rules.max_shifts_per_week)
+        model.add(sum(works[agent.id, di] for di in range(n_days)) <= rules.max_shifts_per_month)
 
-    terms: list[object] = []
+    terms: list[Any] = []
     # Coverage per half hour: people per (day, shift), then the slots each covers.
-    on_shift: dict[tuple[int, int], object] = {}
+    on_shift: dict[tuple[int, int], Any] = {}
     for di in range(n_days):
         for s in shifts:
             on_shift[di, s.id] = sum(x[a.id, di, s.id] for a in problem.agents if (a.id, di, s.id) in x)
-    covering: dict[tuple[int, int], list[object]] = defaultdict(list)
+    covering: dict[tuple[int, int], list[Any]] = defaultdict(list)
     for di in range(-1, n_days):
         for s in shifts:
             if not s.covers_contacts:
@@ -252,23 +250,19 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
                         covering[dj, slot].append(known)
                     else:
                         covering[dj, slot].append(on_shift[di, s.id])
-    short_vars: dict[tuple[int, int], cp_model.IntVar] = {}
     for di, day in enumerate(days):
         need_row = problem.demand.get(day, [0] * SLOTS_PER_DAY)
         for slot, need in enumerate(need_row):
             if need <= 0:
                 continue
             short = model.new_int_var(0, need, f"short_{di}_{slot}")
-            model.add(sum(covering[di, slot]) + short >= need)  # type: ignore[arg-type]
-            short_vars[di, slot] = short
+            model.add(sum(covering[di, slot]) + short >= need)
             terms.append(W_SHORT * short)
-    staff_vars: dict[tuple[int, int], cp_model.IntVar] = {}
     for di in range(n_days):
         for s in shifts:
             if s.min_staff > 0:
                 short = model.new_int_var(0, s.min_staff, f"staff_{di}_{s.id}")
-                model.add(on_shift[di, s.id] + short >= s.min_staff)  # type: ignore[operator]
-                staff_vars[di, s.id] = short
+                model.add(on_shift[di, s.id] + short >= s.min_staff)
                 terms.append(W_MIN_STAFF * short)
 
     # Wishes.
@@ -282,17 +276,18 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
                 terms.append((W_AVOID if pref.kind == "avoid" else -W_PREFER) * var)
 
     # Fairness: the spread of night shifts (among those who may work one) and of weekend shifts.
-    def spread(name: str, counts: list[object]) -> None:
+    def spread(name: str, counts: list[Any]) -> None:
         if len(counts) < 2:
             return
         hi = model.new_int_var(0, n_days, f"{name}_max")
         lo = model.new_int_var(0, n_days, f"{name}_min")
-        model.add_max_equality(hi, counts)  # type: ignore[arg-type]
-        model.add_min_equality(lo, counts)  # type: ignore[arg-type]
+        model.add_max_equality(hi, counts)
+        model.add_min_equality(lo, counts)
         terms.append(W_FAIR * (hi - lo))
 
     nights = [s.id for s in shifts if s.night]
-    night_counts, weekend_counts = [], []
+    night_counts: list[Any] = []
+    weekend_counts: list[Any] = []
     for agent in problem.agents:
         if any(sid in agent.shift_ids for sid in nights):
             night_vars = [var for _, sid, var in x_of[agent.id] if sid in nights]
@@ -304,7 +299,7 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
     spread("weekends", weekend_counts)
     terms.extend(W_SHIFT * var for var in x.values())
 
-    model.minimize(sum(terms))  # type: ignore[arg-type]
+    model.minimize(sum(terms))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.5, float(time_limit_s))
     solver.parameters.num_workers = max(1, workers)
@@ -328,10 +323,10 @@ def solve(problem: Problem, *, time_limit_s: float = 20.0, workers: int = 2, see
     )
 
 
-def _count_var(model: object, name: str, variables: list[object], upper: int) -> object:
+def _count_var(model: Any, name: str, variables: list[Any], upper: int) -> Any:
     """An integer variable equal to the number of ``variables`` set."""
-    count = model.new_int_var(0, upper, name)  # type: ignore[attr-defined]
-    model.add(count == sum(variables))  # type: ignore[attr-defined]
+    count = model.new_int_var(0, upper, name)
+    model.add(count == sum(variables))
     return count
 
 
