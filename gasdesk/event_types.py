@@ -607,3 +607,24 @@ class InternalChatMembersChanged(EventPayload):
     chat_id: int
     member_ids: list[int]
     removed_ids: list[int]
+
+# ------------------------------------------------------------------ rostering (gasdesk/rostering)
+
+
+@event_type("roster.updated")
+class RosterUpdated(EventPayload):
+    """A month's roster was generated (a new draft) or a cell of it edited."""
+
+    roster_id: int
+    month: str  # YYYY-MM
+    status: str  # draft | published
+    change: str  # generated | edited
+
+
+@event_type("roster.published")
+class RosterPublished(EventPayload):
+    """A month's roster was published: its people were notified, and emergency duty now reads it."""
+
+    roster_id: int
+    month: str  # YYYY-MM
+    people: int  # how many people it rosters

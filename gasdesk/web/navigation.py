@@ -54,6 +54,8 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/emergency", "应急升级路径", "Ⅰ–Ⅳ级事件的通知步骤、渠道与确认时限"),
     Console("/admin/duty", "值班表", "值班长、抢修调度、安检主管的在班时间与应急联系方式"),
     Console("/admin/hours", "节假日安排", "法定节假日、调休与各服务线的日期安排，节前提示"),
+    Console("/admin/roster", "智能排班", "按进线预测、技能与休息规则生成月度排班，调整并发布；值班按排班通知"),
+    Console("/roster/mine", "我的排班", "已发布排班中我的班次与值班"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (

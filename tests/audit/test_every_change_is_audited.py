@@ -1599,6 +1599,136 @@ async def _(ctx: Ctx) -> Call:
     await ctx.as_role("dispatcher")
     return Call("POST", "/ichat/direct", ("ichat.create",), data={"user_id": str(crew.id)})
 
+# ---------------------------------------------------------------- rostering (gasdesk/rostering)
+
+
+async def _roster_draft(ctx: Ctx) -> int:
+    """A draft roster of February 2027 (one early shift, stored without solving); a supervisor logs in."""
+    from gasdesk.rostering.service import build_problem, do_store_roster, shift_templates
+    from gasdesk.rostering.solver import Solution
+
+    agent = await staff_user(ctx.session, "agent")
+    early = next(s for s in await shift_templates(ctx.session) if s.code == "early")
+    problem = await build_problem(ctx.session, date(2027, 2, 1))
+    roster = await do_store_roster(ctx.session, SETUP, problem, Solution(
+        status="FEASIBLE", objective=0.0, seconds=0.0, assignments={(agent.id, date(2027, 2, 2)): early.id},
+        unmet=[], staff_short=[]))
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return roster.id
+
+
+@scenario("POST", "/api/v1/roster/generate")
+async def _(ctx: Ctx) -> Call:
+    await staff_user(ctx.session, "agent")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/roster/generate", ("roster.generate",), json={"month": "2027-02", "time_limit_s": 1})
+
+
+@scenario("POST", "/admin/roster/generate")
+async def _(ctx: Ctx) -> Call:
+    await staff_user(ctx.session, "agent")
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/roster/generate", ("roster.generate",), data={"month": "2027-02", "time_limit_s": "1"})
+
+
+@scenario("PUT", "/api/v1/roster/{roster_id}/cells")
+async def _(ctx: Ctx) -> Call:
+    roster_id = await _roster_draft(ctx)
+    user = await staff_user(ctx.session, "agent")
+    return Call("PUT", f"/api/v1/roster/{roster_id}/cells", ("roster.edit",), json={"user_id": user.id,
+                                                                                  "day": "2027-02-03"})
+
+
+@scenario("POST", "/admin/roster/{roster_id}/cell")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.service import shift_templates
+
+    roster_id = await _roster_draft(ctx)
+    user = await staff_user(ctx.session, "agent")
+    middle = next(s for s in await shift_templates(ctx.session) if s.code == "middle")
+    return Call("POST", f"/admin/roster/{roster_id}/cell", ("roster.edit",), headers={"HX-Request": "true"},
+                data={"user_id": str(user.id), "day": "2027-02-04", "shift_id": str(middle.id)})
+
+
+@scenario("POST", "/api/v1/roster/{roster_id}/publish")
+async def _(ctx: Ctx) -> Call:
+    roster_id = await _roster_draft(ctx)
+    return Call("POST", f"/api/v1/roster/{roster_id}/publish", ("roster.publish",))
+
+
+@scenario("POST", "/admin/roster/{roster_id}/publish")
+async def _(ctx: Ctx) -> Call:
+    roster_id = await _roster_draft(ctx)
+    return Call("POST", f"/admin/roster/{roster_id}/publish", ("roster.publish",))
+
+
+@scenario("POST", "/admin/roster/setup/rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/roster/setup/rules", ("config.roster_rules",),
+                data={"history_weeks": "6", "agents_per_contact": "0.3", "min_rest_hours": "12"})
+
+
+@scenario("POST", "/admin/roster/setup/shifts")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/roster/setup/shifts", ("config.roster_shift",),
+                data={"code": "late", "name": "晚班", "start": "18:00", "hours": "6", "covers_contacts": "on",
+                      "active": "on"})
+
+
+@scenario("POST", "/admin/roster/setup/shifts/{shift_id}")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.service import shift_templates
+
+    early = next(s for s in await shift_templates(ctx.session) if s.code == "early")
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/roster/setup/shifts/{early.id}", ("config.roster_shift",),
+                data={"code": "early", "name": "早班", "start": "07:30", "hours": "8", "covers_contacts": "on",
+                      "roles": ["agent", "supervisor"], "active": "on"})
+
+
+@scenario("POST", "/admin/roster/setup/leave")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "agent")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/roster/setup/leave", ("roster.leave_add",),
+                data={"user_id": str(user.id), "start_day": "2027-02-08", "end_day": "2027-02-10", "note": "年假"})
+
+
+@scenario("POST", "/admin/roster/setup/leave/{leave_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.schemas import LeaveIn
+    from gasdesk.rostering.service import do_add_leave
+
+    user = await staff_user(ctx.session, "agent")
+    row = await do_add_leave(ctx.session, SETUP, LeaveIn(user_id=user.id, start_day=date(2027, 2, 8),
+                                                          end_day=date(2027, 2, 9)))
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/roster/setup/leave/{row.id}/delete", ("roster.leave_remove",))
+
+
+@scenario("POST", "/admin/roster/setup/preferences")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "agent")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/roster/setup/preferences", ("roster.preference_add",),
+                data={"user_id": str(user.id), "kind": "avoid", "weekday": "6"})
+
+
+@scenario("POST", "/admin/roster/setup/preferences/{preference_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.schemas import PreferenceIn
+    from gasdesk.rostering.service import do_add_preference
+
+    user = await staff_user(ctx.session, "agent")
+    row = await do_add_preference(ctx.session, SETUP, PreferenceIn(user_id=user.id, kind="prefer", weekday=1))
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/roster/setup/preferences/{row.id}/delete", ("roster.preference_remove",))
+
 
 # ---------------------------------------------------------------- the route tests
 

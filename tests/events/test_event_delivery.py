@@ -623,6 +623,40 @@ async def _correction_reviewed(w: World) -> None:
     await commit(w.session)
 
 
+async def _roster_draft(w: World):
+    from gasdesk.rostering.service import build_problem, do_store_roster, shift_templates
+    from gasdesk.rostering.solver import Solution
+
+    agent = await staff_user(w.session, "agent")
+    early = next(s for s in await shift_templates(w.session) if s.code == "early")
+    problem = await build_problem(w.session, date(2027, 2, 1))
+    return agent, early, await do_store_roster(w.session, wo_actor(), problem, Solution(
+        status="FEASIBLE", objective=0.0, seconds=0.0, assignments={(agent.id, date(2027, 2, 2)): early.id},
+        unmet=[], staff_short=[]))
+
+
+@case("roster.updated")
+async def _roster_updated(w: World) -> None:
+    from gasdesk.rostering.service import do_edit_cell
+
+    agent, early, roster = await _roster_draft(w)
+    await commit(w.session)
+    w.start()
+    await do_edit_cell(w.session, wo_actor(), roster, agent.id, date(2027, 2, 3), early.id)
+    await commit(w.session)
+
+
+@case("roster.published")
+async def _roster_published(w: World) -> None:
+    from gasdesk.rostering.service import do_publish_roster
+
+    _, _, roster = await _roster_draft(w)
+    await commit(w.session)
+    w.start()
+    await do_publish_roster(w.session, wo_actor(), roster)
+    await commit(w.session)
+
+
 @case("call.ringing")
 async def _call_ringing(w: World) -> None:
     from gasdesk.telephony.media import CallInfo
