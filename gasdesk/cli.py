@@ -21,6 +21,7 @@ bot_app = typer.Typer(help="The resident bot", no_args_is_help=True)
 analytics_app = typer.Typer(help="Report facts and roll-ups", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base", no_args_is_help=True)
 corrections_app = typer.Typer(help="Agents' corrections of the bot's intents", no_args_is_help=True)
+keys_app = typer.Typer(help="The personal-data encryption keys (GASDESK_DATA_KEYS)", no_args_is_help=True)
 bot_app.add_typer(corrections_app, name="corrections")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
@@ -28,6 +29,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(bot_app, name="bot")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(kb_app, name="kb")
+app.add_typer(keys_app, name="keys")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -345,3 +347,59 @@ def analytics_backfill(days: Annotated[int, typer.Option(help="How far back (0: 
 
 def main() -> None:
     app()
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """How many encrypted values each key holds, per table (legacy = written before key ids)."""
+    from gasdesk.db import transaction
+    from gasdesk.security.crypto import key_ring
+    from gasdesk.security.rotation import key_usage
+
+    async def go():  # noqa: ANN202
+        async with transaction() as session:
+            return await key_usage(session)
+
+    ring = key_ring()
+    usage = run(go())
+    typer.echo(f"主密钥 primary key: {ring.primary}；可解密 readable: {', '.join(ring.keys)}")
+    totals: dict[str, int] = {}
+    for table_name, counts in usage.items():
+        if counts:
+            typer.echo(f"  {table_name}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+        for key_id, n in counts.items():
+            totals[key_id] = totals.get(key_id, 0) + n
+    typer.echo("合计 total: " + (", ".join(f"{k} {n}" for k, n in sorted(totals.items())) or "0"))
+    missing = sorted(k for k in totals if k not in ring.keys)
+    if missing:
+        fail(f"有数据使用的密钥不在 GASDESK_DATA_KEYS 中 / values under keys the ring lacks: {', '.join(missing)}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction")] = 500,
+    max_batches: Annotated[int | None, typer.Option(help="Stop after this many batches (run again to go on)")] = None,
+) -> None:
+    """Re-encrypt every encrypted value under the primary key of GASDESK_DATA_KEYS, a batch per transaction,
+    while the app runs. Resumable and idempotent: values already under the primary key are skipped.
+    Runbook: docs/operations.md (every process must run the new ring first)."""
+    from gasdesk.audit.service import Actor
+    from gasdesk.security.crypto import KeyNotAvailable, key_ring
+    from gasdesk.security.rotation import RotationReport, rotate_keys
+
+    if batch_size < 1:
+        fail("--batch-size 必须大于 0")
+    ring = key_ring()
+    typer.echo(f"用主密钥 {ring.primary} 重新加密 / re-encrypting under {ring.primary}…")
+
+    def progress(table_name: str, report: RotationReport) -> None:
+        typer.echo(f"  {table_name}: 已扫描 scanned {report.scanned}，已重新加密 re-encrypted {report.reencrypted}")
+
+    try:
+        report = run(rotate_keys(Actor.system("cli-keys"), batch_size=batch_size, max_batches=max_batches,
+                                 on_progress=progress))
+    except KeyNotAvailable as exc:
+        fail(f"{exc}：把该密钥加回 GASDESK_DATA_KEYS 后再运行 / add that key back to the ring and run again")
+    state = "完成 complete" if report.complete else "未完成，再次运行以继续 / stopped early, run again to go on"
+    typer.echo(f"{state}: {report.batches} 批 batches，扫描 {report.scanned} 行 rows，"
+               f"重新加密 {report.reencrypted} 个值 values")
