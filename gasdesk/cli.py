@@ -69,6 +69,17 @@ def run(coro):  # noqa: ANN001, ANN201 - thin wrapper
         fail(exc.message)
 
 
+def configure_process_logging() -> None:
+    """The same log set-up as ``serve`` (PII filter; JSON lines with GASDESK_LOG_FORMAT=json) for the
+    long-running processes that are not uvicorn."""
+    import logging.config
+
+    from gasdesk.config import get_settings
+    from gasdesk.web.access_log import log_config
+
+    logging.config.dictConfig(log_config("INFO", get_settings().log_format))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
@@ -91,7 +102,7 @@ def serve(
         workers=workers, reload=reload, log_level="info",
         # uvicorn's access log prints query strings; the app writes its own without personal data,
         # and every log line passes through the PII filter.
-        access_log=False, log_config=log_config("INFO"),
+        access_log=False, log_config=log_config("INFO", settings.log_format),
         # Chat frames are small: compressing each costs more CPU than it saves on a LAN.
         ws_per_message_deflate=False,
         # Frames are at most 16,000 characters (docs/chat-protocol.md); uvicorn's default is 16 MB.
@@ -105,6 +116,7 @@ def worker(poll: Annotated[float, typer.Option(help="Seconds between polls when 
     Set GASDESK_RUN_WORKER=false on the web processes when you run dedicated workers."""
     from gasdesk.worker import run_worker
 
+    configure_process_logging()
     typer.echo("后台任务进程已启动（Ctrl-C 退出）")
     try:
         run(run_worker(poll_s=poll))
@@ -122,6 +134,7 @@ def hotline() -> None:
     settings = get_settings()
     if not settings.freeswitch_enabled and not settings.sip_enabled:
         fail("未启用任何热线接入：设置 GASDESK_FREESWITCH_ENABLED=true 或 GASDESK_SIP_ENABLED=true")
+    configure_process_logging()
     typer.echo("热线进程已启动（Ctrl-C 退出）")
     try:
         run(serve_hotline(settings))
