@@ -142,6 +142,45 @@ def hotline() -> None:
         pass
 
 
+@app.command()
+def backup(dest: Annotated[Path, typer.Argument(help="New (or empty) folder to write the backup into")]) -> None:
+    """Back up the database (SQLite: online backup API, consistent while the app runs; PostgreSQL: pg_dump -Fc)
+    and the upload folder into DEST, with a manifest of checksums. The keys are not in it: keep them apart.
+    Exit 2 for a bad DEST, 1 when a tool fails."""
+    from gasdesk.config import get_settings
+    from gasdesk.system.backup import BackupError
+    from gasdesk.system.backup import backup as make_backup
+
+    try:
+        report = run(make_backup(dest, get_settings()))
+    except BackupError as exc:
+        fail(exc.message, exc.code)
+    sizes = "，".join(f"{name} {size / 1_048_576:.1f} MB" for name, size in report.files.items())
+    typer.echo(f"已备份到 {report.folder}（{report.backend}，版本 {report.revision}）: {sizes}")
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="Backup folder written by `gasdesk backup`")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a database or upload folder that holds data")] = False,
+    ignore_key_check: Annotated[bool, typer.Option("--ignore-key-check",
+                                                   help="Restore a backup made under another GASDESK_DATA_KEY")] = False,
+) -> None:
+    """Restore a backup into the configured database and upload folder (stop the app first). Refuses a target
+    that holds data unless --force. Exit 2: SRC missing, damaged or from another backend; 3: target not empty;
+    4: made under another GASDESK_DATA_KEY; 1: a tool failed."""
+    from gasdesk.config import get_settings
+    from gasdesk.system.backup import BackupError
+    from gasdesk.system.backup import restore as restore_backup
+
+    try:
+        manifest = run(restore_backup(src, get_settings(), force=force, ignore_key_check=ignore_key_check))
+    except BackupError as exc:
+        fail(exc.message, exc.code)
+    typer.echo(f"已从 {src} 恢复（{manifest['backend']}，{manifest['created_at']} 的备份，版本 {manifest['revision']}）；"
+               "如代码更新过，请运行 gasdesk db upgrade")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Apply database migrations (Alembic)."""
