@@ -49,7 +49,7 @@ async def refresh(session: AsyncSession) -> None:
     counts = {code: (0, 0.0) for code in groups.values()}
     for group_id, count, oldest in waiting:
         wait = max(0.0, (now - as_utc(oldest)).total_seconds()) if oldest is not None else 0.0
-        counts[groups.get(group_id, NO_GROUP)] = (int(count), wait)
+        counts[groups.get(group_id, NO_GROUP) if group_id is not None else NO_GROUP] = (int(count), wait)
     # no await from here on: a scrape never sees the gauges half set
     metrics.QUEUE_WAITING.clear()
     metrics.QUEUE_OLDEST_WAIT.clear()
