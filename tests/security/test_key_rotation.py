@@ -121,3 +121,28 @@ def test_unencrypted_prefixes_are_not_counted_as_keys() -> None:
     assert Customer.__table__.name in {t.name for t in encrypted_tables()}
     with pytest.raises(ValueError):
         key_id_of("plain text")
+
+
+async def test_keys_commands(factory, monkeypatch) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from gasdesk import db
+    from gasdesk.cli import app as cli
+
+    async def invoke(*args: str):  # noqa: ANN202 - the CLI in its own loop and engine, as an operator runs it
+        await db.dispose_engine()
+        return await asyncio.to_thread(CliRunner().invoke, cli, list(args))
+
+    await factory.customer(name="诸葛明远")
+    status = await invoke("keys", "status")
+    assert status.exit_code == 0 and "primary key: legacy" in status.output and "customers: legacy 1" in status.output
+    use_ring(monkeypatch, f"k9:{new_data_key()},legacy")
+    partial = await invoke("keys", "rotate", "--batch-size", "1", "--max-batches", "2")
+    assert partial.exit_code == 0 and "stopped early" in partial.output and "2 批" in partial.output
+    done = await invoke("keys", "rotate")
+    assert done.exit_code == 0 and "complete" in done.output, done.output
+    use_ring(monkeypatch, f"k10:{new_data_key()}")  # a ring without the key the data is under
+    lost = await invoke("keys", "status")
+    assert lost.exit_code == 1 and "k9" in lost.output
