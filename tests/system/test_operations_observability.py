@@ -34,23 +34,19 @@ def sample(name: str, **labels: str) -> float:
 def json_log() -> Iterator[io.StringIO]:
     """The process's logging as ``gasdesk serve`` sets it up with GASDESK_LOG_FORMAT=json, gasdesk's own loggers
     at DEBUG (every line the app writes), into a buffer; restored afterwards."""
-    root, ours = logging.getLogger(), logging.getLogger("gasdesk")
-    saved = (root.handlers[:], root.level, ours.level)
     config = log_config("INFO", "json")
     config["handlers"]["stderr"]["stream"] = buffer = io.StringIO()
+    touched = [logging.getLogger(name) for name in ("", "gasdesk", *config["loggers"])]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in touched]
     logging.config.dictConfig(config)
-    ours.setLevel(logging.DEBUG)
+    logging.getLogger("gasdesk").setLevel(logging.DEBUG)
     try:
         yield buffer
     finally:
-        for handler in root.handlers:
-            if handler not in saved[0]:
-                root.removeHandler(handler)
-        for handler in saved[0]:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(saved[1])
-        ours.setLevel(saved[2])
+        for lg, handlers, level, propagate, disabled in saved:
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate, lg.disabled = propagate, disabled
 
 
 def json_lines(buffer: io.StringIO) -> list[dict]:
