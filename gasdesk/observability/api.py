@@ -37,9 +37,13 @@ def metrics_refusal(request: Request) -> Response | None:
     token = get_settings().metrics_token
     if token is not None and token.get_secret_value():
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.get_secret_value().encode()
+        ):
             return None
-        return JSONResponse({"error": {"code": "forbidden", "message": "需要有效的监控令牌"}}, status_code=403)
+        return JSONResponse(
+            {"error": {"code": "forbidden", "message": "需要有效的监控令牌"}}, status_code=403
+        )
     proxied = "forwarded" in request.headers or "x-forwarded-for" in request.headers
     if is_loopback(request.client.host if request.client else None) and not proxied:
         return None

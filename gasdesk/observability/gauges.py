@@ -41,9 +41,14 @@ async def refresh(session: AsyncSession) -> None:
     groups = {gid: code for gid, code in await session.execute(select(SkillGroup.id, SkillGroup.code))}
     waiting = await session.execute(
         select(Conversation.skill_group_id, func.count(), func.min(Conversation.queued_at))
-        .where(Conversation.state == ConversationState.queued.value).group_by(Conversation.skill_group_id))
-    due = (await session.execute(
-        select(func.count(), func.min(Job.run_at)).where(Job.status == "pending", Job.run_at <= now))).one()
+        .where(Conversation.state == ConversationState.queued.value)
+        .group_by(Conversation.skill_group_id)
+    )
+    due = (
+        await session.execute(
+            select(func.count(), func.min(Job.run_at)).where(Job.status == "pending", Job.run_at <= now)
+        )
+    ).one()
     failed = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "failed"))
 
     counts = {code: (0, 0.0) for code in groups.values()}

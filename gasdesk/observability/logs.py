@@ -39,7 +39,9 @@ class JsonFormatter(logging.Formatter):
         clean = getattr(record, "_pii_clean", False)
         message = record.getMessage()
         entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": message if clean else redact_pii(message),

@@ -88,10 +88,13 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            metrics.HTTP_LATENCY.labels(scope.get("method", ""), route_label(scope), f"{status[0] // 100}xx").observe(
-                time.perf_counter() - started)
+            metrics.HTTP_LATENCY.labels(
+                scope.get("method", ""), route_label(scope), f"{status[0] // 100}xx"
+            ).observe(time.perf_counter() - started)
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes]) -> None:
+    async def _websocket(
+        self, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes]
+    ) -> None:
         kind = SOCKET_KINDS.get(scope.get("path", ""), "other")
         state: dict[str, object] = {"accepted": False, "by": None}  # by: who ended it first
 

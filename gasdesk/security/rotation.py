@@ -68,7 +68,9 @@ class RotationReport:
     per_table: dict[str, int] = field(default_factory=dict)
 
 
-async def _rotate_batch(session: AsyncSession, t: EncryptedTable, after: Any, batch_size: int) -> tuple[list[Any], int]:
+async def _rotate_batch(
+    session: AsyncSession, t: EncryptedTable, after: Any, batch_size: int
+) -> tuple[list[Any], int]:
     raw = _raw(t)
     query = select(raw.c[t.key], *(raw.c[c] for c in t.columns)).order_by(raw.c[t.key]).limit(batch_size)
     if after is not None:
@@ -90,7 +92,8 @@ async def _rotate_batch(session: AsyncSession, t: EncryptedTable, after: Any, ba
                 unchanged.append(raw.c[name] == value)
         if new_values:
             result = await session.execute(
-                update(raw).where(and_(raw.c[t.key] == row[0], *unchanged)).values(new_values))
+                update(raw).where(and_(raw.c[t.key] == row[0], *unchanged)).values(new_values)
+            )
             changed += len(new_values) if result.rowcount else 0  # type: ignore[attr-defined]
     if audit and rows:
         await session.execute(delete(AuditRekeyGrant))
@@ -133,9 +136,19 @@ async def rotate_keys(
             break
     report.complete = not stopped
     async with transaction() as session:
-        record_audit(session, actor, "keys.rotate", "data_keys", report.primary, after={
-            "primary": report.primary, "complete": report.complete, "rows_scanned": report.scanned,
-            "values_reencrypted": report.reencrypted})
+        record_audit(
+            session,
+            actor,
+            "keys.rotate",
+            "data_keys",
+            report.primary,
+            after={
+                "primary": report.primary,
+                "complete": report.complete,
+                "rows_scanned": report.scanned,
+                "values_reencrypted": report.reencrypted,
+            },
+        )
     return report
 
 

@@ -68,6 +68,7 @@ def key_check() -> str:
 def pg_tool(name: str) -> str:
     """``pg_dump``/``pg_restore`` of the newest PostgreSQL client installed under /usr/lib/postgresql/*/bin (as
     scripts/with-postgres.sh finds the server), else the one on PATH."""
+
     def version(path: Path) -> tuple[int, ...]:
         return tuple(int(n) for n in re.findall(r"\d+", path.parent.parent.name)) or (0,)
 
@@ -76,7 +77,9 @@ def pg_tool(name: str) -> str:
         return str(candidates[-1])
     found = shutil.which(name)
     if not found:
-        raise BackupError(f"找不到 {name}：请安装 PostgreSQL 客户端（Debian: postgresql-client）", EXIT_FAILED)
+        raise BackupError(
+            f"找不到 {name}：请安装 PostgreSQL 客户端（Debian: postgresql-client）", EXIT_FAILED
+        )
     return found
 
 
@@ -126,8 +129,11 @@ async def _revision_and_table_count(database_url: str) -> tuple[str | None, int]
     try:
         async with engine.connect() as conn:
             if conn.dialect.name == "postgresql":
-                tables = await conn.scalar(text(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"))
+                tables = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+                    )
+                )
             else:
                 tables = await conn.scalar(text("SELECT count(*) FROM sqlite_master WHERE type = 'table'"))
             revision = None
@@ -168,15 +174,33 @@ async def backup(dest: Path, settings: Settings) -> BackupReport:
     else:
         database_file = PG_FILE
         args, env = libpq_args(settings.database_url)
-        _run([pg_tool("pg_dump"), "-Fc", "--no-owner", "--no-privileges", "-f", str(dest / PG_FILE), *args,
-              "-d", str(make_url(settings.database_url).database)], env, "pg_dump")
+        _run(
+            [
+                pg_tool("pg_dump"),
+                "-Fc",
+                "--no-owner",
+                "--no-privileges",
+                "-f",
+                str(dest / PG_FILE),
+                *args,
+                "-d",
+                str(make_url(settings.database_url).database),
+            ],
+            env,
+            "pg_dump",
+        )
     with tarfile.open(dest / UPLOADS_FILE, "w") as tar:
         if settings.upload_dir.is_dir():
             tar.add(settings.upload_dir, arcname=".")
     files = {name: (dest / name).stat().st_size for name in (database_file, UPLOADS_FILE)}
     manifest = {
-        "format": FORMAT, "created_at": utcnow().isoformat(), "gasdesk_version": __version__, "backend": backend,
-        "revision": revision, "database_file": database_file, "key_check": key_check(),
+        "format": FORMAT,
+        "created_at": utcnow().isoformat(),
+        "gasdesk_version": __version__,
+        "backend": backend,
+        "revision": revision,
+        "database_file": database_file,
+        "key_check": key_check(),
         "files": {name: _sha256(dest / name) for name in files},
     }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -193,7 +217,11 @@ def read_manifest(src: Path) -> dict:
         manifest = json.loads((src / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise BackupError(f"不是 gasdesk 备份（缺少或无法读取 {MANIFEST}）: {src}", EXIT_BAD_PATH) from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
         raise BackupError(f"不支持的备份格式: {src}", EXIT_BAD_PATH)
     for name, digest in manifest["files"].items():
         path = src / name
@@ -204,17 +232,24 @@ def read_manifest(src: Path) -> dict:
     return manifest
 
 
-async def restore(src: Path, settings: Settings, *, force: bool = False, ignore_key_check: bool = False) -> dict:
+async def restore(
+    src: Path, settings: Settings, *, force: bool = False, ignore_key_check: bool = False
+) -> dict:
     """Restore backup folder ``src`` into the configured database and upload folder; returns the manifest.
     Stop the app first (SQLite) — PostgreSQL restores in one transaction, but running processes would see the
     change of every table at once."""
     manifest = read_manifest(src)
     backend = "sqlite" if settings.is_sqlite else "postgresql"
     if manifest.get("backend") != backend:
-        raise BackupError(f"备份来自 {manifest.get('backend')}，当前数据库是 {backend}：不能跨数据库恢复", EXIT_BAD_PATH)
+        raise BackupError(
+            f"备份来自 {manifest.get('backend')}，当前数据库是 {backend}：不能跨数据库恢复", EXIT_BAD_PATH
+        )
     if manifest.get("key_check") != key_check() and not ignore_key_check:
-        raise BackupError("备份时的 GASDESK_DATA_KEY 与当前配置不同，恢复后个人信息将无法解密；"
-                          "请配置备份时的密钥（或用 --ignore-key-check 仍然恢复）", EXIT_OTHER_KEY)
+        raise BackupError(
+            "备份时的 GASDESK_DATA_KEY 与当前配置不同，恢复后个人信息将无法解密；"
+            "请配置备份时的密钥（或用 --ignore-key-check 仍然恢复）",
+            EXIT_OTHER_KEY,
+        )
     uploads = settings.upload_dir
     if backend == "sqlite" and not sqlite_path(settings.database_url).exists():
         tables = 0
@@ -238,9 +273,22 @@ async def restore(src: Path, settings: Settings, *, force: bool = False, ignore_
     else:
         args, env = libpq_args(settings.database_url)
         clean = ["--clean", "--if-exists"] if tables else []
-        _run([pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-              *clean, *args, "-d", str(make_url(settings.database_url).database), str(src / manifest["database_file"])],
-             env, "pg_restore")
+        _run(
+            [
+                pg_tool("pg_restore"),
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                *clean,
+                *args,
+                "-d",
+                str(make_url(settings.database_url).database),
+                str(src / manifest["database_file"]),
+            ],
+            env,
+            "pg_restore",
+        )
     uploads.mkdir(parents=True, exist_ok=True)
     with tarfile.open(src / UPLOADS_FILE) as tar:
         tar.extractall(uploads, filter="data")  # no absolute paths, no "..", no devices or links out

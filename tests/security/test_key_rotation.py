@@ -62,7 +62,9 @@ def test_ring_format_and_legacy_values(monkeypatch) -> None:
             Settings(data_keys=bad)
 
 
-async def test_rotate_with_data_present_midway_readable_then_old_key_removed(session, factory, monkeypatch) -> None:
+async def test_rotate_with_data_present_midway_readable_then_old_key_removed(
+    session, factory, monkeypatch
+) -> None:
     customer = await factory.customer(name="欧阳丽华", phones=[PHONE], account_no="2188003344")
     conversation = await bot_conversation(session, customer_id=customer.id)
     assert (await total_usage(session)).keys() == {"legacy"}
@@ -95,10 +97,16 @@ async def test_rotate_with_data_present_midway_readable_then_old_key_removed(ses
     assert [c.id for c in await find_customers(session, CustomerQuery(phone=PHONE))] == [customer.id]
     assert (await session.get(type(conversation), conversation.id)).customer_id == customer.id
 
-    rows = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "keys.rotate")
-                                  .order_by(AuditEntry.id))).all()
+    rows = (
+        await session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "keys.rotate").order_by(AuditEntry.id)
+        )
+    ).all()
     assert [(r.entity_id, r.changes["after"]["complete"], r.actor_name, r.source) for r in rows] == [
-        ("k2026", False, "test", "cli"), ("k2026", True, "test", "cli"), ("k2026", True, "test", "cli")]
+        ("k2026", False, "test", "cli"),
+        ("k2026", True, "test", "cli"),
+        ("k2026", True, "test", "cli"),
+    ]
     assert rows[0].changes["after"]["values_reencrypted"] == first.reencrypted
 
 
@@ -137,7 +145,11 @@ async def test_keys_commands(factory, monkeypatch) -> None:
 
     await factory.customer(name="诸葛明远")
     status = await invoke("keys", "status")
-    assert status.exit_code == 0 and "primary key: legacy" in status.output and "customers: legacy 1" in status.output
+    assert (
+        status.exit_code == 0
+        and "primary key: legacy" in status.output
+        and "customers: legacy 1" in status.output
+    )
     use_ring(monkeypatch, f"k9:{new_data_key()},legacy")
     partial = await invoke("keys", "rotate", "--batch-size", "1", "--max-batches", "2")
     assert partial.exit_code == 0 and "stopped early" in partial.output and "2 批" in partial.output

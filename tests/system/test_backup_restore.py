@@ -42,7 +42,9 @@ async def make_data(session, factory) -> tuple[int, int, int]:
     customer = await factory.customer(name=NAME, phones=[PHONE], account_no="2188112233")
     conversation = await bot_conversation(session, customer_id=customer.id)
     await receive_resident_message(session, conversation, text="燃气表显示余额不足", client_msg_id="m-1")
-    attachment = await do_store_upload(session, conversation, "meter.png", WO_PNG, visitor_id=conversation.visitor_id)
+    attachment = await do_store_upload(
+        session, conversation, "meter.png", WO_PNG, visitor_id=conversation.visitor_id
+    )
     await db.commit(session)
     return customer.id, conversation.id, attachment.id
 
@@ -150,7 +152,11 @@ async def test_postgresql_backup_wipe_restore(session, factory, tmp_path: Path, 
     ids = await make_data(session, factory)
     await session.close()
     # "wiped": an empty database of its own in the same cluster, so this worker's test database stays as it was
-    fresh = make_url(PG_URL).set(database=f"{make_url(PG_URL).database}_restore").render_as_string(hide_password=False)
+    fresh = (
+        make_url(PG_URL)
+        .set(database=f"{make_url(PG_URL).database}_restore")
+        .render_as_string(hide_password=False)
+    )
     admin = create_async_engine(BASE_PG_URL, isolation_level="AUTOCOMMIT")
     name = make_url(fresh).database
     try:

@@ -69,11 +69,15 @@ async def test_request_log_lines_are_json_with_the_request_id(client, json_log, 
     assert {"conversation_id", "message", "logger", "level", "time", "pid", "request_id"} <= access.keys()
 
     # a proxy's id is kept only when a setting names its header, and only if it looks like an id
-    assert (await client.get("/healthz", headers={"X-Request-ID": "from-proxy-1"})).headers["x-request-id"] != "from-proxy-1"
+    assert (await client.get("/healthz", headers={"X-Request-ID": "from-proxy-1"})).headers[
+        "x-request-id"
+    ] != "from-proxy-1"
     monkeypatch.setenv("GASDESK_TRUSTED_REQUEST_ID_HEADER", "X-Request-ID")
     reset_settings_cache()
-    assert (await client.get("/healthz", headers={"X-Request-ID": "from-proxy-1"})).headers["x-request-id"] == "from-proxy-1"
-    forged = (await client.get("/healthz", headers={"X-Request-ID": "a b\"c"})).headers["x-request-id"]
+    assert (await client.get("/healthz", headers={"X-Request-ID": "from-proxy-1"})).headers[
+        "x-request-id"
+    ] == "from-proxy-1"
+    forged = (await client.get("/healthz", headers={"X-Request-ID": 'a b"c'})).headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", forged)
 
 
@@ -93,28 +97,56 @@ async def test_a_chat_message_with_a_phone_number_never_reaches_the_log(app, jso
     entries = json_lines(json_log)
     [stored] = [e for e in entries if e["logger"] == "gasdesk.conversations.pipeline"]
     assert stored["message"].startswith("resident message ")
-    assert (stored["request_id"], stored["conversation_id"]) == (request_id, conversation_id), \
+    assert (stored["request_id"], stored["conversation_id"]) == (request_id, conversation_id), (
         "a line inside the socket session carries the socket's request id and the conversation"
-    assert any(e["logger"] == "gasdesk.access" and e["message"].startswith("WS /ws/webchat 101")
-               and e["request_id"] == request_id for e in entries)
+    )
+    assert any(
+        e["logger"] == "gasdesk.access"
+        and e["message"].startswith("WS /ws/webchat 101")
+        and e["request_id"] == request_id
+        for e in entries
+    )
     # a message that does quote a number is redacted on its way out, whatever logger wrote it
     logging.getLogger("gasdesk.test").warning("resident wrote %s", f"电话 {PHONE}")
-    assert json_lines(json_log)[-1]["message"] == "resident wrote 电话 [手机号]" and PHONE not in json_log.getvalue()
+    assert (
+        json_lines(json_log)[-1]["message"] == "resident wrote 电话 [手机号]"
+        and PHONE not in json_log.getvalue()
+    )
 
 
 async def test_metrics_move_with_requests_sockets_queues_and_jobs(app, client, session, factory) -> None:
     gauges.forget()
-    before = sample("gasdesk_http_request_duration_seconds_count", method="GET", route="/api/v1/tickets/{ticket_id}",
-                    status="4xx")
+    before = sample(
+        "gasdesk_http_request_duration_seconds_count",
+        method="GET",
+        route="/api/v1/tickets/{ticket_id}",
+        status="4xx",
+    )
     assert (await client.get("/api/v1/tickets/12345")).status_code == 401
-    assert sample("gasdesk_http_request_duration_seconds_count", method="GET", route="/api/v1/tickets/{ticket_id}",
-                  status="4xx") == before + 1
-    assert sample("gasdesk_http_request_duration_seconds_count", method="GET", route="/api/v1/tickets/12345",
-                  status="4xx") == 0, "route templates, never raw paths"
+    assert (
+        sample(
+            "gasdesk_http_request_duration_seconds_count",
+            method="GET",
+            route="/api/v1/tickets/{ticket_id}",
+            status="4xx",
+        )
+        == before + 1
+    )
+    assert (
+        sample(
+            "gasdesk_http_request_duration_seconds_count",
+            method="GET",
+            route="/api/v1/tickets/12345",
+            status="4xx",
+        )
+        == 0
+    ), "route templates, never raw paths"
 
     await desk_agent(factory, groups=(1,), presence="busy")  # staffed, takes nothing: the resident waits
     await queued_conversation(session, group_id=1)
-    session.add(Job(name="test.lagging", payload={}, status="pending", run_at=utcnow() - timedelta(seconds=90)))
+    session.add(
+        Job(name="test.lagging", payload={}, status="pending", run_at=utcnow() - timedelta(seconds=90))
+    )
     session.add(Job(name="test.broken", payload={}, status="failed", run_at=utcnow()))
     await commit(session)
     body = (await client.get("/metrics")).text
@@ -152,7 +184,9 @@ async def test_bot_understanding_is_timed(session, monkeypatch) -> None:
 
 async def test_metrics_only_for_loopback_or_the_token(app, monkeypatch) -> None:
     def client_from(host: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 5555)), base_url="http://t")
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(host, 5555)), base_url="http://t"
+        )
 
     async with client_from("127.0.0.1") as local, client_from("10.20.30.40") as remote:
         assert (await local.get("/metrics")).status_code == 200
