@@ -139,6 +139,7 @@ ACTION_LABELS: dict[str, str] = {
     "bot.correct_intent": "纠正机器人意图",
     "bot.review_correction": "审核意图纠正",
     "bot.model_deploy": "部署重新训练的意图模型",
+    "keys.rotate": "轮换个人信息加密密钥",
 }
 
 ENTITY_LABELS: dict[str, str] = {
@@ -147,7 +148,7 @@ ENTITY_LABELS: dict[str, str] = {
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
     "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
     "report": "报表", "report_file": "报表文件", "emergency": "紧急事件", "intent_correction": "意图纠正",
-    "intent_model": "意图模型",
+    "intent_model": "意图模型", "data_keys": "加密密钥",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {

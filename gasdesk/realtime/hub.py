@@ -21,6 +21,7 @@ from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import transaction
 from gasdesk.events import Event, bus
+from gasdesk.observability.metrics import WS_DROPPED
 from gasdesk.realtime.protocol import CLOSE_TOO_SLOW
 from gasdesk.routing.service import queue_spots
 from gasdesk.security import limits
@@ -125,6 +126,7 @@ class Connection:
             return
         self.closed = True
         log.info("dropping slow %s socket: %s", self.kind, reason)
+        WS_DROPPED.labels(self.kind).inc()
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
         if not _abort_transport(self.websocket):

@@ -21,7 +21,7 @@ _SHIFTS = [
 
 
 revision = '0026'
-down_revision = '0023'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
