@@ -1,7 +1,7 @@
 """internal_chat
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-04 12:30:41.993744
 """
 from alembic import op

@@ -1,7 +1,7 @@
 """rostering (智能排班): shift templates (four seeded), rules, leave, preferences, monthly rosters and assignments
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0025
 Create Date: 2026-12-04 12:31:21.671427
 
 Chained on 0023, the latest on main when this was written; the lead re-chains it at merge.
