@@ -5,6 +5,7 @@ published schedule (/roster/mine)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -268,36 +269,33 @@ async def setup_page(
     return render(request, "roster_setup.html", await _setup_context(session, _month_or_default(month)))
 
 
-async def _setup_done(
-    request: Request, session: AsyncSession, user: User, exc: GasdeskError | None
+async def _setup_change(
+    request: Request, session: AsyncSession, user: User, change: Callable[[Actor], Awaitable[object]]
 ) -> Response:
-    if exc is None:
-        return RedirectResponse("/admin/roster/setup", status_code=303)
-    await rollback(session, user)
-    context = await _setup_context(session, _month_or_default(None))
-    context["error"] = exc.message
-    return render(request, "roster_setup.html", context, exc.status_code)
+    """Run one change of the setup page: back to the page on success, or the page again with the error (the
+    transaction rolled back) — every setup form posts through here."""
+    try:
+        await change(Actor.of(user, "web"))
+    except GasdeskError as exc:
+        await rollback(session, user)
+        context = await _setup_context(session, _month_or_default(None))
+        context["error"] = exc.message
+        return render(request, "roster_setup.html", context, exc.status_code)
+    return RedirectResponse("/admin/roster/setup", status_code=303)
 
 
 @router.post("/admin/roster/setup/rules")
 async def save_rules(request: Request, session: DbSession, user: User = allow(*MANAGERS)) -> Response:
     form = await request.form()
-    try:
-        rules = from_form(RulesIn, {name: form.get(name) for name in RulesIn.model_fields})
-        await service.do_save_rules(session, Actor.of(user, "web"), rules)
-    except GasdeskError as exc:
-        return await _setup_done(request, session, user, exc)
-    return await _setup_done(request, session, user, None)
+    return await _setup_change(request, session, user, lambda actor: service.do_save_rules(
+        session, actor, from_form(RulesIn, {name: form.get(name) for name in RulesIn.model_fields})))
 
 
 @router.post("/admin/roster/setup/shifts")
 async def add_shift(request: Request, session: DbSession, user: User = allow(*MANAGERS)) -> Response:
     form = await request.form()
-    try:
-        await service.do_save_shift(session, Actor.of(user, "web"), from_form(ShiftIn, shift_form(form)))
-    except GasdeskError as exc:
-        return await _setup_done(request, session, user, exc)
-    return await _setup_done(request, session, user, None)
+    return await _setup_change(request, session, user, lambda actor: service.do_save_shift(
+        session, actor, from_form(ShiftIn, shift_form(form))))
 
 
 @router.post("/admin/roster/setup/shifts/{shift_id}")
@@ -305,57 +303,37 @@ async def save_shift(
     request: Request, shift_id: Id, session: DbSession, user: User = allow(*MANAGERS)
 ) -> Response:
     form = await request.form()
-    try:
-        await service.do_save_shift(
-            session, Actor.of(user, "web"), from_form(ShiftIn, shift_form(form)), shift_id
-        )
-    except GasdeskError as exc:
-        return await _setup_done(request, session, user, exc)
-    return await _setup_done(request, session, user, None)
+    return await _setup_change(request, session, user, lambda actor: service.do_save_shift(
+        session, actor, from_form(ShiftIn, shift_form(form)), shift_id))
 
 
 @router.post("/admin/roster/setup/leave")
 async def add_leave(request: Request, session: DbSession, user: User = allow(*MANAGERS)) -> Response:
     form = await request.form()
-    try:
-        data = from_form(LeaveIn, {k: form.get(k) for k in ("user_id", "start_day", "end_day", "note")})
-        await service.do_add_leave(session, Actor.of(user, "web"), data)
-    except GasdeskError as exc:
-        return await _setup_done(request, session, user, exc)
-    return await _setup_done(request, session, user, None)
+    return await _setup_change(request, session, user, lambda actor: service.do_add_leave(
+        session, actor, from_form(LeaveIn, {k: form.get(k) for k in ("user_id", "start_day", "end_day", "note")})))
 
 
 @router.post("/admin/roster/setup/leave/{leave_id}/delete")
 async def remove_leave(
     request: Request, leave_id: Id, session: DbSession, user: User = allow(*MANAGERS)
 ) -> Response:
-    try:
-        await service.do_remove_leave(session, Actor.of(user, "web"), leave_id)
-    except GasdeskError as exc:
-        return await _setup_done(request, session, user, exc)
-    return await _setup_done(request, session, user, None)
+    return await _setup_change(request, session, user, lambda actor: service.do_remove_leave(session, actor, leave_id))
 
 
 @router.post("/admin/roster/setup/preferences")
 async def add_preference(request: Request, session: DbSession, user: User = allow(*MANAGERS)) -> Response:
     form = await request.form()
-    try:
-        data = from_form(PreferenceIn, {k: form.get(k) for k in ("user_id", "kind", "shift_id", "weekday")})
-        await service.do_add_preference(session, Actor.of(user, "web"), data)
-    except GasdeskError as exc:
-        return await _setup_done(request, session, user, exc)
-    return await _setup_done(request, session, user, None)
+    return await _setup_change(request, session, user, lambda actor: service.do_add_preference(
+        session, actor, from_form(PreferenceIn, {k: form.get(k) for k in ("user_id", "kind", "shift_id", "weekday")})))
 
 
 @router.post("/admin/roster/setup/preferences/{preference_id}/delete")
 async def remove_preference(
     request: Request, preference_id: Id, session: DbSession, user: User = allow(*MANAGERS)
 ) -> Response:
-    try:
-        await service.do_remove_preference(session, Actor.of(user, "web"), preference_id)
-    except GasdeskError as exc:
-        return await _setup_done(request, session, user, exc)
-    return await _setup_done(request, session, user, None)
+    return await _setup_change(request, session, user,
+                               lambda actor: service.do_remove_preference(session, actor, preference_id))
 
 
 # ------------------------------------------------------------------ one's own schedule

@@ -231,14 +231,19 @@ async def do_add_leave(session: AsyncSession, actor: Actor, data: LeaveIn) -> Ro
         "roster.leave_add",
         "user",
         data.user_id,
-        after={
-            "leave_id": row.id,
-            "start_day": row.start_day.isoformat(),
-            "end_day": row.end_day.isoformat(),
-            "note": row.note,
-        },
+        after=_leave_snapshot(row),
     )
     return row
+
+
+def _leave_snapshot(row: RosterLeave) -> dict[str, object]:
+    """A leave as its audit rows show it (added and removed alike)."""
+    return {"leave_id": row.id, "start_day": row.start_day.isoformat(), "end_day": row.end_day.isoformat(),
+            "note": row.note}
+
+
+def _preference_snapshot(row: RosterPreference) -> dict[str, object]:
+    return {"preference_id": row.id, "kind": row.kind, "shift_id": row.shift_id, "weekday": row.weekday}
 
 
 async def do_remove_leave(session: AsyncSession, actor: Actor, leave_id: int) -> None:
@@ -251,12 +256,7 @@ async def do_remove_leave(session: AsyncSession, actor: Actor, leave_id: int) ->
         "roster.leave_remove",
         "user",
         row.user_id,
-        before={
-            "leave_id": row.id,
-            "start_day": row.start_day.isoformat(),
-            "end_day": row.end_day.isoformat(),
-            "note": row.note,
-        },
+        before=_leave_snapshot(row),
     )
     await session.delete(row)
     await session.flush()
@@ -291,7 +291,7 @@ async def do_add_preference(session: AsyncSession, actor: Actor, data: Preferenc
         "roster.preference_add",
         "user",
         data.user_id,
-        after={"preference_id": row.id, "kind": row.kind, "shift_id": row.shift_id, "weekday": row.weekday},
+        after=_preference_snapshot(row),
     )
     return row
 
@@ -306,7 +306,7 @@ async def do_remove_preference(session: AsyncSession, actor: Actor, preference_i
         "roster.preference_remove",
         "user",
         row.user_id,
-        before={"preference_id": row.id, "kind": row.kind, "shift_id": row.shift_id, "weekday": row.weekday},
+        before=_preference_snapshot(row),
     )
     await session.delete(row)
     await session.flush()
