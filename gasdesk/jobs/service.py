@@ -95,9 +95,8 @@ async def list_jobs(
 
 async def status_counts(session: AsyncSession) -> dict[str, int]:
     """How many jobs are in each status (every status listed, zero included)."""
-    counts = dict(
-        (await session.execute(select(Job.status, func.count()).group_by(Job.status))).tuples().all()
-    )
+    rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
+    counts = {status: count for status, count in rows}
     return {s.value: int(counts.get(s.value, 0)) for s in JobStatus}
 
 
