@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # Each app process runs the background worker (jobs, SLA scan, follow-ups) unless turned off,
     # e.g. when a separate `gasdesk worker` process does it.
     run_worker: bool = True
+    # A running job whose worker died is taken again by another worker once its timeout and this grace have
+    # passed since the attempt started (gasdesk/jobs/queue.py); the grace covers clock skew between hosts.
+    job_lease_grace_s: int = Field(default=60, ge=0, le=3600)
     # Scheduled reports (gasdesk/reports/exports/service.py): the overview report as xlsx and PDF for
     # supervisors, daily for yesterday and on Mondays for last week, from this local hour on; stored sealed
     # under <var_dir>/reports. The test suite turns it off (tests/conftest.py); its own tests turn it on.

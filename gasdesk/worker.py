@@ -57,8 +57,10 @@ from gasdesk.webhooks.service import deliver_job
 
 def register_handlers() -> None:
     """Register every job handler, periodic task and cross-domain hook (idempotent)."""
-    register_job("webhooks.deliver", deliver_job)
-    register_job(OUTBOUND_JOB, deliver_outbound)
+    # Time limits of one attempt (gasdesk/jobs/queue.py; default 300 s): a little above the HTTP timeouts
+    # inside, so a hung provider is the handler's own error and a stuck handler is cancelled by the queue.
+    register_job("webhooks.deliver", deliver_job, timeout_s=60)
+    register_job(OUTBOUND_JOB, deliver_outbound, timeout_s=120)
     register_periodic("outbound.stale_sending", 300, fail_stale_sending)
     register_periodic("channels.prune_receipts", 3600, prune_receipts)
     register_periodic("auth.prune", 3600, prune_auth_state)
@@ -71,7 +73,7 @@ def register_handlers() -> None:
     register_periodic("internal_chat.retention", ICHAT_RETENTION_EVERY_S, purge_internal_chat)
     # Reports: committed events become facts off the request path; the roll-up sums touched hours.
     analytics_ingest.subscribe()
-    register_job(analytics_ingest.JOB, analytics_ingest.retry_job)
+    register_job(analytics_ingest.JOB, analytics_ingest.retry_job, timeout_s=120)
     register_periodic("analytics.rollup", ROLLUP_EVERY_S, analytics_rollup)
     # 质检: every closed conversation and ended call with people involved is scored once (idempotent).
     register_periodic("quality.score_closed", QUALITY_SCAN_EVERY_S, score_closed_contacts)
@@ -91,7 +93,7 @@ def register_handlers() -> None:
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)
     # Outage notices to every affected customer, at the configured per-channel rate (gasdesk/broadcasts).
-    register_job(BROADCAST_JOB, drain_broadcasts)
+    register_job(BROADCAST_JOB, drain_broadcasts, timeout_s=120)
     register_periodic("broadcasts.kick", 60, kick_drain)
     # Emergency escalation: the next step of every event whose acknowledgement time ran out (durable, CAS).
     register_periodic("emergency.escalate", EMERGENCY_SCAN_EVERY_S, emergency_advance_due)

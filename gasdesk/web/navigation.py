@@ -46,6 +46,7 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/webhooks", "Webhook", "对接外部系统的事件推送"),
     Console("/admin/wechat-menu", "公众号菜单", "编辑微信公众号菜单并推送到微信"),
     Console("/admin/outbox", "外发消息", "发给居民的微信、短信及送达状态"),
+    Console("/admin/jobs", "后台任务", "待执行、执行中、失败与死信任务：详情、重试、丢弃"),
     Console("/admin/notice-templates", "通知模板", "短信与微信模板消息的服务商模板"),
     Console("/admin/ivr", "语音导航", "来电语音导航脚本：编辑、校验、版本与启用"),
     Console("/admin/wall", "大屏阈值", "排队、等待、超时等指标的黄色/红色提示阈值"),

@@ -36,7 +36,7 @@ from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contac
 from gasdesk.customers.models import ContactKind
 from gasdesk.db import commit, transaction
 from gasdesk.hours.service import do_set_override
-from gasdesk.jobs.queue import HANDLERS, PERIODIC
+from gasdesk.jobs.queue import HANDLERS, PERIODIC, enqueue, run_due_jobs
 from gasdesk.kb.service import access_article, check_article, do_create_article, do_update_article
 from gasdesk.notifications.service import do_notify
 from gasdesk.outbound.models import Purpose
@@ -437,6 +437,39 @@ async def _(ctx: Ctx) -> Call:
     _, correction_id = await _intent_correction(ctx)
     return Call("POST", f"/admin/bot/corrections/{correction_id}/review", ("bot.review_correction",),
                 data={"decision": "reject"})
+
+
+# ---------------------------------------------------------------- the job queue
+
+
+async def _dead_job(ctx: Ctx) -> int:
+    """A job whose only attempt failed (no handler is registered for its name), with a supervisor logged in."""
+    item = enqueue(ctx.session, "audit.no_such_handler", {"n": 1}, max_attempts=1)
+    await commit(ctx.session)
+    job_id = item.id
+    assert await run_due_jobs() == 1
+    await ctx.as_role("supervisor")
+    return job_id
+
+
+@scenario("POST", "/api/v1/jobs/{job_id}/retry")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/api/v1/jobs/{await _dead_job(ctx)}/retry", ("job.retry",))
+
+
+@scenario("POST", "/api/v1/jobs/{job_id}/discard")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/api/v1/jobs/{await _dead_job(ctx)}/discard", ("job.discard",))
+
+
+@scenario("POST", "/admin/jobs/{job_id}/retry")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/admin/jobs/{await _dead_job(ctx)}/retry", ("job.retry",))
+
+
+@scenario("POST", "/admin/jobs/{job_id}/discard")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/admin/jobs/{await _dead_job(ctx)}/discard", ("job.discard",))
 
 
 # ---------------------------------------------------------------- conversations and routing
