@@ -1,7 +1,7 @@
 """jobs: per-job timeouts, leases of running jobs (stale-lease recovery), failed/dead statuses
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-09 03:00:00.000000
 
 Before this revision a job whose attempts were used up was 'failed' and a job waiting for its retry was
@@ -11,8 +11,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0024'
-down_revision = '0023'
+revision = '0027'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 
