@@ -46,22 +46,28 @@ async def create_rule(body: RuleIn, session: DbSession, user: User = allow(Role.
 
 
 @router.put("/rules/{rule_id}", response_model=RuleOut)
-async def update_rule(rule_id: Id, body: RuleIn, session: DbSession, user: User = allow(Role.admin)) -> RuleOut:
+async def update_rule(
+    rule_id: Id, body: RuleIn, session: DbSession, user: User = allow(Role.admin)
+) -> RuleOut:
     """Change a rule, or enable/disable it."""
     rule = await service.access_rule(session, rule_id)
     return service.rule_out(await service.do_update_rule(session, user, rule, body))
 
 
 @router.get("/badges", response_model=list[Badge])
-async def badges(session: DbSession, conversation_id: Annotated[list[Id], Query(max_length=MAX_BADGES)],
-                 _: User = allow(*STAFF_DESK)) -> list[Badge]:
+async def badges(
+    session: DbSession,
+    conversation_id: Annotated[list[Id], Query(max_length=MAX_BADGES)],
+    _: User = allow(*STAFF_DESK),
+) -> list[Badge]:
     """For the console's lists: 陌生号码 and the tags of each conversation (and of its customer)."""
     return await service.badges(session, conversation_id)
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationTags)
-async def conversation_tags(conversation_id: Id, session: DbSession,
-                            user: User = allow(*STAFF_DESK)) -> ConversationTags:
+async def conversation_tags(
+    conversation_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)
+) -> ConversationTags:
     """The tags the console's customer panel shows for a conversation you may see."""
     conversation = await access_conversation_to_accept(session, user, conversation_id)
     return await service.conversation_tags(session, conversation)
@@ -99,7 +105,9 @@ async def remove_tag(assignment_id: Id, session: DbSession, user: User = allow(*
 
 
 @router.post("/address-lookup", response_model=AddressLookup)
-async def address_lookup(body: AddressQuery, session: DbSession, user: User = allow(*STAFF_DESK)) -> AddressLookup:
+async def address_lookup(
+    body: AddressQuery, session: DbSession, user: User = allow(*STAFF_DESK)
+) -> AddressLookup:
     """Every phone number and WeChat identity linked to an address, and the suggested ones. A POST: the
     address stays out of URLs and access logs."""
     return await service.lookup_address(session, user, body.district, body.text)

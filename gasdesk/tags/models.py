@@ -24,7 +24,9 @@ class RuleKind(StrEnum):
     intent = "intent"  # an intent the bot read in a resident message of the conversation
     keyword = "keyword"  # a keyword in the resident's own text
     address = "address"  # the home's district / community (旧改小区)
-    outage_area = "outage_area"  # the home's area had at least N outage notices in the last D days (频繁停气区域)
+    outage_area = (
+        "outage_area"  # the home's area had at least N outage notices in the last D days (频繁停气区域)
+    )
 
 
 class RuleTarget(StrEnum):
@@ -44,9 +46,17 @@ class LinkStatus(StrEnum):
     removed = "removed"
 
 
-RULE_KIND_LABELS = {RuleKind.intent: "机器人意图", RuleKind.keyword: "关键词", RuleKind.address: "地址/小区",
-                    RuleKind.outage_area: "频繁停气区域"}
-RULE_TARGET_LABELS = {RuleTarget.customer: "客户", RuleTarget.conversation: "会话", RuleTarget.both: "客户和会话"}
+RULE_KIND_LABELS = {
+    RuleKind.intent: "机器人意图",
+    RuleKind.keyword: "关键词",
+    RuleKind.address: "地址/小区",
+    RuleKind.outage_area: "频繁停气区域",
+}
+RULE_TARGET_LABELS = {
+    RuleTarget.customer: "客户",
+    RuleTarget.conversation: "会话",
+    RuleTarget.both: "客户和会话",
+}
 STRANGER_TAG = "陌生号码"
 
 
@@ -77,9 +87,12 @@ class TagAssignment(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tag: Mapped[str] = mapped_column(String(20))
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
-                                                        index=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
     visitor_id: Mapped[str | None] = mapped_column(String(64), index=True)
     source: Mapped[str] = mapped_column(String(10))
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("tag_rules.id", ondelete="SET NULL"))

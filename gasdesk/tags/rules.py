@@ -104,7 +104,9 @@ def _int(raw: Any, what: str, low: int, high: int) -> int:
     return value
 
 
-def check_params(kind: str, params: dict[str, Any], known_intents: Iterable[str]) -> tuple[RuleKind, dict[str, Any]]:
+def check_params(
+    kind: str, params: dict[str, Any], known_intents: Iterable[str]
+) -> tuple[RuleKind, dict[str, Any]]:
     """The rule's parameters for its kind, normalised; ``InvalidInput`` for anything a rule cannot use."""
     try:
         rule_kind = RuleKind(kind)
@@ -131,8 +133,10 @@ def check_params(kind: str, params: dict[str, Any], known_intents: Iterable[str]
         if not district and not communities:
             raise InvalidInput("地址规则需要区县或小区", code="invalid_rule")
         return rule_kind, {"district": district, "communities": communities}
-    return rule_kind, {"days": _int(params.get("days", 90), "统计天数", 1, MAX_DAYS),
-                       "min_count": _int(params.get("min_count", 3), "停气次数", 1, 1000)}
+    return rule_kind, {
+        "days": _int(params.get("days", 90), "统计天数", 1, MAX_DAYS),
+        "min_count": _int(params.get("min_count", 3), "停气次数", 1, 1000),
+    }
 
 
 def check_target(value: str | None, kind: RuleKind) -> RuleTarget:
@@ -174,11 +178,15 @@ def matches(rule: RuleSpec, facts: Facts) -> bool:
         texts = [_fold(t) for t in facts.texts]
         return any(_fold(k) in t for k in params.get("keywords", ()) for t in texts)
     if rule.kind is RuleKind.address:
-        return any(place_matches(p, params.get("district", ""), params.get("communities", ())) for p in facts.places)
+        return any(
+            place_matches(p, params.get("district", ""), params.get("communities", ())) for p in facts.places
+        )
     if facts.now is None:
         return False
-    return any(outage_count(p, int(params.get("days", 90)), facts.now) >= int(params.get("min_count", 3))
-               for p in facts.places)
+    return any(
+        outage_count(p, int(params.get("days", 90)), facts.now) >= int(params.get("min_count", 3))
+        for p in facts.places
+    )
 
 
 def matching_rules(rules: Iterable[RuleSpec], facts: Facts) -> list[RuleSpec]:

@@ -39,7 +39,15 @@ def test_intent_rule_matches_any_intent_the_bot_read() -> None:
 def test_keyword_rule_reads_the_residents_text_full_width_and_case_folded() -> None:
     r = rule(RuleKind.keyword, keywords=["投诉", "12345"])
     assert matches(r, Facts(texts=("我要打１２３４５",)))
-    assert matches(r, Facts(texts=("你好", "我要投诉你们",)))
+    assert matches(
+        r,
+        Facts(
+            texts=(
+                "你好",
+                "我要投诉你们",
+            )
+        ),
+    )
     assert not matches(r, Facts(texts=("燃气费怎么交",)))
     assert matches(rule(RuleKind.keyword, keywords=["App"]), Facts(texts=("你们的APP打不开",)))
 
@@ -62,43 +70,59 @@ def test_outage_area_rule_counts_notices_in_the_window() -> None:
     old = (NOW - timedelta(days=10), NOW - timedelta(days=40), NOW - timedelta(days=120))
     assert not matches(r, Facts(places=(Place("朝阳区", "幸福里", old),), now=NOW))
     assert not matches(r, Facts(places=(Place("朝阳区", "幸福里", starts),)))  # no clock, no count
-    assert matches(rule(RuleKind.outage_area, days=200, min_count=3),
-                   Facts(places=(Place("朝阳区", "幸福里", old),), now=NOW))
+    assert matches(
+        rule(RuleKind.outage_area, days=200, min_count=3),
+        Facts(places=(Place("朝阳区", "幸福里", old),), now=NOW),
+    )
 
 
 def test_matching_rules_keeps_order_and_drops_the_rest() -> None:
     a = RuleSpec(1, "催缴", RuleKind.intent, RuleTarget.conversation, {"intents": ["payment_howto"]})
     b = RuleSpec(2, "投诉倾向", RuleKind.keyword, RuleTarget.conversation, {"keywords": ["投诉"]})
-    c = RuleSpec(3, "旧改小区", RuleKind.address, RuleTarget.customer, {"district": "", "communities": ["幸福里"]})
+    c = RuleSpec(
+        3, "旧改小区", RuleKind.address, RuleTarget.customer, {"district": "", "communities": ["幸福里"]}
+    )
     facts = Facts(intents=frozenset({"payment_howto"}), places=(Place("朝阳区", "幸福里小区"),))
     assert [r.id for r in matching_rules([a, b, c], facts)] == [1, 3]
 
 
 def test_check_params_normalises_each_kind() -> None:
-    assert check_params("intent", {"intents": ["no_gas", "no_gas"]}, INTENTS) == (RuleKind.intent, {"intents": ["no_gas"]})
+    assert check_params("intent", {"intents": ["no_gas", "no_gas"]}, INTENTS) == (
+        RuleKind.intent,
+        {"intents": ["no_gas"]},
+    )
     assert check_params("keyword", {"keywords": "投诉，举报\n 12345 "}, INTENTS) == (
-        RuleKind.keyword, {"keywords": ["投诉", "举报", "12345"]})
+        RuleKind.keyword,
+        {"keywords": ["投诉", "举报", "12345"]},
+    )
     assert check_params("address", {"district": " 朝阳区 ", "communities": ["幸福里"]}, INTENTS) == (
-        RuleKind.address, {"district": "朝阳区", "communities": ["幸福里"]})
+        RuleKind.address,
+        {"district": "朝阳区", "communities": ["幸福里"]},
+    )
     assert check_params("outage_area", {"days": "30", "min_count": 2}, INTENTS) == (
-        RuleKind.outage_area, {"days": 30, "min_count": 2})
+        RuleKind.outage_area,
+        {"days": 30, "min_count": 2},
+    )
     assert check_target(None, RuleKind.keyword) is RuleTarget.conversation
     assert check_target(None, RuleKind.outage_area) is RuleTarget.customer
     assert check_tag(" 旧改小区 ") == "旧改小区"
     assert check_colour("#AABBCC") == "#aabbcc"
 
 
-@pytest.mark.parametrize(("kind", "params"), [
-    ("intent", {"intents": ["not_an_intent"]}),
-    ("intent", {"intents": []}),
-    ("keyword", {"keywords": []}),
-    ("keyword", {"keywords": ["x" * 41]}),
-    ("keyword", {"keywords": [1]}),
-    ("address", {"district": "", "communities": []}),
-    ("outage_area", {"days": 0}),
-    ("outage_area", {"min_count": "many"}),
-    ("other", {}),
-])
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        ("intent", {"intents": ["not_an_intent"]}),
+        ("intent", {"intents": []}),
+        ("keyword", {"keywords": []}),
+        ("keyword", {"keywords": ["x" * 41]}),
+        ("keyword", {"keywords": [1]}),
+        ("address", {"district": "", "communities": []}),
+        ("outage_area", {"days": 0}),
+        ("outage_area", {"min_count": "many"}),
+        ("other", {}),
+    ],
+)
 def test_check_params_refuses_what_a_rule_cannot_use(kind, params) -> None:
     with pytest.raises(InvalidInput):
         check_params(kind, params, INTENTS)
