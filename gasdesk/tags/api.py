@@ -80,7 +80,7 @@ async def customer_tags(customer_id: Id, session: DbSession, _: User = allow(*OF
     return await service.customer_tags(session, customer_id)
 
 
-@router.post("", response_model=TagOut, status_code=201)
+@router.post("/assignments", response_model=TagOut, status_code=201)
 async def add_tag(body: TagIn, session: DbSession, user: User = allow(*STAFF_DESK)) -> TagOut:
     """Put a tag on a customer or on a conversation of yours."""
     if (body.customer_id is None) == (body.conversation_id is None):
@@ -94,7 +94,7 @@ async def add_tag(body: TagIn, session: DbSession, user: User = allow(*STAFF_DES
     return service.tag_out(row, await service.tag_colours(session))
 
 
-@router.post("/{assignment_id}/remove", response_model=TagOut)
+@router.post("/assignments/{assignment_id}/remove", response_model=TagOut)
 async def remove_tag(assignment_id: Id, session: DbSession, user: User = allow(*STAFF_DESK)) -> TagOut:
     """Take a tag off (a conversation's only when the conversation is yours); rules do not put it back."""
     row = await service.access_assignment(session, assignment_id)

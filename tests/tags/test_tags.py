@@ -426,10 +426,10 @@ async def test_api_roles_for_rules_tags_and_lookup(session, factory, client) -> 
     holder, mine = await agent_with_conversation(factory)
     other = await wo_headers(factory, agent)
     assert (
-        await client.post("/api/v1/tags", json={"tag": "回访", "conversation_id": mine.id}, headers=other)
+        await client.post("/api/v1/tags/assignments", json={"tag": "回访", "conversation_id": mine.id}, headers=other)
     ).status_code == 403
     added = await client.post(
-        "/api/v1/tags",
+        "/api/v1/tags/assignments",
         json={"tag": "回访", "conversation_id": mine.id},
         headers=await wo_headers(factory, holder),
     )
@@ -441,7 +441,7 @@ async def test_api_roles_for_rules_tags_and_lookup(session, factory, client) -> 
     )
     assert [t["tag"] for t in badge.json()[0]["tags"]] == ["回访"]
     removed = await client.post(
-        f"/api/v1/tags/{added.json()['id']}/remove", headers=await wo_headers(factory, holder)
+        f"/api/v1/tags/assignments/{added.json()['id']}/remove", headers=await wo_headers(factory, holder)
     )
     assert removed.status_code == 200
-    assert (await client.post("/api/v1/tags", json={"tag": "x"}, headers=other)).status_code == 422
+    assert (await client.post("/api/v1/tags/assignments", json={"tag": "x"}, headers=other)).status_code == 422
