@@ -51,11 +51,16 @@ def rule_from_form(form: dict[str, str]) -> RuleIn:
         "address": {"district": form.get("district", ""), "communities": values},
         "outage_area": {"days": form.get("days") or 90, "min_count": form.get("min_count") or 3},
     }.get(kind, {})
-    return RuleIn.model_validate({
-        "tag": (form.get("tag") or "").strip()[:20] or "-", "colour": form.get("colour") or "#607d8b",
-        "kind": kind if kind in RULE_KIND_LABELS else "keyword", "target": form.get("target") or None,
-        "params": params, "enabled": form.get("enabled") == "on",
-    })
+    return RuleIn.model_validate(
+        {
+            "tag": (form.get("tag") or "").strip()[:20] or "-",
+            "colour": form.get("colour") or "#607d8b",
+            "kind": kind if kind in RULE_KIND_LABELS else "keyword",
+            "target": form.get("target") or None,
+            "params": params,
+            "enabled": form.get("enabled") == "on",
+        }
+    )
 
 
 @router.get("/admin/tags")
@@ -73,14 +78,18 @@ async def _save_rule(request: Request, session: AsyncSession, user: User, rule_i
             rule = await service.do_create_rule(session, user, data)
             notice = f"已新建规则：{rule.tag}"
         else:
-            rule = await service.do_update_rule(session, user, await service.access_rule(session, rule_id), data)
+            rule = await service.do_update_rule(
+                session, user, await service.access_rule(session, rule_id), data
+            )
             notice = f"已保存规则：{rule.tag}"
     except GasdeskError as exc:
         await rollback(session, user)
         error, status_code = exc.message, (200 if _htmx(request) else exc.status_code)
     context = await _rules_context(session, user)
     context.update(error=error, notice=notice)
-    return render(request, "tags_rules_list.html" if _htmx(request) else "tags_rules.html", context, status_code)
+    return render(
+        request, "tags_rules_list.html" if _htmx(request) else "tags_rules.html", context, status_code
+    )
 
 
 @router.post("/admin/tags/rules")
@@ -89,8 +98,9 @@ async def create_rule_form(request: Request, session: DbSession, user: User = al
 
 
 @router.post("/admin/tags/rules/{rule_id}")
-async def update_rule_form(request: Request, rule_id: Id, session: DbSession,
-                           user: User = allow(Role.admin)) -> Response:
+async def update_rule_form(
+    request: Request, rule_id: Id, session: DbSession, user: User = allow(Role.admin)
+) -> Response:
     return await _save_rule(request, session, user, rule_id)
 
 
@@ -98,7 +108,12 @@ async def update_rule_form(request: Request, rule_id: Id, session: DbSession,
 
 
 async def _lookup_context(session: AsyncSession, user: User, district: str, text: str) -> dict[str, Any]:
-    context: dict[str, Any] = {"district": district, "text": text, "result": None, "searched": bool(text.strip())}
+    context: dict[str, Any] = {
+        "district": district,
+        "text": text,
+        "result": None,
+        "searched": bool(text.strip()),
+    }
     if text.strip():
         context["result"] = await service.lookup_address(session, user, district, text)
     return context
@@ -106,18 +121,28 @@ async def _lookup_context(session: AsyncSession, user: User, district: str, text
 
 @router.get("/tags/address")
 async def address_page(request: Request, _: User = allow(*STAFF_DESK)) -> Response:
-    return render(request, "tags_address.html", {"district": "", "text": "", "result": None, "searched": False})
+    return render(
+        request, "tags_address.html", {"district": "", "text": "", "result": None, "searched": False}
+    )
 
 
 @router.post("/tags/address")
-async def address_search(request: Request, session: DbSession, district: Annotated[str, Form()] = "",
-                         text: Annotated[str, Form()] = "", user: User = allow(*STAFF_DESK)) -> Response:
+async def address_search(
+    request: Request,
+    session: DbSession,
+    district: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+    user: User = allow(*STAFF_DESK),
+) -> Response:
     """The lookup form posts: addresses stay out of URLs, history and access logs."""
     error = None
     try:
         context = await _lookup_context(session, user, district[:40], text[:120])
     except GasdeskError as exc:
-        context, error = {"district": district[:40], "text": text[:120], "result": None, "searched": False}, exc.message
+        context, error = (
+            {"district": district[:40], "text": text[:120], "result": None, "searched": False},
+            exc.message,
+        )
     context["error"] = error
     return render(request, "tags_address_results.html" if _htmx(request) else "tags_address.html", context)
 
@@ -143,7 +168,9 @@ async def _decide(request: Request, session: AsyncSession, user: User, confirm: 
             status_code = exc.status_code if isinstance(exc, GasdeskError) else 422
     context = await _lookup_context(session, user, district, text)
     context.update(error=error, notice=notice)
-    return render(request, "tags_address_results.html" if _htmx(request) else "tags_address.html", context, status_code)
+    return render(
+        request, "tags_address_results.html" if _htmx(request) else "tags_address.html", context, status_code
+    )
 
 
 @router.post("/tags/address/confirm")
@@ -160,8 +187,9 @@ async def remove_form(request: Request, session: DbSession, user: User = allow(*
 
 
 @router.get("/tags/customers/{customer_id}")
-async def customer_tags_fragment(request: Request, customer_id: Id, session: DbSession,
-                                 _: User = allow(*OFFICE)) -> Response:
+async def customer_tags_fragment(
+    request: Request, customer_id: Id, session: DbSession, _: User = allow(*OFFICE)
+) -> Response:
     """The tag strip of the customer 360 page (loaded by htmx)."""
     await access_customer(session, customer_id)
     return render(request, "tags_customer.html", {"tags": await service.customer_tags(session, customer_id)})

@@ -426,7 +426,9 @@ async def test_api_roles_for_rules_tags_and_lookup(session, factory, client) -> 
     holder, mine = await agent_with_conversation(factory)
     other = await wo_headers(factory, agent)
     assert (
-        await client.post("/api/v1/tags/assignments", json={"tag": "回访", "conversation_id": mine.id}, headers=other)
+        await client.post(
+            "/api/v1/tags/assignments", json={"tag": "回访", "conversation_id": mine.id}, headers=other
+        )
     ).status_code == 403
     added = await client.post(
         "/api/v1/tags/assignments",
@@ -444,4 +446,6 @@ async def test_api_roles_for_rules_tags_and_lookup(session, factory, client) -> 
         f"/api/v1/tags/assignments/{added.json()['id']}/remove", headers=await wo_headers(factory, holder)
     )
     assert removed.status_code == 200
-    assert (await client.post("/api/v1/tags/assignments", json={"tag": "x"}, headers=other)).status_code == 422
+    assert (
+        await client.post("/api/v1/tags/assignments", json={"tag": "x"}, headers=other)
+    ).status_code == 422
