@@ -137,7 +137,12 @@ async def address_search(
     """The lookup form posts: addresses stay out of URLs, history and access logs."""
     error = None
     try:
-        context = await _lookup_context(session, user, district[:40], text[:120])
+        context = {
+            "district": district[:40],
+            "text": text[:120],
+            "searched": True,
+            "result": await service.lookup_address(session, user, district[:40], text[:120]),
+        }
     except GasdeskError as exc:
         context, error = (
             {"district": district[:40], "text": text[:120], "result": None, "searched": False},
