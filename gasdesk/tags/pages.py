@@ -45,12 +45,13 @@ def rule_from_form(form: dict[str, str]) -> RuleIn:
     """The rule a form describes: one text box of values (intents, keywords or communities, one per line)."""
     kind = form.get("kind", "")
     values = form.get("values", "")
-    params: dict[str, Any] = {
+    by_kind: dict[str, dict[str, Any]] = {
         "intent": {"intents": values},
         "keyword": {"keywords": values},
         "address": {"district": form.get("district", ""), "communities": values},
         "outage_area": {"days": form.get("days") or 90, "min_count": form.get("min_count") or 3},
-    }.get(kind, {})
+    }
+    params = by_kind.get(kind, {})
     return RuleIn.model_validate(
         {
             "tag": (form.get("tag") or "").strip()[:20] or "-",

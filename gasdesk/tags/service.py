@@ -353,7 +353,13 @@ async def do_apply_rules(
         if rule.target in (RuleTarget.conversation, RuleTarget.both):
             targets.append({"conversation_id": conversation.id})
         for target in targets:
-            if await _assignment(session, rule.tag, **target) is not None:
+            found = await _assignment(
+                session,
+                rule.tag,
+                customer_id=target.get("customer_id"),
+                conversation_id=target.get("conversation_id"),
+            )
+            if found is not None:
                 continue
             if any(
                 a.tag == rule.tag
@@ -816,12 +822,13 @@ async def _collect(session: AsyncSession, addresses: Sequence[Address]) -> list[
         homes = list(
             dict.fromkeys(homes_of.get(c.customer_id or 0, []) + homes_of_conversation.get(c.id, []))
         )
-        contact = contacts.get(c.visitor_id)
-        if contact is not None:
-            kind, index = _identity_of_contact(contact)
-            value = contact.value
-        elif c.id in callers:
-            kind, (value, index) = "phone", callers[c.id]
+        known = contacts.get(c.visitor_id)
+        if known is not None:
+            kind, index = _identity_of_contact(known)
+            value = known.value
+        elif c.id in callers and all(callers[c.id]):
+            caller, caller_index = callers[c.id]
+            kind, value, index = "phone", str(caller), str(caller_index)
         else:
             continue
         via = {"wechat": "微信咨询", "sms": "短信咨询", "voice": "热线来电"}.get(c.channel, "咨询")
@@ -853,12 +860,13 @@ async def _seen(
         .group_by(Conversation.visitor_id)
     ):
         seen[visitors[visitor_id]] += [first, last]
-    for index, first, last in await session.execute(
+    for caller_index, first, last in await session.execute(
         select(Call.caller_index, func.min(Call.started_at), func.max(Call.started_at))
         .where(Call.caller_index.in_(indexes))
         .group_by(Call.caller_index)
     ):
-        seen[("phone", index)] += [first, last]
+        if caller_index:
+            seen[("phone", caller_index)] += [first, last]
     return {key: (min(times), max(times)) for key, times in seen.items() if times}
 
 
