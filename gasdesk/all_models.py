@@ -26,6 +26,7 @@ from gasdesk.quality import models as quality_models  # noqa: F401
 from gasdesk.reports.exports import models as report_file_models  # noqa: F401
 from gasdesk.rostering import models as rostering_models  # noqa: F401
 from gasdesk.routing import models as routing_models  # noqa: F401
+from gasdesk.tags import models as tag_models  # noqa: F401
 from gasdesk.telephony import models as telephony_models  # noqa: F401
 from gasdesk.tickets import models as ticket_models  # noqa: F401
 from gasdesk.wall import models as wall_models  # noqa: F401

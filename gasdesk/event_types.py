@@ -628,3 +628,23 @@ class RosterPublished(EventPayload):
     roster_id: int
     month: str  # YYYY-MM
     people: int  # how many people it rosters
+
+# ---------------------------------------------------------------- smart tags and data links (gasdesk/tags)
+
+
+@event_type("tags.changed")
+class TagsChanged(EventPayload):
+    """Tags of a customer and/or a conversation changed: a rule matched when it closed, an agent added or removed
+    one, or a stranger's number was marked 陌生号码. Ids only (tag names stay on the rows)."""
+
+    customer_id: int | None
+    conversation_id: int | None
+
+
+@event_type("tags.address_link")
+class AddressLinkChanged(EventPayload):
+    """An agent confirmed or removed the link between an address and a phone number or WeChat identity."""
+
+    link_id: int
+    address_id: int
+    status: str  # confirmed | removed

@@ -25,7 +25,11 @@ from gasdesk.channels.sms.optout import sms_opt_out
 from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import scan_every_s, scan_idle_residents
-from gasdesk.conversations.service import on_reply_to_remote_resident
+from gasdesk.conversations.service import (
+    on_conversation_closed,
+    on_conversation_started,
+    on_reply_to_remote_resident,
+)
 from gasdesk.emergency.phone import queue_phone_alert
 from gasdesk.emergency.service import SCAN_EVERY_S as EMERGENCY_SCAN_EVERY_S
 from gasdesk.emergency.service import advance_due as emergency_advance_due
@@ -49,6 +53,8 @@ from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, regis
 from gasdesk.quality.service import SCAN_EVERY_S as QUALITY_SCAN_EVERY_S
 from gasdesk.quality.service import score_closed_contacts
 from gasdesk.reports.exports.service import SCHEDULE_EVERY_S, make_scheduled_reports
+from gasdesk.tags.service import JOB as TAGS_JOB
+from gasdesk.tags.service import apply_rules_job, mark_stranger, queue_rules
 from gasdesk.telephony.service import RETENTION_EVERY_S, purge_recordings
 from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
@@ -89,6 +95,10 @@ def register_handlers() -> None:
     SURVEY_CHANNELS.setdefault("voice", RemoteSurvey("sms"))
     intercept_inbound(answer_by_digit)
     on_reply_to_remote_resident(queue_chat_reply)
+    # Smart tags: strangers' numbers marked when they first write or call; rules run after a close (job).
+    on_conversation_started(mark_stranger)
+    on_conversation_closed(queue_rules)
+    register_job(TAGS_JOB, apply_rules_job)
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)

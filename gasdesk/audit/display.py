@@ -140,6 +140,14 @@ ACTION_LABELS: dict[str, str] = {
     "bot.review_correction": "审核意图纠正",
     "bot.model_deploy": "部署重新训练的意图模型",
     "keys.rotate": "轮换个人信息加密密钥",
+    "tag_rule.create": "新建智能标签规则",
+    "tag_rule.update": "修改智能标签规则",
+    "tag.auto": "按规则自动打标签",
+    "tag.add": "添加标签",
+    "tag.remove": "移除标签",
+    "tag.stranger": "标记陌生号码",
+    "address_link.confirm": "确认地址关联号码",
+    "address_link.remove": "移除地址关联号码",
 }
 
 ENTITY_LABELS: dict[str, str] = {
@@ -148,7 +156,7 @@ ENTITY_LABELS: dict[str, str] = {
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
     "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
     "report": "报表", "report_file": "报表文件", "emergency": "紧急事件", "intent_correction": "意图纠正",
-    "intent_model": "意图模型", "data_keys": "加密密钥",
+    "intent_model": "意图模型", "data_keys": "加密密钥", "tag_rule": "标签规则", "tag_assignment": "标签", "address": "地址",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {

@@ -119,6 +119,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/customers/search"): "the search form; a POST only to keep personal data out of URLs",
     ("POST", "/tickets/new/customers"): "customer search of the create form; a POST only to keep personal data out of URLs",
     ("POST", "/api/v1/progress"): "a progress lookup; a POST only to keep phone numbers and 户号 out of URLs",
+    ("POST", "/api/v1/tags/address-lookup"): "an address lookup; a POST only to keep addresses out of URLs",
+    ("POST", "/tags/address"): "the address lookup form; a POST only to keep addresses out of URLs",
     ("POST", "/api/v1/bot/understand"): "runs the NLU on a text and returns what it understood; stores nothing",
     ("POST", "/api/v1/ivr/scripts/validate"): "checks an IVR script and lists its problems; stores nothing",
     ("POST", "/admin/kb/preview"): "renders an answer's Markdown for the editor; stores nothing",
@@ -470,6 +472,108 @@ async def _(ctx: Ctx) -> Call:
 @scenario("POST", "/admin/jobs/{job_id}/discard")
 async def _(ctx: Ctx) -> Call:
     return Call("POST", f"/admin/jobs/{await _dead_job(ctx)}/discard", ("job.discard",))
+
+# ---------------------------------------------------------------- smart tags and data links
+
+
+TAG_RULE = {"tag": "旧改小区", "kind": "address", "params": {"district": "朝阳区", "communities": ["幸福里"]}}
+TAG_RULE_FORM = {"tag": "旧改小区", "kind": "address", "district": "朝阳区", "values": "幸福里", "enabled": "on"}
+
+
+async def _tag_rule(ctx: Ctx) -> int:
+    from gasdesk.tags.schemas import RuleIn
+    from gasdesk.tags.service import do_create_rule
+
+    admin = await ctx.as_role("admin")
+    rule = await do_create_rule(ctx.session, admin, RuleIn.model_validate(TAG_RULE))
+    await commit(ctx.session)
+    return rule.id
+
+
+@scenario("POST", "/api/v1/tags/rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/tags/rules", ("tag_rule.create",), json=TAG_RULE)
+
+
+@scenario("PUT", "/api/v1/tags/rules/{rule_id}")
+async def _(ctx: Ctx) -> Call:
+    rule_id = await _tag_rule(ctx)
+    return Call("PUT", f"/api/v1/tags/rules/{rule_id}", ("tag_rule.update",), json={**TAG_RULE, "enabled": False})
+
+
+@scenario("POST", "/admin/tags/rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/tags/rules", ("tag_rule.create",), data=TAG_RULE_FORM)
+
+
+@scenario("POST", "/admin/tags/rules/{rule_id}")
+async def _(ctx: Ctx) -> Call:
+    rule_id = await _tag_rule(ctx)
+    return Call("POST", f"/admin/tags/rules/{rule_id}", ("tag_rule.update",), data={**TAG_RULE_FORM, "tag": "老旧小区"})
+
+
+@scenario("POST", "/api/v1/tags/assignments")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/tags/assignments", ("tag.add",), json={"tag": "重点关注", "customer_id": customer.id})
+
+
+@scenario("POST", "/api/v1/tags/assignments/{assignment_id}/remove")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.tags.service import do_add_tag
+
+    customer = await ctx.factory.customer()
+    agent = await ctx.as_role("agent")
+    row = await do_add_tag(ctx.session, agent, "重点关注", customer=customer)
+    await commit(ctx.session)
+    return Call("POST", f"/api/v1/tags/assignments/{row.id}/remove", ("tag.remove",))
+
+
+async def _address_suggestion(ctx: Ctx) -> tuple[int, str]:
+    """(address id, the suggestion's ref): a landline call about a customer's home, linked to the call's
+    conversation by an agent but not to the customer's data."""
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_start_call
+
+    customer = await ctx.factory.customer()
+    call = await do_start_call(ctx.session, CallInfo(call_ref="audit-tags", caller="01065550000", callee="96777",
+                                                     backend="sip"), script_version=None)
+    conversation = await ctx.session.get(Conversation, call.conversation_id)
+    await conversations.do_link_customer(ctx.session, SETUP, conversation, customer, how="agent")
+    await commit(ctx.session)
+    await ctx.as_role("agent")
+    return customer.addresses[0].id, f"conv:{conversation.id}"
+
+
+@scenario("POST", "/api/v1/tags/address-links/confirm")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/api/v1/tags/address-links/confirm", ("address_link.confirm",),
+                json={"address_id": address_id, "ref": ref})
+
+
+@scenario("POST", "/api/v1/tags/address-links/remove")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/api/v1/tags/address-links/remove", ("address_link.remove",),
+                json={"address_id": address_id, "ref": ref})
+
+
+@scenario("POST", "/tags/address/confirm")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/tags/address/confirm", ("address_link.confirm",),
+                data={"address_id": str(address_id), "ref": ref, "district": "朝阳区", "text": "幸福里"})
+
+
+@scenario("POST", "/tags/address/remove")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/tags/address/remove", ("address_link.remove",),
+                data={"address_id": str(address_id), "ref": ref, "district": "朝阳区", "text": "幸福里"})
 
 
 # ---------------------------------------------------------------- conversations and routing
@@ -1841,6 +1945,24 @@ async def _(ctx: Ctx) -> JobRun:
     await commit(ctx.session)
     clock.set_now(clock.utcnow() + timedelta(days=1))
     return JobRun(_periodic("conversations.idle_scan"), ("conversation.resident_left",))
+
+
+@job_scenario("tags.apply")
+async def _(ctx: Ctx) -> JobRun:
+    from gasdesk.tags.service import JOB as TAGS_JOB
+
+    await _tag_rule(ctx)
+    customer = await ctx.factory.customer(address={"district": "朝阳区", "community": "幸福里小区"})
+    conversation = await conversations.do_start_conversation(ctx.session, channel="webchat", visitor_id="v_tags",
+                                                             customer_id=customer.id)
+    await conversations.do_close(ctx.session, conversation, by="system")
+    await commit(ctx.session)
+
+    async def run() -> None:
+        async with transaction() as s:
+            await HANDLERS[TAGS_JOB](s, {"conversation_id": conversation.id})
+
+    return JobRun(run, ("tag.auto",))
 
 
 @job_scenario("tickets.sla_scan")

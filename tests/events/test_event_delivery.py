@@ -730,6 +730,40 @@ async def _quality_scored(w: World) -> None:
     await commit(w.session)
 
 
+# ------------------------------------------------------------------ smart tags (gasdesk/tags)
+
+
+@case("tags.changed")
+async def _tags_changed(w: World) -> None:
+    from gasdesk.tags.service import do_add_tag
+
+    customer = await w.factory.customer()
+    agent = await staff_user(w.session)
+    w.start()
+    await do_add_tag(w.session, agent, "重点关注", customer=customer)
+    await commit(w.session)
+
+
+@case("tags.address_link")
+async def _tags_address_link(w: World) -> None:
+    from gasdesk.conversations.models import Conversation
+    from gasdesk.conversations.service import do_link_customer
+    from gasdesk.tags.service import do_confirm_link
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_start_call
+
+    customer = await w.factory.customer()
+    call = await do_start_call(w.session, CallInfo(call_ref="ev-tags", caller="01065550001", callee="96777",
+                                                   backend="sip"), script_version=None)
+    conversation = await w.session.get(Conversation, call.conversation_id)
+    await do_link_customer(w.session, wo_actor(), conversation, customer, how="agent")
+    await commit(w.session)
+    agent = await staff_user(w.session)
+    w.start()
+    await do_confirm_link(w.session, agent, customer.addresses[0], f"conv:{conversation.id}")
+    await commit(w.session)
+
+
 # ------------------------------------------------------------------ the test
 
 
