@@ -52,7 +52,7 @@ def job_detail_out(row: Job) -> JobDetailOut:
 async def jobs(
     session: DbSession,
     status: Annotated[str | None, Query(max_length=12)] = None,
-    name: Annotated[str | None, Query(max_length=60)] = None,
+    name: Annotated[str | None, Query(max_length=60, alias="job")] = None,  # "name" reads as a person's
     limit: int = Query(50, ge=1, le=500),
     offset: Annotated[Count, Query()] = 0,
     _: User = allow(*MANAGERS),

@@ -4,9 +4,9 @@ job's details with its payload masked, and retry / discard (audited)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,8 @@ PAGE_SIZE = 200
 
 @router.get("/admin/jobs")
 async def jobs_page(
-    request: Request, session: DbSession, status: str = "", name: str = "", _: User = allow(*MANAGERS)
+    request: Request, session: DbSession, status: str = "", name: Annotated[str, Query(alias="job")] = "",
+    _: User = allow(*MANAGERS)
 ) -> Response:
     """The newest jobs, by status and name; bad filters are a 422 page."""
     rows, total = await service.list_jobs(session, status=status, name=name, limit=PAGE_SIZE)

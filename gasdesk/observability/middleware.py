@@ -115,6 +115,7 @@ class RequestContextMiddleware:
                 state["by"] = "client" if message.get("code", 1000) in (1000, 1001) else "abnormal"
             return message
 
+        watch_receive.__wrapped__ = receive  # type: ignore[attr-defined]  # the server's own callable, for inspection
         try:
             await self.app(scope, watch_receive, watch_send)
         finally:

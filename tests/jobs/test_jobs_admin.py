@@ -89,7 +89,7 @@ async def test_api_lists_filters_and_shows_a_masked_job(client, session, factory
         1,
     )
     assert dead["error_summary"] == "RuntimeError: 计费系统超时" and dead["timeout_s"] == 300
-    assert (await client.get("/api/v1/jobs?name=test.admin_ok", headers=headers)).json()["total"] == 1
+    assert (await client.get("/api/v1/jobs?job=test.admin_ok", headers=headers)).json()["total"] == 1
 
     detail = (await client.get(f"/api/v1/jobs/{dead_id}", headers=headers)).json()
     assert detail["payload"] == {
@@ -105,7 +105,7 @@ async def test_api_bad_input_is_4xx(client, session, factory) -> None:
     headers = await wo_headers(factory, await staff_user(session, "admin"))
     for url in (
         "/api/v1/jobs?status=bogus",
-        "/api/v1/jobs?name=DROP%20TABLE",
+        "/api/v1/jobs?job=DROP%20TABLE",
         "/api/v1/jobs?limit=0",
         "/api/v1/jobs?offset=-1",
         "/api/v1/jobs/0",

@@ -41,7 +41,7 @@ async def _lock_out(c: httpx.AsyncClient, username: str) -> None:
 
 
 def _answer(response: httpx.Response) -> tuple[int, object, dict[str, str]]:
-    headers = {k: v for k, v in response.headers.items() if k not in ("date", "content-length")}
+    headers = {k: v for k, v in response.headers.items() if k not in ("date", "content-length", "x-request-id")}
     return response.status_code, response.json(), headers
 
 
