@@ -26,7 +26,11 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NGINX_PROXY_SNIPPET = PROJECT_ROOT / "deploy" / "nginx" / "gasdesk-proxy.conf"
 # `gasdesk …` as a child process, importing this checkout's package (PYTHONPATH is set to PROJECT_ROOT).
-GASDESK_COMMAND = [sys.executable, "-c", "import sys; from gasdesk.cli import main; sys.argv[0] = 'gasdesk'; main()"]
+GASDESK_COMMAND = [
+    sys.executable,
+    "-c",
+    "import sys; from gasdesk.cli import main; sys.argv[0] = 'gasdesk'; main()",
+]
 
 
 class ClusterError(RuntimeError):
@@ -61,8 +65,15 @@ def _wait_port(port: int, timeout: float) -> bool:
 class Child:
     """One long-running child process in its own process group, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, *, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
@@ -73,8 +84,14 @@ class Child:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child; closed below
         try:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
         finally:
             log.close()
 
@@ -121,10 +138,19 @@ class Postgres:
     turns durability off for throwaway clusters (tests, bench). As root, initdb refuses to run: the Debian
     package's ``postgres`` user runs the server then."""
 
-    def __init__(self, data_dir: Path, socket_dir: Path, log_path: Path, *, database: str = "gasdesk",
-                 fast: bool = False) -> None:
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: [int(x) for x in p.parent.name.split(".")
-                                                                                  if x.isdigit()])
+    def __init__(
+        self,
+        data_dir: Path,
+        socket_dir: Path,
+        log_path: Path,
+        *,
+        database: str = "gasdesk",
+        fast: bool = False,
+    ) -> None:
+        found = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: [int(x) for x in p.parent.name.split(".") if x.isdigit()],
+        )
         if not found:
             raise ClusterError("PostgreSQL server not installed (make test-deps)")
         self.bin = found[-1]
@@ -160,27 +186,65 @@ class Postgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._own(self.data_dir)
-            self._run(str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "gasdesk", "--auth=trust", "-E",
-                      "UTF8", "--locale=C.UTF-8")
+            self._run(
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "gasdesk",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            )
         self._own(self.socket_dir, self.log_path)
         options = f"-k {self.socket_dir} -c listen_addresses='' -c max_connections=200"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        done = self._run(str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-w", "-l", str(self.log_path), "-o",
-                         options, "start", check=False)
+        done = self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-w",
+            "-l",
+            str(self.log_path),
+            "-o",
+            options,
+            "start",
+            check=False,
+        )
         if done.returncode != 0:
-            raise ClusterError(f"PostgreSQL did not start: {done.stdout}{done.stderr}\n{_tail(self.log_path)}")
-        exists = subprocess.run([str(self.bin / "psql"), "-h", str(self.socket_dir), "-U", "gasdesk", "-d", "postgres",
-                                 "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-                                capture_output=True, text=True, check=True)
+            raise ClusterError(
+                f"PostgreSQL did not start: {done.stdout}{done.stderr}\n{_tail(self.log_path)}"
+            )
+        exists = subprocess.run(
+            [
+                str(self.bin / "psql"),
+                "-h",
+                str(self.socket_dir),
+                "-U",
+                "gasdesk",
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         if exists.stdout.strip() != "1":
-            subprocess.run([str(self.bin / "createdb"), "-h", str(self.socket_dir), "-U", "gasdesk", self.database],
-                           check=True)
+            subprocess.run(
+                [str(self.bin / "createdb"), "-h", str(self.socket_dir), "-U", "gasdesk", self.database],
+                check=True,
+            )
 
     def stop(self, mode: str = "fast") -> None:
         """``fast`` ends every session and shuts down cleanly; ``immediate`` is a crash (recovery at start)."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
+            self._run(
+                str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False
+            )
 
 
 # ---------------------------------------------------------------- Redis
@@ -193,8 +257,23 @@ class Redis(Child):
         server = shutil.which("redis-server")
         if not server:
             raise ClusterError("redis-server is not installed (make test-deps)")
-        super().__init__("redis", [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                   "no", "--dir", str(run_dir)], run_dir / "redis.log")
+        super().__init__(
+            "redis",
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(run_dir),
+            ],
+            run_dir / "redis.log",
+        )
         self.port = port
 
     @property
@@ -216,14 +295,16 @@ def nginx_config(*, listen_port: int, app_ports: list[int], run_dir: Path, acces
     servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;" for port in app_ports)
     # As root, nginx would switch its workers to "nobody", who cannot write the temp paths here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"    {kind}_temp_path {run_dir / 'nginx-temp' / kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {run_dir / 'nginx-temp' / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     log = f"access_log {run_dir / 'nginx-access.log'} gasdesk_noquery;" if access_log else "access_log off;"
     return f"""# Generated by gasdesk/system/cluster.py for a local cluster; production: deploy/nginx/gasdesk.conf
 {user}daemon off;
 worker_processes 1;
-pid {run_dir / 'nginx.pid'};
-error_log {run_dir / 'nginx-error.log'} warn;
+pid {run_dir / "nginx.pid"};
+error_log {run_dir / "nginx-error.log"} warn;
 events {{
     worker_connections 8192;
 }}
@@ -252,18 +333,24 @@ http {{
 
 
 class Nginx(Child):
-    def __init__(self, listen_port: int, app_ports: list[int], run_dir: Path, *, access_log: bool = True) -> None:
+    def __init__(
+        self, listen_port: int, app_ports: list[int], run_dir: Path, *, access_log: bool = True
+    ) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():
             raise ClusterError("nginx is not installed (make test-deps)")
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (run_dir / "nginx-temp" / kind).mkdir(parents=True, exist_ok=True)
         conf = run_dir / "nginx.conf"
-        conf.write_text(nginx_config(listen_port=listen_port, app_ports=app_ports, run_dir=run_dir,
-                                     access_log=access_log))
+        conf.write_text(
+            nginx_config(listen_port=listen_port, app_ports=app_ports, run_dir=run_dir, access_log=access_log)
+        )
         # -e: the error log from the very start (before the configuration is read), -p: relative paths' prefix
-        super().__init__("nginx", [binary, "-p", str(run_dir), "-e", str(run_dir / "nginx-error.log"), "-c", str(conf)],
-                         run_dir / "nginx.out")
+        super().__init__(
+            "nginx",
+            [binary, "-p", str(run_dir), "-e", str(run_dir / "nginx-error.log"), "-c", str(conf)],
+            run_dir / "nginx.out",
+        )
         self.port = listen_port
         self.conf = conf
 
@@ -273,7 +360,9 @@ class Nginx(Child):
             raise ClusterError(f"nginx configuration refused:\n{check.stderr}")
         super().start()
         if not _wait_port(self.port, 10):
-            raise ClusterError(f"nginx did not start:\n{self.tail()}\n{_tail(self.log_path.parent / 'nginx-error.log')}")
+            raise ClusterError(
+                f"nginx did not start:\n{self.tail()}\n{_tail(self.log_path.parent / 'nginx-error.log')}"
+            )
 
 
 # ---------------------------------------------------------------- gasdesk processes
@@ -283,8 +372,13 @@ class App(Child):
     """One ``gasdesk serve`` process."""
 
     def __init__(self, name: str, port: int, env: Mapping[str, str], run_dir: Path) -> None:
-        super().__init__(name, [*GASDESK_COMMAND, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                         run_dir / f"{name}.log", env=env, cwd=PROJECT_ROOT)
+        super().__init__(
+            name,
+            [*GASDESK_COMMAND, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            run_dir / f"{name}.log",
+            env=env,
+            cwd=PROJECT_ROOT,
+        )
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
 
@@ -338,8 +432,12 @@ class LocalCluster:
         self.http_port = self.http_port or free_port()
         if not self.app_ports:
             self.app_ports = [free_port() for _ in range(self.apps_count)]
-        self.postgres = Postgres(self.data_dir or self.run_dir / "pgdata", self.run_dir / "pg",
-                                 self.run_dir / "postgres.log", fast=self.fast_database)
+        self.postgres = Postgres(
+            self.data_dir or self.run_dir / "pgdata",
+            self.run_dir / "pg",
+            self.run_dir / "postgres.log",
+            fast=self.fast_database,
+        )
         self.redis = Redis(free_port(), self.run_dir)
 
     @property
@@ -349,18 +447,28 @@ class LocalCluster:
 
     def gasdesk_env(self) -> dict[str, str]:
         """The environment of every gasdesk process of this cluster."""
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1",
-               "GASDESK_DATABASE_URL": self.postgres.url, "GASDESK_REDIS_URL": self.redis.url,
-               # background jobs run in the dedicated worker (or, without one, in the first app only)
-               "GASDESK_RUN_WORKER": "false"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "GASDESK_DATABASE_URL": self.postgres.url,
+            "GASDESK_REDIS_URL": self.redis.url,
+            # background jobs run in the dedicated worker (or, without one, in the first app only)
+            "GASDESK_RUN_WORKER": "false",
+        }
         env.update(self.env)
         return env
 
     def gasdesk(self, *args: str) -> None:
         """Run one gasdesk command (migrations, seeding) against the cluster, output to the run dir's log."""
         with open(self.run_dir / "commands.log", "ab") as log:
-            done = subprocess.run([*GASDESK_COMMAND, *args], env=self.gasdesk_env(), cwd=PROJECT_ROOT, stdout=log,
-                                  stderr=subprocess.STDOUT)
+            done = subprocess.run(
+                [*GASDESK_COMMAND, *args],
+                env=self.gasdesk_env(),
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if done.returncode != 0:
             raise ClusterError(f"gasdesk {' '.join(args)} failed:\n{_tail(self.run_dir / 'commands.log')}")
 
@@ -381,8 +489,13 @@ class LocalCluster:
             for app in self.apps:
                 app.start()
             if self.worker:
-                worker = Child("worker", [*GASDESK_COMMAND, "worker"], self.run_dir / "worker.log", env=env,
-                               cwd=PROJECT_ROOT)
+                worker = Child(
+                    "worker",
+                    [*GASDESK_COMMAND, "worker"],
+                    self.run_dir / "worker.log",
+                    env=env,
+                    cwd=PROJECT_ROOT,
+                )
                 worker.start()
                 self.workers.append(worker)
             wait_ready(self.apps)

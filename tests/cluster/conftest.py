@@ -54,8 +54,12 @@ class Cluster:
         return next(app for app in self.local.apps if app.port == port)
 
     def create_agents(self, *names: str, max_concurrent: int = 10) -> None:
-        subprocess.run([sys.executable, "-c", _CREATE_AGENTS, json.dumps(names), AGENT_PASSWORD, str(max_concurrent)],
-                       env=self.local.gasdesk_env(), check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-c", _CREATE_AGENTS, json.dumps(names), AGENT_PASSWORD, str(max_concurrent)],
+            env=self.local.gasdesk_env(),
+            check=True,
+            timeout=60,
+        )
 
     def make_whole(self) -> None:
         """Start again any app a previous test killed, so each test begins with both processes."""
@@ -69,10 +73,17 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     run_dir: Path = tmp_path_factory.mktemp("cluster")
-    local = LocalCluster(run_dir, worker=False, env={"GASDESK_ENV": "test", "GASDESK_BOT_ENGINE": "rules",
-                                                     "GASDESK_UPLOAD_DIR": str(run_dir / "uploads"),
-                                                     "GASDESK_VAR_DIR": str(run_dir / "var"),
-                                                     "GASDESK_REPORTS_SCHEDULE_ENABLED": "false"})
+    local = LocalCluster(
+        run_dir,
+        worker=False,
+        env={
+            "GASDESK_ENV": "test",
+            "GASDESK_BOT_ENGINE": "rules",
+            "GASDESK_UPLOAD_DIR": str(run_dir / "uploads"),
+            "GASDESK_VAR_DIR": str(run_dir / "var"),
+            "GASDESK_REPORTS_SCHEDULE_ENABLED": "false",
+        },
+    )
     local.start()
     try:
         yield Cluster(local)

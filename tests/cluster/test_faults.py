@@ -51,7 +51,9 @@ class Resident:
         deadline = time.monotonic() + deadline_s
         while True:
             try:
-                ws = await websockets.connect(ws_url(self.base) + "/ws/webchat", open_timeout=3, close_timeout=1)
+                ws = await websockets.connect(
+                    ws_url(self.base) + "/ws/webchat", open_timeout=3, close_timeout=1
+                )
                 hello: dict[str, Any] = {"type": "hello", "token": self.token}
                 if self.conversation_id is not None:
                     hello["conversation_id"] = self.conversation_id
@@ -136,8 +138,9 @@ class Agent:
             assert (await login(http, self.username, AGENT_PASSWORD)).status_code == 303
             self.cookie, self.csrf = http.cookies["gasdesk_session"], http.headers["X-CSRF-Token"]
             assert (await http.put("/api/v1/agent/presence", json={"presence": "online"})).status_code == 200
-        self.ws = await websockets.connect(ws_url(self.base) + "/ws/agent",
-                                           additional_headers={"Cookie": f"gasdesk_session={self.cookie}"})
+        self.ws = await websockets.connect(
+            ws_url(self.base) + "/ws/agent", additional_headers={"Cookie": f"gasdesk_session={self.cookie}"}
+        )
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -148,12 +151,18 @@ class Agent:
             pass
 
     def resident_texts(self) -> list[str]:
-        return [f["message"]["text"] for f in self.frames
-                if f["type"] == "message" and f["message"]["sender"] == "resident"]
+        return [
+            f["message"]["text"]
+            for f in self.frames
+            if f["type"] == "message" and f["message"]["sender"] == "resident"
+        ]
 
     def seqs(self, conversation_id: int) -> list[int]:
-        return [f["message"]["seq"] for f in self.frames
-                if f["type"] == "message" and f["message"]["conversation_id"] == conversation_id]
+        return [
+            f["message"]["seq"]
+            for f in self.frames
+            if f["type"] == "message" and f["message"]["conversation_id"] == conversation_id
+        ]
 
     async def wait_for(self, test: Any, timeout: float = 10) -> dict:
         deadline = time.monotonic() + timeout
@@ -165,7 +174,9 @@ class Agent:
             await asyncio.sleep(0.05)
 
     async def transcript(self, conversation_id: int, base: str | None = None) -> list[dict]:
-        async with httpx.AsyncClient(base_url=base or self.base, cookies={"gasdesk_session": self.cookie}) as http:
+        async with httpx.AsyncClient(
+            base_url=base or self.base, cookies={"gasdesk_session": self.cookie}
+        ) as http:
             response = await http.get(f"/api/v1/conversations/{conversation_id}")
             assert response.status_code == 200, response.text
             return response.json()["messages"]
@@ -185,7 +196,9 @@ async def resident_with_agent(cluster: Cluster, username: str) -> tuple[Resident
     agent = Agent(other.base, username)
     await agent.start()
     await resident.handoff()
-    await agent.wait_for(lambda f: f["type"] == "assigned" and f["conversation_id"] == resident.conversation_id)
+    await agent.wait_for(
+        lambda f: f["type"] == "assigned" and f["conversation_id"] == resident.conversation_id
+    )
     return resident, agent
 
 
@@ -242,7 +255,9 @@ async def test_events_resume_after_redis_restarts(cluster: Cluster) -> None:
     resident, agent = await resident_with_agent(cluster, "agent-redis")
     try:
         await resident.send("r-before", "重启前")
-        await agent.wait_for(lambda f: f["type"] == "message" and f["message"].get("client_msg_id") == "r-before")
+        await agent.wait_for(
+            lambda f: f["type"] == "message" and f["message"].get("client_msg_id") == "r-before"
+        )
 
         cluster.local.redis.stop()
         for i in range(3):  # while Redis is down: stored and acknowledged, or refused — never lost once acked
@@ -255,8 +270,12 @@ async def test_events_resume_after_redis_restarts(cluster: Cluster) -> None:
         for i in range(100):  # until the agent on the other process sees a new message live
             await resident.send(f"r-after{i}", f"恢复后{i}")
             try:
-                await agent.wait_for(lambda f, i=i: f["type"] == "message"
-                                     and f["message"].get("client_msg_id") == f"r-after{i}", timeout=0.3)
+                await agent.wait_for(
+                    lambda f, i=i: (
+                        f["type"] == "message" and f["message"].get("client_msg_id") == f"r-after{i}"
+                    ),
+                    timeout=0.3,
+                )
                 break
             except AssertionError:
                 continue
@@ -280,7 +299,9 @@ async def test_postgresql_restart_fails_fast_with_503_then_recovers(cluster: Clu
     cluster.create_agents("agent-pg")
     pids = [app.pid for app in cluster.local.apps]
     async with httpx.AsyncClient(base_url=cluster.url, timeout=30) as http:
-        token = (await http.post("/api/v1/auth/token", json={"username": "agent-pg", "password": AGENT_PASSWORD}))
+        token = await http.post(
+            "/api/v1/auth/token", json={"username": "agent-pg", "password": AGENT_PASSWORD}
+        )
         assert token.status_code == 200, token.text
         auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
         assert (await http.get("/api/v1/agent/presence", headers=auth)).status_code == 200

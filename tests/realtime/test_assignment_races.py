@@ -37,8 +37,9 @@ async def _staff_client(base: str, username: str) -> httpx.AsyncClient:
 
 async def _assigned(session) -> dict[int, int]:  # noqa: ANN001 - the test session
     session.expire_all()
-    rows = await session.execute(select(Conversation.id, Conversation.agent_id)
-                                 .where(Conversation.state == "assigned"))
+    rows = await session.execute(
+        select(Conversation.id, Conversation.agent_id).where(Conversation.state == "assigned")
+    )
     return {cid: aid for cid, aid in rows}
 
 
@@ -48,9 +49,13 @@ async def _check_invariants(session, agents, clients) -> dict[int, int]:  # noqa
     load = Counter(assigned.values())
     assert max(load.values(), default=0) <= CAPACITY, load
     session.expire_all()
-    waiting = list(await session.scalars(select(Conversation).where(Conversation.state == "queued")
-                                         .order_by(Conversation.priority.desc(), Conversation.queued_at,
-                                                   Conversation.id)))
+    waiting = list(
+        await session.scalars(
+            select(Conversation)
+            .where(Conversation.state == "queued")
+            .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
+        )
+    )
     if waiting:  # nobody left with a free slot while a resident waits
         assert all(load[a.id] == CAPACITY for a in agents), (load, len(waiting))
     queues = [(await client.get("/api/v1/agent/queue")).json() for client in clients]
@@ -60,8 +65,9 @@ async def _check_invariants(session, agents, clients) -> dict[int, int]:  # noqa
     return assigned
 
 
-async def test_assignment_races_across_two_processes(database_url, redis_url, tmp_path: Path, factory,
-                                                     session) -> None:
+async def test_assignment_races_across_two_processes(
+    database_url, redis_url, tmp_path: Path, factory, session
+) -> None:
     agents = [await desk_agent(factory, presence="busy", max_concurrent=CAPACITY) for _ in range(AGENTS)]
     for i in range(QUEUED):  # a queue with emergencies among ordinary conversations
         await queued_conversation(session, priority=10 if i % 7 == 3 else 0)
@@ -73,6 +79,7 @@ async def test_assignment_races_across_two_processes(database_url, redis_url, tm
         # every agent has a console on both processes
         clients = [[await _staff_client(s.base, a.username) for s in servers] for a in agents]
         try:
+
             async def accept(a: int, conversation_id: int, server: int) -> tuple[int, int, int, str]:
                 response = await clients[a][server].post(f"/api/v1/conversations/{conversation_id}/accept")
                 code = response.json()["error"]["code"] if response.status_code != 200 else ""
@@ -80,8 +87,10 @@ async def test_assignment_races_across_two_processes(database_url, redis_url, tm
 
             # Round 1: all four go online (each pulls the queue) while each also grabs queued conversations by
             # hand, on alternating processes.
-            calls = [clients[a][a % 2].put("/api/v1/agent/presence", json={"presence": "online"})
-                     for a in range(AGENTS)]
+            calls = [
+                clients[a][a % 2].put("/api/v1/agent/presence", json={"presence": "online"})
+                for a in range(AGENTS)
+            ]
             for a in range(AGENTS):
                 for k, cid in enumerate(rng.sample(queued_ids, 8)):
                     calls.append(accept(a, cid, (a + k) % 2))
@@ -100,7 +109,9 @@ async def test_assignment_races_across_two_processes(database_url, redis_url, tm
             served = set(assigned)
             for _round in range(10):
                 session.expire_all()
-                waiting = list(await session.scalars(select(Conversation.id).where(Conversation.state == "queued")))
+                waiting = list(
+                    await session.scalars(select(Conversation.id).where(Conversation.state == "queued"))
+                )
                 if not waiting:
                     break
                 calls = []
@@ -113,8 +124,9 @@ async def test_assignment_races_across_two_processes(database_url, redis_url, tm
                         calls.append(accept(a, cid, rng.randrange(2)))
                 rng.shuffle(calls)
                 results = await asyncio.gather(*calls)
-                assert all(r.status_code == 200 for r in results if isinstance(r, httpx.Response)), \
-                    [r.text for r in results if isinstance(r, httpx.Response) and r.status_code != 200]
+                assert all(r.status_code == 200 for r in results if isinstance(r, httpx.Response)), [
+                    r.text for r in results if isinstance(r, httpx.Response) and r.status_code != 200
+                ]
                 accepted = _check_accepts([r for r in results if isinstance(r, tuple)])
                 assigned = await _check_invariants(session, agents, [clients[1][0], clients[1][1]])
                 for cid, a in accepted.items():
@@ -128,9 +140,13 @@ async def test_assignment_races_across_two_processes(database_url, redis_url, tm
 
     # no conversation was accepted twice, by anyone, on either process
     session.expire_all()
-    accepts = (await session.execute(
-        select(AuditEntry.entity_id, func.count()).where(AuditEntry.action == "conversation.accept")
-        .group_by(AuditEntry.entity_id))).all()
+    accepts = (
+        await session.execute(
+            select(AuditEntry.entity_id, func.count())
+            .where(AuditEntry.action == "conversation.accept")
+            .group_by(AuditEntry.entity_id)
+        )
+    ).all()
     assert accepts and all(n == 1 for _, n in accepts)
 
 
@@ -150,15 +166,21 @@ async def test_shared_limits_hold_across_processes(database_url, redis_url, tmp_
     """Visitor tokens per IP (a Redis counter) and staff login throttling (a database row) count the attempts
     of both processes together: alternating between them gets no more tries than one process would give."""
     user = await desk_agent(factory, presence="offline")
-    limits = {"GASDESK_RATE_LIMITS": '{"visitor_token.ip": "10/3600"}', "GASDESK_LOGIN_MAX_FAILURES": "3",
-              "GASDESK_LIMIT_EXEMPT_IPS": "[]"}
+    limits = {
+        "GASDESK_RATE_LIMITS": '{"visitor_token.ip": "10/3600"}',
+        "GASDESK_LOGIN_MAX_FAILURES": "3",
+        "GASDESK_LIMIT_EXEMPT_IPS": "[]",
+    }
     with app_processes(database_url, redis_url, tmp_path, **limits) as servers:
         hour = int(time.time() // 3600)
         async with httpx.AsyncClient(timeout=30) as http:
-            statuses = await asyncio.gather(*(http.post(f"{servers[i % 2].base}/api/v1/webchat/visitors")
-                                              for i in range(30)))
+            statuses = await asyncio.gather(
+                *(http.post(f"{servers[i % 2].base}/api/v1/webchat/visitors") for i in range(30))
+            )
             codes = Counter(r.status_code for r in statuses)
-            if int(time.time() // 3600) == hour:  # one window (twice the limit may pass across a window's edge)
+            if (
+                int(time.time() // 3600) == hour
+            ):  # one window (twice the limit may pass across a window's edge)
                 assert codes == {200: 10, 429: 20}, codes
             refused_by = {i % 2 for i, r in enumerate(statuses) if r.status_code == 429}
             assert refused_by == {0, 1}
@@ -166,11 +188,15 @@ async def test_shared_limits_hold_across_processes(database_url, redis_url, tmp_
             # three wrong passwords alternating processes lock the (user, address) pair everywhere
             answers = []
             for i in range(3):
-                response = await http.post(f"{servers[i % 2].base}/api/v1/auth/token",
-                                           json={"username": user.username, "password": f"wrong-{i}"})
+                response = await http.post(
+                    f"{servers[i % 2].base}/api/v1/auth/token",
+                    json={"username": user.username, "password": f"wrong-{i}"},
+                )
                 answers.append(response.status_code)
             assert answers == [401, 401, 401]
             for server in servers:
-                right = await http.post(f"{server.base}/api/v1/auth/token",
-                                        json={"username": user.username, "password": TEST_PASSWORD})
+                right = await http.post(
+                    f"{server.base}/api/v1/auth/token",
+                    json={"username": user.username, "password": TEST_PASSWORD},
+                )
                 assert right.status_code == 401, "locked out on both processes"
