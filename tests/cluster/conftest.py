@@ -5,8 +5,10 @@ own, on loopback; the tests kill and restart them."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,8 +73,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    run_dir: Path = tmp_path_factory.mktemp("cluster")
+def cluster() -> Iterator[Cluster]:
+    # Not pytest's tmp_path: its folders are private to this user, and PostgreSQL runs as "postgres" under root.
+    run_dir = Path(tempfile.mkdtemp(prefix="gasdesk-cluster-test-"))
     local = LocalCluster(
         run_dir,
         worker=False,
@@ -82,6 +85,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "GASDESK_UPLOAD_DIR": str(run_dir / "uploads"),
             "GASDESK_VAR_DIR": str(run_dir / "var"),
             "GASDESK_REPORTS_SCHEDULE_ENABLED": "false",
+            # a resident here types faster than the per-visitor limit (50 / 10 s) allows, resends included
+            "GASDESK_RATE_LIMITS": '{"message.visitor": "1000/10"}',
         },
     )
     local.start()
@@ -89,3 +94,4 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(local)
     finally:
         local.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
