@@ -342,8 +342,6 @@ async def test_postgresql_restart_fails_fast_with_503_then_recovers(cluster: Clu
             page = await http.get(cluster.url + "/agent", headers={**auth, "Accept": "text/html"})
             assert page.status_code == 503 and "数据库" in page.text
             assert (await http.get(cluster.url + "/readyz")).status_code == 503
-            visitor = await http.post(cluster.url + "/api/v1/webchat/visitors")
-            assert visitor.status_code in (200, 503)  # a visitor token needs no database
         finally:
             cluster.local.postgres.start()
 
