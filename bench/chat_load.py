@@ -984,6 +984,9 @@ async def run_cluster_target(apps: int, args: argparse.Namespace, workdir: Path,
         client.server_pids = [app.pid for app in cluster.apps]
         try:
             result: dict[str, Any] = {"setup": await client.setup(quiet)}
+            # The set-up's hand-offs leave each process a backlog of queue-change events (each re-reads the
+            # queue positions from the database): measure the phases once it is worked off, and report how long.
+            result["setup"]["settle_s"] = await settle(client, quiet)
             log(f"[{name}] fixed rate {args.rate}/s per resident for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
             result["fixed"] = await client.phase(saturate=False, duration=args.duration, quiet=quiet)
             if args.saturate:
@@ -1000,6 +1003,19 @@ async def run_cluster_target(apps: int, args: argparse.Namespace, workdir: Path,
         return result
     finally:
         cluster.stop()
+
+
+async def settle(client: Client, quiet: bool, idle_share: float = 0.15, limit_s: float = 180.0) -> float:
+    """Seconds until the web processes use less than ``idle_share`` of a core over a second (``limit_s`` at most)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        before = client.server_cpu()
+        await asyncio.sleep(1.0)
+        if client.server_cpu() - before < idle_share * len(client.server_pids):
+            break
+    took = round(time.perf_counter() - started, 1)
+    log(f"  servers idle again {took} s after set-up", quiet=quiet)
+    return took
 
 
 async def kill_phase(client: Client, cluster: Any, args: argparse.Namespace, name: str, quiet: bool) -> dict[str, Any]:
@@ -1090,7 +1106,8 @@ def print_cluster(report: dict[str, Any]) -> None:
                 r = res[mode]
                 print(f"{f'{apps} process(es) {mode}':<22}{r['msgs_per_s']:>9}{_f(r['p50_ms']):>9}{_f(r['p90_ms']):>9}"
                       f"{_f(r['p99_ms']):>9}{_f(r['max_ms']):>9}{r['errors']:>8}{r['lost']:>6}{r['server_cpu_s']:>11}")
-        print(f"  set-up {apps}: {res['setup']['residents_s']} s, load avg before/after {res['loadavg_1m_before_after']}")
+        print(f"  set-up {apps}: {res['setup']['residents_s']} s, then {res['setup'].get('settle_s')} s until the servers "
+              f"were idle; load avg before/after {res['loadavg_1m_before_after']}")
     s = report["scaling"]
     print(f"\n2 processes / 1 process ({s['mode']}): {s['two_processes_msgs_per_s']} / {s['one_process_msgs_per_s']} = "
           f"{s['ratio']}x")
