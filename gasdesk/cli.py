@@ -153,6 +153,7 @@ def cluster(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)  # also when started in the background, where SIGINT is ignored
     typer.echo(f"启动集群：PostgreSQL、Redis、{apps} 个 Web 进程、1 个后台任务进程、nginx（日志: {run_dir}）…")
     try:
         local.start()
