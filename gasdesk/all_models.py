@@ -16,6 +16,7 @@ from gasdesk.emergency import models as emergency_models  # noqa: F401
 from gasdesk.followups import models as followup_models  # noqa: F401
 from gasdesk.hours import models as hours_models  # noqa: F401
 from gasdesk.intent_corrections import models as correction_models  # noqa: F401
+from gasdesk.internal_chat import models as internal_chat_models  # noqa: F401
 from gasdesk.jobs import models as job_models  # noqa: F401
 from gasdesk.kb import models as kb_models  # noqa: F401
 from gasdesk.notifications import models as notification_models  # noqa: F401
@@ -23,7 +24,9 @@ from gasdesk.outages import models as outage_models  # noqa: F401
 from gasdesk.outbound import models as outbound_models  # noqa: F401
 from gasdesk.quality import models as quality_models  # noqa: F401
 from gasdesk.reports.exports import models as report_file_models  # noqa: F401
+from gasdesk.rostering import models as rostering_models  # noqa: F401
 from gasdesk.routing import models as routing_models  # noqa: F401
+from gasdesk.tags import models as tag_models  # noqa: F401
 from gasdesk.telephony import models as telephony_models  # noqa: F401
 from gasdesk.tickets import models as ticket_models  # noqa: F401
 from gasdesk.wall import models as wall_models  # noqa: F401

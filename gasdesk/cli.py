@@ -21,6 +21,7 @@ bot_app = typer.Typer(help="The resident bot", no_args_is_help=True)
 analytics_app = typer.Typer(help="Report facts and roll-ups", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base", no_args_is_help=True)
 corrections_app = typer.Typer(help="Agents' corrections of the bot's intents", no_args_is_help=True)
+keys_app = typer.Typer(help="The personal-data encryption keys (GASDESK_DATA_KEYS)", no_args_is_help=True)
 bot_app.add_typer(corrections_app, name="corrections")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
@@ -28,6 +29,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(bot_app, name="bot")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(kb_app, name="kb")
+app.add_typer(keys_app, name="keys")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -67,6 +69,17 @@ def run(coro):  # noqa: ANN001, ANN201 - thin wrapper
         fail(exc.message)
 
 
+def configure_process_logging() -> None:
+    """The same log set-up as ``serve`` (PII filter; JSON lines with GASDESK_LOG_FORMAT=json) for the
+    long-running processes that are not uvicorn."""
+    import logging.config
+
+    from gasdesk.config import get_settings
+    from gasdesk.web.access_log import log_config
+
+    logging.config.dictConfig(log_config("INFO", get_settings().log_format))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
@@ -89,7 +102,7 @@ def serve(
         workers=workers, reload=reload, log_level="info",
         # uvicorn's access log prints query strings; the app writes its own without personal data,
         # and every log line passes through the PII filter.
-        access_log=False, log_config=log_config("INFO"),
+        access_log=False, log_config=log_config("INFO", settings.log_format),
         # Chat frames are small: compressing each costs more CPU than it saves on a LAN.
         ws_per_message_deflate=False,
         # Frames are at most 16,000 characters (docs/chat-protocol.md); uvicorn's default is 16 MB.
@@ -103,6 +116,7 @@ def worker(poll: Annotated[float, typer.Option(help="Seconds between polls when 
     Set GASDESK_RUN_WORKER=false on the web processes when you run dedicated workers."""
     from gasdesk.worker import run_worker
 
+    configure_process_logging()
     typer.echo("后台任务进程已启动（Ctrl-C 退出）")
     try:
         run(run_worker(poll_s=poll))
@@ -120,6 +134,7 @@ def hotline() -> None:
     settings = get_settings()
     if not settings.freeswitch_enabled and not settings.sip_enabled:
         fail("未启用任何热线接入：设置 GASDESK_FREESWITCH_ENABLED=true 或 GASDESK_SIP_ENABLED=true")
+    configure_process_logging()
     typer.echo("热线进程已启动（Ctrl-C 退出）")
     try:
         run(serve_hotline(settings))
@@ -178,6 +193,45 @@ def cluster(
     finally:
         local.stop()
     typer.echo("集群已停止")
+
+
+@app.command()
+def backup(dest: Annotated[Path, typer.Argument(help="New (or empty) folder to write the backup into")]) -> None:
+    """Back up the database (SQLite: online backup API, consistent while the app runs; PostgreSQL: pg_dump -Fc)
+    and the upload folder into DEST, with a manifest of checksums. The keys are not in it: keep them apart.
+    Exit 2 for a bad DEST, 1 when a tool fails."""
+    from gasdesk.config import get_settings
+    from gasdesk.system.backup import BackupError
+    from gasdesk.system.backup import backup as make_backup
+
+    try:
+        report = run(make_backup(dest, get_settings()))
+    except BackupError as exc:
+        fail(exc.message, exc.code)
+    sizes = "，".join(f"{name} {size / 1_048_576:.1f} MB" for name, size in report.files.items())
+    typer.echo(f"已备份到 {report.folder}（{report.backend}，版本 {report.revision}）: {sizes}")
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="Backup folder written by `gasdesk backup`")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a database or upload folder that holds data")] = False,
+    ignore_key_check: Annotated[bool, typer.Option("--ignore-key-check",
+                                                   help="Restore a backup made under another GASDESK_DATA_KEY")] = False,
+) -> None:
+    """Restore a backup into the configured database and upload folder (stop the app first). Refuses a target
+    that holds data unless --force. Exit 2: SRC missing, damaged or from another backend; 3: target not empty;
+    4: made under another GASDESK_DATA_KEY; 1: a tool failed."""
+    from gasdesk.config import get_settings
+    from gasdesk.system.backup import BackupError
+    from gasdesk.system.backup import restore as restore_backup
+
+    try:
+        manifest = run(restore_backup(src, get_settings(), force=force, ignore_key_check=ignore_key_check))
+    except BackupError as exc:
+        fail(exc.message, exc.code)
+    typer.echo(f"已从 {src} 恢复（{manifest['backend']}，{manifest['created_at']} 的备份，版本 {manifest['revision']}）；"
+               "如代码更新过，请运行 gasdesk db upgrade")
 
 
 @db_app.command("upgrade")
@@ -398,3 +452,59 @@ def analytics_backfill(days: Annotated[int, typer.Option(help="How far back (0: 
 
 def main() -> None:
     app()
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """How many encrypted values each key holds, per table (legacy = written before key ids)."""
+    from gasdesk.db import transaction
+    from gasdesk.security.crypto import key_ring
+    from gasdesk.security.rotation import key_usage
+
+    async def go():  # noqa: ANN202
+        async with transaction() as session:
+            return await key_usage(session)
+
+    ring = key_ring()
+    usage = run(go())
+    typer.echo(f"主密钥 primary key: {ring.primary}；可解密 readable: {', '.join(ring.keys)}")
+    totals: dict[str, int] = {}
+    for table_name, counts in usage.items():
+        if counts:
+            typer.echo(f"  {table_name}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+        for key_id, n in counts.items():
+            totals[key_id] = totals.get(key_id, 0) + n
+    typer.echo("合计 total: " + (", ".join(f"{k} {n}" for k, n in sorted(totals.items())) or "0"))
+    missing = sorted(k for k in totals if k not in ring.keys)
+    if missing:
+        fail(f"有数据使用的密钥不在 GASDESK_DATA_KEYS 中 / values under keys the ring lacks: {', '.join(missing)}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction")] = 500,
+    max_batches: Annotated[int | None, typer.Option(help="Stop after this many batches (run again to go on)")] = None,
+) -> None:
+    """Re-encrypt every encrypted value under the primary key of GASDESK_DATA_KEYS, a batch per transaction,
+    while the app runs. Resumable and idempotent: values already under the primary key are skipped.
+    Runbook: docs/operations.md (every process must run the new ring first)."""
+    from gasdesk.audit.service import Actor
+    from gasdesk.security.crypto import KeyNotAvailable, key_ring
+    from gasdesk.security.rotation import RotationReport, rotate_keys
+
+    if batch_size < 1:
+        fail("--batch-size 必须大于 0")
+    ring = key_ring()
+    typer.echo(f"用主密钥 {ring.primary} 重新加密 / re-encrypting under {ring.primary}…")
+
+    def progress(table_name: str, report: RotationReport) -> None:
+        typer.echo(f"  {table_name}: 已扫描 scanned {report.scanned}，已重新加密 re-encrypted {report.reencrypted}")
+
+    try:
+        report = run(rotate_keys(Actor.system("cli-keys"), batch_size=batch_size, max_batches=max_batches,
+                                 on_progress=progress))
+    except KeyNotAvailable as exc:
+        fail(f"{exc}：把该密钥加回 GASDESK_DATA_KEYS 后再运行 / add that key back to the ring and run again")
+    state = "完成 complete" if report.complete else "未完成，再次运行以继续 / stopped early, run again to go on"
+    typer.echo(f"{state}: {report.batches} 批 batches，扫描 {report.scanned} 行 rows，"
+               f"重新加密 {report.reencrypted} 个值 values")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
@@ -32,6 +33,46 @@ def new_secret_key() -> str:
 
 def new_data_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+# The field-encryption key ring (GASDESK_DATA_KEYS): "id:key" entries, the first one encrypts. "legacy" (no key)
+# stands for the key derived from GASDESK_DATA_KEY, which wrote every "v1:" value before key ids existed.
+LEGACY_KEY_ID = "legacy"
+_KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+
+
+def parse_key_ring(value: str) -> list[tuple[str, str | None]]:
+    """``"k2026:<key>,legacy"`` → ``[("k2026", "<key>"), ("legacy", None)]``; the first entry is the primary.
+
+    Raises ``ValueError`` for an empty ring, a bad or repeated id, or a key that is not 32 bytes of urlsafe
+    base64 (urlsafe base64 has no ``:`` or ``,``, so the format needs no escaping)."""
+    entries: list[tuple[str, str | None]] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        key_id, sep, key = part.partition(":")
+        key_id = key_id.strip()
+        if not _KEY_ID_RE.match(key_id):
+            raise ValueError(f"GASDESK_DATA_KEYS: bad key id {key_id!r} (letters, digits, _ or -, at most 20)")
+        if any(key_id == known for known, _ in entries):
+            raise ValueError(f"GASDESK_DATA_KEYS: key id {key_id!r} appears twice")
+        if key_id == LEGACY_KEY_ID:
+            if sep:
+                raise ValueError("GASDESK_DATA_KEYS: 'legacy' takes no key (it is GASDESK_DATA_KEY's)")
+            entries.append((key_id, None))
+            continue
+        if not sep:
+            raise ValueError(f"GASDESK_DATA_KEYS: key id {key_id!r} has no key (write id:key)")
+        try:
+            raw = base64.urlsafe_b64decode(key.strip().encode())
+        except Exception as exc:  # noqa: BLE001 - any decoding problem is the same user error
+            raise ValueError(f"GASDESK_DATA_KEYS: the key of {key_id!r} is not urlsafe base64") from exc
+        if len(raw) != 32:
+            raise ValueError(f"GASDESK_DATA_KEYS: the key of {key_id!r} must decode to exactly 32 bytes")
+        entries.append((key_id, key.strip()))
+    if not entries:
+        raise ValueError("GASDESK_DATA_KEYS is set but names no key")
+    return entries
 
 
 def load_or_create_key(path: Path, make: Callable[[], str]) -> str:
@@ -81,6 +122,11 @@ class Settings(BaseSettings):
     # 32 bytes, urlsafe base64. Encrypts personal data (AES-GCM) and keys the blind indexes (HMAC).
     # Unset outside production: generated once into ``<var_dir>/data_key``. Production must set it.
     data_key: str | None = None
+    # The field-encryption key ring, for rotating the key of encrypted columns without downtime
+    # (docs/operations.md): "id:key,…", the first entry encrypts, every entry decrypts values carrying its id;
+    # "legacy" stands for the key derived from data_key (every value written before key ids). Unset: "legacy"
+    # alone. data_key itself keeps keying the blind indexes and sealed files.
+    data_keys: str | None = None
     # Local state of a development install: generated keys (and, by default, the SQLite file and uploads).
     var_dir: Path = PROJECT_ROOT / "var"
     display_timezone: str = "Asia/Shanghai"
@@ -112,6 +158,9 @@ class Settings(BaseSettings):
     # Each app process runs the background worker (jobs, SLA scan, follow-ups) unless turned off,
     # e.g. when a separate `gasdesk worker` process does it.
     run_worker: bool = True
+    # A running job whose worker died is taken again by another worker once its timeout and this grace have
+    # passed since the attempt started (gasdesk/jobs/queue.py); the grace covers clock skew between hosts.
+    job_lease_grace_s: int = Field(default=60, ge=0, le=3600)
     # Scheduled reports (gasdesk/reports/exports/service.py): the overview report as xlsx and PDF for
     # supervisors, daily for yesterday and on Mondays for last week, from this local hour on; stored sealed
     # under <var_dir>/reports. The test suite turns it off (tests/conftest.py); its own tests turn it on.
@@ -189,6 +238,9 @@ class Settings(BaseSettings):
     telephony_agent_answer_timeout_s: float = Field(default=30, ge=0.1, le=300)
     telephony_recording_retention_days: int = Field(default=180, ge=1, le=3650)
     telephony_queue_poll_s: float = Field(default=1.0, ge=0.01, le=30)
+    # Internal chat (gasdesk/internal_chat): messages and their files older than this are deleted by the periodic
+    # internal_chat.retention task (GASDESK_INTERNAL_CHAT_RETENTION_DAYS).
+    internal_chat_retention_days: int = Field(default=365, ge=1, le=3650)
     # The development simulator (/dev/simulator: a WeChat user and an SMS phone against this server through
     # the real protocols, with fake WeChat and SMS APIs in-process). Never in production.
     simulator: bool = True
@@ -258,6 +310,15 @@ class Settings(BaseSettings):
     outbound_ring_timeout_s: float = Field(default=30.0, ge=1, le=120)
     emergency_phone_poll_s: float = Field(default=2.0, ge=0.05, le=60)
 
+    # Operations (docs/operations.md). Log lines as one JSON object each ("json") or as plain text.
+    log_format: Literal["text", "json"] = "text"
+    # A reverse proxy's request id header (e.g. X-Request-ID) to keep instead of generating one; only set it when
+    # every request comes through that proxy, which sets or replaces the header. Unset: always generated.
+    trusted_request_id_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # /metrics answers loopback clients without a token; with a token, only requests carrying it as
+    # "Authorization: Bearer <token>" (from anywhere, loopback included).
+    metrics_token: SecretStr | None = None
+
     @field_validator("allowed_origins", "webhook_allow_private_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -277,6 +338,14 @@ class Settings(BaseSettings):
         if len(raw) != 32:
             raise ValueError("GASDESK_DATA_KEY must decode to exactly 32 bytes")
         return value
+
+    @field_validator("data_keys")
+    @classmethod
+    def _key_ring_parses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_key_ring(value)
+        return value.strip()
 
     @field_validator("wechat_aes_key")
     @classmethod
@@ -359,6 +428,8 @@ class Settings(BaseSettings):
             problems.append("GASDESK_DATA_KEY must be set explicitly in production")
         elif self.data_key in PUBLISHED_DATA_KEYS:
             problems.append("GASDESK_DATA_KEY is a published default")
+        if self.data_keys and any(key in PUBLISHED_DATA_KEYS for _, key in parse_key_ring(self.data_keys)):
+            problems.append("GASDESK_DATA_KEYS holds a published default key")
         if not self.cookie_secure:
             problems.append("GASDESK_COOKIE_SECURE must be true in production")
         if problems:

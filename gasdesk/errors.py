@@ -65,6 +65,13 @@ class RateLimited(GasdeskError):
     code = "rate_limited"
 
 
+class InsufficientStorage(GasdeskError):
+    """The server's disk is full (or over quota): nothing was stored, the caller may try again later."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
 class ServiceUnavailable(GasdeskError):
     status_code = 503
     code = "unavailable"

@@ -536,3 +536,115 @@ class IntentCorrectionReviewed(EventPayload):
 
     correction_id: int
     status: str  # approved | rejected
+
+
+# ------------------------------------------------------------------ internal chat (gasdesk/internal_chat)
+
+
+@with_config(CLOSED)
+class ChatFileWire(TypedDict):
+    """A file or picture of a staff chat (``internal_chat.schemas.ChatFileOut``)."""
+
+    name: str
+    mime: str
+    size: int
+    url: str
+    image: bool
+
+
+@with_config(CLOSED)
+class ChatCardWire(TypedDict):
+    """A ticket or conversation shared into a staff chat, as it read when shared (``ChatCardOut``)."""
+
+    type: str
+    id: int
+    title: str
+    status: str | None
+    status_label: str | None
+    open_url: str
+
+
+@with_config(CLOSED)
+class ChatMessageWire(TypedDict):
+    """``internal_chat.schemas.ChatMessageOut`` as JSON: REST answers and live pushes alike."""
+
+    id: int
+    chat_id: int
+    sender_id: int | None
+    sender_name: str
+    kind: str
+    text: str | None
+    mentions: list[int]
+    file: ChatFileWire | None
+    card: ChatCardWire | None
+    created_at: str
+
+
+@event_type("internal_chat.message", Consumer.BELL)
+class InternalChatMessagePosted(EventPayload):
+    """Frame ``ichat_message`` to the staff pages of the chat's members at commit (nobody else)."""
+
+    chat_id: int
+    member_ids: list[int]
+    message: ChatMessageWire
+
+
+@event_type("internal_chat.read", Consumer.BELL)
+class InternalChatRead(EventPayload):
+    """Frame ``ichat_read`` to the reader's own pages: the chat's read mark and their new unread total."""
+
+    chat_id: int
+    user_id: int
+    last_read_id: int
+    unread_total: int
+
+
+@event_type("internal_chat.members", Consumer.BELL)
+class InternalChatMembersChanged(EventPayload):
+    """A chat was created or its members changed: frame ``ichat_chats`` to the pages of the members and of
+    those removed, whose chat lists reload."""
+
+    chat_id: int
+    member_ids: list[int]
+    removed_ids: list[int]
+
+# ------------------------------------------------------------------ rostering (gasdesk/rostering)
+
+
+@event_type("roster.updated")
+class RosterUpdated(EventPayload):
+    """A month's roster was generated (a new draft) or a cell of it edited."""
+
+    roster_id: int
+    month: str  # YYYY-MM
+    status: str  # draft | published
+    change: str  # generated | edited
+
+
+@event_type("roster.published")
+class RosterPublished(EventPayload):
+    """A month's roster was published: its people were notified, and emergency duty now reads it."""
+
+    roster_id: int
+    month: str  # YYYY-MM
+    people: int  # how many people it rosters
+
+# ---------------------------------------------------------------- smart tags and data links (gasdesk/tags)
+
+
+@event_type("tags.changed")
+class TagsChanged(EventPayload):
+    """Tags of a customer and/or a conversation changed: a rule matched when it closed, an agent added or removed
+    one, or a stranger's number was marked 陌生号码. Ids only (tag names stay on the rows)."""
+
+    customer_id: int | None
+    conversation_id: int | None
+
+
+@event_type("tags.address_link")
+class AddressLinkChanged(EventPayload):
+    """An agent confirmed or removed the link between an address and a phone number or WeChat identity."""
+
+    link_id: int
+    address_id: int
+    status: str  # confirmed | removed

@@ -25,7 +25,11 @@ from gasdesk.channels.sms.optout import sms_opt_out
 from gasdesk.channels.sms.sender import send_sms
 from gasdesk.channels.wechat.sender import send_wechat
 from gasdesk.conversations.idle import scan_every_s, scan_idle_residents
-from gasdesk.conversations.service import on_reply_to_remote_resident
+from gasdesk.conversations.service import (
+    on_conversation_closed,
+    on_conversation_started,
+    on_reply_to_remote_resident,
+)
 from gasdesk.emergency.phone import queue_phone_alert
 from gasdesk.emergency.service import SCAN_EVERY_S as EMERGENCY_SCAN_EVERY_S
 from gasdesk.emergency.service import advance_due as emergency_advance_due
@@ -34,6 +38,8 @@ from gasdesk.emergency.sms_ack import sms_acknowledge
 from gasdesk.followups.remote import RemoteSurvey, answer_by_digit
 from gasdesk.followups.service import CHANNELS as SURVEY_CHANNELS
 from gasdesk.followups.service import dispatch_due, schedule_followup
+from gasdesk.internal_chat.service import RETENTION_EVERY_S as ICHAT_RETENTION_EVERY_S
+from gasdesk.internal_chat.service import purge_expired as purge_internal_chat
 from gasdesk.jobs.queue import register_job, register_periodic, worker_loop
 from gasdesk.outbound.notices import (
     REMINDERS_EVERY_S,
@@ -47,6 +53,8 @@ from gasdesk.outbound.service import deliver_outbound, fail_stale_sending, regis
 from gasdesk.quality.service import SCAN_EVERY_S as QUALITY_SCAN_EVERY_S
 from gasdesk.quality.service import score_closed_contacts
 from gasdesk.reports.exports.service import SCHEDULE_EVERY_S, make_scheduled_reports
+from gasdesk.tags.service import JOB as TAGS_JOB
+from gasdesk.tags.service import apply_rules_job, mark_stranger, queue_rules
 from gasdesk.telephony.service import RETENTION_EVERY_S, purge_recordings
 from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
@@ -55,8 +63,10 @@ from gasdesk.webhooks.service import deliver_job
 
 def register_handlers() -> None:
     """Register every job handler, periodic task and cross-domain hook (idempotent)."""
-    register_job("webhooks.deliver", deliver_job)
-    register_job(OUTBOUND_JOB, deliver_outbound)
+    # Time limits of one attempt (gasdesk/jobs/queue.py; default 300 s): a little above the HTTP timeouts
+    # inside, so a hung provider is the handler's own error and a stuck handler is cancelled by the queue.
+    register_job("webhooks.deliver", deliver_job, timeout_s=60)
+    register_job(OUTBOUND_JOB, deliver_outbound, timeout_s=120)
     register_periodic("outbound.stale_sending", 300, fail_stale_sending)
     register_periodic("channels.prune_receipts", 3600, prune_receipts)
     register_periodic("auth.prune", 3600, prune_auth_state)
@@ -65,9 +75,11 @@ def register_handlers() -> None:
     register_periodic("tickets.sla_scan", 60, scan_sla)
     register_periodic("notices.appointment_reminders", REMINDERS_EVERY_S, send_appointment_reminders)
     register_periodic("telephony.recording_retention", RETENTION_EVERY_S, purge_recordings)
+    # Staff chat history past GASDESK_INTERNAL_CHAT_RETENTION_DAYS (messages and their sealed files).
+    register_periodic("internal_chat.retention", ICHAT_RETENTION_EVERY_S, purge_internal_chat)
     # Reports: committed events become facts off the request path; the roll-up sums touched hours.
     analytics_ingest.subscribe()
-    register_job(analytics_ingest.JOB, analytics_ingest.retry_job)
+    register_job(analytics_ingest.JOB, analytics_ingest.retry_job, timeout_s=120)
     register_periodic("analytics.rollup", ROLLUP_EVERY_S, analytics_rollup)
     # 质检: every closed conversation and ended call with people involved is scored once (idempotent).
     register_periodic("quality.score_closed", QUALITY_SCAN_EVERY_S, score_closed_contacts)
@@ -83,11 +95,15 @@ def register_handlers() -> None:
     SURVEY_CHANNELS.setdefault("voice", RemoteSurvey("sms"))
     intercept_inbound(answer_by_digit)
     on_reply_to_remote_resident(queue_chat_reply)
+    # Smart tags: strangers' numbers marked when they first write or call; rules run after a close (job).
+    on_conversation_started(mark_stranger)
+    on_conversation_closed(queue_rules)
+    register_job(TAGS_JOB, apply_rules_job)
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)
     # Outage notices to every affected customer, at the configured per-channel rate (gasdesk/broadcasts).
-    register_job(BROADCAST_JOB, drain_broadcasts)
+    register_job(BROADCAST_JOB, drain_broadcasts, timeout_s=120)
     register_periodic("broadcasts.kick", 60, kick_drain)
     # Emergency escalation: the next step of every event whose acknowledgement time ran out (durable, CAS).
     register_periodic("emergency.escalate", EMERGENCY_SCAN_EVERY_S, emergency_advance_due)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import itertools
 import re
@@ -416,3 +417,15 @@ async def agent_with_conversation(factory: Factory, *, role: str = "agent") -> t
     await do_accept(factory.session, agent, conversation)
     await commit(factory.session)
     return agent, conversation
+
+
+async def invoke_cli(*args: str) -> Any:
+    """Run the CLI as a user would: in its own event loop (a thread), with its own engine. The test's pooled
+    connections belong to the test's loop, so they are closed first (PostgreSQL refuses a foreign loop)."""
+    from typer.testing import CliRunner  # noqa: PLC0415 - only CLI tests need it
+
+    from gasdesk import db  # noqa: PLC0415 - keeps this module's imports light
+    from gasdesk.cli import app  # noqa: PLC0415 - importing the CLI pulls every command's dependencies
+
+    await db.dispose_engine()
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args))

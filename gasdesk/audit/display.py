@@ -139,6 +139,34 @@ ACTION_LABELS: dict[str, str] = {
     "bot.correct_intent": "纠正机器人意图",
     "bot.review_correction": "审核意图纠正",
     "bot.model_deploy": "部署重新训练的意图模型",
+    "keys.rotate": "轮换个人信息加密密钥",
+    "config.roster_rules": "修改排班规则",
+    "config.roster_shift": "保存班次",
+    "ichat.create": "新建内部会话",
+    "ichat.file": "内部沟通发送文件",
+    "ichat.member_add": "添加内部会话成员",
+    "ichat.member_remove": "移除内部会话成员",
+    "ichat.message": "内部沟通发送消息",
+    "ichat.purge": "清理过期内部消息",
+    "ichat.read": "内部会话已读",
+    "ichat.share": "分享工单/会话卡片",
+    "job.discard": "丢弃后台任务",
+    "job.retry": "重试后台任务",
+    "roster.edit": "修改排班",
+    "roster.generate": "自动生成排班",
+    "roster.leave_add": "登记请假",
+    "roster.leave_remove": "删除请假",
+    "roster.preference_add": "登记排班偏好",
+    "roster.preference_remove": "删除排班偏好",
+    "roster.publish": "发布排班",
+    "tag_rule.create": "新建智能标签规则",
+    "tag_rule.update": "修改智能标签规则",
+    "tag.auto": "按规则自动打标签",
+    "tag.add": "添加标签",
+    "tag.remove": "移除标签",
+    "tag.stranger": "标记陌生号码",
+    "address_link.confirm": "确认地址关联号码",
+    "address_link.remove": "移除地址关联号码",
 }
 
 ENTITY_LABELS: dict[str, str] = {
@@ -147,7 +175,7 @@ ENTITY_LABELS: dict[str, str] = {
     "saved_view": "筛选视图", "followup": "回访", "contact": "联系人", "outbound": "外发消息", "prompt": "语音提示",
     "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
     "report": "报表", "report_file": "报表文件", "emergency": "紧急事件", "intent_correction": "意图纠正",
-    "intent_model": "意图模型",
+    "intent_model": "意图模型", "data_keys": "加密密钥", "tag_rule": "标签规则", "tag_assignment": "标签", "address": "地址",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {

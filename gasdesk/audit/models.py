@@ -39,3 +39,13 @@ def _refuse_update(*_: Any) -> None:
 @event.listens_for(AuditEntry, "before_delete")
 def _refuse_delete(*_: Any) -> None:
     raise AuditLogIsAppendOnly("audit entries cannot be deleted")
+
+
+class AuditRekeyGrant(Base):
+    """Present only inside a key rotation's own transaction (inserted, then deleted before it commits): while it
+    exists the database's append-only trigger lets an UPDATE re-encrypt ``changes`` and nothing else
+    (migration 0024). No other transaction ever sees a row here."""
+
+    __tablename__ = "audit_rekey_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)

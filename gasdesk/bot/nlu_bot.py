@@ -31,6 +31,7 @@ from gasdesk.bot.nlu.classifier import get_classifier
 from gasdesk.bot.nlu.context import DialogueContext, Reading, refused_request, understand_in_context
 from gasdesk.bot.nlu.scope import mentions_domain
 from gasdesk.kb.service import knowledge_answer
+from gasdesk.observability.metrics import BOT_UNDERSTAND
 
 CONFIDENCE_THRESHOLD = 0.45
 CONTEXT_KEY = "nlu_context"  # the last request's intent and non-personal slots (bot/nlu/context.py)
@@ -95,12 +96,13 @@ class NluBot:
         While a flow runs (or offers itself back) the flow is the context: it reads answers to its own question
         (``Flow.expects``), so the message keeps its own reading there."""
         context = DialogueContext.from_state(ctx.state.get(CONTEXT_KEY))
-        own = understand(text)
-        if ctx.state.get("flow_state") or pause.has_offer(ctx):
-            # Even in a flow, "不用转人工了" must not hand the resident over.
-            reading = refused_request(text, own, context) or Reading(own)
-        else:
-            reading = understand_in_context(text, context, understood=own)
+        with BOT_UNDERSTAND.time():
+            own = understand(text)
+            if ctx.state.get("flow_state") or pause.has_offer(ctx):
+                # Even in a flow, "不用转人工了" must not hand the resident over.
+                reading = refused_request(text, own, context) or Reading(own)
+            else:
+                reading = understand_in_context(text, context, understood=own)
         # "算了": the resident drops the topic; nothing carries over from it.
         ctx.state[CONTEXT_KEY] = (DialogueContext() if CANCEL_RE.search(text) else context.after(reading)).to_state()
         return reading

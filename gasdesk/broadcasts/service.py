@@ -35,7 +35,7 @@ from gasdesk.config import get_settings
 from gasdesk.conversations.models import Channel, Conversation, ConversationState, Message
 from gasdesk.customers.models import ContactIdentity, ContactKind
 from gasdesk.db import UTCDateTime, execute_counted, table_of
-from gasdesk.jobs.models import Job
+from gasdesk.jobs.models import ACTIVE, Job
 from gasdesk.jobs.queue import enqueue
 from gasdesk.outbound.models import STATUS_LABELS, OutboundMessage, Purpose
 from gasdesk.outbound.notices import do_notify_residents
@@ -63,8 +63,9 @@ def _insert(session: AsyncSession) -> Any:
 
 
 async def ensure_draining(session: AsyncSession) -> None:
-    """Queue the drain job unless one is already waiting or running (it re-enqueues itself while needed)."""
-    waiting = await session.scalar(select(Job.id).where(Job.name == JOB, Job.status.in_(["pending", "running"]))
+    """Queue the drain job unless one is already waiting, retrying or running (it re-enqueues itself while
+    needed)."""
+    waiting = await session.scalar(select(Job.id).where(Job.name == JOB, Job.status.in_(ACTIVE))
                                    .limit(1))
     if waiting is None:
         enqueue(session, JOB, {}, max_attempts=3)

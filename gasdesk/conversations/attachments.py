@@ -4,6 +4,8 @@ directory (AES-GCM, bound to the attachment token), decrypted only when someone 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -24,8 +26,10 @@ from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import Base, UTCDateTime, on_rollback
-from gasdesk.errors import InvalidInput, NotFound
+from gasdesk.errors import InsufficientStorage, InvalidInput, NotFound
 from gasdesk.security.crypto import EncryptedString, decrypt_bytes, encrypt_bytes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,23 @@ def sealed_path(folder: str, token: str) -> Path:
     return Path(get_settings().upload_dir) / folder / f"{token}.enc"
 
 
+# A full disk or an exhausted quota: the upload is refused as the server's trouble (507), not a 500.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
 def _write_sealed(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")
-    partial.write_bytes(encrypt_bytes(data, aad=path.stem.encode()))
-    os.replace(partial, path)  # readers never see half a file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(encrypt_bytes(data, aad=path.stem.encode()))
+        os.replace(partial, path)  # readers never see half a file
+    except OSError as exc:
+        partial.unlink(missing_ok=True)  # the half-written file goes; the row goes with the rollback
+        if exc.errno in _NO_SPACE:
+            log.error("upload not stored, no space left under %s", path.parent)
+            raise InsufficientStorage("服务器存储空间不足，文件未保存。请稍后重试，或联系管理员清理空间。",
+                                      code="storage_full") from None
+        raise
 
 
 async def store_sealed_file(session: AsyncSession, attachment: Attachment, data: bytes) -> None:
@@ -145,6 +161,22 @@ class SealedFileResponse(Response):
         self.body = await asyncio.to_thread(read_sealed_file, self.path)
         self.headers["content-length"] = str(len(self.body))
         await super().__call__(scope, receive, send)
+
+
+# Types a browser only ever renders as pictures. Uploads are typed by their magic bytes, not by the
+# client, but a valid PNG may still carry HTML after its image data: with nosniff the browser keeps to
+# the declared type, and the sandbox CSP gives any document the file might become no script and no origin.
+INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+FILE_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+
+
+def serve_attachment(attachment: Attachment) -> Response:
+    """A stored upload: its verified type; inline only for images, every other file as a download."""
+    inline = attachment.kind == "image" and attachment.mime in INLINE_IMAGE_TYPES
+    return SealedFileResponse(attachment.path, media_type=attachment.mime or "application/octet-stream",
+                              filename=attachment.name, content_disposition_type="inline" if inline else "attachment",
+                              headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": FILE_CSP,
+                                       "Cache-Control": "private, no-cache"})
 
 
 async def do_store_upload(session: AsyncSession, conversation: Conversation, filename: str, data: bytes, *,

@@ -3,6 +3,7 @@ the conversation is the bot's, and apply the hand-off rules."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,10 @@ from gasdesk.conversations.models import Channel, ContentType, Conversation, Con
 from gasdesk.event_types import BotTurn
 from gasdesk.events import emit
 from gasdesk.hours.service import holiday_notice
+from gasdesk.observability.logs import bind_conversation
 from gasdesk.routing.handoff import HandoffDecision, decide_handoff
+
+log = logging.getLogger(__name__)
 
 BOT_NAME = "智能客服小暖"
 OVERFLOW_TEXT = {
@@ -148,10 +152,14 @@ async def receive_resident_message(
     channel_meta: dict[str, Any] | None = None,
 ) -> service.Posted:
     """Store a resident message; while the bot holds the conversation, run one bot turn and the hand-off rules."""
+    bind_conversation(conversation.id)  # the rest of this request, socket or task logs with the conversation's id
     posted = await service.do_post_message(
         session, conversation, SenderType.resident, text=text, client_msg_id=client_msg_id, payload=payload,
         content_type=content_type, channel_meta=channel_meta,
     )
+    # ids and kinds only: the text may hold anything (the log filter would redact numbers, not names)
+    log.debug("resident message %s (seq %s, %s) in state %s", posted.message.id, posted.message.seq,
+              content_type.value, conversation.state)
     if not posted.created:
         return posted  # a resend
     if conversation.state != ConversationState.bot.value:

@@ -71,6 +71,23 @@ def on_reply_to_remote_resident(hook: ReplyHook) -> None:
         ON_REMOTE_REPLY.append(hook)
 
 
+# Higher domains act on a conversation's start and close in the same transaction (smart tags: strangers' numbers
+# are marked when they first write or call; rules are queued when it closes). Registered by gasdesk/worker.py.
+ConversationHook = Callable[[AsyncSession, Conversation], Awaitable[Any]]
+ON_STARTED: list[ConversationHook] = []
+ON_CLOSED: list[ConversationHook] = []
+
+
+def on_conversation_started(hook: ConversationHook) -> None:
+    if hook not in ON_STARTED:
+        ON_STARTED.append(hook)
+
+
+def on_conversation_closed(hook: ConversationHook) -> None:
+    if hook not in ON_CLOSED:
+        ON_CLOSED.append(hook)
+
+
 # ---------------------------------------------------------------- reading and access
 
 
@@ -291,6 +308,8 @@ async def do_start_conversation(session: AsyncSession, *, channel: str, visitor_
     session.add(conversation)
     await session.flush()
     publish_state(session, conversation, event=ConversationStarted)
+    for hook in ON_STARTED:
+        await hook(session, conversation)
     return conversation
 
 
@@ -489,6 +508,8 @@ async def _close(session: AsyncSession, conversation: Conversation, *, by: str) 
         emit(session, QueueChanged(skill_group_id=conversation.skill_group_id))
     if previous_state == S.assigned.value and conversation.agent_id:
         await _release_agent(session, conversation.agent_id)
+    for hook in ON_CLOSED:
+        await hook(session, conversation)
     return conversation
 
 

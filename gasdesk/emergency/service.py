@@ -57,6 +57,7 @@ from gasdesk.events import emit
 from gasdesk.notifications.service import do_notify
 from gasdesk.outbound.models import STATUS_LABELS, OutboundMessage, OutboundStatus, Purpose
 from gasdesk.outbound.service import do_queue_outbound
+from gasdesk.rostering.service import roster_on_duty
 from gasdesk.security.crypto import blind_index
 from gasdesk.security.pii import redact_pii
 from gasdesk.telephony.originate import OUTCOME_LABELS
@@ -230,14 +231,18 @@ async def do_save_policy(session: AsyncSession, actor: Actor, level: int, raw_st
 
 
 async def on_duty(session: AsyncSession, duty_role: str, at: datetime | None = None) -> list[int]:
-    """The active users holding ``duty_role`` at ``at`` (now by default), earliest assignment first."""
+    """The active users holding ``duty_role`` at ``at`` (now by default). When a published roster (智能排班)
+    schedules the role then, its people come first (``rostering.service.roster_on_duty``) and the duty list's
+    entries for that time follow (a swap entered on /admin/duty still reaches its person); otherwise the duty
+    list alone, earliest assignment first."""
     at = at or utcnow()
+    rostered = await roster_on_duty(session, duty_role, at) or []
     rows = await session.scalars(
         select(DutyAssignment.user_id).join(User, User.id == DutyAssignment.user_id)
         .where(DutyAssignment.duty_role == duty_role, DutyAssignment.starts_at <= at, DutyAssignment.ends_at > at,
                User.is_active.is_(True))
         .order_by(DutyAssignment.starts_at, DutyAssignment.id))
-    return list(dict.fromkeys(rows))
+    return list(dict.fromkeys([*rostered, *rows]))
 
 
 async def duty_list(session: AsyncSession, *, since: datetime | None = None) -> list[DutyAssignment]:

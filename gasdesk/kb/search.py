@@ -29,7 +29,7 @@ from gasdesk.clock import to_local, utcnow
 from gasdesk.kb.models import KbArticle
 from gasdesk.kb.render import to_plain
 
-ANSWER_THRESHOLD = 0.2  # below this the bot does not answer from the knowledge base (a miss is recorded)
+ANSWER_THRESHOLD = 0.28  # below this the bot does not answer from the knowledge base (a miss is recorded)
 SUGGEST_THRESHOLD = 0.12  # staff search and console suggestions show weaker matches too
 FIELD_WEIGHTS = {"title": 3.0, "questions": 2.0, "answer": 1.0}
 K1, B = 2.0, 0.6

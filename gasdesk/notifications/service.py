@@ -36,6 +36,7 @@ KIND_LABELS = {
     "security": "安全提醒",
     "security.identify_lockout": "身份核实锁定",
     "report.ready": "定时报表",
+    "chat.mention": "内部沟通@我",
 }
 PAGE_SIZE_MAX = 100
 

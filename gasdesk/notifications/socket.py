@@ -2,8 +2,10 @@
 
 Server → client: ``hello {user_id, unread}``, ``notification {notification}`` (the REST form, see
 ``NotificationOut``), ``notification_read {ids | null, unread}`` (read on another page), ``pong``, ``error``.
-Client → server: ``ping`` only. The socket carries no conversation traffic (that is ``/ws/agent``, the
-agent console's own socket) and changes nothing: marking read goes through the REST API.
+Client → server: ``ping``, and ``ichat_read`` from the staff chat page (``internal_chat/live.py``; pushes
+``ichat_message``/``ichat_read``/``ichat_chats`` go to chat members only). The socket carries no resident
+conversation traffic (that is ``/ws/agent``, the agent console's own socket); notifications are marked read
+through the REST API.
 
 Frames are read and checked like on ``/ws/agent`` (``realtime/frames.py``: binary frames, bad JSON, NaN,
 unstorable strings and wrong types are an ``error`` frame with a code, never a dropped socket); on top of
@@ -22,6 +24,7 @@ from gasdesk.auth.access import ws_allow
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES
 from gasdesk.db import transaction
+from gasdesk.internal_chat.live import handle_read_frame
 from gasdesk.notifications.service import unread_count
 from gasdesk.realtime.frames import NOTIFY_FRAMES
 from gasdesk.realtime.hub import Connection
@@ -33,7 +36,9 @@ MAX_FRAME = 1_000
 
 
 async def handle_notify_frame(conn: Connection, frame: dict[str, Any]) -> Reply:
-    """A bell's frames: ``ping`` (answered by the shared loop) and nothing else."""
+    """A staff page's frames: ``ping`` (answered by the shared loop) and the staff chat's ``ichat_read``."""
+    if frame["type"] == "ichat_read" and conn.user_id is not None:
+        return await handle_read_frame(conn.user_id, frame)
     raise unknown_frame()
 
 

@@ -120,8 +120,16 @@ STAFF_FRAMES: dict[str, type[Frame]] = {
 
 # ------------------------------------------------------------------ notification socket (/ws/staff)
 
-# The bell sends nothing but pings; any other type is refused by its handler (unknown_frame).
-NOTIFY_FRAMES: dict[str, type[Frame]] = {"ping": Frame}
+class InternalChatReadFrame(Frame):
+    """``ichat_read``: the staff chat page read ``chat_id`` up to ``message_id`` (default: the newest)."""
+
+    chat_id: Id
+    message_id: Id | None = None
+
+
+# The bell sends pings; the staff chat page (gasdesk/internal_chat) also marks chats read over the same socket.
+# Any other type is refused by its handler (unknown_frame).
+NOTIFY_FRAMES: dict[str, type[Frame]] = {"ping": Frame, "ichat_read": InternalChatReadFrame}
 # The wall screen (/ws/wall) likewise only listens.
 WALL_FRAMES: dict[str, type[Frame]] = {"ping": Frame}
 

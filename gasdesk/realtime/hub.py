@@ -21,6 +21,7 @@ from gasdesk.conversations import service as conversations
 from gasdesk.conversations.models import Conversation
 from gasdesk.db import transaction
 from gasdesk.events import Event, bus
+from gasdesk.observability.metrics import WS_DROPPED
 from gasdesk.realtime.protocol import CLOSE_TOO_SLOW
 from gasdesk.routing.service import queue_spots
 from gasdesk.security import limits
@@ -125,6 +126,7 @@ class Connection:
             return
         self.closed = True
         log.info("dropping slow %s socket: %s", self.kind, reason)
+        WS_DROPPED.labels(self.kind).inc()
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
         if not _abort_transport(self.websocket):
@@ -341,6 +343,23 @@ class Hub:
     async def _on_notification_read(self, p: dict[str, Any]) -> None:
         await self._fanout(set(self.notify_by_user.get(p["user_id"], ())),
                            {"type": "notification_read", "ids": p.get("ids"), "unread": p.get("unread")})
+
+    def _bells(self, user_ids: list[int]) -> set[Connection]:
+        return {conn for uid in user_ids for conn in self.notify_by_user.get(uid, ())}
+
+    async def _on_internal_chat_message(self, p: dict[str, Any]) -> None:
+        # Only the members at commit (gasdesk/internal_chat): a removed colleague's pages get nothing more.
+        await self._fanout(self._bells(p["member_ids"]),
+                           {"type": "ichat_message", "chat_id": p["chat_id"], "message": p["message"]})
+
+    async def _on_internal_chat_read(self, p: dict[str, Any]) -> None:
+        await self._fanout(self._bells([p["user_id"]]), {"type": "ichat_read", "chat_id": p["chat_id"],
+                                                          "last_read_id": p["last_read_id"],
+                                                          "unread_total": p["unread_total"]})
+
+    async def _on_internal_chat_members(self, p: dict[str, Any]) -> None:
+        await self._fanout(self._bells([*p["member_ids"], *p["removed_ids"]]),
+                           {"type": "ichat_chats", "chat_id": p["chat_id"]})
 
     async def _on_emergency_updated(self, p: dict[str, Any]) -> None:
         # Every staff page of the people who run emergencies: the board refreshes itself (ids only here).

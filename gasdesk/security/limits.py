@@ -51,6 +51,9 @@ LIMITS: dict[str, Limit] = {limit.name: limit for limit in (
     Limit("identify.account", 5, 1800),           # failed identity checks per 户号 → lock-out + staff alert
     Limit("wechat.openid", 30, 60),               # WeChat messages per follower (excess answered, not stored)
     Limit("sms.number", 20, 600),                 # inbound SMS per mobile number
+    Limit("ichat_message.user", 30, 10),          # staff chat messages and shared cards per staff user
+    Limit("ichat_upload.user", 20, 60),           # staff chat files and pictures per staff user
+    Limit("ichat_frame.user", 60, 10),            # staff chat frames (ichat_read) on /ws/staff per staff user
 )}
 
 IDENTITY_LOCKOUT_S = 1800

@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gasdesk.observability.logs import use_json_format
 from gasdesk.security.pii import PiiLogFilter, install_log_redaction, redact_pii
 
 access_log = logging.getLogger("gasdesk.access")
@@ -60,23 +61,28 @@ class AccessLogMiddleware:
             access_log.info("%s %s %s %.1fms", method, _route_path(scope), status["code"] or 500, elapsed_ms)
 
 
-def configure_app_logging() -> None:
-    """Called by the app factory: redact whatever handlers the server set up, and silence uvicorn's
-    access log (the middleware above replaces it)."""
+def configure_app_logging(*, json_lines: bool = False) -> None:
+    """Called by the app factory: redact whatever handlers the server set up (and, with
+    ``GASDESK_LOG_FORMAT=json``, make them write JSON lines), and silence uvicorn's access log (the middleware
+    above replaces it)."""
     install_log_redaction("uvicorn", "uvicorn.error")
+    if json_lines:
+        use_json_format("uvicorn", "uvicorn.error")
     logging.getLogger("uvicorn.access").disabled = True
 
 
-def log_config(level: str = "INFO") -> dict[str, Any]:
-    """The ``logging.config.dictConfig`` used by ``gasdesk serve``: one stderr handler with the
-    redacting filter for gasdesk, uvicorn and everything else."""
+def log_config(level: str = "INFO", fmt: str = "text") -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` used by ``gasdesk serve``, ``worker`` and ``hotline``: one stderr
+    handler with the redacting filter for gasdesk, uvicorn and everything else; ``fmt="json"`` writes one JSON
+    object per line (``observability/logs.py``: time, level, logger, message, request and conversation ids, pid)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"pii": {"()": PiiLogFilter}},
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+                       "json": {"()": "gasdesk.observability.logs.JsonFormatter"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                "formatter": "plain", "filters": ["pii"]}},
+                                "formatter": "json" if fmt == "json" else "plain", "filters": ["pii"]}},
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
             "uvicorn": {"handlers": [], "level": level, "propagate": True},

@@ -18,6 +18,7 @@ from gasdesk.config import Settings, get_settings
 from gasdesk.db import dispose_engine
 from gasdesk.events import bus
 from gasdesk.jobs.queue import stop_worker
+from gasdesk.observability.middleware import RequestContextMiddleware
 from gasdesk.realtime.hub import get_hub
 from gasdesk.realtime.redis_bridge import RedisBridge
 from gasdesk.telephony.runtime import start_hotline
@@ -147,5 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Outermost: times the whole request and logs it without query string or personal data.
     app.add_middleware(AccessLogMiddleware)
-    configure_app_logging()
+    # Outside even that: the request id and the context every log line of the request reads, and the metrics.
+    app.add_middleware(RequestContextMiddleware)
+    configure_app_logging(json_lines=settings.log_format == "json")
     return app

@@ -31,6 +31,7 @@ class BodyCap:
 UPLOAD_CAPS: tuple[BodyCap, ...] = (
     BodyCap("POST", re.compile(r"^/api/v1/webchat/uploads$"), 10 * MB + 64 * KB),  # one file ≤ 10 MB
     BodyCap("POST", re.compile(r"^/api/v1/tickets/\d+/photos$"), 10 * MB + 64 * KB),
+    BodyCap("POST", re.compile(r"^/api/v1/internal-chats/\d+/files$"), 10 * MB + 64 * KB),  # a staff chat file
     BodyCap("POST", re.compile(r"^/crew/tickets/\d+/writeback$"), 50 * MB),  # up to 20 photos and the form
     BodyCap("POST", re.compile(r"^(/api/v1/kb|/admin/kb)/import$"), 5 * MB + 64 * KB),  # xlsx/csv ≤ 5 MB
     # an IVR prompt recording (WAV/MP3) ≤ 5 MB (also ``tts_upload_max_bytes``, whichever is smaller)

@@ -36,7 +36,7 @@ from gasdesk.customers.contacts import do_bind_contact, do_record_inbound_contac
 from gasdesk.customers.models import ContactKind
 from gasdesk.db import commit, transaction
 from gasdesk.hours.service import do_set_override
-from gasdesk.jobs.queue import HANDLERS, PERIODIC
+from gasdesk.jobs.queue import HANDLERS, PERIODIC, enqueue, run_due_jobs
 from gasdesk.kb.service import access_article, check_article, do_create_article, do_update_article
 from gasdesk.notifications.service import do_notify
 from gasdesk.outbound.models import Purpose
@@ -119,6 +119,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/customers/search"): "the search form; a POST only to keep personal data out of URLs",
     ("POST", "/tickets/new/customers"): "customer search of the create form; a POST only to keep personal data out of URLs",
     ("POST", "/api/v1/progress"): "a progress lookup; a POST only to keep phone numbers and 户号 out of URLs",
+    ("POST", "/api/v1/tags/address-lookup"): "an address lookup; a POST only to keep addresses out of URLs",
+    ("POST", "/tags/address"): "the address lookup form; a POST only to keep addresses out of URLs",
     ("POST", "/api/v1/bot/understand"): "runs the NLU on a text and returns what it understood; stores nothing",
     ("POST", "/api/v1/ivr/scripts/validate"): "checks an IVR script and lists its problems; stores nothing",
     ("POST", "/admin/kb/preview"): "renders an answer's Markdown for the editor; stores nothing",
@@ -132,6 +134,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/dev/simulator/sms/inbox"): "reads the SMS sent to a phone; a POST only to keep the number out of URLs",
     ("POST", "/dev/simulator/sms/send"): "the development simulator playing an SMS provider: it posts an uplink push "
                                          "to /channels/sms/aliyun/uplink and stores nothing itself",
+    ("POST", "/api/v1/internal-chats/search"): "a search of one's own staff chats; a POST only to keep typed words "
+                                              "(which may quote residents) out of URLs",
     ("POST", "/channels/wechat/callback"): "a resident's WeChat message is content like a chat message; the follows, "
                                            "unfollows and bindings it causes are audited (tests/channels/wechat)",
 }
@@ -435,6 +439,141 @@ async def _(ctx: Ctx) -> Call:
     _, correction_id = await _intent_correction(ctx)
     return Call("POST", f"/admin/bot/corrections/{correction_id}/review", ("bot.review_correction",),
                 data={"decision": "reject"})
+
+
+# ---------------------------------------------------------------- the job queue
+
+
+async def _dead_job(ctx: Ctx) -> int:
+    """A job whose only attempt failed (no handler is registered for its name), with a supervisor logged in."""
+    item = enqueue(ctx.session, "audit.no_such_handler", {"n": 1}, max_attempts=1)
+    await commit(ctx.session)
+    job_id = item.id
+    assert await run_due_jobs() == 1
+    await ctx.as_role("supervisor")
+    return job_id
+
+
+@scenario("POST", "/api/v1/jobs/{job_id}/retry")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/api/v1/jobs/{await _dead_job(ctx)}/retry", ("job.retry",))
+
+
+@scenario("POST", "/api/v1/jobs/{job_id}/discard")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/api/v1/jobs/{await _dead_job(ctx)}/discard", ("job.discard",))
+
+
+@scenario("POST", "/admin/jobs/{job_id}/retry")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/admin/jobs/{await _dead_job(ctx)}/retry", ("job.retry",))
+
+
+@scenario("POST", "/admin/jobs/{job_id}/discard")
+async def _(ctx: Ctx) -> Call:
+    return Call("POST", f"/admin/jobs/{await _dead_job(ctx)}/discard", ("job.discard",))
+
+# ---------------------------------------------------------------- smart tags and data links
+
+
+TAG_RULE = {"tag": "旧改小区", "kind": "address", "params": {"district": "朝阳区", "communities": ["幸福里"]}}
+TAG_RULE_FORM = {"tag": "旧改小区", "kind": "address", "district": "朝阳区", "values": "幸福里", "enabled": "on"}
+
+
+async def _tag_rule(ctx: Ctx) -> int:
+    from gasdesk.tags.schemas import RuleIn
+    from gasdesk.tags.service import do_create_rule
+
+    admin = await ctx.as_role("admin")
+    rule = await do_create_rule(ctx.session, admin, RuleIn.model_validate(TAG_RULE))
+    await commit(ctx.session)
+    return rule.id
+
+
+@scenario("POST", "/api/v1/tags/rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/api/v1/tags/rules", ("tag_rule.create",), json=TAG_RULE)
+
+
+@scenario("PUT", "/api/v1/tags/rules/{rule_id}")
+async def _(ctx: Ctx) -> Call:
+    rule_id = await _tag_rule(ctx)
+    return Call("PUT", f"/api/v1/tags/rules/{rule_id}", ("tag_rule.update",), json={**TAG_RULE, "enabled": False})
+
+
+@scenario("POST", "/admin/tags/rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/tags/rules", ("tag_rule.create",), data=TAG_RULE_FORM)
+
+
+@scenario("POST", "/admin/tags/rules/{rule_id}")
+async def _(ctx: Ctx) -> Call:
+    rule_id = await _tag_rule(ctx)
+    return Call("POST", f"/admin/tags/rules/{rule_id}", ("tag_rule.update",), data={**TAG_RULE_FORM, "tag": "老旧小区"})
+
+
+@scenario("POST", "/api/v1/tags/assignments")
+async def _(ctx: Ctx) -> Call:
+    customer = await ctx.factory.customer()
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/tags/assignments", ("tag.add",), json={"tag": "重点关注", "customer_id": customer.id})
+
+
+@scenario("POST", "/api/v1/tags/assignments/{assignment_id}/remove")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.tags.service import do_add_tag
+
+    customer = await ctx.factory.customer()
+    agent = await ctx.as_role("agent")
+    row = await do_add_tag(ctx.session, agent, "重点关注", customer=customer)
+    await commit(ctx.session)
+    return Call("POST", f"/api/v1/tags/assignments/{row.id}/remove", ("tag.remove",))
+
+
+async def _address_suggestion(ctx: Ctx) -> tuple[int, str]:
+    """(address id, the suggestion's ref): a landline call about a customer's home, linked to the call's
+    conversation by an agent but not to the customer's data."""
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_start_call
+
+    customer = await ctx.factory.customer()
+    call = await do_start_call(ctx.session, CallInfo(call_ref="audit-tags", caller="01065550000", callee="96777",
+                                                     backend="sip"), script_version=None)
+    conversation = await ctx.session.get(Conversation, call.conversation_id)
+    await conversations.do_link_customer(ctx.session, SETUP, conversation, customer, how="agent")
+    await commit(ctx.session)
+    await ctx.as_role("agent")
+    return customer.addresses[0].id, f"conv:{conversation.id}"
+
+
+@scenario("POST", "/api/v1/tags/address-links/confirm")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/api/v1/tags/address-links/confirm", ("address_link.confirm",),
+                json={"address_id": address_id, "ref": ref})
+
+
+@scenario("POST", "/api/v1/tags/address-links/remove")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/api/v1/tags/address-links/remove", ("address_link.remove",),
+                json={"address_id": address_id, "ref": ref})
+
+
+@scenario("POST", "/tags/address/confirm")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/tags/address/confirm", ("address_link.confirm",),
+                data={"address_id": str(address_id), "ref": ref, "district": "朝阳区", "text": "幸福里"})
+
+
+@scenario("POST", "/tags/address/remove")
+async def _(ctx: Ctx) -> Call:
+    address_id, ref = await _address_suggestion(ctx)
+    return Call("POST", "/tags/address/remove", ("address_link.remove",),
+                data={"address_id": str(address_id), "ref": ref, "district": "朝阳区", "text": "幸福里"})
 
 
 # ---------------------------------------------------------------- conversations and routing
@@ -1509,6 +1648,225 @@ async def _(ctx: Ctx) -> Call:
                 data={"mobile": "13800138012", "wechat_openid": "oAbCdEfGhIjK"})
 
 
+# ---------------------------------------------------------------- internal chat (staff)
+
+
+async def _staff_chat(ctx: Ctx, *, log_in_as_owner: bool = True) -> tuple[User, User, int]:
+    """A group chat of a dispatcher (owner, logged in) and a field crew member: (owner, crew, chat id)."""
+    from gasdesk.internal_chat.service import do_create_group
+
+    owner = await staff_user(ctx.session, "dispatcher")
+    crew = await staff_user(ctx.session, "field_crew")
+    chat = await do_create_group(ctx.session, owner, "巡线组", [crew.id])
+    await commit(ctx.session)
+    if log_in_as_owner:
+        await ctx.log_in(owner)
+    return owner, crew, chat.id
+
+
+@scenario("POST", "/api/v1/internal-chats")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/api/v1/internal-chats", ("ichat.create",), json={"name": "改线一班", "member_ids": [crew.id]})
+
+
+@scenario("POST", "/api/v1/internal-chats/direct")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/internal-chats/direct", ("ichat.create",), json={"user_id": crew.id})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/members")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    newcomer = await staff_user(ctx.session, "agent")
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/members", ("ichat.member_add",), json={"user_id": newcomer.id})
+
+
+@scenario("DELETE", "/api/v1/internal-chats/{chat_id}/members/{user_id}")
+async def _(ctx: Ctx) -> Call:
+    _, crew, chat_id = await _staff_chat(ctx)
+    return Call("DELETE", f"/api/v1/internal-chats/{chat_id}/members/{crew.id}", ("ichat.member_remove",))
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/messages")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/messages", ("ichat.message",), json={"text": "明早巡线"})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/files")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/files", ("ichat.file",), data=ctx.csrf_form(),
+                files={"file": ("现场.png", WO_PNG, "image/png")})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/cards")
+async def _(ctx: Ctx) -> Call:
+    _, _, chat_id = await _staff_chat(ctx)
+    ticket = await wo_ticket(ctx.session, "repair")
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/cards", ("ichat.share",),
+                json={"type": "ticket", "ref": ticket.number})
+
+
+@scenario("POST", "/api/v1/internal-chats/{chat_id}/read")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.internal_chat.service import access_chat, do_post_message
+
+    owner, crew, chat_id = await _staff_chat(ctx, log_in_as_owner=False)
+    await do_post_message(ctx.session, owner, await access_chat(ctx.session, owner, chat_id), "收到请回复")
+    await commit(ctx.session)
+    await ctx.log_in(crew)
+    return Call("POST", f"/api/v1/internal-chats/{chat_id}/read", ("ichat.read",), json={})
+
+
+@scenario("POST", "/ichat/groups")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/ichat/groups", ("ichat.create",), data={"name": "安检组", "member_ids": [str(crew.id)]})
+
+
+@scenario("POST", "/ichat/direct")
+async def _(ctx: Ctx) -> Call:
+    crew = await staff_user(ctx.session, "field_crew")
+    await ctx.as_role("dispatcher")
+    return Call("POST", "/ichat/direct", ("ichat.create",), data={"user_id": str(crew.id)})
+
+# ---------------------------------------------------------------- rostering (gasdesk/rostering)
+
+
+async def _roster_draft(ctx: Ctx) -> int:
+    """A draft roster of February 2027 (one early shift, stored without solving); a supervisor logs in."""
+    from gasdesk.rostering.service import build_problem, do_store_roster, shift_templates
+    from gasdesk.rostering.solver import Solution
+
+    agent = await staff_user(ctx.session, "agent")
+    early = next(s for s in await shift_templates(ctx.session) if s.code == "early")
+    problem = await build_problem(ctx.session, date(2027, 2, 1))
+    roster = await do_store_roster(ctx.session, SETUP, problem, Solution(
+        status="FEASIBLE", objective=0.0, seconds=0.0, assignments={(agent.id, date(2027, 2, 2)): early.id},
+        unmet=[], staff_short=[]))
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return roster.id
+
+
+@scenario("POST", "/api/v1/roster/generate")
+async def _(ctx: Ctx) -> Call:
+    await staff_user(ctx.session, "agent")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/roster/generate", ("roster.generate",), json={"month": "2027-02", "time_limit_s": 1})
+
+
+@scenario("POST", "/admin/roster/generate")
+async def _(ctx: Ctx) -> Call:
+    await staff_user(ctx.session, "agent")
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/roster/generate", ("roster.generate",), data={"month": "2027-02", "time_limit_s": "1"})
+
+
+@scenario("PUT", "/api/v1/roster/{roster_id}/cells")
+async def _(ctx: Ctx) -> Call:
+    roster_id = await _roster_draft(ctx)
+    user = await staff_user(ctx.session, "agent")
+    return Call("PUT", f"/api/v1/roster/{roster_id}/cells", ("roster.edit",), json={"user_id": user.id,
+                                                                                  "day": "2027-02-03"})
+
+
+@scenario("POST", "/admin/roster/{roster_id}/cell")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.service import shift_templates
+
+    roster_id = await _roster_draft(ctx)
+    user = await staff_user(ctx.session, "agent")
+    middle = next(s for s in await shift_templates(ctx.session) if s.code == "middle")
+    return Call("POST", f"/admin/roster/{roster_id}/cell", ("roster.edit",), headers={"HX-Request": "true"},
+                data={"user_id": str(user.id), "day": "2027-02-04", "shift_id": str(middle.id)})
+
+
+@scenario("POST", "/api/v1/roster/{roster_id}/publish")
+async def _(ctx: Ctx) -> Call:
+    roster_id = await _roster_draft(ctx)
+    return Call("POST", f"/api/v1/roster/{roster_id}/publish", ("roster.publish",))
+
+
+@scenario("POST", "/admin/roster/{roster_id}/publish")
+async def _(ctx: Ctx) -> Call:
+    roster_id = await _roster_draft(ctx)
+    return Call("POST", f"/admin/roster/{roster_id}/publish", ("roster.publish",))
+
+
+@scenario("POST", "/admin/roster/setup/rules")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/roster/setup/rules", ("config.roster_rules",),
+                data={"history_weeks": "6", "agents_per_contact": "0.3", "min_rest_hours": "12"})
+
+
+@scenario("POST", "/admin/roster/setup/shifts")
+async def _(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/roster/setup/shifts", ("config.roster_shift",),
+                data={"code": "late", "name": "晚班", "start": "18:00", "hours": "6", "covers_contacts": "on",
+                      "active": "on"})
+
+
+@scenario("POST", "/admin/roster/setup/shifts/{shift_id}")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.service import shift_templates
+
+    early = next(s for s in await shift_templates(ctx.session) if s.code == "early")
+    await ctx.as_role("admin")
+    return Call("POST", f"/admin/roster/setup/shifts/{early.id}", ("config.roster_shift",),
+                data={"code": "early", "name": "早班", "start": "07:30", "hours": "8", "covers_contacts": "on",
+                      "roles": ["agent", "supervisor"], "active": "on"})
+
+
+@scenario("POST", "/admin/roster/setup/leave")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "agent")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/roster/setup/leave", ("roster.leave_add",),
+                data={"user_id": str(user.id), "start_day": "2027-02-08", "end_day": "2027-02-10", "note": "年假"})
+
+
+@scenario("POST", "/admin/roster/setup/leave/{leave_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.schemas import LeaveIn
+    from gasdesk.rostering.service import do_add_leave
+
+    user = await staff_user(ctx.session, "agent")
+    row = await do_add_leave(ctx.session, SETUP, LeaveIn(user_id=user.id, start_day=date(2027, 2, 8),
+                                                          end_day=date(2027, 2, 9)))
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/roster/setup/leave/{row.id}/delete", ("roster.leave_remove",))
+
+
+@scenario("POST", "/admin/roster/setup/preferences")
+async def _(ctx: Ctx) -> Call:
+    user = await staff_user(ctx.session, "agent")
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/roster/setup/preferences", ("roster.preference_add",),
+                data={"user_id": str(user.id), "kind": "avoid", "weekday": "6"})
+
+
+@scenario("POST", "/admin/roster/setup/preferences/{preference_id}/delete")
+async def _(ctx: Ctx) -> Call:
+    from gasdesk.rostering.schemas import PreferenceIn
+    from gasdesk.rostering.service import do_add_preference
+
+    user = await staff_user(ctx.session, "agent")
+    row = await do_add_preference(ctx.session, SETUP, PreferenceIn(user_id=user.id, kind="prefer", weekday=1))
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return Call("POST", f"/admin/roster/setup/preferences/{row.id}/delete", ("roster.preference_remove",))
+
+
 # ---------------------------------------------------------------- the route tests
 
 
@@ -1587,6 +1945,24 @@ async def _(ctx: Ctx) -> JobRun:
     await commit(ctx.session)
     clock.set_now(clock.utcnow() + timedelta(days=1))
     return JobRun(_periodic("conversations.idle_scan"), ("conversation.resident_left",))
+
+
+@job_scenario("tags.apply")
+async def _(ctx: Ctx) -> JobRun:
+    from gasdesk.tags.service import JOB as TAGS_JOB
+
+    await _tag_rule(ctx)
+    customer = await ctx.factory.customer(address={"district": "朝阳区", "community": "幸福里小区"})
+    conversation = await conversations.do_start_conversation(ctx.session, channel="webchat", visitor_id="v_tags",
+                                                             customer_id=customer.id)
+    await conversations.do_close(ctx.session, conversation, by="system")
+    await commit(ctx.session)
+
+    async def run() -> None:
+        async with transaction() as s:
+            await HANDLERS[TAGS_JOB](s, {"conversation_id": conversation.id})
+
+    return JobRun(run, ("tag.auto",))
 
 
 @job_scenario("tickets.sla_scan")
@@ -1672,6 +2048,17 @@ async def _(ctx: Ctx) -> JobRun:
     await _emergency(ctx)  # nobody on duty for the built-in path: the next scan moves to step 2
     clock.set_now(clock.utcnow() + timedelta(minutes=1))
     return JobRun(_periodic("emergency.escalate"), ("emergency.escalate",))
+
+
+@job_scenario("internal_chat.retention")
+async def _(ctx: Ctx) -> JobRun:
+    from gasdesk.internal_chat.service import access_chat, do_post_message
+
+    owner, _, chat_id = await _staff_chat(ctx, log_in_as_owner=False)
+    await do_post_message(ctx.session, owner, await access_chat(ctx.session, owner, chat_id), "旧消息")
+    await commit(ctx.session)
+    clock.set_now(clock.utcnow() + timedelta(days=4000))
+    return JobRun(_periodic("internal_chat.retention"), ("ichat.purge",))
 
 
 def _app_jobs() -> set[str]:

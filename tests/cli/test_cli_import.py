@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from click.testing import Result
-from typer.testing import CliRunner
-
 from gasdesk import db
-from gasdesk.cli import app
 from gasdesk.customers.service import CustomerQuery, find_customers
-from tests.factories import make_id_card, read_csv, table_counts, write_csv
+from tests.factories import invoke_cli, make_id_card, read_csv, table_counts, write_csv
 
 HEADER = ["户号", "姓名", "电话", "身份证号", "区", "小区", "楼栋", "单元", "室", "表类型"]
 ROWS = [
@@ -20,10 +15,7 @@ ROWS = [
 ]
 
 
-async def invoke(*args: str) -> Result:
-    """Run the CLI as a user would: in its own event loop (a thread), with its own engine."""
-    await db.dispose_engine()  # the CLI builds and disposes its own engine in its own loop
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
+invoke = invoke_cli
 
 
 async def stored() -> dict[str, int]:

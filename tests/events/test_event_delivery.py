@@ -356,6 +356,53 @@ async def _notification_read(w: World) -> None:
     await commit(w.session)
 
 
+# ------------------------------------------------------------------ internal chat
+
+
+async def _staff_group(w: World) -> tuple[Any, Any, Any]:
+    from gasdesk.internal_chat.service import do_create_group
+
+    owner = await staff_user(w.session, "dispatcher")
+    crew = await staff_user(w.session, "field_crew")
+    chat = await do_create_group(w.session, owner, "巡线组", [crew.id])
+    await commit(w.session)
+    return owner, crew, chat
+
+
+@case("internal_chat.message")
+async def _ichat_message(w: World) -> None:
+    from gasdesk.internal_chat.service import do_post_message
+
+    owner, crew, chat = await _staff_group(w)
+    w.expect(Consumer.BELL, w.bell(crew), "ichat_message")
+    w.start()
+    await do_post_message(w.session, owner, chat, "@外勤 明早巡线")
+    await commit(w.session)
+
+
+@case("internal_chat.read")
+async def _ichat_read(w: World) -> None:
+    from gasdesk.internal_chat.service import do_mark_read
+
+    _, crew, chat = await _staff_group(w)
+    w.expect(Consumer.BELL, w.bell(crew), "ichat_read")
+    w.start()
+    await do_mark_read(w.session, crew, chat)
+    await commit(w.session)
+
+
+@case("internal_chat.members")
+async def _ichat_members(w: World) -> None:
+    from gasdesk.internal_chat.service import do_add_member
+
+    owner, _, chat = await _staff_group(w)
+    newcomer = await staff_user(w.session, "agent")
+    w.expect(Consumer.BELL, w.bell(newcomer), "ichat_chats")
+    w.start()
+    await do_add_member(w.session, owner, chat, newcomer.id)
+    await commit(w.session)
+
+
 # ------------------------------------------------------------------ tickets, appointments, 回访
 
 
@@ -576,6 +623,40 @@ async def _correction_reviewed(w: World) -> None:
     await commit(w.session)
 
 
+async def _roster_draft(w: World):
+    from gasdesk.rostering.service import build_problem, do_store_roster, shift_templates
+    from gasdesk.rostering.solver import Solution
+
+    agent = await staff_user(w.session, "agent")
+    early = next(s for s in await shift_templates(w.session) if s.code == "early")
+    problem = await build_problem(w.session, date(2027, 2, 1))
+    return agent, early, await do_store_roster(w.session, wo_actor(), problem, Solution(
+        status="FEASIBLE", objective=0.0, seconds=0.0, assignments={(agent.id, date(2027, 2, 2)): early.id},
+        unmet=[], staff_short=[]))
+
+
+@case("roster.updated")
+async def _roster_updated(w: World) -> None:
+    from gasdesk.rostering.service import do_edit_cell
+
+    agent, early, roster = await _roster_draft(w)
+    await commit(w.session)
+    w.start()
+    await do_edit_cell(w.session, wo_actor(), roster, agent.id, date(2027, 2, 3), early.id)
+    await commit(w.session)
+
+
+@case("roster.published")
+async def _roster_published(w: World) -> None:
+    from gasdesk.rostering.service import do_publish_roster
+
+    _, _, roster = await _roster_draft(w)
+    await commit(w.session)
+    w.start()
+    await do_publish_roster(w.session, wo_actor(), roster)
+    await commit(w.session)
+
+
 @case("call.ringing")
 async def _call_ringing(w: World) -> None:
     from gasdesk.telephony.media import CallInfo
@@ -646,6 +727,40 @@ async def _quality_scored(w: World) -> None:
     await commit(w.session)
     w.start()
     assert await do_score_conversation(w.session, conversation) is not None
+    await commit(w.session)
+
+
+# ------------------------------------------------------------------ smart tags (gasdesk/tags)
+
+
+@case("tags.changed")
+async def _tags_changed(w: World) -> None:
+    from gasdesk.tags.service import do_add_tag
+
+    customer = await w.factory.customer()
+    agent = await staff_user(w.session)
+    w.start()
+    await do_add_tag(w.session, agent, "重点关注", customer=customer)
+    await commit(w.session)
+
+
+@case("tags.address_link")
+async def _tags_address_link(w: World) -> None:
+    from gasdesk.conversations.models import Conversation
+    from gasdesk.conversations.service import do_link_customer
+    from gasdesk.tags.service import do_confirm_link
+    from gasdesk.telephony.media import CallInfo
+    from gasdesk.telephony.service import do_start_call
+
+    customer = await w.factory.customer()
+    call = await do_start_call(w.session, CallInfo(call_ref="ev-tags", caller="01065550001", callee="96777",
+                                                   backend="sip"), script_version=None)
+    conversation = await w.session.get(Conversation, call.conversation_id)
+    await do_link_customer(w.session, wo_actor(), conversation, customer, how="agent")
+    await commit(w.session)
+    agent = await staff_user(w.session)
+    w.start()
+    await do_confirm_link(w.session, agent, customer.addresses[0], f"conv:{conversation.id}")
     await commit(w.session)
 
 

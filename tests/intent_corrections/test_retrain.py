@@ -8,7 +8,6 @@ module (``_train_once``), and the CLI tests use the same sets as the service tes
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -16,18 +15,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
 
 from gasdesk.audit.models import AuditEntry
 from gasdesk.audit.service import Actor
 from gasdesk.bot.nlu import classifier, model_store, retrain
 from gasdesk.bot.nlu.classifier import IntentClassifier, load_examples
-from gasdesk.cli import app
 from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.db import commit
 from gasdesk.intent_corrections import service
 from gasdesk.intent_corrections.retraining import retrain_model
-from tests.factories import agent_with_conversation, resident_said, staff_user
+from tests.factories import agent_with_conversation, invoke_cli, resident_said, staff_user
 
 CLI = Actor.system("test-retrain", "test")
 _TRAINED: dict[tuple[tuple[str, str], ...], IntentClassifier] = {}
@@ -120,8 +117,7 @@ async def test_a_harmless_model_is_deployed_and_used_a_damaging_one_refused(sess
     )
 
 
-async def _invoke(*args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
+_invoke = invoke_cli
 
 
 async def test_cli_dry_run_prints_the_comparison_and_deploys_nothing(session, factory) -> None:

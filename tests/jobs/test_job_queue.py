@@ -62,7 +62,7 @@ async def test_future_jobs_wait(session) -> None:
     assert (item.status, item.attempts, item.finished_at, item.locked_by) == ("done", 1, T0 + timedelta(minutes=5), None)
 
 
-async def test_failing_job_is_retried_with_backoff_then_failed(session) -> None:
+async def test_failing_job_is_retried_with_backoff_then_dead(session) -> None:
     clock.set_now(T0)
     CALLS.clear()
     enqueue(session, "test.wo_fail", {"n": 1}, max_attempts=3)
@@ -71,7 +71,7 @@ async def test_failing_job_is_retried_with_backoff_then_failed(session) -> None:
     for attempt in (1, 2):
         assert await run_due_jobs() == 1
         [item] = await _jobs(session)
-        assert (item.status, item.attempts) == ("pending", attempt)
+        assert (item.status, item.attempts) == ("failed", attempt)
         assert item.run_at == now + backoff(attempt) and "计费系统超时" in item.last_error
         clock.set_now(item.run_at - timedelta(seconds=1))
         assert await run_due_jobs() == 0
@@ -79,7 +79,7 @@ async def test_failing_job_is_retried_with_backoff_then_failed(session) -> None:
         clock.set_now(now)
     assert await run_due_jobs() == 1
     [item] = await _jobs(session)
-    assert (item.status, item.attempts, item.finished_at) == ("failed", 3, now)
+    assert (item.status, item.attempts, item.finished_at) == ("dead", 3, now)
     assert "RuntimeError" in item.last_error
     clock.set_now(now + timedelta(days=1))
     assert await run_due_jobs() == 0
@@ -91,7 +91,7 @@ async def test_unknown_handler_fails_cleanly(session) -> None:
     await commit(session)
     assert await run_due_jobs() == 1
     [item] = await _jobs(session)
-    assert item.status == "failed" and "no handler" in item.last_error
+    assert item.status == "dead" and "no handler" in item.last_error
 
 
 async def test_concurrent_workers_never_run_a_job_twice(session) -> None:

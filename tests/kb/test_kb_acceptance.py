@@ -28,9 +28,9 @@ def test_paraphrase_set_does_not_regress() -> None:
     report = _report()
     assert report.answerable == 227 and report.unanswerable == 53
     # Floors just under the measured figures: a change that loses articles or answers off-topic questions fails.
-    assert report.top1_rate >= 0.85, report.summary()
-    assert report.top3_rate >= 0.95, report.summary()
-    assert report.rejected_rate >= 0.85, report.summary()
+    assert report.top1_rate >= 0.88, report.summary()
+    assert report.top3_rate >= 0.97, report.summary()
+    assert report.rejected_rate >= 0.86, report.summary()
 
 
 @pytest.mark.xfail(

@@ -96,7 +96,7 @@ async def test_free_text_about_residents_is_redacted_or_encrypted(client, sessio
     delivery = await session.scalar(select(WebhookDelivery))
     assert delivery.last_status_code == 500 and "[手机号]" in delivery.last_error and PHONE not in delivery.last_error
     failed = await session.scalar(select(Job).where(Job.name == "test.pii_fails"))
-    assert failed.status == "failed" and "[手机号]" in failed.last_error
+    assert failed.status == "dead" and "[手机号]" in failed.last_error
     left = await session.scalar(select(LeftMessage))
     assert (left.reason, left.phone, left.name) == ("no_agent", PHONE, NAME)
     stats = await kb_stats(session)

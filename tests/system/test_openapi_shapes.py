@@ -9,6 +9,7 @@ from typing import Any
 # (method, path) → why it documents no JSON object.
 NO_JSON_BODY = {
     ("get", "/api/v1/files/{token}"): "a file download: the stored bytes, with the upload's verified type",
+    ("get", "/api/v1/internal-chats/files/{token}"): "a staff chat's picture or file: the stored bytes, verified type",
     ("get", "/api/v1/calls/recordings/{recording_id}"): "a call's recording: WAV audio for the browser's player",
     ("get", "/api/v1/ivr/prompts/{key}/audio"): "an IVR prompt's uploaded recording: WAV audio for the browser's player",
     ("get", "/api/v1/reports/{key}/export"): "a report file download: xlsx or PDF",

@@ -15,7 +15,7 @@ from gasdesk.channels.webchat.identity import issue_visitor_token, visitor_from_
 from gasdesk.channels.webchat.schemas import VisitorOut
 from gasdesk.config import get_settings
 from gasdesk.conversations import service
-from gasdesk.conversations.attachments import Attachment, SealedFileResponse, do_store_upload
+from gasdesk.conversations.attachments import Attachment, do_store_upload, serve_attachment
 from gasdesk.conversations.models import Conversation
 from gasdesk.conversations.schemas import AttachmentOut
 from gasdesk.db import DbSession
@@ -83,7 +83,7 @@ async def download(request: Request, token: str, session: DbSession, v: str | No
         allowed = Role(user.role) in MANAGERS or (conversation is not None and conversation.agent_id == user.id)
     if not allowed:
         raise NotFound("文件不存在", code="file_not_found")
-    return _serve(attachment)
+    return serve_attachment(attachment)
 
 
 async def _ticket_photo(request: Request, session: DbSession, attachment: Attachment) -> Response:
@@ -92,23 +92,7 @@ async def _ticket_photo(request: Request, session: DbSession, attachment: Attach
     if user is None:
         raise NotAuthenticated("请先登录", code="not_authenticated")
     await access_ticket(session, user, attachment.ticket_id)  # type: ignore[arg-type]
-    return _serve(attachment)
-
-
-# Types a browser only ever renders as pictures. Uploads are typed by their magic bytes, not by the
-# client, but a valid PNG may still carry HTML after its image data: with nosniff the browser keeps to
-# the declared type, and the sandbox CSP gives any document the file might become no script and no origin.
-INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-FILE_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
-
-
-def _serve(attachment: Attachment) -> Response:
-    """A stored upload: its verified type; inline only for images, every other file as a download."""
-    inline = attachment.kind == "image" and attachment.mime in INLINE_IMAGE_TYPES
-    return SealedFileResponse(attachment.path, media_type=attachment.mime or "application/octet-stream",
-                        filename=attachment.name, content_disposition_type="inline" if inline else "attachment",
-                        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": FILE_CSP,
-                                 "Cache-Control": "private, no-cache"})
+    return serve_attachment(attachment)
 
 
 @router.get("/chat", include_in_schema=False, dependencies=[public()])

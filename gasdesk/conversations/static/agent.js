@@ -30,6 +30,7 @@
     canned: [], cannedFor: null, cannedIndex: 0,
     custFor: null, custAutoValue: "", custUserEdited: false,
     readSeq: {}, // conversation id -> last seq I have read here
+    badges: {}, // conversation id -> {stranger, tags}: 陌生号码 and smart tags (gasdesk/tags)
     watched: null, lastTypingSent: 0, typingTimer: null, gapFetching: false,
   };
 
@@ -234,6 +235,32 @@
     const failed = results.find((r) => r.status === "rejected");
     if (failed && failed.reason && failed.reason.status === 401) toast(failed.reason.message, "error");
     renderMine(); renderQueue(); renderLeft(); renderPresence(); orderSections();
+    loadBadges();
+  }
+
+  /** 陌生号码 and smart tags of the listed conversations (one request for both lists). */
+  async function loadBadges() {
+    const ids = [...S.mine.map((c) => c.id), ...S.queue.map((q) => q.id)];
+    if (!ids.length) return;
+    try {
+      const list = await api("GET", "/api/v1/tags/badges?" + ids.map((i) => "conversation_id=" + i).join("&"));
+      S.badges = {};
+      for (const b of list) S.badges[b.conversation_id] = b;
+    } catch (e) { return; }
+    renderMine(); renderQueue();
+  }
+
+  function tagChip(t, onRemove) {
+    return h("span", { class: "tag smart-tag", style: "background:" + t.colour + ";color:#fff", title: t.source_label, dataset: { tag: t.tag } },
+      t.tag, onRemove ? h("button", { type: "button", class: "tag-x", title: "移除标签", "aria-label": "移除标签 " + t.tag,
+        text: "×", onclick: (e) => { e.stopPropagation(); onRemove(t); } }) : null);
+  }
+
+  function badgePills(id) {
+    const b = S.badges[id];
+    if (!b) return [];
+    return [b.stranger ? h("span", { class: "pill stranger", title: "首次联系且未关联客户的号码/微信用户", text: "陌生号码" }) : null,
+      ...b.tags.slice(0, 3).map((t) => tagChip(t))];
   }
   const scheduleRefresh = debounce(() => { refreshLists().catch(showError); }, 300);
 
@@ -267,6 +294,7 @@
         !c.accepted ? h("span", { class: "pill offered", text: "待接入" }) : null,
         c.resident_left ? h("span", { class: "pill left", title: "居民已关闭对话页面", text: "居民已离开" }) : null,
         c.callback ? h("span", { class: "pill callback", title: "居民已预约回拨：" + c.callback.phone, text: "预约回拨" }) : null,
+        ...badgePills(c.id),
         h("span", { class: "right" },
           unread > 0 ? h("span", { class: "badge unread", title: "未读消息", text: unread > 99 ? "99+" : String(unread) }) : null)),
       h("div", { class: "preview", text: previewText(lm) || "（暂无消息）" }),
@@ -310,6 +338,7 @@
         q.resident_left ? h("span", { class: "pill left", title: "居民已关闭对话页面", text: "居民已离开" }) : null,
         q.callback ? h("span", { class: "pill callback", title: "居民已预约回拨：" + q.callback.phone, text: "预约回拨" }) : null,
         h("span", { class: "pill", text: q.skill_group || "未分组" }),
+        ...badgePills(q.id),
         h("span", { class: "right" }, q.position ? h("span", { class: "muted", text: "第 " + q.position + " 位" }) : null)),
       intent ? h("div", { class: "preview", text: "机器人摘要：" + intent }) : null,
       h("div", { class: "sub" },
@@ -1041,8 +1070,44 @@
     const key = c.id + ":" + (c.customer_id || "-");
     if (!force && S.custFor === key) return;
     S.custFor = key;
+    loadTags(c.id);
     if (c.customer_id) { renderCustomer360(c.customer_id); return; }
     renderCustomerSearch(panel);
+  }
+
+  /** The tag strip above the customer panel: 陌生号码, the conversation's and the customer's tags; add and remove. */
+  async function loadTags(convId) {
+    const box = $("cust-tags");
+    if (!box) return;
+    let t;
+    try { t = await api("GET", "/api/v1/tags/conversations/" + convId); } catch (e) { box.replaceChildren(); return; }
+    if (S.selectedId !== convId) return;
+    const remove = async (tag) => {
+      try { await api("POST", "/api/v1/tags/assignments/" + tag.id + "/remove"); toast("已移除标签", "ok", 1500); } catch (e) { showError(e); }
+      loadTags(convId); loadBadges();
+    };
+    const mine = canWrite();
+    const input = h("input", { type: "text", id: "tag-input", maxlength: "20", placeholder: "添加标签", list: "tag-known" });
+    const target = h("select", { id: "tag-target", "aria-label": "标签对象" },
+      h("option", { value: "conversation", text: "本会话" }),
+      S.conv && S.conv.customer_id ? h("option", { value: "customer", text: "客户" }) : null);
+    const add = async () => {
+      const tag = input.value.trim();
+      if (!tag) return;
+      const body = target.value === "customer" ? { tag, customer_id: S.conv.customer_id } : { tag, conversation_id: convId };
+      try { await api("POST", "/api/v1/tags/assignments", body); toast("已添加标签", "ok", 1500); } catch (e) { showError(e); return; }
+      loadTags(convId); loadBadges();
+    };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); add(); } });
+    box.replaceChildren(
+      t.stranger ? h("div", { class: "stranger-banner", id: "stranger-banner", role: "status" },
+        h("span", { class: "pill stranger", text: "陌生号码" }), " 首次联系且未关联客户，请核实身份后关联客户") : null,
+      h("div", { class: "tag-row" }, h("span", { class: "muted", text: "会话标签：" }),
+        ...(t.conversation_tags.length ? t.conversation_tags.map((x) => tagChip(x, mine ? remove : null)) : [h("span", { class: "muted", text: "无" })])),
+      S.conv && S.conv.customer_id ? h("div", { class: "tag-row", id: "cust-tag-row" }, h("span", { class: "muted", text: "客户标签：" }),
+        ...(t.customer_tags.length ? t.customer_tags.map((x) => tagChip(x, remove)) : [h("span", { class: "muted", text: "无" })])) : null,
+      h("datalist", { id: "tag-known" }, ...t.known_tags.map((k) => h("option", { value: k }))),
+      mine ? h("div", { class: "tag-add" }, input, target, h("button", { type: "button", class: "secondary", id: "tag-add-btn", text: "添加", onclick: add })) : null);
   }
 
   function renderCustomerSearch(panel, note) {

@@ -17,25 +17,7 @@
 
   const S = { items: [], unread: 0 };
 
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") el.className = v;
-      else if (k === "text") el.textContent = v;
-      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-      else if (k === "dataset") Object.assign(el.dataset, v);
-      else el.setAttribute(k, v === true ? "" : v);
-    }
-    for (const c of children.flat()) {
-      if (c === null || c === undefined || c === false) continue;
-      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return el;
-  }
-
-  const timeFmt = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", hour12: false });
+  const { h, timeFmt } = window.gasdeskDom;  // web/static/app.js
 
   async function api(method, path) {
     const res = await fetch(path, {
@@ -178,6 +160,7 @@
   function onFrame(f) {
     if (f.type === "hello") {
       setUnread(f.unread);
+      C.me = f.user_id;
     } else if (f.type === "notification" && f.notification) {
       const n = f.notification;
       if (S.items.some((x) => x.id === n.id)) return;
@@ -193,22 +176,55 @@
     } else if (f.type === "emergency") {
       // the emergency board (gasdesk/emergency/static/board.js) listens on this page's one staff socket
       document.dispatchEvent(new CustomEvent("gasdesk:emergency", { detail: f }));
+    } else if (f.type === "ichat_message" || f.type === "ichat_read" || f.type === "ichat_chats") {
+      onChatFrame(f);
     }
+  }
+
+  // ------------------------------------------------------------------ staff chat (gasdesk/internal_chat)
+
+  // The header's 沟通 badge counts unread staff chat messages; the chat page (internal_chat/static/ichat.js)
+  // gets the same frames as "gasdesk:ichat" events and marks what it shows read.
+  const chatBadge = $("ichat-count");
+  const C = { me: null, unread: 0 };
+
+  function setChatUnread(n) {
+    C.unread = Math.max(0, n | 0);
+    if (!chatBadge) return;
+    chatBadge.textContent = C.unread > 99 ? "99+" : String(C.unread);
+    chatBadge.hidden = C.unread === 0;
+  }
+
+  async function refreshChats() {
+    if (!chatBadge) return;
+    try { setChatUnread((await api("GET", "/api/v1/internal-chats/unread")).unread_total); } catch (e) { /* next push */ }
+  }
+
+  function onChatFrame(f) {
+    if (f.type === "ichat_message") {
+      const open = window.gasdeskIchat && window.gasdeskIchat.chatId === f.chat_id && document.visibilityState === "visible";
+      if (f.message && f.message.sender_id !== C.me && !open) setChatUnread(C.unread + 1);
+    } else if (f.type === "ichat_read") {
+      setChatUnread(f.unread_total);
+    }
+    document.dispatchEvent(new CustomEvent("gasdesk:ichat", { detail: f }));
   }
 
   setUnread(0);
   render();
   refresh();
+  refreshChats();
   const link = window.gasdeskSocket.connect({
     path: "/ws/staff",
     onReady: (again) => {
       bell.classList.remove("offline");
-      if (again) refresh(); // pushes sent while we were away are in the list, not on the socket
+      if (again) { refresh(); refreshChats(); } // pushes sent while we were away are in the lists, not on the socket
+      document.dispatchEvent(new CustomEvent("gasdesk:staff-socket-ready", { detail: { again } }));
     },
     onFrame,
     onClose: () => { bell.classList.add("offline"); },
   });
   // for tests and debugging
   Object.defineProperty(S, "open", { get: () => link.isReady() });
-  window.gasdeskBell = { state: S, refresh, link };
+  window.gasdeskBell = { state: S, chats: C, refresh, link };
 })();
