@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-all install test-deps lint test-sqlite test-postgres test-browser bench clean
+.PHONY: run run-cluster test test-all install test-deps lint test-sqlite test-postgres test-cluster test-browser bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: install
 	$(BIN)/gasdesk seed-demo
 	@echo "gasdesk 正在启动: http://$(HOST):$(PORT)  （演示账号见上方，或首页）"
 	$(BIN)/gasdesk serve --host $(HOST) --port $(PORT)
+
+## run-cluster: the scale-out set-up on this machine — PostgreSQL (kept in var/cluster), Redis, two web processes
+## and a worker behind nginx on http://127.0.0.1:8000; Ctrl-C stops everything
+run-cluster: install test-deps
+	$(BIN)/gasdesk cluster --port $(PORT)
 
 ## test-deps: Debian packages the tests need (PostgreSQL server, Redis, Chromium, CJK fonts)
 test-deps:
@@ -49,11 +54,16 @@ XDIST := -n 2 --dist worksteal
 BENCH_TESTS := tests/security/test_slow_consumer.py
 
 test-sqlite: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(XDIST) -m "not bench"
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(XDIST) -m "not bench and not cluster"
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m bench $(BENCH_TESTS)
 
 test-postgres: install
-	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(XDIST) -m "not browser and not bench and not no_database"
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(XDIST) -m "not browser and not bench and not no_database and not cluster"
+
+# The fault tests (tests/cluster): each module starts its own PostgreSQL, Redis, gasdesk processes and nginx,
+# and kills or restarts them; alone, after the PostgreSQL pass, so that nothing else runs on those servers.
+test-cluster: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m cluster tests/cluster
 
 ## test: everything, on SQLite and on a throwaway PostgreSQL cluster; prints how long it took
 test:
@@ -70,7 +80,7 @@ test-all: install test-deps
 	wait $$lint; lint_status=$$?; cat var/lint.log; \
 	if [ $$lint_status -ne 0 ]; then echo "lint failed"; exit $$lint_status; fi; \
 	[ $$status -eq 0 ] || exit $$status; \
-	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-postgres && $(MAKE) --no-print-directory test-cluster
 
 bench: install
 	$(BIN)/python bench/import_customers.py

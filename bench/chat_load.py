@@ -238,6 +238,10 @@ class Client:
         self.seen: set[str] = set()
         self.window_open = False
         self.measure_window = (0.0, 0.0)
+        # --cluster: residents reconnect through nginx when their process dies and resend what was not acked
+        self.resilient = False
+        self.acked_ids: set[str] = set()
+        self.server_pids: list[int] = []
 
     def ws_kwargs(self) -> dict[str, Any]:
         return {"compression": None if self.args.no_deflate else "deflate", "ping_interval": None,
@@ -269,6 +273,8 @@ class Client:
 
     def on_ack(self, cmid: str | None, received: float) -> None:
         sent_at = self.stats.unacked.pop(cmid or "", None)
+        if self.resilient and cmid:
+            self.acked_ids.add(cmid)
         if sent_at is not None:
             self.stats.acked += 1
             self.stats.ack_ms.append((received - sent_at) * 1000)
@@ -392,7 +398,8 @@ class Client:
         return sum(1 for p in [*self.residents, *self.agents] if p.reader is not None and not p.reader.done())
 
     def server_cpu(self) -> float:
-        return cpu_seconds(self.server_pid) if self.server_pid else 0.0
+        pids = self.server_pids or ([self.server_pid] if self.server_pid else [])
+        return sum(cpu_seconds(pid) for pid in pids)
 
     async def close(self) -> None:
         for peer in [*self.residents, *self.agents]:
@@ -458,6 +465,25 @@ class Agent:
                     client.stats.errors["agent:" + str(frame.get("code"))] += 1
         except Exception as exc:  # noqa: BLE001 - a dropped socket is counted, the run goes on
             client.close_reasons[f"{'agent' if isinstance(self, Agent) else 'resident'}: {str(exc)[:60]}"] += 1
+        if client.resilient:
+            asyncio.get_running_loop().create_task(self.reconnect())
+
+    async def reconnect(self) -> None:
+        """--cluster: the console's process died; open the socket again through nginx (same session)."""
+        from websockets.asyncio.client import connect
+
+        started = time.perf_counter()
+        while time.perf_counter() - started < 60:
+            try:
+                ws = await connect(f"{self.client.base_ws}/ws/agent", additional_headers={"Cookie": self.cookie},
+                                   **self.client.ws_kwargs())
+                await asyncio.wait_for(ws.recv(), 10)  # hello
+            except Exception:  # noqa: BLE001 - nginx may still try the dead process: again shortly
+                await asyncio.sleep(0.2 + random.random() * 0.3)
+                continue
+            self.ws = ws
+            self.reader = asyncio.create_task(self.read())
+            return
 
     async def reply(self, conversation_id: int) -> None:
         self.client.stats.replies_sent += 1
@@ -480,6 +506,38 @@ class Resident:
         self.window = asyncio.Semaphore(1)
         self.in_window: set[str] = set()
         self.ids = count()
+        self.token = "bench"
+        self.down = False  # resilient mode: the socket died, a reconnect is under way
+        self.reconnects = 0
+        self.reconnect_s: list[float] = []
+
+    async def reconnect(self) -> None:
+        """As the chat client does after a drop (docs/chat-protocol.md): reconnect (through nginx, to whichever
+        process is alive), hello with the conversation, then resend every unacknowledged message, same ids."""
+        from websockets.asyncio.client import connect
+
+        started = time.perf_counter()
+        prefix = f"r{self.index}."
+        while time.perf_counter() - started < 60:
+            try:
+                ws = await connect(f"{self.client.base_ws}/ws/webchat", **self.client.ws_kwargs())
+                await ws.send(json.dumps({"type": "hello", "token": self.token,
+                                          "conversation_id": self.conversation_id}))
+                while json.loads(await asyncio.wait_for(ws.recv(), 10)).get("type") != "welcome":
+                    pass
+            except Exception:  # noqa: BLE001 - the dead process, nginx still trying it: again shortly
+                await asyncio.sleep(0.2 + random.random() * 0.3)
+                continue
+            self.ws = ws
+            self.down = False
+            self.reconnects += 1
+            self.reconnect_s.append(time.perf_counter() - started)
+            self.reader = asyncio.create_task(self.read())
+            for cmid in [c for c in self.client.stats.unacked if c.startswith(prefix)]:
+                with contextlib.suppress(Exception):
+                    await ws.send(json.dumps({"type": "message", "client_msg_id": cmid, "text": TEXT},
+                                             ensure_ascii=False))
+            return
 
     async def connect(self, http: Any) -> float:
         from websockets.asyncio.client import connect
@@ -489,7 +547,7 @@ class Resident:
         if self.client.gasdesk:
             response = await http.post("/api/v1/webchat/visitors")
             response.raise_for_status()
-            token = response.json()["token"]
+            token = self.token = response.json()["token"]
         self.ws = await connect(f"{self.client.base_ws}/ws/webchat", **self.client.ws_kwargs())
         self.reader = asyncio.create_task(self.read())
         await self.ws.send(json.dumps({"type": "hello", "token": token}))
@@ -524,6 +582,9 @@ class Resident:
             client.close_reasons[f"{'agent' if isinstance(self, Agent) else 'resident'}: {str(exc)[:60]}"] += 1
         finally:
             self.welcomed.set()  # never leave set-up waiting on a dead socket
+            if client.resilient and not self.down and self.conversation_id is not None:
+                self.down = True
+                asyncio.get_running_loop().create_task(self.reconnect())
 
     def _state(self, state: str | None, agent_id: int | None) -> None:
         if state == "assigned":
@@ -545,10 +606,14 @@ class Resident:
         if measured:
             st.measured_sent += 1
         self.in_window.add(cmid)
+        if self.client.resilient and self.down:
+            return  # kept in the outbox: sent when the socket is back
         try:
             await self.ws.send(json.dumps({"type": "message", "client_msg_id": cmid, "text": TEXT},
                                           ensure_ascii=False))
         except Exception:  # the socket died: not sent, so not lost (the drop itself is counted)
+            if self.client.resilient:
+                return  # the reader notices the drop and reconnects; the outbox resends this one
             st.pending.pop(cmid, None)
             st.unacked.pop(cmid, None)
             st.sent -= 1
@@ -886,6 +951,175 @@ async def run_target(name: str, args: argparse.Namespace, workdir: Path) -> dict
         server.stop()
 
 
+# ---------------------------------------------------------------- --cluster: 1 and 2 processes behind nginx
+
+
+async def run_cluster_target(apps: int, args: argparse.Namespace, workdir: Path, *,
+                             kill: bool) -> dict[str, Any]:
+    """A fresh local cluster (gasdesk/system/cluster.py: PostgreSQL, Redis, ``apps`` web processes, one worker,
+    nginx), the fixed-rate and saturation phases through nginx; with ``kill``, then a fixed-rate phase during
+    which the last web process is killed with SIGKILL: its residents reconnect through nginx and resend, and
+    the database is read back for lost and duplicated messages."""
+    sys.path.insert(0, str(ROOT))
+    from gasdesk.system.cluster import LocalCluster
+
+    quiet = args.json
+    name = f"{apps}-proc"
+    env = dict(SERVER_ENV)
+    if args.lift_visitor_limit:
+        env["GASDESK_RATE_LIMITS"] = '{"message.visitor": "100000/10"}'
+    run_dir = workdir / name
+    cluster = LocalCluster(run_dir, apps_count=apps, worker=True, access_log=False,
+                           env={**env, "GASDESK_ENV": "development", "GASDESK_UPLOAD_DIR": str(run_dir / "up"),
+                                "GASDESK_VAR_DIR": str(workdir / "var")})
+    load_before = round(os.getloadavg()[0], 2)
+    t0 = time.perf_counter()
+    cluster.start()
+    try:
+        prepare_gasdesk_db(cluster.gasdesk_env(), args.agents, math.ceil(args.residents / args.agents) + 5)
+        log(f"[{name}] PostgreSQL + Redis + {apps} web process(es) + worker + nginx ready in "
+            f"{time.perf_counter() - t0:.1f} s", quiet=quiet)
+        base = cluster.url
+        client = Client(args, base, base.replace("http://", "ws://"), gasdesk=True)
+        client.server_pids = [app.pid for app in cluster.apps]
+        try:
+            result: dict[str, Any] = {"setup": await client.setup(quiet)}
+            # The set-up's hand-offs leave each process a backlog of queue-change events (each re-reads the
+            # queue positions from the database): measure the phases once it is worked off, and report how long.
+            result["setup"]["settle_s"] = await settle(client, quiet)
+            log(f"[{name}] fixed rate {args.rate}/s per resident for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
+            result["fixed"] = await client.phase(saturate=False, duration=args.duration, quiet=quiet)
+            if args.saturate:
+                log(f"[{name}] saturate for {args.warmup:g}+{args.duration:g} s", quiet=quiet)
+                result["saturate"] = await client.phase(saturate=True, duration=args.duration, quiet=quiet)
+            if kill:
+                result["kill"] = await kill_phase(client, cluster, args, name, quiet)
+        finally:
+            client.resilient = False  # closing our own sockets is no drop to recover from
+            await client.close()
+        result["loadavg_1m_before_after"] = [load_before, round(os.getloadavg()[0], 2)]
+        result["server_log_errors"] = {app.name: sum(1 for line in app.tail(2000).splitlines() if "Traceback" in line)
+                                       for app in cluster.apps}
+        return result
+    finally:
+        cluster.stop()
+
+
+async def settle(client: Client, quiet: bool, idle_share: float = 0.15, limit_s: float = 180.0) -> float:
+    """Seconds until the web processes use less than ``idle_share`` of a core over a second (``limit_s`` at most)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        before = client.server_cpu()
+        await asyncio.sleep(1.0)
+        if client.server_cpu() - before < idle_share * len(client.server_pids):
+            break
+    took = round(time.perf_counter() - started, 1)
+    log(f"  servers idle again {took} s after set-up", quiet=quiet)
+    return took
+
+
+async def kill_phase(client: Client, cluster: Any, args: argparse.Namespace, name: str, quiet: bool) -> dict[str, Any]:
+    """Fixed rate for ``--duration`` s; after a third of it the last web process gets SIGKILL. Counts what the
+    database holds afterwards: every acknowledged message must be there exactly once."""
+    client.resilient = True
+    client.acked_ids = set()
+    client.seen = set()
+    client.stats = st = PhaseStats()
+    victim = cluster.apps[-1]
+    live = [r for r in client.residents if r.reader is not None and not r.reader.done()]
+    start = time.perf_counter()
+    stop_at = start + args.duration
+    log(f"[{name}] kill phase: {args.kill_rate}/s per resident for {args.duration:g} s, SIGKILL {victim.name} "
+        f"after {args.duration / 3:.0f} s", quiet=quiet)
+    rate, args.rate = args.rate, args.kill_rate  # send_loop paces by args.rate
+    try:
+        senders = [asyncio.create_task(r.send_loop(False, start, stop_at)) for r in live]
+        await asyncio.sleep(args.duration / 3)
+        victim.kill()
+        killed_at = time.perf_counter()
+        client.server_pids = [app.pid for app in cluster.apps if app.alive()]
+        await asyncio.gather(*senders, return_exceptions=True)
+    finally:
+        args.rate = rate
+    deadline = time.perf_counter() + 60  # reconnects and resends settle
+    while st.unacked and time.perf_counter() < deadline:
+        await asyncio.sleep(0.1)
+    reconnect_s = [t for r in live for t in r.reconnect_s]
+    stored = stored_resident_messages(cluster)
+    sent_ids = set(st.pending) | client.seen  # every id sent in the phase (delivered or not)
+    sent_ids |= client.acked_ids | set(st.unacked)
+    lost = sorted(cmid for cmid in client.acked_ids if stored.get(cmid, 0) == 0)
+    duplicates = sum(n - 1 for cmid, n in stored.items() if cmid in sent_ids and n > 1)
+    result = {
+        "sent": st.sent, "acked": len(client.acked_ids), "stored": sum(1 for c in sent_ids if stored.get(c)),
+        "never_acked": len(st.unacked), "lost_acked": len(lost), "duplicates": duplicates,
+        "residents_reconnected": sum(1 for r in live if r.reconnects), "residents": len(live),
+        "reconnect_p50_s": _r(percentile(reconnect_s, 50)), "reconnect_max_s": _r(max(reconnect_s, default=None)),
+        "killed_after_s": round(killed_at - start, 1), "delivered_to_agents": st.delivered,
+        "delivered_twice_to_agents": st.duplicates,
+        "p50_ms": _r(percentile(st.latencies_ms, 50)), "p99_ms": _r(percentile(st.latencies_ms, 99)),
+    }
+    log(f"  kill: sent {result['sent']}, acked {result['acked']}, stored {result['stored']}, lost (acked, not "
+        f"stored) {result['lost_acked']}, never acked {result['never_acked']}, duplicates {duplicates}, "
+        f"{result['residents_reconnected']}/{len(live)} residents reconnected (max {result['reconnect_max_s']} s)",
+        quiet=quiet)
+    return result
+
+
+def stored_resident_messages(cluster: Any) -> dict[str, int]:
+    """client_msg_id → rows stored, for the residents' messages (read with psql on the cluster's socket)."""
+    pg = cluster.postgres
+    out = subprocess.run([str(pg.bin / "psql"), "-h", str(pg.socket_dir), "-U", "gasdesk", "-d", pg.database, "-tA",
+                          "-F", "\t", "-c", "SELECT client_msg_id, count(*) FROM messages WHERE sender_type = 'resident'"
+                          " AND client_msg_id IS NOT NULL GROUP BY client_msg_id"],
+                         capture_output=True, text=True, check=True).stdout
+    return {cmid: int(n) for cmid, n in (line.split("\t") for line in out.splitlines() if line)}
+
+
+async def run_cluster(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "config": {k: v for k, v in vars(args).items() if k not in ("relay_server", "json", "keep")},
+        "machine": machine(), "cluster": {},
+    }
+    for apps in (1, 2):
+        report["cluster"][apps] = await run_cluster_target(apps, args, workdir, kill=apps == 2)
+    c = report["cluster"]
+    mode = "saturate" if args.saturate else "fixed"
+    one, two = c[1][mode]["msgs_per_s"], c[2][mode]["msgs_per_s"]
+    report["scaling"] = {"mode": mode, "one_process_msgs_per_s": one, "two_processes_msgs_per_s": two,
+                         "ratio": round(two / one, 2) if one else None}
+    kill = c[2]["kill"]
+    report["targets_met"] = {"0 lost across a process kill": kill["lost_acked"] == 0 and kill["never_acked"] == 0,
+                             "0 stored twice": kill["duplicates"] == 0}
+    return report
+
+
+def print_cluster(report: dict[str, Any]) -> None:
+    cfg, m = report["config"], report["machine"]
+    print(f"\nchat load, cluster (nginx → gasdesk serve × N, PostgreSQL, Redis, 1 worker): {cfg['residents']} "
+          f"residents, {cfg['agents']} agents, {cfg['duration']:g} s per phase; {m['cpus']} CPUs ({m['cpu']})")
+    header = f"{'run':<22}{'msg/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}{'lost':>6}{'srv cpu s':>11}"
+    print(header + "\n" + "-" * len(header))
+    for apps, res in report["cluster"].items():
+        for mode in ("fixed", "saturate"):
+            if mode in res:
+                r = res[mode]
+                print(f"{f'{apps} process(es) {mode}':<22}{r['msgs_per_s']:>9}{_f(r['p50_ms']):>9}{_f(r['p90_ms']):>9}"
+                      f"{_f(r['p99_ms']):>9}{_f(r['max_ms']):>9}{r['errors']:>8}{r['lost']:>6}{r['server_cpu_s']:>11}")
+        print(f"  set-up {apps}: {res['setup']['residents_s']} s, then {res['setup'].get('settle_s')} s until the servers "
+              f"were idle; load avg before/after {res['loadavg_1m_before_after']}")
+    s = report["scaling"]
+    print(f"\n2 processes / 1 process ({s['mode']}): {s['two_processes_msgs_per_s']} / {s['one_process_msgs_per_s']} = "
+          f"{s['ratio']}x")
+    k = report["cluster"][2]["kill"]
+    print(f"kill phase (SIGKILL one of 2 processes after {k['killed_after_s']} s): sent {k['sent']}, acked {k['acked']}, "
+          f"stored {k['stored']}, lost {k['lost_acked']}, never acked {k['never_acked']}, stored twice {k['duplicates']}, "
+          f"delivered twice to agents {k['delivered_twice_to_agents']}, "
+          f"{k['residents_reconnected']}/{k['residents']} residents reconnected (p50 {k['reconnect_p50_s']} s, "
+          f"max {k['reconnect_max_s']} s)")
+    print("\ntargets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in report["targets_met"].items()))
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -1000,6 +1234,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--target", choices=["both", "gasdesk", "bare"], default="both")
     p.add_argument("--database-url", help="e.g. postgresql+asyncpg://… (must be an empty database)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than 1 needs PostgreSQL + Redis)")
+    p.add_argument("--kill-rate", type=float, default=1.0,
+                   help="--cluster: messages/s per resident while one of the two processes is killed")
+    p.add_argument("--cluster", action="store_true",
+                   help="scale-out: PostgreSQL + Redis + nginx with 1, then 2 `gasdesk serve` processes (throughput, "
+                        "p99), then a process killed mid-run (lost and duplicated messages); no bare relay")
     p.add_argument("--server-wrapper", metavar="FILE",
                    help="start gasdesk as `python FILE <uvicorn args>` (try a server-side change without editing)")
     p.add_argument("--deflate", dest="no_deflate", action="store_false",
@@ -1069,6 +1308,8 @@ def main(argv: list[str]) -> int:
         print(f"open-file limit {fds} is too low for {args.residents + args.agents} sockets", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="gasdesk-chat-load-"))
+    if args.cluster and os.geteuid() == 0:
+        workdir.chmod(0o711)  # PostgreSQL runs as "postgres" under root and must reach its directory in here
     try:
         import uvloop
 
@@ -1076,7 +1317,7 @@ def main(argv: list[str]) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        report = runner(run(args, workdir))
+        report = runner(run_cluster(args, workdir) if args.cluster else run(args, workdir))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -1087,6 +1328,8 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
+    elif args.cluster:
+        print_cluster(report)
     else:
         print_table(report)
     return 0 if all(report.get("targets_met", {}).values()) else 1

@@ -143,6 +143,59 @@ def hotline() -> None:
 
 
 @app.command()
+def cluster(
+    port: Annotated[int, typer.Option(help="nginx (the URL to open); the web processes take the next ports")] = 8000,
+    apps: Annotated[int, typer.Option(help="gasdesk serve processes behind nginx")] = 2,
+    data_dir: Annotated[Path, typer.Option(help="kept between runs: the PostgreSQL cluster")] = Path("var/cluster"),
+) -> None:
+    """Development: the scale-out set-up on this machine (make run-cluster) — PostgreSQL, Redis, N web
+    processes and a worker behind nginx, all on loopback; Ctrl-C stops everything."""
+    import shutil
+    import signal
+    import time
+
+    from gasdesk.system.cluster import ClusterError, LocalCluster
+
+    if apps < 1:
+        fail("--apps 至少为 1")
+    data_dir = data_dir.resolve()
+    run_dir = data_dir / "run"  # sockets, logs, nginx's generated configuration: new each run
+    shutil.rmtree(run_dir, ignore_errors=True)
+    local = LocalCluster(run_dir, data_dir=data_dir / "pgdata", http_port=port,
+                         app_ports=[port + 1 + i for i in range(apps)], seed_demo=True, fast_database=False)
+
+    def terminate(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)  # also when started in the background, where SIGINT is ignored
+    typer.echo(f"启动集群：PostgreSQL、Redis、{apps} 个 Web 进程、1 个后台任务进程、nginx（日志: {run_dir}）…")
+    try:
+        local.start()
+    except ClusterError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo("已停止")
+        return
+    typer.echo(f"gasdesk 集群已启动: {local.url}  （演示账号见首页；Ctrl-C 停止全部进程）")
+    typer.echo("  " + "，".join(f"{a.name} → {a.base}" for a in local.apps) + f"，Redis → {local.redis.url}")
+    reported: set[str] = set()
+    try:
+        while True:
+            time.sleep(1)
+            for child in local.children():
+                if not child.alive() and child.name not in reported:
+                    reported.add(child.name)
+                    typer.secho(f"{child.name} 已退出（日志 {child.log_path}）；其余进程继续运行", fg=typer.colors.YELLOW,
+                                err=True)
+    except KeyboardInterrupt:
+        typer.echo("\n正在停止集群…")
+    finally:
+        local.stop()
+    typer.echo("集群已停止")
+
+
+@app.command()
 def backup(dest: Annotated[Path, typer.Argument(help="New (or empty) folder to write the backup into")]) -> None:
     """Back up the database (SQLite: online backup API, consistent while the app runs; PostgreSQL: pg_dump -Fc)
     and the upload folder into DEST, with a manifest of checksums. The keys are not in it: keep them apart.

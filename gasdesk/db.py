@@ -23,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 from gasdesk.clock import as_utc, utcnow
 from gasdesk.config import get_settings
-from gasdesk.errors import InvalidInput
+from gasdesk.errors import DatabaseUnavailable, InvalidInput
 from gasdesk.fields import has_unstorable_chars
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,28 @@ def _make_backend_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # A connection attempt gives up after 5 s (asyncpg waits 60 s by default): a database that is down or
+    # unreachable must fail the request quickly (503), not hold it and its socket for a minute.
+    engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args={"timeout": 5})
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    return engine
+
+
+def _connect_or_unavailable(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a DBAPI connection; a server that refuses, is gone or does not answer in time becomes
+    DatabaseUnavailable (503) — the driver raises bare OSError / TimeoutError there, which would otherwise
+    end as a 500 with a traceback."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as exc:
+        log.warning("database connection failed: %s", exc)
+        raise DatabaseUnavailable() from exc
+    except Exception as exc:
+        # PostgreSQL starting up or shutting down answers with SQLSTATE 57P0x (asyncpg's
+        # CannotConnectNowError and its siblings): unavailable too, for a moment.
+        if str(getattr(exc, "sqlstate", "") or "").startswith("57P"):
+            raise DatabaseUnavailable() from exc
+        raise
 
 
 def get_engine() -> AsyncEngine:

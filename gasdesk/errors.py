@@ -75,3 +75,13 @@ class InsufficientStorage(GasdeskError):
 class ServiceUnavailable(GasdeskError):
     status_code = 503
     code = "unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (down, restarting, unreachable): the request fails at once with 503
+    instead of hanging or ending in a traceback; the next request connects again."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str = "数据库暂时无法连接，请稍后重试") -> None:
+        super().__init__(message, details={"retry_after_s": 5})

@@ -5,6 +5,9 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The load balancer in front of the web processes (make run-cluster, tests/cluster); run by gasdesk itself
+# with a generated configuration, so the package's own service is never needed.
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 # grep without -q: under pipefail, -q exits at the first match and fc-list dies of SIGPIPE, failing the test
 fc-list 2>/dev/null | grep -i "noto sans cjk" >/dev/null || need+=(fonts-noto-cjk)
 # Report exports: the PDF tests read the text back and render page 1 (pdftotext, pdftoppm, pdffonts, pdfimages).

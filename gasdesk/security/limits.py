@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import math
 import time
 import weakref
@@ -22,6 +23,8 @@ from typing import Protocol
 
 from gasdesk.config import get_settings
 from gasdesk.errors import RateLimited
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,30 +116,64 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Counters in Redis, shared by every app process."""
+    """Counters in Redis, shared by every app process.
+
+    While Redis cannot be reached, counting goes on in this process's memory instead (a warning is logged once
+    per outage): the chat keeps working through a Redis restart, its flood limits then held per process — at
+    most N times a limit across N processes — rather than refusing every resident message until Redis is back.
+    """
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis  # noqa: PLC0415 - only when Redis is configured (scale-out)
 
-        self._client = redis.from_url(url)
+        # A Redis that does not answer must not hold a resident's frame: give up quickly, count locally.
+        self._client = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._fallback = MemoryStore()
+        self._down = False
+
+    def _failed(self, exc: BaseException) -> MemoryStore:
+        if not self._down:
+            self._down = True
+            log.warning("redis unreachable (%s): flood limits counted per process until it is back", exc)
+        return self._fallback
+
+    def _up(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("redis reachable again: flood limits shared across processes")
 
     async def incr(self, key: str, ttl_s: int) -> int:
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, ex=ttl_s, nx=True)  # starts the window once; later hits keep its expiry
-            pipe.incr(key)
-            _, count = await pipe.execute()
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(key, 0, ex=ttl_s, nx=True)  # starts the window once; later hits keep its expiry
+                pipe.incr(key)
+                _, count = await pipe.execute()
+        except self._errors as exc:
+            return await self._failed(exc).incr(key, ttl_s)
+        self._up()
         return int(count)
 
     async def put(self, key: str, ttl_s: float) -> None:
-        await self._client.set(key, 1, px=max(1, int(ttl_s * 1000)))
+        try:
+            await self._client.set(key, 1, px=max(1, int(ttl_s * 1000)))
+        except self._errors as exc:
+            await self._failed(exc).put(key, ttl_s)
 
     async def ttl(self, key: str) -> float:
-        ms = await self._client.pttl(key)
+        try:
+            ms = await self._client.pttl(key)
+        except self._errors as exc:
+            return await self._failed(exc).ttl(key)
         return max(0.0, ms / 1000) if ms and ms > 0 else 0.0
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self._client.delete(*keys)
+            await self._fallback.delete(*keys)
+            try:
+                await self._client.delete(*keys)
+            except self._errors as exc:
+                self._failed(exc)
 
 
 # One store per event loop and configuration (a Redis client belongs to one loop); weak keys, so a finished

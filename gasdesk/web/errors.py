@@ -7,9 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gasdesk.errors import GasdeskError, NotAuthenticated
+from gasdesk.errors import DatabaseUnavailable, GasdeskError, NotAuthenticated
 from gasdesk.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,14 @@ def install_error_handlers(app: FastAPI) -> None:
         messages = {404: "页面或资源不存在", 405: "不支持的请求方法"}
         message = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
         return error_response(request, exc.status_code, f"http_{exc.status_code}", message or messages.get(exc.status_code, "请求错误"))
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> Response:
+        if exc.connection_invalidated:  # the server went away mid-request (restart, crash, network)
+            log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+            return await _domain_error(request, DatabaseUnavailable())
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal_error", "服务器内部错误，请稍后重试")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,15 +21,28 @@ from tests.factories import desk_agent, login, staff_user, wo_headers, wo_ticket
 from tests.servers import LiveServer
 
 
+@contextmanager
+def app_processes(database_url: str, redis_url: str, tmp_path: Path, count: int = 2,
+                  **env: str) -> Iterator[list[LiveServer]]:
+    """``count`` app processes (tests/servers.py) over one database, sharing events, limits and job wake-ups
+    through one Redis; ``env`` adds settings (e.g. tighter limits) to every one. Started side by side."""
+    settings = {"GASDESK_DATABASE_URL": database_url, "GASDESK_REDIS_URL": redis_url, "GASDESK_ENV": "test",
+                "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads"), **env}
+    servers: list[LiveServer] = []
+    try:
+        for name in "abcdefgh"[:count]:
+            servers.append(LiveServer(settings, tmp_path / f"server-{name}.log", ready_path="/readyz"))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
 @pytest.fixture
 def two_servers(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two app processes (tests/servers.py) over one database, sharing events through one Redis."""
-    servers = [LiveServer({"GASDESK_DATABASE_URL": database_url, "GASDESK_REDIS_URL": redis_url,
-                           "GASDESK_ENV": "test", "GASDESK_UPLOAD_DIR": str(tmp_path / "uploads")},
-                          tmp_path / f"server-{name}.log", ready_path="/readyz") for name in ("a", "b")]
-    yield servers[0].base, servers[1].base
-    for server in servers:
-        server.stop()
+    """Two app processes over one database, sharing events through one Redis."""
+    with app_processes(database_url, redis_url, tmp_path) as servers:
+        yield servers[0].base, servers[1].base
 
 
 async def _next(ws, kind: str, timeout: float = 10.0, **match) -> dict:
