@@ -420,12 +420,17 @@ async def agent_with_conversation(factory: Factory, *, role: str = "agent") -> t
 
 
 async def invoke_cli(*args: str) -> Any:
-    """Run the CLI as a user would: in its own event loop (a thread), with its own engine. The test's pooled
-    connections belong to the test's loop, so they are closed first (PostgreSQL refuses a foreign loop)."""
+    """Run the CLI as a user would: in its own event loop (a thread). On PostgreSQL the test's pooled connections
+    belong to the test's loop (asyncpg refuses a foreign loop), so they are closed first and the CLI opens its own.
+    On SQLite they are left alone: disposing the engine there while the CLI thread builds its own raced into a
+    hang (an aiosqlite connection serves any loop, so sharing the pool is safe)."""
     from typer.testing import CliRunner  # noqa: PLC0415 - only CLI tests need it
 
     from gasdesk import db  # noqa: PLC0415 - keeps this module's imports light
     from gasdesk.cli import app  # noqa: PLC0415 - importing the CLI pulls every command's dependencies
 
-    await db.dispose_engine()
+    from gasdesk.config import get_settings  # noqa: PLC0415 - as above
+
+    if get_settings().database_url.startswith("postgresql"):
+        await db.dispose_engine()
     return await asyncio.to_thread(CliRunner().invoke, app, list(args))
