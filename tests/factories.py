@@ -428,7 +428,6 @@ async def invoke_cli(*args: str) -> Any:
 
     from gasdesk import db  # noqa: PLC0415 - keeps this module's imports light
     from gasdesk.cli import app  # noqa: PLC0415 - importing the CLI pulls every command's dependencies
-
     from gasdesk.config import get_settings  # noqa: PLC0415 - as above
 
     if get_settings().database_url.startswith("postgresql"):
