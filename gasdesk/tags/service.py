@@ -956,10 +956,11 @@ async def _entry(session: AsyncSession, address: Address, ref: str, status: str)
     raise NotFound("该关联已不存在，请重新查询", code="link_not_found")
 
 
-async def do_confirm_link(session: AsyncSession, user: User, address: Address, ref: str) -> AddressLink:
-    """An agent confirms a suggested link (a number that contacted about the address): from now on it shows as
-    linked to the address. Audited (``address_link.confirm``, ids only) and announced after commit."""
-    entry = await _entry(session, address, ref, "suggested")
+async def _decide_link(session: AsyncSession, user: User, address: Address, entry: _Entry, ref: str,
+                       status: LinkStatus, *, new_source: bool) -> tuple[AddressLink, str]:
+    """Record an agent's decision on one number of an address (the row is made on the first decision); returns
+    the link and its status before ("suggested" when there was no row). ``new_source``: the decision also
+    names where the link came from (a confirmation does; a removal keeps the old source)."""
     link = await session.scalar(
         select(AddressLink).where(
             AddressLink.address_id == address.id,
@@ -967,26 +968,23 @@ async def do_confirm_link(session: AsyncSession, user: User, address: Address, r
             AddressLink.value_index == entry.index,
         )
     )
+    before = link.status if link is not None else "suggested"
     if link is None:
-        link = AddressLink(
-            address_id=address.id,
-            kind=entry.kind,
-            value=entry.value,
-            value_index=entry.index,
-            status=LinkStatus.confirmed.value,
-            source=ref,
-            decided_by=user.id,
-            decided_at=utcnow(),
-        )
+        link = AddressLink(address_id=address.id, kind=entry.kind, value=entry.value, value_index=entry.index,
+                           source=ref)
         session.add(link)
-    else:
-        link.status, link.source, link.decided_by, link.decided_at = (
-            LinkStatus.confirmed.value,
-            ref,
-            user.id,
-            utcnow(),
-        )
+    elif new_source:
+        link.source = ref
+    link.status, link.decided_by, link.decided_at = status.value, user.id, utcnow()
     await session.flush()
+    return link, before
+
+
+async def do_confirm_link(session: AsyncSession, user: User, address: Address, ref: str) -> AddressLink:
+    """An agent confirms a suggested link (a number that contacted about the address): from now on it shows as
+    linked to the address. Audited (``address_link.confirm``, ids only) and announced after commit."""
+    entry = await _entry(session, address, ref, "suggested")
+    link, _ = await _decide_link(session, user, address, entry, ref, LinkStatus.confirmed, new_source=True)
     record_audit(
         session,
         Actor.of(user),
@@ -1007,29 +1005,7 @@ async def do_remove_link(session: AsyncSession, user: User, address: Address, re
         entry = await _entry(session, address, ref, "confirmed")
     else:
         entry = await _entry(session, address, ref, "suggested")
-    link = await session.scalar(
-        select(AddressLink).where(
-            AddressLink.address_id == address.id,
-            AddressLink.kind == entry.kind,
-            AddressLink.value_index == entry.index,
-        )
-    )
-    before = link.status if link is not None else "suggested"
-    if link is None:
-        link = AddressLink(
-            address_id=address.id,
-            kind=entry.kind,
-            value=entry.value,
-            value_index=entry.index,
-            status=LinkStatus.removed.value,
-            source=ref,
-            decided_by=user.id,
-            decided_at=utcnow(),
-        )
-        session.add(link)
-    else:
-        link.status, link.decided_by, link.decided_at = LinkStatus.removed.value, user.id, utcnow()
-    await session.flush()
+    link, before = await _decide_link(session, user, address, entry, ref, LinkStatus.removed, new_source=False)
     record_audit(
         session,
         Actor.of(user),
