@@ -1,4 +1,5 @@
-"""Offline knowledge search: BM25F over jieba words + character 2-3-gram cosine, one score, one threshold.
+"""Offline knowledge search: BM25F over jieba words + character 2-3-gram cosine + a linear classifier over the
+articles' phrasings (``classifier.py``), blended into one score with one threshold.
 
 Text is normalised with the NLU's rules (width, typos, 煤气/天然气 -> 燃气, 供暖/采暖 -> 暖气 ...) plus the
 knowledge base's own synonyms (``data/synonyms.txt``), then segmented with the NLU's jieba tokenizer and
@@ -19,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,14 +28,19 @@ from gasdesk.bot.nlu.normalize import canonicalize
 from gasdesk.bot.nlu.scope import is_off_domain
 from gasdesk.bot.nlu.segment import words
 from gasdesk.clock import to_local, utcnow
+from gasdesk.kb import classifier
 from gasdesk.kb.models import KbArticle
 from gasdesk.kb.render import to_plain
 
-ANSWER_THRESHOLD = 0.28  # below this the bot does not answer from the knowledge base (a miss is recorded)
+ANSWER_THRESHOLD = 0.22  # below this the bot does not answer from the knowledge base (a miss is recorded)
 SUGGEST_THRESHOLD = 0.12  # staff search and console suggestions show weaker matches too
 FIELD_WEIGHTS = {"title": 3.0, "questions": 2.0, "answer": 1.0}
 K1, B = 2.0, 0.6
 W_BM25, W_NGRAM = 0.55, 0.45
+# Share of the score taken by the article classifier's probability (the rest is the BM25 + n-gram score).
+W_CLASSIFIER = 0.5
+# The classifier's most likely articles are scored even when no query word or n-gram reached them.
+CLASSIFIER_CANDIDATES = 5
 # A query word matched only through a related word of its expansion group counts this share of its weight.
 EXPANSION_WEIGHT = 0.5
 INTENT_BOOST = 0.04
@@ -205,6 +212,7 @@ class KbIndex:
         self.gram_max_idf = math.log(1 + n_rows) + 1
         for doc, grams in zip(self.docs, raw_phrasings, strict=True):
             doc.phrasings = [self._vector(g) for g in grams]
+        self.classifier = classifier.train([[a.title, *a.questions] for a in articles], terms, compact)
         self.postings: dict[str, list[int]] = {}
         for i, doc in enumerate(self.docs):
             for t in set().union(*(set(f) for f in doc.fields.values())):
@@ -250,6 +258,9 @@ class KbIndex:
         for i, doc in enumerate(self.docs):  # n-gram overlap catches typos and unsegmented words
             if i not in candidates and any(q_grams & p[0].keys() for p in doc.phrasings):
                 candidates.add(i)
+        probabilities = self.classifier.probabilities(text) if self.classifier else None
+        if probabilities is not None:
+            candidates.update(int(i) for i in np.argsort(-probabilities)[:CLASSIFIER_CANDIDATES])
         boosted = INTENT_CATEGORIES.get(intent or "", set())
         results = []
         for i in candidates:
@@ -263,7 +274,10 @@ class KbIndex:
             for weights, norm in doc.phrasings:
                 dot = sum(w * weights.get(g, 0.0) for g, w in q_vec.items())
                 cos = max(cos, dot / (norm * q_norm))
-            score = W_BM25 * min(bm25, 1.0) + W_NGRAM * cos + (INTENT_BOOST if doc.category in boosted else 0.0)
+            score = W_BM25 * min(bm25, 1.0) + W_NGRAM * cos
+            if probabilities is not None:
+                score = (1 - W_CLASSIFIER) * score + W_CLASSIFIER * float(probabilities[i])
+            score += INTENT_BOOST if doc.category in boosted else 0.0
             if score >= min_score:
                 results.append((round(score, 4), doc))
         results.sort(key=lambda r: (-r[0], r[1].id))

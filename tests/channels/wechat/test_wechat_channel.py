@@ -201,7 +201,7 @@ async def test_a_slow_answer_goes_out_as_a_customer_service_message(client, sess
             return await real_bot.greet(ctx)
 
         async def reply(self, ctx: Any, text: str, payload: Any = None) -> Any:
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(1.2)
             return await real_bot.reply(ctx, text, payload)
 
         async def aside(self, ctx: Any, text: str) -> Any:
@@ -211,7 +211,7 @@ async def test_a_slow_answer_goes_out_as_a_customer_service_message(client, sess
     monkeypatch.setattr(wechat_api, "PASSIVE_DEADLINE_S", 0.2)
     started = time.monotonic()
     response = await _post(client, _text("你好", 50001))
-    assert response.text == "success" and time.monotonic() - started < 0.6
+    assert response.text == "success" and time.monotonic() - started < 1.0
     while wechat_api._background:  # the turn finishes after the response
         await asyncio.sleep(0.05)
     clock.set_now(clock.utcnow() + timedelta(seconds=6))  # past the passive-reply hold
