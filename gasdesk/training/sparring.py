@@ -98,6 +98,7 @@ class ScenarioScript(_Model):
     nudges: Annotated[list[Reply], Field(max_length=60)] = []
     closing: Line
     fallback: Line
+    farewell: Line = "好的，谢谢，再见。"  # after the closing line: the call is over, nothing more is asked
     quality_share: int = Field(default=30, ge=0, le=100)  # percent of the score from the quality sheet
 
     @model_validator(mode="after")
@@ -206,7 +207,7 @@ def persona_reply(
             lines.append(reply.text)
             used.append(reply.id)
     if not lines:
-        lines.append(script.fallback)
+        lines.append(script.farewell if complete else script.fallback)
     return PersonaTurn(" ".join(lines), used, complete)
 
 
