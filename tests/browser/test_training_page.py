@@ -13,8 +13,10 @@ from tests.browser.conftest import login_as, screenshot
 from tests.factories import staff_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-SHORT_ANSWERS = {"请写出接到燃气泄漏报告时的三条安全提示。": "开窗通风，不要开关电器，关闭阀门，到室外打电话",
-                 "居民充值后没气，坐席应如何指导？请写出要点。": "把卡插入燃气表，看余量显示，不行就报修派师傅"}
+SHORT_ANSWERS = {
+    "请写出接到燃气泄漏报告时的三条安全提示。": "开窗通风，不要开关电器，关闭阀门，到室外打电话",
+    "居民充值后没气，坐席应如何指导？请写出要点。": "把卡插入燃气表，看余量显示，不行就报修派师傅",
+}
 
 
 async def test_a_trainee_passes_the_exam_and_spars_with_a_score(live_server, browser, session) -> None:
@@ -42,7 +44,9 @@ async def test_a_trainee_passes_the_exam_and_spars_with_a_score(live_server, bro
             for option in question.key["options"]:
                 await fieldset.locator(f"input[name={name}][value='{option}']").check()
         elif question.kind == "true_false":
-            await fieldset.locator(f"input[name={name}][value='{str(question.key['value']).lower()}']").check()
+            await fieldset.locator(
+                f"input[name={name}][value='{str(question.key['value']).lower()}']"
+            ).check()
         else:
             await fieldset.locator("textarea").fill(SHORT_ANSWERS[question.prompt])
     await page.click("#exam-submit")
@@ -58,13 +62,19 @@ async def test_a_trainee_passes_the_exam_and_spars_with_a_score(live_server, bro
     await page.click(".scenario[data-code=gas_leak_report] button")
     await page.wait_for_selector("#sparring-form")
     assert "煤气味" in await page.inner_text("#sparring-log")
-    lines = ["您好，请您别慌，马上打开门窗通风", "千万不要开关电器，也别用明火，请关闭阀门",
-             "然后到楼下室外等我们", "请问您家的详细地址是？", "抢修人员马上到，感谢您的配合，再见"]
+    lines = [
+        "您好，请您别慌，马上打开门窗通风",
+        "千万不要开关电器，也别用明火，请关闭阀门",
+        "然后到楼下室外等我们",
+        "请问您家的详细地址是？",
+        "抢修人员马上到，感谢您的配合，再见",
+    ]
     for n, line in enumerate(lines, start=1):
         await page.fill("#sparring-text", line)
         await page.press("#sparring-text", "Enter")
         await page.wait_for_function(
-            "n => document.querySelectorAll('#sparring-log .bubble.persona').length >= n", arg=n + 1)
+            "n => document.querySelectorAll('#sparring-log .bubble.persona').length >= n", arg=n + 1
+        )
     log = await page.inner_text("#sparring-log")
     assert "窗户我都打开了" in log and "向阳花园5号楼1单元302" in log
     assert "6 / 6" in await page.inner_text("#sparring-progress")

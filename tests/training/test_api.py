@@ -12,6 +12,7 @@ from gasdesk.db import commit
 from gasdesk.kb.service import check_article, do_create_article
 from gasdesk.training import service
 from gasdesk.training.schemas import BankIn, ExamIn, QuestionIn
+from tests.factories import staff_user
 
 ACTOR = Actor.system("training-test", "test")
 
@@ -37,7 +38,7 @@ async def _exam(session) -> tuple[int, int]:
 
 
 async def _auth(factory, role: str):
-    user = await factory.user(role)
+    user = await staff_user(factory.session, role)  # a cached password hash: argon2 per user is slow
     return user, {"Authorization": f"Bearer {await factory.token(user)}"}
 
 
