@@ -4,14 +4,17 @@ transcript, with feedback."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
-from gasdesk import clock
+from gasdesk import clock, llm
 from gasdesk.audit.models import AuditEntry
 from gasdesk.audit.service import Actor
+from gasdesk.config import reset_settings_cache
 from gasdesk.db import commit
 from gasdesk.training import service
 from gasdesk.training.scenarios import DEFAULT_SCENARIOS
@@ -170,3 +173,32 @@ async def test_only_its_trainee_speaks_in_a_session(session) -> None:
         await service.access_sparring(session, other, sparring.id)
     with pytest.raises(service.NotFound):
         await service.do_sparring_say(session, other, sparring, "你好")
+
+
+async def test_a_configured_llm_only_rewords_the_persona_and_its_failure_falls_back(
+    session, monkeypatch
+) -> None:
+    seen: list[dict] = []
+    failing = {"now": False}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        if failing["now"]:
+            return httpx.Response(503)
+        line = body["messages"][-1]["content"]
+        return httpx.Response(200, json={"choices": [{"message": {"content": f"（换个说法）{line}"}}]})
+
+    monkeypatch.setenv("GASDESK_LLM_BASE_URL", "http://llm.test/v1")
+    reset_settings_cache()
+    monkeypatch.setattr(llm, "_transport", httpx.MockTransport(answer))
+    trainee = await staff_user(session, "agent")
+    scenario = await _scenario(session, "gas_leak_report")
+    sparring = await service.do_start_sparring(session, trainee, scenario)
+    reply = await service.do_sparring_say(session, trainee, sparring, "请马上开窗通风")
+    assert reply.text == "（换个说法）窗户我都打开了，味道还是有。"
+    assert "王先生" in seen[0]["messages"][0]["content"]  # the persona's description goes with it
+    failing["now"] = True
+    reply = await service.do_sparring_say(session, trainee, sparring, "千万不要开关电器")
+    assert reply.text == "明白，我不碰开关，灯也不开。"  # the script's words
+    assert sparring.steps_done == ["ventilate", "no_switches"]
