@@ -3,6 +3,7 @@ table) and what trainees may open; a late hand-in through the exam form is refus
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -72,3 +73,27 @@ async def test_a_trainee_cannot_open_the_managers_pages_and_a_late_form_is_refus
     late = await client.post(f"/training/attempts/{attempt.id}/submit", data={})
     assert late.status_code == 409 and "考试时间已到" in late.text and "超时自动交卷" in late.text
     assert "正确答案" in late.text  # closed now: the review with keys
+
+
+async def test_the_upload_form_works_from_the_page(client, session) -> None:
+    boss = await staff_user(session, "admin")
+    await login(client, boss.username)
+    token = client.headers.pop("X-CSRF-Token")  # a plain HTML form sends its token as a field, not a header
+    page = await client.get("/admin/training", headers={"Accept": "text/html"})
+    form = re.search(
+        r'<form[^>]*action="/admin/training/materials/upload"[^>]*enctype="multipart/form-data"[^>]*>'
+        r"(.*?)</form>",
+        page.text,
+        re.S,
+    )
+    assert form is not None and f'name="csrf_token" value="{token}"' in form.group(1)
+    sent = await client.post(
+        "/admin/training/materials/upload",
+        data={"csrf_token": token, "title": "安检须知"},
+        files={"file": ("须知.txt", "入户先出示工作证".encode(), "text/plain")},
+    )
+    assert sent.status_code == 303
+    material = (await client.get("/training")).text
+    assert "安检须知" in material
+    shown = await client.get("/training/materials/1")
+    assert "入户先出示工作证" in shown.text and "下载文档" in shown.text
