@@ -26,6 +26,8 @@ async def test_a_trainee_passes_the_exam_and_spars_with_a_score(live_server, bro
     await login_as(page, live_server, trainee.username)
     await page.goto(f"{live_server}/training")
     assert await page.locator("#training-exams tbody tr").count() == 1
+    assert await page.locator(".scenario").count() == 3
+    await screenshot(page, "training-home")
     await page.click("#training-exams .exam-start")
     await page.wait_for_selector("#exam-form")
     countdown = await page.inner_text("#exam-countdown")
