@@ -629,6 +629,19 @@ class RosterPublished(EventPayload):
     month: str  # YYYY-MM
     people: int  # how many people it rosters
 
+# ------------------------------------------------------------------ training (gasdesk/training)
+
+
+@event_type("training.completed")
+class TrainingCompleted(EventPayload):
+    """A trainee finished an exam attempt (handed in, or closed at its deadline) or a sparring session."""
+
+    kind: str  # exam | sparring
+    record_id: int  # the attempt's or the sparring session's id
+    user_id: int
+    score: float
+    passed: bool | None  # exams only
+
 # ---------------------------------------------------------------- smart tags and data links (gasdesk/tags)
 
 

@@ -1,7 +1,8 @@
 """Optional LLM phrasing through any OpenAI-compatible endpoint (``GASDESK_LLM_BASE_URL``).
 
-The LLM only rephrases knowledge-base articles it is given, and the answer cites them; with no endpoint
-configured, or on any error or timeout, callers fall back to the article text. Nothing else depends on it.
+The LLM only rephrases text it is given: knowledge-base articles (the answer cites them) and the scripted lines
+of a training persona (``training.sparring``). With no endpoint configured, or on any error or timeout,
+callers fall back to the text as written. Nothing else depends on it.
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ def _prompt(question: str, articles: Sequence[Article]) -> str:
     return "知识库文章：\n" + "\n\n".join(blocks) + f"\n\n居民问题：{question}"
 
 
-async def phrase_grounded_answer(question: str, articles: Sequence[Article]) -> str | None:
-    """An answer phrased by the LLM from ``articles`` only, ending with the cited title; None to fall back."""
+async def _complete(messages: list[dict[str, str]], *, temperature: float, max_tokens: int) -> str | None:
+    """The endpoint's answer to ``messages``, stripped; None when none is configured, on any error or when
+    it answers nothing."""
     settings = get_settings()
-    if not settings.llm_base_url or not articles:
+    if not settings.llm_base_url:
         return None
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
-    body = {"model": settings.llm_model, "temperature": 0.2, "max_tokens": 400,
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                         {"role": "user", "content": _prompt(question, articles)}]}
+    body = {"model": settings.llm_model, "temperature": temperature, "max_tokens": max_tokens,
+            "messages": messages}
     try:
         async with httpx.AsyncClient(base_url=settings.llm_base_url.rstrip("/"), timeout=TIMEOUT_S,
                                      transport=_transport) as client:
@@ -53,9 +54,36 @@ async def phrase_grounded_answer(question: str, articles: Sequence[Article]) -> 
         response.raise_for_status()
         text = str(response.json()["choices"][0]["message"]["content"]).strip()
     except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
-        log.warning("LLM phrasing unavailable, using the article text: %s", type(exc).__name__)
+        log.warning("LLM phrasing unavailable, using the text as written: %s", type(exc).__name__)
         return None
-    if not text:
+    return text or None
+
+
+async def phrase_grounded_answer(question: str, articles: Sequence[Article]) -> str | None:
+    """An answer phrased by the LLM from ``articles`` only, ending with the cited title; None to fall back."""
+    if not articles:
+        return None
+    text = await _complete([{"role": "system", "content": SYSTEM_PROMPT},
+                            {"role": "user", "content": _prompt(question, articles)}],
+                           temperature=0.2, max_tokens=400)
+    if text is None:
         return None
     cited = articles[0].title
     return text if f"《{cited}》" in text else f"{text}\n（参考：《{cited}》）"
+
+
+PERSONA_PROMPT = (
+    "你在客服培训中扮演一位给燃气热力公司打电话的居民。人物设定：{persona}\n"
+    "把下面这句台词换一种自然的口语说法，意思和其中的地址、数字、时间必须完全不变，不要增加新信息，"
+    "60 字以内，只输出台词本身。"
+)
+
+
+async def phrase_persona_line(persona: str, line: str) -> str | None:
+    """A training persona's scripted ``line`` said in other words; None to use the line as written."""
+    if not line:
+        return None
+    text = await _complete([{"role": "system", "content": PERSONA_PROMPT.format(persona=persona)},
+                            {"role": "user", "content": line}], temperature=0.7, max_tokens=160)
+    # a long or multi-line answer is not one line of dialogue: keep the script's
+    return text if text and len(text) <= 3 * len(line) + 20 and "\n" not in text else None

@@ -167,6 +167,18 @@ ACTION_LABELS: dict[str, str] = {
     "tag.stranger": "标记陌生号码",
     "address_link.confirm": "确认地址关联号码",
     "address_link.remove": "移除地址关联号码",
+    "training.material_add": "添加学习资料",
+    "training.bank_add": "新建题库",
+    "training.question_add": "添加考题",
+    "training.exam_add": "新建考试",
+    "training.attempt_start": "开始考试",
+    "training.attempt_answer": "保存考试答案",
+    "training.attempt_submit": "考试交卷",
+    "training.attempt_expire": "考试超时自动交卷",
+    "training.scenario_save": "保存陪练场景",
+    "training.sparring_start": "开始AI陪练",
+    "training.sparring_turn": "AI陪练回复",
+    "training.sparring_finish": "结束AI陪练",
 }
 
 ENTITY_LABELS: dict[str, str] = {
@@ -176,6 +188,8 @@ ENTITY_LABELS: dict[str, str] = {
     "call": "通话", "ivr_script": "语音导航脚本", "quality_score": "质检记录", "quality_sheet": "质检评分表",
     "report": "报表", "report_file": "报表文件", "emergency": "紧急事件", "intent_correction": "意图纠正",
     "intent_model": "意图模型", "data_keys": "加密密钥", "tag_rule": "标签规则", "tag_assignment": "标签", "address": "地址",
+    "training_material": "学习资料", "training_bank": "题库", "training_exam": "考试", "training_attempt": "答卷",
+    "training_scenario": "陪练场景", "training_sparring": "陪练记录",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {

@@ -31,6 +31,7 @@ from gasdesk.errors import PermissionDenied
 from gasdesk.kb.importer import load_demo_kb
 from gasdesk.routing.models import SkillGroup
 from gasdesk.routing.service import agent_group_ids, do_set_skills
+from gasdesk.seed.training import seed_training_demo
 from gasdesk.system.api import DEMO_LOGINS
 
 DISTRICTS = {
@@ -134,6 +135,7 @@ async def seed_demo_data(customers: int = 2400, force: bool = False) -> SeedResu
         raise PermissionDenied("生产环境禁止生成演示数据：演示账号的密码是公开的", code="demo_in_production")
     actor = Actor.system("seed-demo")
     await load_demo_kb(actor)  # idempotent: adds only the demo articles that are missing
+    await seed_training_demo(actor)  # idempotent too: materials from those articles, a bank, an exam, scenarios
     async with transaction() as session:
         if not force and await session.scalar(select(User.id).where(User.username == "admin")):
             return None

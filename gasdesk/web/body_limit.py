@@ -34,6 +34,8 @@ UPLOAD_CAPS: tuple[BodyCap, ...] = (
     BodyCap("POST", re.compile(r"^/api/v1/internal-chats/\d+/files$"), 10 * MB + 64 * KB),  # a staff chat file
     BodyCap("POST", re.compile(r"^/crew/tickets/\d+/writeback$"), 50 * MB),  # up to 20 photos and the form
     BodyCap("POST", re.compile(r"^(/api/v1/kb|/admin/kb)/import$"), 5 * MB + 64 * KB),  # xlsx/csv ≤ 5 MB
+    # a training material's document (PDF/.docx ≤ 10 MB, .txt ≤ 1 MB: the chat file limits)
+    BodyCap("POST", re.compile(r"^(/api/v1/training|/admin/training)/materials/upload$"), 10 * MB + 64 * KB),
     # an IVR prompt recording (WAV/MP3) ≤ 5 MB (also ``tts_upload_max_bytes``, whichever is smaller)
     BodyCap("POST", re.compile(r"^(/api/v1/ivr/prompts|/admin/ivr/prompts)/[a-z0-9][a-z0-9_.-]{0,63}$"), 5 * MB + 64 * KB),
     # an outage notice's customer list: up to 100,000 户号 in a CSV ≤ 2 MB

@@ -59,6 +59,8 @@ CONSOLES: tuple[Console, ...] = (
     Console("/admin/hours", "节假日安排", "法定节假日、调休与各服务线的日期安排，节前提示"),
     Console("/admin/roster", "智能排班", "按进线预测、技能与休息规则生成月度排班，调整并发布；值班按排班通知"),
     Console("/roster/mine", "我的排班", "已发布排班中我的班次与值班"),
+    Console("/training", "智能培训", "学习资料、在线考试（限时）与AI陪练"),
+    Console("/admin/training", "培训管理", "题库、考试、学习资料，考试成绩表与陪练成绩"),
 )
 # Pages anyone may open, listed on the landing page (not in the staff nav).
 PUBLIC_PAGES: tuple[Console, ...] = (

@@ -1867,6 +1867,238 @@ async def _(ctx: Ctx) -> Call:
     return Call("POST", f"/admin/roster/setup/preferences/{row.id}/delete", ("roster.preference_remove",))
 
 
+# ---------------------------------------------------------------- training (gasdesk/training)
+
+
+async def _training_exam(ctx: Ctx) -> int:
+    """A bank of two questions and an exam of both."""
+    from gasdesk.training.schemas import BankIn, ExamIn, QuestionIn
+    from gasdesk.training.service import do_add_question, do_create_bank, do_create_exam
+
+    bank = await do_create_bank(ctx.session, SETUP, BankIn(name="审计题库"))
+    await do_add_question(ctx.session, SETUP, bank, QuestionIn(kind="true_false", prompt="对吗", value=True))
+    await do_add_question(ctx.session, SETUP, bank, QuestionIn(kind="short_answer", prompt="要点", keywords=["开窗"]))
+    exam = await do_create_exam(ctx.session, SETUP, ExamIn(bank_id=bank.id, title="审计考试", question_count=2,
+                                                           time_limit_min=10, pass_mark=60))
+    await commit(ctx.session)
+    return exam.id
+
+
+async def _training_attempt(ctx: Ctx) -> int:
+    """An agent logs in and starts the exam."""
+    from gasdesk.training.service import access_exam, do_start_attempt
+
+    exam = await access_exam(ctx.session, await _training_exam(ctx))
+    user = await ctx.as_role("agent")
+    attempt = await do_start_attempt(ctx.session, user, exam)
+    await commit(ctx.session)
+    return attempt.id
+
+
+async def _training_sparring(ctx: Ctx) -> int:
+    """An agent logs in and starts the gas-leak sparring scenario."""
+    from gasdesk.training.service import do_install_default_scenarios, do_start_sparring, list_scenarios
+
+    await do_install_default_scenarios(ctx.session, SETUP)
+    await commit(ctx.session)
+    scenario = next(s for s in await list_scenarios(ctx.session) if s.code == "gas_leak_report")
+    user = await ctx.as_role("agent")
+    row = await do_start_sparring(ctx.session, user, scenario)
+    await commit(ctx.session)
+    return row.id
+
+
+async def _training_article(ctx: Ctx) -> int:
+    article = await do_create_article(ctx.session, SETUP, check_article(
+        title="培训用文章", questions=["怎么办"], answer="开窗通风", category="安全用气"), status="published")
+    await commit(ctx.session)
+    return article.id
+
+
+@scenario("POST", "/api/v1/training/materials")
+async def _api_training_material(ctx: Ctx) -> Call:
+    article_id = await _training_article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/training/materials", ("training.material_add",), json={"kb_article_id": article_id})
+
+
+@scenario("POST", "/admin/training/materials")
+async def _page_training_material(ctx: Ctx) -> Call:
+    article_id = await _training_article(ctx)
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/training/materials", ("training.material_add",), data={"kb_article_id": str(article_id)})
+
+
+@scenario("POST", "/api/v1/training/materials/upload")
+async def _api_training_upload(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/training/materials/upload", ("training.material_add",), data=ctx.csrf_form(title="话术"),
+                files={"file": ("话术.txt", "先问候".encode(), "text/plain")})
+
+
+@scenario("POST", "/admin/training/materials/upload")
+async def _page_training_upload(ctx: Ctx) -> Call:
+    await ctx.as_role("admin")
+    return Call("POST", "/admin/training/materials/upload", ("training.material_add",),
+                data=ctx.csrf_form(title="话术"), files={"file": ("话术.txt", "先问候".encode(), "text/plain")})
+
+
+@scenario("POST", "/api/v1/training/banks")
+async def _api_training_bank(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/api/v1/training/banks", ("training.bank_add",), json={"name": "新题库"})
+
+
+@scenario("POST", "/admin/training/banks")
+async def _page_training_bank(ctx: Ctx) -> Call:
+    await ctx.as_role("supervisor")
+    return Call("POST", "/admin/training/banks", ("training.bank_add",), data={"name": "新题库"})
+
+
+async def _training_bank(ctx: Ctx) -> int:
+    from gasdesk.training.schemas import BankIn
+    from gasdesk.training.service import do_create_bank
+
+    bank = await do_create_bank(ctx.session, SETUP, BankIn(name="题库甲"))
+    await commit(ctx.session)
+    await ctx.as_role("supervisor")
+    return bank.id
+
+
+@scenario("POST", "/api/v1/training/banks/{bank_id}/questions")
+async def _api_training_question(ctx: Ctx) -> Call:
+    bank_id = await _training_bank(ctx)
+    return Call("POST", f"/api/v1/training/banks/{bank_id}/questions", ("training.question_add",),
+                json={"kind": "single", "prompt": "选哪个", "options": ["甲", "乙"], "correct": [0]})
+
+
+@scenario("POST", "/admin/training/banks/{bank_id}/questions")
+async def _page_training_question(ctx: Ctx) -> Call:
+    bank_id = await _training_bank(ctx)
+    return Call("POST", f"/admin/training/banks/{bank_id}/questions", ("training.question_add",),
+                data={"kind": "multiple", "prompt": "选哪些", "options": "甲\n乙\n丙", "correct": "1,3"})
+
+
+async def _training_full_bank(ctx: Ctx) -> int:
+    from gasdesk.training.schemas import BankIn, QuestionIn
+    from gasdesk.training.service import do_add_question, do_create_bank
+
+    bank = await do_create_bank(ctx.session, SETUP, BankIn(name="题库乙"))
+    await do_add_question(ctx.session, SETUP, bank, QuestionIn(kind="true_false", prompt="对吗", value=True))
+    await commit(ctx.session)
+    await ctx.as_role("admin")
+    return bank.id
+
+
+@scenario("POST", "/api/v1/training/exams")
+async def _api_training_exam(ctx: Ctx) -> Call:
+    bank_id = await _training_full_bank(ctx)
+    return Call("POST", "/api/v1/training/exams", ("training.exam_add",),
+                json={"bank_id": bank_id, "title": "考试", "question_count": 1, "time_limit_min": 5, "pass_mark": 60})
+
+
+@scenario("POST", "/admin/training/exams")
+async def _page_training_exam(ctx: Ctx) -> Call:
+    bank_id = await _training_full_bank(ctx)
+    return Call("POST", "/admin/training/exams", ("training.exam_add",),
+                data={"bank_id": str(bank_id), "title": "考试", "question_count": "1", "time_limit_min": "5",
+                      "pass_mark": "60"})
+
+
+@scenario("POST", "/api/v1/training/exams/{exam_id}/attempts")
+async def _api_training_start(ctx: Ctx) -> Call:
+    exam_id = await _training_exam(ctx)
+    await ctx.as_role("agent")
+    return Call("POST", f"/api/v1/training/exams/{exam_id}/attempts", ("training.attempt_start",))
+
+
+@scenario("POST", "/training/exams/{exam_id}/start")
+async def _page_training_start(ctx: Ctx) -> Call:
+    exam_id = await _training_exam(ctx)
+    await ctx.as_role("dispatcher")
+    return Call("POST", f"/training/exams/{exam_id}/start", ("training.attempt_start",))
+
+
+@scenario("PUT", "/api/v1/training/attempts/{attempt_id}/answers")
+async def _api_training_answer(ctx: Ctx) -> Call:
+    from gasdesk.training.models import ExamAttempt
+
+    attempt_id = await _training_attempt(ctx)
+    first = (await ctx.session.get_one(ExamAttempt, attempt_id)).question_ids[0]
+    return Call("PUT", f"/api/v1/training/attempts/{attempt_id}/answers", ("training.attempt_answer",),
+                json={"answers": {str(first): "开窗"}})
+
+
+@scenario("POST", "/api/v1/training/attempts/{attempt_id}/submit")
+async def _api_training_submit(ctx: Ctx) -> Call:
+    attempt_id = await _training_attempt(ctx)
+    return Call("POST", f"/api/v1/training/attempts/{attempt_id}/submit", ("training.attempt_submit",), json={})
+
+
+@scenario("POST", "/training/attempts/{attempt_id}/submit")
+async def _page_training_submit(ctx: Ctx) -> Call:
+    attempt_id = await _training_attempt(ctx)
+    return Call("POST", f"/training/attempts/{attempt_id}/submit", ("training.attempt_submit",), data={})
+
+
+@scenario("POST", "/api/v1/training/sparring")
+async def _api_training_sparring(ctx: Ctx) -> Call:
+    from gasdesk.training.service import do_install_default_scenarios, list_scenarios
+
+    await do_install_default_scenarios(ctx.session, SETUP)
+    await commit(ctx.session)
+    scenario_id = (await list_scenarios(ctx.session))[0].id
+    await ctx.as_role("agent")
+    return Call("POST", "/api/v1/training/sparring", ("training.sparring_start",), json={"scenario_id": scenario_id})
+
+
+@scenario("POST", "/training/sparring")
+async def _page_training_sparring(ctx: Ctx) -> Call:
+    from gasdesk.training.service import do_install_default_scenarios, list_scenarios
+
+    await do_install_default_scenarios(ctx.session, SETUP)
+    await commit(ctx.session)
+    scenario_id = (await list_scenarios(ctx.session))[0].id
+    await ctx.as_role("agent")
+    return Call("POST", "/training/sparring", ("training.sparring_start",), data={"scenario_id": str(scenario_id)})
+
+
+@scenario("POST", "/api/v1/training/sparring/{sparring_id}/turns")
+async def _api_training_say(ctx: Ctx) -> Call:
+    sid = await _training_sparring(ctx)
+    return Call("POST", f"/api/v1/training/sparring/{sid}/turns", ("training.sparring_turn",), json={"text": "请开窗通风"})
+
+
+@scenario("POST", "/training/sparring/{sparring_id}/say")
+async def _page_training_say(ctx: Ctx) -> Call:
+    sid = await _training_sparring(ctx)
+    return Call("POST", f"/training/sparring/{sid}/say", ("training.sparring_turn",), data={"text": "请开窗通风"},
+                headers={"HX-Request": "true"})
+
+
+async def _training_sparring_said(ctx: Ctx) -> int:
+    from gasdesk.training.models import SparringSession
+    from gasdesk.training.service import do_sparring_say
+
+    sid = await _training_sparring(ctx)
+    row = await ctx.session.get_one(SparringSession, sid)
+    await do_sparring_say(ctx.session, await ctx.session.get_one(User, row.user_id), row, "您好，请开窗通风")
+    await commit(ctx.session)
+    return sid
+
+
+@scenario("POST", "/api/v1/training/sparring/{sparring_id}/finish")
+async def _api_training_finish(ctx: Ctx) -> Call:
+    sid = await _training_sparring_said(ctx)
+    return Call("POST", f"/api/v1/training/sparring/{sid}/finish", ("training.sparring_finish",))
+
+
+@scenario("POST", "/training/sparring/{sparring_id}/finish")
+async def _page_training_finish(ctx: Ctx) -> Call:
+    sid = await _training_sparring_said(ctx)
+    return Call("POST", f"/training/sparring/{sid}/finish", ("training.sparring_finish",))
+
+
 # ---------------------------------------------------------------- the route tests
 
 

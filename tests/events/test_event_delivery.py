@@ -657,6 +657,29 @@ async def _roster_published(w: World) -> None:
     await commit(w.session)
 
 
+@case("training.completed")
+async def _training_completed(w: World) -> None:
+    from gasdesk.training.schemas import BankIn, ExamIn, QuestionIn
+    from gasdesk.training.service import (
+        do_add_question,
+        do_create_bank,
+        do_create_exam,
+        do_start_attempt,
+        do_submit_attempt,
+    )
+
+    bank = await do_create_bank(w.session, wo_actor(), BankIn(name="事件题库"))
+    await do_add_question(w.session, wo_actor(), bank, QuestionIn(kind="true_false", prompt="对吗", value=True))
+    exam = await do_create_exam(w.session, wo_actor(), ExamIn(bank_id=bank.id, title="事件考试", question_count=1,
+                                                              time_limit_min=5, pass_mark=60))
+    trainee = await staff_user(w.session, "agent")
+    attempt = await do_start_attempt(w.session, trainee, exam)
+    await commit(w.session)
+    w.start()
+    await do_submit_attempt(w.session, trainee, attempt, {str(attempt.question_ids[0]): True})
+    await commit(w.session)
+
+
 @case("call.ringing")
 async def _call_ringing(w: World) -> None:
     from gasdesk.telephony.media import CallInfo
