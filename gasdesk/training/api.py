@@ -23,6 +23,7 @@ from gasdesk.training.schemas import (
     AnswersIn,
     AttemptOut,
     BankIn,
+    BankOut,
     ExamIn,
     ExamOut,
     MaterialFromKbIn,
@@ -136,7 +137,7 @@ async def material(material_id: Id, session: DbSession, _: User = allow(*OFFICE)
     return material_out(await service.access_material(session, material_id))
 
 
-@router.get("/materials/{material_id}/file")
+@router.get("/materials/{material_id}/file", response_class=Response)
 async def material_file(material_id: Id, session: DbSession, _: User = allow(*OFFICE)) -> Response:
     """The uploaded document of a material (a download)."""
     row = await service.access_material(session, material_id)
@@ -169,10 +170,11 @@ async def material_upload(request: Request, session: DbSession, user: User = all
 # ---------------------------------------------------------------- banks (managers)
 
 
-@router.post("/banks", status_code=201)
-async def create_bank(body: BankIn, session: DbSession, user: User = allow(*MANAGERS)) -> dict[str, Any]:
+@router.post("/banks", status_code=201, response_model=BankOut)
+async def create_bank(body: BankIn, session: DbSession, user: User = allow(*MANAGERS)) -> BankOut:
+    """A new, empty question bank."""
     row = await service.do_create_bank(session, Actor.of(user, "api"), body)
-    return {"id": row.id, "name": row.name, "description": row.description}
+    return BankOut(id=row.id, name=row.name, description=row.description)
 
 
 @router.get("/banks/{bank_id}/questions", response_model=list[QuestionKeyOut])

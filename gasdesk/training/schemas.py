@@ -60,6 +60,12 @@ class BankIn(BaseModel):
     description: Annotated[str, Field(max_length=200)] = ""
 
 
+class BankOut(BaseModel):
+    id: int
+    name: str
+    description: str
+
+
 class QuestionIn(BaseModel):
     """A question and its key: ``correct`` (option indexes, from 0) for choice questions, ``value`` for
     true/false, ``keywords`` for a short answer."""

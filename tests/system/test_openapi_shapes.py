@@ -14,6 +14,7 @@ NO_JSON_BODY = {
     ("get", "/api/v1/ivr/prompts/{key}/audio"): "an IVR prompt's uploaded recording: WAV audio for the browser's player",
     ("get", "/api/v1/reports/{key}/export"): "a report file download: xlsx or PDF",
     ("get", "/api/v1/report-files/{file_id}"): "a stored scheduled report (日报/周报): xlsx or PDF",
+    ("get", "/api/v1/training/materials/{material_id}/file"): "a training material's uploaded document: the stored bytes",
 }
 
 
