@@ -8,10 +8,15 @@ of silently dropping it from the response.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, PlainSerializer, ValidationError, WithJsonSchema
+
+from gasdesk.errors import InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Out(BaseModel):
@@ -27,3 +32,19 @@ IsoDatetime = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 """An aware datetime sent as ``isoformat()``."""
+
+
+def model_from_form(model: type[M], data: Mapping[str, Any], labels: Mapping[str, str]) -> M:
+    """``model`` from a page form's fields (blank means not given), or ``InvalidInput`` in Chinese: a validator's
+    own message as it is, otherwise the first bad field named by ``labels`` (its Chinese label)."""
+    cleaned = {k: v for k, v in data.items() if v not in ("", None, [])}
+    try:
+        return model.model_validate(cleaned)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first.get("type") == "value_error":
+            raise InvalidInput(
+                str(first.get("msg", "")).removeprefix("Value error, "), code="invalid_input"
+            ) from None
+        field = str(first["loc"][0]) if first.get("loc") else ""
+        raise InvalidInput(f"{labels.get(field, field)}填写有误", code="invalid_input") from None

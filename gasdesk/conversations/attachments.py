@@ -131,6 +131,20 @@ async def store_sealed_file(session: AsyncSession, attachment: Attachment, data:
     await asyncio.to_thread(_write_sealed, path, data)
 
 
+async def store_staff_file(session: AsyncSession, user_id: int, filename: str, data: bytes, kind: FileKind,
+                           folder: str) -> Attachment:
+    """An attachment owned by a staff member and tied to no conversation or ticket (a staff chat's file, a
+    training document), stored sealed under ``folder/YYYY/MM``. ``kind`` is ``check_upload``'s verdict. The
+    resident file route (/api/v1/files/…) answers 404 for it; its own domain serves it."""
+    token = secrets.token_urlsafe(18)
+    now = utcnow()
+    attachment = Attachment(token=token, owner_user_id=user_id, name=Path(filename).name[:120], mime=kind.mime,
+                            kind=kind.kind, size=len(data), path=str(sealed_path(f"{folder}/{now:%Y/%m}", token)),
+                            created_at=now)
+    await store_sealed_file(session, attachment, data)
+    return attachment
+
+
 def read_sealed_file(path: str | os.PathLike[str]) -> bytes:
     """The plaintext of a stored attachment (the token in the file name is the AES-GCM associated data)."""
     try:

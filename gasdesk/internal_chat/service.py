@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,7 +31,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import ALL_ROLES, ROLE_LABELS, Role
 from gasdesk.clock import utcnow
 from gasdesk.config import get_settings
-from gasdesk.conversations.attachments import Attachment, check_upload, sealed_path, store_sealed_file
+from gasdesk.conversations.attachments import Attachment, check_upload, store_staff_file
 from gasdesk.conversations.models import STATE_LABELS, ConversationState, channel_label
 from gasdesk.conversations.service import access_conversation_for_user
 from gasdesk.db import after_commit
@@ -724,20 +723,7 @@ async def do_post_file(
         raise PermissionDenied("您不是该聊天的成员", code="chat_not_member")
     await limits.check_rate(("ichat_upload.user", str(user.id)))
     kind = check_upload(filename, data)
-    token = secrets.token_urlsafe(18)
-    now = utcnow()
-    # No conversation and no ticket: the resident file route (/api/v1/files/…) answers 404 for it.
-    attachment = Attachment(
-        token=token,
-        owner_user_id=user.id,
-        name=Path(filename).name[:120],
-        mime=kind.mime,
-        kind=kind.kind,
-        size=len(data),
-        path=str(sealed_path(f"ichat/{now:%Y/%m}", token)),
-        created_at=now,
-    )
-    await store_sealed_file(session, attachment, data)
+    attachment = await store_staff_file(session, user.id, filename, data, kind, "ichat")
     message = _add_message(
         session, chat, user, MessageKind.image if kind.kind == "image" else MessageKind.file
     )

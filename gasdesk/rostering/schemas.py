@@ -6,11 +6,10 @@ import re
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from gasdesk.errors import InvalidInput
 from gasdesk.fields import BoundedDate, Id
-from gasdesk.schemas import IsoDatetime, Out
+from gasdesk.schemas import IsoDatetime, M, Out, model_from_form
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -170,15 +169,9 @@ FORM_FIELD_LABELS = {
 }
 
 
-def from_form(model: type[BaseModel], data: dict[str, Any]) -> Any:
-    """``model`` from form fields (blank → not given), or ``InvalidInput`` naming the first bad field in Chinese."""
-    cleaned = {k: v for k, v in data.items() if v not in ("", None, [])}
-    try:
-        return model.model_validate(cleaned)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first.get("loc") else ""
-        raise InvalidInput(f"{FORM_FIELD_LABELS.get(field, field)}填写有误", code="invalid_input") from None
+def from_form(model: type[M], data: dict[str, Any]) -> M:
+    """``model`` from this domain's page form fields (``gasdesk.schemas.model_from_form`` with its labels)."""
+    return model_from_form(model, data, FORM_FIELD_LABELS)
 
 
 def shift_form(form: Any) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gasdesk.errors import InvalidInput
 from gasdesk.fields import Id
+from gasdesk.schemas import M, model_from_form
 from gasdesk.training.models import QuestionKind
 
 Title = Annotated[str, Field(min_length=1, max_length=100)]
@@ -40,18 +40,9 @@ FORM_FIELD_LABELS = {
 }
 
 
-def from_form(model: type[BaseModel], data: dict[str, Any]) -> Any:
-    """``model`` from form fields (blank → not given), or ``InvalidInput`` naming the first bad field in Chinese."""
-    cleaned = {k: v for k, v in data.items() if v not in ("", None, [])}
-    try:
-        return model.model_validate(cleaned)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first.get("loc") else ""
-        message = str(first.get("msg", "")).removeprefix("Value error, ")
-        if first.get("type") == "value_error":
-            raise InvalidInput(message, code="invalid_input") from None
-        raise InvalidInput(f"{FORM_FIELD_LABELS.get(field, field)}填写有误", code="invalid_input") from None
+def from_form(model: type[M], data: dict[str, Any]) -> M:
+    """``model`` from this domain's page form fields (``gasdesk.schemas.model_from_form`` with its labels)."""
+    return model_from_form(model, data, FORM_FIELD_LABELS)
 
 
 class BankIn(BaseModel):

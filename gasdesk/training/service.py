@@ -21,7 +21,6 @@ Every ``do_*`` writes an audit row; finished attempts and sessions emit ``traini
 from __future__ import annotations
 
 import random
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from gasdesk.audit.service import Actor, record_audit
 from gasdesk.auth.models import User
 from gasdesk.auth.roles import MANAGERS, Role
 from gasdesk.clock import utcnow
-from gasdesk.conversations.attachments import Attachment, check_upload, sealed_path, store_sealed_file
+from gasdesk.conversations.attachments import Attachment, check_upload, store_staff_file
 from gasdesk.db import commit
 from gasdesk.errors import Conflict, InvalidInput, NotFound
 from gasdesk.event_types import TrainingCompleted
@@ -164,27 +163,14 @@ async def do_upload_material(
     if len(title) > 200:
         raise InvalidInput("标题太长", code="invalid_input")
     body = _text_of(filename, data)
-    token = secrets.token_urlsafe(18)
-    now = utcnow()
-    # No conversation and no ticket: the resident file route (/api/v1/files/…) answers 404 for it.
-    attachment = Attachment(
-        token=token,
-        owner_user_id=user.id,
-        name=Path(filename).name[:120],
-        mime=kind.mime,
-        kind=kind.kind,
-        size=len(data),
-        path=str(sealed_path(f"training/{now:%Y/%m}", token)),
-        created_at=now,
-    )
-    await store_sealed_file(session, attachment, data)
+    attachment = await store_staff_file(session, user.id, filename, data, kind, "training")
     row = TrainingMaterial(
         title=title,
         body=body,
         source="upload",
         attachment_id=attachment.id,
         created_by=user.id,
-        created_at=now,
+        created_at=attachment.created_at,
     )
     session.add(row)
     await session.flush()
