@@ -24,6 +24,7 @@ import base64
 import hashlib
 import hmac
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -234,7 +235,11 @@ def _end(session: AsyncSession, video: VideoSession, actor: Actor, *, by: str, r
     emit(session, _signal(video, "agent", "ended", data))
 
 
-END_REASONS = frozenset({"hangup", "camera_error", "connection_failed", "page_closed", "conversation_closed"})
+END_REASONS = frozenset({"hangup", "camera_error", "connection_failed", "page_closed"})
+# An invitation nobody answers, or a video whose pages went away without a word, is ended by the scan.
+INVITE_TIMEOUT = timedelta(minutes=10)
+MAX_ACTIVE = timedelta(hours=2)
+SCAN_EVERY_S = 60
 
 
 def do_end(session: AsyncSession, video: VideoSession, actor: Actor, *, by: str, reason: str | None = None) -> bool:
@@ -290,3 +295,34 @@ async def do_add_recording(session: AsyncSession, user: User, video: VideoSessio
                  after={"recording_count": video.recording_count, "attachment_id": attachment.id,
                         "size": attachment.size})
     return posted.message
+
+
+async def end_with_conversation(session: AsyncSession, conversation: Conversation) -> None:
+    """``on_conversation_closed`` hook: a closed conversation's video ends in the same transaction."""
+    for video in await session.scalars(select(VideoSession).where(
+            VideoSession.conversation_id == conversation.id, VideoSession.state.in_(OPEN_STATES))):
+        _end(session, video, Actor.system("video"), by="system", reason="conversation_closed")
+
+
+async def end_stale_sessions(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
+    """Periodic: end open sessions whose conversation closed or passed to another agent (a transfer), invitations
+    unanswered for ``INVITE_TIMEOUT`` and videos older than ``MAX_ACTIVE`` (a tab closed without ``video_end``)."""
+    now = now or utcnow()
+    ended = 0
+    rows = await session.execute(select(VideoSession, Conversation).join(
+        Conversation, Conversation.id == VideoSession.conversation_id).where(VideoSession.state.in_(OPEN_STATES))
+        .order_by(VideoSession.id))
+    for video, conversation in list(rows):
+        if conversation.state == ConversationState.closed.value:
+            reason = "conversation_closed"
+        elif conversation.agent_id != video.agent_id:
+            reason = "transferred"
+        elif video.state == VideoState.invited.value and video.invited_at <= now - INVITE_TIMEOUT:
+            reason = "no_answer"
+        elif video.started_at is not None and video.started_at <= now - MAX_ACTIVE:
+            reason = "timeout"
+        else:
+            continue
+        _end(session, video, Actor.system("video"), by="system", reason=reason)
+        ended += 1
+    return {"ended": ended}

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from gasdesk.audit.models import AuditEntry
 from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.conversations.attachments import Attachment
-from gasdesk.conversations.models import Message
+from gasdesk.conversations.models import Conversation, Message
 from gasdesk.db import commit
 from gasdesk.video import service
 from gasdesk.video.models import VideoSession
@@ -259,3 +259,36 @@ def test_ice_servers_hand_out_expiring_turn_credentials(monkeypatch: pytest.Monk
     expected = base64.b64encode(hmac.new(b"s3cret", b"1000600:v7", hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected
     assert "s3cret" not in repr(get_settings())  # a secret, never printed
+
+
+async def test_closing_transferring_or_forgetting_ends_the_video(session, factory) -> None:
+    from gasdesk import clock
+    from gasdesk.conversations.service import do_close, do_transfer
+
+    s = await _scene(factory, session, None)
+    closed_id = (await _active(session, s["agent"], s["conversation_id"], recording=False)).id
+    conversation = await session.get(Conversation, s["conversation_id"])
+    await do_close(session, conversation, by="agent", user=s["agent"])  # the worker's on_conversation_closed hook
+    await commit(session)
+    row = await session.get(VideoSession, closed_id)
+    assert (row.state, row.ended_by, row.end_reason) == ("ended", "system", "conversation_closed")
+
+    # A transfer, an unanswered invitation and a video left open too long: the periodic scan ends them.
+    agent = s["agent"]  # the only agent online: both conversations are assigned to them
+    first = await queued_conversation(session, visitor_id="v_video2")
+    second = await queued_conversation(session, visitor_id="v_video3")
+    other = await desk_agent(factory, username="video_agent3")
+    transferred = (await _active(session, agent, first.id, recording=False)).id
+    unanswered = (await service.do_invite(session, agent, await session.get(Conversation, second.id))).id
+    await commit(session)
+    await do_transfer(session, agent, await session.get(Conversation, first.id), to_agent_id=other.id)
+    await commit(session)
+    assert await service.end_stale_sessions(session) == {"ended": 1}
+    await commit(session)
+    later = clock.utcnow() + service.INVITE_TIMEOUT + service.INVITE_TIMEOUT
+    assert await service.end_stale_sessions(session, now=later) == {"ended": 1}
+    await commit(session)
+    session.expire_all()
+    reasons = {v.id: (v.state, v.ended_by, v.end_reason) for v in await session.scalars(select(VideoSession))}
+    assert reasons[transferred] == ("ended", "system", "transferred")
+    assert reasons[unanswered] == ("ended", "system", "no_answer")
