@@ -28,7 +28,9 @@ class VideoSession(Base):
     __tablename__ = "video_sessions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     state: Mapped[str] = mapped_column(String(10), default=VideoState.invited.value)
     # The agent asked for a recording too; the resident's two answers are separate (video yes, recording no).

@@ -66,7 +66,9 @@ def recording_kinds(settings: Settings | None = None) -> dict[str, FileKind]:
 # ------------------------------------------------------------------ ICE servers
 
 
-def ice_servers(subject: str, settings: Settings | None = None, *, now: float | None = None) -> list[dict[str, Any]]:
+def ice_servers(
+    subject: str, settings: Settings | None = None, *, now: float | None = None
+) -> list[dict[str, Any]]:
     """The ``iceServers`` of an RTCPeerConnection: none by default (host candidates only). TURN credentials are
     coturn's REST form when ``video_turn_secret`` is set — user ``<expiry>:<subject>``, password
     base64(HMAC-SHA1(secret, user)) — so a credential handed to a resident expires; else the fixed pair."""
@@ -79,12 +81,15 @@ def ice_servers(subject: str, settings: Settings | None = None, *, now: float | 
         if settings.video_turn_secret is not None:
             expiry = int(now if now is not None else time.time()) + settings.video_turn_ttl_s
             username = f"{expiry}:{subject}"
-            digest = hmac.new(settings.video_turn_secret.get_secret_value().encode(), username.encode(),
-                              hashlib.sha1).digest()
+            digest = hmac.new(
+                settings.video_turn_secret.get_secret_value().encode(), username.encode(), hashlib.sha1
+            ).digest()
             turn.update(username=username, credential=base64.b64encode(digest).decode())
         elif settings.video_turn_username and settings.video_turn_password is not None:
-            turn.update(username=settings.video_turn_username,
-                        credential=settings.video_turn_password.get_secret_value())
+            turn.update(
+                username=settings.video_turn_username,
+                credential=settings.video_turn_password.get_secret_value(),
+            )
         servers.append(turn)
     return servers
 
@@ -110,12 +115,20 @@ def check_sdp(sdp: Any) -> str:
 def check_candidate(candidate: Any) -> dict[str, Any]:
     """An ICE candidate as ``RTCIceCandidate.toJSON()`` gives it, and nothing else (only these fields are passed
     on); the empty ``candidate`` ends gathering."""
-    if not isinstance(candidate, dict) or set(candidate) - {"candidate", "sdpMid", "sdpMLineIndex",
-                                                             "usernameFragment"}:
+    if not isinstance(candidate, dict) or set(candidate) - {
+        "candidate",
+        "sdpMid",
+        "sdpMLineIndex",
+        "usernameFragment",
+    }:
         raise InvalidInput("ICE 候选地址无效", code="invalid_candidate")
     text, mid = candidate.get("candidate"), candidate.get("sdpMid")
     index, ufrag = candidate.get("sdpMLineIndex"), candidate.get("usernameFragment")
-    if not isinstance(text, str) or len(text) > MAX_CANDIDATE_CHARS or (text and not text.startswith("candidate:")):
+    if (
+        not isinstance(text, str)
+        or len(text) > MAX_CANDIDATE_CHARS
+        or (text and not text.startswith("candidate:"))
+    ):
         raise InvalidInput("ICE 候选地址无效", code="invalid_candidate")
     if mid is not None and (not isinstance(mid, str) or len(mid) > 32):
         raise InvalidInput("ICE 候选地址无效", code="invalid_candidate")
@@ -133,7 +146,9 @@ def _assigned_to(conversation: Conversation, user: User) -> bool:
     return conversation.agent_id == user.id and conversation.state == ConversationState.assigned.value
 
 
-async def access_conversation_to_invite(session: AsyncSession, user: User, conversation_id: int) -> Conversation:
+async def access_conversation_to_invite(
+    session: AsyncSession, user: User, conversation_id: int
+) -> Conversation:
     """A conversation assigned to ``user`` right now: only its agent may invite (supervisors reading it may
     not — the resident is asked by the person they talk to)."""
     conversation = await session.get(Conversation, conversation_id)
@@ -144,24 +159,37 @@ async def access_conversation_to_invite(session: AsyncSession, user: User, conve
     return conversation
 
 
-async def access_video_for_agent(session: AsyncSession, user: User, session_id: int) -> tuple[VideoSession, Conversation]:
+async def access_video_for_agent(
+    session: AsyncSession, user: User, session_id: int
+) -> tuple[VideoSession, Conversation]:
     """A video session of ``user``'s on a conversation still assigned to them; NotFound for anyone else."""
     video = await session.get(VideoSession, session_id)
     conversation = await session.get(Conversation, video.conversation_id) if video is not None else None
-    if video is None or conversation is None or video.agent_id != user.id or not _assigned_to(conversation, user):
+    if (
+        video is None
+        or conversation is None
+        or video.agent_id != user.id
+        or not _assigned_to(conversation, user)
+    ):
         raise NotFound("视频协助不存在或已结束", code="video_not_found")
     return video, conversation
 
 
-async def access_video_for_visitor(session: AsyncSession, visitor_id: str, conversation_id: int | None,
-                                   session_id: int) -> tuple[VideoSession, Conversation]:
+async def access_video_for_visitor(
+    session: AsyncSession, visitor_id: str, conversation_id: int | None, session_id: int
+) -> tuple[VideoSession, Conversation]:
     """A video session on the resident's current conversation, with the agent who invited still assigned;
     NotFound for any other (another visitor's, another conversation's)."""
     video = await session.get(VideoSession, session_id)
     conversation = await session.get(Conversation, video.conversation_id) if video is not None else None
-    if (video is None or conversation is None or conversation_id != conversation.id
-            or conversation.visitor_id != visitor_id or conversation.agent_id != video.agent_id
-            or conversation.state == ConversationState.closed.value):
+    if (
+        video is None
+        or conversation is None
+        or conversation_id != conversation.id
+        or conversation.visitor_id != visitor_id
+        or conversation.agent_id != video.agent_id
+        or conversation.state == ConversationState.closed.value
+    ):
         raise NotFound("视频协助不存在或已结束", code="video_not_found")
     return video, conversation
 
@@ -175,34 +203,64 @@ def _require_active(video: VideoSession) -> None:
 
 
 def _signal(video: VideoSession, to: str, kind: str, data: dict[str, Any] | None = None) -> VideoSignal:
-    return VideoSignal(conversation_id=video.conversation_id, session_id=video.id, agent_id=video.agent_id, to=to,
-                       kind=kind, data=data or {})
+    return VideoSignal(
+        conversation_id=video.conversation_id,
+        session_id=video.id,
+        agent_id=video.agent_id,
+        to=to,
+        kind=kind,
+        data=data or {},
+    )
 
 
 def _state(video: VideoSession) -> dict[str, Any]:
-    return {"state": video.state, "consent_video": video.consent_video, "consent_recording": video.consent_recording}
+    return {
+        "state": video.state,
+        "consent_video": video.consent_video,
+        "consent_recording": video.consent_recording,
+    }
 
 
-async def do_invite(session: AsyncSession, user: User, conversation: Conversation, *,
-                    recording: bool = False) -> VideoSession:
+async def do_invite(
+    session: AsyncSession, user: User, conversation: Conversation, *, recording: bool = False
+) -> VideoSession:
     """Invite the resident (``access_conversation_to_invite`` first). A session still open on the conversation
     (a reloaded console) ends: one camera at a time."""
-    for stale in await session.scalars(select(VideoSession).where(
-            VideoSession.conversation_id == conversation.id, VideoSession.state.in_(OPEN_STATES))):
+    for stale in await session.scalars(
+        select(VideoSession).where(
+            VideoSession.conversation_id == conversation.id, VideoSession.state.in_(OPEN_STATES)
+        )
+    ):
         _end(session, stale, Actor.system("video"), by="system", reason="superseded")
-    video = VideoSession(conversation_id=conversation.id, agent_id=user.id, state=VideoState.invited.value,
-                         recording_requested=recording, invited_at=utcnow())
+    video = VideoSession(
+        conversation_id=conversation.id,
+        agent_id=user.id,
+        state=VideoState.invited.value,
+        recording_requested=recording,
+        invited_at=utcnow(),
+    )
     session.add(video)
     await session.flush()
-    record_audit(session, Actor.of(user, "ws"), "video.invite", "video_session", video.id,
-                 after={"conversation_id": conversation.id, "recording_requested": recording})
-    emit(session, _signal(video, "resident", "invite", {"recording_requested": recording,
-                                                         "agent_name": user.display_name}))
+    record_audit(
+        session,
+        Actor.of(user, "ws"),
+        "video.invite",
+        "video_session",
+        video.id,
+        after={"conversation_id": conversation.id, "recording_requested": recording},
+    )
+    emit(
+        session,
+        _signal(
+            video, "resident", "invite", {"recording_requested": recording, "agent_name": user.display_name}
+        ),
+    )
     return video
 
 
-async def do_answer_invite(session: AsyncSession, video: VideoSession, *, accept: bool,
-                           recording: bool = False) -> VideoSession:
+async def do_answer_invite(
+    session: AsyncSession, video: VideoSession, *, accept: bool, recording: bool = False
+) -> VideoSession:
     """The resident's answer: accepted (with or without the separate recording consent, which only counts when
     the agent asked for it) or declined. Only an invitation still waiting may be answered."""
     if video.state != VideoState.invited.value:
@@ -217,10 +275,24 @@ async def do_answer_invite(session: AsyncSession, video: VideoSession, *, accept
     else:
         video.state = VideoState.declined.value
         video.ended_at, video.ended_by, video.end_reason = now, "resident", "declined"
-    record_audit(session, RESIDENT, "video.accept" if accept else "video.decline", "video_session", video.id,
-                 before=before, after=_state(video))
-    emit(session, _signal(video, "agent", "accepted" if accept else "declined",
-                          {"consent_recording": video.consent_recording}))
+    record_audit(
+        session,
+        RESIDENT,
+        "video.accept" if accept else "video.decline",
+        "video_session",
+        video.id,
+        before=before,
+        after=_state(video),
+    )
+    emit(
+        session,
+        _signal(
+            video,
+            "agent",
+            "accepted" if accept else "declined",
+            {"consent_recording": video.consent_recording},
+        ),
+    )
     return video
 
 
@@ -228,8 +300,15 @@ def _end(session: AsyncSession, video: VideoSession, actor: Actor, *, by: str, r
     before = _state(video)
     video.state = VideoState.ended.value
     video.ended_at, video.ended_by, video.end_reason = utcnow(), by, reason[:20]
-    record_audit(session, actor, "video.end", "video_session", video.id, before=before,
-                 after={**_state(video), "ended_by": by, "end_reason": video.end_reason})
+    record_audit(
+        session,
+        actor,
+        "video.end",
+        "video_session",
+        video.id,
+        before=before,
+        after={**_state(video), "ended_by": by, "end_reason": video.end_reason},
+    )
     data = {"ended_by": by, "reason": video.end_reason}
     emit(session, _signal(video, "resident", "ended", data))
     emit(session, _signal(video, "agent", "ended", data))
@@ -242,7 +321,9 @@ MAX_ACTIVE = timedelta(hours=2)
 SCAN_EVERY_S = 60
 
 
-def do_end(session: AsyncSession, video: VideoSession, actor: Actor, *, by: str, reason: str | None = None) -> bool:
+def do_end(
+    session: AsyncSession, video: VideoSession, actor: Actor, *, by: str, reason: str | None = None
+) -> bool:
     """End an open session (either side may, at any time); False when it had ended already (no change)."""
     if not video.is_open:
         return False
@@ -257,27 +338,57 @@ async def relay(video: VideoSession, sender: str, kind: str, frame: dict[str, An
     allowed = {"resident": ("offer", "ice"), "agent": ("answer", "ice")}[sender]
     if kind not in allowed:
         raise InvalidInput("不支持的视频信令", code="invalid_video_frame")
-    data = {"candidate": check_candidate(frame.get("candidate"))} if kind == "ice" else {"sdp": check_sdp(frame.get("sdp"))}
+    data = (
+        {"candidate": check_candidate(frame.get("candidate"))}
+        if kind == "ice"
+        else {"sdp": check_sdp(frame.get("sdp"))}
+    )
     await publish_now(_signal(video, "agent" if sender == "resident" else "resident", kind, data))
 
 
-async def do_add_snapshot(session: AsyncSession, user: User, video: VideoSession, conversation: Conversation,
-                          filename: str, data: bytes) -> Any:
+async def do_add_snapshot(
+    session: AsyncSession,
+    user: User,
+    video: VideoSession,
+    conversation: Conversation,
+    filename: str,
+    data: bytes,
+) -> Any:
     """A still the agent took from the video: stored as the conversation's attachment and posted as a picture
     message (the resident sees it too), counted on the session."""
     _require_active(video)
-    attachment = await do_store_upload(session, conversation, filename, data, user_id=user.id, allowed=SNAPSHOT_KINDS)
-    posted = await conversations.do_post_message(session, conversation, SenderType.agent, text="视频协助截图",
-                                                 content_type=ContentType.image, payload=attachment.to_payload(),
-                                                 user=user)
+    attachment = await do_store_upload(
+        session, conversation, filename, data, user_id=user.id, allowed=SNAPSHOT_KINDS
+    )
+    posted = await conversations.do_post_message(
+        session,
+        conversation,
+        SenderType.agent,
+        text="视频协助截图",
+        content_type=ContentType.image,
+        payload=attachment.to_payload(),
+        user=user,
+    )
     video.snapshot_count += 1
-    record_audit(session, Actor.of(user), "video.snapshot", "video_session", video.id,
-                 after={"snapshot_count": video.snapshot_count, "attachment_id": attachment.id})
+    record_audit(
+        session,
+        Actor.of(user),
+        "video.snapshot",
+        "video_session",
+        video.id,
+        after={"snapshot_count": video.snapshot_count, "attachment_id": attachment.id},
+    )
     return posted.message
 
 
-async def do_add_recording(session: AsyncSession, user: User, video: VideoSession, conversation: Conversation,
-                           filename: str, data: bytes) -> Any:
+async def do_add_recording(
+    session: AsyncSession,
+    user: User,
+    video: VideoSession,
+    conversation: Conversation,
+    filename: str,
+    data: bytes,
+) -> Any:
     """The agent's recording (webm), only of a session the resident agreed to have recorded; kept like any
     attachment of the conversation and posted as a file message. It may arrive just after the session ended
     (the console uploads when the video stops)."""
@@ -285,22 +396,41 @@ async def do_add_recording(session: AsyncSession, user: User, video: VideoSessio
         raise PermissionDenied("居民未同意录制", code="recording_not_allowed")
     if video.recording_count >= MAX_RECORDINGS:
         raise Conflict("本次视频的录像数量已达上限", code="too_many_recordings")
-    attachment = await do_store_upload(session, conversation, filename, data, user_id=user.id,
-                                       allowed=recording_kinds())
-    posted = await conversations.do_post_message(session, conversation, SenderType.agent, text="视频协助录像",
-                                                 content_type=ContentType.file, payload=attachment.to_payload(),
-                                                 user=user)
+    attachment = await do_store_upload(
+        session, conversation, filename, data, user_id=user.id, allowed=recording_kinds()
+    )
+    posted = await conversations.do_post_message(
+        session,
+        conversation,
+        SenderType.agent,
+        text="视频协助录像",
+        content_type=ContentType.file,
+        payload=attachment.to_payload(),
+        user=user,
+    )
     video.recording_count += 1
-    record_audit(session, Actor.of(user), "video.recording", "video_session", video.id,
-                 after={"recording_count": video.recording_count, "attachment_id": attachment.id,
-                        "size": attachment.size})
+    record_audit(
+        session,
+        Actor.of(user),
+        "video.recording",
+        "video_session",
+        video.id,
+        after={
+            "recording_count": video.recording_count,
+            "attachment_id": attachment.id,
+            "size": attachment.size,
+        },
+    )
     return posted.message
 
 
 async def end_with_conversation(session: AsyncSession, conversation: Conversation) -> None:
     """``on_conversation_closed`` hook: a closed conversation's video ends in the same transaction."""
-    for video in await session.scalars(select(VideoSession).where(
-            VideoSession.conversation_id == conversation.id, VideoSession.state.in_(OPEN_STATES))):
+    for video in await session.scalars(
+        select(VideoSession).where(
+            VideoSession.conversation_id == conversation.id, VideoSession.state.in_(OPEN_STATES)
+        )
+    ):
         _end(session, video, Actor.system("video"), by="system", reason="conversation_closed")
 
 
@@ -309,9 +439,12 @@ async def end_stale_sessions(session: AsyncSession, now: datetime | None = None)
     unanswered for ``INVITE_TIMEOUT`` and videos older than ``MAX_ACTIVE`` (a tab closed without ``video_end``)."""
     now = now or utcnow()
     ended = 0
-    rows = await session.execute(select(VideoSession, Conversation).join(
-        Conversation, Conversation.id == VideoSession.conversation_id).where(VideoSession.state.in_(OPEN_STATES))
-        .order_by(VideoSession.id))
+    rows = await session.execute(
+        select(VideoSession, Conversation)
+        .join(Conversation, Conversation.id == VideoSession.conversation_id)
+        .where(VideoSession.state.in_(OPEN_STATES))
+        .order_by(VideoSession.id)
+    )
     for video, conversation in list(rows):
         if conversation.state == ConversationState.closed.value:
             reason = "conversation_closed"

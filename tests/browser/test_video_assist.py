@@ -43,7 +43,9 @@ async def _frames(page: Any, *, at_least: int, timeout: float = 8.0) -> dict[str
         await asyncio.sleep(0.2)
 
 
-async def test_agent_sees_the_residents_camera_and_takes_a_snapshot(live_server, browser, factory, session) -> None:
+async def test_agent_sees_the_residents_camera_and_takes_a_snapshot(
+    live_server, browser, factory, session
+) -> None:
     agent = await factory.user("agent", username="agentvideo")
     agent.display_name = "王敏"
     await do_set_skills(session, agent, [1, 2, 3, 4], max_concurrent=3)
@@ -112,7 +114,12 @@ async def test_agent_sees_the_residents_camera_and_takes_a_snapshot(live_server,
 
     session.expire_all()
     video = await session.scalar(select(VideoSession).where(VideoSession.conversation_id == conversation_id))
-    assert (video.state, video.ended_by, video.snapshot_count, video.consent_video, video.consent_recording) == (
-        "ended", "resident", 1, True, False)
+    assert (
+        video.state,
+        video.ended_by,
+        video.snapshot_count,
+        video.consent_video,
+        video.consent_recording,
+    ) == ("ended", "resident", 1, True, False)
     attachment = await session.scalar(select(Attachment).where(Attachment.conversation_id == conversation_id))
     assert attachment is not None and attachment.mime == "image/jpeg" and attachment.owner_user_id == agent_id

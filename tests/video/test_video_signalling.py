@@ -29,11 +29,17 @@ from tests.factories import (
 )
 
 # A browser's one-way video offer, trimmed: what the rules look at (v=0, video sections only).
-OFFER = ("v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
-         "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n")
+OFFER = (
+    "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n"
+)
 ANSWER = OFFER.replace("a=sendonly", "a=recvonly")
-CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "sdpMid": "0",
-             "sdpMLineIndex": 0, "usernameFragment": "abcd"}
+CANDIDATE = {
+    "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+    "sdpMid": "0",
+    "sdpMLineIndex": 0,
+    "usernameFragment": "abcd",
+}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 WEBM = b"\x1a\x45\xdf\xa3" + b"\x00" * 64
 
@@ -46,9 +52,16 @@ async def _scene(factory: Any, session: Any, host: str | None) -> dict[str, Any]
     visitor = await new_visitor(host) if host else {"visitor_id": "v_video", "token": ""}
     conversation = await queued_conversation(session, visitor_id=visitor["visitor_id"])
     assert (await reload_conversation(conversation.id)).agent_id == agent.id
-    return {"agent": agent, "agent_id": agent.id, "agent_name": agent.display_name, "colleague": colleague, "visitor": visitor, "conversation_id": conversation.id,
-            "agent_headers": {"Authorization": f"Bearer {await factory.token(agent)}"},
-            "colleague_headers": {"Authorization": f"Bearer {await factory.token(colleague)}"}}
+    return {
+        "agent": agent,
+        "agent_id": agent.id,
+        "agent_name": agent.display_name,
+        "colleague": colleague,
+        "visitor": visitor,
+        "conversation_id": conversation.id,
+        "agent_headers": {"Authorization": f"Bearer {await factory.token(agent)}"},
+        "colleague_headers": {"Authorization": f"Bearer {await factory.token(colleague)}"},
+    }
 
 
 def _video(kind: str) -> Any:
@@ -63,10 +76,12 @@ async def test_signalling_rules_session_row_and_audit(app, session, factory) -> 
     async with served(app) as host:
         s = await _scene(factory, session, host)
         cid = s["conversation_id"]
-        async with (ChatSocket.connect(host) as resident,
-                    ChatSocket.connect(host) as stranger,
-                    ChatSocket.connect(host, "/ws/agent", additional_headers=s["agent_headers"]) as agent,
-                    ChatSocket.connect(host, "/ws/agent", additional_headers=s["colleague_headers"]) as colleague):
+        async with (
+            ChatSocket.connect(host) as resident,
+            ChatSocket.connect(host) as stranger,
+            ChatSocket.connect(host, "/ws/agent", additional_headers=s["agent_headers"]) as agent,
+            ChatSocket.connect(host, "/ws/agent", additional_headers=s["colleague_headers"]) as colleague,
+        ):
             await resident.send(type="hello", token=s["visitor"]["token"], conversation_id=cid)
             assert (await resident.until("welcome"))["conversation"]["id"] == cid
             other = await new_visitor(host)  # another resident, in a conversation of their own
@@ -84,7 +99,10 @@ async def test_signalling_rules_session_row_and_audit(app, session, factory) -> 
             sid = invited["session_id"]
             invite = await resident.until(_video("invite"))
             assert (invite["session_id"], invite["recording_requested"], invite["agent_name"]) == (
-                sid, True, s["agent_name"])
+                sid,
+                True,
+                s["agent_name"],
+            )
 
             # Nothing flows before the resident consents.
             await resident.send(type="video_offer", session_id=sid, sdp=OFFER)
@@ -102,23 +120,33 @@ async def test_signalling_rules_session_row_and_audit(app, session, factory) -> 
 
             await resident.send(type="video_accept", session_id=sid, recording=True)
             started = await resident.until(_video("started"))
-            assert started["ice_servers"] == [] and started["consent_recording"] is True  # no outside STUN by default
+            assert (
+                started["ice_servers"] == [] and started["consent_recording"] is True
+            )  # no outside STUN by default
             assert (await agent.until(_video("accepted")))["consent_recording"] is True
             await resident.send(type="video_accept", session_id=sid)  # an answer is given once
             assert (await resident.until(_error("video_accept")))["code"] == "video_not_invited"
 
             # Size and content caps on what is relayed.
-            await resident.send(type="video_offer", session_id=sid, sdp=OFFER + "a=x\r\n" * 3000)  # past the socket's cap
+            await resident.send(
+                type="video_offer", session_id=sid, sdp=OFFER + "a=x\r\n" * 3000
+            )  # past the socket's cap
             assert (await resident.until("error"))["code"] == "frame_too_large"
-            await resident.send(type="video_offer", session_id=sid, sdp=OFFER + "a=" + "x" * service.MAX_SDP_CHARS)
+            await resident.send(
+                type="video_offer", session_id=sid, sdp=OFFER + "a=" + "x" * service.MAX_SDP_CHARS
+            )
             assert (await resident.until(_error("video_offer")))["code"] == "sdp_too_large"
-            await resident.send(type="video_offer", session_id=sid, sdp=OFFER + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n")
+            await resident.send(
+                type="video_offer", session_id=sid, sdp=OFFER + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+            )
             assert (await resident.until(_error("video_offer")))["code"] == "invalid_sdp"
             await resident.send(type="video_ice", session_id=sid, candidate={**CANDIDATE, "extra": "x"})
             assert (await resident.until(_error("video_ice")))["code"] == "invalid_candidate"
             await resident.send(type="video_offer", session_id="seven", sdp=OFFER)
             assert (await resident.until(_error("video_offer")))["code"] == "invalid_frame"
-            await resident.send(type="video_answer", session_id=sid, sdp=ANSWER)  # the agent's frame, not theirs
+            await resident.send(
+                type="video_answer", session_id=sid, sdp=ANSWER
+            )  # the agent's frame, not theirs
             assert (await resident.until(lambda f: f.get("type") == "error"))["code"] == "unknown_frame"
 
             # The offer and the answer reach the other side only; candidates both ways.
@@ -146,15 +174,28 @@ async def test_signalling_rules_session_row_and_audit(app, session, factory) -> 
 
     session.expire_all()
     row = await session.get(VideoSession, sid)
-    assert (row.state, row.agent_id, row.conversation_id, row.ended_by) == ("ended", s["agent_id"], cid, "agent")
+    assert (row.state, row.agent_id, row.conversation_id, row.ended_by) == (
+        "ended",
+        s["agent_id"],
+        cid,
+        "agent",
+    )
     assert row.consent_video and row.consent_recording and row.recording_requested
     assert row.started_at is not None and row.ended_at >= row.started_at and row.snapshot_count == 0
-    audits = list(await session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "video_session")
-                                        .order_by(AuditEntry.id)))
+    audits = list(
+        await session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_type == "video_session").order_by(AuditEntry.id)
+        )
+    )
     assert [a.action for a in audits] == ["video.invite", "video.accept", "video.end"]
     assert [a.actor_id for a in audits] == [s["agent_id"], None, s["agent_id"]]
     trail = json.dumps([a.changes for a in audits])
-    for secret in ("127.0.0.1", "candidate", "v=0", s["visitor"]["visitor_id"]):  # no SDP, addresses or visitor
+    for secret in (
+        "127.0.0.1",
+        "candidate",
+        "v=0",
+        s["visitor"]["visitor_id"],
+    ):  # no SDP, addresses or visitor
         assert secret not in trail
 
 
@@ -162,8 +203,10 @@ async def test_declining_and_a_new_invitation(app, session, factory) -> None:
     async with served(app) as host:
         s = await _scene(factory, session, host)
         cid = s["conversation_id"]
-        async with (ChatSocket.connect(host) as resident,
-                    ChatSocket.connect(host, "/ws/agent", additional_headers=s["agent_headers"]) as agent):
+        async with (
+            ChatSocket.connect(host) as resident,
+            ChatSocket.connect(host, "/ws/agent", additional_headers=s["agent_headers"]) as agent,
+        ):
             await resident.send(type="hello", token=s["visitor"]["token"], conversation_id=cid)
             await resident.until("welcome")
             await agent.until("hello")
@@ -175,9 +218,20 @@ async def test_declining_and_a_new_invitation(app, session, factory) -> None:
             await resident.send(type="video_decline", session_id=second)
             assert (await agent.until(_video("declined")))["session_id"] == second
     session.expire_all()
-    rows = {v.id: v for v in await session.scalars(select(VideoSession).where(VideoSession.conversation_id == cid))}
-    assert (rows[first].state, rows[first].ended_by, rows[first].end_reason) == ("ended", "system", "superseded")
-    assert (rows[second].state, rows[second].consent_video, rows[second].started_at) == ("declined", False, None)
+    rows = {
+        v.id: v
+        for v in await session.scalars(select(VideoSession).where(VideoSession.conversation_id == cid))
+    }
+    assert (rows[first].state, rows[first].ended_by, rows[first].end_reason) == (
+        "ended",
+        "system",
+        "superseded",
+    )
+    assert (rows[second].state, rows[second].consent_video, rows[second].started_at) == (
+        "declined",
+        False,
+        None,
+    )
 
 
 async def test_video_frames_are_rate_limited_per_visitor(app, session, factory, monkeypatch) -> None:
@@ -186,7 +240,9 @@ async def test_video_frames_are_rate_limited_per_visitor(app, session, factory, 
     async with served(app) as host:
         s = await _scene(factory, session, host)
         async with ChatSocket.connect(host) as resident:
-            await resident.send(type="hello", token=s["visitor"]["token"], conversation_id=s["conversation_id"])
+            await resident.send(
+                type="hello", token=s["visitor"]["token"], conversation_id=s["conversation_id"]
+            )
             await resident.until("welcome")
             codes = []
             for _ in range(4):
@@ -217,20 +273,33 @@ async def test_snapshots_and_recordings_become_conversation_attachments(client, 
     token = body["message"]["payload"]["file_token"]
     got = await client.get(f"/api/v1/files/{token}", headers=s["agent_headers"])
     assert got.status_code == 200 and got.content == PNG
-    bad = await client.post(url, files={"file": ("a.pdf", b"%PDF-1.4", "application/pdf")},
-                            headers=s["agent_headers"])
+    bad = await client.post(
+        url, files={"file": ("a.pdf", b"%PDF-1.4", "application/pdf")}, headers=s["agent_headers"]
+    )
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "file_type"
-    refused = await client.post(f"/api/v1/video/{plain.id}/recordings",
-                                files={"file": ("r.webm", WEBM, "video/webm")}, headers=s["agent_headers"])
+    refused = await client.post(
+        f"/api/v1/video/{plain.id}/recordings",
+        files={"file": ("r.webm", WEBM, "video/webm")},
+        headers=s["agent_headers"],
+    )
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "recording_not_allowed"
-    too_big = await client.post(f"/api/v1/video/{plain.id}/snapshots", headers={
-        **s["agent_headers"], "Content-Type": "multipart/form-data; boundary=x",
-        "Content-Length": str(6 * 1024 * 1024)}, content=b"")
+    too_big = await client.post(
+        f"/api/v1/video/{plain.id}/snapshots",
+        headers={
+            **s["agent_headers"],
+            "Content-Type": "multipart/form-data; boundary=x",
+            "Content-Length": str(6 * 1024 * 1024),
+        },
+        content=b"",
+    )
     assert too_big.status_code == 413
 
     recorded = await _active(session, s["agent"], cid, recording=True)
-    response = await client.post(f"/api/v1/video/{recorded.id}/recordings",
-                                 files={"file": ("r.webm", WEBM, "video/webm")}, headers=s["agent_headers"])
+    response = await client.post(
+        f"/api/v1/video/{recorded.id}/recordings",
+        files={"file": ("r.webm", WEBM, "video/webm")},
+        headers=s["agent_headers"],
+    )
     assert response.status_code == 201, response.text
     assert response.json()["message"]["type"] == "file" and response.json()["session"]["recording_count"] == 1
     listed = await client.get(f"/api/v1/conversations/{cid}/video-sessions", headers=s["agent_headers"])
@@ -238,10 +307,15 @@ async def test_snapshots_and_recordings_become_conversation_attachments(client, 
 
     attachments = list(await session.scalars(select(Attachment).where(Attachment.conversation_id == cid)))
     assert sorted(a.mime for a in attachments) == ["image/png", "video/webm"]
-    messages = list(await session.scalars(select(Message).where(Message.conversation_id == cid,
-                                                                Message.content_type.in_(("image", "file")))))
+    messages = list(
+        await session.scalars(
+            select(Message).where(Message.conversation_id == cid, Message.content_type.in_(("image", "file")))
+        )
+    )
     assert {m.payload["file_token"] for m in messages} == {a.token for a in attachments}
-    actions = list(await session.scalars(select(AuditEntry.action).where(AuditEntry.entity_type == "video_session")))
+    actions = list(
+        await session.scalars(select(AuditEntry.action).where(AuditEntry.entity_type == "video_session"))
+    )
     assert actions.count("video.snapshot") == 1 and actions.count("video.recording") == 1
 
 
@@ -268,7 +342,9 @@ async def test_closing_transferring_or_forgetting_ends_the_video(session, factor
     s = await _scene(factory, session, None)
     closed_id = (await _active(session, s["agent"], s["conversation_id"], recording=False)).id
     conversation = await session.get(Conversation, s["conversation_id"])
-    await do_close(session, conversation, by="agent", user=s["agent"])  # the worker's on_conversation_closed hook
+    await do_close(
+        session, conversation, by="agent", user=s["agent"]
+    )  # the worker's on_conversation_closed hook
     await commit(session)
     row = await session.get(VideoSession, closed_id)
     assert (row.state, row.ended_by, row.end_reason) == ("ended", "system", "conversation_closed")
