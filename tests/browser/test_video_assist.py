@@ -1,8 +1,8 @@
 """Video assist (视频协助) in two real browsers: the agent invites the resident of a web chat from the console, the
 resident consents in the widget, the fake rear camera (Chromium's --use-fake-device-for-media-stream) streams to
 the agent over WebRTC (signalling on the two chat sockets, host candidates on this machine, no STUN/TURN), the
-agent's RTCPeerConnection decodes frames, a snapshot becomes a picture in the conversation, and the resident stops
-the video."""
+agent's RTCPeerConnection decodes frames, a snapshot becomes a picture in the conversation, a short recording (the
+resident ticked its separate consent) a WebM file, and the resident stops the video."""
 
 from __future__ import annotations
 
@@ -75,14 +75,16 @@ async def test_agent_sees_the_residents_camera_and_takes_a_snapshot(
 
     # Invitation → consent prompt (in Chinese) → accepted: the camera starts only now.
     await console.click("#btn-video")
+    await console.check("#video-invite-recording")  # a recording too: the resident's separate consent
     await console.click("#video-invite-send")
     await console.wait_for_selector("#video-status:has-text('等待居民同意')")
     prompt = resident.locator("#video-consent")
     await prompt.wait_for()
     assert "后置摄像头" in await prompt.inner_text() and "不传输声音" in await prompt.inner_text()
-    assert await resident.locator("#video-consent-recording").count() == 0  # no recording was asked for
+    assert await resident.locator("#video-consent-recording").is_checked() is False  # opt-in, never preset
     assert await resident.evaluate("() => window.gasdeskVideoResident.state.stream") is None
     await screenshot(resident, "video-resident-consent")
+    await resident.check("#video-consent-recording")
     await resident.click("#video-accept")
     await resident.wait_for_selector("#video-live")
 
@@ -104,6 +106,12 @@ async def test_agent_sees_the_residents_camera_and_takes_a_snapshot(
     assert (await response.body())[:3] == b"\xff\xd8\xff"
     await resident.wait_for_selector("#list img")  # the resident sees what was kept, too
 
+    # A short recording (MediaRecorder, WebM) the resident agreed to: a file message once it stops.
+    await console.click("#video-record:visible")
+    await asyncio.sleep(1.5)
+    await console.click("#video-record:has-text('停止录制')")
+    await console.locator("#msgs a.file-link:has-text('.webm')").wait_for()
+
     # The resident stops: the camera is released and the agent's panel closes.
     await resident.click("#video-stop")
     await resident.wait_for_selector("#video-live", state="detached")
@@ -114,12 +122,20 @@ async def test_agent_sees_the_residents_camera_and_takes_a_snapshot(
 
     session.expire_all()
     video = await session.scalar(select(VideoSession).where(VideoSession.conversation_id == conversation_id))
-    assert (
-        video.state,
-        video.ended_by,
-        video.snapshot_count,
-        video.consent_video,
-        video.consent_recording,
-    ) == ("ended", "resident", 1, True, False)
-    attachment = await session.scalar(select(Attachment).where(Attachment.conversation_id == conversation_id))
-    assert attachment is not None and attachment.mime == "image/jpeg" and attachment.owner_user_id == agent_id
+    assert (video.state, video.ended_by, video.snapshot_count, video.recording_count) == (
+        "ended",
+        "resident",
+        1,
+        1,
+    )
+    assert video.consent_video and video.consent_recording and video.recording_requested
+    kept = {
+        a.mime: a
+        for a in await session.scalars(
+            select(Attachment).where(Attachment.conversation_id == conversation_id)
+        )
+    }
+    assert set(kept) == {"image/jpeg", "video/webm"} and {a.owner_user_id for a in kept.values()} == {
+        agent_id
+    }
+    assert kept["video/webm"].size > 1000
