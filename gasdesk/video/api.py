@@ -35,6 +35,7 @@ async def _upload(
 ) -> dict[str, Any]:
     # Who asks and for which session is settled before a byte of the body is read.
     video, conversation = await service.access_video_for_agent(session, user, session_id)
+    service.check_upload_allowed(video, recording=recording)
     await limits.check_rate(("video_upload.user", str(user.id)))
     max_bytes = get_settings().video_recording_max_bytes + FRAMING if recording else None
     form = await read_upload_form(request, session=session, max_bytes=max_bytes)

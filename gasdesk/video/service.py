@@ -346,6 +346,18 @@ async def relay(video: VideoSession, sender: str, kind: str, frame: dict[str, An
     await publish_now(_signal(video, "agent" if sender == "resident" else "resident", kind, data))
 
 
+def check_upload_allowed(video: VideoSession, *, recording: bool) -> None:
+    """May the session take a snapshot (while the video runs) or a recording (with the resident's recording
+    consent, up to ``MAX_RECORDINGS``)? Asked before an upload's body is read, and again when it is stored."""
+    if not recording:
+        _require_active(video)
+        return
+    if not video.consent_recording or video.started_at is None:
+        raise PermissionDenied("居民未同意录制", code="recording_not_allowed")
+    if video.recording_count >= MAX_RECORDINGS:
+        raise Conflict("本次视频的录像数量已达上限", code="too_many_recordings")
+
+
 async def do_add_snapshot(
     session: AsyncSession,
     user: User,
@@ -356,7 +368,7 @@ async def do_add_snapshot(
 ) -> Any:
     """A still the agent took from the video: stored as the conversation's attachment and posted as a picture
     message (the resident sees it too), counted on the session."""
-    _require_active(video)
+    check_upload_allowed(video, recording=False)
     attachment = await do_store_upload(
         session, conversation, filename, data, user_id=user.id, allowed=SNAPSHOT_KINDS
     )
@@ -392,10 +404,7 @@ async def do_add_recording(
     """The agent's recording (webm), only of a session the resident agreed to have recorded; kept like any
     attachment of the conversation and posted as a file message. It may arrive just after the session ended
     (the console uploads when the video stops)."""
-    if not video.consent_recording or video.started_at is None:
-        raise PermissionDenied("居民未同意录制", code="recording_not_allowed")
-    if video.recording_count >= MAX_RECORDINGS:
-        raise Conflict("本次视频的录像数量已达上限", code="too_many_recordings")
+    check_upload_allowed(video, recording=True)
     attachment = await do_store_upload(
         session, conversation, filename, data, user_id=user.id, allowed=recording_kinds()
     )
