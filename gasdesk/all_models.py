@@ -30,6 +30,7 @@ from gasdesk.tags import models as tag_models  # noqa: F401
 from gasdesk.telephony import models as telephony_models  # noqa: F401
 from gasdesk.tickets import models as ticket_models  # noqa: F401
 from gasdesk.training import models as training_models  # noqa: F401
+from gasdesk.video import models as video_models  # noqa: F401
 from gasdesk.wall import models as wall_models  # noqa: F401
 from gasdesk.webhooks import models as webhook_models  # noqa: F401
 

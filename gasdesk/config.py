@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -310,6 +310,23 @@ class Settings(BaseSettings):
     outbound_ring_timeout_s: float = Field(default=30.0, ge=1, le=120)
     emergency_phone_poll_s: float = Field(default=2.0, ge=0.05, le=60)
 
+    # Video assist (视频协助, gasdesk/video, docs/video-assist.md): the browsers' ICE servers. Empty (the default):
+    # host candidates only — the resident's and the agent's browsers must reach each other directly (a LAN; the
+    # tests on loopback) and no outside server is ever contacted. Real networks need a TURN server (coturn):
+    # video_turn_urls with either video_turn_secret (coturn's static-auth-secret: gasdesk hands out credentials
+    # valid video_turn_ttl_s, preferred) or a fixed video_turn_username/video_turn_password. The secrets are never
+    # rendered into the public chat page: a resident gets credentials only inside an invitation.
+    # comma-separated, e.g. GASDESK_VIDEO_TURN_URLS=turn:turn.example.com:3478,turns:turn.example.com:5349
+    video_stun_urls: Annotated[list[str], NoDecode] = []
+    video_turn_urls: Annotated[list[str], NoDecode] = []
+    video_turn_secret: SecretStr | None = None
+    video_turn_username: str | None = Field(default=None, max_length=128)
+    video_turn_password: SecretStr | None = None
+    video_turn_ttl_s: int = Field(default=3600, ge=60, le=24 * 3600)
+    # The agent's recording (webm) of a session the resident agreed to have recorded; above this the upload is
+    # refused (413) before it is read, and the console stops recording short of it.
+    video_recording_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1024 * 1024, le=60 * 1024 * 1024)
+
     # Operations (docs/operations.md). Log lines as one JSON object each ("json") or as plain text.
     log_format: Literal["text", "json"] = "text"
     # A reverse proxy's request id header (e.g. X-Request-ID) to keep instead of generating one; only set it when
@@ -319,11 +336,21 @@ class Settings(BaseSettings):
     # "Authorization: Bearer <token>" (from anywhere, loopback included).
     metrics_token: SecretStr | None = None
 
-    @field_validator("allowed_origins", "webhook_allow_private_hosts", mode="before")
+    @field_validator("allowed_origins", "webhook_allow_private_hosts", "video_stun_urls", "video_turn_urls",
+                     mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("video_stun_urls", "video_turn_urls")
+    @classmethod
+    def _ice_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        scheme = ("stun:",) if info.field_name == "video_stun_urls" else ("turn:", "turns:")
+        for url in value:
+            if not url.startswith(scheme) or len(url) > 200 or any(c.isspace() for c in url):
+                raise ValueError(f"{url!r} is not a {' or '.join(scheme)} URL")
         return value
 
     @field_validator("data_key")

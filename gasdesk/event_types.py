@@ -303,6 +303,24 @@ class CallOfferWithdrawn(EventPayload):
     reason: str
 
 
+# ------------------------------------------------------------------ video assist (gasdesk/video)
+
+
+@event_type("video.signal", Consumer.RESIDENT, Consumer.AGENT)
+class VideoSignal(EventPayload):
+    """Video assist (视频协助): frame ``video`` (with ``kind``) to one side only — the resident's widget sockets
+    following the conversation (``to="resident"``) or the consoles of the session's agent (``to="agent"``).
+    Invitations, answers and ends are emitted after their row commits; SDP and ICE (``kind`` offer / answer /
+    ice) are published at once, never stored, logged or audited. ``data`` holds only what the kind needs."""
+
+    conversation_id: int
+    session_id: int
+    agent_id: int | None
+    to: str  # "resident" | "agent"
+    kind: str  # invite | accepted | declined | offer | answer | ice | ended
+    data: dict[str, Any]
+
+
 # ------------------------------------------------------------------ notifications (the bell)
 
 

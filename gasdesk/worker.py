@@ -58,6 +58,8 @@ from gasdesk.tags.service import apply_rules_job, mark_stranger, queue_rules
 from gasdesk.telephony.service import RETENTION_EVERY_S, purge_recordings
 from gasdesk.tickets.service import on_ticket_created, on_ticket_resolved, on_ticket_transition
 from gasdesk.tickets.sla_scan import scan_sla
+from gasdesk.video.service import SCAN_EVERY_S as VIDEO_SCAN_EVERY_S
+from gasdesk.video.service import end_stale_sessions, end_with_conversation
 from gasdesk.webhooks.service import deliver_job
 
 
@@ -99,6 +101,9 @@ def register_handlers() -> None:
     on_conversation_started(mark_stranger)
     on_conversation_closed(queue_rules)
     register_job(TAGS_JOB, apply_rules_job)
+    # Video assist: a closed conversation's video ends with it; the scan ends transferred, unanswered, stale ones.
+    on_conversation_closed(end_with_conversation)
+    register_periodic("video.stale_scan", VIDEO_SCAN_EVERY_S, end_stale_sessions)
     register_sender("wechat", send_wechat)
     register_sender("sms", send_sms)
     intercept_inbound(sms_opt_out)

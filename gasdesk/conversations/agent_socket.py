@@ -18,6 +18,7 @@ from gasdesk.events import publish_now
 from gasdesk.realtime.frames import STAFF_FRAMES
 from gasdesk.realtime.hub import Connection, get_hub
 from gasdesk.realtime.sockets import Reply, serve_staff_socket, unknown_frame
+from gasdesk.video import signalling as video
 
 router = APIRouter()
 
@@ -61,6 +62,10 @@ async def handle_staff_frame(conn: Connection, frame: dict[str, Any]) -> Reply:
         hub = get_hub()
         (hub.follow if kind == "watch" else hub.unfollow)(conn, cid)
         return None
+    if kind in video.STAFF_VIDEO_FRAMES:
+        async with transaction() as session:
+            user = await _user(conn.user_id, session)  # type: ignore[arg-type]
+        return await video.on_staff_frame(user, frame)
     raise unknown_frame()
 
 

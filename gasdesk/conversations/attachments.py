@@ -78,12 +78,13 @@ class Attachment(Base):
                 "url": f"/api/v1/files/{self.token}"}
 
 
-def check_upload(filename: str, data: bytes) -> FileKind:
-    """Reject unknown types, oversize files and content that does not match its extension."""
+def check_upload(filename: str, data: bytes, allowed: Mapping[str, FileKind] = ALLOWED) -> FileKind:
+    """Reject unknown types, oversize files and content that does not match its extension. ``allowed``: the
+    types of this kind of upload (by default a chat's; video assist takes only pictures and its webm)."""
     ext = Path(filename or "").suffix.lower().lstrip(".")
-    kind = ALLOWED.get(ext)
+    kind = allowed.get(ext)
     if kind is None:
-        raise InvalidInput(f"不支持的文件类型 .{ext or '?'}；支持 {', '.join(sorted(ALLOWED))}", code="file_type")
+        raise InvalidInput(f"不支持的文件类型 .{ext or '?'}；支持 {', '.join(sorted(allowed))}", code="file_type")
     if not data:
         raise InvalidInput("文件是空的", code="file_empty")
     if len(data) > kind.max_bytes:
@@ -194,8 +195,9 @@ def serve_attachment(attachment: Attachment) -> Response:
 
 
 async def do_store_upload(session: AsyncSession, conversation: Conversation, filename: str, data: bytes, *,
-                          visitor_id: str | None = None, user_id: int | None = None) -> Attachment:
-    kind = check_upload(filename, data)
+                          visitor_id: str | None = None, user_id: int | None = None,
+                          allowed: Mapping[str, FileKind] = ALLOWED) -> Attachment:
+    kind = check_upload(filename, data, allowed)
     token = secrets.token_urlsafe(18)
     now = utcnow()
     attachment = Attachment(token=token, conversation_id=conversation.id, owner_visitor_id=visitor_id,

@@ -89,10 +89,34 @@ class CallbackRequestFrame(Frame):
     phone: StrictStr | None = None
 
 
+class _Video(Frame):
+    """A video assist frame (gasdesk/video): about one session. Sizes and contents (SDP, candidates) are
+    checked by ``video.service``, with their own error codes."""
+
+    session_id: Id
+
+
+class VideoAccept(_Video):
+    recording: StrictBool = False  # the separate consent to be recorded
+
+
+class VideoDescription(_Video):
+    sdp: StrictStr
+
+
+class VideoIce(_Video):
+    candidate: dict[str, Any]
+
+
+class VideoEnd(_Video):
+    reason: StrictStr | None = None
+
+
 RESIDENT_FRAMES: dict[str, type[Frame]] = {
     "hello": Hello, "resume": Resume, "message": ResidentMessage, "leave_message": LeaveMessage, "rate": Rate,
     "followup_answer": FollowupAnswer, "identify": Identify, "history": _Conversational,
-    "callback_request": CallbackRequestFrame,
+    "callback_request": CallbackRequestFrame, "video_accept": VideoAccept, "video_decline": _Video,
+    "video_offer": VideoDescription, "video_ice": VideoIce, "video_end": VideoEnd,
 }
 
 
@@ -112,9 +136,14 @@ class Read(_StaffConversational):
     seq: Count = 0
 
 
+class VideoInvite(_StaffConversational):
+    recording: StrictBool = False  # ask for the resident's separate consent to a recording
+
+
 STAFF_FRAMES: dict[str, type[Frame]] = {
     "message": StaffMessage, "typing": _StaffConversational, "read": Read, "watch": _StaffConversational,
-    "unwatch": _StaffConversational,
+    "unwatch": _StaffConversational, "video_invite": VideoInvite, "video_answer": VideoDescription,
+    "video_ice": VideoIce, "video_end": VideoEnd,
 }
 
 

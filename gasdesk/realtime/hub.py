@@ -366,6 +366,16 @@ class Hub:
         targets = {conn for conns in self.notify_by_user.values() for conn in conns if conn.role in DISPATCH}
         await self._fanout(targets, {"type": "emergency", **p})
 
+    async def _on_video_signal(self, p: dict[str, Any]) -> None:
+        # One side only: a resident's frames never reach another agent's console, nor the agent's the watchers.
+        frame = {**p["data"], "type": "video", "kind": p["kind"], "conversation_id": p["conversation_id"],
+                 "session_id": p["session_id"]}
+        if p["to"] == "resident":
+            targets = {c for c in self.by_conversation.get(p["conversation_id"], ()) if c.kind == "resident"}
+        else:
+            targets = set(self._agents(p["agent_id"]))
+        await self._fanout(targets, frame)
+
     async def _on_left_message_created(self, p: dict[str, Any]) -> None:
         await self._fanout(self.staff, {"type": "left_message", **p})
 

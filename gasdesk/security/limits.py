@@ -54,6 +54,9 @@ LIMITS: dict[str, Limit] = {limit.name: limit for limit in (
     Limit("ichat_message.user", 30, 10),          # staff chat messages and shared cards per staff user
     Limit("ichat_upload.user", 20, 60),           # staff chat files and pictures per staff user
     Limit("ichat_frame.user", 60, 10),            # staff chat frames (ichat_read) on /ws/staff per staff user
+    Limit("video.visitor", 120, 10),              # video assist frames (answers, SDP, ICE) per visitor
+    Limit("video.user", 120, 10),                 # video assist frames on /ws/agent per staff user
+    Limit("video_upload.user", 30, 60),           # video assist snapshots and recordings per staff user
 )}
 
 IDENTITY_LOCKOUT_S = 1800

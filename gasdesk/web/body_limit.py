@@ -38,6 +38,10 @@ UPLOAD_CAPS: tuple[BodyCap, ...] = (
     BodyCap("POST", re.compile(r"^(/api/v1/training|/admin/training)/materials/upload$"), 10 * MB + 64 * KB),
     # an IVR prompt recording (WAV/MP3) ≤ 5 MB (also ``tts_upload_max_bytes``, whichever is smaller)
     BodyCap("POST", re.compile(r"^(/api/v1/ivr/prompts|/admin/ivr/prompts)/[a-z0-9][a-z0-9_.-]{0,63}$"), 5 * MB + 64 * KB),
+    # video assist: a snapshot (JPEG/PNG ≤ 5 MB); a recording (WebM, ``video_recording_max_bytes`` ≤ 60 MB, which
+    # ``read_upload_form`` applies while reading)
+    BodyCap("POST", re.compile(r"^/api/v1/video/\d+/snapshots$"), 5 * MB + 64 * KB),
+    BodyCap("POST", re.compile(r"^/api/v1/video/\d+/recordings$"), 60 * MB + 64 * KB),
     # an outage notice's customer list: up to 100,000 户号 in a CSV ≤ 2 MB
     BodyCap("POST", re.compile(r"^(/api/v1/outages/notices|/outages)/\d+/customers$"), 2 * MB + 64 * KB),
 )

@@ -1704,6 +1704,33 @@ async def _(ctx: Ctx) -> Call:
                 files={"file": ("现场.png", WO_PNG, "image/png")})
 
 
+async def _video_session(ctx: Ctx, *, recording: bool) -> int:
+    """An accepted video assist session of a logged-in agent's conversation (gasdesk/video)."""
+    from gasdesk.video import service as video
+
+    agent = await ctx.log_in(await desk_agent(ctx.factory))
+    conversation = await queued_conversation(ctx.session)
+    conversation = await video.access_conversation_to_invite(ctx.session, agent, conversation.id)
+    session = await video.do_invite(ctx.session, agent, conversation, recording=recording)
+    await video.do_answer_invite(ctx.session, session, accept=True, recording=recording)
+    await commit(ctx.session)
+    return session.id
+
+
+@scenario("POST", "/api/v1/video/{session_id}/snapshots")
+async def _(ctx: Ctx) -> Call:
+    sid = await _video_session(ctx, recording=False)
+    return Call("POST", f"/api/v1/video/{sid}/snapshots", ("video.snapshot",), data=ctx.csrf_form(),
+                files={"file": ("截图.png", WO_PNG, "image/png")})
+
+
+@scenario("POST", "/api/v1/video/{session_id}/recordings")
+async def _(ctx: Ctx) -> Call:
+    sid = await _video_session(ctx, recording=True)
+    return Call("POST", f"/api/v1/video/{sid}/recordings", ("video.recording",), data=ctx.csrf_form(),
+                files={"file": ("录像.webm", b"\x1a\x45\xdf\xa3" + b"\x00" * 64, "video/webm")})
+
+
 @scenario("POST", "/api/v1/internal-chats/{chat_id}/cards")
 async def _(ctx: Ctx) -> Call:
     _, _, chat_id = await _staff_chat(ctx)
@@ -2291,6 +2318,19 @@ async def _(ctx: Ctx) -> JobRun:
     await commit(ctx.session)
     clock.set_now(clock.utcnow() + timedelta(days=4000))
     return JobRun(_periodic("internal_chat.retention"), ("ichat.purge",))
+
+
+@job_scenario("video.stale_scan")
+async def _(ctx: Ctx) -> JobRun:
+    from gasdesk.video import service as video
+
+    agent = await desk_agent(ctx.factory)
+    conversation = await queued_conversation(ctx.session)
+    conversation = await video.access_conversation_to_invite(ctx.session, agent, conversation.id)
+    await video.do_invite(ctx.session, agent, conversation)
+    await commit(ctx.session)
+    clock.set_now(clock.utcnow() + timedelta(hours=1))  # nobody answered the invitation
+    return JobRun(_periodic("video.stale_scan"), ("video.end",))
 
 
 def _app_jobs() -> set[str]:

@@ -722,6 +722,21 @@ async def _call_offered(w: World) -> None:
     await commit(w.session)
 
 
+@case("video.signal")
+async def _video_signal(w: World) -> None:
+    from gasdesk.video.service import access_conversation_to_invite, do_answer_invite, do_invite
+
+    agent, conversation = await _assigned(w)
+    w.expect(Consumer.RESIDENT, w.resident(conversation), "video")  # the invitation
+    w.expect(Consumer.AGENT, w.console(agent), "video")  # the resident's answer
+    w.start()
+    conversation = await access_conversation_to_invite(w.session, agent, conversation.id)
+    video = await do_invite(w.session, agent, conversation)
+    await commit(w.session)
+    await do_answer_invite(w.session, video, accept=True)
+    await commit(w.session)
+
+
 @case("call.offer_withdrawn")
 async def _call_offer_withdrawn(w: World) -> None:
     from gasdesk.telephony.media import CallInfo

@@ -145,3 +145,49 @@ async def test_notifications_and_resident_presence_cross_processes(two_servers, 
     while await gone_at() is None:
         assert time.monotonic() < deadline, "the resident's leaving was not noted"
         await asyncio.sleep(0.05)
+
+
+async def _video(ws, kind: str, **match) -> dict:
+    """The next ``video`` frame of ``kind`` (``_next`` names its own first argument ``kind``)."""
+    while True:
+        frame = await _next(ws, "video", **match)
+        if frame["kind"] == kind:
+            return frame
+
+
+async def test_video_assist_signalling_crosses_processes(two_servers, factory, session) -> None:
+    # The invitation, the answer, the SDP and the candidates travel as video.signal events through Redis.
+    base_a, base_b = two_servers
+    agent = await factory.user("agent", username="agentvideoredis")
+    await do_set_skills(session, agent, [1, 2, 3, 4], max_concurrent=3)
+    await commit(session)
+    async with httpx.AsyncClient(base_url=base_b) as staff:
+        assert (await login(staff, agent.username)).status_code == 303
+        cookie = staff.cookies.get("gasdesk_session")
+        assert (await staff.put("/api/v1/agent/presence", json={"presence": "online"})).status_code == 200
+    async with httpx.AsyncClient(base_url=base_a) as public:
+        token = (await public.post("/api/v1/webchat/visitors")).json()["token"]
+    offer = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n"
+    candidate = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "sdpMid": "0",
+                 "sdpMLineIndex": 0, "usernameFragment": "u1"}
+    async with websockets.connect(base_b.replace("http", "ws") + "/ws/agent",
+                                  additional_headers={"Cookie": f"gasdesk_session={cookie}"}) as ag, \
+            websockets.connect(base_a.replace("http", "ws") + "/ws/webchat") as resident:
+        await _next(ag, "hello")
+        await resident.send(json.dumps({"type": "hello", "token": token}))
+        conversation_id = (await _next(resident, "welcome"))["conversation"]["id"]
+        await resident.send(json.dumps({"type": "handoff"}))
+        await _next(ag, "assigned", conversation_id=conversation_id)
+
+        await ag.send(json.dumps({"type": "video_invite", "conversation_id": conversation_id}))
+        session_id = (await _video(ag, "invited"))["session_id"]
+        await _video(resident, "invite", session_id=session_id)  # made on B, pushed by A
+        await resident.send(json.dumps({"type": "video_accept", "session_id": session_id}))
+        await _video(resident, "started")
+        await _video(ag, "accepted", session_id=session_id)
+        await resident.send(json.dumps({"type": "video_offer", "session_id": session_id, "sdp": offer}))
+        assert (await _video(ag, "offer"))["sdp"] == offer
+        await ag.send(json.dumps({"type": "video_ice", "session_id": session_id, "candidate": candidate}))
+        assert (await _video(resident, "ice"))["candidate"] == candidate
+        await resident.send(json.dumps({"type": "video_end", "session_id": session_id}))
+        assert (await _video(ag, "ended"))["ended_by"] == "resident"

@@ -22,7 +22,17 @@ from sqlalchemy import func, select
 from gasdesk.channels.webchat.identity import issue_visitor_token
 from gasdesk.config import get_settings
 from gasdesk.conversations.attachments import MAX_UPLOAD, Attachment
-from tests.factories import WO_PNG, bot_conversation, served, staff_user, wo_headers, wo_ticket
+from gasdesk.db import commit
+from tests.factories import (
+    WO_PNG,
+    bot_conversation,
+    desk_agent,
+    queued_conversation,
+    served,
+    staff_user,
+    wo_headers,
+    wo_ticket,
+)
 
 MB = 1024 * 1024
 BOUNDARY = "gasdeskboundary"
@@ -193,5 +203,35 @@ async def test_staff_uploads_check_the_caller_and_the_ticket_first(app, session,
                                                      declared=ANNOUNCED if expected == 413 else UNDER_CAP)
             assert (status, target) == (expected, target), head
             assert elapsed < 3, (target, elapsed)
+    assert all(consumed == 0 for consumed in counter.consumed.values()), counter.consumed
+    assert _files_under(Path(get_settings().upload_dir)) == [] and list(spool.iterdir()) == []
+
+
+async def test_video_assist_uploads_check_the_sessions_agent_and_consent_first(app, session, factory, spool) -> None:
+    from gasdesk.video import service as video
+
+    agent = await desk_agent(factory)
+    colleague = await desk_agent(factory, presence="offline")
+    conversation = await queued_conversation(session)
+    conversation = await video.access_conversation_to_invite(session, agent, conversation.id)
+    invited = await video.do_invite(session, agent, conversation)
+    await commit(session)
+    agent_headers = {"Authorization": f"Bearer {await factory.token(agent)}"}
+    other_headers = {"Authorization": f"Bearer {await factory.token(colleague)}"}
+    async with live(app) as (host, counter):
+        cases = [
+            (f"/api/v1/video/{invited.id}/snapshots", {}, 401),
+            (f"/api/v1/video/{invited.id}/snapshots", other_headers, 404),  # not this agent's session
+            (f"/api/v1/video/{invited.id}/snapshots", agent_headers, 409),  # not accepted yet
+            (f"/api/v1/video/{invited.id}/recordings", agent_headers, 403),  # no recording consent
+        ]
+        for target, headers, expected in cases:
+            status, elapsed, head = await raw_upload(host, target, headers, declared=UNDER_CAP)
+            assert (status, target) == (expected, target), head
+            assert elapsed < 3, (target, elapsed)
+        await video.do_answer_invite(session, invited, accept=True)
+        await commit(session)
+        status, _, head = await raw_upload(host, f"/api/v1/video/{invited.id}/snapshots", agent_headers)
+        assert status == 413, head  # allowed now, but 800 MB is over the 5 MB cap
     assert all(consumed == 0 for consumed in counter.consumed.values()), counter.consumed
     assert _files_under(Path(get_settings().upload_dir)) == [] and list(spool.iterdir()) == []

@@ -32,6 +32,7 @@ from gasdesk.realtime.protocol import CLOSE_BAD_HELLO, CLOSE_TOO_MANY, CLOSE_UNA
 from gasdesk.realtime.sockets import answer_frame, unknown_frame
 from gasdesk.routing.models import SkillGroup
 from gasdesk.security import limits
+from gasdesk.video import signalling as video
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -284,10 +285,13 @@ async def _check_frame_rate(resident: ResidentSession, kind: str) -> None:
 async def _run_frame(resident: ResidentSession, raw: str | dict[str, Any]) -> None:
     """Apply one frame; domain errors and bad frames are answered, never fatal to the socket."""
 
-    async def handle(frame: dict[str, Any]) -> None:
+    async def handle(frame: dict[str, Any]) -> dict[str, Any] | None:
+        if frame["type"] in video.RESIDENT_VIDEO_FRAMES:  # limited per visitor on their own (video.visitor)
+            return await video.on_resident_frame(resident.visitor_id, resident.conversation_id, frame)
         if frame["type"] not in HANDLERS:
             raise unknown_frame()
         await _check_frame_rate(resident, frame["type"])
         await HANDLERS[frame["type"]](resident, frame)
+        return None
 
     await answer_frame(resident.conn, raw, RESIDENT_FRAMES, handle)

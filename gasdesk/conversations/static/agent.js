@@ -1318,6 +1318,9 @@
       }
       case "error": // errors of replies in the outbox went to it; the rest are shown
         toast(f.message || "操作失败", "error");
+        if (f.request_type && f.request_type.startsWith("video_")) {
+          window.dispatchEvent(new CustomEvent("gasdesk:video", { detail: { kind: "error", code: f.code, request_type: f.request_type } }));
+        }
         break;
       case "typing":
         if (f.conversation_id === S.selectedId && f.from === "resident") {
@@ -1348,6 +1351,9 @@
       case "call_ended":
         // the softphone (telephony/static/softphone.js), when this console has one
         window.dispatchEvent(new CustomEvent("gasdesk:call", { detail: f }));
+        break;
+      case "video": // video assist (video/static/agent.js)
+        window.dispatchEvent(new CustomEvent("gasdesk:video", { detail: f }));
         break;
       default:
         break;

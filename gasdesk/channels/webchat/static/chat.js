@@ -769,6 +769,10 @@
   function onError(f) {
     var msg = f.message || "操作失败，请稍后重试";
     if (f.client_msg_id) return; // about a message no longer in the outbox (the outbox took its own)
+    if (f.request_type && f.request_type.indexOf("video_") === 0) {
+      // video assist (gasdesk/video/static/resident.js) undoes its own step; the resident sees why
+      window.dispatchEvent(new CustomEvent("gasdesk:video", { detail: { kind: "error", code: f.code, request_type: f.request_type } }));
+    }
     if (!S.welcomed && f.code === "conversation_not_found") {
       // The stored conversation is gone (or belongs to someone else): start over.
       store.remove(KEY_CHAT);
@@ -904,6 +908,9 @@
       case "identified": return onIdentified(f);
       case "history": return onHistory(f);
       case "history_transcript": return onTranscript(f);
+      case "video": // video assist (gasdesk/video/static/resident.js)
+        window.dispatchEvent(new CustomEvent("gasdesk:video", { detail: f }));
+        return;
       case "error": return onError(f);
       default: return;
     }
@@ -1197,6 +1204,7 @@
     window.gasdeskChat = {
       state: S,
       socket: function () { return link.socket(); },
+      send: sendFrame, // video assist's signalling rides on this socket (false while it is not ready)
       reconnect: function () { link.reconnectNow(); }
     };
   }

@@ -109,7 +109,7 @@
       frame.className = "gdw-frame";
       frame.title = title;
       frame.src = chatUrl;
-      frame.setAttribute("allow", "clipboard-write");
+      frame.setAttribute("allow", "clipboard-write; camera"); // camera: video assist (视频协助), after the resident consents
       panel.appendChild(frame);
     }
     isOpen = true;
