@@ -179,6 +179,12 @@ ACTION_LABELS: dict[str, str] = {
     "training.sparring_start": "开始AI陪练",
     "training.sparring_turn": "AI陪练回复",
     "training.sparring_finish": "结束AI陪练",
+    "video.invite": "邀请视频协助",
+    "video.accept": "居民同意视频协助",
+    "video.decline": "居民拒绝视频协助",
+    "video.end": "结束视频协助",
+    "video.snapshot": "视频协助截图",
+    "video.recording": "保存视频协助录像",
 }
 
 ENTITY_LABELS: dict[str, str] = {
@@ -189,7 +195,7 @@ ENTITY_LABELS: dict[str, str] = {
     "report": "报表", "report_file": "报表文件", "emergency": "紧急事件", "intent_correction": "意图纠正",
     "intent_model": "意图模型", "data_keys": "加密密钥", "tag_rule": "标签规则", "tag_assignment": "标签", "address": "地址",
     "training_material": "学习资料", "training_bank": "题库", "training_exam": "考试", "training_attempt": "答卷",
-    "training_scenario": "陪练场景", "training_sparring": "陪练记录",
+    "training_scenario": "陪练场景", "training_sparring": "陪练记录", "video_session": "视频协助",
 }
 # The prefix of a config object's id ("kb_article:12") names what was configured.
 CONFIG_LABELS: dict[str, str] = {

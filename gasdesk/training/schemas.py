@@ -17,7 +17,11 @@ Title = Annotated[str, Field(min_length=1, max_length=100)]
 Option = Annotated[str, Field(min_length=1, max_length=200)]
 Keyword = Annotated[str, Field(min_length=1, max_length=40)]
 # An answer: an option index, several, true/false, or a short text.
-Answer = int | bool | list[int] | Annotated[str, Field(max_length=2000)] | None
+OptionIndex = Annotated[int, Field(ge=0, le=7)]  # a question has at most 8 options
+Answer = (
+    bool | OptionIndex | Annotated[list[OptionIndex], Field(max_length=8)] | Annotated[str, Field(max_length=2000)]
+    | None
+)
 
 FORM_FIELD_LABELS = {
     "name": "题库名称",
