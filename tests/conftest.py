@@ -187,6 +187,7 @@ def database_url(migrated_template: str, tmp_path: Path) -> Iterator[str]:
     if PG_URL:
         yield PG_URL
         return
+    # A file per test: a connection or task a test leaves behind can only ever touch its own test's data.
     target = tmp_path / "gasdesk.db"
     shutil.copyfile(migrated_template, target)
     yield f"sqlite+aiosqlite:///{target}"
@@ -216,7 +217,7 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     reset_settings_cache()
     # Job handlers, periodic tasks and hooks (ticket resolved → 回访) as the app factory and the worker register them.
     register_handlers()
-    await db.dispose_engine()
+    await db.close_connections(database_url)
     if PG_URL:
         async with db.get_engine().begin() as conn:
             await _reset_tables(conn)
@@ -224,7 +225,7 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # facts of this test's events are written before its database goes (never into the next test's)
     await analytics_ingest.drain()
     clock.set_now(None)
-    await db.dispose_engine()
+    await db.close_connections(database_url)
     reset_settings_cache()
 
 
