@@ -174,6 +174,11 @@ def get_engine() -> AsyncEngine:
     return _engine
 
 
+def current_engine() -> AsyncEngine | None:
+    """The engine ``get_engine`` would return, without making one."""
+    return _engine
+
+
 def sessionmaker() -> async_sessionmaker[AsyncSession]:
     get_engine()
     assert _sessionmaker is not None

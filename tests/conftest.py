@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gasdesk import clock, db
@@ -193,6 +193,29 @@ def database_url(migrated_template: str, tmp_path: Path) -> Iterator[str]:
     yield f"sqlite+aiosqlite:///{target}"
 
 
+# On SQLite every test has its own database file (above), and a new engine per test recompiled every SQL
+# statement every test (a quarter of a database-heavy test's time). So one engine serves the worker's tests:
+# its pool is closed between tests and each new connection opens the current test's file.
+_SQLITE_FILE: dict[str, str] = {}
+
+
+def _open_current_test_file(_dialect, _record, cargs, _cparams) -> None:
+    cargs[0] = _SQLITE_FILE["path"]
+
+
+async def _use_test_database(database_url: str) -> None:
+    if PG_URL:
+        await db.close_connections(database_url)
+        return
+    _SQLITE_FILE["path"] = make_url(database_url).database
+    engine = db.current_engine()
+    if engine is not None and event.contains(engine.sync_engine, "do_connect", _open_current_test_file):
+        await engine.dispose()  # a fresh pool; its connections will open this test's file
+        return
+    await db.dispose_engine()
+    event.listen(db.get_engine().sync_engine, "do_connect", _open_current_test_file)
+
+
 @pytest.fixture(autouse=True)
 async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     """Point Settings at the test database; empty every table between tests on PostgreSQL."""
@@ -217,7 +240,7 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     reset_settings_cache()
     # Job handlers, periodic tasks and hooks (ticket resolved → 回访) as the app factory and the worker register them.
     register_handlers()
-    await db.close_connections(database_url)
+    await _use_test_database(database_url)
     if PG_URL:
         async with db.get_engine().begin() as conn:
             await _reset_tables(conn)
@@ -225,7 +248,9 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # facts of this test's events are written before its database goes (never into the next test's)
     await analytics_ingest.drain()
     clock.set_now(None)
-    await db.close_connections(database_url)
+    engine = db.current_engine()
+    if engine is not None:
+        await engine.dispose()  # this test's connections close before its database file goes
     reset_settings_cache()
 
 
