@@ -368,29 +368,7 @@ async def do_add_snapshot(
 ) -> Any:
     """A still the agent took from the video: stored as the conversation's attachment and posted as a picture
     message (the resident sees it too), counted on the session."""
-    check_upload_allowed(video, recording=False)
-    attachment = await do_store_upload(
-        session, conversation, filename, data, user_id=user.id, allowed=SNAPSHOT_KINDS
-    )
-    posted = await conversations.do_post_message(
-        session,
-        conversation,
-        SenderType.agent,
-        text="视频协助截图",
-        content_type=ContentType.image,
-        payload=attachment.to_payload(),
-        user=user,
-    )
-    video.snapshot_count += 1
-    record_audit(
-        session,
-        Actor.of(user),
-        "video.snapshot",
-        "video_session",
-        video.id,
-        after={"snapshot_count": video.snapshot_count, "attachment_id": attachment.id},
-    )
-    return posted.message
+    return await _post_capture(session, user, video, conversation, filename, data, recording=False)
 
 
 async def do_add_recording(
@@ -404,32 +382,43 @@ async def do_add_recording(
     """The agent's recording (webm), only of a session the resident agreed to have recorded; kept like any
     attachment of the conversation and posted as a file message. It may arrive just after the session ended
     (the console uploads when the video stops)."""
-    check_upload_allowed(video, recording=True)
+    return await _post_capture(session, user, video, conversation, filename, data, recording=True)
+
+
+async def _post_capture(
+    session: AsyncSession,
+    user: User,
+    video: VideoSession,
+    conversation: Conversation,
+    filename: str,
+    data: bytes,
+    *,
+    recording: bool,
+) -> Any:
+    """Store a snapshot or recording as the conversation's attachment, post it, count and audit it."""
+    check_upload_allowed(video, recording=recording)
     attachment = await do_store_upload(
-        session, conversation, filename, data, user_id=user.id, allowed=recording_kinds()
+        session, conversation, filename, data, user_id=user.id,
+        allowed=recording_kinds() if recording else SNAPSHOT_KINDS,
     )
     posted = await conversations.do_post_message(
         session,
         conversation,
         SenderType.agent,
-        text="视频协助录像",
-        content_type=ContentType.file,
+        text="视频协助录像" if recording else "视频协助截图",
+        content_type=ContentType.file if recording else ContentType.image,
         payload=attachment.to_payload(),
         user=user,
     )
-    video.recording_count += 1
-    record_audit(
-        session,
-        Actor.of(user),
-        "video.recording",
-        "video_session",
-        video.id,
-        after={
-            "recording_count": video.recording_count,
-            "attachment_id": attachment.id,
-            "size": attachment.size,
-        },
-    )
+    after: dict[str, Any] = {"attachment_id": attachment.id}
+    if recording:
+        video.recording_count += 1
+        after.update(recording_count=video.recording_count, size=attachment.size)
+    else:
+        video.snapshot_count += 1
+        after["snapshot_count"] = video.snapshot_count
+    record_audit(session, Actor.of(user), "video.recording" if recording else "video.snapshot", "video_session",
+                 video.id, after=after)
     return posted.message
 
 
