@@ -332,9 +332,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     port = chat_load.free_port()
     argv = [sys.executable, "-m", "uvicorn", "gasdesk.web.app:create_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--log-level", "warning", "--ws-per-message-deflate=false"]
+    worker = None
+    if args.separate_worker:
+        # The layout of docs/production-checklist.md: periodic scans, roll-ups and jobs in a worker process, the
+        # web process serving requests and sockets only.
+        env["GASDESK_RUN_WORKER"] = "false"
+        worker = chat_load.ServerProcess("worker", [str(Path(sys.executable).parent / "gasdesk"), "worker", "--poll", "1"],
+                                         env, ROOT, workdir / "worker.log")
     server = chat_load.ServerProcess("gasdesk", argv, env, ROOT, workdir / "server.log")
+    result_layout = "web + worker processes" if worker else "one process (worker inside)"
     base = f"http://127.0.0.1:{port}"
-    result: dict[str, Any] = {"seed": seed, "database": db_url.split("://")[0], "load_before": load_before}
+    result: dict[str, Any] = {"seed": seed, "database": db_url.split("://")[0], "layout": result_layout,
+                              "load_before": load_before}
     try:
         await chat_load.wait_ready(server, f"{base}/healthz")
         async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
@@ -389,6 +398,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result["chat_p99_within_target"] = move <= TARGET_P99_MOVE
     finally:
         server.stop()
+        if worker is not None:
+            worker.stop()
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
@@ -410,6 +421,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1,
                    help="alternate the chat phases (alone, with exports) this many times; the move compares medians")
     p.add_argument("--skip-routes", action="store_true", help="skip timing the report routes (chat phases only)")
+    p.add_argument("--separate-worker", action="store_true",
+                   help="run the periodic tasks and jobs in a `gasdesk worker` process (GASDESK_RUN_WORKER=false)")
     p.add_argument("--_seed", nargs=2, type=int, dest="seed", help=argparse.SUPPRESS)
     p.add_argument("--_reuse", action="store_true", dest="reuse_child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
