@@ -317,6 +317,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         with contextlib.closing(sqlite3.connect(args.reuse / "bench.db")) as kept:  # its WAL into the file first
             kept.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         shutil.copyfile(args.reuse / "bench.db", workdir / "bench.db")
+        if (args.reuse / "var").is_dir():  # its keys: the stored personal data is encrypted with them
+            shutil.copytree(args.reuse / "var", workdir / "var", dirs_exist_ok=True)
         child = ["--_reuse"]
     else:
         chat_load.prepare_gasdesk_db(env, args.agents, cap)
