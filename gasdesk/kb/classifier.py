@@ -16,10 +16,11 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
+from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, make_union
 from sklearn.svm import LinearSVC
 
 from gasdesk.bot.nlu.classifier import load_examples
@@ -32,23 +33,38 @@ TEMPERATURE = 5.0
 _CACHE_SIZE = 8
 
 
+# A text as the search sees it: its content words (``search.terms``) and its compact form (``search.compact``).
+TextView = tuple[list[str], str]
+
+
 @cache
-def _none_examples() -> tuple[str, ...]:
+def _none_views(view: Callable[[str], TextView]) -> list[TextView]:
+    """The bot's out-of-scope training examples, viewed as the search views text (read once per process)."""
     texts, labels = load_examples()
-    return tuple(t for t, label in zip(texts, labels, strict=True) if label == NONE_INTENT)
+    return [view(t) for t, label in zip(texts, labels, strict=True) if label == NONE_INTENT]
+
+
+def _given_words(words: list[str]) -> list[str]:
+    return words  # the search segmented them already
 
 
 class ArticleClassifier:
     """Article probabilities for a question; index ``i`` is the ``i``-th article given to ``train``."""
 
-    def __init__(self, features: FeatureUnion, model: LinearSVC, n_articles: int) -> None:
-        self._features = features
+    def __init__(self, words: TfidfVectorizer, chars: TfidfVectorizer, model: LinearSVC, n_articles: int) -> None:
+        self._words = words
+        self._chars = chars
         self._model = model
         self.n_articles = n_articles
 
-    def probabilities(self, text: str) -> np.ndarray:
-        """Probability of each article (the "none" class's share is left out, so they sum to at most 1)."""
-        d = self._model.decision_function(self._features.transform([text]))[0] * TEMPERATURE
+    def _features(self, views: Sequence[TextView]) -> Any:
+        return hstack([self._words.transform([w for w, _ in views]), self._chars.transform([c for _, c in views])],
+                      format="csr")
+
+    def probabilities(self, view: TextView) -> np.ndarray:
+        """Probability of each article for a question's view (the "none" class's share is left out, so they
+        sum to at most 1)."""
+        d = self._model.decision_function(self._features([view]))[0] * TEMPERATURE
         e = np.exp(d - d.max())
         p = e / e.sum()
         return p[: self.n_articles]
@@ -57,30 +73,27 @@ class ArticleClassifier:
 _trained: OrderedDict[str, ArticleClassifier] = OrderedDict()
 
 
-def train(phrasings: Sequence[Sequence[str]], words: Callable[[str], list[str]],
-          compact: Callable[[str], str]) -> ArticleClassifier | None:
-    """A classifier over articles given each article's phrasings (title and 相似问法); None with fewer than two
-    articles. ``words`` and ``compact`` are the search's own text views, so both see the same normalisation."""
+def train(phrasings: Sequence[Sequence[TextView]], view: Callable[[str], TextView]) -> ArticleClassifier | None:
+    """A classifier over articles given each article's phrasings (title and 相似问法) as the search already
+    views them; ``view`` makes the same view of the out-of-scope examples. None with fewer than two articles."""
     if len(phrasings) < 2:
         return None
-    key = hashlib.sha256(repr([list(p) for p in phrasings]).encode()).hexdigest()
+    key = hashlib.sha256(repr(phrasings).encode()).hexdigest()
     if key in _trained:
         _trained.move_to_end(key)
         return _trained[key]
-    texts: list[str] = []
+    views: list[TextView] = []
     labels: list[int] = []
     for i, rows in enumerate(phrasings):
-        texts.extend(rows)
+        views.extend(rows)
         labels.extend([i] * len(rows))
-    none = _none_examples()
-    texts.extend(none)
+    none = _none_views(view)
+    views.extend(none)
     labels.extend([len(phrasings)] * len(none))
-    features = make_union(
-        TfidfVectorizer(analyzer=words, sublinear_tf=True),
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, preprocessor=compact),
-    )
-    model = LinearSVC(C=SVM_C, random_state=0).fit(features.fit_transform(texts), labels)
-    classifier = ArticleClassifier(features, model, len(phrasings))
+    words = TfidfVectorizer(analyzer=_given_words, sublinear_tf=True).fit([w for w, _ in views])
+    chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True).fit([c for _, c in views])
+    classifier = ArticleClassifier(words, chars, LinearSVC(C=SVM_C, random_state=0), len(phrasings))
+    classifier._model.fit(classifier._features(views), labels)
     _trained[key] = classifier
     while len(_trained) > _CACHE_SIZE:
         _trained.popitem(last=False)

@@ -128,6 +128,11 @@ def compact(text: str) -> str:
     return _FILLER_CHARS.sub("", _PUNCT.sub("", normalize_text(text).lower()))
 
 
+def text_view(text: str) -> tuple[list[str], str]:
+    """``text``'s content words and compact form: what the index and the article classifier read of it."""
+    return terms(text), compact(text)
+
+
 def _ngrams(text: str) -> Counter[str]:
     grams: Counter[str] = Counter()
     for n in (2, 3):
@@ -190,12 +195,15 @@ class KbIndex:
         df: Counter[str] = Counter()
         gram_df: Counter[str] = Counter()
         raw_phrasings: list[list[Counter[str]]] = []
+        views: list[list[classifier.TextView]] = []  # each article's title and questions, as searched
         for a in articles:
             plain = to_plain(a.answer)
-            fields = {"title": Counter(terms(a.title)), "questions": Counter(t for q in a.questions for t in terms(q)),
+            phrasings = [text_view(p) for p in [a.title, *a.questions]]
+            views.append(phrasings)
+            fields = {"title": Counter(phrasings[0][0]), "questions": Counter(t for w, _ in phrasings[1:] for t in w),
                       "answer": Counter(terms(plain))}
             df.update(set().union(*(set(f) for f in fields.values())))
-            grams = [_ngrams(compact(p)) for p in [a.title, *a.questions]]
+            grams = [_ngrams(c) for _, c in phrasings]
             grams = [g for g in grams if g]
             for g in grams:
                 gram_df.update(set(g))
@@ -212,7 +220,7 @@ class KbIndex:
         self.gram_max_idf = math.log(1 + n_rows) + 1
         for doc, grams in zip(self.docs, raw_phrasings, strict=True):
             doc.phrasings = [self._vector(g) for g in grams]
-        self.classifier = classifier.train([[a.title, *a.questions] for a in articles], terms, compact)
+        self.classifier = classifier.train(views, text_view)
         self.postings: dict[str, list[int]] = {}
         for i, doc in enumerate(self.docs):
             for t in set().union(*(set(f) for f in doc.fields.values())):
@@ -246,10 +254,10 @@ class KbIndex:
 
     def search(self, text: str, *, limit: int = 5, channel: str | None = None, today: date | None = None,
                intent: str | None = None, min_score: float = 0.0) -> list[tuple[float, _Doc]]:
-        query = terms(text)
+        query, compact_text = text_view(text)
         expansions = expand(query) if self.use_expansion else {}
         q_ideal = sum(self.idf.get(t, self.unknown_idf) for t in query) or 0.0
-        q_vec, q_norm = self._vector(_ngrams(compact(text)))
+        q_vec, q_norm = self._vector(_ngrams(compact_text))
         if not query and not q_vec:
             return []
         candidates = {i for t in query for i in self.postings.get(t, ())}
@@ -258,7 +266,7 @@ class KbIndex:
         for i, doc in enumerate(self.docs):  # n-gram overlap catches typos and unsegmented words
             if i not in candidates and any(q_grams & p[0].keys() for p in doc.phrasings):
                 candidates.add(i)
-        probabilities = self.classifier.probabilities(text) if self.classifier else None
+        probabilities = self.classifier.probabilities((query, compact_text)) if self.classifier else None
         if probabilities is not None:
             candidates.update(int(i) for i in np.argsort(-probabilities)[:CLASSIFIER_CANDIDATES])
         boosted = INTENT_CATEGORIES.get(intent or "", set())
