@@ -17,7 +17,6 @@ from typing import Annotated, Any, cast
 
 from fastapi import Depends
 from sqlalchemy import CursorResult, DateTime, Executable, MetaData, Table, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -193,15 +192,6 @@ async def dispose_engine() -> None:
     _engine = None
     _sessionmaker = None
 
-
-async def close_connections(database_url: str) -> None:
-    """Close the pool's connections but keep the engine when it is for ``database_url`` (otherwise as
-    ``dispose_engine``). A kept engine keeps its dialect and compiled-statement cache: the tests start every
-    test on the same database URL, and a new engine per test recompiled every statement (~7 % of the suite)."""
-    if _engine is not None and _engine.url == make_url(database_url):
-        await _engine.dispose()  # a fresh pool; the engine stays usable
-        return
-    await dispose_engine()
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

@@ -204,16 +204,20 @@ def _open_current_test_file(_dialect, _record, cargs, _cparams) -> None:
 
 
 async def _use_test_database(database_url: str) -> None:
-    if PG_URL:
-        await db.close_connections(database_url)
-        return
-    _SQLITE_FILE["path"] = make_url(database_url).database
+    """Keep the app's engine when it serves this test's database (PostgreSQL: the same URL; SQLite: the worker's
+    engine that opens the current test's file), with a fresh pool; else make a new one."""
     engine = db.current_engine()
-    if engine is not None and event.contains(engine.sync_engine, "do_connect", _open_current_test_file):
-        await engine.dispose()  # a fresh pool; its connections will open this test's file
+    if PG_URL:
+        kept = engine is not None and engine.url == make_url(database_url)
+    else:
+        _SQLITE_FILE["path"] = make_url(database_url).database
+        kept = engine is not None and event.contains(engine.sync_engine, "do_connect", _open_current_test_file)
+    if engine is not None and kept:
+        await engine.dispose()  # a fresh pool; the dialect and its compiled-statement cache stay
         return
     await db.dispose_engine()
-    event.listen(db.get_engine().sync_engine, "do_connect", _open_current_test_file)
+    if not PG_URL:
+        event.listen(db.get_engine().sync_engine, "do_connect", _open_current_test_file)
 
 
 @pytest.fixture(autouse=True)
