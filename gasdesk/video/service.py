@@ -35,7 +35,7 @@ from gasdesk.auth.models import User
 from gasdesk.clock import utcnow
 from gasdesk.config import Settings, get_settings
 from gasdesk.conversations import service as conversations
-from gasdesk.conversations.attachments import MB, FileKind, do_store_upload
+from gasdesk.conversations.attachments import ALLOWED, FileKind, do_store_upload
 from gasdesk.conversations.models import ContentType, Conversation, ConversationState, SenderType
 from gasdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gasdesk.event_types import VideoSignal
@@ -50,11 +50,8 @@ MAX_MLINE_INDEX = 15
 MAX_RECORDINGS = 5  # per session: a session is a few minutes of pointing a phone at a meter
 
 RESIDENT = Actor(None, "resident", "webchat")
-SNAPSHOT_KINDS: dict[str, FileKind] = {
-    "jpg": FileKind("image/jpeg", "image", 5 * MB, (b"\xff\xd8\xff",)),
-    "jpeg": FileKind("image/jpeg", "image", 5 * MB, (b"\xff\xd8\xff",)),
-    "png": FileKind("image/png", "image", 5 * MB, (b"\x89PNG\r\n\x1a\n",)),
-}
+# A snapshot is a picture as the chat takes them (JPEG or PNG, the chat's size cap), nothing else.
+SNAPSHOT_KINDS: dict[str, FileKind] = {ext: ALLOWED[ext] for ext in ("jpg", "jpeg", "png")}
 
 
 def recording_kinds(settings: Settings | None = None) -> dict[str, FileKind]:
