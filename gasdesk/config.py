@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     # The test suite turns it off (tests/conftest.py): its two workers keep both cores busy, and a test waiting
     # for an idle-class render waited 10-25 s for a render of 1-4 s. tests/reports checks the default.
     reports_render_idle: bool = True
+    # ... and draw with at most this share of one core (reports/render.py ``cpu_share``): on a small machine
+    # even an idle-class process that keeps a core busy delays chat (a 2-vCPU guest's host stalls busy vCPUs),
+    # so a render pauses in proportion to the CPU it used. 1 = no cap (the test suite, with the idle class).
+    reports_render_cpu_share: float = Field(default=0.5, gt=0, le=1)
     import_batch_size: int = Field(default=2000, ge=1, le=100_000)
     # The resident bot: "nlu" (offline understanding, guided flows, knowledge base) or "rules" (menu only).
     bot_engine: Literal["nlu", "rules"] = "nlu"

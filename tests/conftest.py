@@ -241,6 +241,7 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # core only when both xdist workers waited, and a 3 s scheduled-report test took 20-25 s. The default has
     # its own test (tests/reports/test_export_routes.py).
     monkeypatch.setenv("GASDESK_REPORTS_RENDER_IDLE", "false")
+    monkeypatch.setenv("GASDESK_REPORTS_RENDER_CPU_SHARE", "1")
     reset_settings_cache()
     # Job handlers, periodic tasks and hooks (ticket resolved → 回访) as the app factory and the worker register them.
     register_handlers()

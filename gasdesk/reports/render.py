@@ -17,7 +17,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,8 +50,35 @@ T = TypeVar("T")
 
 
 def render(report: Report, fmt: str) -> bytes:
-    """Render ``report`` as ``fmt`` (xlsx|pdf) here and now (what the pool's processes run)."""
-    return RENDERERS[fmt](report)
+    """Render ``report`` as ``fmt`` (xlsx|pdf) here and now (what the pool's processes run), within the render
+    process's CPU share."""
+    with cpu_share(_render_cpu_share):
+        return RENDERERS[fmt](report)
+
+
+@contextlib.contextmanager
+def cpu_share(share: float, slice_s: float = 0.01) -> Iterator[None]:
+    """Use at most ``share`` of one core inside the block: after every ``slice_s`` of CPU time the process
+    used, a SIGPROF handler sleeps ``slice_s·(1−share)/share``, so the block's wall time is at least its CPU
+    time / ``share``. Why not only the idle class: on a 2-vCPU guest a process that keeps a core busy, even in
+    the idle class, delays a waking chat process (docs/performance.md); one that pauses this often does not.
+    A no-op at ``share`` 1, outside the main thread (Python runs signal handlers there) and without
+    ``ITIMER_PROF``."""
+    if share >= 1 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pause = slice_s * (1 - share) / share
+
+    def _pause(signum: int, frame: object) -> None:
+        time.sleep(pause)
+
+    previous = signal.signal(signal.SIGPROF, _pause)
+    signal.setitimer(signal.ITIMER_PROF, slice_s, slice_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 # ---------------------------------------------------------------- in the render process
@@ -58,6 +87,8 @@ def render(report: Report, fmt: str) -> bytes:
 # more than a small report); a report for another database (tests) replaces the engine.
 _loop: asyncio.AbstractEventLoop | None = None
 _engine: tuple[str, AsyncEngine] | None = None
+# Set by the pool's initializer: 1 (no cap) wherever else ``render`` runs, e.g. a thread of the web process.
+_render_cpu_share = 1.0
 
 
 def _child_engine(database_url: str) -> tuple[asyncio.AbstractEventLoop, AsyncEngine]:
@@ -93,12 +124,15 @@ def build_and_render(database_url: str, key: str, period: Period, filters: dict[
 # ---------------------------------------------------------------- the pool, seen from the web process
 
 
-def _lower_priority(idle: bool = True) -> None:
+def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
     """Render processes yield the CPU to the web processes: chat first, report files when a core is free.
     On Linux the idle scheduling class: a waking web process preempts the render at once (a nice level alone
     only shortens the render's turns, and chat's p99 felt them). The nice level stays, so ``_reading`` may
     leave the class again; where there is no idle class, the lowest nice level instead. ``idle=False``
-    (setting ``reports_render_idle``, the test suite) keeps the normal priority."""
+    (setting ``reports_render_idle``, the test suite) keeps the normal priority. ``share``: the drawing's
+    ``cpu_share`` (setting ``reports_render_cpu_share``)."""
+    global _render_cpu_share
+    _render_cpu_share = share
     if not idle:
         return
     with contextlib.suppress(OSError, AttributeError):
@@ -135,7 +169,8 @@ def _executor() -> ProcessPoolExecutor:
             # spawn, not fork: the web process has threads and an event loop that a forked child must not inherit.
             _pool = ProcessPoolExecutor(max_workers=get_settings().reports_render_processes,
                                         mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority,
-                                        initargs=(get_settings().reports_render_idle,))
+                                        initargs=(get_settings().reports_render_idle,
+                                                  get_settings().reports_render_cpu_share))
         return _pool
 
 

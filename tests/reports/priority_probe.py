@@ -13,3 +13,8 @@ def policy_while_reading() -> tuple[int, int]:
     with render._reading():
         reading = os.sched_getscheduler(0)
     return reading, os.sched_getscheduler(0)
+
+
+def render_cpu_share() -> float:
+    """The share of one core the render process draws with."""
+    return render._render_cpu_share

@@ -20,7 +20,7 @@ from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.reports import render
 from gasdesk.reports.builders import build_report, period_for
 from gasdesk.reports.figures import export_filename
-from tests.reports.priority_probe import policy_while_reading
+from tests.reports.priority_probe import policy_while_reading, render_cpu_share
 from tests.reports.scenario import two_days
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -87,8 +87,10 @@ async def test_report_page_links_its_exports(client, factory) -> None:
 async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
     # The product default (the suite's conftest renders at normal priority): a pool of its own, started here.
     monkeypatch.delenv("GASDESK_REPORTS_RENDER_IDLE")
+    monkeypatch.delenv("GASDESK_REPORTS_RENDER_CPU_SHARE")
     reset_settings_cache()
     assert get_settings().reports_render_idle
+    assert get_settings().reports_render_cpu_share == 0.5
     render.shutdown_pool()
     try:
         # Builtins or a tiny probe module, not a function of this module: unpickling one would import this test
@@ -96,12 +98,15 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
         loop, pool = asyncio.get_running_loop(), render._executor()
         pid = await loop.run_in_executor(pool, os.getpid)
         niceness = await loop.run_in_executor(pool, os.nice, 0)
+        share = await loop.run_in_executor(pool, render_cpu_share)
         policy = await loop.run_in_executor(pool, os.sched_getscheduler, 0) if sys.platform == "linux" else -1
         # the figures are read at the web process's priority, then the process goes back to the idle class
         reading = await loop.run_in_executor(pool, policy_while_reading) if sys.platform == "linux" else None
     finally:
         render.shutdown_pool()  # the next test's renders start a pool under the suite's settings
     assert pid != os.getpid()
+    assert share == 0.5  # the drawing pauses in the child; the web process itself never does
+    assert render._render_cpu_share == 1.0
     if sys.platform == "linux":
         assert policy == os.SCHED_IDLE
         assert reading == (os.SCHED_OTHER, os.SCHED_IDLE)

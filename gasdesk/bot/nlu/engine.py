@@ -30,12 +30,27 @@ def understand(text: str, now: datetime | None = None, *, classifier: IntentClas
     as anything else. The classifier may still say ``gas_leak`` on its own; that is kept too.
     Messages about other utilities/everyday subjects are gated to ``out_of_scope`` next.
     """
-    if not text or not text.strip():
-        return Understanding(OUT_OF_SCOPE, 0.0, {})
-    slots = extract_slots(text, now)
-    if is_gas_leak(text):
-        return Understanding(GAS_LEAK, 1.0, slots)
-    if is_off_domain(text):
-        return Understanding(OUT_OF_SCOPE, 1.0, slots)
-    prediction = (classifier or get_classifier()).predict(text)
-    return Understanding(prediction.intent, round(prediction.confidence, 4), slots)
+    return understand_many([text], now, classifier=classifier)[0]
+
+
+def understand_many(texts: list[str], now: datetime | None = None, *,
+                    classifier: IntentClassifier | None = None) -> list[Understanding]:
+    """``understand`` for many messages, with one classifier pass over those the rules leave to it (scoring a
+    held-out set)."""
+    results: list[Understanding | None] = []
+    slots = [extract_slots(text, now) if text and text.strip() else {} for text in texts]
+    for text, found in zip(texts, slots, strict=True):
+        if not text or not text.strip():
+            results.append(Understanding(OUT_OF_SCOPE, 0.0, {}))
+        elif is_gas_leak(text):
+            results.append(Understanding(GAS_LEAK, 1.0, found))
+        elif is_off_domain(text):
+            results.append(Understanding(OUT_OF_SCOPE, 1.0, found))
+        else:
+            results.append(None)
+    left = [i for i, result in enumerate(results) if result is None]
+    if left:
+        predictions = (classifier or get_classifier()).predict_many([texts[i] for i in left])
+        for i, prediction in zip(left, predictions, strict=True):
+            results[i] = Understanding(prediction.intent, round(prediction.confidence, 4), slots[i])
+    return [result for result in results if result is not None]

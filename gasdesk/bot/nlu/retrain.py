@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gasdesk.bot.nlu.classifier import IntentClassifier, load_examples, model_fingerprint
-from gasdesk.bot.nlu.engine import understand
+from gasdesk.bot.nlu.engine import understand_many
 from gasdesk.bot.nlu.evaluate import Example, load_eval_file
 from gasdesk.bot.nlu.intents import GAS_LEAK, INTENTS
 from gasdesk.config import PROJECT_ROOT
@@ -57,8 +57,9 @@ class Figures:
 def score(model: IntentClassifier, examples: Sequence[Example]) -> Figures:
     """Accuracy and gas-leak recall of ``model`` behind the bot's rules, counted (no float ties)."""
     correct = leak_support = leak_found = 0
-    for example in examples:
-        predicted = understand(example.text, classifier=model).intent
+    understood = understand_many([example.text for example in examples], classifier=model)
+    for example, understanding in zip(examples, understood, strict=True):
+        predicted = understanding.intent
         correct += predicted == example.intent
         if example.intent == GAS_LEAK:
             leak_support += 1

@@ -1,0 +1,49 @@
+"""The render process's CPU cap (``render.cpu_share``): drawing pauses in proportion to the CPU it used."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from gasdesk.reports import render
+
+
+def _burn(cpu_s: float) -> tuple[float, float]:
+    """Spin until this process has used ``cpu_s`` of CPU; returns (CPU used, wall time taken)."""
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    while time.process_time() - cpu0 < cpu_s:
+        sum(range(2000))
+    return time.process_time() - cpu0, time.monotonic() - wall0
+
+
+def test_a_quarter_share_takes_at_least_four_times_the_cpu_it_used() -> None:
+    with render.cpu_share(0.25):
+        cpu, wall = _burn(0.2)
+    # 10 ms of CPU, then a 30 ms sleep: the sleeps are a lower bound whatever the machine's load (a final
+    # partial slice has no pause yet, hence the margin).
+    assert wall >= 3 * cpu, (cpu, wall)
+
+
+def test_the_cap_is_lifted_after_the_block_and_at_a_full_share() -> None:
+    with render.cpu_share(0.25):
+        _burn(0.03)
+    cpu, wall = _burn(0.1)
+    assert wall < 3 * cpu + 0.1  # no pauses left behind (a busy machine may still stretch wall time a bit)
+    with render.cpu_share(1.0):
+        cpu, wall = _burn(0.1)
+    assert wall < 3 * cpu + 0.1
+
+
+def test_outside_the_main_thread_nothing_is_paused() -> None:
+    # a thread of the web process (render processes off) must never sleep the event loop's process
+    result: list[tuple[float, float]] = []
+
+    def in_thread() -> None:
+        with render.cpu_share(0.1):
+            result.append(_burn(0.1))
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    cpu, wall = result[0]
+    assert wall < 5 * cpu + 0.1  # at 0.1 the pauses would make it ≥ 10×
