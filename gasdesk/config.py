@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     """Runtime configuration. Every field maps to ``GASDESK_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="GASDESK_", env_file=".env", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The .env source walks every field even when there is no file: half of a build's ~4 ms, paid again
+        # each time the test suite resets the settings.
+        if not Path(".env").is_file():
+            return init_settings, env_settings, file_secret_settings
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'gasdesk.db'}"

@@ -97,3 +97,15 @@ def test_bad_data_key_is_rejected(bad: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_good_data_key_is_accepted() -> None:
     assert production().data_key_bytes == b"production-data-key-32-bytes-ok!"
+
+
+@pytest.mark.no_database
+def test_a_dotenv_file_in_the_working_directory_is_read_and_the_environment_wins(tmp_path, monkeypatch) -> None:
+    # Settings skip the .env source when there is no file (it costs half a build); with one it is read.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GASDESK_REDIS_URL", raising=False)
+    assert Settings().redis_url is None
+    (tmp_path / ".env").write_text("GASDESK_REDIS_URL=redis://127.0.0.1:6390/0\nGASDESK_BOT_ENGINE=rules\n")
+    assert Settings().redis_url == "redis://127.0.0.1:6390/0"
+    monkeypatch.setenv("GASDESK_BOT_ENGINE", "nlu")
+    assert Settings().bot_engine == "nlu"
