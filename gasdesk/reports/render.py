@@ -128,26 +128,26 @@ def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
     """Render processes yield the CPU to the web processes: chat first, report files when a core is free.
     On Linux the idle scheduling class: a waking web process preempts the render at once (a nice level alone
     only shortens the render's turns, and chat's p99 felt them). The nice level stays, so ``_reading`` may
-    leave the class again; where there is no idle class, the lowest nice level instead. ``idle=False``
+    leave the class again and still read behind chat (a waking nice-0 process preempts it, but it is never
+    starved for seconds as the idle class can be); where there is no idle class, the nice level alone. ``idle=False``
     (setting ``reports_render_idle``, the test suite) keeps the normal priority. ``share``: the drawing's
-    ``cpu_share`` (setting ``reports_render_cpu_share``)."""
+    ``cpu_share`` (``Settings.render_cpu_share``)."""
     global _render_cpu_share
     _render_cpu_share = share
     if not idle:
         return
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return
     with contextlib.suppress(OSError):
         os.nice(RENDER_NICENESS)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 @contextlib.contextmanager
 def _reading() -> Iterator[None]:
-    """Read the figures at the web process's priority, then go back to the idle class. A read transaction
-    held by a starved process (a busy machine gives the idle class nothing for seconds) keeps its database
-    snapshot, and so the web process's WAL, from being checkpointed all that time; the read is ~40 ms of
-    CPU for a yearly overview."""
+    """Read the figures in the normal scheduling class (at the process's nice level), then go back to the idle
+    class. A read transaction held by a starved process (a busy machine gives the idle class nothing for
+    seconds) keeps its database snapshot, and so the web process's WAL, from being checkpointed all that
+    time; the read is ~40 ms of CPU for a yearly overview."""
     try:
         idle = os.sched_getscheduler(0) == os.SCHED_IDLE
         if idle:
@@ -170,7 +170,7 @@ def _executor() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(max_workers=get_settings().reports_render_processes,
                                         mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority,
                                         initargs=(get_settings().reports_render_idle,
-                                                  get_settings().reports_render_cpu_share))
+                                                  get_settings().render_cpu_share))
         return _pool
 
 

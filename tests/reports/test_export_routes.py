@@ -90,7 +90,8 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
     monkeypatch.delenv("GASDESK_REPORTS_RENDER_CPU_SHARE")
     reset_settings_cache()
     assert get_settings().reports_render_idle
-    assert get_settings().reports_render_cpu_share == 0.5
+    expected_share = get_settings().render_cpu_share
+    assert get_settings().reports_render_cpu_share is None and 0.25 <= expected_share <= 1
     render.shutdown_pool()
     try:
         # Builtins or a tiny probe module, not a function of this module: unpickling one would import this test
@@ -105,13 +106,12 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
     finally:
         render.shutdown_pool()  # the next test's renders start a pool under the suite's settings
     assert pid != os.getpid()
-    assert share == 0.5  # the drawing pauses in the child; the web process itself never does
+    assert share == expected_share  # the drawing pauses in the child; the web process itself never does
     assert render._render_cpu_share == 1.0
+    assert niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)  # reading, too, comes after chat
     if sys.platform == "linux":
         assert policy == os.SCHED_IDLE
         assert reading == (os.SCHED_OTHER, os.SCHED_IDLE)
-    else:
-        assert niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)
 
 
 async def test_the_export_is_read_and_rendered_outside_the_web_process(client, factory, session, monkeypatch) -> None:

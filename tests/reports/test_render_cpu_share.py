@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from gasdesk.config import Settings
 from gasdesk.reports import render
 
 
@@ -47,3 +48,13 @@ def test_outside_the_main_thread_nothing_is_paused() -> None:
     thread.join()
     cpu, wall = result[0]
     assert wall < 5 * cpu + 0.1  # at 0.1 the pauses would make it ≥ 10×
+
+
+def test_the_default_share_leaves_small_machines_their_cores_for_chat(monkeypatch) -> None:
+    monkeypatch.delenv("GASDESK_REPORTS_RENDER_CPU_SHARE", raising=False)
+    shares = {}
+    for cores in (1, 2, 3, 4, 5, 16):
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        shares[cores] = Settings().render_cpu_share
+    assert shares == {1: 0.25, 2: 0.25, 3: 0.5, 4: 0.75, 5: 1.0, 16: 1.0}
+    assert Settings(reports_render_cpu_share=0.6).render_cpu_share == 0.6  # an explicit setting wins
