@@ -286,22 +286,23 @@ async def time_reports(http: Any, routes: list[str], repeat: int, quiet: bool) -
 # ---------------------------------------------------------------- chat with and without a yearly export
 
 
-async def export_loop(base: str, token: str, stop: asyncio.Event) -> list[dict[str, Any]]:
+async def export_loop(base: str, token: str, stop: asyncio.Event, formats: list[str]) -> list[dict[str, Any]]:
     import httpx  # noqa: PLC0415 - as in chat_load: only the client side needs it
 
     done = []
     async with httpx.AsyncClient(base_url=base, timeout=600, headers={"Authorization": f"Bearer {token}"}) as http:
-        fmt = "pdf"
+        n = 0
         while not stop.is_set():
+            fmt = formats[n % len(formats)]
+            n += 1
             t = time.perf_counter()
             response = await http.get("/api/v1/reports/overview/export", params={"grain": "year", "format": fmt})
             done.append({"format": fmt, "status": response.status_code, "bytes": len(response.content),
                          "s": round(time.perf_counter() - t, 2)})
-            fmt = "xlsx" if fmt == "pdf" else "pdf"
     return done
 
 
-def export_loop_main(base: str) -> None:
+def export_loop_main(base: str, formats: list[str]) -> None:
     """In a child process: export until stdin closes, then print what was exported as JSON. The supervisor who
     downloads the files is not the residents' client: receiving megabytes of PDF in the chat client's event
     loop delayed its own acks by milliseconds, which the first runs measured as the export's cost."""
@@ -312,7 +313,7 @@ def export_loop_main(base: str) -> None:
         loop = asyncio.get_running_loop()
         eof = loop.run_in_executor(None, sys.stdin.read)
         eof.add_done_callback(lambda _: stop.set())
-        return await export_loop(base, token, stop)
+        return await export_loop(base, token, stop, formats)
 
     print(json.dumps(asyncio.run(main())), flush=True)
 
@@ -320,8 +321,9 @@ def export_loop_main(base: str) -> None:
 class ExportingProcess:
     """``export_loop_main`` in a process of its own, started and stopped around a measured phase."""
 
-    def __init__(self, base: str, token: str) -> None:
-        self._process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_export-loop", base],
+    def __init__(self, base: str, token: str, formats: list[str]) -> None:
+        self._process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_export-loop", base,
+                                          "--export-formats", ",".join(formats)],
                                          env={**os.environ, "GASDESK_BENCH_TOKEN": token}, cwd=ROOT,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -406,7 +408,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 log(f"[reports] round {n + 1}/{args.rounds}: chat alone", quiet=quiet)
                 alone = await client.phase(saturate=False, duration=args.chat_duration, quiet=quiet)
                 log(f"[reports] round {n + 1}/{args.rounds}: chat while yearly exports run", quiet=quiet)
-                exporting = ExportingProcess(base, token)
+                exporting = ExportingProcess(base, token, args.export_formats)
                 await asyncio.sleep(1.5)  # the first export is under way when the measured phase starts
                 loaded = await client.phase(saturate=False, duration=args.chat_duration, quiet=quiet)
                 rounds.append((alone, loaded, await exporting.stop()))
@@ -458,6 +460,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="run the periodic tasks and jobs in a `gasdesk worker` process (GASDESK_RUN_WORKER=false)")
     p.add_argument("--_seed", nargs=2, type=int, dest="seed", help=argparse.SUPPRESS)
     p.add_argument("--_reuse", action="store_true", dest="reuse_child", help=argparse.SUPPRESS)
+    p.add_argument("--export-formats", type=lambda v: v.split(","), default=["pdf", "xlsx"],
+                   help="formats the export loop asks for in turn (default pdf,xlsx)")
     p.add_argument("--_export-loop", dest="export_loop_base", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -471,7 +475,7 @@ def main(argv: list[str]) -> int:
         reuse_main()
         return 0
     if args.export_loop_base:
-        export_loop_main(args.export_loop_base)
+        export_loop_main(args.export_loop_base, args.export_formats)
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="gasdesk-bench-reports-"))
     try:
