@@ -92,6 +92,7 @@ def test_rfc4733_end_packets_are_deduplicated() -> None:
     assert dec.feed(b"\x01", 9000) == []
 
 
+@pytest.mark.bench  # real-time pacing: alone after the SQLite pass, not beside three busy workers
 async def test_sender_paces_20ms_frames_without_drift() -> None:
     arrivals: list[tuple[float, RtpPacket]] = []
     loop = asyncio.get_running_loop()
@@ -119,11 +120,10 @@ async def test_sender_paces_20ms_frames_without_drift() -> None:
         assert pkt.sequence == (first.sequence + i) & 0xFFFF
         assert pkt.timestamp == (first.timestamp + 160 * i) & 0xFFFFFFFF
         offsets.append(abs((t - t0) - i * 0.020))
-    # On the schedule start + n·20 ms: a busy machine (the suite's other workers, browsers) may delay frames
-    # now and then — a quarter of them in one loaded run — but a late frame does not push the ones after it (a
-    # sender sleeping 20 ms after each send would drift by its own overhead every frame, and be ~50 ms behind
-    # after a second, so most frames and the last ones would be late).
-    assert sum(o < 0.015 for o in offsets) >= 0.5 * len(offsets), offsets
+    # On the schedule start + n·20 ms: a busy moment may delay a frame now and then, but a late frame does not
+    # push the ones after it (a sender sleeping 20 ms after each send would drift by its own overhead every
+    # frame, and be ~50 ms behind after a second).
+    assert sum(o < 0.015 for o in offsets) >= 0.8 * len(offsets), offsets
     assert sorted(offsets[-10:])[5] < 0.015, offsets  # the median of the last frames: no accumulated drift
     stats = ReceiverStats()
     for t, pkt in arrivals:
