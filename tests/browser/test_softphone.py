@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import wave
 from io import BytesIO
 from pathlib import Path
@@ -111,10 +112,17 @@ async def test_agent_answers_a_hotline_call_in_the_browser(browser, factory, ses
         await caller.wait_event("CALL_CLOSED", 5)
         await page.wait_for_selector("#call-bar", state="hidden", timeout=5000)
 
-        # The call with its recording in the customer's 360, playable by the agent.
-        await page.goto(f"{base}/customers/{customer.id}")
+        # The call with its recording in the customer's 360, playable by the agent. The recording is stored once
+        # the call's media has closed, a moment after the hang-up (longer on a busy machine), and the page is
+        # not live: open it again until the recording is listed, as an agent would.
         audio = page.locator("audio[src^='/api/v1/calls/recordings/']")
-        await audio.first.wait_for(state="attached", timeout=5000)
+        deadline = time.monotonic() + 20
+        while True:
+            await page.goto(f"{base}/customers/{customer.id}")
+            if await audio.count() or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await audio.first.wait_for(state="attached", timeout=1000)
         src = await audio.first.get_attribute("src")
         response = await page.request.get(base + str(src))
         assert response.status == 200 and response.headers["content-type"].startswith("audio/wav")
