@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import cast
 
 from gasdesk.bot.nlu.classifier import IntentClassifier, get_classifier
 from gasdesk.bot.nlu.intents import GAS_LEAK, OUT_OF_SCOPE
@@ -38,19 +39,21 @@ def understand_many(texts: list[str], now: datetime | None = None, *,
     """``understand`` for many messages, with one classifier pass over those the rules leave to it (scoring a
     held-out set)."""
     results: list[Understanding | None] = []
-    slots = [extract_slots(text, now) if text and text.strip() else {} for text in texts]
-    for text, found in zip(texts, slots, strict=True):
+    left: list[tuple[int, dict[str, str]]] = []  # (index, slots) of the messages the rules leave to the model
+    for text in texts:
         if not text or not text.strip():
             results.append(Understanding(OUT_OF_SCOPE, 0.0, {}))
-        elif is_gas_leak(text):
-            results.append(Understanding(GAS_LEAK, 1.0, found))
+            continue
+        slots = extract_slots(text, now)
+        if is_gas_leak(text):
+            results.append(Understanding(GAS_LEAK, 1.0, slots))
         elif is_off_domain(text):
-            results.append(Understanding(OUT_OF_SCOPE, 1.0, found))
+            results.append(Understanding(OUT_OF_SCOPE, 1.0, slots))
         else:
+            left.append((len(results), slots))
             results.append(None)
-    left = [i for i, result in enumerate(results) if result is None]
     if left:
-        predictions = (classifier or get_classifier()).predict_many([texts[i] for i in left])
-        for i, prediction in zip(left, predictions, strict=True):
-            results[i] = Understanding(prediction.intent, round(prediction.confidence, 4), slots[i])
-    return [result for result in results if result is not None]
+        predictions = (classifier or get_classifier()).predict_many([texts[i] for i, _ in left])
+        for (i, slots), prediction in zip(left, predictions, strict=True):
+            results[i] = Understanding(prediction.intent, round(prediction.confidence, 4), slots)
+    return cast(list[Understanding], results)  # every None was filled above
