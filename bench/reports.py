@@ -21,8 +21,8 @@ What it does:
 4. Chat: the chat bench's residents and agents (``--residents``, ``--agents``, fixed rate) for
    ``--chat-duration`` seconds, twice: alone, then while a loop exports the yearly overview report
    (PDF and xlsx in turn) through ``/api/v1/reports/overview/export`` — from a process of its own, as a
-   supervisor's browser would. ``--rounds`` alternates the two phases and compares the median p99s.
-   Target: p99 moves ≤ 20 %.
+   supervisor's browser would. ``--rounds`` alternates the two phases and compares the p99 of each phase
+   kind's pooled latencies (and prints the median of the rounds' own p99s beside it). Target: p99 moves ≤ 20 %.
 
 The machine's load average is printed with the figures: other work on the machine moves every figure.
 """
@@ -402,15 +402,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result["chat_setup"] = await client.setup(quiet)
             client.window_open = True
             rounds = []
+            pooled: dict[str, list[float]] = {"alone": [], "with_export": []}
             for n in range(args.rounds):
                 # Alone, then with exports, again and again: on a shared 2-vCPU machine one 20 s phase's p99
                 # moves by more than the target from run to run; medians over alternated rounds move less.
                 log(f"[reports] round {n + 1}/{args.rounds}: chat alone", quiet=quiet)
                 alone = await client.phase(saturate=False, duration=args.chat_duration, quiet=quiet)
+                pooled["alone"].extend(client.stats.latencies_ms)
                 log(f"[reports] round {n + 1}/{args.rounds}: chat while yearly exports run", quiet=quiet)
                 exporting = ExportingProcess(base, token, args.export_formats)
                 await asyncio.sleep(1.5)  # the first export is under way when the measured phase starts
                 loaded = await client.phase(saturate=False, duration=args.chat_duration, quiet=quiet)
+                pooled["with_export"].extend(client.stats.latencies_ms)
                 rounds.append((alone, loaded, await exporting.stop()))
         finally:
             await client.close()
@@ -422,9 +425,20 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if len(rounds) > 1:
             result["rounds"] = [{"alone": {k: a[k] for k in keep}, "with_export": {k: w[k] for k in keep}}
                                 for a, w, _ in rounds]
-            alone_p99 = statistics.median(a["p99_ms"] for a, _, _ in rounds)
-            loaded_p99 = statistics.median(w["p99_ms"] for _, w, _ in rounds)
-            result["chat_p99_median"] = {"alone": alone_p99, "with_export": loaded_p99}
+            result["chat_p99_median"] = {"alone": statistics.median(a["p99_ms"] for a, _, _ in rounds),
+                                         "with_export": statistics.median(w["p99_ms"] for _, w, _ in rounds)}
+            # The chat bench's p99 is over all of its messages: every round's latencies of one phase kind
+            # pooled. A round's own p99 (1,500 messages: the 15th worst) is decided by whatever else ran in
+            # those 15 s — one 0.5 s periodic scan is enough — and the median of seven such figures still
+            # moves by more than the target from run to run; the pooled p99 is the 1 % tail of ~10,000.
+            result["chat_pooled"] = {kind: {"messages": len(values),
+                                            **{f"p{q}_ms": round(chat_load.percentile(values, q) or 0, 2)
+                                               for q in (50, 90, 99)}}
+                                     for kind, values in pooled.items()}
+            alone_p99 = result["chat_pooled"]["alone"]["p99_ms"]
+            loaded_p99 = result["chat_pooled"]["with_export"]["p99_ms"]
+            median = result["chat_p99_median"]
+            result["chat_p99_median_move"] = round(median["with_export"] / median["alone"] - 1, 3)
         else:
             alone_p99, loaded_p99 = alone["p99_ms"], loaded["p99_ms"]
         if alone_p99 and loaded_p99:
@@ -454,7 +468,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reuse", type=Path, metavar="DIR",
                    help="copy the database kept by an earlier --keep run from DIR instead of seeding (minutes saved)")
     p.add_argument("--rounds", type=int, default=1,
-                   help="alternate the chat phases (alone, with exports) this many times; the move compares medians")
+                   help="alternate the chat phases (alone, with exports) this many times; the move compares pooled p99s")
     p.add_argument("--skip-routes", action="store_true", help="skip timing the report routes (chat phases only)")
     p.add_argument("--separate-worker", action="store_true",
                    help="run the periodic tasks and jobs in a `gasdesk worker` process (GASDESK_RUN_WORKER=false)")
