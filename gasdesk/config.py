@@ -264,6 +264,9 @@ class Settings(BaseSettings):
     # Where the fitted intent model is kept between processes (a few MB; trained again whenever the NLU code,
     # data or library versions change). Unset: <var_dir>/cache. Empty string: never cached.
     nlu_cache_dir: str | None = None
+    # Where PDF exports keep the CJK font's common-characters face (~2 MB, built from the installed font once
+    # per machine; gasdesk/reports/pdf.py). Unset: <var_dir>/cache. Empty string: never built (the whole face).
+    report_font_cache_dir: str | None = None
     # How often each process looks for a newly deployed intent model (`gasdesk bot retrain`, under
     # <var_dir>/nlu; gasdesk/bot/nlu/model_store.py): a deployment reaches every process within this many seconds.
     nlu_model_check_s: float = Field(default=30.0, ge=0, le=3600)
@@ -442,6 +445,13 @@ class Settings(BaseSettings):
         if self.nlu_cache_dir is None:
             return self.var_dir / "cache"
         return Path(self.nlu_cache_dir) if self.nlu_cache_dir.strip() else None
+
+    @property
+    def report_font_cache_folder(self) -> Path | None:
+        """Where PDF exports keep the font's common-characters face; None when that cache is off."""
+        if self.report_font_cache_dir is None:
+            return self.var_dir / "cache"
+        return Path(self.report_font_cache_dir) if self.report_font_cache_dir.strip() else None
 
     @property
     def simulator_enabled(self) -> bool:

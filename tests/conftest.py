@@ -48,6 +48,8 @@ os.environ.setdefault("GASDESK_ENV", "test")
 # One fitted intent model for the whole run: every xdist worker and every live server loads it instead of
 # training it again (seconds of CPU each). Keyed by the NLU code and data (gasdesk/bot/nlu/classifier.py).
 os.environ.setdefault("GASDESK_NLU_CACHE_DIR", str(Path(tempfile.gettempdir()) / "gasdesk-test-nlu-cache"))
+# PDF exports' common-characters face, built once per machine rather than once per test's var dir.
+os.environ.setdefault("GASDESK_REPORT_FONT_CACHE_DIR", str(Path(tempfile.gettempdir()) / "gasdesk-test-font-cache"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
