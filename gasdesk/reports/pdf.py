@@ -86,7 +86,7 @@ def report_to_pdf(report: Report) -> bytes:
     common = common_face(regular)
     if common is not None:
         pdf = _compose(report, common, images)
-        if not pdf.fonts["cjk"].missing_glyphs:
+        if not getattr(pdf.fonts["cjk"], "missing_glyphs", None):  # a TTFFont: every character was there
             return bytes(pdf.output())
     return bytes(_compose(report, regular, images).output())
 
