@@ -142,6 +142,22 @@ def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
+def _start_render_process(idle: bool, share: float, parent_pid: int) -> None:
+    """The pool's initializer, in each render process: its priority and CPU share (``_lower_priority``), and a
+    watchdog that ends it once the process that started it is gone. The pool's call queue is a pipe whose
+    writing end the child holds too, so a child of a killed or crashed web process would otherwise wait for
+    work forever with its hundreds of MB (fonts, matplotlib, a database connection)."""
+    _lower_priority(idle, share)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="gasdesk-render-watchdog",
+                     daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(every_s)
+    os._exit(0)  # the parent is gone: nobody is left to hand the result to
+
+
 @contextlib.contextmanager
 def _reading() -> Iterator[None]:
     """Read the figures in the normal scheduling class (at the process's nice level), then go back to the idle
@@ -168,9 +184,10 @@ def _executor() -> ProcessPoolExecutor:
         if _pool is None:
             # spawn, not fork: the web process has threads and an event loop that a forked child must not inherit.
             _pool = ProcessPoolExecutor(max_workers=get_settings().reports_render_processes,
-                                        mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority,
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_start_render_process,
                                         initargs=(get_settings().reports_render_idle,
-                                                  get_settings().render_cpu_share))
+                                                  get_settings().render_cpu_share, os.getpid()))
         return _pool
 
 
