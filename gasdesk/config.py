@@ -439,19 +439,21 @@ class Settings(BaseSettings):
             raise InsecureConfiguration("GASDESK_DATA_KEY is not set")
         return base64.urlsafe_b64decode(self.data_key.encode())
 
+    def _cache_folder(self, setting: str | None) -> Path | None:
+        """A cache directory setting: unset is ``<var_dir>/cache``, an empty string turns the cache off."""
+        if setting is None:
+            return self.var_dir / "cache"
+        return Path(setting) if setting.strip() else None
+
     @property
     def nlu_cache_folder(self) -> Path | None:
         """Where the fitted intent model is cached; None when caching is off."""
-        if self.nlu_cache_dir is None:
-            return self.var_dir / "cache"
-        return Path(self.nlu_cache_dir) if self.nlu_cache_dir.strip() else None
+        return self._cache_folder(self.nlu_cache_dir)
 
     @property
     def report_font_cache_folder(self) -> Path | None:
         """Where PDF exports keep the font's common-characters face; None when that cache is off."""
-        if self.report_font_cache_dir is None:
-            return self.var_dir / "cache"
-        return Path(self.report_font_cache_dir) if self.report_font_cache_dir.strip() else None
+        return self._cache_folder(self.report_font_cache_dir)
 
     @property
     def simulator_enabled(self) -> bool:
