@@ -347,6 +347,16 @@ class ExportingProcess:
         return json.loads(out.strip().splitlines()[-1])
 
 
+def copy_database(source: Path, target: Path) -> None:
+    """``source``'s bench.db (its WAL written into the file first) and its var/ (the keys the stored personal
+    data is encrypted with) into ``target``."""
+    with contextlib.closing(sqlite3.connect(source / "bench.db")) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(source / "bench.db", target / "bench.db")
+    if (source / "var").is_dir():
+        shutil.copytree(source / "var", target / "var", dirs_exist_ok=True)
+
+
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import httpx  # noqa: PLC0415
 
@@ -362,11 +372,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     if args.reuse:
         # A kept database (--keep) instead of seeding again: copied, so that the kept one stays as it was.
-        with contextlib.closing(sqlite3.connect(args.reuse / "bench.db")) as kept:  # its WAL into the file first
-            kept.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        shutil.copyfile(args.reuse / "bench.db", workdir / "bench.db")
-        if (args.reuse / "var").is_dir():  # its keys: the stored personal data is encrypted with them
-            shutil.copytree(args.reuse / "var", workdir / "var", dirs_exist_ok=True)
+        copy_database(args.reuse, workdir)
         child = ["--_reuse"]
     else:
         chat_load.prepare_gasdesk_db(env, args.agents, cap)
@@ -391,10 +397,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # render process and file), so chat shares only the machine with them — its cores, caches and disk.
         other = workdir / "elsewhere"
         other.mkdir()
-        with contextlib.closing(sqlite3.connect(workdir / "bench.db")) as db:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        shutil.copyfile(workdir / "bench.db", other / "bench.db")
-        shutil.copytree(workdir / "var", other / "var", dirs_exist_ok=True)
+        copy_database(workdir, other)
         other_port = chat_load.free_port()
         elsewhere = chat_load.ServerProcess(
             "exports", uvicorn_argv(other_port),
