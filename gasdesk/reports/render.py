@@ -4,8 +4,8 @@ Drawing a year of charts and laying out the PDF is seconds of pure-Python CPU. I
 process it would hold the GIL against the event loop (every chat frame would wait up to the interpreter's
 switch interval, again and again); in a separate process it only takes a core. Reading the report's figures
 (tens of queries and their Python, ~40 ms for a yearly overview on a big history) happens there too, on the
-process's own database connection and at the web process's priority (``_reading``), so the web process only
-hands over the query and sends the file back.
+process's own database connection and at the same low priority (``_reading``, guarded against starvation),
+so the web process only hands over the query and sends the file back.
 The pool is small (one process by default, ``reports_render_processes``) and started on first use; 0 builds
 in the web process and renders in a thread instead. This module is what the child imports: the builders,
 the renderers and the Report model, not the app."""
@@ -127,19 +127,39 @@ def build_and_render(database_url: str, key: str, period: Period, filters: dict[
 def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
     """Render processes yield the CPU to the web processes: chat first, report files when a core is free.
     On Linux the idle scheduling class: a waking web process preempts the render at once (a nice level alone
-    only shortens the render's turns, and chat's p99 felt them). The nice level stays, so ``_reading`` may
-    leave the class again and still read behind chat (a waking nice-0 process preempts it, but it is never
-    starved for seconds as the idle class can be); where there is no idle class, the nice level alone. ``idle=False``
+    only shortens the render's turns, and chat's p99 felt them). The nice level stays, so a read that
+    ``_reading`` lifts out of the idle class still comes behind chat; where there is no idle class, the nice
+    level alone. ``idle=False``
     (setting ``reports_render_idle``, the test suite) keeps the normal priority. ``share``: the drawing's
     ``cpu_share`` (``Settings.render_cpu_share``)."""
     global _render_cpu_share
     _render_cpu_share = share
     if not idle:
         return
+    _own_autogroup()
     with contextlib.suppress(OSError):
         os.nice(RENDER_NICENESS)
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _own_autogroup(path: str = "/proc/self/autogroup") -> bool:
+    """Put this process in a scheduling group of its own at the lowest weight. With Linux's autogroup (on by
+    default wherever a process is not in a cgroup of its own: a terminal, ``make run``, a VM's shell) a nice
+    level only ranks a process against its own session; against every other session its session competes as
+    one equal group, so the render's reads at nice 19 took CPU from chat's clients as if at nice 0. A new
+    session (``setsid``) is a new autogroup, whose nice (``/proc/self/autogroup``) weighs it machine-wide.
+    Returns whether the group's nice was set; elsewhere (no autogroup, another OS) nothing changes."""
+    try:
+        os.setsid()
+    except (OSError, AttributeError):
+        return False  # already a session leader: its group is the web process's too, leave it as it is
+    try:
+        with open(path, "w") as group:
+            group.write(str(RENDER_NICENESS))
+    except OSError:
+        return False
+    return True
 
 
 def _start_render_process(idle: bool, share: float, parent_pid: int) -> None:
@@ -158,24 +178,56 @@ def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
     os._exit(0)  # the parent is gone: nobody is left to hand the result to
 
 
+READ_STARVED_AFTER_S = 0.5
+
+
 @contextlib.contextmanager
-def _reading() -> Iterator[None]:
-    """Read the figures in the normal scheduling class (at the process's nice level), then go back to the idle
-    class. A read transaction held by a starved process (a busy machine gives the idle class nothing for
-    seconds) keeps its database snapshot, and so the web process's WAL, from being checkpointed all that
-    time; the read is ~40 ms of CPU for a yearly overview."""
+def _reading(starved_after_s: float = READ_STARVED_AFTER_S) -> Iterator[None]:
+    """Read the figures in the idle class, as the drawing — on a 2-vCPU machine chat's tail felt a read at
+    nice 19 in the normal class (docs/performance.md) — but never starved: a read transaction keeps its
+    database snapshot (SQLite: the web process's WAL cannot be reset past it), so once the read has waited
+    ``starved_after_s`` every thread of the process (the database driver's too) reads on in the normal class
+    at its nice level, and goes back to the idle class after."""
     try:
         idle = os.sched_getscheduler(0) == os.SCHED_IDLE
-        if idle:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (OSError, AttributeError):
         idle = False
+    if not idle:  # normal priority (``reports_render_idle`` off): nothing to guard
+        yield
+        return
+    done = threading.Event()
+    escalated = threading.Event()
+
+    def _escalate() -> None:
+        if not done.wait(starved_after_s) and _set_policy_of_all_threads(os.SCHED_OTHER):
+            escalated.set()
+
+    watcher = threading.Thread(target=_escalate, name="gasdesk-render-read-guard", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
-        if idle:
-            with contextlib.suppress(OSError):
-                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        done.set()
+        watcher.join()
+        if escalated.is_set():
+            _set_policy_of_all_threads(os.SCHED_IDLE)
+
+
+def _set_policy_of_all_threads(policy: int) -> bool:
+    """Put every thread of this process in scheduling ``policy`` — the database driver's thread too, which
+    runs the queries and keeps whatever policy it was started with; False where Linux's policies are missing."""
+    if not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    changed = False
+    for tid in threads:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
+            changed = True
+    return changed
 
 
 def _executor() -> ProcessPoolExecutor:

@@ -4,6 +4,8 @@ function of a test module imports that whole module in the child, at idle priori
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 from gasdesk.reports import render
 
@@ -15,6 +17,40 @@ def policy_while_reading() -> tuple[int, int]:
     return reading, os.sched_getscheduler(0)
 
 
+def policies_when_a_read_starves() -> tuple[tuple[int, int], tuple[int, int]]:
+    """(this thread's, another thread's) policy inside a read that outlasts its starvation guard, and after it."""
+    seen: dict[str, int] = {}
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_thread() -> None:  # stands in for the database driver's thread, started before the read
+        inside.wait()
+        seen["other inside"] = os.sched_getscheduler(0)
+        leave.wait()
+        seen["other after"] = os.sched_getscheduler(0)
+
+    driver = threading.Thread(target=other_thread)
+    driver.start()
+    with render._reading(starved_after_s=0.05):
+        time.sleep(0.3)
+        mine = os.sched_getscheduler(0)
+        inside.set()
+        time.sleep(0.05)
+    after = os.sched_getscheduler(0)
+    leave.set()
+    driver.join()
+    return (mine, seen["other inside"]), (after, seen["other after"])
+
+
 def render_cpu_share() -> float:
     """The share of one core the render process draws with."""
     return render._render_cpu_share
+
+
+def session_and_group() -> tuple[int, int, str | None]:
+    """This process's pid, its session id and its autogroup line (None where the kernel has no autogroup)."""
+    try:
+        with open("/proc/self/autogroup") as group:
+            line: str | None = group.read().strip()
+    except OSError:
+        line = None
+    return os.getpid(), os.getsid(0), line

@@ -20,7 +20,12 @@ from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.reports import render
 from gasdesk.reports.builders import build_report, period_for
 from gasdesk.reports.figures import export_filename
-from tests.reports.priority_probe import policy_while_reading, render_cpu_share
+from tests.reports.priority_probe import (
+    policies_when_a_read_starves,
+    policy_while_reading,
+    render_cpu_share,
+    session_and_group,
+)
 from tests.reports.scenario import two_days
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -101,8 +106,11 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
         niceness = await loop.run_in_executor(pool, os.nice, 0)
         share = await loop.run_in_executor(pool, render_cpu_share)
         policy = await loop.run_in_executor(pool, os.sched_getscheduler, 0) if sys.platform == "linux" else -1
-        # the figures are read at the web process's priority, then the process goes back to the idle class
+        # the figures are read in the idle class too; a read starved past its guard goes on in the normal
+        # class, every thread of it, and back to the idle class after
         reading = await loop.run_in_executor(pool, policy_while_reading) if sys.platform == "linux" else None
+        starved = await loop.run_in_executor(pool, policies_when_a_read_starves) if sys.platform == "linux" else None
+        child_pid, child_session, group = await loop.run_in_executor(pool, session_and_group)
     finally:
         render.shutdown_pool()  # the next test's renders start a pool under the suite's settings
     assert pid != os.getpid()
@@ -111,7 +119,12 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
     assert niceness >= min(19, os.nice(0) + render.RENDER_NICENESS)  # reading, too, comes after chat
     if sys.platform == "linux":
         assert policy == os.SCHED_IDLE
-        assert reading == (os.SCHED_OTHER, os.SCHED_IDLE)
+        assert reading == (os.SCHED_IDLE, os.SCHED_IDLE)
+        assert starved == ((os.SCHED_OTHER, os.SCHED_OTHER), (os.SCHED_IDLE, os.SCHED_IDLE))
+    # a session of its own, so that its nice level counts against every other session (Linux's autogroup)
+    assert child_pid == pid and child_session == pid != os.getsid(0)
+    if group is not None:
+        assert group.endswith("nice 19"), group
 
 
 async def test_the_export_is_read_and_rendered_outside_the_web_process(client, factory, session, monkeypatch) -> None:
