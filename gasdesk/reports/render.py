@@ -129,9 +129,8 @@ def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
     On Linux the idle scheduling class: a waking web process preempts the render at once (a nice level alone
     only shortens the render's turns, and chat's p99 felt them). The nice level stays, so a read that
     ``_reading`` lifts out of the idle class still comes behind chat; where there is no idle class, the nice
-    level alone. ``idle=False``
-    (setting ``reports_render_idle``, the test suite) keeps the normal priority. ``share``: the drawing's
-    ``cpu_share`` (``Settings.render_cpu_share``)."""
+    level alone. ``idle=False`` (setting ``reports_render_idle``, the test suite) keeps the normal priority.
+    ``share``: the drawing's ``cpu_share`` (``Settings.render_cpu_share``)."""
     global _render_cpu_share
     _render_cpu_share = share
     if not idle:
