@@ -142,23 +142,19 @@ def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-def _own_autogroup(path: str = "/proc/self/autogroup") -> bool:
+def _own_autogroup(path: str = "/proc/self/autogroup") -> None:
     """Put this process in a scheduling group of its own at the lowest weight. With Linux's autogroup (on by
     default wherever a process is not in a cgroup of its own: a terminal, ``make run``, a VM's shell) a nice
     level only ranks a process against its own session; against every other session its session competes as
     one equal group, so the render's reads at nice 19 took CPU from chat's clients as if at nice 0. A new
     session (``setsid``) is a new autogroup, whose nice (``/proc/self/autogroup``) weighs it machine-wide.
-    Returns whether the group's nice was set; elsewhere (no autogroup, another OS) nothing changes."""
+    Elsewhere (no autogroup, another OS) nothing changes."""
     try:
         os.setsid()
     except (OSError, AttributeError):
-        return False  # already a session leader: its group is the web process's too, leave it as it is
-    try:
-        with open(path, "w") as group:
-            group.write(str(RENDER_NICENESS))
-    except OSError:
-        return False
-    return True
+        return  # already a session leader: its group is the web process's too, leave it as it is
+    with contextlib.suppress(OSError), open(path, "w") as group:
+        group.write(str(RENDER_NICENESS))
 
 
 def _start_render_process(idle: bool, share: float, parent_pid: int) -> None:
