@@ -181,8 +181,9 @@ class Settings(BaseSettings):
     # Report files are rendered in this many processes of their own (reports/render.py), so a yearly
     # export does not hold the GIL against chat; 0 renders in a thread of the web process.
     reports_render_processes: int = Field(default=1, ge=0, le=8)
-    # Those processes run at nice 19 (in an autogroup of their own) in Linux's idle scheduling class, reading
-    # as drawing: chat first, reports when a core is free.
+    # Those processes run at nice 19 in Linux's idle scheduling class, reading as drawing, and in the machine's
+    # idle CPU cgroup where they may make one (else an autogroup of their own): chat first, reports when a
+    # core is free (reports/idle_group.py).
     # The test suite turns it off (tests/conftest.py): its two workers keep both cores busy, and a test waiting
     # for an idle-class render waited 10-25 s for a render of 1-4 s. tests/reports checks the default.
     reports_render_idle: bool = True

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from gasdesk.reports import render
+from gasdesk.reports import idle_group, render
 
 
 def policy_while_reading() -> tuple[int, int]:
@@ -54,3 +54,17 @@ def session_and_group() -> tuple[int, int, str | None]:
     except OSError:
         line = None
     return os.getpid(), os.getsid(0), line
+
+
+def cpu_cgroup_dir() -> str | None:
+    """The directory of this process's cgroup in the ``cpu`` hierarchy (None where there is none)."""
+    where = idle_group.cpu_cgroup()
+    return str(where.own) if where is not None else None
+
+
+def cpu_cgroups_when_a_read_starves() -> tuple[str | None, str | None]:
+    """This process's ``cpu`` cgroup inside a read that outlasts its starvation guard, and after it."""
+    with render._reading(starved_after_s=0.05):
+        time.sleep(0.3)
+        inside = cpu_cgroup_dir()
+    return inside, cpu_cgroup_dir()

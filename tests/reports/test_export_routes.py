@@ -20,7 +20,10 @@ from gasdesk.config import get_settings, reset_settings_cache
 from gasdesk.reports import render
 from gasdesk.reports.builders import build_report, period_for
 from gasdesk.reports.figures import export_filename
+from gasdesk.reports.idle_group import cpu_cgroup, idle_group_dir
 from tests.reports.priority_probe import (
+    cpu_cgroup_dir,
+    cpu_cgroups_when_a_read_starves,
     policies_when_a_read_starves,
     policy_while_reading,
     render_cpu_share,
@@ -111,6 +114,8 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
         reading = await loop.run_in_executor(pool, policy_while_reading) if sys.platform == "linux" else None
         starved = await loop.run_in_executor(pool, policies_when_a_read_starves) if sys.platform == "linux" else None
         child_pid, child_session, group = await loop.run_in_executor(pool, session_and_group)
+        child_cgroup = await loop.run_in_executor(pool, cpu_cgroup_dir)
+        starved_cgroups = await loop.run_in_executor(pool, cpu_cgroups_when_a_read_starves)
     finally:
         render.shutdown_pool()  # the next test's renders start a pool under the suite's settings
     assert pid != os.getpid()
@@ -125,6 +130,18 @@ async def test_exports_render_in_a_lower_priority_process(monkeypatch) -> None:
     assert child_pid == pid and child_session == pid != os.getsid(0)
     if group is not None:
         assert group.endswith("nice 19"), group
+    # ... and, where this machine lets a process make one, in an idle CPU cgroup: idle against every group
+    ours = cpu_cgroup()
+    idle_dir = idle_group_dir(ours) if ours is not None else None
+    if ours is not None and idle_dir is not None and os.access(idle_dir if idle_dir.exists() else idle_dir.parent,
+                                                               os.W_OK):
+        assert child_cgroup == str(idle_dir)
+        assert (idle_dir / "cpu.idle").read_text().strip() == "1"
+        # a starved read goes on outside it (its snapshot must not wait on idle time), and goes back after
+        assert starved_cgroups == (str(ours.own), str(idle_dir))
+    else:
+        assert child_cgroup == (str(ours.own) if ours is not None else None)
+        assert starved_cgroups == (child_cgroup, child_cgroup)
 
 
 async def test_the_export_is_read_and_rendered_outside_the_web_process(client, factory, session, monkeypatch) -> None:
