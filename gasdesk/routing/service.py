@@ -262,6 +262,18 @@ async def _assign_one(session: AsyncSession, group: SkillGroup, conversation: Co
     return None
 
 
+ASSIGN_LOCK_NAMESPACE = 4201  # the first key of PostgreSQL's two-key advisory locks, for "serving a group's queue"
+
+
+async def _serve_queue_alone(session: AsyncSession, group_id: int) -> None:
+    """Wait until no other transaction is serving this group's queue (PostgreSQL; held until commit). Two
+    servings at once lock agents and conversations in different orders — one locks agent A and conversation 1,
+    the other agent B and then waits for conversation 1 while the first waits for B — and PostgreSQL cancels one
+    as a deadlock. SQLite runs one writer at a time already."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(ASSIGN_LOCK_NAMESPACE, group_id)))
+
+
 async def try_assign(session: AsyncSession, group_id: int, *,
                      exclude: tuple[int, int] | None = None) -> list[tuple[int, int]]:
     """Hand waiting conversations of a group to free agents, in queue order. Returns (conversation, agent) pairs.
@@ -271,6 +283,7 @@ async def try_assign(session: AsyncSession, group_id: int, *,
     group = await session.get(SkillGroup, group_id)
     if group is None:
         return []
+    await _serve_queue_alone(session, group_id)
     made: list[tuple[int, int]] = []
     full: set[bool] = set()  # the kinds of slot (call: True, chat: False) nobody in the group has free
     for conversation in await queued_in_order(session, group_id):

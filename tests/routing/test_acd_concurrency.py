@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select, update
 
 from gasdesk import db
@@ -13,7 +14,8 @@ from gasdesk.conversations import service
 from gasdesk.conversations.models import Conversation
 from gasdesk.errors import Conflict
 from gasdesk.routing import service as acd
-from gasdesk.routing.models import AgentProfile
+from gasdesk.routing.models import AgentProfile, SkillGroup
+from tests.conftest import PG_URL
 from tests.factories import desk_agent, queued_conversation, reload_conversation
 
 
@@ -114,3 +116,33 @@ async def test_accepts_racing_the_acd_never_exceed_capacity(session, factory) ->
     assert all(r is None or isinstance(r, list) or isinstance(r, Conflict) for r in results), results
     loads = await _loads(session)
     assert loads == {a.id: 1, b.id: 1}
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL pass: SQLite runs one writer at a time already")
+async def test_one_transaction_at_a_time_serves_a_groups_queue(session, factory) -> None:
+    # Two servings at once locked agents and conversations in different orders, and PostgreSQL cancelled one as a
+    # deadlock (seen under load in this module's race above): a second serving of the same queue now waits.
+    await desk_agent(factory, presence="online")
+    assert await session.get(SkillGroup, 2) is not None  # a second seeded group, served beside the first
+    first = db.sessionmaker()()
+    try:
+        await acd.try_assign(first, 1)  # holds the group's queue until it commits
+
+        async def second() -> None:
+            async with db.transaction() as s:
+                await acd.try_assign(s, 1)
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "a second serving of the same queue ran beside the first"
+        other_group = asyncio.create_task(_serve_other_group())
+        await asyncio.wait_for(other_group, 5)  # another group's queue is not held up
+        await db.commit(first)
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        await first.close()
+
+
+async def _serve_other_group() -> None:
+    async with db.transaction() as s:
+        await acd.try_assign(s, 2)
