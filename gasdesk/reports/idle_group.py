@@ -79,8 +79,7 @@ def _located(path: str, mount: tuple[str, str], *, unified: bool) -> CpuCgroup:
     root, mount_point = mount
     relative = path[len(root):] if root != "/" and path.startswith(root) else path
     relative = relative.strip("/")
-    return CpuCgroup(own=Path(mount_point) / relative if relative else Path(mount_point), unified=unified,
-                     at_root=not relative)
+    return CpuCgroup(own=Path(mount_point) / relative, unified=unified, at_root=not relative)
 
 
 def idle_group_dir(where: CpuCgroup) -> Path | None:
@@ -111,11 +110,10 @@ class IdleGroup:
     def join(self) -> Path | None:
         """Create the idle group if needed, mark it idle and move this whole process into it; its directory, or
         None (nothing changed) where the kernel or the permissions do not allow it."""
-        target = idle_group_dir(self._where) if self._where is not None else None
-        if target is None:
+        if self._where is None or (target := idle_group_dir(self._where)) is None:
             return None
         try:
-            if self._where is not None and self._where.unified:
+            if self._where.unified:
                 _check_cpu_below(target.parent)
             target.mkdir(exist_ok=True)
             (target / "cpu.idle").write_text("1")
