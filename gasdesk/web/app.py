@@ -27,6 +27,7 @@ from gasdesk.web.body_limit import BodyLimitMiddleware
 from gasdesk.web.errors import install_error_handlers
 from gasdesk.web.input_guard import InputGuard
 from gasdesk.web.protection import OriginCheckMiddleware, SecurityHeadersMiddleware
+from gasdesk.web.route_index import install_route_index
 from gasdesk.web.templating import add_template_dir
 from gasdesk.worker import register_handlers, run_worker
 
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     for router in domain_routers():
         app.include_router(router)
+    install_route_index(app.router)
     install_error_handlers(app)
     # Outermost: times the whole request and logs it without query string or personal data.
     app.add_middleware(AccessLogMiddleware)
