@@ -269,11 +269,12 @@ async def do_issue_api_token(session: AsyncSession, user: User, *, source: str =
 
 
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
-    if row is None or row.revoked or row.expires_at <= utcnow():
-        return None
-    user = await session.get(User, row.user_id)
-    return user if user and user.is_active else None
+    """The active user a live (unrevoked, unexpired) bearer token belongs to, in one query: every API call
+    asks this first."""
+    return await session.scalar(
+        select(User).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked.is_(False),
+               ApiToken.expires_at > utcnow(), User.is_active.is_(True)))
 
 
 async def do_revoke_api_token(session: AsyncSession, token: str, *, source: str = "api") -> bool:
@@ -312,11 +313,11 @@ async def do_start_session(session: AsyncSession, user: User, *, client_ip: str 
 
 
 async def user_for_session(session: AsyncSession, session_id: str) -> User | None:
-    row = await session.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(session_id)))
-    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
-        return None
-    user = await session.get(User, row.user_id)
-    return user if user and user.is_active else None
+    """The active user a live (not ended, unexpired) browser session belongs to, in one query."""
+    return await session.scalar(
+        select(User).join(LoginSession, LoginSession.user_id == User.id)
+        .where(LoginSession.token_hash == _token_hash(session_id), LoginSession.revoked_at.is_(None),
+               LoginSession.expires_at > utcnow(), User.is_active.is_(True)))
 
 
 async def do_end_session(session: AsyncSession, session_id: str) -> None:
