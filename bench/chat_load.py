@@ -242,6 +242,8 @@ class Client:
         self.resilient = False
         self.acked_ids: set[str] = set()
         self.server_pids: list[int] = []
+        # (sent, delivered) of every measured message on perf_counter's clock, when a bench traces them
+        self.trace: list[tuple[float, float]] | None = None
 
     def ws_kwargs(self) -> dict[str, Any]:
         return {"compression": None if self.args.no_deflate else "deflate", "ping_interval": None,
@@ -269,6 +271,8 @@ class Client:
         if measured:
             st.measured_delivered += 1
             st.latencies_ms.append((received - sent_at) * 1000)
+            if self.trace is not None:
+                self.trace.append((sent_at, received))
         return None
 
     def on_ack(self, cmid: str | None, received: float) -> None:

@@ -5,6 +5,8 @@ Run: .venv/bin/python bench/reports.py                      # 100,000 conversati
      .venv/bin/python bench/reports.py --conversations 10000 --messages 100000 --chat-duration 10
      .venv/bin/python bench/reports.py --database-url postgresql+asyncpg://…   # an empty database
      .venv/bin/python bench/reports.py --json                  # figures as JSON on stdout
+     .venv/bin/python bench/reports.py --reuse DIR --skip-routes --rounds 7 --trace t.json   # then:
+     .venv/bin/python bench/trace_exports.py t.json           # where the slow chat messages fall around the exports
 
 What it does:
 1. A fresh database (temp SQLite, or ``--database-url``), the real migrations and the chat bench's agents
@@ -64,6 +66,7 @@ FACT_OPTIONAL = {"agent_id": None, "team_id": None, "skill_group_id": None, "tic
 TARGET_P95_MS = 200.0
 TARGET_P99_MOVE = 0.20
 SUPERVISOR = "bench-supervisor"
+PING_EVERY_S = 0.4  # --export-formats ping: the pace of the exports' requests (~2.5 a second)
 
 
 def log(message: str, *, quiet: bool = False) -> None:
@@ -299,9 +302,14 @@ async def export_loop(base: str, token: str, stop: asyncio.Event, formats: list[
             fmt = formats[n % len(formats)]
             n += 1
             t = time.perf_counter()
-            response = await http.get("/api/v1/reports/overview/export", params={"grain": "year", "format": fmt})
+            if fmt == "ping":  # calibration: a small API call at about the exports' pace, no render
+                response = await http.get("/api/v1/auth/me")
+                await asyncio.sleep(PING_EVERY_S)
+            else:
+                response = await http.get("/api/v1/reports/overview/export", params={"grain": "year", "format": fmt})
+            end = time.perf_counter()  # the clock is the machine's monotonic one: --trace compares it across processes
             done.append({"format": fmt, "status": response.status_code, "bytes": len(response.content),
-                         "s": round(time.perf_counter() - t, 2)})
+                         "s": round(end - t, 2), "t0": t, "t1": end})
     return done
 
 
@@ -345,6 +353,12 @@ class ExportingProcess:
         if self._process.returncode != 0:
             raise RuntimeError(f"the export loop failed (exit {self._process.returncode})")
         return json.loads(out.strip().splitlines()[-1])
+
+
+def drain_trace(client: Any) -> list[tuple[float, float]]:
+    """The (sent, delivered) pairs the client traced since the last call (none unless --trace)."""
+    traced, client.trace = client.trace, ([] if client.trace is not None else None)
+    return traced or []
 
 
 def copy_database(source: Path, target: Path) -> None:
@@ -437,6 +451,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                           "--no-deflate"])
         client = chat_load.Client(chat_args, base, f"ws://127.0.0.1:{port}", gasdesk=True)
         client.server_pid = server.pid
+        phases: list[dict[str, Any]] = []
+        if args.trace:
+            client.trace = []
         try:
             result["chat_setup"] = await client.setup(quiet)
             client.window_open = True
@@ -448,14 +465,19 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 log(f"[reports] round {n + 1}/{args.rounds}: chat alone", quiet=quiet)
                 alone = await client.phase(saturate=False, duration=args.chat_duration, quiet=quiet)
                 pooled["alone"].extend(client.stats.latencies_ms)
+                phases.append({"kind": "alone", "messages": drain_trace(client)})
                 log(f"[reports] round {n + 1}/{args.rounds}: chat while yearly exports run", quiet=quiet)
                 exporting = ExportingProcess(export_base, token, args.export_formats, args.export_client_normal)
                 await asyncio.sleep(1.5)  # the first export is under way when the measured phase starts
                 loaded = await client.phase(saturate=False, duration=args.chat_duration, quiet=quiet)
                 pooled["with_export"].extend(client.stats.latencies_ms)
                 rounds.append((alone, loaded, await exporting.stop()))
+                phases.append({"kind": "with_export", "messages": drain_trace(client), "exports": rounds[-1][2]})
         finally:
             await client.close()
+        if args.trace:
+            args.trace.write_text(json.dumps(phases))
+            result["trace"] = str(args.trace)
         keep = ("msgs_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "lost", "server_cpu_s")
         alone, loaded, _ = rounds[0]
         result["chat_alone"] = {k: alone[k] for k in keep}
@@ -518,11 +540,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--exports-elsewhere", action="store_true",
                    help="calibration: export from a second server on a copy of the database, so that chat and the"
                         " exports share the machine only (not the web process, its connection or the file)")
+    p.add_argument("--trace", type=Path, metavar="FILE",
+                   help="write every measured message's (sent, delivered) and every export's (start, end) times, on"
+                        " the machine's monotonic clock, per phase as JSON to FILE (bench/trace_exports.py reads it)")
     p.add_argument("--_seed", nargs=2, type=int, dest="seed", help=argparse.SUPPRESS)
     p.add_argument("--_reuse", action="store_true", dest="reuse_child", help=argparse.SUPPRESS)
     p.add_argument("--export-formats", type=lambda v: v.split(","), default=["pdf", "xlsx"],
                    help="formats the export loop asks for in turn (default pdf,xlsx); none: it exports nothing, so"
-                        " both phases run alone and the move shows how much the figures differ by themselves (A/A)")
+                        " both phases run alone and the move shows how much the figures differ by themselves (A/A); ping: a small"
+                        " API call every 0.4 s instead, the exports' pace without a render")
     p.add_argument("--_export-loop", dest="export_loop_base", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
