@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chat_load import percentile  # noqa: E402 - the p99 bench/reports.py reports, so the threshold is that figure
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+OFFSET_BINS_MS = (0, 2, 4, 6, 10, 20, 50, 1e9)
 
 
 def place(sent: float, delivered: float, exports: list[dict[str, Any]], starts: list[float], edge_s: float) -> str:
@@ -54,8 +54,11 @@ def place(sent: float, delivered: float, exports: list[dict[str, Any]], starts: 
 
 def analyse(phases: list[dict[str, Any]], edge_ms: float) -> dict[str, Any]:
     alone = [(d - s) * 1000 for p in phases if p["kind"] == "alone" for s, d in p["messages"]]
-    threshold = percentile(alone, 99)
+    threshold = percentile(alone, 99) or 0.0
     places: dict[str, list[int]] = {}
+    # By when a message was delivered after the latest request start: the requests' own cost shows as a
+    # raised slow rate in the first milliseconds.
+    by_offset = [[0, 0] for _ in OFFSET_BINS_MS[:-1]]
     total = slow_total = 0
     for p in phases:
         if p["kind"] != "with_export":
@@ -63,30 +66,18 @@ def analyse(phases: list[dict[str, Any]], edge_ms: float) -> dict[str, Any]:
         exports = sorted((e for e in p["exports"] if "t0" in e), key=lambda e: e["t0"])
         starts = [e["t0"] for e in exports]
         for sent, delivered in p["messages"]:
-            where = place(sent, delivered, exports, starts, edge_ms / 1000)
             slow = (delivered - sent) * 1000 > threshold
-            counts = places.setdefault(where, [0, 0])
+            counts = places.setdefault(place(sent, delivered, exports, starts, edge_ms / 1000), [0, 0])
             counts[0] += 1
             counts[1] += slow
             total += 1
             slow_total += slow
+            if (i := bisect.bisect_right(starts, delivered) - 1) >= 0:
+                counts = by_offset[bisect.bisect_right(OFFSET_BINS_MS, (delivered - starts[i]) * 1000) - 1]
+                counts[0] += 1
+                counts[1] += slow
     excess = slow_total - 0.01 * total
-    # By when a message was delivered after the latest request start: the requests' own cost shows as a
-    # raised slow rate in the first milliseconds.
-    bins = (0, 2, 4, 6, 10, 20, 50, 1e9)
-    by_offset = [[0, 0] for _ in bins[:-1]]
-    for p in phases:
-        if p["kind"] != "with_export":
-            continue
-        starts = sorted(e["t0"] for e in p["exports"] if "t0" in e)
-        for sent, delivered in p["messages"]:
-            i = bisect.bisect_right(starts, delivered) - 1
-            if i < 0:
-                continue
-            offset_ms = (delivered - starts[i]) * 1000
-            b = bisect.bisect_right(bins, offset_ms) - 1
-            by_offset[b][0] += 1
-            by_offset[b][1] += (delivered - sent) * 1000 > threshold
+    bins = OFFSET_BINS_MS
     return {
         "alone_messages": len(alone), "alone_p99_ms": round(threshold, 2),
         "alone_p50_ms": round(statistics.median(alone), 2) if alone else None,
