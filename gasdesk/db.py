@@ -25,6 +25,7 @@ from gasdesk.clock import as_utc, utcnow
 from gasdesk.config import get_settings
 from gasdesk.errors import DatabaseUnavailable, InvalidInput
 from gasdesk.fields import has_unstorable_chars
+from gasdesk.sqlite_driver import one_trip_dbapi
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class TimestampMixin:
 
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
+_reader_engine: AsyncEngine | None = None
+_reader_sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 AfterCommit = Callable[[], Awaitable[None] | None]
 
@@ -108,20 +111,27 @@ def _refuse_unstorable_text(conn: Any, cursor: Any, statement: str, parameters: 
     refuse_unstorable_text(parameters)
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, reader: bool = False) -> AsyncEngine:
     """A new engine for ``url`` set up as the app's (SQLite pragmas, the unstorable-text guard): the app's own
     (``get_engine``), or a process's that reads the database beside the web process (the report render
-    process)."""
-    engine = _make_backend_engine(url)
+    process). ``reader`` (SQLite): connections that refuse writes and hold no transaction
+    (``reader_sessionmaker``)."""
+    engine = _make_backend_engine(url, reader=reader)
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_unstorable_text)
     return engine
 
 
-def _make_backend_engine(url: str) -> AsyncEngine:
+def _make_backend_engine(url: str, *, reader: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         size = get_settings().sqlite_pool_size
+        dbapi = one_trip_dbapi()
+        options: dict[str, Any] = {"module": dbapi} if dbapi is not None else {}
+        if reader:
+            # Each SELECT is a transaction of its own (no BEGIN, no snapshot held between statements), so a
+            # connection going back to the pool has nothing to roll back: one round trip fewer per lookup.
+            options.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=size, max_overflow=0,
-                                     pool_timeout=60)
+                                     pool_timeout=60, **options)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -133,6 +143,8 @@ def _make_backend_engine(url: str) -> AsyncEngine:
             # Deleted or overwritten rows are zeroed, not left readable in free pages of the file
             # (the default of Debian's SQLite, not of every build).
             cur.execute("PRAGMA secure_delete=ON")
+            if reader:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         return engine
@@ -173,9 +185,44 @@ def get_engine() -> AsyncEngine:
     return _engine
 
 
+def reader_sessionmaker() -> async_sessionmaker[AsyncSession] | None:
+    """SQLite: sessions on a connection of their own that can only read, for the lookups every request makes
+    first (who is calling). SQLite's pool has one connection, and a lookup on it held that connection — from
+    the query to the request's commit, milliseconds later — away from chat's writes; in WAL mode a reader
+    never waits for the writer nor the writer for it. None on PostgreSQL (a pool of connections already) and
+    for an in-memory database (another connection would see another database)."""
+    global _reader_engine, _reader_sessionmaker
+    if _reader_sessionmaker is None:
+        settings = get_settings()
+        if not settings.is_sqlite or ":memory:" in settings.database_url:
+            return None
+        get_engine()  # the writer first: it creates the file and switches it to WAL
+        _reader_engine = make_engine(settings.database_url, reader=True)
+        _reader_sessionmaker = async_sessionmaker(_reader_engine, expire_on_commit=False)
+    return _reader_sessionmaker
+
+
+@asynccontextmanager
+async def lookup_session(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A session for a read-only lookup made on behalf of ``session``'s request: the reader's (SQLite) or
+    ``session`` itself. Rows read through the reader are detached when this ends; ``session.add`` attaches
+    one without a query, so the request can change it as if it had read it."""
+    maker = reader_sessionmaker()
+    if maker is None:
+        yield session
+        return
+    async with maker() as reader:
+        yield reader
+
+
 def current_engine() -> AsyncEngine | None:
     """The engine ``get_engine`` would return, without making one."""
     return _engine
+
+
+def current_reader_engine() -> AsyncEngine | None:
+    """The reader's engine (``reader_sessionmaker``) if one was made."""
+    return _reader_engine
 
 
 def sessionmaker() -> async_sessionmaker[AsyncSession]:
@@ -185,12 +232,13 @@ def sessionmaker() -> async_sessionmaker[AsyncSession]:
 
 
 async def dispose_engine() -> None:
-    """Close the pool (tests and shutdown)."""
-    global _engine, _sessionmaker
-    if _engine is not None:
-        await _engine.dispose()
-    _engine = None
-    _sessionmaker = None
+    """Close the pools (tests and shutdown)."""
+    global _engine, _sessionmaker, _reader_engine, _reader_sessionmaker
+    for engine in (_reader_engine, _engine):
+        if engine is not None:
+            await engine.dispose()
+    _engine = _reader_engine = None
+    _sessionmaker = _reader_sessionmaker = None
 
 
 

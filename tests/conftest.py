@@ -215,11 +215,21 @@ async def _use_test_database(database_url: str) -> None:
         _SQLITE_FILE["path"] = make_url(database_url).database
         kept = engine is not None and event.contains(engine.sync_engine, "do_connect", _open_current_test_file)
     if engine is not None and kept:
-        await engine.dispose()  # a fresh pool; the dialect and its compiled-statement cache stay
+        await _close_pools()  # fresh pools; the dialect and its compiled-statement cache stay
         return
     await db.dispose_engine()
     if not PG_URL:
         event.listen(db.get_engine().sync_engine, "do_connect", _open_current_test_file)
+        db.reader_sessionmaker()  # made now, so that the reader opens each test's file too
+        reader = db.current_reader_engine()
+        assert reader is not None
+        event.listen(reader.sync_engine, "do_connect", _open_current_test_file)
+
+
+async def _close_pools() -> None:
+    for engine in (db.current_reader_engine(), db.current_engine()):
+        if engine is not None:
+            await engine.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -255,9 +265,7 @@ async def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.Monk
     # facts of this test's events are written before its database goes (never into the next test's)
     await analytics_ingest.drain()
     clock.set_now(None)
-    engine = db.current_engine()
-    if engine is not None:
-        await engine.dispose()  # this test's connections close before its database file goes
+    await _close_pools()  # this test's connections close before its database file goes
     reset_settings_cache()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, WebSocket, WebSocketException
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
@@ -19,7 +20,7 @@ from gasdesk.auth.models import User
 from gasdesk.auth.roles import Role
 from gasdesk.auth.service import user_for_session, user_for_token
 from gasdesk.config import get_settings
-from gasdesk.db import get_session, transaction
+from gasdesk.db import get_session, lookup_session, transaction
 from gasdesk.errors import NotAuthenticated, PermissionDenied
 from gasdesk.realtime.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
 from gasdesk.security.origin import origin_allowed
@@ -62,19 +63,34 @@ def bearer_token(request: HTTPConnection) -> str | None:
 
 
 async def user_from_connection(session: AsyncSession, request: HTTPConnection) -> User | None:
-    """The caller of an HTTP request or WebSocket: bearer token first (API clients), then the cookie session."""
+    """The caller of an HTTP request or WebSocket: bearer token first (API clients), then the cookie session.
+    Looked up on the reader (``db.lookup_session``) and attached to ``session``, the request's."""
     user: User | None = None
     token = bearer_token(request)
-    if token is not None:
-        user = await user_for_token(session, token)
-        if user is None:
-            raise NotAuthenticated("令牌无效或已过期", code="invalid_token")
-    elif "session" in request.scope:
-        session_id = request.session.get(SESSION_ID_KEY)
-        if isinstance(session_id, str):
-            user = await user_for_session(session, session_id)
-        if user is None and request.session:
-            request.session.clear()  # logged out, expired, revoked, or an old cookie layout
+    session_id = request.session.get(SESSION_ID_KEY) if token is None and "session" in request.scope else None
+    if token is not None or isinstance(session_id, str):
+        async with lookup_session(session) as reader:
+            if token is not None:
+                user = await user_for_token(reader, token)
+            elif isinstance(session_id, str):
+                user = await user_for_session(reader, session_id)
+        if user is not None and user not in session:
+            user = _attach(session, user)
+    if token is not None and user is None:
+        raise NotAuthenticated("令牌无效或已过期", code="invalid_token")
+    if token is None and user is None and "session" in request.scope and request.session:
+        request.session.clear()  # logged out, expired, revoked, or an old cookie layout
+    return user
+
+
+def _attach(session: AsyncSession, user: User) -> User:
+    """``user``, read on the reader and detached, as ``session``'s own: the instance ``session`` already holds
+    for that row (a route that looked its caller up before), else ``user`` added without a query."""
+    key = inspect(user).identity_key
+    held = session.sync_session.identity_map.get(key) if key is not None else None
+    if isinstance(held, User):
+        return held
+    session.add(user)
     return user
 
 

@@ -7,7 +7,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import bindparam, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -268,13 +268,21 @@ async def do_issue_api_token(session: AsyncSession, user: User, *, source: str =
     return token, row
 
 
+# Every API call and page asks one of these two first: built once (with bound parameters) rather than per
+# request, where building the expression took ~0.1 ms of the event loop.
+_USER_FOR_TOKEN = (
+    select(User).join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked.is_(False),
+           ApiToken.expires_at > bindparam("now"), User.is_active.is_(True)))
+_USER_FOR_SESSION = (
+    select(User).join(LoginSession, LoginSession.user_id == User.id)
+    .where(LoginSession.token_hash == bindparam("token_hash"), LoginSession.revoked_at.is_(None),
+           LoginSession.expires_at > bindparam("now"), User.is_active.is_(True)))
+
+
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
-    """The active user a live (unrevoked, unexpired) bearer token belongs to, in one query: every API call
-    asks this first."""
-    return await session.scalar(
-        select(User).join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked.is_(False),
-               ApiToken.expires_at > utcnow(), User.is_active.is_(True)))
+    """The active user a live (unrevoked, unexpired) bearer token belongs to, in one query."""
+    return await session.scalar(_USER_FOR_TOKEN, {"token_hash": _token_hash(token), "now": utcnow()})
 
 
 async def do_revoke_api_token(session: AsyncSession, token: str, *, source: str = "api") -> bool:
@@ -314,10 +322,7 @@ async def do_start_session(session: AsyncSession, user: User, *, client_ip: str 
 
 async def user_for_session(session: AsyncSession, session_id: str) -> User | None:
     """The active user a live (not ended, unexpired) browser session belongs to, in one query."""
-    return await session.scalar(
-        select(User).join(LoginSession, LoginSession.user_id == User.id)
-        .where(LoginSession.token_hash == _token_hash(session_id), LoginSession.revoked_at.is_(None),
-               LoginSession.expires_at > utcnow(), User.is_active.is_(True)))
+    return await session.scalar(_USER_FOR_SESSION, {"token_hash": _token_hash(session_id), "now": utcnow()})
 
 
 async def do_end_session(session: AsyncSession, session_id: str) -> None:

@@ -248,10 +248,11 @@ class _CoreBatch:
 
 
 class _SqliteBatch:
-    """SQLite: plain SQL on the driver connection, one thread round trip per statement. Through SQLAlchemy's
-    aiosqlite adapter each statement costs four (cursor, execute, fetch, close), which made a one-message batch
-    cost ~5 ms of CPU — most of the work at everyday rates. Column values go through the columns' own bind
-    processors (encryption, UTC timestamps), so rows are stored exactly as the ORM stores them."""
+    """SQLite: plain SQL on the driver connection, one thread round trip per statement. Through SQLAlchemy (then
+    on its own aiosqlite adapter, four round trips a statement: cursor, execute, fetch, close — the app's engine
+    now takes one, ``gasdesk/sqlite_driver.py``) a one-message batch cost ~5 ms of CPU, most of the work at
+    everyday rates. Column values go through the columns' own bind processors (encryption, UTC timestamps), so
+    rows are stored exactly as the ORM stores them."""
 
     COLUMNS = ("conversation_id", "seq", "sender_type", "sender_user_id", "sender_name", "content_type", "text",
                "payload", "client_msg_id", "channel_meta", "created_at")
