@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     # The test suite turns it off (tests/conftest.py): its two workers keep both cores busy, and a test waiting
     # for an idle-class render waited 10-25 s for a render of 1-4 s. tests/reports checks the default.
     reports_render_idle: bool = True
+    # "background": this web process comes after every other on the machine (nice 19, and its session's
+    # autogroup where it leads one: system/cpu_priority.py). For a web process that serves only the report
+    # routes (deploy/nginx/gasdesk.conf's gasdesk_reports), so a supervisor's export never takes CPU that chat's
+    # processes are waiting for. Under systemd set CPUWeight= on that unit as well (docs/production-checklist.md).
+    web_cpu_priority: Literal["normal", "background"] = "normal"
     # ... and draw with at most this share of one core (reports/render.py ``cpu_share``): on a small machine
     # even an idle-class process that keeps a core busy moves chat's p99 (docs/performance.md), so a render
     # pauses in proportion to the CPU it used. Unset: by the cores this process may use — 0.25 on 2, 0.5 on 3,

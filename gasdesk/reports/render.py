@@ -37,6 +37,7 @@ from gasdesk.reports.idle_group import IdleGroup, cpu_cgroup
 from gasdesk.reports.model import Period, Report
 from gasdesk.reports.pdf import report_to_pdf
 from gasdesk.reports.xlsx import report_to_xlsx
+from gasdesk.system.cpu_priority import LOWEST, lower_own_priority
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ MEDIA_TYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadshee
                "pdf": "application/pdf"}
 RENDERERS: dict[str, Callable[[Report], bytes]] = {"xlsx": report_to_xlsx, "pdf": report_to_pdf}
 
-RENDER_NICENESS = 19
+RENDER_NICENESS = LOWEST
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 T = TypeVar("T")
@@ -141,28 +142,13 @@ def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
     _render_cpu_share = share
     if not idle:
         return
-    _own_autogroup()
+    # A session and autogroup of its own at nice 19 (system/cpu_priority.py): what ranks it where the idle
+    # group cannot be made, and where a starved read goes while out of the idle group.
+    lower_own_priority(RENDER_NICENESS, new_session=True)
     _idle_group = IdleGroup(cpu_cgroup())
     _idle_group.join()
-    with contextlib.suppress(OSError):
-        os.nice(RENDER_NICENESS)
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-
-
-def _own_autogroup(path: str = "/proc/self/autogroup") -> None:
-    """Put this process in a scheduling group of its own at the lowest weight. With Linux's autogroup (on by
-    default wherever a process is not in a cgroup of its own: a terminal, ``make run``, a VM's shell) a nice
-    level only ranks a process against its own session; against every other session its session competes as
-    one equal group, so the render's reads at nice 19 took CPU from chat's clients as if at nice 0. A new
-    session (``setsid``) is a new autogroup, whose nice (``/proc/self/autogroup``) weighs it machine-wide.
-    Elsewhere (no autogroup, another OS) nothing changes."""
-    try:
-        os.setsid()
-    except (OSError, AttributeError):
-        return  # already a session leader: its group is the web process's too, leave it as it is
-    with contextlib.suppress(OSError), open(path, "w") as group:
-        group.write(str(RENDER_NICENESS))
 
 
 def _start_render_process(idle: bool, share: float, parent_pid: int) -> None:

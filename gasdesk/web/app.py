@@ -21,6 +21,7 @@ from gasdesk.jobs.queue import stop_worker
 from gasdesk.observability.middleware import RequestContextMiddleware
 from gasdesk.realtime.hub import get_hub
 from gasdesk.realtime.redis_bridge import RedisBridge
+from gasdesk.system.cpu_priority import lower_own_priority
 from gasdesk.telephony.runtime import start_hotline
 from gasdesk.web.access_log import AccessLogMiddleware, configure_app_logging
 from gasdesk.web.body_limit import BodyLimitMiddleware
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.web_cpu_priority == "background":
+            lower_own_priority()  # a reports-only process: after chat's, machine-wide
         get_hub()  # subscribe the hub before the first event
         bridge = None
         if settings.redis_url:
