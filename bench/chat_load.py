@@ -973,7 +973,8 @@ async def run_cluster_target(apps: int, args: argparse.Namespace, workdir: Path,
     if args.lift_visitor_limit:
         env["GASDESK_RATE_LIMITS"] = '{"message.visitor": "100000/10"}'
     run_dir = workdir / name
-    cluster = LocalCluster(run_dir, apps_count=apps, worker=True, access_log=False,
+    # No reports process: this measures chat across web processes, and nothing here asks for a report.
+    cluster = LocalCluster(run_dir, apps_count=apps, worker=True, access_log=False, reports_process=False,
                            env={**env, "GASDESK_ENV": "development", "GASDESK_UPLOAD_DIR": str(run_dir / "up"),
                                 "GASDESK_VAR_DIR": str(workdir / "var")})
     load_before = round(os.getloadavg()[0], 2)

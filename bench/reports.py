@@ -7,6 +7,8 @@ Run: .venv/bin/python bench/reports.py                      # 100,000 conversati
      .venv/bin/python bench/reports.py --json                  # figures as JSON on stdout
      .venv/bin/python bench/reports.py --reuse DIR --skip-routes --rounds 7 --trace t.json   # then:
      .venv/bin/python bench/trace_exports.py t.json           # where the slow chat messages fall around the exports
+     .venv/bin/python bench/reports.py --separate-worker --reports-process --rounds 7   # production's layout:
+         # a worker process, and the report routes in a web process of their own (docs/production-checklist.md)
 
 What it does:
 1. A fresh database (temp SQLite, or ``--database-url``), the real migrations and the chat bench's agents
@@ -25,6 +27,8 @@ What it does:
    (PDF and xlsx in turn) through ``/api/v1/reports/overview/export`` — from a process of its own, as a
    supervisor's browser would. ``--rounds`` alternates the two phases and compares the p99 of each phase
    kind's pooled latencies (and prints the median of the rounds' own p99s beside it). Target: p99 moves ≤ 20 %.
+   ``--reports-process`` sends the exports to a second web process on the same database at the background CPU
+   priority, as nginx does in production; without it chat's own web process takes them (``make run``).
 
 The machine's load average is printed with the figures: other work on the machine moves every figure.
 """
@@ -424,8 +428,21 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         env["GASDESK_RUN_WORKER"] = "false"
         worker = chat_load.ServerProcess("worker", [str(Path(sys.executable).parent / "gasdesk"), "worker", "--poll", "1"],
                                          env, ROOT, workdir / "worker.log")
+    reports_server = None
+    if args.reports_process:
+        # The layout of docs/production-checklist.md for a busy centre: the report routes in a web process of
+        # their own on the same database, the proxy sending /reports and /api/v1/report… there; chat's web
+        # process never takes an export request. It runs at the background CPU priority that layout sets
+        # (GASDESK_WEB_CPU_PRIORITY). Jobs and periodic tasks stay in one place (never here).
+        reports_port = chat_load.free_port()
+        reports_server = chat_load.ServerProcess(
+            "reports", uvicorn_argv(reports_port),
+            {**env, "GASDESK_RUN_WORKER": "false", "GASDESK_WEB_CPU_PRIORITY": "background"}, ROOT,
+            workdir / "reports.log")
     server = chat_load.ServerProcess("gasdesk", argv, env, ROOT, workdir / "server.log")
     result_layout = "web + worker processes" if worker else "one process (worker inside)"
+    if reports_server is not None:
+        result_layout += " + a reports web process"
     base = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {"seed": seed, "database": db_url.split("://")[0], "layout": result_layout,
                               "load_before": load_before}
@@ -436,6 +453,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             export_base = f"http://127.0.0.1:{other_port}"
             await chat_load.wait_ready(elsewhere, f"{export_base}/healthz")
             result["exports_elsewhere"] = True
+        if reports_server is not None:
+            export_base = f"http://127.0.0.1:{reports_port}"
+            await chat_load.wait_ready(reports_server, f"{export_base}/healthz")
         async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
             if not args.skip_routes:
                 routes = await report_routes(http)
@@ -508,7 +528,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result["chat_p99_within_target"] = move <= TARGET_P99_MOVE
     finally:
         server.stop()
-        for other_process in (worker, elsewhere):
+        for other_process in (worker, elsewhere, reports_server):
             if other_process is not None:
                 other_process.stop()
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -540,6 +560,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--exports-elsewhere", action="store_true",
                    help="calibration: export from a second server on a copy of the database, so that chat and the"
                         " exports share the machine only (not the web process, its connection or the file)")
+    p.add_argument("--reports-process", action="store_true",
+                   help="serve the exports from a second web process on the same database, as a proxy routing the"
+                        " report paths there would (docs/production-checklist.md); chat's web process takes none")
     p.add_argument("--trace", type=Path, metavar="FILE",
                    help="write every measured message's (sent, delivered) and every export's (start, end) times, on"
                         " the machine's monotonic clock, per phase as JSON to FILE (bench/trace_exports.py reads it)")
@@ -550,7 +573,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         " both phases run alone and the move shows how much the figures differ by themselves (A/A); ping: a small"
                         " API call every 0.4 s instead, the exports' pace without a render")
     p.add_argument("--_export-loop", dest="export_loop_base", help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.reports_process and args.exports_elsewhere:
+        p.error("--reports-process and --exports-elsewhere each send the exports to a server of their own: pick one")
+    return args
 
 
 def main(argv: list[str]) -> int:

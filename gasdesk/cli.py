@@ -149,7 +149,8 @@ def cluster(
     data_dir: Annotated[Path, typer.Option(help="kept between runs: the PostgreSQL cluster")] = Path("var/cluster"),
 ) -> None:
     """Development: the scale-out set-up on this machine (make run-cluster) — PostgreSQL, Redis, N web
-    processes and a worker behind nginx, all on loopback; Ctrl-C stops everything."""
+    processes, one more for the report routes and a worker behind nginx, all on loopback; Ctrl-C stops
+    everything."""
     import shutil
     import signal
     import time
@@ -162,14 +163,16 @@ def cluster(
     run_dir = data_dir / "run"  # sockets, logs, nginx's generated configuration: new each run
     shutil.rmtree(run_dir, ignore_errors=True)
     local = LocalCluster(run_dir, data_dir=data_dir / "pgdata", http_port=port,
-                         app_ports=[port + 1 + i for i in range(apps)], seed_demo=True, fast_database=False)
+                         app_ports=[port + 1 + i for i in range(apps)], reports_port=port + 1 + apps,
+                         seed_demo=True, fast_database=False)
 
     def terminate(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)  # also when started in the background, where SIGINT is ignored
-    typer.echo(f"启动集群：PostgreSQL、Redis、{apps} 个 Web 进程、1 个后台任务进程、nginx（日志: {run_dir}）…")
+    typer.echo(f"启动集群：PostgreSQL、Redis、{apps} 个 Web 进程、1 个报表 Web 进程、1 个后台任务进程、nginx"
+               f"（日志: {run_dir}）…")
     try:
         local.start()
     except ClusterError as exc:
@@ -178,7 +181,7 @@ def cluster(
         typer.echo("已停止")
         return
     typer.echo(f"gasdesk 集群已启动: {local.url}  （演示账号见首页；Ctrl-C 停止全部进程）")
-    typer.echo("  " + "，".join(f"{a.name} → {a.base}" for a in local.apps) + f"，Redis → {local.redis.url}")
+    typer.echo("  " + "，".join(f"{a.name} → {a.base}" for a in local.web_processes()) + f"，Redis → {local.redis.url}")
     reported: set[str] = set()
     try:
         while True:

@@ -289,10 +289,18 @@ class Redis(Child):
 # ---------------------------------------------------------------- nginx
 
 
-def nginx_config(*, listen_port: int, app_ports: list[int], run_dir: Path, access_log: bool = True) -> str:
+def nginx_config(*, listen_port: int, app_ports: list[int], run_dir: Path, access_log: bool = True,
+                 reports_port: int | None = None) -> str:
     """The whole nginx.conf of a local cluster: foreground, every path inside ``run_dir``, the app processes as
-    the upstream, and the production proxy settings (``deploy/nginx/gasdesk-proxy.conf``) included as they are."""
+    the upstream, and the production proxy settings (``deploy/nginx/gasdesk-proxy.conf``) included as they are.
+    ``reports_port``: the web process of its own that serves the report routes (the app processes stand in while
+    it is down), as ``deploy/nginx/gasdesk.conf`` sets it up."""
     servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;" for port in app_ports)
+    if reports_port is None:
+        reports = servers
+    else:
+        reports = "\n".join([f"        server 127.0.0.1:{reports_port} max_fails=1 fail_timeout=5s;",
+                              *(f"        server 127.0.0.1:{port} backup;" for port in app_ports)])
     # As root, nginx would switch its workers to "nobody", who cannot write the temp paths here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
@@ -322,6 +330,10 @@ http {{
 {servers}
         keepalive 32;
     }}
+    upstream gasdesk_reports {{
+{reports}
+        keepalive 8;
+    }}
     server {{
         listen 127.0.0.1:{listen_port};
         # Which process served the request: the fault tests kill the one holding a socket (local clusters only).
@@ -334,7 +346,8 @@ http {{
 
 class Nginx(Child):
     def __init__(
-        self, listen_port: int, app_ports: list[int], run_dir: Path, *, access_log: bool = True
+        self, listen_port: int, app_ports: list[int], run_dir: Path, *, access_log: bool = True,
+        reports_port: int | None = None,
     ) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():
@@ -343,7 +356,8 @@ class Nginx(Child):
             (run_dir / "nginx-temp" / kind).mkdir(parents=True, exist_ok=True)
         conf = run_dir / "nginx.conf"
         conf.write_text(
-            nginx_config(listen_port=listen_port, app_ports=app_ports, run_dir=run_dir, access_log=access_log)
+            nginx_config(listen_port=listen_port, app_ports=app_ports, run_dir=run_dir, access_log=access_log,
+                         reports_port=reports_port)
         )
         # -e: the error log from the very start (before the configuration is read), -p: relative paths' prefix
         super().__init__(
@@ -404,7 +418,8 @@ def wait_ready(apps: list[App], timeout: float = 120.0) -> None:
 
 @dataclass
 class LocalCluster:
-    """PostgreSQL + Redis + ``apps`` × ``gasdesk serve`` + optional ``gasdesk worker`` + nginx, on loopback.
+    """PostgreSQL + Redis + ``apps`` × ``gasdesk serve`` + optional ``gasdesk worker`` + nginx, on loopback,
+    and (``reports_process``) one more ``gasdesk serve`` that nginx sends the report routes to.
 
     ``run_dir`` holds sockets, logs and nginx's files; ``data_dir`` the PostgreSQL cluster (default: inside
     ``run_dir``, gone with it). ``env`` is added to every gasdesk process's environment."""
@@ -415,6 +430,8 @@ class LocalCluster:
     app_ports: list[int] = field(default_factory=list)
     apps_count: int = 2
     worker: bool = True
+    reports_process: bool = True
+    reports_port: int = 0
     seed_demo: bool = False
     fast_database: bool = True
     access_log: bool = True
@@ -423,6 +440,7 @@ class LocalCluster:
     redis: Redis = field(init=False)
     apps: list[App] = field(init=False, default_factory=list)
     workers: list[Child] = field(init=False, default_factory=list)
+    reports: App | None = field(init=False, default=None)
     nginx: Nginx | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -432,6 +450,8 @@ class LocalCluster:
         self.http_port = self.http_port or free_port()
         if not self.app_ports:
             self.app_ports = [free_port() for _ in range(self.apps_count)]
+        if self.reports_process and not self.reports_port:
+            self.reports_port = free_port()
         self.postgres = Postgres(
             self.data_dir or self.run_dir / "pgdata",
             self.run_dir / "pg",
@@ -486,7 +506,10 @@ class LocalCluster:
                 if i == 0 and not self.worker:
                     app_env["GASDESK_RUN_WORKER"] = "true"
                 self.apps.append(App(f"app{i + 1}", port, app_env, self.run_dir))
-            for app in self.apps:
+            if self.reports_process:  # never the one running the worker: it serves requests only
+                self.reports = App("reports", self.reports_port, {**env, "GASDESK_WEB_CPU_PRIORITY": "background"},
+                                   self.run_dir)
+            for app in self.web_processes():
                 app.start()
             if self.worker:
                 worker = Child(
@@ -498,15 +521,20 @@ class LocalCluster:
                 )
                 worker.start()
                 self.workers.append(worker)
-            wait_ready(self.apps)
-            self.nginx = Nginx(self.http_port, self.app_ports, self.run_dir, access_log=self.access_log)
+            wait_ready(self.web_processes())
+            self.nginx = Nginx(self.http_port, self.app_ports, self.run_dir, access_log=self.access_log,
+                               reports_port=self.reports_port if self.reports_process else None)
             self.nginx.start()
         except BaseException:
             self.stop()
             raise
 
+    def web_processes(self) -> list[App]:
+        """Every ``gasdesk serve`` of the cluster: the apps, then the reports process."""
+        return [*self.apps, *([self.reports] if self.reports else [])]
+
     def children(self) -> list[Child]:
-        return [*([self.nginx] if self.nginx else []), *self.apps, *self.workers, self.redis]
+        return [*([self.nginx] if self.nginx else []), *self.web_processes(), *self.workers, self.redis]
 
     def stop(self) -> None:
         """Stop nginx, the gasdesk processes, Redis and PostgreSQL (each even if another fails)."""

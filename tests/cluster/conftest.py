@@ -1,5 +1,5 @@
 """The local cluster of gasdesk/system/cluster.py for fault tests: PostgreSQL, Redis, two ``gasdesk serve``
-processes and nginx, started once per module (~15 s) and torn down after it. Every server is this test run's
+processes, one more for the report routes and nginx, started once per module (~15 s) and torn down after it. Every server is this test run's
 own, on loopback; the tests kill and restart them."""
 
 from __future__ import annotations
@@ -41,6 +41,21 @@ async def main(names, password, cap):
 asyncio.run(main(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
 """
 
+_CREATE_SUPERVISOR = """
+import asyncio, sys
+from gasdesk.audit.service import Actor
+from gasdesk.auth.service import do_create_user
+from gasdesk.db import dispose_engine, transaction
+
+async def main(name, password):
+    async with transaction() as s:
+        await do_create_user(s, Actor.system("test"), username=name, password=password, role="supervisor",
+                             display_name=name)
+    await dispose_engine()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
 
 class Cluster:
     """The running cluster and what the tests need from it."""
@@ -63,9 +78,13 @@ class Cluster:
             timeout=60,
         )
 
+    def create_supervisor(self, name: str) -> None:
+        subprocess.run([sys.executable, "-c", _CREATE_SUPERVISOR, name, AGENT_PASSWORD],
+                       env=self.local.gasdesk_env(), check=True, timeout=60)
+
     def make_whole(self) -> None:
-        """Start again any app a previous test killed, so each test begins with both processes."""
-        dead = [app for app in self.local.apps if not app.alive()]
+        """Start again any web process a previous test killed, so each test begins with all of them."""
+        dead = [app for app in self.local.web_processes() if not app.alive()]
         for app in dead:
             app.start()
         if dead:
@@ -85,6 +104,9 @@ def cluster() -> Iterator[Cluster]:
             "GASDESK_UPLOAD_DIR": str(run_dir / "uploads"),
             "GASDESK_VAR_DIR": str(run_dir / "var"),
             "GASDESK_REPORTS_SCHEDULE_ENABLED": "false",
+            # the render at normal priority: the machine is busy with the whole cluster, and an idle-class
+            # render would wait for a free core (tests/reports checks the default)
+            "GASDESK_REPORTS_RENDER_IDLE": "false",
             # a resident here types faster than the per-visitor limit (50 / 10 s) allows, resends included
             "GASDESK_RATE_LIMITS": '{"message.visitor": "1000/10"}',
         },

@@ -354,3 +354,42 @@ async def test_postgresql_restart_fails_fast_with_503_then_recovers(cluster: Clu
     assert [app.pid for app in cluster.local.apps] == pids
     for app in cluster.local.apps:  # the requests met a handled 503, not the catch-all 500 handler
         assert "unhandled error on GET /api/v1/agent/presence" not in app.tail(2000)
+
+
+def upstream_port(response: httpx.Response) -> int:
+    """The process that answered, as nginx tells (the last it tried when one refused)."""
+    return int(response.headers["X-Gasdesk-Upstream"].split(",")[-1].strip().rsplit(":", 1)[1])
+
+
+async def test_reports_go_to_the_reports_process_and_to_the_others_while_it_is_down(cluster: Cluster) -> None:
+    """nginx sends the report routes to the web process of their own (deploy/nginx/gasdesk.conf's
+    gasdesk_reports, which runs at the background CPU priority) and everything else to the chat processes; with
+    the reports process killed, the chat processes answer the reports instead of a 502."""
+    cluster.make_whole()
+    cluster.create_supervisor("supervisor-r")
+    reports = cluster.local.reports
+    assert reports is not None
+    chat_ports = {app.port for app in cluster.local.apps}
+    with open(f"/proc/{reports.pid}/stat") as stat:
+        assert int(stat.read().rsplit(")", 1)[1].split()[16]) == 19  # nice: GASDESK_WEB_CPU_PRIORITY=background
+    export_query = {"grain": "day", "format": "xlsx"}
+    async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
+        token = await http.post("/api/v1/auth/token", json={"username": "supervisor-r", "password": AGENT_PASSWORD})
+        assert token.status_code == 200, token.text
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+        export = await http.get("/api/v1/reports/overview/export", params=export_query, headers=auth)
+        assert export.status_code == 200 and export.content[:2] == b"PK"  # an xlsx file
+        assert upstream_port(export) == reports.port
+        figures = await http.get("/api/v1/reports/overview", params={"grain": "day"}, headers=auth)
+        assert figures.status_code == 200 and upstream_port(figures) == reports.port
+        me = await http.get("/api/v1/auth/me", headers=auth)
+        assert me.status_code == 200 and upstream_port(me) in chat_ports
+
+        reports.kill()
+        try:
+            export = await http.get("/api/v1/reports/overview/export", params=export_query, headers=auth)
+            assert export.status_code == 200 and export.content[:2] == b"PK"
+            assert upstream_port(export) in chat_ports
+        finally:
+            cluster.make_whole()
