@@ -23,23 +23,24 @@ items = Table("items", meta, Column("id", Integer, primary_key=True), Column("na
               Column("qty", Integer))
 
 
-@pytest.fixture
-async def one_trip(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'one_trip.db'}")
+async def _with_items(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     async with engine.begin() as conn:
         await conn.run_sync(meta.create_all)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def one_trip(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    async for engine in _with_items(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'one_trip.db'}")):
+        yield engine
 
 
 @pytest.fixture
 async def adapter(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """SQLAlchemy's own aiosqlite adapter, for comparison."""
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'adapter.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(meta.create_all)
-    yield engine
-    await engine.dispose()
+    async for engine in _with_items(create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'adapter.db'}")):
+        yield engine
 
 
 @pytest.fixture
