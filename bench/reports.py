@@ -409,18 +409,6 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     port = chat_load.free_port()
     argv = uvicorn_argv(port)
-    elsewhere = None
-    if args.exports_elsewhere:
-        # Calibration: the exports go to a second server on a copy of the database (its own web process,
-        # render process and file), so chat shares only the machine with them — its cores, caches and disk.
-        other = workdir / "elsewhere"
-        other.mkdir()
-        copy_database(workdir, other)
-        other_port = chat_load.free_port()
-        elsewhere = chat_load.ServerProcess(
-            "exports", uvicorn_argv(other_port),
-            {**env, "GASDESK_DATABASE_URL": f"sqlite+aiosqlite:///{other / 'bench.db'}",
-             "GASDESK_VAR_DIR": str(other / "var"), "GASDESK_RUN_WORKER": "false"}, ROOT, other / "server.log")
     worker = None
     if args.separate_worker:
         # The layout of docs/production-checklist.md: periodic scans, roll-ups and jobs in a worker process, the
@@ -428,20 +416,31 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         env["GASDESK_RUN_WORKER"] = "false"
         worker = chat_load.ServerProcess("worker", [str(Path(sys.executable).parent / "gasdesk"), "worker", "--poll", "1"],
                                          env, ROOT, workdir / "worker.log")
-    reports_server = None
-    if args.reports_process:
+    # A web process of their own for the exports (never running jobs or periodic tasks), or None: chat's takes them.
+    exports_server = None
+    exports_port = chat_load.free_port()
+    if args.exports_elsewhere:
+        # Calibration: the exports go to a second server on a copy of the database (its own web process,
+        # render process and file), so chat shares only the machine with them — its cores, caches and disk.
+        other = workdir / "elsewhere"
+        other.mkdir()
+        copy_database(workdir, other)
+        exports_server = chat_load.ServerProcess(
+            "exports", uvicorn_argv(exports_port),
+            {**env, "GASDESK_DATABASE_URL": f"sqlite+aiosqlite:///{other / 'bench.db'}",
+             "GASDESK_VAR_DIR": str(other / "var"), "GASDESK_RUN_WORKER": "false"}, ROOT, other / "server.log")
+    elif args.reports_process:
         # The layout of docs/production-checklist.md for a busy centre: the report routes in a web process of
         # their own on the same database, the proxy sending /reports and /api/v1/report… there; chat's web
         # process never takes an export request. It runs at the background CPU priority that layout sets
-        # (GASDESK_WEB_CPU_PRIORITY). Jobs and periodic tasks stay in one place (never here).
-        reports_port = chat_load.free_port()
-        reports_server = chat_load.ServerProcess(
-            "reports", uvicorn_argv(reports_port),
+        # (GASDESK_WEB_CPU_PRIORITY).
+        exports_server = chat_load.ServerProcess(
+            "reports", uvicorn_argv(exports_port),
             {**env, "GASDESK_RUN_WORKER": "false", "GASDESK_WEB_CPU_PRIORITY": "background"}, ROOT,
             workdir / "reports.log")
     server = chat_load.ServerProcess("gasdesk", argv, env, ROOT, workdir / "server.log")
     result_layout = "web + worker processes" if worker else "one process (worker inside)"
-    if reports_server is not None:
+    if args.reports_process:
         result_layout += " + a reports web process"
     base = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {"seed": seed, "database": db_url.split("://")[0], "layout": result_layout,
@@ -449,13 +448,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     export_base = base
     try:
         await chat_load.wait_ready(server, f"{base}/healthz")
-        if elsewhere is not None:
-            export_base = f"http://127.0.0.1:{other_port}"
-            await chat_load.wait_ready(elsewhere, f"{export_base}/healthz")
-            result["exports_elsewhere"] = True
-        if reports_server is not None:
-            export_base = f"http://127.0.0.1:{reports_port}"
-            await chat_load.wait_ready(reports_server, f"{export_base}/healthz")
+        if exports_server is not None:
+            export_base = f"http://127.0.0.1:{exports_port}"
+            await chat_load.wait_ready(exports_server, f"{export_base}/healthz")
+            if args.exports_elsewhere:
+                result["exports_elsewhere"] = True
         async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
             if not args.skip_routes:
                 routes = await report_routes(http)
@@ -528,7 +525,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             result["chat_p99_within_target"] = move <= TARGET_P99_MOVE
     finally:
         server.stop()
-        for other_process in (worker, elsewhere, reports_server):
+        for other_process in (worker, exports_server):
             if other_process is not None:
                 other_process.stop()
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -74,7 +74,7 @@ async def user_from_connection(session: AsyncSession, request: HTTPConnection) -
                 user = await user_for_token(reader, token)
             elif isinstance(session_id, str):
                 user = await user_for_session(reader, session_id)
-        if user is not None and user not in session:
+        if user is not None:
             user = _attach(session, user)
     if token is not None and user is None:
         raise NotAuthenticated("令牌无效或已过期", code="invalid_token")
@@ -85,7 +85,8 @@ async def user_from_connection(session: AsyncSession, request: HTTPConnection) -
 
 def _attach(session: AsyncSession, user: User) -> User:
     """``user``, read on the reader and detached, as ``session``'s own: the instance ``session`` already holds
-    for that row (a route that looked its caller up before), else ``user`` added without a query."""
+    for that row (``user`` itself when the lookup used ``session``; a route that looked its caller up before),
+    else ``user`` added without a query."""
     key = inspect(user).identity_key
     held = session.sync_session.identity_map.get(key) if key is not None else None
     if isinstance(held, User):

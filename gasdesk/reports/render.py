@@ -142,8 +142,6 @@ def _lower_priority(idle: bool = True, share: float = 1.0) -> None:
     _render_cpu_share = share
     if not idle:
         return
-    # A session and autogroup of its own at nice 19 (system/cpu_priority.py): what ranks it where the idle
-    # group cannot be made, and where a starved read goes while out of the idle group.
     lower_own_priority(RENDER_NICENESS, new_session=True)
     _idle_group = IdleGroup(cpu_cgroup())
     _idle_group.join()

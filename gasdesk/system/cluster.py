@@ -523,7 +523,7 @@ class LocalCluster:
                 self.workers.append(worker)
             wait_ready(self.web_processes())
             self.nginx = Nginx(self.http_port, self.app_ports, self.run_dir, access_log=self.access_log,
-                               reports_port=self.reports_port if self.reports_process else None)
+                               reports_port=self.reports.port if self.reports else None)
             self.nginx.start()
         except BaseException:
             self.stop()

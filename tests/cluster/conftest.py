@@ -1,6 +1,6 @@
 """The local cluster of gasdesk/system/cluster.py for fault tests: PostgreSQL, Redis, two ``gasdesk serve``
-processes, one more for the report routes and nginx, started once per module (~15 s) and torn down after it. Every server is this test run's
-own, on loopback; the tests kill and restart them."""
+processes, one more for the report routes and nginx, started once per module (~15 s) and torn down after it.
+Every server is this test run's own, on loopback; the tests kill and restart them."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from gasdesk.system.cluster import LocalCluster, wait_ready
 
 AGENT_PASSWORD = "cluster-agent-pass-1"
 
-# Agents with every skill group, created in the cluster's database by a child process (this process's settings
-# belong to the per-test database of tests/conftest.py).
-_CREATE_AGENTS = """
+# Staff created in the cluster's database by a child process (this process's settings belong to the per-test
+# database of tests/conftest.py): agents with every skill group, or supervisors.
+_CREATE_STAFF = """
 import asyncio, json, sys
 from sqlalchemy import select
 from gasdesk.audit.service import Actor
@@ -29,31 +29,17 @@ from gasdesk.db import dispose_engine, transaction
 from gasdesk.routing.models import SkillGroup
 from gasdesk.routing.service import do_set_skills
 
-async def main(names, password, cap):
+async def main(names, password, role, cap):
     async with transaction() as s:
         groups = list(await s.scalars(select(SkillGroup.id)))
         for name in names:
-            user = await do_create_user(s, Actor.system("test"), username=name, password=password, role="agent",
+            user = await do_create_user(s, Actor.system("test"), username=name, password=password, role=role,
                                         display_name=name)
-            await do_set_skills(s, user, groups, max_concurrent=cap)
+            if role == "agent":
+                await do_set_skills(s, user, groups, max_concurrent=cap)
     await dispose_engine()
 
-asyncio.run(main(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
-"""
-
-_CREATE_SUPERVISOR = """
-import asyncio, sys
-from gasdesk.audit.service import Actor
-from gasdesk.auth.service import do_create_user
-from gasdesk.db import dispose_engine, transaction
-
-async def main(name, password):
-    async with transaction() as s:
-        await do_create_user(s, Actor.system("test"), username=name, password=password, role="supervisor",
-                             display_name=name)
-    await dispose_engine()
-
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])))
 """
 
 
@@ -70,17 +56,16 @@ class Cluster:
     def app_by_port(self, port: int):  # noqa: ANN201 - gasdesk.system.cluster.App
         return next(app for app in self.local.apps if app.port == port)
 
-    def create_agents(self, *names: str, max_concurrent: int = 10) -> None:
+    def create_staff(self, *names: str, role: str, max_concurrent: int = 10) -> None:
         subprocess.run(
-            [sys.executable, "-c", _CREATE_AGENTS, json.dumps(names), AGENT_PASSWORD, str(max_concurrent)],
+            [sys.executable, "-c", _CREATE_STAFF, json.dumps(names), AGENT_PASSWORD, role, str(max_concurrent)],
             env=self.local.gasdesk_env(),
             check=True,
             timeout=60,
         )
 
-    def create_supervisor(self, name: str) -> None:
-        subprocess.run([sys.executable, "-c", _CREATE_SUPERVISOR, name, AGENT_PASSWORD],
-                       env=self.local.gasdesk_env(), check=True, timeout=60)
+    def create_agents(self, *names: str, max_concurrent: int = 10) -> None:
+        self.create_staff(*names, role="agent", max_concurrent=max_concurrent)
 
     def make_whole(self) -> None:
         """Start again any web process a previous test killed, so each test begins with all of them."""

@@ -366,7 +366,7 @@ async def test_reports_go_to_the_reports_process_and_to_the_others_while_it_is_d
     gasdesk_reports, which runs at the background CPU priority) and everything else to the chat processes; with
     the reports process killed, the chat processes answer the reports instead of a 502."""
     cluster.make_whole()
-    cluster.create_supervisor("supervisor-r")
+    cluster.create_staff("supervisor-r", role="supervisor")
     reports = cluster.local.reports
     assert reports is not None
     chat_ports = {app.port for app in cluster.local.apps}
