@@ -3,7 +3,7 @@ same results, counts, row ids and errors as SQLAlchemy's own aiosqlite adapter."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,19 +108,26 @@ async def _workload(conn: AsyncConnection) -> list[Any]:
     return seen
 
 
+async def _on_both(engines: tuple[AsyncEngine, AsyncEngine],
+                   run: Callable[[AsyncConnection], Awaitable[list[Any]]]) -> list[list[Any]]:
+    """What ``run`` gives back on each engine, each in a transaction of its own."""
+    outcomes = []
+    for engine in engines:
+        async with engine.begin() as conn:
+            outcomes.append(await run(conn))
+    return outcomes
+
+
 async def test_results_counts_and_row_ids_match_sqlalchemys_adapter(one_trip: AsyncEngine,
                                                                      adapter: AsyncEngine) -> None:
-    outcomes = []
-    for engine in (one_trip, adapter):
-        async with engine.begin() as conn:
-            outcomes.append(await _workload(conn))
+    outcomes = await _on_both((one_trip, adapter), _workload)
     assert outcomes[0] == outcomes[1]
     assert dict((s[0], s[1:]) for s in outcomes[0])["executemany rowcount"] == (5,)
     assert dict((s[0], s[1:]) for s in outcomes[0])["update rowcount"] == (3,)
 
 
-async def _errors(conn: AsyncConnection) -> list[str]:
-    caught = []
+async def _errors(conn: AsyncConnection) -> list[Any]:
+    caught: list[Any] = []
     await conn.execute(insert(items).values(name="唯一", qty=1))
     for statement in (insert(items).values(name="唯一", qty=2), text("SELEC 1"), text("SELECT * FROM nowhere")):
         savepoint = await conn.begin_nested()
@@ -135,10 +142,7 @@ async def _errors(conn: AsyncConnection) -> list[str]:
 
 async def test_errors_are_the_same_dbapi_errors_and_leave_the_connection_usable(one_trip: AsyncEngine,
                                                                                adapter: AsyncEngine) -> None:
-    outcomes = []
-    for engine in (one_trip, adapter):
-        async with engine.begin() as conn:
-            outcomes.append(await _errors(conn))
+    outcomes = await _on_both((one_trip, adapter), _errors)
     assert outcomes[0] == outcomes[1] == ["IntegrityError", "OperationalError", "OperationalError", "1"]
 
 
