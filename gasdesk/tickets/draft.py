@@ -36,6 +36,8 @@ INTENT_TO_TYPE: list[tuple[str, TicketType]] = [
     ("business_handling", TicketType.info_change), ("appointment_cancel", TicketType.service_appointment),
 ]
 REPAIR_SERVICES = {"维修"}
+# Faults: a visit asked for one ("派人来看看") is a repair visit unless a bookable service is named with it.
+FAULT_INTENTS = {"heating_not_warm", "meter_guidance"}
 # A service and a visit time belong to these types only.
 VISIT_TYPES = {TicketType.service_appointment.value, TicketType.repair.value}
 IGNORED = {"greeting", "goodbye", "human_agent", "out_of_scope"}
@@ -145,7 +147,7 @@ def draft_from_lines(lines: list[DraftLine], now: datetime | None = None) -> Tic
             draft.type = ticket_type.value
             break
     visits = [s for s in services if s not in REPAIR_SERVICES]
-    if draft.type == TicketType.service_appointment.value and services and not visits:
+    if draft.type == TicketType.service_appointment.value and not visits and (services or FAULT_INTENTS & set(intents)):
         draft.type = TicketType.repair.value
     if draft.type == TicketType.consultation.value and services:
         draft.type = TicketType.service_appointment.value if visits else TicketType.repair.value
