@@ -1,10 +1,12 @@
 """Rule layer that flags possible gas leaks; it overrides the classifier.
 
 A missed leak can kill, a false alarm costs a phone call, so the rules lean towards firing. Sensory
-cues (smell, hissing, dizziness, fire) always fire, even when asked about in general; only a smell
-that is explicitly denied ("没闻到味道") is set aside.
+cues (hissing, dizziness, fire) always fire. A smell fires unless it is explicitly denied ("没闻到味道") or
+the whole message is a question about an imagined case ("万一以后闻到煤气味第一步该干啥", "为啥闻到燃气味
+不能开灯") with nothing in it that says it is happening now.
 Words that only *name* a leak (漏气, 泄漏) or an alarm going off are ignored inside a clause that is
-plainly hypothetical or about prevention/detection in general ("万一漏气怎么办", "怎么检测漏气").
+plainly hypothetical or about prevention/detection in general ("万一漏气怎么办", "怎么检测漏气"), in such a
+question ("一氧化碳中毒怎么急救", "怎么防煤气中毒"), and where they are denied ("不是漏气，是没气了").
 """
 
 from __future__ import annotations
@@ -75,23 +77,45 @@ _GENERAL = re.compile(
 )
 _CLAUSE_SPLIT = re.compile(r"[,.!?;:，。！？；：\s]+")
 
+# A question about an imagined case or about what one should do in general. It sets a smell or a leak word
+# aside only where nothing in the message says the thing is happening now (_HAPPENING_NOW): "如果闻到煤气味怎么办"
+# asks for knowledge, "如果闻到煤气味了怎么办" and "我爸一氧化碳中毒了怎么急救" do not.
+_IMAGINED_CASE = re.compile(
+    r"(万一|假如|假设|如果|要是|一旦).{0,16}(怎么办|怎么处理|如何处理|咋办|咋整|怎么做|该怎么|应该怎么|第一步|先做什么"
+    r"|先干啥|该干啥|该做什么|要做什么|注意什么)"
+    r"|为(什么|啥|何).{0,12}不(能|要|可以|让|准)"
+    r"|急救|(怎么|如何|咋|怎样|有啥办法|有什么办法).{0,2}(预)?防"
+)
+_SUPPOSING = re.compile(r"万一|假如|假设|如果|要是|一旦|为什么|为啥|为何")
+_HAPPENING_NOW = re.compile(r"现在|正在|刚才|刚刚|今天|已经|一直|还在|这会|赶紧|快来|救命|老是|总是|晕|昏|倒了|了(?!解)")
+# "不是漏气，是没气了": a leak word the resident denies (not "是不是漏气", not a question "没漏气吧").
+_DENIED_LEAK = re.compile(r"(?<!是)(不是|并不是|并非|没有|没)(漏气|泄漏|泄露|跑气)(?![吧吗呀啊？?])")
 
-def _clause_reports_leak(clause: str, whole: str) -> bool:
-    """Leak or alarm words in one clause, unless the clause is hypothetical/general."""
+
+def _clause_reports_leak(clause: str, whole: str, imagined: bool) -> bool:
+    """Leak or alarm words in one clause, unless the clause is hypothetical/general or, in a message about an
+    imagined case (``imagined``), is that question itself."""
     alarm = _ALARM.search(clause)
-    leak = _LEAK_WORD.search(clause)
+    leak = _LEAK_WORD.search(_DENIED_LEAK.sub("，", clause))
     if leak and _NOT_GAS.search(clause):
         leak = None
     if leak and _HEATING_ONLY.search(whole) and not _GAS_CONTEXT.search(whole):
         leak = None
     if not (alarm or leak):
         return False
-    return not _GENERAL.search(clause)
+    return not (_GENERAL.search(clause) or (imagined and _IMAGINED_CASE.search(clause)))
 
 
 def is_gas_leak(text: str) -> bool:
     """True when the message may describe a gas leak happening now. Errs on the side of True."""
     clean = normalize(text)
-    if _SENSORY.search(clean) or _SMELL.search(_NEGATED_SMELL.sub("，", clean)):
+    if _SENSORY.search(clean):
         return True
-    return any(_clause_reports_leak(clause, clean) for clause in _CLAUSE_SPLIT.split(clean) if clause)
+    imagined = bool(_IMAGINED_CASE.search(clean)) and not _HAPPENING_NOW.search(clean)
+    undenied = _NEGATED_SMELL.sub("，", clean)
+    if _SMELL.search(undenied):
+        # Set aside only where every clause with a smell supposes it: "家里有股味，万一是漏气怎么办" states one.
+        smelly = [clause for clause in _CLAUSE_SPLIT.split(undenied) if _SMELL.search(clause)]
+        if not (imagined and smelly and all(_SUPPOSING.search(clause) for clause in smelly)):
+            return True
+    return any(_clause_reports_leak(clause, clean, imagined) for clause in _CLAUSE_SPLIT.split(clean) if clause)

@@ -26,6 +26,13 @@ LEAKS = [
     "阀门那里涂了洗洁精水，一直在鼓泡",  # the soap test found it
     "rq xielou le",  # pinyin initials + pinyin
     "廚房有燃氣味",  # traditional characters
+    # Knowledge questions next to a stated smell, or about something happening now, stay leaks.
+    "家里有股味，万一是漏气怎么办",
+    "厨房有煤气味，为什么不能开灯",
+    "为啥我家老闻到煤气味",
+    "我爸一氧化碳中毒了怎么急救",
+    "如果闻到煤气味了怎么办",
+    "不是漏气吧，有股味",
 ]
 
 NOT_LEAKS = [
@@ -43,6 +50,13 @@ NOT_LEAKS = [
     "自行车轮胎漏气了",
     "是不是停气了",
     "拧开灶怎么都打不着火，也没闻到什么味道",
+    # Questions about an imagined case, and a leak the resident denies.
+    "如果闻到煤气味怎么办",
+    "假如半夜闻到天然气味，第一步该做什么",
+    "为什么闻到燃气味的时候不能打电话",
+    "一氧化碳中毒的人怎么急救",
+    "烧炉子怎么防煤气中毒",
+    "不是漏气，是灶打不着了",
 ]
 
 
