@@ -13,7 +13,9 @@ phrase is then wrapped with the *same* distribution of fillers, story prefixes, 
 typos for all intents, so wrappers carry no intent signal and the classifier learns the core.
 
 None of these sentences is taken or paraphrased from the evaluation sets (dev-eval, heldout,
-heldout2); keep it that way when editing.
+heldout2, heldout5); keep it that way when editing. The errors on heldout3 and heldout4 were read and families
+written for what they showed (docs/performance.md), so their figures are optimistic; heldout5 is the set nobody
+has looked into.
 """
 
 from __future__ import annotations
@@ -66,11 +68,34 @@ V = {
     "area": ["我们小区", "我们这片", "咱们这栋楼", "整个单元", "我们街道", "我们村", "这一片"],
     "place": ["高新区", "开发区", "老城区", "东边", "火车站附近", "南湖那边", "新区", "县城"],
     "biz": ["过户", "开户", "销户", "更名", "报停", "注销", "改户名", "复供", "补卡"],
+    # An existing booking or work order, and what residents do to it: the verb, not the noun, names the intent.
+    "order": ["我的预约", "我约的那个", "那个单子", "报修单", "我的报修单", "之前约的{svc}", "约好的{svc}", "登记的{svc}", "{svc}的申请",
+              "{svc}的单子", "工单", "上门的那个单", "{when}的{svc}"],
+    "undo": ["取消", "撤销", "撤回", "作废", "撤掉", "删掉", "退掉", "不要了", "取消掉", "撤了", "不做了", "不弄了"],
+    "status": ["到哪一步了", "进度怎么样", "有人接了没", "派人了吗", "啥时候来人", "派的哪个师傅", "怎么还没动静",
+               "排上了没有", "处理到哪了", "有结果了吗"],
+    # Who served the resident, and what they did: the same people are praised and complained about.
+    "served_by": ["营业厅的人", "窗口的大姐", "柜台那个小伙子", "抄表员", "安检员", "客服", "维修工", "接电话的那个",
+                  "{place}营业厅的工作人员", "2号窗口的姑娘", "上门的师傅", "你们的员工"],
+    "bad_act": ["爱答不理的", "翻白眼", "态度恶劣", "推三阻四", "吃拿卡要", "收红包", "硬让我买他们的东西",
+                "根本没来看表就估了个数", "骂人", "特别不耐烦", "敷衍了事", "把我的问题踢皮球"],
+    "good_act": ["服务特别好", "服务周到", "态度真好", "很耐心", "特别热情", "帮了我大忙", "帮我把问题解决了",
+                 "特别负责", "讲得清清楚楚", "一点都不嫌麻烦"],
+    "rel": ["我爸", "我妈", "邻居", "房东", "亲戚", "老人", "租客"],
 }
 
 # ----------------------------------------------------------------------------- paraphrase families
 FAMILIES: dict[str, list[str]] = {
     "greeting": [
+        "我发的消息你们收到没",
+        "能看见我打的字吗",
+        "消息发过去了吗",
+        "看得到我说话吗",
+        "发了半天有人看吗",
+        "有冇人",
+        "喂 听得到吗",
+        "哈罗 在线不",
+        "嘿 有人值班吗",
         "在吗",
         "在么",
         "在不在",
@@ -100,6 +125,14 @@ FAMILIES: dict[str, list[str]] = {
         "值班的在不",
     ],
     "goodbye": [
+        "唔该",
+        "多谢晒",
+        "冇嘢了",
+        "ok thx",
+        "明白了 谢啦",
+        "先这样吧",
+        "好的好的 麻烦了",
+        "懂了 没别的事",
         "好的谢谢再见",
         "没事了拜拜",
         "行，就这样吧",
@@ -129,6 +162,13 @@ FAMILIES: dict[str, list[str]] = {
         "好滴",
     ],
     "human_agent": [
+        "答非所问，换个人",
+        "说人话行不行，找个人工",
+        "跟机器说不清楚",
+        "让人工给我回个电话",
+        "叫个活人来",
+        "你不懂，我要找工作人员",
+        "别自动回复了，要人工",
         "转人工",
         "人工客服",
         "找人工",
@@ -152,6 +192,14 @@ FAMILIES: dict[str, list[str]] = {
         "机器回复没用，要人",
     ],
     "appointment_book": [
+        "我要预约{svc}",
+        "预约维修",
+        "预约修{appl}",
+        "预约个{svc}",
+        "预约一下{svc}",
+        "{svc}预约",
+        "想预约{when}的{svc}",
+        "帮我预约{svc}，{when}有空",
         "派个人来看看",
         "叫个师傅上门弄一下",
         "能派人来吗",
@@ -189,6 +237,15 @@ FAMILIES: dict[str, list[str]] = {
         "要约{svc}，留个电话",
     ],
     "appointment_progress": [
+        "预约进度查询",
+        "查下{svc}的预约进度",
+        "预约到哪一步了",
+        "{order}{status}",
+        "查一下{order}{status}",
+        "约的{when}，人呢",
+        "等半天了，师傅到哪了",
+        "约的是今天，怎么还没来",
+        "{order}派的谁，电话多少",
         "我{past}报的修，啥时候派人来",
         "师傅大概几点上门",
         "约的{svc}有具体时间了吗",
@@ -219,6 +276,16 @@ FAMILIES: dict[str, list[str]] = {
         "报过的修什么时候处理",
     ],
     "appointment_cancel": [
+        "{order}{undo}",
+        "{order}我要{undo}",
+        "帮我把{order}{undo}",
+        "麻烦{undo}{order}",
+        "同一个{svc}约了两次，{undo}一个",
+        "多约了一次，{undo}一个吧",
+        "{order}能{undo}吗",
+        "{when}去不了，{order}改个时间",
+        "{order}改到{when}",
+        "{order}往后挪挪",
         "预约不要了",
         "{svc}不弄了",
         "{svc}不用来了",
@@ -248,6 +315,13 @@ FAMILIES: dict[str, list[str]] = {
         "换到{when}行不行",
     ],
     "balance_query": [
+        "账户是不是欠费了",
+        "我是不是欠你们钱了",
+        "账上是负数了吗",
+        "还剩多少钱",
+        "余额还够用几天",
+        "有没有欠着{fee}",
+        "看下我{fee}交上没有",
         "查余额",
         "卡里还有钱吗",
         "帮我查查账上余额",
@@ -259,6 +333,13 @@ FAMILIES: dict[str, list[str]] = {
         "查下我家{fee}的账",
     ],
     "account_number_query": [
+        "用户编码是啥",
+        "用户号在哪看",
+        "缴费要填的编号去哪找",
+        "客户编号忘了",
+        "燃气卡上哪个是户号",
+        "户号在账单哪里",
+        "让填户号，我不知道",
         "怎么查户号",
         "户号找不到了",
         "能帮我查户号吗",
@@ -269,6 +350,14 @@ FAMILIES: dict[str, list[str]] = {
         "交费的时候户号填啥",
     ],
     "branch_info": [
+        "{place}的网点搬了吗",
+        "原来那个营业厅还开着吗",
+        "能当面办业务的地方在哪",
+        "线下哪里能办",
+        "想去柜台办，最近的在哪",
+        "营业厅中午休息吗",
+        "{place}有没有营业厅",
+        "营业厅电话多少",
         "营业厅在哪",
         "营业厅几点下班",
         "营业厅周末上班吗",
@@ -282,6 +371,16 @@ FAMILIES: dict[str, list[str]] = {
         "办业务去哪个厅",
     ],
     "payment_howto": [
+        "IC卡怎么买气",
+        "买气只能去营业厅吗",
+        "网上充了还要去写卡吗",
+        "线上买气后怎么写卡",
+        "能替{rel}交费吗",
+        "帮别人家交{fee}怎么弄",
+        "能设置自动扣费吗",
+        "交费要去营业厅还是手机上就行",
+        "增值税专票怎么开",
+        "发票开错了怎么重开",
         "钱怎么给你们",
         "去哪交钱",
         "卡表咋充钱",
@@ -300,6 +399,10 @@ FAMILIES: dict[str, list[str]] = {
         "能不能预存{fee}",
     ],
     "no_gas": [
+        "不是漏气，是{appl}打不着了",
+        "插了卡还是不来气",
+        "交完费了还是没气",
+        "就我们一家没气",
         "卡表里有钱就是不来气",
         "插卡了还是没气",
         "买了气插上卡也不出气",
@@ -340,6 +443,11 @@ FAMILIES: dict[str, list[str]] = {
         "闻着不对劲，像{gas}",
     ],
     "outage_query": [
+        "{area}都没气了，什么时候恢复",
+        "整栋楼都停气了，是在修管子吗",
+        "外面在施工，{area}停气到啥时候",
+        "不光我家，{area}都没气",
+        "问了邻居都没气，啥时候来",
         "暖气什么时候来",
         "几号开始来暖",
         "今天来暖吗",
@@ -361,6 +469,15 @@ FAMILIES: dict[str, list[str]] = {
         "{area}都不热了，是停暖检修吗",
     ],
     "meter_guidance": [
+        "卡要插几秒",
+        "插卡要插多长时间",
+        "卡插进去要等多久才拔",
+        "{meter}上哪个数是剩余的气",
+        "表上哪个数是用量",
+        "{meter}滴滴响是没电了吗",
+        "{meter}显示低电量",
+        "{meter}不走字",
+        "表不转了",
         "{meter}不亮了",
         "插卡没反应",
         "{meter}读数怎么看",
@@ -393,6 +510,13 @@ FAMILIES: dict[str, list[str]] = {
         "晚上冻醒了，暖气不行",
     ],
     "complaint": [
+        "{served_by}{bad_act}",
+        "我要举报{served_by}{bad_act}",
+        "{served_by}{bad_act}，我要反映",
+        "对处理结果不满意",
+        "你们的处理我不接受",
+        "这个结果我不认可，重新处理",
+        "凭什么估抄",
         "收费太黑了，我要投诉",
         "乱收费，必须给说法",
         "暖气不热还收全费",
@@ -427,6 +551,12 @@ FAMILIES: dict[str, list[str]] = {
         "三番五次让我跑，有没有人管",
     ],
     "praise": [
+        "{served_by}{good_act}",
+        "表扬一下{served_by}，{good_act}",
+        "我要表扬，不是投诉",
+        "想给{served_by}送面锦旗",
+        "给{served_by}点个赞，{good_act}",
+        "以前老挑你们毛病，这回得夸一句",
         "你们师傅太给力了",
         "{staff}真靠谱",
         "必须点个赞",
@@ -452,6 +582,15 @@ FAMILIES: dict[str, list[str]] = {
         "这次体验很好",
     ],
     "business_handling": [
+        "预留手机号换了怎么改",
+        "登记的电话号码要改一下",
+        "换手机号了，账户上的也要改",
+        "收不到验证码，预留的号不用了",
+        "低保户燃气有补贴吗",
+        "低收入家庭燃气优惠怎么申请",
+        "供气合同丢了能补吗",
+        "燃气合同要本人签吗",
+        "户名改成{rel}的",
         "要带什么证件",
         "能代办吗",
         "加个壁挂炉要申请吗",
@@ -470,6 +609,12 @@ FAMILIES: dict[str, list[str]] = {
         "户名改成我的要啥证件",
     ],
     "price_query": [
+        "{fee}涨没涨",
+        "今年{fee}有变化吗",
+        "{fee}有没有减免",
+        "顶层边户有没有优惠",
+        "{fee}有折扣吗",
+        "现在多少钱一方",
         "上门{svc}收费吗",
         "{svc}要钱吗",
         "{svc}收不收费",
@@ -487,6 +632,17 @@ FAMILIES: dict[str, list[str]] = {
         "采暖用气有没有特殊价格",
     ],
     "safety_knowledge": [
+        "怎么辨别冒充{gas}公司的人",
+        "上门推销的说是{gas}公司的，能信吗",
+        "上门的人要收安全检测费，正规吗",
+        "自称{gas}公司的人要换管子收钱，靠谱吗",
+        "老人老忘关火有啥办法",
+        "怕忘关火，有什么防护装置",
+        "燃气管上能晾衣服吗",
+        "烧炉子怎么防中毒",
+        "闻到{gas}味为什么不能开抽油烟机",
+        "假如闻到{gas}味，第一步做什么",
+        "碰到一氧化碳中毒的人该怎么救",
         "冬天燃气表会冻坏吗",
         "一氧化碳中毒有什么症状",
         "燃气管道上能挂东西吗",
@@ -515,6 +671,16 @@ FAMILIES: dict[str, list[str]] = {
         "煤气罐放厨房安全吗",
     ],
     "out_of_scope": [
+        "家里网断了",
+        "宽带坏了找谁",
+        "户口怎么迁",
+        "邻居家狗天天叫",
+        "楼上装修太吵",
+        "物业不管事",
+        "小区停车位怎么租",
+        "孩子打疫苗去哪",
+        "低保怎么申请",
+        "电梯坏了",
         "电费怎么交",
         "停水了",
         "快递到哪了",
@@ -659,7 +825,9 @@ _SLOT = re.compile(r"\{(\w+)\}")
 
 
 def _fill(template: str, rng: random.Random) -> str:
-    return _SLOT.sub(lambda m: rng.choice(V[m.group(1)]), template)
+    for _ in range(3):  # a vocabulary entry may hold a slot of its own ("之前约的{svc}")
+        template = _SLOT.sub(lambda m: rng.choice(V[m.group(1)]), template)
+    return template
 
 
 def _noisy(text: str, rng: random.Random, typos: list[tuple[str, str]]) -> str:
