@@ -1,4 +1,6 @@
 import os
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -8,15 +10,13 @@ from gasdesk.bot.nlu.evaluate import EvalReport, evaluate
 # The shared folder sits beside the checkout (here and in CI); GASDESK_SHARED_DIR points elsewhere.
 SHARED = Path(os.environ.get("GASDESK_SHARED_DIR") or Path(__file__).resolve().parents[3].parent / "shared")
 DEV_EVAL = SHARED / "dev-eval" / "utterances.jsonl"
-HELDOUT = Path(__file__).resolve().parent / "heldout.jsonl"
-# Written independently of the training data (colloquial, dialect, typos, English-mixed, long stories).
-HELDOUT2 = Path(__file__).resolve().parent / "heldout2.jsonl"
-# Written before looking at the model's errors: dialect, typos, pinyin, voice input, traditional characters.
-HELDOUT3 = Path(__file__).resolve().parent / "heldout3.jsonl"
-# Written by helpers that saw neither the training data nor the model (2026-12-05). heldout4's errors were read
-# and the training families extended for what they showed; heldout5 is kept unopened (docs/performance.md).
-HELDOUT4 = Path(__file__).resolve().parent / "heldout4.jsonl"
-HELDOUT5 = Path(__file__).resolve().parent / "heldout5.jsonl"
+# The held-out sets, by name (heldout*.jsonl beside this file):
+# - heldout: written independently of the training data; heldout2: written before looking at the training data;
+# - heldout3: dialect, typos, pinyin, voice input, traditional characters, written before looking at the model's errors;
+# - heldout4, heldout5: written by helpers that saw neither the training data nor the model (2026-12-05);
+#   heldout4's errors were read and the training families extended for what they showed, heldout5 is kept
+#   unopened (docs/performance.md).
+NLU_TESTS = Path(__file__).resolve().parent
 DIALOGUES = Path(__file__).resolve().parents[1] / "dialogues" / "dialogues.jsonl"
 
 
@@ -28,28 +28,9 @@ def dev_report() -> EvalReport:
 
 
 @pytest.fixture(scope="session")
-def heldout_report() -> EvalReport:
-    return evaluate(HELDOUT)
-
-
-@pytest.fixture(scope="session")
-def heldout2_report() -> EvalReport:
-    return evaluate(HELDOUT2)
-
-
-@pytest.fixture(scope="session")
-def heldout3_report() -> EvalReport:
-    return evaluate(HELDOUT3)
-
-
-@pytest.fixture(scope="session")
-def heldout4_report() -> EvalReport:
-    return evaluate(HELDOUT4)
-
-
-@pytest.fixture(scope="session")
-def heldout5_report() -> EvalReport:
-    return evaluate(HELDOUT5)
+def heldout_report() -> Callable[[str], EvalReport]:
+    """The evaluation of a held-out set by name ("heldout3"), computed once per test session."""
+    return cache(lambda name: evaluate(NLU_TESTS / f"{name}.jsonl"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -74,45 +74,23 @@ def test_dev_eval_targets(dev_report):
     assert dev_report.slot_accuracy is not None and dev_report.slot_accuracy >= 0.9
 
 
-def test_heldout_targets(heldout_report):
-    assert heldout_report.total >= 200
-    assert heldout_report.accuracy >= 0.95  # issue 14's goal on every held-out set (training is deterministic)
-    assert heldout_report.leak_recall == 1.0
-    assert heldout_report.slot_accuracy is not None and heldout_report.slot_accuracy >= 0.9
+# (set, at least lines, at least lines per intent, accuracy, slots labelled): issue 14's goal (0.95) on every set
+# that was used to improve the model (training is deterministic); on heldout5, never looked into, the level reached
+# (0.942 on 2026-12-05).
+HELDOUT_TARGETS = [("heldout", 200, 11, 0.95, True), ("heldout2", 300, 12, 0.95, True),
+                   ("heldout3", 450, 12, 0.95, True), ("heldout4", 400, 15, 0.95, False),
+                   ("heldout5", 400, 15, 0.93, False)]
 
 
-def test_heldout2_targets(heldout2_report):
-    assert heldout2_report.total >= 300
-    assert set(heldout2_report.per_intent) >= set(INTENTS)
-    assert min(score.support for score in heldout2_report.per_intent.values()) >= 12
-    assert heldout2_report.accuracy >= 0.95
-    assert heldout2_report.leak_recall == 1.0
-    assert heldout2_report.slot_accuracy is not None and heldout2_report.slot_accuracy >= 0.9
-
-
-def test_heldout3_targets(heldout3_report):
-    assert heldout3_report.total >= 450
-    assert min(score.support for score in heldout3_report.per_intent.values()) >= 12
-    assert heldout3_report.accuracy >= 0.95
-    assert heldout3_report.leak_recall == 1.0
-    assert heldout3_report.slot_accuracy is not None and heldout3_report.slot_accuracy >= 0.9
-
-
-def test_heldout4_targets(heldout4_report):
-    assert heldout4_report.total >= 400
-    assert set(heldout4_report.per_intent) >= set(INTENTS)
-    assert min(score.support for score in heldout4_report.per_intent.values()) >= 15
-    assert heldout4_report.accuracy >= 0.95
-    assert heldout4_report.leak_recall == 1.0
-
-
-def test_heldout5_targets(heldout5_report):
-    """The set nobody has looked into: the level reached (0.942 on 2026-12-05), not the goal of the others."""
-    assert heldout5_report.total >= 400
-    assert set(heldout5_report.per_intent) >= set(INTENTS)
-    assert min(score.support for score in heldout5_report.per_intent.values()) >= 15
-    assert heldout5_report.accuracy >= 0.93
-    assert heldout5_report.leak_recall == 1.0
+@pytest.mark.parametrize(("name", "lines", "per_intent", "accuracy", "slots"), HELDOUT_TARGETS)
+def test_heldout_targets(heldout_report, name, lines, per_intent, accuracy, slots):
+    report = heldout_report(name)
+    assert report.total >= lines
+    assert set(report.per_intent) >= set(INTENTS)
+    assert min(score.support for score in report.per_intent.values()) >= per_intent
+    assert report.accuracy >= accuracy
+    assert report.leak_recall == 1.0
+    assert (report.slot_accuracy is not None and report.slot_accuracy >= 0.9) if slots else report.slot_lines == 0
 
 
 def test_multi_turn_dialogue_targets():
