@@ -33,6 +33,10 @@ LEAKS = [
     "我爸一氧化碳中毒了怎么急救",
     "如果闻到煤气味了怎么办",
     "不是漏气吧，有股味",
+    # A leak alarm going off, a device that does what it is for now, a leak again where one was before.
+    "燃气泄漏报警器响了",
+    "报警器一闻到煤气就会响，现在响个不停",
+    "上次漏气的地方又漏气了",
 ]
 
 NOT_LEAKS = [
@@ -57,6 +61,11 @@ NOT_LEAKS = [
     "一氧化碳中毒的人怎么急救",
     "烧炉子怎么防煤气中毒",
     "不是漏气，是灶打不着了",
+    # The product, what it does, a wish to prevent a leak, a leak that is over.
+    "想在厨房装个漏气报警器",
+    "有没有一漏气就自动关阀的那种阀门",
+    "装个自闭阀能防漏气吗",
+    "去年漏气那次多亏你们来得快",
 ]
 
 
