@@ -1,6 +1,6 @@
 """Intent classifier: char n-grams + jieba words -> linear SVM with calibrated probabilities.
 
-Trained at first use from the shipped ``data/train.jsonl`` (about two seconds on two cores), so no
+Trained at first use from the shipped ``data/train.jsonl`` (about three seconds on two cores), so no
 binary model is ever checked in; the fitted model is then kept in ``GASDESK_NLU_CACHE_DIR`` for the next
 process. ``train.jsonl`` is generated: edit ``data/seed.jsonl`` or the
 paraphrase families in ``scripts/generate_nlu_training_data.py`` and run it.
