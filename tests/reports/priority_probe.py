@@ -17,6 +17,17 @@ def policy_while_reading() -> tuple[int, int]:
     return reading, os.sched_getscheduler(0)
 
 
+def _wait_for_the_guard(within_s: float = 10.0) -> None:
+    """Until the read guard has moved this process out of the idle class (it leaves the idle cgroup first), or
+    ``within_s``: the guard's own thread is in the idle class, and on a loaded machine it may wait well past its
+    0.05 s before it gets the CPU to act."""
+    if not hasattr(os, "sched_getscheduler"):  # no scheduling classes: nothing to wait for
+        return
+    deadline = time.monotonic() + within_s
+    while os.sched_getscheduler(0) != os.SCHED_OTHER and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def policies_when_a_read_starves() -> tuple[tuple[int, int], tuple[int, int]]:
     """(this thread's, another thread's) policy inside a read that outlasts its starvation guard, and after it."""
     seen: dict[str, int] = {}
@@ -31,7 +42,7 @@ def policies_when_a_read_starves() -> tuple[tuple[int, int], tuple[int, int]]:
     driver = threading.Thread(target=other_thread)
     driver.start()
     with render._reading(starved_after_s=0.05):
-        time.sleep(0.3)
+        _wait_for_the_guard()
         mine = os.sched_getscheduler(0)
         inside.set()
         time.sleep(0.05)
@@ -65,6 +76,6 @@ def cpu_cgroup_dir() -> str | None:
 def cpu_cgroups_when_a_read_starves() -> tuple[str | None, str | None]:
     """This process's ``cpu`` cgroup inside a read that outlasts its starvation guard, and after it."""
     with render._reading(starved_after_s=0.05):
-        time.sleep(0.3)
+        _wait_for_the_guard()
         inside = cpu_cgroup_dir()
     return inside, cpu_cgroup_dir()
