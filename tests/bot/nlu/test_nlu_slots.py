@@ -24,10 +24,25 @@ NOW = datetime(2024, 11, 27, 10, 0)  # Wednesday, Asia/Shanghai
         ("小区旧改要动燃气管", "旧改施工"),
         ("灶打不着火，派人来修", "维修"),
         ("热水器坏了", "维修"),
+        # The job described, not named.
+        ("燃气表在橱柜里面不方便，想挪出来", "改线"),
+        ("热水器点火就灭，派个师傅看看", "维修"),
+        ("家里的老镀锌管锈得厉害，想换新的", "阀管改造"),
+        ("小区在搞老旧小区改造，燃气要入户施工", "旧改施工"),
+        ("想请人上门查一下燃气管道", "安检"),
+        ("装修完了，约人来开通", "开栓"),
+        ("想装一个可燃气体探测器", "报警器安装"),
+        ("装修师傅说燃气管得你们来动", "改线"),  # 装修 is not a repair
     ],
 )
 def test_service_type_synonyms_map_to_canonical_values(text, service_type):
     assert extract_slots(text)["service_type"] == service_type
+
+
+@pytest.mark.parametrize("text", ["检查了表前阀，是开着的", "表前阀的气没开", "什么时候开通微信交费"])
+def test_what_the_resident_did_or_saw_names_no_service(text):
+    """Self-check answers in a running flow must not change the service it books."""
+    assert "service_type" not in extract_slots(text)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +54,11 @@ def test_service_type_synonyms_map_to_canonical_values(text, service_type):
         ("买完气卡要怎么插", "插卡"),
         ("怎么看表里还剩多少气", "余量"),
         ("自闭阀跳了怎么复位", "自闭阀"),
+        ("表上显示low bat", "电池"),
+        ("卡的芯片朝哪边插", "插卡"),
+        ("阀门上的按钮弹起来了", "自闭阀"),
+        ("表上显示的数字是什么意思", "余量"),
+        ("IC卡表换电池之后要插卡吗", "电池"),  # the card meter is not the card
     ],
 )
 def test_meter_topic(text, topic):
