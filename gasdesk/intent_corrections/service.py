@@ -3,8 +3,8 @@
 An agent who sees the bot misunderstand a resident (in a conversation they may read) marks the message with the
 intent it meant (``do_correct_intent``); a supervisor or admin approves or rejects it
 (``do_review_correction``); ``gasdesk bot retrain`` trains a candidate on the shipped data plus the approved
-ones (``approved_examples``) and deploys it only if it is not worse on any held-out set
-(``gasdesk/bot/nlu/retrain.py``), recorded by ``do_record_deployment``.
+ones (``approved_examples``) and deploys it only if it is not worse on any held-out set, beyond one line in
+200 (``gasdesk/bot/nlu/retrain.py``), recorded by ``do_record_deployment``.
 
 Personal data: the text kept is the message with phone, ID, 户号, bank card numbers and e-mail addresses
 replaced by placeholders (``mask_text``), and encrypted at rest (names and addresses cannot be found by
