@@ -13,8 +13,8 @@ phrase is then wrapped with the *same* distribution of fillers, story prefixes, 
 typos for all intents, so wrappers carry no intent signal and the classifier learns the core.
 
 None of these sentences is taken or paraphrased from the evaluation sets (dev-eval, heldout,
-heldout2, heldout5, heldout8); keep it that way when editing. The errors on heldout3, heldout4, heldout6 and
-heldout7 were read and families written for what they showed (docs/performance.md), so their figures are
+heldout2, heldout5, heldout8); keep it that way when editing. The errors on heldout3, heldout4, heldout6,
+heldout7 and heldout9 were read and families written for what they showed (docs/performance.md), so their figures are
 optimistic; heldout5 and heldout8 are the sets nobody has looked into.
 """
 

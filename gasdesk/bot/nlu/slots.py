@@ -12,53 +12,55 @@ from datetime import datetime
 from gasdesk.bot.nlu.dates import resolve_date, resolve_time
 from gasdesk.bot.nlu.normalize import normalize
 
-# Checked in this order: the more specific service wins when a message mentions several
-# (e.g. 阀管改造 also contains 管 and 改). Residents mostly describe the job ("表装在门后面太碍事，想挪到阳台",
-# "热水器打着火没几秒就灭了，派个人") rather than name it, so each service also has the words of its jobs.
-# A fault's symptoms name a repair (维修) before a check (安检) is considered: "派人来检查一下灶为啥打不着".
-_FAULT = (r"打不着|点不着|不着火|不打火|打不上火|不出火|火(特别|很|太|越来越)?小|(火|灶|热水器|壁挂炉).{0,6}(灭|熄)"
-          r"|熄火|坏了|坏掉|故障|不好使|不灵|松了|松动|转不动|拧不动|不走字|不走了|不转了|漏水|异响|咔哒|咔咔")
-_SERVICE_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+# A service the resident names wins over one their words describe ("阀门锈死了，找个人来修一下" asks for 维修);
+# within each table the more specific service wins when a message mentions several (e.g. 阀管改造 also contains 管
+# and 改). Residents mostly describe the job ("表装在门后面太碍事，想挪到阳台", "热水器打着火没几秒就灭了，派个人")
+# rather than name it, so each service also has the words of its jobs; a fault's symptoms name a repair before a
+# check is considered ("派人来检查一下灶为啥打不着"). A check or a turn-on is named only when asked for: in a
+# running flow "检查了表前阀" or "气没开" must not change the service it books.
+_SERVICE_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("报警器安装", re.compile(r"(装|安|买|配|加|换).{0,12}(报警器|报警装置|探测器|报警的)"
                              r"|(报警器|探测器|报警装置).{0,10}(安装|装上|装一个|加装|来装|给装)")),
-    (
-        "阀管改造",
-        re.compile(
-            r"阀管|阀门改造|管阀改造|(换|更换|装|安装|加装)(个|一个)?(自闭阀|新阀门|阀门)|管道老化.{0,6}(换|改造)"
-            r"|自闭阀.{0,2}(安装|改造|更换|加装)|金属软管|球阀|旋塞阀|(装|加|加装).{0,6}安全阀"
-            r"|(换|更换|更新).{0,6}(管子|管道|铁管|镀锌管|胶管|橡胶管|老阀|阀门)"
-            r"|(管子|管道|铁管|镀锌管|阀门|胶管|橡胶管|软管).{0,10}(锈|老化|换成|换个新|更新|换新|要换|得换)"
-        ),
-    ),
-    ("旧改施工", re.compile(r"旧改|老旧小区|(小区|老楼|楼|街道|社区|单元|楼道).{0,8}(改造|整治|提升)"
+    ("阀管改造", re.compile(r"阀管|阀门改造|管阀改造|(换|更换|装|安装|加装)(个|一个|了)?.{0,3}(自闭阀|新阀门)"
+                           r"|(换|更换|装|安装|加装)(个|一个)?阀门|自闭阀.{0,2}(安装|改造|更换|加装)")),
+    ("旧改施工", re.compile(r"旧改|老旧小区改造|旧小区改造|老小区改造|小区改造")),
+    ("改线", re.compile(r"改线|改管|移表|挪表|挪管|移管|改燃气管|改管道|管道改")),
+    ("开栓", re.compile(r"开栓|通(个|一下|下)?气|开气|开(一下|下|个)气|接通(燃气|煤气|天然气)")),
+    ("安检", re.compile(r"安检|安监|安全检查|入户检查|上门检查|燃气检查|年检")),
+    ("维修", re.compile(r"维修|修理|报修|来修|修一下|修修|上门修|派人修|修灶|修好|检修|(?<!装)修[^改]")),
+)
+_FAULT = (r"打不着|点不着|不着火|不打火|打不上火|不出火|火(特别|很|太|越来越)?小|(火|灶|热水器|壁挂炉).{0,6}(灭|熄)"
+          r"|熄火|坏了|坏掉|故障|不好使|不灵|松了|松动|转不动|拧不动|不走字|不走了|不转了|漏水|异响|咔哒|咔咔")
+_SERVICE_JOBS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("阀管改造", re.compile(r"金属软管|球阀|旋塞阀|(装|加|加装).{0,6}安全阀"
+                           r"|(换|更换|更新)[^到，,。\s]{0,4}(管子|管道|铁管|镀锌管|胶管|橡胶管|老阀|阀门)"
+                           r"|(管子|管道|铁管|镀锌管|阀门|胶管|橡胶管|软管).{0,10}(锈|老化|换成|换个新|更新|换新|要换|得换|换掉)")),
+    ("旧改施工", re.compile(r"老旧小区|(小区|老楼|楼|街道|社区|单元|楼道).{0,8}(改造|整治|提升)"
                            r"|(改造|整治).{0,10}(施工|进户|入户|接新管)|施工队.{0,12}(入户|进户|接|管)")),
     (
         "改线",
         re.compile(
-            r"改线|改管|移表|挪表|挪管|移管|改燃气管|改管道|管道改"
-            r"|(管子|管道|燃气管|表|燃气表|管).{0,14}(挪|移|改位置|换位置|换个地方|换地方|改到|移到|挪到|改过去|接过去|接长|延长)"
+            r"(管子|管道|燃气管|表|燃气表|管)[^。？?！!]{0,24}(挪|移|改位置|换位置|换个地方|换地方|改到|移到|挪到|改过去"
+            r"|接过去|接长|延长)"
             r"|(挪|移|迁)(一下|一挪|一移)?.{0,3}(管子|管道|燃气管|燃气表|表)"
             r"|改.{0,4}(燃气管|管道|管子)|(燃气管|管道|管子).{0,4}(走向|位置)|(燃气管|管道|管子).{0,10}(改|动)(?!造)"
             r"|(热水器|灶台|灶|壁挂炉).{0,8}(移到|挪到|搬到|换到|往.{0,2}挪)"
         ),
     ),
-    # Asked for, not described: in a running flow "气没开" or "修好就恢复用气了吧" must not change the service.
-    ("开栓", re.compile(r"开栓|通(个|一下|下)?气|开气|开(一下|下|个)气|(约|预约|申请|办|帮我|给我|来|上门).{0,4}开通"
-                       r"|(燃气|煤气|天然气).{0,4}开通|开通.{0,2}(燃气|煤气|天然气)|接通(燃气|煤气|天然气)"
-                       r"|(想|要|申请|办理?)恢复(用|供)?气|开阀|把阀.{0,3}开|(来|上门|给)点火"
-                       r"|(燃气|天然气|煤气|气).{0,8}(开开|开一下|给开)")),
+    ("开栓", re.compile(r"(约|预约|申请|办|帮我|给我|来|上门).{0,4}开通|(燃气|煤气|天然气).{0,4}开通"
+                       r"|开通.{0,2}(燃气|煤气|天然气)|(想|要|申请|办理?)恢复(用|供)?气|开阀|把阀.{0,3}开|(来|上门|给)点火"
+                       r"|(燃气|天然气|煤气|气).{0,8}(开开|开一下|给开)|给开开|(第一次|首次|头一回)用气")),
     ("维修", re.compile(_FAULT)),
-    # A check asked of the utility, not one the resident made ("检查了表前阀，是开着的" answers the self-check).
-    ("安检", re.compile(r"安检|安监|安全检查|入户检查|上门检查|燃气检查|年检|复查|来查|安不安全|安全不安全"
-                       r"|(来|上门|入户|派人|请人|找人|帮我|给我|给).{0,8}(检查|查查|查一查|查一遍|查一下)")),
-    ("维修", re.compile(r"维修|修理|报修|来修|修一下|修修|上门修|派人修|修灶|修好|检修|(?<!装)修[^改]")),
+    ("安检", re.compile(r"复查|来查|安不安全|安全不安全|(来|上门|入户|派人|请人|找人|帮我|给我|给).{0,8}(检查|查查|查一查"
+                       r"|查一遍|查一下)")),
 )
 
 _METER_TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("自闭阀", re.compile(r"自闭阀|自闭|复位|阀.{0,4}自己关|自动关|过压|欠压|安全阀.{0,4}跳"
-                         r"|(阀|阀门).{0,8}(弹起|跳了|跳起|掉下|切断|断了|提钮|按钮|拔不起|手动开|往上提|提一下|提起)")),
+                         r"|(阀|阀门).{0,8}(弹起|跳了|跳起|掉下|切断|断了|提钮|按钮|拔起|拔不起|拉杆|手动开|往上提|提一下"
+                         r"|提起)")),
     ("插卡", re.compile(r"插卡|插了卡|卡插|读卡|刷卡|插.{0,3}卡|卡(?!表).{0,8}插|卡.{0,6}(没反应|读不|不识别|识别不|插不|无效)"
-                       r"|卡.{0,6}(朝|正面|反面|芯片|方向|哪面|哪边)")),
+                       r"|卡.{0,6}(朝|正面|反面|芯片|方向|哪面|哪边)|插(到|进|入)表|没插好|插反")),
     ("电池", re.compile(r"电池|没电|电量|换电|电压|低电|low ?bat")),
     ("余量", re.compile(r"余量|剩多少|剩余|还剩|剩下|剩的|读数|看表|表.{0,4}(怎么看|数字|读数|显示.{0,3}(多少|剩|余))"
                        r"|显示.{0,4}\d|数字?.{0,6}(什么意思|啥意思|代表|是啥|是什么)|表上.{0,10}(数|数字)")),
@@ -156,7 +158,7 @@ def extract_slots(text: str, now: datetime | None = None) -> dict[str, str]:
     slots: dict[str, str] = {}
     phone = extract_phone(clean)
     found = {
-        "service_type": _first(_SERVICE_TYPES, clean),
+        "service_type": _first(_SERVICE_NAMES, clean) or _first(_SERVICE_JOBS, clean),
         "meter_topic": _earliest(_METER_TOPICS, clean),
         "meter_type": _first(_METER_TYPES, clean),
         "account_no": extract_account_no(clean, phone),

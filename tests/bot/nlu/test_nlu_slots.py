@@ -33,6 +33,8 @@ NOW = datetime(2024, 11, 27, 10, 0)  # Wednesday, Asia/Shanghai
         ("装修完了，约人来开通", "开栓"),
         ("想装一个可燃气体探测器", "报警器安装"),
         ("装修师傅说燃气管得你们来动", "改线"),  # 装修 is not a repair
+        ("阀门锈死了，找个人来修一下", "维修"),  # the service named wins over the job described
+        ("灶台从窗边换到对面墙，燃气管也得跟着挪", "改线"),
     ],
 )
 def test_service_type_synonyms_map_to_canonical_values(text, service_type):
@@ -59,6 +61,7 @@ def test_what_the_resident_did_or_saw_names_no_service(text):
         ("阀门上的按钮弹起来了", "自闭阀"),
         ("表上显示的数字是什么意思", "余量"),
         ("IC卡表换电池之后要插卡吗", "电池"),  # the card meter is not the card
+        ("阀上的拉杆拔起来又掉了", "自闭阀"),
     ],
 )
 def test_meter_topic(text, topic):
