@@ -377,8 +377,9 @@ def bot_retrain(
                                                             "tests/bot/nlu/heldout*.jsonl")] = None,
 ) -> None:
     """Train a candidate on the shipped data plus approved corrections; deploy it only if, on every held-out
-    set, it gets at most one line in 200 fewer right than the deployed model and its gas_leak recall is 1.00. Exit 1 otherwise
-    (the deployed model is untouched). Running processes pick the new model up within GASDESK_NLU_MODEL_CHECK_S."""
+    set, it gets at most one line in 200 fewer right than the deployed model and its gas_leak recall is 1.00.
+    Exit 1 otherwise (the deployed model is untouched). Running processes pick the new model up within
+    GASDESK_NLU_MODEL_CHECK_S."""
     from gasdesk.audit.service import Actor
     from gasdesk.bot.nlu import retrain
     from gasdesk.bot.nlu.evaluate import EvalFileError

@@ -13,9 +13,9 @@ phrase is then wrapped with the *same* distribution of fillers, story prefixes, 
 typos for all intents, so wrappers carry no intent signal and the classifier learns the core.
 
 None of these sentences is taken or paraphrased from the evaluation sets (dev-eval, heldout,
-heldout2, heldout5, heldout8); keep it that way when editing. The errors on heldout3, heldout4, heldout6,
-heldout7 and heldout9 were read and families written for what they showed (docs/performance.md), so their figures are
-optimistic; heldout5 and heldout8 are the sets nobody has looked into.
+heldout2, heldout5, heldout8); keep it that way when editing. The errors on heldout3, heldout4,
+heldout6, heldout7 and heldout9 were read and families written for what they showed (docs/performance.md),
+so their figures are optimistic; heldout5 and heldout8 are the sets nobody has looked into.
 """
 
 from __future__ import annotations
@@ -69,23 +69,24 @@ V = {
     "place": ["高新区", "开发区", "老城区", "东边", "火车站附近", "南湖那边", "新区", "县城"],
     "biz": ["过户", "开户", "销户", "更名", "报停", "注销", "改户名", "复供", "补卡"],
     # An existing booking or work order, and what residents do to it: the verb, not the noun, names the intent.
-    "order": ["我的预约", "我约的那个", "那个单子", "报修单", "我的报修单", "之前约的{svc}", "约好的{svc}", "登记的{svc}", "{svc}的申请",
-              "{svc}的单子", "工单", "上门的那个单", "{when}的{svc}"],
+    "order": ["我的预约", "我约的那个", "那个单子", "报修单", "我的报修单", "之前约的{svc}", "约好的{svc}",
+              "登记的{svc}", "{svc}的申请", "{svc}的单子", "工单", "上门的那个单", "{when}的{svc}"],
     "undo": ["取消", "撤销", "撤回", "作废", "撤掉", "删掉", "退掉", "不要了", "取消掉", "撤了", "不做了", "不弄了"],
     "status": ["到哪一步了", "进度怎么样", "有人接了没", "派人了吗", "啥时候来人", "派的哪个师傅", "怎么还没动静",
                "排上了没有", "处理到哪了", "有结果了吗"],
     # Who served the resident, and what they did: the same people are praised and complained about.
     "served_by": ["营业厅的人", "窗口的大姐", "柜台那个小伙子", "抄表员", "安检员", "客服", "维修工", "接电话的那个",
                   "{place}营业厅的工作人员", "2号窗口的姑娘", "上门的师傅", "你们的员工"],
-    "bad_act": ["办事磨磨蹭蹭", "甩脸子", "在我家抽烟", "一点都不专业", "没礼貌", "把楼道弄得乱七八糟", "爱答不理的", "翻白眼", "态度恶劣", "推三阻四", "吃拿卡要", "收红包", "硬让我买他们的东西",
+    "bad_act": ["办事磨磨蹭蹭", "甩脸子", "在我家抽烟", "一点都不专业", "没礼貌", "把楼道弄得乱七八糟",
+                "爱答不理的", "翻白眼", "态度恶劣", "推三阻四", "吃拿卡要", "收红包", "硬让我买他们的东西",
                 "根本没来看表就估了个数", "骂人", "特别不耐烦", "敷衍了事", "把我的问题踢皮球"],
-    "good_act": ["特别热心", "很有礼貌", "服务特别好", "服务周到", "态度真好", "很耐心", "特别热情", "帮了我大忙", "帮我把问题解决了",
-                 "特别负责", "讲得清清楚楚", "一点都不嫌麻烦"],
+    "good_act": ["特别热心", "很有礼貌", "服务特别好", "服务周到", "态度真好", "很耐心", "特别热情", "帮了我大忙",
+                 "帮我把问题解决了", "特别负责", "讲得清清楚楚", "一点都不嫌麻烦"],
     "rel": ["我爸", "我妈", "邻居", "房东", "亲戚", "老人", "租客"],
     # A fault described, then a visit asked for: a repair booking, not "no gas".
     "fault": ["打不着火", "火特别小", "打着没几秒就灭", "点火咔咔响就是不出火", "坏了", "不好使了", "接头松了", "老熄火"],
     "visit": ["派个人来看看", "能上门修吗", "找个师傅来弄弄", "来个人瞅瞅", "麻烦派人来", "{when}来修一下", "约个师傅"],
-    "room2": ["阳台", "墙角", "厨房外面", "橱柜外面", "窗户边上"],
+    "meter_spot": ["阳台", "墙角", "厨房外面", "橱柜外面", "窗户边上"],  # where a meter is moved to
 }
 
 # ----------------------------------------------------------------------------- paraphrase families
@@ -201,7 +202,7 @@ FAMILIES: dict[str, list[str]] = {
         "不是没气，是{appl}坏了，{visit}",
         "{meter}不走字了，{visit}",
         "装修要把{appl}挪个位置，管子得跟着改",
-        "想把{meter}挪到{room2}",
+        "想把{meter}挪到{meter_spot}",
         "燃气管挡着吊顶，想改个位置",
         "新房装修好了，想约人来开通",
         "报停的房子要回来住了，想恢复用气",

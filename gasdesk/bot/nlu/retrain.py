@@ -3,9 +3,10 @@ compared with the deployed model on every held-out set before it may replace it.
 
 The gate (``compare``): on every held-out set the candidate gets at most one line in 200 fewer right than the
 deployed model (``NOISE_LINES_PER``: none on a set under 200 lines) and its gas-leak recall is 1.00. The
-allowance is for noise: with five sets (about 2,000 lines) a candidate trained on nothing new — shipped texts added
-again — flipped one line of 415, and a gate that refused it would refuse every agent's correction as well. Both models are scored through ``understand`` — the leak rules
-and the off-domain gate first, as the bot runs them — so the figures are the bot's, not the bare classifier's.
+allowance is for noise: with five sets (about 2,000 lines) a candidate trained on nothing new — shipped texts
+added again — flipped one line of 415, and a gate that refused it would refuse every agent's correction as well.
+Both models are scored through ``understand`` — the leak rules and the off-domain gate first, as the bot runs
+them — so the figures are the bot's, not the bare classifier's.
 The database side (which corrections, the audit row) is ``gasdesk/intent_corrections``; the command is
 ``gasdesk bot retrain``.
 """
